@@ -1,0 +1,14 @@
+export { INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, WS_CLOSE, withoutNulls } from './ws-frames.ts';
+export type {
+  InboundFrame,
+  InboundFrameType,
+  OutboundFrameType,
+  UserMessageFrame,
+  ToolResultFrame,
+  SwitchAgentFrame,
+  HitlDecisionFrame,
+  FrameTraceContext,
+  StreamChunk,
+} from './ws-frames.ts';
+export type { AgentStreamRequest, SessionSummary, HistoryMessage } from './runtime-api.ts';
+export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, Usage, OpenAIErrorBody } from './openai.ts';

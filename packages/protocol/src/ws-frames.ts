@@ -1,0 +1,85 @@
+/**
+ * WebSocket frames between IDE clients and the gateway, compatible with the upstream CodeLab AI
+ * Service (see shared/reference/upstream-protocol.md §2). Outbound frames omit null fields.
+ */
+
+export const INBOUND_FRAME_TYPES = ['user_message', 'tool_result', 'switch_agent', 'hitl_decision'] as const;
+export type InboundFrameType = (typeof INBOUND_FRAME_TYPES)[number];
+
+/** Optional W3C trace context a client may put on any frame to join its own trace. */
+export interface FrameTraceContext {
+  traceparent?: string;
+  tracestate?: string;
+}
+
+export interface UserMessageFrame extends FrameTraceContext {
+  type: 'user_message';
+  content: string;
+  /** Upstream requires it; we default it to "user". */
+  role?: 'user' | 'assistant' | 'system' | 'tool';
+  agent_type?: string;
+}
+
+export interface ToolResultFrame extends FrameTraceContext {
+  type: 'tool_result';
+  call_id: string;
+  result?: unknown;
+  error?: string;
+}
+
+export interface SwitchAgentFrame extends FrameTraceContext {
+  type: 'switch_agent';
+  agent_type: string;
+  content?: string;
+  reason?: string;
+}
+
+export interface HitlDecisionFrame extends FrameTraceContext {
+  type: 'hitl_decision';
+  call_id: string;
+  decision: 'approve' | 'edit' | 'reject';
+  modified_arguments?: Record<string, unknown>;
+  feedback?: string;
+}
+
+export type InboundFrame = UserMessageFrame | ToolResultFrame | SwitchAgentFrame | HitlDecisionFrame;
+
+export const OUTBOUND_FRAME_TYPES = ['assistant_message', 'tool_call', 'agent_switched', 'error', 'done', 'session_info'] as const;
+export type OutboundFrameType = (typeof OUTBOUND_FRAME_TYPES)[number];
+
+/**
+ * A chunk of a turn: what the runtime streams as SSE `data:` and the gateway sends to the IDE.
+ * Upstream's StreamChunk fields; absent means null.
+ */
+export interface StreamChunk {
+  type: OutboundFrameType;
+  content?: string;
+  token?: string;
+  is_final?: boolean;
+  call_id?: string;
+  tool_name?: string;
+  arguments?: Record<string, unknown>;
+  requires_approval?: boolean;
+  /** Upstream runtime errors carry the text here; gateway errors in `content`. We send both. */
+  error?: string;
+  /** Stable error code (ours; upstream has none). */
+  code?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** Drops null and undefined fields (upstream clients expect absent rather than null). */
+export function withoutNulls<T extends object>(chunk: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(chunk)) if (v !== null && v !== undefined) out[k] = v;
+  return out as T;
+}
+
+/** WebSocket close codes the gateway uses. */
+export const WS_CLOSE = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
+} as const;

@@ -1,0 +1,129 @@
+/**
+ * Outbound HTTP to another service: one pooled keep-alive undici client per peer, the internal key
+ * on every call, timeouts, and `http_client_request_duration_seconds{peer,route}` measured to
+ * response headers. Spans and `traceparent` come from the undici instrumentation when tracing is on.
+ */
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { INTERNAL_AUTH_HEADER } from './internal-auth.ts';
+import { ServiceMetrics } from './metrics.ts';
+import { activeTraceIds } from './trace-context.ts';
+
+export interface PeerOptions {
+  /** Bounded peer name used as a metric label (e.g. "runtime", "llm-proxy"). */
+  peer: string;
+  baseUrl: string;
+  internalApiKey?: string | undefined;
+  metrics: ServiceMetrics;
+  connections?: number;
+  /** Time allowed to connect (ms). */
+  connectTimeoutMs?: number;
+  /** Time allowed until response headers (ms). */
+  headersTimeoutMs?: number;
+  /** Longest silence between body chunks (ms); 0 disables. */
+  bodyTimeoutMs?: number;
+}
+
+export interface PeerRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  /** Route template for the metric label, e.g. "/sessions/:id/history". */
+  route: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface PeerResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+/** The peer could not be reached or did not answer in time. */
+export class PeerUnavailableError extends Error {
+  readonly peer: string;
+  readonly timeout: boolean;
+  constructor(peer: string, cause: Error) {
+    const timeout = cause instanceof undiciErrors.HeadersTimeoutError || cause instanceof undiciErrors.ConnectTimeoutError || cause instanceof undiciErrors.BodyTimeoutError;
+    super(`${peer} ${timeout ? 'did not answer in time' : 'is unreachable'}: ${cause.message}`, { cause });
+    this.name = 'PeerUnavailableError';
+    this.peer = peer;
+    this.timeout = timeout;
+  }
+}
+
+export class PeerClient {
+  readonly peer: string;
+  readonly baseUrl: string;
+  private readonly pool: Pool;
+  private readonly opts: PeerOptions;
+
+  constructor(opts: PeerOptions) {
+    this.opts = opts;
+    this.peer = opts.peer;
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.pool = new Pool(this.baseUrl, {
+      connections: opts.connections ?? 64,
+      keepAliveTimeout: 30_000,
+      connectTimeout: opts.connectTimeoutMs ?? 5_000,
+      headersTimeout: opts.headersTimeoutMs ?? 30_000,
+      bodyTimeout: opts.bodyTimeoutMs ?? 60_000,
+    });
+  }
+
+  async request(req: PeerRequest): Promise<PeerResponse> {
+    const started = performance.now();
+    const headers: Record<string, string> = { ...req.headers };
+    if (this.opts.internalApiKey) headers[INTERNAL_AUTH_HEADER] = this.opts.internalApiKey;
+    let body: string | undefined;
+    if (req.body !== undefined) {
+      body = JSON.stringify(req.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) search.set(k, String(v));
+    const qs = search.toString();
+    const labels = { service: this.opts.metrics.service, peer: this.peer, method: req.method, route: req.route };
+    try {
+      const res = await this.pool.request({
+        method: req.method,
+        path: qs ? `${req.path}?${qs}` : req.path,
+        headers,
+        body,
+        signal: req.signal,
+      });
+      ServiceMetrics.observe(this.opts.metrics.clientDuration, { ...labels, status_code: String(res.statusCode) }, (performance.now() - started) / 1000, activeTraceIds());
+      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+    } catch (err) {
+      const e = err as Error;
+      ServiceMetrics.observe(this.opts.metrics.clientDuration, { ...labels, status_code: e.name === 'AbortError' ? 'aborted' : 'error' }, (performance.now() - started) / 1000, activeTraceIds());
+      if (e.name === 'AbortError' || req.signal?.aborted) throw e;
+      throw new PeerUnavailableError(this.peer, e);
+    }
+  }
+
+  /** Request and parse a JSON answer (any status). */
+  async json<T = unknown>(req: PeerRequest): Promise<{ statusCode: number; body: T }> {
+    const res = await this.request(req);
+    const text = await res.body.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = { error: { code: 'ERR_BAD_UPSTREAM_BODY', message: text.slice(0, 200) } };
+    }
+    return { statusCode: res.statusCode, body: parsed as T };
+  }
+
+  /** Readiness: the peer's /health answers 200. */
+  async checkHealth(): Promise<void> {
+    const res = await this.request({ method: 'GET', path: '/health', route: '/health' });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`${this.peer} /health answered ${res.statusCode}`);
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}

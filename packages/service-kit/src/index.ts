@@ -1,0 +1,30 @@
+export { ConfigError, commonSettings, defineSettings, envName, loadConfigOrExit, pinoLevel, readConfig, setting } from './config.ts';
+export type { SettingSpec } from './config.ts';
+export { AppError, defineErrors, kitErrors } from './errors.ts';
+export type { ErrorDef, ErrorFactory } from './errors.ts';
+export { createLogger, loggerOptions, redactUrl, REDACTED_PATHS } from './logger.ts';
+export type { LoggerSettings } from './logger.ts';
+export {
+  GENAI_DURATION_BUCKETS,
+  GENAI_TOKEN_BUCKETS,
+  GENAI_TPOT_BUCKETS,
+  GENAI_TTFT_BUCKETS,
+  HTTP_DURATION_BUCKETS,
+  ServiceMetrics,
+} from './metrics.ts';
+export { createService } from './service.ts';
+export type { ReadinessCheck, Service, ServiceOptions } from './service.ts';
+export { listen, runService, stopService } from './run.ts';
+export type { RunOptions } from './run.ts';
+export { startTracing, shutdownTracing, tracingEnabled, tracingRequested } from './tracing.ts';
+export { activeTraceIds, fallbackTraceIds, parseTraceparent } from './trace-context.ts';
+export type { TraceIds } from './trace-context.ts';
+export { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
+export { PeerClient, PeerUnavailableError } from './http-client.ts';
+export type { PeerOptions, PeerRequest, PeerResponse } from './http-client.ts';
+export { parseSse, startSse } from './sse.ts';
+export type { SseEvent, SseWriter } from './sse.ts';
+export { loadMigrations, migrate, openDatabase, startEmbeddedPostgres } from './db.ts';
+export type { Database, DatabaseOptions, Queryable } from './db.ts';
+export { openRedis, pingRedis } from './redis.ts';
+export { boot } from './boot.ts';

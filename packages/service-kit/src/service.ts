@@ -1,0 +1,196 @@
+/**
+ * createService: the fastify app every service is built from. It wires, once for all services:
+ * JSON logs with trace ids, the RED histogram and GET /metrics, GET /health and GET /ready with
+ * the service's real dependency checks, internal-key authentication, one error format, and the
+ * draining state used by graceful shutdown. A service's app.ts adds only its own routes.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import { AppError, kitErrors } from './errors.ts';
+import { createLogger } from './logger.ts';
+import { ServiceMetrics } from './metrics.ts';
+import { activeTraceIds, fallbackTraceIds, type TraceIds } from './trace-context.ts';
+import { tracingEnabled } from './tracing.ts';
+import { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Streaming routes (SSE, WebSocket) are measured by http_server_stream_duration_seconds instead. */
+    streaming?: boolean;
+    /** Reachable without the internal key. */
+    public?: boolean;
+  }
+  interface FastifyRequest {
+    /** Trace ids of this request (SDK span when tracing is on, stable fallback ids otherwise). */
+    traceIds(): TraceIds;
+    fallbackTrace: TraceIds | undefined;
+    /** Set by startSse: this response is a stream, measured as such. */
+    streamingResponse: boolean;
+  }
+}
+
+export type ReadinessCheck = () => Promise<void>;
+
+export interface ServiceOptions {
+  name: string;
+  version: string;
+  logLevel: string;
+  environment?: string;
+  lokiUrl?: string | undefined;
+  /** When set, every non-public route requires `X-Internal-Auth` with this key. */
+  internalApiKey?: string | undefined;
+  /** Inject a logger (tests); otherwise one is created. */
+  logger?: Logger;
+  bodyLimit?: number;
+  fastify?: Partial<FastifyServerOptions>;
+}
+
+export interface Service {
+  app: FastifyInstance;
+  metrics: ServiceMetrics;
+  logger: Logger;
+  name: string;
+  version: string;
+  /** Registers a readiness check; it throws (with a short reason) when the dependency is not usable. */
+  addReadinessCheck(name: string, check: ReadinessCheck): void;
+  /** True once shutdown started: new work should be refused. */
+  readonly draining: boolean;
+  startDraining(): void;
+}
+
+const READY_CHECK_TIMEOUT_MS = 2000;
+const KIT_PUBLIC_PATHS = new Set(['/health', '/ready', '/metrics']);
+
+export function createService(opts: ServiceOptions): Service {
+  const logger =
+    opts.logger ?? createLogger({ service: opts.name, level: opts.logLevel, environment: opts.environment, lokiUrl: opts.lokiUrl });
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    disableRequestLogging: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    },
+    // Trace ids on every request log line: from the SDK (pino instrumentation) when tracing is on,
+    // from the request's own fallback ids when it is off.
+    childLoggerFactory(parent, bindings, childOpts, rawReq) {
+      if (tracingEnabled()) return parent.child(bindings, childOpts);
+      const ids = fallbackTraceIds((rawReq as { headers: Record<string, unknown> }).headers.traceparent);
+      (rawReq as unknown as { fallbackTrace: TraceIds }).fallbackTrace = ids;
+      return parent.child({ ...bindings, ...ids }, childOpts);
+    },
+    ...opts.fastify,
+  });
+  const metrics = new ServiceMetrics(opts.name);
+  const checks = new Map<string, ReadinessCheck>();
+  let draining = false;
+
+  app.decorateRequest('fallbackTrace', undefined);
+  app.decorateRequest('streamingResponse', false);
+  app.decorateRequest('traceIds', function traceIds(this: FastifyRequest): TraceIds {
+    const active = activeTraceIds();
+    if (active) return active;
+    this.fallbackTrace ??= (this.raw as unknown as { fallbackTrace?: TraceIds }).fallbackTrace ?? fallbackTraceIds(this.headers.traceparent);
+    return this.fallbackTrace;
+  });
+
+  // RED metrics, by route template (unmatched paths share one bounded label value).
+  const observe = (request: FastifyRequest, status: number, seconds: number): void => {
+    const route = request.routeOptions.url ?? '__unmatched__';
+    const labels = { service: opts.name, method: request.method, route, status_code: String(status) };
+    if (request.routeOptions.config?.streaming || request.streamingResponse) metrics.streamDuration.observe(labels, seconds);
+    else ServiceMetrics.observe(metrics.httpDuration, labels, seconds, request.traceIds());
+  };
+  app.addHook('onResponse', async (request, reply) => observe(request, reply.statusCode, reply.elapsedTime / 1000));
+  app.addHook('onRequestAbort', async (request) => {
+    observe(request, 499, (performance.now() - (request as unknown as { startedAt?: number }).startedAt!) / 1000);
+  });
+  app.addHook('onRequest', async (request) => {
+    (request as unknown as { startedAt: number }).startedAt = performance.now();
+  });
+
+  if (opts.internalApiKey) {
+    const key = opts.internalApiKey;
+    app.addHook('onRequest', async (request) => {
+      if (request.routeOptions.config?.public || KIT_PUBLIC_PATHS.has(request.url.split('?')[0] ?? '')) return;
+      if (!checkInternalKey(request.headers[INTERNAL_AUTH_HEADER], key)) {
+        throw kitErrors.ERR_UNAUTHORIZED(`Missing or invalid ${INTERNAL_AUTH_HEADER} header`);
+      }
+    });
+  }
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
+    if (err instanceof AppError) {
+      if (err.statusCode >= 500) request.log.error({ err }, err.message);
+      return reply.status(err.statusCode).send(err.toJSON());
+    }
+    if (err.validation) {
+      return reply.status(400).send(kitErrors.ERR_VALIDATION(err.message).toJSON());
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send(kitErrors.ERR_PAYLOAD_TOO_LARGE().toJSON());
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send(kitErrors.ERR_UNSUPPORTED_MEDIA_TYPE(err.message).toJSON());
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.status(err.statusCode).send(kitErrors.ERR_VALIDATION(err.message).toJSON());
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.status(500).send(kitErrors.ERR_INTERNAL().toJSON());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send(kitErrors.ERR_NOT_FOUND(`Route ${request.method} ${request.url.split('?')[0]} not found`).toJSON());
+  });
+
+  app.get('/health', { config: { public: true }, logLevel: 'warn' }, async () => ({
+    status: 'healthy',
+    service: opts.name,
+    version: opts.version,
+  }));
+
+  app.get('/ready', { config: { public: true }, logLevel: 'warn' }, async (_request, reply) => {
+    const results: Record<string, string> = {};
+    const failed: string[] = [];
+    if (draining) failed.push('shutdown');
+    await Promise.all(
+      [...checks].map(async ([name, check]) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            check(),
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no answer within ${READY_CHECK_TIMEOUT_MS} ms`)), READY_CHECK_TIMEOUT_MS);
+            }),
+          ]);
+          results[name] = 'ok';
+        } catch (err) {
+          results[name] = `error: ${(err as Error).message || String(err)}`;
+          failed.push(name);
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const body = { status: failed.length ? 'not_ready' : 'ready', service: opts.name, version: opts.version, checks: results, ...(failed.length ? { failed } : {}) };
+    return reply.status(failed.length ? 503 : 200).send(body);
+  });
+
+  app.get('/metrics', { config: { public: true }, logLevel: 'warn' }, async (request, reply) => {
+    const { contentType, body } = await metrics.render(request.headers.accept);
+    return reply.header('content-type', contentType).send(body);
+  });
+
+  return {
+    app,
+    metrics,
+    logger,
+    name: opts.name,
+    version: opts.version,
+    addReadinessCheck: (name, check) => void checks.set(name, check),
+    get draining() {
+      return draining;
+    },
+    startDraining: () => {
+      draining = true;
+    },
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * Test helpers shared by every service's tests: the run's database and Redis, a fixed internal
+ * key, a silent logger, and the rule for tests that need an installed program (promtool, nginx…):
+ * they skip naming the Debian package to install, except under CI=true where the missing program
+ * fails the test, so CI always proves the real thing.
+ */
+import { execFileSync } from 'node:child_process';
+import { pino, type Logger } from 'pino';
+
+export const TEST_INTERNAL_KEY = 'test-internal-key-0123456789abcdef';
+
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
+
+/** A logger that keeps its JSON lines in memory. */
+export function capturingLogger(level = 'info'): { logger: Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const logger = pino({ level }, { write: (s: string) => void chunks.push(s) });
+  return { logger, lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+/** Path of an installed program, or undefined. */
+export function findProgram(name: string): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * For `it.skipIf(...)`/`describe.skipIf(...)`: true when the program is missing (and then says what
+ * to install). Under CI=true a missing program throws instead of skipping.
+ */
+export function missingProgram(name: string, debianPackage: string): boolean {
+  if (findProgram(name)) return false;
+  const message = `${name} is not installed: apt-get install -y ${debianPackage}`;
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${message}`);
+  process.stderr.write(`skipping tests that need ${name}: ${message}\n`);
+  return true;
+}
+
+/** Same rule for a server the suite needs (Redis): true means skip. */
+export function missingServer(what: string, envVar: string, value: string | null | undefined): boolean {
+  if (value) return false;
+  const message = `${what} tests need ${envVar} (a real server)`;
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${message}`);
+  process.stderr.write(`skipping: ${message}\n`);
+  return true;
+}

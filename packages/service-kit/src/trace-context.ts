@@ -1,0 +1,34 @@
+/**
+ * Trace ids for logs and exemplars. When the OpenTelemetry SDK runs, the active span gives them;
+ * when it does not (tracing off costs nothing), a request still gets stable ids: the trace id of
+ * an incoming W3C `traceparent`, or a fresh one, so every log line of a request can be joined.
+ */
+import { randomBytes } from 'node:crypto';
+import { context, trace, isSpanContextValid, type Context } from '@opentelemetry/api';
+
+export interface TraceIds {
+  trace_id: string;
+  span_id: string;
+}
+
+const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-([\da-f]{2})$/;
+
+export function parseTraceparent(value: unknown): { traceId: string; spanId: string; flags: number } | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = TRACEPARENT.exec(value.trim().toLowerCase());
+  if (!m || m[1] === 'ff' || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return undefined;
+  return { traceId: m[2]!, spanId: m[3]!, flags: parseInt(m[4]!, 16) };
+}
+
+/** Ids of the active span, if a real (SDK) span is active. */
+export function activeTraceIds(ctx: Context = context.active()): TraceIds | undefined {
+  const sc = trace.getSpan(ctx)?.spanContext();
+  if (!sc || !isSpanContextValid(sc)) return undefined;
+  return { trace_id: sc.traceId, span_id: sc.spanId };
+}
+
+/** Ids for a request when no SDK span exists: continue the caller's trace id, or start one. */
+export function fallbackTraceIds(traceparent: unknown): TraceIds {
+  const parsed = parseTraceparent(traceparent);
+  return { trace_id: parsed?.traceId ?? randomBytes(16).toString('hex'), span_id: randomBytes(8).toString('hex') };
+}

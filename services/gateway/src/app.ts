@@ -1,0 +1,83 @@
+/**
+ * Gateway: the public edge for IDEs. REST `/api/v1/*` relayed to the runtime and the WebSocket
+ * `/api/v1/ws/:sessionId` that streams turns; every call is authenticated with a JWT from the
+ * auth service (verified against its JWKS) unless auth is turned off for local development.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import websocket from '@fastify/websocket';
+import type { Logger } from 'pino';
+import { createService, type Service } from '@codelab/service-kit';
+import { WS_CLOSE } from '@codelab/protocol';
+import { createAuthenticate } from './auth/authenticate.ts';
+import { createJwtVerifier } from './auth/jwt-verifier.ts';
+import type { GatewayConfig } from './config.ts';
+import { createGatewayMetrics } from './metrics.ts';
+import { RuntimeClient } from './runtime-client.ts';
+import { registerSessionRoutes, SESSION_ID_PATTERN } from './routes/sessions.ts';
+import { handleConversation } from './ws/conversation.ts';
+
+export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } = {}): Promise<Service> {
+  const service = createService({
+    name: 'gateway',
+    version: config.version,
+    logLevel: config.logLevel,
+    environment: config.environment,
+    lokiUrl: config.lokiUrl,
+    ...(deps.logger ? { logger: deps.logger } : {}),
+  });
+  const { app, logger } = service;
+  const metrics = createGatewayMetrics(service.metrics);
+  const runtime = new RuntimeClient({
+    baseUrl: config.agentUrl,
+    internalApiKey: config.internalApiKey,
+    metrics: service.metrics,
+    requestTimeoutMs: config.requestTimeout * 1000,
+    streamIdleTimeoutMs: config.agentStreamTimeout * 1000,
+  });
+  app.addHook('onClose', () => runtime.close());
+  service.addReadinessCheck('runtime', () => runtime.checkHealth());
+
+  const verifier = config.useJwtAuth
+    ? createJwtVerifier({ jwksUrl: `${config.authServiceUrl}/.well-known/jwks.json`, issuer: config.jwtIssuer, audience: config.jwtAudience })
+    : undefined;
+  if (!verifier) {
+    logger.warn('GATEWAY__USE_JWT_AUTH=false: AUTHENTICATION IS OFF. Anyone who can reach this gateway can use it. Never run like this outside local development.');
+  }
+  const authenticate = createAuthenticate(verifier, metrics);
+  app.decorateRequest('principal', undefined);
+
+  app.get('/api/v1/health', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'healthy', service: 'gateway', version: config.version }));
+  registerSessionRoutes(app, runtime, authenticate({ allowQueryToken: false }));
+
+  // Turns still running when shutdown starts get the grace period to finish; then every
+  // WebSocket is closed with 1001 (going away) so clients reconnect elsewhere.
+  const inFlight = new Set<Promise<void>>();
+  await app.register(websocket, {
+    options: { maxPayload: config.wsMaxMessageBytes },
+    preClose: async function closeWebSockets() {
+      service.startDraining();
+      const graceMs = Math.max(0, config.shutdownGraceSeconds * 1000 - 250);
+      await Promise.race([Promise.allSettled([...inFlight]), sleep(graceMs, undefined, { ref: false })]);
+      for (const client of app.websocketServer.clients) client.close(WS_CLOSE.GOING_AWAY, 'server shutting down');
+    },
+  });
+  app.get<{ Params: { sessionId: string } }>(
+    '/api/v1/ws/:sessionId',
+    {
+      websocket: true,
+      config: { streaming: true },
+      preValidation: authenticate({ allowQueryToken: true }),
+      schema: { params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } },
+    },
+    (socket, request) =>
+      handleConversation(socket, request, {
+        runtime,
+        metrics,
+        serviceMetrics: service.metrics,
+        maxQueuedFrames: config.wsMaxQueuedFrames,
+        isDraining: () => service.draining,
+        inFlight,
+      }),
+  );
+  return service;
+}

@@ -1,0 +1,29 @@
+import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/config';
+
+const settings = defineSettings({
+  ...commonSettings({ port: 8000 }),
+  agentUrl: setting.url({ fallback: 'http://127.0.0.1:8001' }),
+  authServiceUrl: setting.url({ fallback: 'http://127.0.0.1:8003' }),
+  /** Verify JWTs on REST and the WebSocket handshake. `false` is for local development only. */
+  useJwtAuth: setting.bool({ fallback: true }),
+  jwtIssuer: setting.string({ fallback: 'https://auth.codelab.local' }),
+  jwtAudience: setting.string({ fallback: 'codelab-api' }),
+  /** Largest inbound WebSocket frame; bigger ones close the connection with 1009. */
+  wsMaxMessageBytes: setting.int({ min: 1024, max: 64 * 1024 * 1024, fallback: 1024 * 1024 }),
+  /** Frames waiting behind a running turn on one connection before new ones are refused. */
+  wsMaxQueuedFrames: setting.int({ min: 1, max: 1000, fallback: 32 }),
+  /** Longest silence from the runtime during a turn (seconds; the runtime sends keep-alives). */
+  agentStreamTimeout: setting.number({ min: 1, max: 3600, fallback: 60 }),
+  /** Timeout of proxied REST calls (seconds). */
+  requestTimeout: setting.number({ min: 1, max: 300, fallback: 30 }),
+});
+
+export function readGatewayConfig(env: NodeJS.ProcessEnv = process.env) {
+  const config = readConfig('GATEWAY', settings, env);
+  if (!config.useJwtAuth && config.environment === 'production') {
+    throw new ConfigError(['GATEWAY__USE_JWT_AUTH=false is refused when GATEWAY__ENVIRONMENT=production: expected true']);
+  }
+  return config;
+}
+
+export type GatewayConfig = ReturnType<typeof readGatewayConfig>;

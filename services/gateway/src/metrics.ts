@@ -1,0 +1,37 @@
+/** Gateway metrics: WebSocket connections, frames by direction and type, close codes, turns as the client sees them, JWT checks. */
+import { GENAI_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
+import { INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, WS_CLOSE } from '@codelab/protocol';
+
+const FRAME_TYPES = new Set<string>([...INBOUND_FRAME_TYPES, ...OUTBOUND_FRAME_TYPES]);
+const CLOSE_CODES = new Set<number>([...Object.values(WS_CLOSE), 1005, 1006]);
+
+export function createGatewayMetrics(m: ServiceMetrics) {
+  const messages = m.counter({ name: 'gateway_ws_messages_total', help: 'WebSocket frames by direction (in, out) and frame type', labelNames: ['direction', 'type'] });
+  const closes = m.counter({ name: 'gateway_ws_closes_total', help: 'WebSocket connections closed, by close code', labelNames: ['code'] });
+  return {
+    connections: m.gauge({ name: 'gateway_ws_connections', help: 'Open WebSocket connections' }),
+    frame: (direction: 'in' | 'out', type: unknown): void => {
+      messages.inc({ direction, type: typeof type === 'string' && FRAME_TYPES.has(type) ? type : 'other' });
+    },
+    closed: (code: number): void => closes.inc({ code: CLOSE_CODES.has(code) ? String(code) : 'other' }),
+    timeToFirstToken: m.histogram({
+      name: 'gateway_turn_time_to_first_token_seconds',
+      help: 'Time from a user_message frame to the first token frame sent back, as the client sees it',
+      buckets: GENAI_DURATION_BUCKETS,
+      enableExemplars: true,
+    }),
+    turnDuration: m.histogram({
+      name: 'gateway_turn_duration_seconds',
+      help: 'Time from an inbound frame to the final frame of its turn, by outcome',
+      labelNames: ['outcome'],
+      buckets: GENAI_DURATION_BUCKETS,
+    }),
+    jwtVerifications: m.counter({
+      name: 'gateway_jwt_verifications_total',
+      help: 'Bearer token verifications by outcome (ok, missing, invalid, expired, wrong_type, jwks_unavailable)',
+      labelNames: ['outcome'],
+    }),
+  };
+}
+
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

@@ -1,0 +1,14 @@
+/** The runtime's error table (REST bodies `{ error: { code, message } }`; SSE `error` chunks carry the code). */
+import { defineErrors } from '@codelab/service-kit';
+
+export const runtimeErrors = defineErrors({
+  RT_ERR_SESSION_NOT_FOUND: { status: 404, message: 'Session not found' },
+  RT_ERR_SESSION_EXISTS: { status: 409, message: 'Session already exists' },
+  RT_ERR_INVALID_SESSION_ID: { status: 400, message: 'Session ids are 1 to 128 characters: letters, digits, ".", "_", ":" or "-"' },
+  RT_ERR_INVALID_MESSAGE: { status: 400, message: 'The message is not valid' },
+  RT_ERR_UNSUPPORTED_MESSAGE_TYPE: { status: 400, message: 'Unsupported message type' },
+  RT_ERR_LLM_UNAVAILABLE: { status: 502, message: 'The LLM could not answer' },
+  RT_ERR_PERSISTENCE: { status: 500, message: 'The conversation could not be saved' },
+});
+
+export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';

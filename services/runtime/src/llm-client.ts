@@ -1,0 +1,133 @@
+/**
+ * The runtime's client of the llm-proxy: always `stream: true`, yielding each token as it arrives,
+ * then the usage. Upstream errors become LlmError with the proxy's status and message (never
+ * assistant text).
+ */
+import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { parseSse, PeerClient, type ServiceMetrics } from '@codelab/service-kit';
+import type { ChatCompletionChunk, ChatMessage, OpenAIErrorBody, Usage } from '@codelab/protocol';
+import type { RuntimeMetrics } from './metrics.ts';
+
+const tracer = trace.getTracer('codelab-runtime');
+
+export class LlmError extends Error {
+  readonly status: number | undefined;
+  constructor(message: string, status?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LlmError';
+    this.status = status;
+  }
+}
+
+export type LlmEvent = { kind: 'token'; token: string } | { kind: 'usage'; usage: Usage } | { kind: 'finish'; reason: string };
+
+export interface LlmClientOptions {
+  baseUrl: string;
+  internalApiKey: string;
+  model: string;
+  firstByteTimeoutMs: number;
+  idleTimeoutMs: number;
+  serviceMetrics: ServiceMetrics;
+  metrics: RuntimeMetrics;
+}
+
+export class LlmClient {
+  private readonly peer: PeerClient;
+  constructor(private readonly opts: LlmClientOptions) {
+    this.peer = new PeerClient({
+      peer: 'llm-proxy',
+      baseUrl: opts.baseUrl,
+      internalApiKey: opts.internalApiKey,
+      metrics: opts.serviceMetrics,
+      headersTimeoutMs: opts.firstByteTimeoutMs,
+      bodyTimeoutMs: opts.idleTimeoutMs,
+    });
+  }
+
+  get model(): string {
+    return this.opts.model;
+  }
+
+  /** Streams one chat completion. The span `chat {model}` covers the whole stream. */
+  async *streamChat(messages: ChatMessage[], signal?: AbortSignal): AsyncGenerator<LlmEvent> {
+    const model = this.opts.model;
+    const span = tracer.startSpan(`chat ${model}`, {
+      kind: SpanKind.CLIENT,
+      attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'codelab.llm-proxy', 'gen_ai.request.model': model },
+    });
+    const ctx = trace.setSpan(context.active(), span);
+    const started = performance.now();
+    let outcome = 'ok';
+    let firstToken = true;
+    try {
+      const res = await context.with(ctx, () =>
+        this.peer.request({
+          method: 'POST',
+          path: '/v1/chat/completions',
+          route: '/v1/chat/completions',
+          body: { model, messages, stream: true, stream_options: { include_usage: true } },
+          ...(signal ? { signal } : {}),
+        }),
+      );
+      if (res.statusCode !== 200) {
+        const text = await res.body.text();
+        let message = text.slice(0, 300);
+        try {
+          message = (JSON.parse(text) as OpenAIErrorBody).error.message;
+        } catch {
+          /* not an OpenAI error body */
+        }
+        throw new LlmError(`LLM proxy answered ${res.statusCode}: ${message}`, res.statusCode);
+      }
+      let done = false;
+      for await (const ev of parseSse(res.body)) {
+        if (ev.data === '[DONE]') {
+          done = true;
+          break;
+        }
+        let chunk: ChatCompletionChunk & { error?: { message?: string } };
+        try {
+          chunk = JSON.parse(ev.data) as typeof chunk;
+        } catch {
+          continue;
+        }
+        if (chunk.error) throw new LlmError(`LLM stream failed: ${chunk.error.message ?? 'unknown error'}`);
+        if (chunk.usage) {
+          span.setAttributes({ 'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens, 'gen_ai.usage.output_tokens': chunk.usage.completion_tokens });
+          yield { kind: 'usage', usage: chunk.usage };
+        }
+        const choice = chunk.choices[0];
+        const token = choice?.delta.content;
+        if (token) {
+          if (firstToken) {
+            firstToken = false;
+            this.opts.metrics.llmTimeToFirstChunk.observe({ model }, (performance.now() - started) / 1000);
+          }
+          yield { kind: 'token', token };
+        }
+        if (choice?.finish_reason) {
+          span.setAttribute('gen_ai.response.finish_reasons', [choice.finish_reason]);
+          yield { kind: 'finish', reason: choice.finish_reason };
+        }
+      }
+      if (!done) throw new LlmError('LLM stream ended before [DONE]');
+    } catch (err) {
+      outcome = 'error';
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      if (err instanceof LlmError) throw err;
+      throw new LlmError((err as Error).message, undefined, { cause: err });
+    } finally {
+      this.opts.metrics.llmDuration.observe({ model, outcome }, (performance.now() - started) / 1000);
+      span.end();
+    }
+  }
+
+  checkHealth(): Promise<void> {
+    return this.peer.checkHealth();
+  }
+
+  close(): Promise<void> {
+    return this.peer.close();
+  }
+}
