@@ -68,7 +68,6 @@ export function createService(opts: ServiceOptions): Service {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    disableRequestLogging: false,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();

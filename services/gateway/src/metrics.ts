@@ -2,7 +2,8 @@
 import { GENAI_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 import { INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, WS_CLOSE } from '@codelab/protocol';
 
-const FRAME_TYPES = new Set<string>([...INBOUND_FRAME_TYPES, ...OUTBOUND_FRAME_TYPES]);
+// Frame type label values: the protocol's types, plus `invalid` (unparseable) and `binary`; anything else is `other`.
+const FRAME_TYPES = new Set<string>([...INBOUND_FRAME_TYPES, ...OUTBOUND_FRAME_TYPES, 'invalid', 'binary']);
 const CLOSE_CODES = new Set<number>([...Object.values(WS_CLOSE), 1005, 1006]);
 
 export function createGatewayMetrics(m: ServiceMetrics) {

@@ -1,0 +1,95 @@
+/**
+ * One trace per conversation turn across three processes: gateway → runtime → llm-proxy, with
+ * the runtime's database spans, exported over OTLP to a receiver in this test.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { FrameClient } from '../helpers/stack.ts';
+import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.ts';
+import { startProcess, type RunningProcess } from '../helpers/processes.ts';
+
+const SERVER = 2;
+
+describe('distributed tracing of a turn', () => {
+  const receiver = new OtlpReceiver();
+  const procs: RunningProcess[] = [];
+  let gateway: RunningProcess;
+
+  beforeAll(async () => {
+    await receiver.start();
+    const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, CODELAB_DATA_DIR: `/tmp/codelab-trace-${randomUUID()}` };
+    const llm = await startProcess('llm-proxy', { ...otel, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
+    procs.push(llm);
+    const runtime = await startProcess('runtime', {
+      ...otel,
+      AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      AGENT_RUNTIME__DB_URL: inject('databaseUrl'),
+      AGENT_RUNTIME__DB_POOL_SIZE: '2',
+      AGENT_RUNTIME__LLM_PROXY_URL: llm.url,
+    });
+    procs.push(runtime);
+    gateway = await startProcess('gateway', { ...otel, GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: runtime.url, GATEWAY__USE_JWT_AUTH: 'false' });
+    procs.push(gateway);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const p of procs.reverse()) expect(await p.stop()).toBe(0);
+    await receiver.stop();
+  });
+
+  const turn = async (client: FrameClient, frame: Record<string, unknown>): Promise<void> => {
+    const from = client.frames.length;
+    client.send(frame);
+    await client.until((f) => f.is_final === true, from);
+  };
+  const wsSpans = (): ReceivedSpan[] => receiver.spans.filter((s) => s.service === 'gateway' && s.name === 'ws.message user_message');
+
+  it('chains gateway → runtime → llm-proxy under one trace id, with database spans', async () => {
+    const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`);
+    await client.open();
+    await turn(client, { type: 'user_message', content: 'trace me', role: 'user' });
+    await receiver.waitFor((spans) => spans.some((s) => s.service === 'llm-proxy' && s.kind === SERVER) && wsSpans().length === 1);
+    const [wsSpan] = wsSpans();
+    const traceId = wsSpan!.traceId;
+    await receiver.waitFor((spans) => spans.some((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg')));
+
+    const llmServer = receiver.spans.find((s) => s.service === 'llm-proxy' && s.kind === SERVER && s.traceId === traceId);
+    expect(llmServer, 'llm-proxy server span in the turn trace').toBeDefined();
+    const chain = receiver.ancestry(llmServer!);
+    const services = chain.map((s) => s.service);
+    // llm-proxy's request span descends from the runtime's request span, which descends from the gateway's WS message span.
+    const runtimeServerIdx = chain.findIndex((s) => s.service === 'runtime' && s.kind === SERVER);
+    const wsIdx = chain.findIndex((s) => s.spanId === wsSpan!.spanId);
+    expect(runtimeServerIdx, `chain: ${chain.map((s) => `${s.service}:${s.name}`).join(' <- ')}`).toBeGreaterThan(0);
+    expect(wsIdx).toBeGreaterThan(runtimeServerIdx);
+    expect(services.at(-1)).toBe('gateway');
+    expect(chain.at(-1)!.spanId).toBe(wsSpan!.spanId); // the WS message span is the root of the turn
+    expect(chain.every((s) => s.traceId === traceId)).toBe(true);
+    // the runtime's database work belongs to the same trace, under its request span
+    const dbSpan = receiver.spans.find((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg.query'));
+    expect(dbSpan).toBeDefined();
+    expect(receiver.ancestry(dbSpan!).some((s) => s.service === 'runtime' && s.kind === SERVER)).toBe(true);
+    // the connection is not one endless span: the message span only links to the upgrade request
+    expect(wsSpan!.links.length).toBeLessThanOrEqual(1);
+    client.close();
+  });
+
+  it('starts a new trace per turn, and joins the client trace given in a frame traceparent', async () => {
+    const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`);
+    await client.open();
+    const before = wsSpans().length;
+    await turn(client, { type: 'user_message', content: 'one' });
+    await turn(client, { type: 'user_message', content: 'two' });
+    const clientTrace = randomBytes(16).toString('hex');
+    const clientSpan = randomBytes(8).toString('hex');
+    await turn(client, { type: 'user_message', content: 'three', traceparent: `00-${clientTrace}-${clientSpan}-01` });
+    await receiver.waitFor(() => wsSpans().length >= before + 3);
+    const [one, two, three] = wsSpans().slice(before);
+    expect(one!.traceId).not.toBe(two!.traceId);
+    expect(three!.traceId).toBe(clientTrace);
+    expect(three!.parentSpanId).toBe(clientSpan);
+    await receiver.waitFor((spans) => spans.some((s) => s.service === 'llm-proxy' && s.traceId === clientTrace));
+    client.close();
+  });
+});

@@ -1,0 +1,183 @@
+/**
+ * The four services in this test process, on loopback ports, against the run's database (real
+ * PostgreSQL in CI, the embedded engine otherwise): what end-to-end tests drive over real HTTP
+ * and WebSockets. Each stack gets its own user so suites never depend on each other's data.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import { listen, type Service } from '@codelab/service-kit';
+import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { buildApp as buildAuth } from '../../services/auth/src/app.ts';
+import { readAuthConfig } from '../../services/auth/src/config.ts';
+import { createUser } from '../../services/auth/src/users.ts';
+import { buildApp as buildGateway } from '../../services/gateway/src/app.ts';
+import { readGatewayConfig } from '../../services/gateway/src/config.ts';
+import { buildApp as buildLlmProxy } from '../../services/llm-proxy/src/app.ts';
+import { readLlmProxyConfig } from '../../services/llm-proxy/src/config.ts';
+import { buildApp as buildRuntime } from '../../services/runtime/src/app.ts';
+import { readRuntimeConfig } from '../../services/runtime/src/config.ts';
+
+export interface StackOptions {
+  databaseUrl: string;
+  /** Extra settings per service (full variable names). */
+  env?: { auth?: Record<string, string>; llm?: Record<string, string>; runtime?: Record<string, string>; gateway?: Record<string, string> };
+  logger?: Logger;
+}
+
+export interface Stack {
+  auth: Service;
+  llm: Service;
+  runtime: Service;
+  gateway: Service;
+  url: { auth: string; llm: string; runtime: string; gateway: string; ws: string };
+  user: { username: string; password: string };
+  /** A fresh access token for the stack's user. */
+  token(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const logger = opts.logger ?? silentLogger();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-stack-'));
+  const common = { CODELAB_DATA_DIR: dataDir };
+  const started: Service[] = [];
+  const up = async (s: Service): Promise<string> => {
+    started.push(s);
+    return listen(s, { host: '127.0.0.1', port: 0 });
+  };
+  try {
+    const llm = await buildLlmProxy(
+      readLlmProxyConfig({ ...common, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0', ...opts.env?.llm }),
+      { logger },
+    );
+    const llmUrl = await up(llm);
+    const auth = await buildAuth(
+      readAuthConfig({
+        ...common,
+        AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        AUTH_SERVICE__DB_URL: opts.databaseUrl,
+        AUTH_SERVICE__DB_POOL_SIZE: '2',
+        AUTH_SERVICE__MASTER_KEY: 'stack-admin-password',
+        ...opts.env?.auth,
+      }),
+      { logger },
+    );
+    const authUrl = await up(auth);
+    const runtime = await buildRuntime(
+      readRuntimeConfig({
+        ...common,
+        AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        AGENT_RUNTIME__DB_URL: opts.databaseUrl,
+        AGENT_RUNTIME__DB_POOL_SIZE: '3',
+        AGENT_RUNTIME__LLM_PROXY_URL: llmUrl,
+        ...opts.env?.runtime,
+      }),
+      { logger },
+    );
+    const runtimeUrl = await up(runtime);
+    const gateway = await buildGateway(
+      readGatewayConfig({
+        ...common,
+        GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        GATEWAY__AGENT_URL: runtimeUrl,
+        GATEWAY__AUTH_SERVICE_URL: authUrl,
+        ...opts.env?.gateway,
+      }),
+      { logger },
+    );
+    const gatewayUrl = await up(gateway);
+
+    const user = { username: `user-${randomUUID()}`, password: `pw-${randomUUID()}` };
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 1 });
+    try {
+      await createUser(pool, { username: user.username, email: `${user.username}@test.local`, password: user.password });
+    } finally {
+      await pool.end();
+    }
+    return {
+      auth,
+      llm,
+      runtime,
+      gateway,
+      url: { auth: authUrl, llm: llmUrl, runtime: runtimeUrl, gateway: gatewayUrl, ws: gatewayUrl.replace(/^http/, 'ws') },
+      user,
+      token: () => passwordToken(authUrl, user.username, user.password),
+      close: async () => {
+        for (const s of started.reverse()) await s.app.close();
+      },
+    };
+  } catch (err) {
+    for (const s of started.reverse()) await s.app.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function passwordToken(authUrl: string, username: string, password: string): Promise<string> {
+  const res = await fetch(`${authUrl}/oauth/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username, password }),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** A WebSocket client that records every frame and lets a test await the ones it expects. */
+export class FrameClient {
+  readonly frames: Record<string, unknown>[] = [];
+  readonly ws: WebSocket;
+  closeCode: number | undefined;
+  private waiters: (() => void)[] = [];
+  private readonly opened: Promise<void>;
+  private readonly closedP: Promise<number>;
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(url, { headers });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`handshake refused: ${res.statusCode}`), { statusCode: res.statusCode })));
+      this.ws.once('error', reject);
+    });
+    this.opened.catch(() => undefined);
+    this.closedP = new Promise((resolve) => this.ws.once('close', (code) => resolve((this.closeCode = code))));
+    this.ws.on('message', (data) => {
+      this.frames.push(JSON.parse(String(data)) as Record<string, unknown>);
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  open(): Promise<void> {
+    return this.opened;
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Resolves with the frames up to and including the first one (from `from`) matching `pred`. */
+  async until(pred: (f: Record<string, unknown>) => boolean, from = 0, timeoutMs = 15_000): Promise<Record<string, unknown>[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.frames.findIndex((f, idx) => idx >= from && pred(f));
+      if (i >= 0) return this.frames.slice(from, i + 1);
+      if (Date.now() > deadline) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(from))}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+
+  closed(): Promise<number> {
+    return this.closedP;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
