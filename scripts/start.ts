@@ -1,7 +1,8 @@
 /**
- * `npm start`: the whole platform on one machine with embedded defaults. Starts auth, llm-proxy,
- * runtime and gateway as child processes (each with its embedded PostgreSQL under ./data unless a
- * database URL is configured, the mock LLM, no Redis), prints their logs prefixed and readable,
+ * `npm start`: the whole platform on one machine with embedded defaults. Starts one embedded
+ * PostgreSQL engine (PGlite over the wire protocol, data under ./data/pg) for the services that
+ * have no database URL configured, then auth, llm-proxy, runtime and gateway as child processes
+ * (mock LLM, no Redis), prints their logs prefixed and readable,
  * waits until every /health answers, and ends with one line saying where everything listens and
  * how to get a token. Ctrl-C (SIGINT) or SIGTERM stops them gracefully.
  *
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { prettyFactory } from 'pino-pretty';
+import { startEmbeddedPostgres } from '../packages/service-kit/src/db.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = { ...process.env };
@@ -47,6 +49,19 @@ env.GATEWAY__AGENT_URL ||= url('runtime');
 env.GATEWAY__AUTH_SERVICE_URL ||= url('auth');
 env.CODELAB_DATA_DIR ||= path.join(root, 'data');
 
+// One embedded engine for the services without a database URL (each keeps its own tables).
+const DB_SERVICES = [
+  { prefix: 'AUTH_SERVICE', defaultPool: 5 },
+  { prefix: 'AGENT_RUNTIME', defaultPool: 10 },
+].filter((s) => !env[`${s.prefix}__DB_URL`]);
+let embedded: { url: string; stop(): Promise<void> } | undefined;
+if (DB_SERVICES.length > 0) {
+  const connections = DB_SERVICES.reduce((n, s) => n + (Number(env[`${s.prefix}__DB_POOL_SIZE`]) || s.defaultPool), 0) + 4;
+  embedded = await startEmbeddedPostgres(path.join(env.CODELAB_DATA_DIR, 'pg'), connections);
+  for (const s of DB_SERVICES) env[`${s.prefix}__DB_URL`] = embedded.url;
+  process.stdout.write(`embedded PostgreSQL (PGlite) serving ${embedded.url} with data in ${path.join(env.CODELAB_DATA_DIR, 'pg')}\n`);
+}
+
 const width = Math.max(...SERVICES.map((s) => s.name.length));
 const pretty = prettyFactory({ colorize: tty, singleLine: true, ignore: 'pid,hostname,service,time,reqId', translateTime: false });
 function print(s: ServiceDef, line: string, stream: NodeJS.WriteStream): void {
@@ -74,7 +89,7 @@ function stopAll(code: number): void {
   const wait = setInterval(() => {
     if ([...children.values()].every((c) => c.exitCode !== null || c.signalCode !== null)) {
       clearInterval(wait);
-      process.exit(code);
+      void (embedded?.stop() ?? Promise.resolve()).finally(() => process.exit(code));
     }
   }, 50);
 }

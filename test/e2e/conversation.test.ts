@@ -102,7 +102,7 @@ describe('conversation over the gateway WebSocket', () => {
 
   it('refuses the handshake with 401 without a token, with a bad token, and accepts ?access_token=', async () => {
     const url = `${stack.url.ws}/api/v1/ws/s-${randomUUID()}`;
-    for (const headers of [{}, { authorization: 'Bearer not-a-jwt' }, { authorization: `Bearer ${token}x` }]) {
+    for (const headers of [{}, { authorization: 'Bearer not-a-jwt' }, { authorization: `Bearer ${token}x` }] as Record<string, string>[]) {
       const c = new FrameClient(url, headers);
       await expect(c.open()).rejects.toMatchObject({ statusCode: 401 });
     }
@@ -112,7 +112,7 @@ describe('conversation over the gateway WebSocket', () => {
   });
 
   it('answers REST calls without a valid token with 401 and a JSON error', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }]) {
+    for (const headers of [{}, { authorization: 'Bearer nope' }] as Record<string, string>[]) {
       const res = await fetch(`${stack.url.gateway}/api/v1/sessions`, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);

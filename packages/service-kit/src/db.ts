@@ -110,7 +110,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const m = opts.metrics;
   const labels = { service: opts.service, pool: poolName };
   m.gauge({
-    name: 'db_client_connection_count',
+    name: 'db_client_connections',
     help: 'PostgreSQL pool connections by state (idle, used); total is their sum',
     labelNames: ['service', 'pool', 'state'],
     collect() {
@@ -119,7 +119,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     },
   });
   m.gauge({
-    name: 'db_client_connection_max',
+    name: 'db_client_connections_max',
     help: 'Maximum connections the PostgreSQL pool may open',
     labelNames: ['service', 'pool'],
     collect() {

@@ -36,6 +36,7 @@ export class ServiceMetrics {
     this.registry = new client.Registry<client.OpenMetricsContentType>();
     this.registry.setContentType(client.openMetricsContentType);
     client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+    this.dropMisnamedGauges();
     this.httpDuration = this.histogram({
       name: 'http_server_request_duration_seconds',
       help: 'Duration of HTTP server requests (OpenTelemetry http.server.request.duration), by route template',
@@ -56,6 +57,17 @@ export class ServiceMetrics {
       buckets: HTTP_DURATION_BUCKETS,
       enableExemplars: true,
     });
+  }
+
+  /**
+   * prom-client adds `nodejs_active_{handles,requests,resources}_total` gauges, which promtool
+   * rejects (a `_total` suffix promises a counter). They are dropped: the same counts stand in the
+   * per-type gauges `nodejs_active_handles{type}` etc., whose sum is the total.
+   */
+  private dropMisnamedGauges(): void {
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      if (this.registry.getSingleMetric(name)) this.registry.removeSingleMetric(name);
+    }
   }
 
   counter<L extends string>(cfg: Omit<client.CounterConfiguration<L>, 'registers'>): client.Counter<L> {
