@@ -23,15 +23,9 @@ export interface SettingSpec<T> {
 }
 
 type AnySpec = SettingSpec<unknown>;
-type Resolved<S extends Record<string, AnySpec>> = {
-  readonly [K in keyof S]: S[K] extends SettingSpec<infer T>
-    ? S[K]['required'] extends true
-      ? T
-      : S[K]['fallback'] extends undefined
-        ? T | undefined
-        : T
-    : never;
-};
+/** A setting's value type: possibly undefined unless it is required or has a fallback. */
+type ValueOf<Sp> = Sp extends SettingSpec<infer T> ? (Sp extends { required: true } ? T : undefined extends Sp['fallback'] ? T | undefined : T) : never;
+type Resolved<S extends Record<string, AnySpec>> = { readonly [K in keyof S]: ValueOf<S[K]> };
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -48,7 +42,7 @@ function upperSnake(key: string): string {
 
 /** Builders for the usual setting kinds (blank counts as unset for all of them). */
 export const setting = {
-  string(opts: Partial<SettingSpec<string>> & { minLength?: number } = {}): SettingSpec<string> {
+  string<const O extends Partial<SettingSpec<string>> & { minLength?: number }>(opts: O = {} as O): SettingSpec<string> & O {
     const min = opts.minLength ?? 1;
     return {
       expects: opts.expects ?? (min > 1 ? `a string of at least ${min} characters` : 'a string'),
@@ -56,7 +50,7 @@ export const setting = {
       ...opts,
     };
   },
-  int(opts: Partial<SettingSpec<number>> & { min?: number; max?: number } = {}): SettingSpec<number> {
+  int<const O extends Partial<SettingSpec<number>> & { min?: number; max?: number }>(opts: O = {} as O): SettingSpec<number> & O {
     const { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = opts;
     return {
       expects: opts.expects ?? `an integer from ${min} to ${max}`,
@@ -68,7 +62,7 @@ export const setting = {
       ...opts,
     };
   },
-  number(opts: Partial<SettingSpec<number>> & { min?: number; max?: number } = {}): SettingSpec<number> {
+  number<const O extends Partial<SettingSpec<number>> & { min?: number; max?: number }>(opts: O = {} as O): SettingSpec<number> & O {
     const { min = -Infinity, max = Infinity } = opts;
     return {
       expects: opts.expects ?? `a number from ${min} to ${max}`,
@@ -79,7 +73,7 @@ export const setting = {
       ...opts,
     };
   },
-  bool(opts: Partial<SettingSpec<boolean>> = {}): SettingSpec<boolean> {
+  bool<const O extends Partial<SettingSpec<boolean>>>(opts: O = {} as O): SettingSpec<boolean> & O {
     return {
       expects: 'true or false (also 1/0, yes/no)',
       parse: (raw) => {
@@ -91,7 +85,7 @@ export const setting = {
       ...opts,
     };
   },
-  oneOf<const V extends string>(values: readonly V[], opts: Partial<SettingSpec<V>> & { caseInsensitive?: boolean } = {}): SettingSpec<V> {
+  oneOf<const V extends string, const O extends Partial<SettingSpec<V>> & { caseInsensitive?: boolean } = {}>(values: readonly V[], opts: O = {} as O): SettingSpec<V> & O {
     return {
       expects: `one of ${values.join(', ')}`,
       parse: (raw) => {
@@ -101,7 +95,7 @@ export const setting = {
       ...opts,
     };
   },
-  url(opts: Partial<SettingSpec<string>> & { protocols?: readonly string[] } = {}): SettingSpec<string> {
+  url<const O extends Partial<SettingSpec<string>> & { protocols?: readonly string[] }>(opts: O = {} as O): SettingSpec<string> & O {
     const protocols = opts.protocols ?? ['http:', 'https:'];
     return {
       expects: `a URL (${protocols.map((p) => p.replace(':', '://')).join(' or ')}…)`,
@@ -112,7 +106,7 @@ export const setting = {
       ...opts,
     };
   },
-  list(opts: Partial<SettingSpec<string[]>> = {}): SettingSpec<string[]> {
+  list<const O extends Partial<SettingSpec<string[]>>>(opts: O = {} as O): SettingSpec<string[]> & O {
     return {
       expects: 'a comma-separated list',
       parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean),

@@ -77,11 +77,41 @@ interface Embedded {
   stop(): Promise<void>;
 }
 
+/**
+ * Makes pglite-socket's multiplexer safe for several connections. It queues each wire-protocol
+ * message on its own and only keeps one connection's messages together inside a transaction, so
+ * the Parse/Bind/Execute/Sync of two clients' parameterized queries can interleave and bind to
+ * each other's unnamed statement (electric-sql/pglite#1046). Reporting "in transaction" while a
+ * connection is between the first message of an extended-protocol batch and its Sync makes the
+ * queue keep that batch together, the same way it keeps transactions together.
+ */
+function keepProtocolBatchesTogether(db: import('@electric-sql/pglite').PGlite): void {
+  const SYNC = 0x53; // 'S'
+  const QUERY = 0x51; // 'Q': a simple query is a batch on its own
+  const EXTENDED = new Set([0x50, 0x42, 0x44, 0x45, 0x43, 0x48]); // Parse Bind Describe Execute Close Flush
+  let midBatch = false;
+  const inTransaction = db.isInTransaction.bind(db);
+  const exec = db.execProtocolRawStream.bind(db);
+  Object.assign(db, {
+    isInTransaction: () => midBatch || inTransaction(),
+    execProtocolRawStream: async (message: Uint8Array, opts: Parameters<typeof exec>[1]) => {
+      const type = message[0] ?? 0;
+      try {
+        return await exec(message, opts);
+      } finally {
+        if (EXTENDED.has(type)) midBatch = true;
+        else if (type === SYNC || type === QUERY) midBatch = false;
+      }
+    },
+  });
+}
+
 /** Starts PGlite and serves it on a loopback port for `maxConnections` clients. */
 export async function startEmbeddedPostgres(dataDir: string | undefined, maxConnections: number): Promise<Embedded> {
   const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-socket')]);
   if (dataDir) await mkdir(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
+  keepProtocolBatchesTogether(db);
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections });
   await server.start();
   return {

@@ -1,0 +1,85 @@
+/**
+ * Token pairs: an access and a refresh JWT (RS256, same claim set as upstream §3.4), and the
+ * refresh token's sha256(jti) persisted so that it can be rotated and revoked.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { Queryable } from '@codelab/service-kit/db';
+import { SIGNING_ALG, type KeyRing } from './keys.ts';
+
+export type TokenType = 'access' | 'refresh';
+
+export interface TokenClaims {
+  iss: string;
+  sub: string;
+  aud: string;
+  exp: number;
+  iat: number;
+  nbf: number;
+  jti: string;
+  type: TokenType;
+  client_id: string;
+  scope: string;
+}
+
+export interface TokenPairRequest {
+  userId: string;
+  clientId: string;
+  scope: string;
+  /** Seconds. */
+  accessTokenLifetime: number;
+  refreshTokenLifetime: number;
+  /** sha256 of the refresh token this pair replaces (rotation). */
+  parentJtiHash?: string;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  scope: string;
+}
+
+export interface TokenIssuer {
+  /** Signs a pair and records its refresh token through `db` (pass a transaction to make it atomic with other writes). */
+  issuePair(db: Queryable, request: TokenPairRequest): Promise<TokenPair>;
+}
+
+export function hashJti(jti: string): string {
+  return createHash('sha256').update(jti, 'utf8').digest('hex');
+}
+
+export function createTokenIssuer(opts: { keys: KeyRing; issuer: string; audience: string }): TokenIssuer {
+  const sign = (type: TokenType, request: TokenPairRequest, now: number, lifetime: number): Promise<{ token: string; jti: string; exp: number }> => {
+    const jti = randomUUID();
+    const exp = now + lifetime;
+    const claims: Pick<TokenClaims, 'type' | 'client_id' | 'scope'> = { type, client_id: request.clientId, scope: request.scope };
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: SIGNING_ALG, typ: 'JWT', kid: opts.keys.kid })
+      .setIssuer(opts.issuer)
+      .setSubject(request.userId)
+      .setAudience(opts.audience)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(exp)
+      .setJti(jti)
+      .sign(opts.keys.signingKey)
+      .then((token) => ({ token, jti, exp }));
+  };
+
+  return {
+    async issuePair(db, request) {
+      const now = Math.floor(Date.now() / 1000);
+      const [access, refresh] = await Promise.all([
+        sign('access', request, now, request.accessTokenLifetime),
+        sign('refresh', request, now, request.refreshTokenLifetime),
+      ]);
+      await db.query(
+        `INSERT INTO refresh_tokens (jti_hash, user_id, client_id, scope, expires_at, parent_jti_hash)
+         VALUES ($1, $2, $3, $4, to_timestamp($5), $6)`,
+        [hashJti(refresh.jti), request.userId, request.clientId, request.scope, refresh.exp, request.parentJtiHash ?? null],
+      );
+      return { accessToken: access.token, refreshToken: refresh.token, expiresIn: request.accessTokenLifetime, scope: request.scope };
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Users: lookups for login (username first, then email, both case-insensitive) and creation.
+ */
+import type { Queryable } from '@codelab/service-kit/db';
+import { hashPassword } from './passwords.ts';
+
+export interface User {
+  id: string;
+  username: string;
+  email: string;
+  passwordHash: string;
+  isActive: boolean;
+  isVerified: boolean;
+}
+
+interface UserRow {
+  id: string;
+  username: string;
+  email: string;
+  password_hash: string;
+  is_active: boolean;
+  is_verified: boolean;
+}
+
+const COLUMNS = 'id, username, email, password_hash, is_active, is_verified';
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    username: row.username,
+    email: row.email,
+    passwordHash: row.password_hash,
+    isActive: row.is_active,
+    isVerified: row.is_verified,
+  };
+}
+
+/** The user whose username, or else whose email, equals `login` ignoring case. */
+export async function findUserByLogin(db: Queryable, login: string): Promise<User | undefined> {
+  const { rows } = await db.query<UserRow>(
+    `SELECT ${COLUMNS} FROM users
+      WHERE lower(username) = lower($1) OR lower(email) = lower($1)
+      ORDER BY (lower(username) = lower($1)) DESC
+      LIMIT 1`,
+    [login],
+  );
+  return rows[0] && toUser(rows[0]);
+}
+
+export interface NewUser {
+  username: string;
+  email: string;
+  password: string;
+  isActive?: boolean;
+  isVerified?: boolean;
+}
+
+/** Creates a user; undefined when the username or email (ignoring case) is already taken. */
+export async function createUser(db: Queryable, user: NewUser): Promise<User | undefined> {
+  const passwordHash = await hashPassword(user.password);
+  const { rows } = await db.query<UserRow>(
+    `INSERT INTO users (username, email, password_hash, is_active, is_verified)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT DO NOTHING
+     RETURNING ${COLUMNS}`,
+    [user.username, user.email, passwordHash, user.isActive ?? true, user.isVerified ?? false],
+  );
+  return rows[0] && toUser(rows[0]);
+}
+
+export async function recordLogin(db: Queryable, userId: string): Promise<void> {
+  await db.query('UPDATE users SET last_login_at = now() WHERE id = $1', [userId]);
+}
