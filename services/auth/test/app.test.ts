@@ -49,10 +49,10 @@ describe('buildApp', () => {
     }
   });
 
-  it('runs on its own embedded database when no URL is set, through one connection', async () => {
+  it('runs on its own embedded database when no URL is set, with the configured pool size', async () => {
     const tmp = await tempDir();
     try {
-      const config = testConfig(tmp.dir, { AUTH_SERVICE__DB_URL: '' });
+      const config = testConfig(tmp.dir, { AUTH_SERVICE__DB_URL: '', AUTH_SERVICE__DB_POOL_SIZE: '3' });
       expect(config.dbUrl).toBeUndefined();
       const { app } = await buildApp(config, { logger: silentLogger() });
       try {
@@ -64,8 +64,8 @@ describe('buildApp', () => {
         });
         expect(token.statusCode).toBe(200);
         const metrics = await app.inject({ method: 'GET', url: '/metrics' });
-        // The kit's pool-size gauge (db_client_connections_max).
-        expect(metrics.body).toMatch(/^db_client_connections?_max\{[^}]*service="auth"[^}]*\} 1$/m);
+        // The kit's pool-size gauge.
+        expect(metrics.body).toMatch(/^db_client_connections_max\{[^}]*service="auth"[^}]*\} 3$/m);
       } finally {
         await app.close();
       }
