@@ -8,7 +8,8 @@ import { commonSettings, defineSettings, readConfig, setting } from '@codelab/se
 const keyPath = (file: string) => (partial: Record<string, unknown>): string =>
   path.join(String(partial.dataDir), 'auth', 'keys', file);
 
-const authSettings = defineSettings({
+export const authSettings = defineSettings({
+  ...commonSettings({ port: 8003 }),
   /** Unset: an embedded PostgreSQL (PGlite) under `${dataDir}/auth/pg`. */
   dbUrl: setting.url({ protocols: ['postgres:', 'postgresql:'], secret: true }),
   dbPoolSize: setting.int({ min: 1, max: 100, fallback: 5 }),
@@ -26,7 +27,7 @@ const authSettings = defineSettings({
 });
 
 export function readAuthConfig(env: NodeJS.ProcessEnv = process.env) {
-  return readConfig('AUTH_SERVICE', { ...commonSettings({ port: 8003 }), ...authSettings }, env);
+  return readConfig('AUTH_SERVICE', authSettings, env);
 }
 
 export type AuthConfig = ReturnType<typeof readAuthConfig>;

@@ -1,6 +1,6 @@
 import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/config';
 
-const settings = defineSettings({
+export const gatewaySettings = defineSettings({
   ...commonSettings({ port: 8000 }),
   agentUrl: setting.url({ fallback: 'http://127.0.0.1:8001' }),
   authServiceUrl: setting.url({ fallback: 'http://127.0.0.1:8003' }),
@@ -19,7 +19,7 @@ const settings = defineSettings({
 });
 
 export function readGatewayConfig(env: NodeJS.ProcessEnv = process.env) {
-  const config = readConfig('GATEWAY', settings, env);
+  const config = readConfig('GATEWAY', gatewaySettings, env);
   if (!config.useJwtAuth && config.environment === 'production') {
     throw new ConfigError(['GATEWAY__USE_JWT_AUTH=false is refused when GATEWAY__ENVIRONMENT=production: expected true']);
   }

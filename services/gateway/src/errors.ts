@@ -3,14 +3,12 @@ import { defineErrors } from '@codelab/service-kit';
 
 export const gatewayErrors = defineErrors({
   GW_ERR_UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required', closeCode: 4401 },
-  GW_ERR_INVALID_SESSION_ID: { status: 400, message: 'Session ids are 1 to 128 characters: letters, digits, ".", "_", ":" or "-"' },
   GW_ERR_RUNTIME_UNAVAILABLE: { status: 502, message: 'The agent runtime is unavailable' },
   GW_ERR_RUNTIME_TIMEOUT: { status: 504, message: 'The agent runtime did not answer in time' },
   GW_ERR_WS_INVALID_JSON: { status: 400, message: 'Invalid JSON message' },
   GW_ERR_WS_INVALID_FRAME: { status: 400, message: 'Invalid message' },
   GW_ERR_WS_UNKNOWN_TYPE: { status: 400, message: 'Unknown message type' },
   GW_ERR_WS_BINARY_FRAME: { status: 400, message: 'Binary frames are not supported; send JSON text frames' },
-  GW_ERR_WS_FRAME_TOO_LARGE: { status: 413, message: 'Frame larger than the limit', closeCode: 1009 },
   GW_ERR_WS_QUEUE_FULL: { status: 429, message: 'Too many messages waiting behind the running turn' },
   GW_ERR_AGENT_ERROR: { status: 502, message: 'The agent runtime refused the message' },
   GW_ERR_STREAM_INTERRUPTED: { status: 502, message: 'The answer stream ended unexpectedly' },

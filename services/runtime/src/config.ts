@@ -1,6 +1,6 @@
 import { commonSettings, defineSettings, readConfig, setting } from '@codelab/service-kit/config';
 
-const settings = defineSettings({
+export const runtimeSettings = defineSettings({
   ...commonSettings({ port: 8001 }),
   /** PostgreSQL URL; unset starts the embedded engine with its data under CODELAB_DATA_DIR/runtime. */
   dbUrl: setting.url({ protocols: ['postgres:', 'postgresql:'] }),
@@ -17,7 +17,7 @@ const settings = defineSettings({
 });
 
 export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env) {
-  return readConfig('AGENT_RUNTIME', settings, env);
+  return readConfig('AGENT_RUNTIME', runtimeSettings, env);
 }
 
 export type RuntimeConfig = ReturnType<typeof readRuntimeConfig>;

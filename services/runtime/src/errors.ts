@@ -4,11 +4,11 @@ import { defineErrors } from '@codelab/service-kit';
 export const runtimeErrors = defineErrors({
   RT_ERR_SESSION_NOT_FOUND: { status: 404, message: 'Session not found' },
   RT_ERR_SESSION_EXISTS: { status: 409, message: 'Session already exists' },
-  RT_ERR_INVALID_SESSION_ID: { status: 400, message: 'Session ids are 1 to 128 characters: letters, digits, ".", "_", ":" or "-"' },
   RT_ERR_INVALID_MESSAGE: { status: 400, message: 'The message is not valid' },
   RT_ERR_UNSUPPORTED_MESSAGE_TYPE: { status: 400, message: 'Unsupported message type' },
   RT_ERR_LLM_UNAVAILABLE: { status: 502, message: 'The LLM could not answer' },
-  RT_ERR_PERSISTENCE: { status: 500, message: 'The conversation could not be saved' },
+  RT_ERR_PERSISTENCE: { status: 500, message: 'The answer could not be saved; please retry' },
+  RT_ERR_INTERNAL: { status: 500, message: 'The turn failed on the server' },
 });
 
 export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';

@@ -6,6 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ChatMessage, StreamChunk } from '@codelab/protocol';
+import { runtimeErrors } from './errors.ts';
 import { LlmError, type LlmClient } from './llm-client.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 import type { SessionStore, StoredMessage } from './store/sessions.ts';
@@ -49,7 +50,7 @@ export async function answerTurn(deps: TurnDeps, sessionId: string, emit: (chunk
   } catch (err) {
     const message = err instanceof LlmError ? err.message : `LLM call failed: ${(err as Error).message}`;
     deps.log.warn({ err, session_id: sessionId }, 'LLM call failed mid-turn');
-    await emit({ type: 'error', error: message, content: message, code: 'RT_ERR_LLM_UNAVAILABLE', is_final: true });
+    await emit({ type: 'error', error: message, content: message, code: runtimeErrors.RT_ERR_LLM_UNAVAILABLE.code, is_final: true });
     return 'llm_error';
   }
   try {
@@ -57,8 +58,8 @@ export async function answerTurn(deps: TurnDeps, sessionId: string, emit: (chunk
     deps.metrics.messagesPersisted.inc({ role: 'assistant' });
   } catch (err) {
     deps.log.error({ err, session_id: sessionId }, 'assistant message could not be persisted');
-    const message = 'The answer could not be saved; please retry';
-    await emit({ type: 'error', error: message, content: message, code: 'RT_ERR_PERSISTENCE', is_final: true });
+    const { code, def } = runtimeErrors.RT_ERR_PERSISTENCE;
+    await emit({ type: 'error', error: def.message, content: def.message, code, is_final: true });
     return 'persistence_error';
   }
   await emit({ type: 'assistant_message', content, is_final: true });

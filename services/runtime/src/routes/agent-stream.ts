@@ -56,8 +56,8 @@ export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps)
         outcome = await answerTurn({ ...deps, log: request.log }, sessionId, emit);
       } catch (err) {
         request.log.error({ err, session_id: sessionId }, 'turn failed');
-        const text = 'The turn failed on the server';
-        await emit({ type: 'error', error: text, content: text, code: 'RT_ERR_INTERNAL', is_final: true });
+        const { code, def } = runtimeErrors.RT_ERR_INTERNAL;
+        await emit({ type: 'error', error: def.message, content: def.message, code, is_final: true });
       } finally {
         clearInterval(heartbeat);
         sse.end();
