@@ -77,6 +77,19 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
       finalContent = String(frames.at(-1)!.content);
       client.close();
 
+      // the gateway exposes WebSocket connections and frames by type; runtime and auth their pools
+      const scrape = async (name: keyof typeof ports) => (await fetch(`${url(name)}/metrics`)).text();
+      const gw = await scrape('gateway');
+      expect(gw).toMatch(/^gateway_ws_connections \d+$/m);
+      expect(gw).toMatch(/^gateway_ws_messages_total\{direction="in",type="user_message"\} 1$/m);
+      expect(gw).toMatch(/^gateway_ws_messages_total\{direction="out",type="assistant_message"\} \d+$/m);
+      for (const [name, service] of [['runtime', 'runtime'], ['auth', 'auth']] as const) {
+        const text = await scrape(name);
+        for (const state of ['idle', 'used']) expect(text).toMatch(new RegExp(`^db_client_connections\\{service="${service}",pool="${service}",state="${state}"\\} \\d+$`, 'm'));
+        expect(text).toMatch(new RegExp(`^db_client_connection_pending_requests\\{service="${service}",pool="${service}"\\} \\d+$`, 'm'));
+        expect(text).toMatch(new RegExp(`^db_client_connections_max\\{service="${service}",pool="${service}"\\} [1-9]\\d*$`, 'm'));
+      }
+
       if (!noPromtool) {
         for (const name of ['gateway', 'auth', 'runtime', 'llm'] as const) {
           const text = await (await fetch(`${url(name)}/metrics`)).text();

@@ -92,4 +92,28 @@ describe('distributed tracing of a turn', () => {
     await receiver.waitFor((spans) => spans.some((s) => s.service === 'llm-proxy' && s.traceId === clientTrace));
     client.close();
   });
+
+  it('joins the trace of a traceparent header on the WebSocket handshake', async () => {
+    const handshakeTrace = randomBytes(16).toString('hex');
+    const handshakeSpan = randomBytes(8).toString('hex');
+    const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`, { traceparent: `00-${handshakeTrace}-${handshakeSpan}-01` });
+    await client.open();
+    await turn(client, { type: 'user_message', content: 'handshake context' });
+    await receiver.waitFor((spans) => spans.some((s) => s.service === 'llm-proxy' && s.traceId === handshakeTrace));
+    const ws = wsSpans().find((s) => s.traceId === handshakeTrace)!;
+    expect(ws.parentSpanId).toBe(handshakeSpan);
+    client.close();
+  });
+
+  it('flushes the spans of the last turn when the processes stop', async () => {
+    const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`);
+    await client.open();
+    const clientTrace = randomBytes(16).toString('hex');
+    await turn(client, { type: 'user_message', content: 'last words', traceparent: `00-${clientTrace}-${randomBytes(8).toString('hex')}-01` });
+    client.close();
+    // stop at once: the batch processor has not exported yet, shutdown must flush it
+    for (const p of procs.splice(0).reverse()) expect(await p.stop()).toBe(0);
+    const services = new Set(receiver.spans.filter((s) => s.traceId === clientTrace).map((s) => s.service));
+    expect([...services].sort()).toEqual(['gateway', 'llm-proxy', 'runtime']);
+  });
 });
