@@ -167,3 +167,19 @@ describe('an LLM failure mid-turn', () => {
     client.close();
   });
 });
+
+describe('gateway readiness', () => {
+  it('checks the runtime and the auth service JWKS, and names what failed', async () => {
+    const stack = await startStack({ databaseUrl: inject('databaseUrl') });
+    try {
+      const ok = await fetch(`${stack.url.gateway}/ready`);
+      expect(await ok.json()).toMatchObject({ status: 'ready', checks: { runtime: 'ok', auth: 'ok' } });
+      await stack.auth.app.close();
+      const res = await fetch(`${stack.url.gateway}/ready`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ status: 'not_ready', failed: ['auth'], checks: { runtime: 'ok' } });
+    } finally {
+      await stack.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
-import { createService, type Service } from '@codelab/service-kit';
+import { createService, PeerClient, type Service } from '@codelab/service-kit';
 import { WS_CLOSE } from '@codelab/protocol';
 import { createAuthenticate } from './auth/authenticate.ts';
 import { createJwtVerifier } from './auth/jwt-verifier.ts';
@@ -40,7 +40,14 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
   const verifier = config.useJwtAuth
     ? createJwtVerifier({ jwksUrl: `${config.authServiceUrl}/.well-known/jwks.json`, issuer: config.jwtIssuer, audience: config.jwtAudience })
     : undefined;
-  if (!verifier) {
+  if (verifier) {
+    const auth = new PeerClient({ peer: 'auth', baseUrl: config.authServiceUrl, metrics: service.metrics, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 });
+    app.addHook('onClose', () => auth.close());
+    service.addReadinessCheck('auth', async () => {
+      const { statusCode, body } = await auth.json<{ keys?: unknown[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
+      if (statusCode !== 200 || !body?.keys?.length) throw new Error(`JWKS answered ${statusCode} with ${body?.keys?.length ?? 0} keys`);
+    });
+  } else {
     logger.warn('GATEWAY__USE_JWT_AUTH=false: AUTHENTICATION IS OFF. Anyone who can reach this gateway can use it. Never run like this outside local development.');
   }
   const authenticate = createAuthenticate(verifier, metrics);
