@@ -221,10 +221,10 @@ export interface Migration {
   checksum: string;
 }
 
-/** Reads `NNN_name.sql` files of a folder, in version order. */
+/** Reads `NNN_name.sql` files of a folder, in numeric version order (a version used twice is refused). */
 export async function loadMigrations(dir: string): Promise<Migration[]> {
-  const files = (await readdir(dir)).filter((f) => /^\d+_[\w-]+\.sql$/.test(f)).sort();
-  return Promise.all(
+  const files = (await readdir(dir)).filter((f) => /^\d+_[\w-]+\.sql$/.test(f));
+  const migrations = await Promise.all(
     files.map(async (file) => {
       const sql = await readFile(path.join(dir, file), 'utf8');
       return {
@@ -235,45 +235,61 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
       };
     }),
   );
+  migrations.sort((a, b) => a.version - b.version);
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version === migrations[i - 1]!.version) {
+      throw new Error(`migrations ${migrations[i - 1]!.name} and ${migrations[i]!.name} have the same version`);
+    }
+  }
+  return migrations;
 }
 
 /**
- * Applies the migrations a service has not applied yet, each in its own transaction, under an
- * advisory lock so that several instances starting together apply each one once. An applied
- * migration whose file changed since is refused: history is append-only.
+ * Applies the migrations a service has not applied yet, each in its own transaction, so that
+ * several instances starting together apply each one exactly once: the migration's row in
+ * `schema_migrations` is claimed first in the transaction, and whoever finds it claimed skips it
+ * (on a real server the claim waits for the other transaction; the embedded engine runs
+ * transactions one at a time). An applied migration whose file changed since is refused: history
+ * is append-only.
  */
 export async function migrate(db: Database, service: string, dir: string, logger: Logger): Promise<number[]> {
   const migrations = await loadMigrations(dir);
   const client = await db.pool.connect();
   const applied: number[] = [];
   try {
+    // Serializes concurrent CREATE TABLE IF NOT EXISTS on a real server.
     await client.query('SELECT pg_advisory_lock(727274)');
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      service text NOT NULL, version integer NOT NULL, name text NOT NULL, checksum text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (service, version))`);
-    const done = new Map(
-      (await client.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations WHERE service = $1', [service])).rows.map((r) => [r.version, r.checksum]),
-    );
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        service text NOT NULL, version integer NOT NULL, name text NOT NULL, checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (service, version))`);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(727274)');
+    }
     for (const m of migrations) {
-      const previous = done.get(m.version);
-      if (previous !== undefined) {
-        if (previous !== m.checksum) throw new Error(`migration ${service}/${m.name} was changed after it was applied; add a new migration instead`);
-        continue;
-      }
       await client.query('BEGIN');
       try {
+        const claimed = await client.query(
+          'INSERT INTO schema_migrations (service, version, name, checksum) VALUES ($1, $2, $3, $4) ON CONFLICT (service, version) DO NOTHING RETURNING version',
+          [service, m.version, m.name, m.checksum],
+        );
+        if (claimed.rowCount === 0) {
+          await client.query('ROLLBACK');
+          const { rows } = await client.query<{ checksum: string }>('SELECT checksum FROM schema_migrations WHERE service = $1 AND version = $2', [service, m.version]);
+          if (rows[0]?.checksum !== m.checksum) throw new Error(`migration ${service}/${m.name} was changed after it was applied; add a new migration instead`);
+          continue;
+        }
         await client.query(m.sql);
-        await client.query('INSERT INTO schema_migrations (service, version, name, checksum) VALUES ($1, $2, $3, $4)', [service, m.version, m.name, m.checksum]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
+        if ((err as Error).message.includes('was changed after it was applied')) throw err;
         throw new Error(`migration ${service}/${m.name} failed: ${(err as Error).message}`, { cause: err });
       }
       applied.push(m.version);
       logger.info({ migration: m.name }, 'migration applied');
     }
   } finally {
-    await client.query('SELECT pg_advisory_unlock(727274)').catch(() => undefined);
     client.release();
   }
   return applied;

@@ -97,8 +97,9 @@ export class PeerClient {
       return { statusCode: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       const e = err as Error;
-      ServiceMetrics.observe(this.opts.metrics.clientDuration, { ...labels, status_code: e.name === 'AbortError' ? 'aborted' : 'error' }, (performance.now() - started) / 1000, activeTraceIds());
-      if (e.name === 'AbortError' || req.signal?.aborted) throw e;
+      const aborted = e.name === 'AbortError' || req.signal?.aborted === true;
+      ServiceMetrics.observe(this.opts.metrics.clientDuration, { ...labels, status_code: aborted ? 'aborted' : 'error' }, (performance.now() - started) / 1000, activeTraceIds());
+      if (aborted) throw e;
       throw new PeerUnavailableError(this.peer, e);
     }
   }

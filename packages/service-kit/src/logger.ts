@@ -16,6 +16,8 @@ export const REDACTED_PATHS: readonly string[] = [
   'internalApiKey',
   'internal_api_key',
   'masterKey',
+  'cookie',
+  '["x-internal-auth"]',
   'headers.authorization',
   'headers.cookie',
   'headers["x-internal-auth"]',
@@ -32,9 +34,13 @@ export const REDACTED_PATHS: readonly string[] = [
   '*.internal_api_key',
   '*["x-internal-auth"]',
   '*.masterKey',
+  '*.cookie',
+  '*.headers.authorization',
+  '*.headers.cookie',
+  '*.headers["x-internal-auth"]',
 ];
 
-const SECRET_QUERY = /([?&](?:access_token|token|password|client_secret)=)[^&#]*/gi;
+const SECRET_QUERY = /([?&](?:access_token|refresh_token|token|password|client_secret)=)[^&#]*/gi;
 
 /** Removes secret query parameters (a browser's `?access_token=` on the WS handshake) from a URL. */
 export function redactUrl(url: string | undefined): string | undefined {

@@ -25,7 +25,24 @@ export function openRedis(url: string, logger: Logger): Redis {
   return redis;
 }
 
-export async function pingRedis(redis: Redis): Promise<void> {
+/**
+ * Readiness: PING. Commands are refused while the client (re)connects (no offline queue), so a
+ * probe first waits, bounded, for the connection attempt to end (ready, or an error).
+ */
+export async function pingRedis(redis: Redis, waitMs = 1500): Promise<void> {
+  if (redis.status === 'connecting' || redis.status === 'connect' || redis.status === 'reconnecting' || redis.status === 'wait') {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, waitMs);
+      function done(): void {
+        clearTimeout(timer);
+        redis.off('ready', done);
+        redis.off('error', done);
+        resolve();
+      }
+      redis.once('ready', done);
+      redis.once('error', done);
+    });
+  }
   const answer = await redis.ping();
   if (answer !== 'PONG') throw new Error(`unexpected PING answer ${answer}`);
 }

@@ -2,7 +2,9 @@
  * createService: the fastify app every service is built from. It wires, once for all services:
  * JSON logs with trace ids, the RED histogram and GET /metrics, GET /health and GET /ready with
  * the service's real dependency checks, internal-key authentication, one error format, and the
- * draining state used by graceful shutdown. A service's app.ts adds only its own routes.
+ * draining state used by graceful shutdown. A service's app.ts adds only its own routes:
+ *
+ *   const service = createService({ name: 'gateway', ...config, logger: deps.logger });
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -38,10 +40,13 @@ export interface ServiceOptions {
   logLevel: string;
   environment?: string;
   lokiUrl?: string | undefined;
-  /** When set, every non-public route requires `X-Internal-Auth` with this key. */
-  internalApiKey?: string | undefined;
+  /**
+   * When set, every non-public route requires `X-Internal-Auth` with this key. (Named apart from
+   * the `internalApiKey` setting so that `createService({ name, ...config })` never turns it on.)
+   */
+  requireInternalKey?: string | undefined;
   /** Inject a logger (tests); otherwise one is created. */
-  logger?: Logger;
+  logger?: Logger | undefined;
   bodyLimit?: number;
   fastify?: Partial<FastifyServerOptions>;
 }
@@ -110,8 +115,8 @@ export function createService(opts: ServiceOptions): Service {
     (request as unknown as { startedAt: number }).startedAt = performance.now();
   });
 
-  if (opts.internalApiKey) {
-    const key = opts.internalApiKey;
+  if (opts.requireInternalKey) {
+    const key = opts.requireInternalKey;
     app.addHook('onRequest', async (request) => {
       if (request.routeOptions.config?.public || KIT_PUBLIC_PATHS.has(request.url.split('?')[0] ?? '')) return;
       if (!checkInternalKey(request.headers[INTERNAL_AUTH_HEADER], key)) {

@@ -11,12 +11,13 @@ export interface TraceIds {
   span_id: string;
 }
 
-const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-([\da-f]{2})$/;
+// W3C Trace Context: lower-case hex only; versions after 00 may append fields after the flags.
+const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-([\da-f]{2})(-.*)?$/;
 
 export function parseTraceparent(value: unknown): { traceId: string; spanId: string; flags: number } | undefined {
   if (typeof value !== 'string') return undefined;
-  const m = TRACEPARENT.exec(value.trim().toLowerCase());
-  if (!m || m[1] === 'ff' || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return undefined;
+  const m = TRACEPARENT.exec(value.trim());
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined) || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return undefined;
   return { traceId: m[2]!, spanId: m[3]!, flags: parseInt(m[4]!, 16) };
 }
 

@@ -29,14 +29,7 @@ export interface AuthDeps {
 }
 
 export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise<Service> {
-  const service = createService({
-    name: 'auth',
-    version: config.version,
-    logLevel: config.logLevel,
-    environment: config.environment,
-    lokiUrl: config.lokiUrl,
-    logger: deps.logger,
-  });
+  const service = createService({ name: 'auth', ...config, logger: deps.logger });
   const { app, logger, metrics } = service;
   const closers: (() => Promise<void>)[] = [];
   const closeAll = async (): Promise<void> => {

@@ -17,14 +17,7 @@ import { registerSessionRoutes, SESSION_ID_PATTERN } from './routes/sessions.ts'
 import { handleConversation } from './ws/conversation.ts';
 
 export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } = {}): Promise<Service> {
-  const service = createService({
-    name: 'gateway',
-    version: config.version,
-    logLevel: config.logLevel,
-    environment: config.environment,
-    lokiUrl: config.lokiUrl,
-    ...(deps.logger ? { logger: deps.logger } : {}),
-  });
+  const service = createService({ name: 'gateway', ...config, logger: deps.logger });
   const { app, logger } = service;
   const metrics = createGatewayMetrics(service.metrics);
   const runtime = new RuntimeClient({

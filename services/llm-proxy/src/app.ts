@@ -12,15 +12,7 @@ import { registerChatCompletions } from './routes/chat-completions.ts';
 import { registerModels } from './routes/models.ts';
 
 export async function buildApp(config: LlmProxyConfig, deps: { logger?: Logger } = {}): Promise<Service> {
-  const service = createService({
-    name: 'llm-proxy',
-    version: config.version,
-    logLevel: config.logLevel,
-    environment: config.environment,
-    lokiUrl: config.lokiUrl,
-    ...(deps.logger ? { logger: deps.logger } : {}),
-    bodyLimit: 8 * 1024 * 1024,
-  });
+  const service = createService({ name: 'llm-proxy', ...config, logger: deps.logger, bodyLimit: 8 * 1024 * 1024 });
   const { app } = service;
   const metrics = createLlmProxyMetrics(service.metrics, config.models);
 

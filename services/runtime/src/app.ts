@@ -16,15 +16,7 @@ import { SessionStore } from './store/sessions.ts';
 const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
 
 export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } = {}): Promise<Service> {
-  const service = createService({
-    name: 'runtime',
-    version: config.version,
-    logLevel: config.logLevel,
-    environment: config.environment,
-    lokiUrl: config.lokiUrl,
-    internalApiKey: config.internalApiKey,
-    ...(deps.logger ? { logger: deps.logger } : {}),
-  });
+  const service = createService({ name: 'runtime', ...config, logger: deps.logger, requireInternalKey: config.internalApiKey });
   const { app, logger } = service;
   const db = await openDatabase({
     service: 'runtime',

@@ -1,0 +1,283 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { loadMigrations, migrate, openDatabase, type Database } from '@codelab/service-kit/db';
+import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { silentLogger } from '@codelab/service-kit/testing';
+import { value } from './prom-text.ts';
+
+/** A name no other suite (nor an earlier run against the same server) uses. */
+const unique = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+
+async function open(metrics = new ServiceMetrics('svc'), poolMax = 3): Promise<Database> {
+  return openDatabase({ service: 'svc', url: inject('databaseUrl'), poolMax, logger: silentLogger(), metrics, poolName: 'main' });
+}
+
+describe('db', () => {
+  describe('openDatabase', () => {
+    let db: Database;
+    let metrics: ServiceMetrics;
+    const table = unique('kit_db');
+    beforeAll(async () => {
+      metrics = new ServiceMetrics('svc');
+      db = await open(metrics);
+      await db.query(`CREATE TABLE ${table} (id integer PRIMARY KEY, name text NOT NULL)`);
+    });
+    afterAll(async () => {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.close();
+    });
+
+    it('connects to the given server without starting an embedded one', () => {
+      expect(db.embedded).toBe(false);
+    });
+
+    it('names its target without the password', async () => {
+      // The pool connects lazily: nothing listens on port 1 and nothing needs to.
+      const other = await openDatabase({ service: 'svc', url: 'postgres://app:s3cret@127.0.0.1:1/codelab', poolMax: 1, logger: silentLogger(), metrics: new ServiceMetrics('svc') });
+      expect(other.target).toBe('postgres://app:***@127.0.0.1:1/codelab');
+      await other.close();
+    });
+
+    it('runs parameterized queries', async () => {
+      const res = await db.query<{ n: number; s: string }>('SELECT $1::int + 1 AS n, $2::text AS s', [41, 'x']);
+      expect(res.rows).toEqual([{ n: 42, s: 'x' }]);
+    });
+
+    it('commits a transaction and returns its result', async () => {
+      const result = await db.transaction(async (tx) => {
+        await tx.query(`INSERT INTO ${table} (id, name) VALUES (1, 'one'), (2, 'two')`);
+        return (await tx.query<{ c: string }>(`SELECT count(*) AS c FROM ${table}`)).rows[0]!.c;
+      });
+      expect(result).toBe('2');
+      expect((await db.query(`SELECT id, name FROM ${table} ORDER BY id`)).rows).toEqual([
+        { id: 1, name: 'one' },
+        { id: 2, name: 'two' },
+      ]);
+    });
+
+    it('rolls a transaction back and rethrows when it fails', async () => {
+      const failure = new Error('stop here');
+      await expect(
+        db.transaction(async (tx) => {
+          await tx.query(`INSERT INTO ${table} (id, name) VALUES (3, 'three')`);
+          await tx.query(`UPDATE ${table} SET name = 'changed' WHERE id = 1`);
+          throw failure;
+        }),
+      ).rejects.toBe(failure);
+      expect((await db.query(`SELECT id, name FROM ${table} ORDER BY id`)).rows).toEqual([
+        { id: 1, name: 'one' },
+        { id: 2, name: 'two' },
+      ]);
+    });
+
+    it('rolls back when a statement fails, and the pool stays usable', async () => {
+      await expect(
+        db.transaction(async (tx) => {
+          await tx.query(`INSERT INTO ${table} (id, name) VALUES (4, 'four')`);
+          await tx.query(`INSERT INTO ${table} (id, name) VALUES (1, 'duplicate')`);
+        }),
+      ).rejects.toThrow(/duplicate key/);
+      expect((await db.query<{ c: string }>(`SELECT count(*) AS c FROM ${table}`)).rows[0]!.c).toBe('2');
+      await expect(db.ping()).resolves.toBeUndefined();
+    });
+
+    it('measures query durations by operation and outcome', async () => {
+      const before = await metrics.render(undefined);
+      const count = (body: string, operation: string, outcome = 'ok') =>
+        value(body, 'db_client_operation_duration_seconds_count', { service: 'svc', pool: 'main', operation, outcome }) ?? 0;
+      await db.query('SELECT 1');
+      await db.query(`  select 2`);
+      await db.query(`WITH x AS (SELECT 1) SELECT * FROM x`);
+      await db.query(`UPDATE ${table} SET name = name WHERE id = 2`);
+      await db.query(`DELETE FROM ${table} WHERE id = 99`);
+      await db.transaction(async (tx) => tx.query(`INSERT INTO ${table} (id, name) VALUES (10, 'ten')`));
+      await db.query(`SHOW server_version`);
+      await expect(db.query('SELECT * FROM no_such_table_at_all')).rejects.toThrow(/no_such_table_at_all/);
+      const after = (await metrics.render(undefined)).body;
+      const delta = (operation: string, outcome = 'ok') => count(after, operation, outcome) - count(before.body, operation, outcome);
+      expect({
+        select: delta('select'),
+        with: delta('with'),
+        update: delta('update'),
+        delete: delta('delete'),
+        insert: delta('insert'),
+        begin: delta('begin'),
+        commit: delta('commit'),
+        other: delta('other'),
+        selectError: delta('select', 'error'),
+      }).toEqual({ select: 2, with: 1, update: 1, delete: 1, insert: 1, begin: 1, commit: 1, other: 1, selectError: 1 });
+    });
+
+    it('answers ping', async () => {
+      await expect(db.ping()).resolves.toBeUndefined();
+    });
+  });
+
+  describe('pool metrics', () => {
+    it('reports connections by state, the maximum and the clients waiting', async () => {
+      const metrics = new ServiceMetrics('svc');
+      const db = await open(metrics, 1);
+      try {
+        const gauges = async () => {
+          const { body } = await metrics.render(undefined);
+          const labels = { service: 'svc', pool: 'main' };
+          return {
+            idle: value(body, 'db_client_connections', { ...labels, state: 'idle' }),
+            used: value(body, 'db_client_connections', { ...labels, state: 'used' }),
+            max: value(body, 'db_client_connections_max', labels),
+            pending: value(body, 'db_client_connection_pending_requests', labels),
+          };
+        };
+        expect(await gauges()).toEqual({ idle: 0, used: 0, max: 1, pending: 0 });
+        await db.query('SELECT 1');
+        expect(await gauges()).toEqual({ idle: 1, used: 0, max: 1, pending: 0 });
+
+        const held = await db.pool.connect();
+        const waiting = db.query<{ n: number }>('SELECT 7 AS n');
+        await new Promise((r) => setTimeout(r, 20));
+        expect(await gauges()).toEqual({ idle: 0, used: 1, max: 1, pending: 1 });
+        held.release();
+        expect((await waiting).rows).toEqual([{ n: 7 }]);
+        expect(await gauges()).toEqual({ idle: 1, used: 0, max: 1, pending: 0 });
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('stops answering ping once closed', async () => {
+      const db = await open();
+      await db.ping();
+      await db.close();
+      await expect(db.ping()).rejects.toThrow(/ended|pool/i);
+    });
+  });
+
+  describe('loadMigrations', () => {
+    let dir: string;
+    beforeEach(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), 'kit-migrations-'));
+    });
+    afterEach(() => rm(dir, { recursive: true, force: true }));
+
+    it('reads NNN_name.sql files in order, with a sha256 checksum, ignoring other files', async () => {
+      await writeFile(path.join(dir, '002_second.sql'), 'SELECT 2;');
+      await writeFile(path.join(dir, '001_first-one.sql'), 'SELECT 1;');
+      await writeFile(path.join(dir, 'README.md'), '# not a migration');
+      await writeFile(path.join(dir, 'draft.sql'), 'SELECT 0;');
+      await writeFile(path.join(dir, '003_third.sql.bak'), 'SELECT 3;');
+      const migrations = await loadMigrations(dir);
+      expect(migrations.map((m) => [m.version, m.name, m.sql])).toEqual([
+        [1, '001_first-one', 'SELECT 1;'],
+        [2, '002_second', 'SELECT 2;'],
+      ]);
+      // sha256('SELECT 1;')
+      expect(migrations[0]!.checksum).toBe('17db4fd369edb9244b9f91d9aeed145c3d04ad8ba6e95d06247f07a63527d11a');
+    });
+
+    // Regression: files were sorted as strings, so `10_` ran before `2_`.
+    it('orders versions numerically', async () => {
+      for (const v of [1, 2, 10]) await writeFile(path.join(dir, `${v}_m.sql`), `SELECT ${v};`);
+      expect((await loadMigrations(dir)).map((m) => m.version)).toEqual([1, 2, 10]);
+    });
+  });
+
+  describe('migrate', () => {
+    let db: Database;
+    let dir: string;
+    let service: string;
+    let table: string;
+    beforeAll(async () => {
+      db = await open(new ServiceMetrics('svc'), 4);
+    });
+    afterAll(() => db.close());
+    beforeEach(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), 'kit-migrations-'));
+      service = unique('kit-test');
+      table = unique('kit_mig');
+      await writeFile(path.join(dir, '001_create.sql'), `CREATE TABLE ${table} (id integer PRIMARY KEY);`);
+      await writeFile(path.join(dir, '002_add_name.sql'), `ALTER TABLE ${table} ADD COLUMN name text;`);
+      await writeFile(path.join(dir, '003_seed.sql'), `INSERT INTO ${table} (id, name) VALUES (1, 'seed');`);
+    });
+    afterEach(async () => {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.query('DELETE FROM schema_migrations WHERE service = $1', [service]).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    const recorded = async () =>
+      (await db.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations WHERE service = $1 ORDER BY version', [service])).rows;
+
+    it('applies the migrations in order, once', async () => {
+      expect(await migrate(db, service, dir, silentLogger())).toEqual([1, 2, 3]);
+      expect((await db.query(`SELECT id, name FROM ${table}`)).rows).toEqual([{ id: 1, name: 'seed' }]);
+      expect(await recorded()).toEqual([
+        { version: 1, name: '001_create' },
+        { version: 2, name: '002_add_name' },
+        { version: 3, name: '003_seed' },
+      ]);
+      expect(await migrate(db, service, dir, silentLogger())).toEqual([]);
+      expect((await db.query(`SELECT id, name FROM ${table}`)).rows).toEqual([{ id: 1, name: 'seed' }]);
+    });
+
+    it('applies only the migrations added since', async () => {
+      expect(await migrate(db, service, dir, silentLogger())).toEqual([1, 2, 3]);
+      await writeFile(path.join(dir, '004_more.sql'), `INSERT INTO ${table} (id, name) VALUES (2, 'more');`);
+      expect(await migrate(db, service, dir, silentLogger())).toEqual([4]);
+      expect((await db.query(`SELECT id FROM ${table} ORDER BY id`)).rows).toEqual([{ id: 1 }, { id: 2 }]);
+    });
+
+    it('keeps the migrations of each service apart', async () => {
+      expect(await migrate(db, service, dir, silentLogger())).toEqual([1, 2, 3]);
+      const otherDir = await mkdtemp(path.join(os.tmpdir(), 'kit-migrations-'));
+      const other = unique('kit-test-other');
+      try {
+        await writeFile(path.join(otherDir, '001_noop.sql'), 'SELECT 1;');
+        expect(await migrate(db, other, otherDir, silentLogger())).toEqual([1]);
+      } finally {
+        await db.query('DELETE FROM schema_migrations WHERE service = $1', [other]);
+        await rm(otherDir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses a migration whose file changed after it was applied', async () => {
+      await migrate(db, service, dir, silentLogger());
+      await writeFile(path.join(dir, '002_add_name.sql'), `ALTER TABLE ${table} ADD COLUMN name varchar(10);`);
+      await expect(migrate(db, service, dir, silentLogger())).rejects.toThrow(
+        `migration ${service}/002_add_name was changed after it was applied; add a new migration instead`,
+      );
+    });
+
+    it('stops at a failing migration, rolling it back and keeping the ones before', async () => {
+      await writeFile(path.join(dir, '002_add_name.sql'), `ALTER TABLE ${table} ADD COLUMN name text; SELECT * FROM no_such_table_kit;`);
+      await expect(migrate(db, service, dir, silentLogger())).rejects.toThrow(new RegExp(`^migration ${service}/002_add_name failed: .*no_such_table_kit`));
+      expect(await recorded()).toEqual([{ version: 1, name: '001_create' }]);
+      const columns = await db.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_name = $1', [table]);
+      expect(columns.rows.map((r) => r.column_name)).toEqual(['id']);
+      // Fixed, it applies from where it stopped.
+      await writeFile(path.join(dir, '002_add_name.sql'), `ALTER TABLE ${table} ADD COLUMN name text;`);
+      expect(await migrate(db, service, dir, silentLogger())).toEqual([2, 3]);
+    });
+
+    // On the embedded engine every connection shares one backend session, so an advisory lock
+    // excludes nobody there: exactly-once comes from claiming the schema_migrations row first.
+    it('applies each migration exactly once when two instances migrate together', async () => {
+      // Two fresh pools, as two processes starting together would have.
+      const first = await open(new ServiceMetrics('svc'), 2);
+      const second = await open(new ServiceMetrics('svc'), 2);
+      try {
+        const results = await Promise.allSettled([migrate(first, service, dir, silentLogger()), migrate(second, service, dir, silentLogger())]);
+        expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))).toEqual(['ok', 'ok']);
+        const applied = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+        expect(applied.sort()).toEqual([1, 2, 3]);
+        expect((await db.query(`SELECT id, name FROM ${table}`)).rows).toEqual([{ id: 1, name: 'seed' }]);
+        expect(await recorded()).toHaveLength(3);
+      } finally {
+        await first.close();
+        await second.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,209 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PeerClient, PeerUnavailableError } from '@codelab/service-kit/http-client';
+import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { createService, type Service } from '@codelab/service-kit/service';
+import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { find, value } from './prom-text.ts';
+
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+}
+
+describe('http-client', () => {
+  let peer: Service;
+  let base: string;
+  let releaseSlow: () => void = () => undefined;
+  const slowReleased = new Promise<void>((r) => (releaseSlow = r));
+
+  beforeAll(async () => {
+    peer = createService({
+      name: 'runtime',
+      version: '1.0.0',
+      logLevel: 'info',
+      logger: silentLogger(),
+      requireInternalKey: TEST_INTERNAL_KEY,
+      fastify: { forceCloseConnections: true },
+    });
+    peer.app.get('/echo/:id', async (request) => ({
+      id: (request.params as { id: string }).id,
+      query: request.query,
+      key: request.headers['x-internal-auth'],
+      extra: request.headers['x-extra'] ?? null,
+    }));
+    peer.app.post('/things', async (request, reply) => reply.status(201).send({ got: request.body, contentType: request.headers['content-type'] }));
+    peer.app.get('/text', async (_request, reply) => reply.type('text/plain').send('upstream exploded'));
+    peer.app.get('/empty', async (_request, reply) => reply.status(204).send());
+    peer.app.get('/slow', async () => {
+      await slowReleased;
+      return { late: true };
+    });
+    base = await listen(peer.app);
+  });
+  afterAll(async () => {
+    releaseSlow();
+    await peer.app.close();
+  });
+
+  function client(extra: Partial<ConstructorParameters<typeof PeerClient>[0]> = {}): { client: PeerClient; metrics: ServiceMetrics } {
+    const metrics = new ServiceMetrics('gateway');
+    return { client: new PeerClient({ peer: 'runtime', baseUrl: `${base}/`, internalApiKey: TEST_INTERNAL_KEY, metrics, ...extra }), metrics };
+  }
+
+  describe('PeerClient.request', () => {
+    it('sends the internal key, the query and the caller headers', async () => {
+      const { client: c } = client();
+      try {
+        const res = await c.request({ method: 'GET', path: '/echo/7', route: '/echo/:id', query: { a: 1, b: true, skip: undefined, s: 'x y' }, headers: { 'x-extra': 'yes' } });
+        expect(res.statusCode).toBe(200);
+        expect(await res.body.json()).toEqual({ id: '7', query: { a: '1', b: 'true', s: 'x y' }, key: TEST_INTERNAL_KEY, extra: 'yes' });
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('is refused by the peer without the key', async () => {
+      const { client: c } = client({ internalApiKey: undefined });
+      try {
+        const res = await c.json({ method: 'GET', path: '/echo/7', route: '/echo/:id' });
+        expect(res).toEqual({ statusCode: 401, body: { error: { code: 'ERR_UNAUTHORIZED', message: 'Missing or invalid x-internal-auth header' } } });
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('throws PeerUnavailableError (not a timeout) when nothing listens', async () => {
+      const port = await freePort();
+      const metrics = new ServiceMetrics('gateway');
+      const c = new PeerClient({ peer: 'llm-proxy', baseUrl: `http://127.0.0.1:${port}`, metrics });
+      try {
+        const error = await c.request({ method: 'GET', path: '/v1/models', route: '/v1/models' }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PeerUnavailableError);
+        const e = error as PeerUnavailableError;
+        expect({ name: e.name, peer: e.peer, timeout: e.timeout }).toEqual({ name: 'PeerUnavailableError', peer: 'llm-proxy', timeout: false });
+        expect(e.message).toMatch(/^llm-proxy is unreachable: .*ECONNREFUSED/);
+        const { body } = await metrics.render(undefined);
+        expect(value(body, 'http_client_request_duration_seconds_count', { service: 'gateway', peer: 'llm-proxy', method: 'GET', route: '/v1/models', status_code: 'error' })).toBe(1);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('throws a timeout PeerUnavailableError when the headers do not come in time', async () => {
+      const { client: c, metrics } = client({ headersTimeoutMs: 200 });
+      try {
+        const started = performance.now();
+        const error = await c.request({ method: 'GET', path: '/slow', route: '/slow' }).catch((e: unknown) => e);
+        const elapsed = performance.now() - started;
+        expect(error).toBeInstanceOf(PeerUnavailableError);
+        const e = error as PeerUnavailableError;
+        expect({ peer: e.peer, timeout: e.timeout }).toEqual({ peer: 'runtime', timeout: true });
+        expect(e.message).toMatch(/^runtime did not answer in time: /);
+        expect(elapsed).toBeGreaterThanOrEqual(150);
+        expect(elapsed).toBeLessThan(3000);
+        const { body } = await metrics.render(undefined);
+        expect(value(body, 'http_client_request_duration_seconds_count', { peer: 'runtime', route: '/slow', status_code: 'error' })).toBe(1);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('rethrows an abort by the caller as is, counted as aborted', async () => {
+      const { client: c, metrics } = client();
+      const controller = new AbortController();
+      try {
+        setTimeout(() => controller.abort(), 50);
+        const error = await c.request({ method: 'GET', path: '/slow', route: '/slow', signal: controller.signal }).catch((e: unknown) => e);
+        expect(error).not.toBeInstanceOf(PeerUnavailableError);
+        expect((error as Error).name).toBe('AbortError');
+        const { body } = await metrics.render(undefined);
+        expect(find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value])).toEqual([['aborted', 1]]);
+      } finally {
+        await c.close();
+      }
+    });
+
+    // Regression: an abort with a reason (startSse's signal, AbortSignal.timeout) was counted as
+    // status_code="error", inflating the peer's error rate.
+    it('counts an abort that carries a reason as aborted', async () => {
+      const { client: c, metrics } = client();
+      const controller = new AbortController();
+      try {
+        setTimeout(() => controller.abort(new Error('client disconnected')), 50);
+        const error = await c.request({ method: 'GET', path: '/slow', route: '/slow', signal: controller.signal }).catch((e: unknown) => e);
+        expect(error).not.toBeInstanceOf(PeerUnavailableError);
+        expect((error as Error).message).toBe('client disconnected');
+        const { body } = await metrics.render(undefined);
+        expect(find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value])).toEqual([['aborted', 1]]);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('records http_client_request_duration_seconds by peer, route template and status', async () => {
+      const { client: c, metrics } = client();
+      try {
+        for (const id of ['1', '2', '3']) await (await c.request({ method: 'GET', path: `/echo/${id}`, route: '/echo/:id' })).body.dump();
+        await (await c.request({ method: 'GET', path: '/missing', route: '/missing' })).body.dump();
+        const { body } = await metrics.render(undefined);
+        expect(value(body, 'http_client_request_duration_seconds_count', { service: 'gateway', peer: 'runtime', method: 'GET', route: '/echo/:id', status_code: '200' })).toBe(3);
+        expect(value(body, 'http_client_request_duration_seconds_count', { service: 'gateway', peer: 'runtime', method: 'GET', route: '/missing', status_code: '404' })).toBe(1);
+        expect(find(body, 'http_client_request_duration_seconds_count').map((s) => s.labels.route)).toEqual(['/echo/:id', '/missing']);
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('PeerClient.json', () => {
+    it('sends a JSON body and parses the JSON answer', async () => {
+      const { client: c } = client();
+      try {
+        expect(await c.json({ method: 'POST', path: '/things', route: '/things', body: { name: 'ada', n: [1, 2] } })).toEqual({
+          statusCode: 201,
+          body: { got: { name: 'ada', n: [1, 2] }, contentType: 'application/json' },
+        });
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('gives an error object for a body that is not JSON, and undefined for none', async () => {
+      const { client: c } = client();
+      try {
+        expect(await c.json({ method: 'GET', path: '/text', route: '/text' })).toEqual({
+          statusCode: 200,
+          body: { error: { code: 'ERR_BAD_UPSTREAM_BODY', message: 'upstream exploded' } },
+        });
+        expect(await c.json({ method: 'GET', path: '/empty', route: '/empty' })).toEqual({ statusCode: 204, body: undefined });
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
+  describe('PeerClient.checkHealth', () => {
+    it('resolves when the peer /health answers 200', async () => {
+      const { client: c } = client();
+      try {
+        await expect(c.checkHealth()).resolves.toBeUndefined();
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('rejects naming the status otherwise', async () => {
+      const sick = Fastify();
+      sick.get('/health', async (_request, reply) => reply.status(503).send({ status: 'unhealthy' }));
+      const url = await listen(sick);
+      const c = new PeerClient({ peer: 'auth', baseUrl: url, metrics: new ServiceMetrics('gateway') });
+      try {
+        await expect(c.checkHealth()).rejects.toThrow('auth /health answered 503');
+      } finally {
+        await c.close();
+        await sick.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,164 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, loggerOptions, redactUrl } from '@codelab/service-kit/logger';
+import { createService } from '@codelab/service-kit/service';
+import { capturingLogger } from '@codelab/service-kit/testing';
+
+/** A kit logger (with its redaction and serializers) writing to memory. */
+function memoryLogger(level = 'info') {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const logger = createLogger({ service: 'svc', level, destination });
+  const lines = () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { logger, lines };
+}
+
+const R = '[REDACTED]';
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+describe('logger', () => {
+  describe('createLogger', () => {
+    it('writes one JSON line with the level name, service, ISO time and msg', () => {
+      const { logger, lines } = memoryLogger();
+      logger.info({ user: 'ada' }, 'hello');
+      const [line] = lines();
+      expect(line).toMatchObject({ level: 'info', service: 'svc', user: 'ada', msg: 'hello' });
+      expect(line!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(lines()).toHaveLength(1);
+    });
+
+    it('takes upstream level names (WARNING drops info, keeps warn)', () => {
+      const { logger, lines } = memoryLogger('WARNING');
+      logger.info('dropped');
+      logger.warn('kept');
+      expect(lines().map((l) => [l.level, l.msg])).toEqual([['warn', 'kept']]);
+      expect(loggerOptions({ service: 's', level: 'CRITICAL' }).level).toBe('fatal');
+    });
+
+    it('redacts secret fields at the top level', () => {
+      const { logger, lines } = memoryLogger();
+      logger.info({ authorization: 'Bearer abc', password: 'p', token: 't', access_token: 'a', refresh_token: 'r', client_secret: 'c', internalApiKey: 'k', username: 'ada' }, 'm');
+      expect(lines()[0]).toMatchObject({
+        authorization: R,
+        password: R,
+        token: R,
+        access_token: R,
+        refresh_token: R,
+        client_secret: R,
+        internalApiKey: R,
+        username: 'ada',
+      });
+    });
+
+    it('redacts secret fields one level deep', () => {
+      const { logger, lines } = memoryLogger();
+      logger.info({ body: { password: 'p', token: 't', access_token: 'a', refresh_token: 'r', client_secret: 'c', grant_type: 'password' }, config: { internalApiKey: 'k', port: 1 } }, 'm');
+      expect(lines()[0]).toMatchObject({
+        body: { password: R, token: R, access_token: R, refresh_token: R, client_secret: R, grant_type: 'password' },
+        config: { internalApiKey: R, port: 1 },
+      });
+    });
+
+    it('redacts the authorization, cookie and x-internal-auth headers', () => {
+      const { logger, lines } = memoryLogger();
+      logger.info({ headers: { authorization: 'Bearer abc', cookie: 'sid=1', 'x-internal-auth': 'key', accept: 'text/html' } }, 'outbound');
+      logger.info({ peer: { 'x-internal-auth': 'key', authorization: 'Basic x' } }, 'nested');
+      const [first, second] = lines();
+      expect(first!.headers).toEqual({ authorization: R, cookie: R, 'x-internal-auth': R, accept: 'text/html' });
+      expect(second!.peer).toEqual({ 'x-internal-auth': R, authorization: R });
+      expect(JSON.stringify(lines())).not.toMatch(/Bearer abc|sid=1|"key"|Basic x/);
+    });
+
+    // Regression: `log.info(request.headers)` wrote the internal key and cookies in clear.
+    it('redacts x-internal-auth and cookie of a headers object logged at the top level', () => {
+      const { logger, lines } = memoryLogger();
+      logger.info({ authorization: 'Bearer abc', cookie: 'sid=1', 'x-internal-auth': 'the-internal-key' }, 'headers');
+      expect(lines()[0]).toMatchObject({ authorization: R, cookie: R, 'x-internal-auth': R });
+    });
+
+    it('logs a request by method, redacted url, address and user agent only', async () => {
+      const { logger, lines } = memoryLogger();
+      const { app } = createService({ name: 'svc', version: '1.0.0', logLevel: 'info', logger });
+      app.get('/ws', async () => ({ ok: true }));
+      await app.inject({ method: 'GET', url: '/ws?access_token=eyJsecret&x=1', headers: { authorization: 'Bearer eyJsecret', 'user-agent': 'test-agent' } });
+      await app.close();
+      const incoming = lines().find((l) => l.msg === 'incoming request');
+      expect(incoming!.req).toEqual({ method: 'GET', url: `/ws?access_token=${R}&x=1`, remote_address: '127.0.0.1', user_agent: 'test-agent' });
+      expect(JSON.stringify(lines())).not.toContain('eyJsecret');
+    });
+  });
+
+  describe('redactUrl', () => {
+    it.each([
+      ['/ws?access_token=eyJ.abc.def', `/ws?access_token=${R}`],
+      ['/ws?session=1&access_token=eyJ&x=2', `/ws?session=1&access_token=${R}&x=2`],
+      ['/cb?token=t#frag', `/cb?token=${R}#frag`],
+      ['/login?password=p&client_secret=s', `/login?password=${R}&client_secret=${R}`],
+      ['/ws?ACCESS_TOKEN=eyJ', `/ws?ACCESS_TOKEN=${R}`],
+      ['/ws?my_access_token=keep&id=1', '/ws?my_access_token=keep&id=1'],
+      ['/sessions/42', '/sessions/42'],
+    ])('turns %s into %s', (url, expected) => {
+      expect(redactUrl(url)).toBe(expected);
+    });
+
+    it('passes undefined through', () => {
+      expect(redactUrl(undefined)).toBeUndefined();
+    });
+  });
+
+  describe('request log lines (createService)', () => {
+    function tracedService() {
+      const capture = capturingLogger();
+      const service = createService({ name: 'svc', version: '1.0.0', logLevel: 'info', logger: capture.logger });
+      service.app.get('/work', async (request) => {
+        request.log.info('working');
+        return request.traceIds();
+      });
+      return { ...capture, service };
+    }
+
+    it('puts the trace_id and span_id on every line of a request', async () => {
+      const { service, lines } = tracedService();
+      const res = await service.app.inject({ method: 'GET', url: '/work', headers: { 'x-request-id': 'req-one' } });
+      await service.app.close();
+      const ids = res.json() as { trace_id: string; span_id: string };
+      expect(ids.trace_id).toMatch(/^[\da-f]{32}$/);
+      expect(ids.span_id).toMatch(/^[\da-f]{16}$/);
+      const mine = lines().filter((l) => l.reqId === 'req-one');
+      expect(mine.map((l) => l.msg)).toEqual(['incoming request', 'working', 'request completed']);
+      for (const line of mine) expect({ trace_id: line.trace_id, span_id: line.span_id }).toEqual(ids);
+    });
+
+    it('continues the trace id of an incoming traceparent', async () => {
+      const { service, lines } = tracedService();
+      const res = await service.app.inject({ method: 'GET', url: '/work', headers: { traceparent: TRACEPARENT, 'x-request-id': 'req-tp' } });
+      await service.app.close();
+      expect(res.json().trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+      const mine = lines().filter((l) => l.reqId === 'req-tp');
+      expect(mine).toHaveLength(3);
+      for (const line of mine) expect(line.trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+      // The request is a new span of that trace, not the caller's span.
+      expect(mine[0]!.span_id).not.toBe('00f067aa0ba902b7');
+    });
+
+    it('gives two requests different trace ids', async () => {
+      const { service, lines } = tracedService();
+      await service.app.inject({ method: 'GET', url: '/work', headers: { 'x-request-id': 'req-a' } });
+      await service.app.inject({ method: 'GET', url: '/work', headers: { 'x-request-id': 'req-b' } });
+      await service.app.close();
+      const traceOf = (id: string) => [...new Set(lines().filter((l) => l.reqId === id).map((l) => l.trace_id))];
+      const a = traceOf('req-a');
+      const b = traceOf('req-b');
+      expect(a).toHaveLength(1);
+      expect(b).toHaveLength(1);
+      expect(a[0]).toMatch(/^[\da-f]{32}$/);
+      expect(b[0]).toMatch(/^[\da-f]{32}$/);
+      expect(a[0]).not.toBe(b[0]);
+    });
+  });
+});
