@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { prettyFactory } from 'pino-pretty';
 import { startEmbeddedPostgres } from '../packages/service-kit/src/db.ts';
 
+const launched = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = { ...process.env };
 const tty = process.stdout.isTTY === true && !env.NO_COLOR;
@@ -109,7 +110,6 @@ for (const s of SERVICES) {
 process.on('SIGINT', () => stopAll(0));
 process.on('SIGTERM', () => stopAll(0));
 
-const started = performance.now();
 const healthy = async (name: string): Promise<boolean> => {
   try {
     return (await fetch(`${url(name)}/health`, { signal: AbortSignal.timeout(1000) })).ok;
@@ -129,7 +129,7 @@ while (!stopping) {
   await new Promise((r) => setTimeout(r, 250));
 }
 if (!stopping) {
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const seconds = ((performance.now() - launched) / 1000).toFixed(1);
   const passwordFile = path.join(env.CODELAB_DATA_DIR, 'auth', 'admin-password');
   const password = env.AUTH_SERVICE__MASTER_KEY
     ? '"$AUTH_SERVICE__MASTER_KEY"'
