@@ -36,8 +36,10 @@ export interface Stack {
   gateway: Service;
   url: { auth: string; llm: string; runtime: string; gateway: string; ws: string };
   user: { username: string; password: string };
-  /** A fresh access token for the stack's user. */
-  token(): Promise<string>;
+  /** Where the stack keeps its files (the auth service's keys are under auth/keys). */
+  dataDir: string;
+  /** A fresh access token for the stack's user (optionally with a narrower scope). */
+  token(scope?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -106,7 +108,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       gateway,
       url: { auth: authUrl, llm: llmUrl, runtime: runtimeUrl, gateway: gatewayUrl, ws: gatewayUrl.replace(/^http/, 'ws') },
       user,
-      token: () => passwordToken(authUrl, user.username, user.password),
+      dataDir,
+      token: (scope?: string) => passwordToken(authUrl, user.username, user.password, scope),
       close: async () => {
         for (const s of started.reverse()) await s.app.close();
       },
@@ -117,14 +120,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   }
 }
 
-export async function passwordToken(authUrl: string, username: string, password: string): Promise<string> {
+export async function passwordToken(authUrl: string, username: string, password: string, scope?: string): Promise<string> {
+  return (await passwordTokens(authUrl, username, password, scope)).access_token;
+}
+
+export async function passwordTokens(authUrl: string, username: string, password: string, scope?: string): Promise<{ access_token: string; refresh_token: string }> {
   const res = await fetch(`${authUrl}/oauth/token`, {
     method: 'POST',
-    body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username, password }),
+    body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username, password, ...(scope ? { scope } : {}) }),
   });
-  const body = (await res.json()) as { access_token?: string };
-  if (res.status !== 200 || !body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
+  const body = (await res.json()) as { access_token?: string; refresh_token?: string };
+  if (res.status !== 200 || !body.access_token || !body.refresh_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
+  return { access_token: body.access_token, refresh_token: body.refresh_token };
 }
 
 /** A WebSocket client that records every frame and lets a test await the ones it expects. */

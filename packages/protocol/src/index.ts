@@ -10,5 +10,6 @@ export type {
   FrameTraceContext,
   StreamChunk,
 } from './ws-frames.ts';
-export type { AgentStreamRequest, SessionSummary, HistoryMessage } from './runtime-api.ts';
+export { CALLER_HEADER } from './runtime-api.ts';
+export type { AgentStreamRequest, SessionAccess, SessionSummary, HistoryMessage } from './runtime-api.ts';
 export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, Usage, OpenAIErrorBody } from './openai.ts';

@@ -1,12 +1,22 @@
 /** The gateway → runtime internal contract (upstream §4). */
 import type { InboundFrame } from './ws-frames.ts';
 
+/**
+ * Who the gateway is calling for (the JWT `sub`), on every gateway → runtime call. Trusted only
+ * because the internal key authenticates the gateway; absent when authentication is off.
+ */
+export const CALLER_HEADER = 'x-codelab-user';
+
 export interface AgentStreamRequest {
   session_id: string;
   /** The IDE frame, as received (validated by the gateway). */
   message: InboundFrame;
-  /** Who sent it (JWT `sub`), when the gateway authenticated the caller. */
-  user_id?: string;
+}
+
+/** `GET /sessions/:id/access`: may the caller use this session id? */
+export interface SessionAccess {
+  exists: boolean;
+  allowed: boolean;
 }
 
 export interface SessionSummary {

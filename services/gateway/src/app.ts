@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { createService, PeerClient, type Service } from '@codelab/service-kit';
 import { WS_CLOSE } from '@codelab/protocol';
 import { createAuthenticate } from './auth/authenticate.ts';
-import { createJwtVerifier } from './auth/jwt-verifier.ts';
+import { JwksCache } from './auth/jwks-cache.ts';
+import { createJwtVerifier, type JwtVerifier } from './auth/jwt-verifier.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { RuntimeClient } from './runtime-client.ts';
@@ -30,24 +31,24 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
   app.addHook('onClose', () => runtime.close());
   service.addReadinessCheck('runtime', () => runtime.checkHealth());
 
-  const verifier = config.useJwtAuth
-    ? createJwtVerifier({ jwksUrl: `${config.authServiceUrl}/.well-known/jwks.json`, issuer: config.jwtIssuer, audience: config.jwtAudience })
-    : undefined;
-  if (verifier) {
+  let verifier: JwtVerifier | undefined;
+  if (config.useJwtAuth) {
     const auth = new PeerClient({ peer: 'auth', baseUrl: config.authServiceUrl, metrics: service.metrics, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 });
     app.addHook('onClose', () => auth.close());
+    const jwks = new JwksCache({ auth, metrics, logger, maxAgeMs: config.jwksMaxAge * 1000, unknownKidCooldownMs: config.jwksRefetchCooldown * 1000 });
+    verifier = createJwtVerifier({ jwks, issuer: config.jwtIssuer, audience: config.jwtAudience });
     service.addReadinessCheck('auth', async () => {
       const { statusCode, body } = await auth.json<{ keys?: unknown[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
       if (statusCode !== 200 || !body?.keys?.length) throw new Error(`JWKS answered ${statusCode} with ${body?.keys?.length ?? 0} keys`);
     });
   } else {
-    logger.warn('GATEWAY__USE_JWT_AUTH=false: AUTHENTICATION IS OFF. Anyone who can reach this gateway can use it. Never run like this outside local development.');
+    logger.warn('GATEWAY__USE_JWT_AUTH=false: AUTHENTICATION IS OFF. Anyone who can reach this gateway can use it, as any user. Never run like this outside local development.');
   }
   const authenticate = createAuthenticate(verifier, metrics);
   app.decorateRequest('principal', undefined);
 
   app.get('/api/v1/health', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'healthy', service: 'gateway', version: config.version }));
-  registerSessionRoutes(app, runtime, authenticate({ allowQueryToken: false }));
+  registerSessionRoutes(app, runtime, authenticate);
 
   // Turns still running when shutdown starts get the grace period to finish; then every
   // WebSocket is closed with 1001 (going away) so clients reconnect elsewhere.
@@ -66,7 +67,7 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
     {
       websocket: true,
       config: { streaming: true },
-      preValidation: authenticate({ allowQueryToken: true }),
+      preValidation: authenticate({ scope: 'api:write', allowQueryToken: true }),
       schema: { params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } },
     },
     (socket, request) =>

@@ -8,6 +8,10 @@ export const gatewaySettings = defineSettings({
   useJwtAuth: setting.bool({ fallback: true }),
   jwtIssuer: setting.string({ fallback: 'https://auth.codelab.local' }),
   jwtAudience: setting.string({ fallback: 'codelab-api' }),
+  /** Seconds before the cached JWKS is refreshed in the background (it keeps serving if auth is down). */
+  jwksMaxAge: setting.number({ min: 1, max: 86_400, fallback: 300 }),
+  /** Least seconds between JWKS refetches caused by tokens with an unknown `kid`. */
+  jwksRefetchCooldown: setting.number({ min: 0, max: 3600, fallback: 30 }),
   /** Largest inbound WebSocket frame; bigger ones close the connection with 1009. */
   wsMaxMessageBytes: setting.int({ min: 1024, max: 64 * 1024 * 1024, fallback: 1024 * 1024 }),
   /** Frames waiting behind a running turn on one connection before new ones are refused. */

@@ -3,6 +3,9 @@ import { defineErrors } from '@codelab/service-kit';
 
 export const gatewayErrors = defineErrors({
   GW_ERR_UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required', closeCode: 4401 },
+  GW_ERR_INSUFFICIENT_SCOPE: { status: 403, message: 'The token lacks the scope this call needs' },
+  GW_ERR_FORBIDDEN_SESSION: { status: 404, message: 'Session not found', closeCode: 4403 },
+  GW_ERR_AUTH_UNAVAILABLE: { status: 503, message: 'Tokens cannot be verified right now: the auth service is unreachable' },
   GW_ERR_RUNTIME_UNAVAILABLE: { status: 502, message: 'The agent runtime is unavailable' },
   GW_ERR_RUNTIME_TIMEOUT: { status: 504, message: 'The agent runtime did not answer in time' },
   GW_ERR_WS_INVALID_JSON: { status: 400, message: 'Invalid JSON message' },

@@ -29,8 +29,18 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     }),
     jwtVerifications: m.counter({
       name: 'gateway_jwt_verifications_total',
-      help: 'Bearer token verifications by outcome (ok, missing, invalid, expired, wrong_type, jwks_unavailable)',
+      help: 'Bearer token verifications by outcome (ok, missing, invalid, expired, not_yet_valid, unknown_kid, wrong_type, insufficient_scope, jwks_unavailable)',
       labelNames: ['outcome'],
+    }),
+    jwksRefreshes: m.counter({
+      name: 'gateway_jwks_refreshes_total',
+      help: 'Fetches of the auth service JWKS by reason (initial, expired, unknown_kid) and outcome',
+      labelNames: ['reason', 'outcome'],
+    }),
+    jwksKeys: m.gauge({ name: 'gateway_jwks_keys', help: 'Signing keys in the cached JWKS' }),
+    wsSessionDenied: m.counter({
+      name: 'gateway_ws_session_denied_total',
+      help: 'WebSocket connections closed with 4403 because the session belongs to another user',
     }),
   };
 }

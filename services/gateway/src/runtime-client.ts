@@ -1,10 +1,16 @@
 /**
  * The gateway's side of the gateway → runtime contract: REST calls whose answer is relayed as is
- * (status and JSON body), and the streaming turn call whose SSE body is read chunk by chunk.
+ * (status and JSON body), and the streaming turn call whose SSE body is read chunk by chunk. Every
+ * call says whom it is made for (`X-Codelab-User`, the token's `sub`); the runtime scopes sessions
+ * to that user.
  */
+
+/** The authenticated user, or undefined when authentication is off. */
+export type Caller = string | undefined;
+const callerHeaders = (caller: Caller): Record<string, string> => (caller ? { [CALLER_HEADER]: caller } : {});
 import type { FastifyReply } from 'fastify';
 import { PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
-import type { AgentStreamRequest } from '@codelab/protocol';
+import { CALLER_HEADER, type AgentStreamRequest, type SessionAccess } from '@codelab/protocol';
 import { gatewayErrors } from './errors.ts';
 
 export class RuntimeClient {
@@ -18,9 +24,9 @@ export class RuntimeClient {
   }
 
   /** Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer. */
-  async relay(reply: FastifyReply, req: PeerRequest): Promise<FastifyReply> {
+  async relay(reply: FastifyReply, caller: Caller, req: PeerRequest): Promise<FastifyReply> {
     try {
-      const { statusCode, body } = await this.rest.json(req);
+      const { statusCode, body } = await this.rest.json({ ...req, headers: { ...req.headers, ...callerHeaders(caller) } });
       return reply.status(statusCode).send(body);
     } catch (err) {
       throw unavailable(err);
@@ -28,9 +34,25 @@ export class RuntimeClient {
   }
 
   /** Opens the SSE stream of one turn. */
-  async openTurn(body: AgentStreamRequest, signal: AbortSignal) {
+  async openTurn(body: AgentStreamRequest, caller: Caller, signal: AbortSignal) {
     try {
-      return await this.stream.request({ method: 'POST', path: '/agent/message/stream', route: '/agent/message/stream', body, signal });
+      return await this.stream.request({ method: 'POST', path: '/agent/message/stream', route: '/agent/message/stream', body, signal, headers: callerHeaders(caller) });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** May `caller` use this session id (it is free, or theirs)? */
+  async access(sessionId: string, caller: Caller): Promise<SessionAccess> {
+    try {
+      const { statusCode, body } = await this.rest.json<SessionAccess>({
+        method: 'GET',
+        path: `/sessions/${encodeURIComponent(sessionId)}/access`,
+        route: '/sessions/:id/access',
+        headers: callerHeaders(caller),
+      });
+      if (statusCode !== 200) throw gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE(`the runtime answered ${statusCode} to a session access check`);
+      return body;
     } catch (err) {
       throw unavailable(err);
     }

@@ -1,17 +1,18 @@
 /**
- * Access-token verification against the auth service's JWKS (RS256 only, issuer, audience, expiry,
- * `type: access`). The key set is cached and refetched when a token names an unknown `kid`
- * (jose's remote JWKS, with a cool-down so unknown kids cannot hammer auth).
+ * Access-token verification: RS256 only, a `kid` the auth service publishes (see JwksCache),
+ * issuer, audience, expiry and not-before, and `type: access` (a refresh token is not an access
+ * token). Every refusal names its reason for the metric; the message is what the client sees.
  */
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTHeaderParameters } from 'jose';
+import { JwksUnavailableError, type JwksCache } from './jwks-cache.ts';
 
 export interface Principal {
   sub: string;
-  scope: string;
+  scopes: ReadonlySet<string>;
   clientId: string | undefined;
 }
 
-export type VerifyOutcome = 'ok' | 'missing' | 'invalid' | 'expired' | 'wrong_type' | 'jwks_unavailable';
+export type VerifyOutcome = 'ok' | 'missing' | 'invalid' | 'expired' | 'not_yet_valid' | 'unknown_kid' | 'wrong_type' | 'jwks_unavailable';
 
 export class TokenRejected extends Error {
   readonly outcome: VerifyOutcome;
@@ -21,21 +22,30 @@ export class TokenRejected extends Error {
   }
 }
 
-export function createJwtVerifier(opts: { jwksUrl: string; issuer: string; audience: string }) {
-  const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5_000 });
+export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audience: string }) {
+  const keyFor = async (header: JWTHeaderParameters): Promise<CryptoKey> => {
+    if (header.alg !== 'RS256') throw new TokenRejected('invalid', `Invalid token: algorithm ${String(header.alg)} is not accepted`);
+    if (!header.kid) throw new TokenRejected('invalid', 'Invalid token: no key id (kid)');
+    const key = await opts.jwks.key(header.kid);
+    if (!key) throw new TokenRejected('unknown_kid', 'Invalid token: signed with an unknown key');
+    return key;
+  };
   return async function verify(token: string | undefined): Promise<Principal> {
     if (!token) throw new TokenRejected('missing', 'A bearer token is required');
     try {
-      const { payload } = await jwtVerify(token, jwks, { issuer: opts.issuer, audience: opts.audience, algorithms: ['RS256'] });
+      const { payload } = await jwtVerify(token, keyFor, { issuer: opts.issuer, audience: opts.audience, algorithms: ['RS256'], clockTolerance: 0 });
       if (payload.type !== 'access') throw new TokenRejected('wrong_type', 'Invalid token type: an access token is required');
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenRejected('invalid', 'The token has no subject');
-      return { sub: payload.sub, scope: typeof payload.scope === 'string' ? payload.scope : '', clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined };
+      return {
+        sub: payload.sub,
+        scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
+        clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
+      };
     } catch (err) {
       if (err instanceof TokenRejected) throw err;
+      if (err instanceof JwksUnavailableError) throw new TokenRejected('jwks_unavailable', 'Tokens cannot be verified right now: the auth service is unreachable');
       if (err instanceof joseErrors.JWTExpired) throw new TokenRejected('expired', 'The token has expired');
-      if (err instanceof joseErrors.JWKSTimeout || (err instanceof Error && /fetch|ECONNREFUSED|network/i.test(err.message) && !(err instanceof joseErrors.JOSEError))) {
-        throw new TokenRejected('jwks_unavailable', 'The signing keys could not be fetched from the auth service');
-      }
+      if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'nbf') throw new TokenRejected('not_yet_valid', 'The token is not valid yet');
       throw new TokenRejected('invalid', `Invalid token: ${(err as Error).message}`);
     }
   };

@@ -1,30 +1,31 @@
 /** Sessions REST for IDEs (`/api/v1/sessions…`), relayed to the runtime with the caller's identity. */
 import type { FastifyInstance, preValidationHookHandler } from 'fastify';
+import type { Scope } from '../auth/authenticate.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
 
 export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
 const sessionParams = { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } as const;
 
-export function registerSessionRoutes(app: FastifyInstance, runtime: RuntimeClient, authenticate: preValidationHookHandler): void {
+export function registerSessionRoutes(app: FastifyInstance, runtime: RuntimeClient, authenticate: (opts: { scope: Scope }) => preValidationHookHandler): void {
   app.post<{ Body: { session_id?: string } | undefined }>(
     '/api/v1/sessions',
     {
-      preValidation: authenticate,
+      preValidation: authenticate({ scope: 'api:write' }),
       schema: { body: { type: ['object', 'null'], properties: { session_id: { type: 'string', pattern: SESSION_ID_PATTERN } } } },
     },
     (request, reply) =>
-      runtime.relay(reply, {
+      runtime.relay(reply, request.principal?.sub, {
         method: 'POST',
         path: '/sessions',
         route: '/sessions',
-        body: { ...(request.body?.session_id ? { session_id: request.body.session_id } : {}), ...(request.principal ? { user_id: request.principal.sub } : {}) },
+        body: request.body?.session_id ? { session_id: request.body.session_id } : {},
       }),
   );
 
   app.get<{ Querystring: { limit?: number; offset?: number; active_only?: boolean } }>(
     '/api/v1/sessions',
     {
-      preValidation: authenticate,
+      preValidation: authenticate({ scope: 'api:read' }),
       schema: {
         querystring: {
           type: 'object',
@@ -32,10 +33,10 @@ export function registerSessionRoutes(app: FastifyInstance, runtime: RuntimeClie
         },
       },
     },
-    (request, reply) => runtime.relay(reply, { method: 'GET', path: '/sessions', route: '/sessions', query: request.query }),
+    (request, reply) => runtime.relay(reply, request.principal?.sub, { method: 'GET', path: '/sessions', route: '/sessions', query: request.query }),
   );
 
-  app.get<{ Params: { sessionId: string } }>('/api/v1/sessions/:sessionId/history', { preValidation: authenticate, schema: { params: sessionParams } }, (request, reply) =>
-    runtime.relay(reply, { method: 'GET', path: `/sessions/${encodeURIComponent(request.params.sessionId)}/history`, route: '/sessions/:id/history' }),
+  app.get<{ Params: { sessionId: string } }>('/api/v1/sessions/:sessionId/history', { preValidation: authenticate({ scope: 'api:read' }), schema: { params: sessionParams } }, (request, reply) =>
+    runtime.relay(reply, request.principal?.sub, { method: 'GET', path: `/sessions/${encodeURIComponent(request.params.sessionId)}/history`, route: '/sessions/:id/history' }),
   );
 }

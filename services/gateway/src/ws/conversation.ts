@@ -15,7 +15,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context, type Link } from '@opentelemetry/api';
 import { AppError, parseSse, ServiceMetrics, type ErrorFactory, activeTraceIds } from '@codelab/service-kit';
-import { withoutNulls, type InboundFrame, type StreamChunk } from '@codelab/protocol';
+import { WS_CLOSE, withoutNulls, type InboundFrame, type StreamChunk } from '@codelab/protocol';
 import { gatewayErrors } from '../errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
@@ -57,6 +57,23 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
   };
   const sendError = (code: string, message: string): void => send({ type: 'error', content: message, error: message, code, is_final: true });
 
+  // Someone else's session: the socket is closed with 4403 before any frame is read.
+  const access = deps.runtime.access(sessionId, userId).then(
+    (a) => {
+      if (a.allowed) return true;
+      deps.metrics.wsSessionDenied.inc();
+      log.warn('websocket refused: the session belongs to another user');
+      socket.close(gatewayErrors.GW_ERR_FORBIDDEN_SESSION.def.closeCode, 'forbidden');
+      return false;
+    },
+    (err: Error) => {
+      log.warn({ err: { message: err.message } }, 'session access check failed');
+      sendError(gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE.code, err.message);
+      socket.close(WS_CLOSE.INTERNAL_ERROR, 'runtime unavailable');
+      return false;
+    },
+  );
+
   const runTurn = async (frame: InboundFrame, receivedAt: number): Promise<void> => {
     const { traceparent, tracestate, ...message } = frame;
     const parent: Context = traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent, ...(tracestate ? { tracestate } : {}) }) : handshakeContext;
@@ -68,10 +85,7 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
     let outcome = 'ok';
     await context.with(trace.setSpan(parent, span), async () => {
       try {
-        const res = await deps.runtime.openTurn(
-          { session_id: sessionId, message: message as InboundFrame, ...(userId ? { user_id: userId } : {}) },
-          closed.signal,
-        );
+        const res = await deps.runtime.openTurn({ session_id: sessionId, message: message as InboundFrame }, userId, closed.signal);
         if (res.statusCode >= 400) {
           const text = await res.body.text();
           let detail = text.slice(0, 300);
@@ -130,6 +144,10 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
   };
 
   const pump = async (): Promise<void> => {
+    if (!(await access)) {
+      queue.length = 0; // refused connection: nothing it sent is processed
+      return;
+    }
     for (let item = queue.shift(); item; item = queue.shift()) {
       if (item.kind === 'error') sendError(item.error.code, item.message);
       else await runTurn(item.frame, item.receivedAt);

@@ -10,6 +10,7 @@ import { runtimeErrors, SESSION_ID_PATTERN } from '../errors.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import { answerTurn, type TurnDeps, type TurnOutcome } from '../turn.ts';
+import { callerOf } from './sessions.ts';
 
 export interface AgentStreamDeps extends Omit<TurnDeps, 'log'> {
   heartbeatMs: number;
@@ -23,14 +24,13 @@ const bodySchema = {
   required: ['session_id', 'message'],
   properties: {
     session_id: { type: 'string', pattern: SESSION_ID_PATTERN },
-    user_id: { type: 'string', maxLength: 255 },
     message: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } },
   },
 } as const;
 
 export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps): void {
   app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', { schema: { body: bodySchema }, config: { streaming: true } }, async (request, reply) => {
-    const { session_id: sessionId, message, user_id: userId } = request.body;
+    const { session_id: sessionId, message } = request.body;
     if (deps.isDraining()) throw kitErrors.ERR_SHUTTING_DOWN('The runtime is shutting down; retry on another instance');
     if (message.type !== 'user_message') {
       throw runtimeErrors.RT_ERR_UNSUPPORTED_MESSAGE_TYPE(`Message type '${message.type}' is not supported by this runtime yet`);
@@ -43,7 +43,8 @@ export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps)
     let outcome: TurnOutcome | 'error' = 'error';
     try {
       // The user's message is stored before anything can fail downstream.
-      await deps.store.getOrCreate(sessionId, userId ?? null);
+      const session = await deps.store.getOrCreate(sessionId, callerOf(request));
+      if (!session) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
       await deps.store.append(sessionId, { role: 'user', content });
       deps.metrics.messagesPersisted.inc({ role: 'user' });
 

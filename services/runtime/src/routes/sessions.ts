@@ -1,8 +1,14 @@
-/** Sessions REST (internal; the gateway proxies it): create, list with a true total, detail, history. */
+/**
+ * Sessions REST (internal; the gateway proxies it): create, list with a true total, detail,
+ * history, and the access check of the WebSocket handshake. Every session belongs to the caller
+ * that created it (the `X-Codelab-User` the gateway forwards); another caller gets 404, as if the
+ * session did not exist.
+ */
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CALLER_HEADER, type SessionAccess } from '@codelab/protocol';
 import { runtimeErrors, SESSION_ID_PATTERN } from '../errors.ts';
-import { historyMessage, summaryOf, type SessionStore } from '../store/sessions.ts';
+import { historyMessage, summaryOf, visibleTo, type Caller, type SessionStore } from '../store/sessions.ts';
 
 const sessionIdParam = {
   type: 'object',
@@ -10,20 +16,25 @@ const sessionIdParam = {
   properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } },
 } as const;
 
+/** The user the gateway calls for; undefined when authentication is off. */
+export function callerOf(request: FastifyRequest): Caller {
+  const value = request.headers[CALLER_HEADER];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
 export function registerSessionRoutes(app: FastifyInstance, store: SessionStore): void {
-  app.post<{ Body: { session_id?: string; user_id?: string } | undefined }>(
+  const visibleSession = async (request: FastifyRequest<{ Params: { sessionId: string } }>) => {
+    const row = await store.get(request.params.sessionId, callerOf(request));
+    if (!row) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${request.params.sessionId} not found`);
+    return row;
+  };
+
+  app.post<{ Body: { session_id?: string } | undefined }>(
     '/sessions',
-    {
-      schema: {
-        body: {
-          type: ['object', 'null'],
-          properties: { session_id: { type: 'string', pattern: SESSION_ID_PATTERN }, user_id: { type: 'string', maxLength: 255 } },
-        },
-      },
-    },
+    { schema: { body: { type: ['object', 'null'], properties: { session_id: { type: 'string', pattern: SESSION_ID_PATTERN } } } } },
     async (request, reply) => {
       const id = request.body?.session_id ?? randomUUID();
-      const row = await store.create(id, request.body?.user_id ?? null);
+      const row = await store.create(id, callerOf(request) ?? null);
       if (!row) throw runtimeErrors.RT_ERR_SESSION_EXISTS(`Session '${id}' already exists`);
       return reply.status(201).send({ id: row.id, message_count: 0, created_at: row.created_at.toISOString(), is_active: true, current_agent: row.current_agent });
     },
@@ -45,14 +56,13 @@ export function registerSessionRoutes(app: FastifyInstance, store: SessionStore)
     },
     async (request) => {
       const { limit, offset, active_only } = request.query;
-      const { sessions, total } = await store.list({ limit, offset, activeOnly: active_only });
+      const { sessions, total } = await store.list({ limit, offset, activeOnly: active_only, caller: callerOf(request) });
       return { sessions: sessions.map(summaryOf), total, limit, offset };
     },
   );
 
   app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId', { schema: { params: sessionIdParam } }, async (request) => {
-    const row = await store.get(request.params.sessionId);
-    if (!row) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${request.params.sessionId} not found`);
+    const row = await visibleSession(request);
     return {
       session: {
         ...summaryOf(row),
@@ -63,9 +73,14 @@ export function registerSessionRoutes(app: FastifyInstance, store: SessionStore)
     };
   });
 
+  /** Internal: lets the gateway refuse a WebSocket for someone else's session (close 4403). */
+  app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId/access', { schema: { params: sessionIdParam } }, async (request): Promise<SessionAccess> => {
+    const row = await store.find(request.params.sessionId);
+    return { exists: Boolean(row), allowed: !row || visibleTo(row, callerOf(request)) };
+  });
+
   app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId/history', { schema: { params: sessionIdParam } }, async (request) => {
-    const row = await store.get(request.params.sessionId);
-    if (!row) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${request.params.sessionId} not found`);
+    const row = await visibleSession(request);
     const messages = await store.messages(row.id);
     return {
       session_id: row.id,

@@ -46,6 +46,16 @@ export function summaryOf(row: SessionRow): SessionSummary {
   };
 }
 
+/**
+ * Whose sessions a call may see: a user id (the JWT `sub` the gateway forwards) sees only the
+ * sessions it owns; `undefined` (authentication off, development) sees every session.
+ */
+export type Caller = string | undefined;
+
+export function visibleTo(row: SessionRow, caller: Caller): boolean {
+  return caller === undefined || row.owner_sub === caller;
+}
+
 export class SessionStore {
   constructor(private readonly db: Database) {}
 
@@ -58,21 +68,41 @@ export class SessionStore {
     return rows[0];
   }
 
-  async get(id: string): Promise<SessionRow | undefined> {
+  /** The session, whoever owns it (callers check `visibleTo`). */
+  async find(id: string): Promise<SessionRow | undefined> {
     const { rows } = await this.db.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1 AND deleted_at IS NULL`, [id]);
     return rows[0];
   }
 
-  /** Upstream creates a session lazily on first use of its id. */
-  async getOrCreate(id: string, ownerSub: string | null): Promise<SessionRow> {
-    return (await this.create(id, ownerSub)) ?? (await this.get(id)) ?? Promise.reject(new Error(`session ${id} vanished`));
+  /** The session if the caller may see it. */
+  async get(id: string, caller: Caller): Promise<SessionRow | undefined> {
+    const row = await this.find(id);
+    return row && visibleTo(row, caller) ? row : undefined;
   }
 
-  async list(opts: { limit: number; offset: number; activeOnly: boolean }): Promise<{ sessions: SessionRow[]; total: number }> {
-    const where = `deleted_at IS NULL${opts.activeOnly ? ' AND is_active' : ''}`;
+  /**
+   * Upstream creates a session lazily on first use of its id; the caller becomes its owner.
+   * Undefined when the id belongs to someone else.
+   */
+  async getOrCreate(id: string, caller: Caller): Promise<SessionRow | undefined> {
+    const created = await this.create(id, caller ?? null);
+    if (created) return created;
+    return this.get(id, caller);
+  }
+
+  async list(opts: { limit: number; offset: number; activeOnly: boolean; caller: Caller }): Promise<{ sessions: SessionRow[]; total: number }> {
+    const params: unknown[] = [];
+    let where = `deleted_at IS NULL${opts.activeOnly ? ' AND is_active' : ''}`;
+    if (opts.caller !== undefined) {
+      params.push(opts.caller);
+      where += ` AND owner_sub = $${params.length}`;
+    }
     const [page, count] = await Promise.all([
-      this.db.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $1 OFFSET $2`, [opts.limit, opts.offset]),
-      this.db.query<{ total: string }>(`SELECT count(*) AS total FROM sessions WHERE ${where}`),
+      this.db.query<SessionRow>(
+        `SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+        [...params, opts.limit, opts.offset],
+      ),
+      this.db.query<{ total: string }>(`SELECT count(*) AS total FROM sessions WHERE ${where}`, params),
     ]);
     return { sessions: page.rows, total: Number(count.rows[0]?.total ?? 0) };
   }

@@ -28,7 +28,7 @@ describe('sessions routes', () => {
 
   it('creates a session with a given id (201), refuses the same id again (409), and generates ids', async () => {
     const id = `rt-${randomUUID()}`;
-    const res = await service.app.inject({ method: 'POST', url: '/sessions', headers: key, payload: { session_id: id, user_id: 'user-1' } });
+    const res = await service.app.inject({ method: 'POST', url: '/sessions', headers: key, payload: { session_id: id } });
     expect(res.statusCode).toBe(201);
     expect(res.json()).toMatchObject({ id, message_count: 0, is_active: true, current_agent: 'orchestrator' });
     const again = await service.app.inject({ method: 'POST', url: '/sessions', headers: key, payload: { session_id: id } });
@@ -49,17 +49,40 @@ describe('sessions routes', () => {
     }
   });
 
-  it('lists sessions newest first with a true total, honouring limit and offset', async () => {
+  it('lists the caller\'s sessions newest first with a true total, honouring limit and offset', async () => {
+    const caller = { ...key, 'x-codelab-user': `user-${randomUUID()}` };
     const ids = [`rt-a-${randomUUID()}`, `rt-b-${randomUUID()}`, `rt-c-${randomUUID()}`];
-    for (const id of ids) await service.app.inject({ method: 'POST', url: '/sessions', headers: key, payload: { session_id: id } });
-    const page = (await service.app.inject({ method: 'GET', url: '/sessions?limit=2&offset=0', headers: key })).json();
-    expect(page.sessions).toHaveLength(2);
+    for (const id of ids) await service.app.inject({ method: 'POST', url: '/sessions', headers: caller, payload: { session_id: id } });
+    const page = (await service.app.inject({ method: 'GET', url: '/sessions?limit=2&offset=0', headers: caller })).json();
     expect(page.sessions.map((s: { id: string }) => s.id)).toEqual([ids[2], ids[1]]);
-    expect(page.total).toBeGreaterThanOrEqual(3);
-    expect(page).toMatchObject({ limit: 2, offset: 0 });
-    const next = (await service.app.inject({ method: 'GET', url: '/sessions?limit=1&offset=2', headers: key })).json();
-    expect(next.sessions[0].id).toBe(ids[0]);
-    expect(next.total).toBe(page.total);
+    expect(page).toMatchObject({ total: 3, limit: 2, offset: 0 });
+    const next = (await service.app.inject({ method: 'GET', url: '/sessions?limit=2&offset=2', headers: caller })).json();
+    expect(next.sessions.map((s: { id: string }) => s.id)).toEqual([ids[0]]);
+    expect(next.total).toBe(3);
+  });
+
+  it('keeps each user\'s sessions to that user: another user gets 404 and an empty list', async () => {
+    const owner = { ...key, 'x-codelab-user': `owner-${randomUUID()}` };
+    const other = { ...key, 'x-codelab-user': `other-${randomUUID()}` };
+    const id = `rt-own-${randomUUID()}`;
+    expect((await service.app.inject({ method: 'POST', url: '/sessions', headers: owner, payload: { session_id: id } })).statusCode).toBe(201);
+    for (const url of [`/sessions/${id}`, `/sessions/${id}/history`]) {
+      expect((await service.app.inject({ method: 'GET', url, headers: owner })).statusCode).toBe(200);
+      const res = await service.app.inject({ method: 'GET', url, headers: other });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toMatchObject({ error: { code: 'RT_ERR_SESSION_NOT_FOUND' } });
+    }
+    expect((await service.app.inject({ method: 'GET', url: '/sessions', headers: other })).json()).toMatchObject({ sessions: [], total: 0 });
+    // the same id cannot be taken over by creating it again
+    expect((await service.app.inject({ method: 'POST', url: '/sessions', headers: other, payload: { session_id: id } })).statusCode).toBe(409);
+    // the access check the gateway makes before a WebSocket
+    expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}/access`, headers: owner })).json()).toEqual({ exists: true, allowed: true });
+    expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}/access`, headers: other })).json()).toEqual({ exists: true, allowed: false });
+    expect((await service.app.inject({ method: 'GET', url: `/sessions/free-${randomUUID()}/access`, headers: other })).json()).toEqual({ exists: false, allowed: true });
+    // a turn on someone else's session is refused before anything is stored
+    const turn = await service.app.inject({ method: 'POST', url: '/agent/message/stream', headers: other, payload: { session_id: id, message: { type: 'user_message', content: 'hijack' } } });
+    expect(turn.statusCode).toBe(404);
+    expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}/history`, headers: owner })).json().messages).toEqual([]);
   });
 
   it('answers 404 for the history and detail of an unknown session', async () => {
