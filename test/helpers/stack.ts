@@ -38,6 +38,8 @@ export interface Stack {
   user: { username: string; password: string };
   /** Where the stack keeps its files (the auth service's keys are under auth/keys). */
   dataDir: string;
+  /** Stops the auth service and starts it again on the same port with extra settings (key rotation). */
+  restartAuth(env: Record<string, string>): Promise<void>;
   /** A fresh access token for the stack's user (optionally with a narrower scope). */
   token(scope?: string): Promise<string>;
   close(): Promise<void>;
@@ -58,18 +60,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       { logger },
     );
     const llmUrl = await up(llm);
-    const auth = await buildAuth(
-      readAuthConfig({
-        ...common,
-        AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
-        AUTH_SERVICE__DB_URL: opts.databaseUrl,
-        AUTH_SERVICE__DB_POOL_SIZE: '2',
-        AUTH_SERVICE__MASTER_KEY: 'stack-admin-password',
-        ...opts.env?.auth,
-      }),
-      { logger },
-    );
+    const authEnv = {
+      ...common,
+      AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      AUTH_SERVICE__DB_URL: opts.databaseUrl,
+      AUTH_SERVICE__DB_POOL_SIZE: '2',
+      AUTH_SERVICE__MASTER_KEY: 'stack-admin-password',
+      // end-to-end suites ask for many tokens from 127.0.0.1; the defences have their own tests
+      AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false',
+      ...opts.env?.auth,
+    };
+    let auth = await buildAuth(readAuthConfig(authEnv), { logger });
     const authUrl = await up(auth);
+    const authPort = Number(new URL(authUrl).port);
     const runtime = await buildRuntime(
       readRuntimeConfig({
         ...common,
@@ -101,7 +104,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     } finally {
       await pool.end();
     }
-    return {
+    const stack: Stack = {
       auth,
       llm,
       runtime,
@@ -110,10 +113,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       user,
       dataDir,
       token: (scope?: string) => passwordToken(authUrl, user.username, user.password, scope),
+      restartAuth: async (env) => {
+        await auth.app.close();
+        auth = await buildAuth(readAuthConfig({ ...authEnv, ...env }), { logger });
+        started.push(auth);
+        await listen(auth, { host: '127.0.0.1', port: authPort });
+        stack.auth = auth;
+      },
       close: async () => {
         for (const s of started.reverse()) await s.app.close();
       },
     };
+    return stack;
   } catch (err) {
     for (const s of started.reverse()) await s.app.close().catch(() => undefined);
     throw err;

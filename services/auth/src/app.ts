@@ -1,8 +1,8 @@
 /**
  * buildApp: the auth service from its config. Opens the database (embedded PGlite when no URL is
  * set) and Redis when configured, applies migrations, loads the signing keys, seeds the admin and
- * the default client, and registers the routes. Everything opened here is closed on app close, or
- * at once when a later step fails.
+ * the default client, registers the routes and starts the audit retention job. Everything opened
+ * here is closed on app close, or at once when a later step fails.
  *
  * The service is created without the internal key: every auth endpoint is public by nature.
  */
@@ -12,13 +12,20 @@ import type { Logger } from 'pino';
 import { migrate, openDatabase } from '@codelab/service-kit/db';
 import { openRedis, pingRedis } from '@codelab/service-kit/redis';
 import { createService, type Service } from '@codelab/service-kit/service';
+import { startAuditRetention } from './audit-retention.ts';
 import type { AuthConfig } from './config.ts';
+import { acquireEmbeddedLock } from './embedded-lock.ts';
 import { loadKeyRing } from './keys.ts';
+import { createClientIpResolver, createLimiterStore, createLoginGuard, createRateLimiter } from './limits/index.ts';
 import { createAuthMetrics } from './metrics.ts';
 import { jwksRoutes } from './routes/jwks.ts';
+import { oauthMetadataRoutes } from './routes/oauth-metadata.ts';
+import { oauthRevokeRoutes } from './routes/oauth-revoke.ts';
 import { oauthTokenRoutes } from './routes/oauth-token.ts';
 import { rootRoutes } from './routes/root.ts';
 import { seed } from './seed.ts';
+import { createTokenLimits } from './token-limits.ts';
+import { createTokenVerifier } from './token-verifier.ts';
 import { createTokenIssuer } from './tokens.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -39,6 +46,10 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
   };
 
   try {
+    if (!config.dbUrl) {
+      const lock = await acquireEmbeddedLock(config.dataDir, 'auth service');
+      closers.push(() => lock.release());
+    }
     const db = await openDatabase({
       service: 'auth',
       url: config.dbUrl,
@@ -50,9 +61,12 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
     closers.push(() => db.close());
     service.addReadinessCheck('database', () => db.ping());
 
-    if (config.redisUrl) {
-      const redis = openRedis(config.redisUrl, logger);
-      closers.push(async () => redis.disconnect());
+    // Brute-force and rate-limit counters: Redis when configured (per-instance memory while it is down).
+    const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : null;
+    if (redis) closers.push(async () => redis.disconnect());
+    const limiterStore = createLimiterStore({ redis, logger, metrics });
+    closers.push(async () => limiterStore.close());
+    if (redis && config.limitsRequireRedis) {
       service.addReadinessCheck('redis', () => pingRedis(redis));
     }
 
@@ -60,15 +74,63 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
     const keys = await loadKeyRing({
       privateKeyPath: config.privateKeyPath,
       publicKeyPath: config.publicKeyPath,
+      privateKeyPem: config.privateKey,
+      publicKeyPem: config.publicKey,
+      additionalPublicKeyPaths: config.additionalPublicKeyPaths,
       environment: config.environment,
       logger,
     });
+    const createdAt = keys.signingKeyCreatedAt;
+    if (createdAt) {
+      metrics.gauge({
+        name: 'auth_signing_key_age_seconds',
+        help: 'Age of the key tokens are signed with (its file time): rotate before it grows too old',
+        collect() {
+          this.set((Date.now() - createdAt.getTime()) / 1000);
+        },
+      });
+    }
+    metrics.gauge({ name: 'auth_jwks_keys', help: 'Public keys published in the JWKS (more than one during a rotation)' }).set(keys.verificationKeys.length);
     await seed(db, { masterKey: config.masterKey, environment: config.environment, dataDir: config.dataDir, logger });
 
     const tokens = createTokenIssuer({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience });
+    const verifier = createTokenVerifier({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience });
+    const authMetrics = createAuthMetrics(metrics);
     await app.register(rootRoutes(config.version));
     await app.register(jwksRoutes(keys));
-    await app.register(oauthTokenRoutes({ db, tokens, metrics: createAuthMetrics(metrics), config }));
+    await app.register(oauthMetadataRoutes(config));
+    const guard = createLoginGuard({
+      store: limiterStore,
+      usernameThreshold: config.bruteForceThreshold,
+      ipThreshold: config.bruteForceIpThreshold,
+      windowSeconds: config.bruteForceWindow,
+      lockoutSeconds: config.bruteForceLockoutDuration,
+    });
+    const limiter = config.enableRateLimiting
+      ? createRateLimiter({ store: limiterStore, endpoint: 'token', limit: config.rateLimitPerIp, windowSeconds: config.rateLimitWindow })
+      : undefined;
+    const resolveIp = createClientIpResolver(config.trustedProxies);
+    await app.register(
+      oauthTokenRoutes({
+        db,
+        tokens,
+        verifier,
+        metrics: authMetrics,
+        config,
+        hooks: createTokenLimits({ db, guard, limiter }),
+        clientIp: (request) => resolveIp(request.socket.remoteAddress ?? request.ip, request.headers['x-forwarded-for']),
+      }),
+    );
+    await app.register(oauthRevokeRoutes({ db, verifier, metrics: authMetrics }));
+
+    const retention = startAuditRetention({
+      db,
+      retentionDays: config.auditRetentionDays,
+      intervalMs: config.auditCleanupInterval * 1000,
+      logger,
+      onDeleted: (count) => authMetrics.auditRowsDeleted.inc(count),
+    });
+    closers.push(() => retention.stop());
     app.addHook('onClose', closeAll);
   } catch (err) {
     await closeAll();

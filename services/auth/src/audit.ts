@@ -1,10 +1,20 @@
 /**
  * Audit log rows (upstream §3.9): one per security-relevant event, with the client's address and
- * user agent. Credentials never go into event_data.
+ * user agent. Credentials and tokens never go into event_data. Rows older than the retention are
+ * deleted by audit-retention.ts.
  */
 import type { Queryable } from '@codelab/service-kit/db';
 
-export type AuditEventType = 'login_success' | 'login_failed';
+/** Event types written to `audit_logs.event_type` (a text column: add new types here only). */
+export type AuditEventType =
+  | 'login_success'
+  | 'login_failed'
+  | 'token_refresh'
+  | 'refresh_reuse_detected'
+  | 'token_revoked'
+  | 'client_credentials'
+  | 'lockout'
+  | 'rate_limited';
 
 export interface AuditEvent {
   eventType: AuditEventType;

@@ -1,14 +1,23 @@
 /**
- * OAuth clients: the lookup the token endpoint authenticates against, and scope handling.
+ * OAuth clients: the lookup the OAuth endpoints authenticate against, creation (public, or
+ * confidential with a scrypt-hashed secret), and scope handling.
  */
 import type { Queryable } from '@codelab/service-kit/db';
 
 export type GrantType = 'password' | 'refresh_token' | 'client_credentials' | 'authorization_code';
 
+/** The grants the token endpoint implements (and the metadata advertises). */
+export const SUPPORTED_GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const satisfies readonly GrantType[];
+
+/** The scopes the platform knows (the gateway enforces them); clients may only be given these. */
+export const KNOWN_SCOPES = ['api:read', 'api:write', 'api:admin'] as const;
+
 export interface OAuthClient {
   clientId: string;
   name: string;
   isConfidential: boolean;
+  /** scrypt hash of the secret (confidential clients); undefined for public clients. */
+  secretHash: string | undefined;
   allowedScopes: string[];
   allowedGrantTypes: string[];
   /** Seconds; undefined means the service default. */
@@ -21,6 +30,7 @@ interface ClientRow {
   client_id: string;
   name: string;
   is_confidential: boolean;
+  client_secret_hash: string | null;
   allowed_scopes: string;
   allowed_grant_types: string[];
   access_token_lifetime: number | null;
@@ -28,25 +38,31 @@ interface ClientRow {
   is_active: boolean;
 }
 
-export async function findClient(db: Queryable, clientId: string): Promise<OAuthClient | undefined> {
-  const { rows } = await db.query<ClientRow>(
-    `SELECT client_id, name, is_confidential, allowed_scopes,
-            allowed_grant_types, access_token_lifetime, refresh_token_lifetime, is_active
-       FROM oauth_clients WHERE client_id = $1`,
-    [clientId],
-  );
-  const row = rows[0];
-  if (!row) return undefined;
+const COLUMNS = `client_id, name, is_confidential, client_secret_hash, allowed_scopes,
+  allowed_grant_types, access_token_lifetime, refresh_token_lifetime, is_active`;
+
+function toClient(row: ClientRow): OAuthClient {
   return {
     clientId: row.client_id,
     name: row.name,
     isConfidential: row.is_confidential,
+    secretHash: row.client_secret_hash ?? undefined,
     allowedScopes: splitScope(row.allowed_scopes),
     allowedGrantTypes: row.allowed_grant_types,
     accessTokenLifetime: row.access_token_lifetime ?? undefined,
     refreshTokenLifetime: row.refresh_token_lifetime ?? undefined,
     isActive: row.is_active,
   };
+}
+
+export async function findClient(db: Queryable, clientId: string): Promise<OAuthClient | undefined> {
+  const { rows } = await db.query<ClientRow>(`SELECT ${COLUMNS} FROM oauth_clients WHERE client_id = $1`, [clientId]);
+  return rows[0] && toClient(rows[0]);
+}
+
+export async function listClients(db: Queryable): Promise<OAuthClient[]> {
+  const { rows } = await db.query<ClientRow>(`SELECT ${COLUMNS} FROM oauth_clients ORDER BY client_id`);
+  return rows.map(toClient);
 }
 
 export interface NewClient {
@@ -59,16 +75,21 @@ export interface NewClient {
   isActive?: boolean;
 }
 
-/** Creates a public client (no secret); false when the client id is taken. */
-export async function createPublicClient(db: Queryable, client: NewClient): Promise<boolean> {
+/**
+ * Creates a client: confidential when `secretHash` (from `hashPassword`) is given, public
+ * otherwise. False when the client id is taken.
+ */
+export async function createClient(db: Queryable, client: NewClient & { secretHash?: string }): Promise<boolean> {
   const { rowCount } = await db.query(
-    `INSERT INTO oauth_clients (client_id, name, is_confidential, allowed_scopes, allowed_grant_types,
+    `INSERT INTO oauth_clients (client_id, name, is_confidential, client_secret_hash, allowed_scopes, allowed_grant_types,
                                 access_token_lifetime, refresh_token_lifetime, is_active)
-     VALUES ($1, $2, false, $3, $4, $5, $6, $7)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT (client_id) DO NOTHING`,
     [
       client.clientId,
       client.name,
+      client.secretHash !== undefined,
+      client.secretHash ?? null,
       client.allowedScopes.join(' '),
       client.allowedGrantTypes,
       client.accessTokenLifetime ?? null,
@@ -76,6 +97,17 @@ export async function createPublicClient(db: Queryable, client: NewClient): Prom
       client.isActive ?? true,
     ],
   );
+  return rowCount === 1;
+}
+
+/** Creates a public client (no secret); false when the client id is taken. */
+export function createPublicClient(db: Queryable, client: NewClient): Promise<boolean> {
+  return createClient(db, client);
+}
+
+/** Turns a client on or off; false when there is no such client. */
+export async function setClientActive(db: Queryable, clientId: string, active: boolean): Promise<boolean> {
+  const { rowCount } = await db.query('UPDATE oauth_clients SET is_active = $2, updated_at = now() WHERE client_id = $1', [clientId, active]);
   return rowCount === 1;
 }
 
@@ -87,8 +119,10 @@ export function splitScope(scope: string): string[] {
 }
 
 /**
- * The scope to grant: the client's allowed scopes when none is requested, else the requested
- * scopes (deduplicated, sorted) when all of them are allowed; undefined when they are not.
+ * The scope to grant: the allowed scopes when none is requested, else the requested scopes
+ * (deduplicated, sorted) when all of them are allowed; undefined when they are not. `allowed` is
+ * the client's scopes for a new grant, the original grant's scopes on refresh (which may only
+ * narrow, RFC 6749 §6).
  */
 export function grantedScope(requested: string | undefined, allowed: readonly string[]): string | undefined {
   if (requested === undefined || requested.trim() === '') return [...new Set(allowed)].sort().join(' ');

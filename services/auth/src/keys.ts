@@ -1,12 +1,17 @@
 /**
- * RS256 signing keys. The pair lives in two PEM files (PKCS8 private, SPKI public). Outside
- * production a missing pair is generated and written once; in production, or when only one file of
- * the pair is there, startup fails instead of silently issuing tokens nobody can verify.
+ * RS256 signing keys. The signing pair comes from the environment (PEM in
+ * `AUTH_SERVICE__PRIVATE_KEY` / `AUTH_SERVICE__PUBLIC_KEY`, for production secrets) or from two
+ * PEM files (PKCS8 private, SPKI public). Outside production a missing pair of files is generated
+ * and written once; in production, or when only one file of the pair is there, startup fails
+ * instead of silently issuing tokens nobody can verify.
  *
- * `kid` is the RFC 7638 thumbprint of the public key, so it changes exactly when the key does. The
- * JWKS is built from a list of public keys, ready to publish a next or previous key during rotation.
+ * `kid` is the RFC 7638 thumbprint of the public key, so it changes exactly when the key does.
+ * Rotation (README "Key rotation"): additional public keys are published in the JWKS and accepted
+ * for verification next to the signing key: (1) publish the next key as additional, (2) switch
+ * signing to it and keep the old public key as additional, (3) drop the old one once the longest
+ * token signed with it has expired.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, importPKCS8, importSPKI } from 'jose';
 import type { Logger } from 'pino';
@@ -35,14 +40,26 @@ export interface KeyRing {
   readonly kid: string;
   /** Public keys tokens are verified with; the signing key's first. */
   readonly verificationKeys: readonly VerificationKey[];
+  /** When the signing key was made (its file's modification time), if known: the rotation-age alert reads it. */
+  readonly signingKeyCreatedAt: Date | undefined;
   jwks(): { keys: PublicJwk[] };
 }
 
 export interface KeyFiles {
   privateKeyPath: string;
   publicKeyPath: string;
+  /** The signing pair as PEM text (from the environment); takes precedence over the files. */
+  privateKeyPem?: string | undefined;
+  publicKeyPem?: string | undefined;
+  /** Public keys (SPKI PEM files) published and accepted besides the signing key, during a rotation. */
+  additionalPublicKeyPaths?: readonly string[];
   environment: string;
   logger: Logger;
+}
+
+/** PEM given in an environment variable, possibly with `\n` escapes instead of newlines. */
+function pemFromEnv(value: string): string {
+  return value.includes('-----BEGIN') && !value.includes('\n', value.indexOf('-----BEGIN')) ? value.replace(/\\n/g, '\n') : value;
 }
 
 async function readIfPresent(file: string): Promise<string | undefined> {
@@ -76,9 +93,15 @@ async function generatePemPair(files: KeyFiles): Promise<{ privatePem: string; p
   return { privatePem, publicPem };
 }
 
-/** Loads the key pair, generating it first when both files are missing outside production. */
+/** Loads the signing pair (environment, else files, generated first outside production) and the additional public keys. */
 export async function loadKeyRing(files: KeyFiles): Promise<KeyRing> {
-  let [privatePem, publicPem] = await Promise.all([readIfPresent(files.privateKeyPath), readIfPresent(files.publicKeyPath)]);
+  const fromEnv = files.privateKeyPem !== undefined || files.publicKeyPem !== undefined;
+  if (fromEnv && (files.privateKeyPem === undefined || files.publicKeyPem === undefined)) {
+    throw new Error('signing key pair incomplete: set both AUTH_SERVICE__PRIVATE_KEY and AUTH_SERVICE__PUBLIC_KEY, or neither');
+  }
+  let [privatePem, publicPem] = fromEnv
+    ? [pemFromEnv(files.privateKeyPem!), pemFromEnv(files.publicKeyPem!)]
+    : await Promise.all([readIfPresent(files.privateKeyPath), readIfPresent(files.publicKeyPath)]);
   if (privatePem === undefined && publicPem === undefined) {
     if (files.environment === 'production') {
       throw new Error(
@@ -116,11 +139,29 @@ export async function loadKeyRing(files: KeyFiles): Promise<KeyRing> {
     throw new Error(`${files.publicKeyPath} is not the public key of ${files.privateKeyPath}`);
   }
   if (Buffer.from(jwk.n, 'base64url').length * 8 < 2048) throw new Error(`${files.privateKeyPath}: RS256 keys must have at least 2048 bits`);
-  files.logger.info({ kid: jwk.kid, private_key_path: files.privateKeyPath }, 'signing key loaded');
-  return createKeyRing(signingKey, [{ kid: jwk.kid, key: publicKey, jwk }]);
+  const createdAt = fromEnv ? undefined : (await stat(files.privateKeyPath)).mtime;
+
+  const additional: VerificationKey[] = [];
+  for (const file of files.additionalPublicKeyPaths ?? []) {
+    const pem = await readIfPresent(file);
+    if (pem === undefined) throw new Error(`additional public key ${file} does not exist`);
+    let key: CryptoKey;
+    try {
+      key = await importSPKI(pem, SIGNING_ALG, { extractable: true });
+    } catch (err) {
+      throw new Error(`${file} is not an SPKI PEM RSA public key: ${(err as Error).message}`, { cause: err });
+    }
+    const extra = await publicJwk(key);
+    if (extra.kid !== jwk.kid && !additional.some((k) => k.kid === extra.kid)) additional.push({ kid: extra.kid, key, jwk: extra });
+  }
+  files.logger.info(
+    { kid: jwk.kid, source: fromEnv ? 'environment' : files.privateKeyPath, additional_kids: additional.map((k) => k.kid) },
+    'signing key loaded',
+  );
+  return createKeyRing(signingKey, [{ kid: jwk.kid, key: publicKey, jwk }, ...additional], createdAt);
 }
 
-export function createKeyRing(signingKey: CryptoKey, verificationKeys: readonly VerificationKey[]): KeyRing {
+export function createKeyRing(signingKey: CryptoKey, verificationKeys: readonly VerificationKey[], signingKeyCreatedAt?: Date): KeyRing {
   const current = verificationKeys[0];
   if (!current) throw new Error('a key ring needs at least one public key');
   const body = { keys: verificationKeys.map((k) => k.jwk) };
@@ -128,6 +169,7 @@ export function createKeyRing(signingKey: CryptoKey, verificationKeys: readonly 
     signingKey,
     kid: current.kid,
     verificationKeys,
+    signingKeyCreatedAt,
     jwks: () => structuredClone(body),
   };
 }

@@ -1,6 +1,8 @@
 /**
  * Token pairs: an access and a refresh JWT (RS256, same claim set as upstream §3.4), and the
- * refresh token's sha256(jti) persisted so that it can be rotated and revoked.
+ * refresh token's sha256(jti) persisted so that it can be rotated and revoked. The
+ * client_credentials grant gets an access token alone, whose `sub` is the client id (RFC 9068 §2.2:
+ * no resource owner is involved).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
@@ -40,9 +42,26 @@ export interface TokenPair {
   scope: string;
 }
 
+export interface AccessTokenRequest {
+  /** `sub`: a user id, or the client id for client_credentials. */
+  subject: string;
+  clientId: string;
+  scope: string;
+  /** Seconds. */
+  lifetime: number;
+}
+
+export interface AccessToken {
+  accessToken: string;
+  expiresIn: number;
+  scope: string;
+}
+
 export interface TokenIssuer {
   /** Signs a pair and records its refresh token through `db` (pass a transaction to make it atomic with other writes). */
   issuePair(db: Queryable, request: TokenPairRequest): Promise<TokenPair>;
+  /** Signs an access token alone (nothing is stored: access tokens are stateless). */
+  issueAccessToken(request: AccessTokenRequest): Promise<AccessToken>;
 }
 
 export function hashJti(jti: string): string {
@@ -50,14 +69,19 @@ export function hashJti(jti: string): string {
 }
 
 export function createTokenIssuer(opts: { keys: KeyRing; issuer: string; audience: string }): TokenIssuer {
-  const sign = (type: TokenType, request: TokenPairRequest, now: number, lifetime: number): Promise<{ token: string; jti: string; exp: number }> => {
+  const sign = (
+    type: TokenType,
+    request: { subject: string; clientId: string; scope: string },
+    now: number,
+    lifetime: number,
+  ): Promise<{ token: string; jti: string; exp: number }> => {
     const jti = randomUUID();
     const exp = now + lifetime;
     const claims: Pick<TokenClaims, 'type' | 'client_id' | 'scope'> = { type, client_id: request.clientId, scope: request.scope };
     return new SignJWT(claims)
       .setProtectedHeader({ alg: SIGNING_ALG, typ: 'JWT', kid: opts.keys.kid })
       .setIssuer(opts.issuer)
-      .setSubject(request.userId)
+      .setSubject(request.subject)
       .setAudience(opts.audience)
       .setIssuedAt(now)
       .setNotBefore(now)
@@ -70,9 +94,10 @@ export function createTokenIssuer(opts: { keys: KeyRing; issuer: string; audienc
   return {
     async issuePair(db, request) {
       const now = Math.floor(Date.now() / 1000);
+      const subject = { subject: request.userId, clientId: request.clientId, scope: request.scope };
       const [access, refresh] = await Promise.all([
-        sign('access', request, now, request.accessTokenLifetime),
-        sign('refresh', request, now, request.refreshTokenLifetime),
+        sign('access', subject, now, request.accessTokenLifetime),
+        sign('refresh', subject, now, request.refreshTokenLifetime),
       ]);
       await db.query(
         `INSERT INTO refresh_tokens (jti_hash, user_id, client_id, scope, expires_at, parent_jti_hash)
@@ -80,6 +105,10 @@ export function createTokenIssuer(opts: { keys: KeyRing; issuer: string; audienc
         [hashJti(refresh.jti), request.userId, request.clientId, request.scope, refresh.exp, request.parentJtiHash ?? null],
       );
       return { accessToken: access.token, refreshToken: refresh.token, expiresIn: request.accessTokenLifetime, scope: request.scope };
+    },
+    async issueAccessToken(request) {
+      const access = await sign('access', request, Math.floor(Date.now() / 1000), request.lifetime);
+      return { accessToken: access.token, expiresIn: request.lifetime, scope: request.scope };
     },
   };
 }

@@ -1,5 +1,6 @@
 /**
- * Users: lookups for login (username first, then email, both case-insensitive) and creation.
+ * Users: lookups for login (username first, then email, both case-insensitive), creation, and the
+ * administration the CLI does (password reset, disable and enable).
  */
 import type { Queryable } from '@codelab/service-kit/db';
 import { hashPassword } from './passwords.ts';
@@ -47,6 +48,40 @@ export async function findUserByLogin(db: Queryable, login: string): Promise<Use
   return rows[0] && toUser(rows[0]);
 }
 
+export async function findUserById(db: Queryable, id: string): Promise<User | undefined> {
+  const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id]);
+  return rows[0] && toUser(rows[0]);
+}
+
+/** The user with this username, ignoring case (never by email: for administration). */
+export async function findUserByUsername(db: Queryable, username: string): Promise<User | undefined> {
+  const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE lower(username) = lower($1)`, [username]);
+  return rows[0] && toUser(rows[0]);
+}
+
+export interface UserSummary {
+  username: string;
+  email: string;
+  isActive: boolean;
+  isVerified: boolean;
+  createdAt: Date;
+  lastLoginAt: Date | null;
+}
+
+export async function listUsers(db: Queryable): Promise<UserSummary[]> {
+  const { rows } = await db.query<{ username: string; email: string; is_active: boolean; is_verified: boolean; created_at: Date; last_login_at: Date | null }>(
+    'SELECT username, email, is_active, is_verified, created_at, last_login_at FROM users ORDER BY lower(username)',
+  );
+  return rows.map((r) => ({
+    username: r.username,
+    email: r.email,
+    isActive: r.is_active,
+    isVerified: r.is_verified,
+    createdAt: r.created_at,
+    lastLoginAt: r.last_login_at,
+  }));
+}
+
 export interface NewUser {
   username: string;
   email: string;
@@ -70,4 +105,13 @@ export async function createUser(db: Queryable, user: NewUser): Promise<User | u
 
 export async function recordLogin(db: Queryable, userId: string): Promise<void> {
   await db.query('UPDATE users SET last_login_at = now() WHERE id = $1', [userId]);
+}
+
+export async function setUserActive(db: Queryable, userId: string, active: boolean): Promise<void> {
+  await db.query('UPDATE users SET is_active = $2, updated_at = now() WHERE id = $1', [userId, active]);
+}
+
+export async function setUserPassword(db: Queryable, userId: string, password: string): Promise<void> {
+  const passwordHash = await hashPassword(password);
+  await db.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [userId, passwordHash]);
 }

@@ -37,9 +37,16 @@ describe('buildApp', () => {
     });
   });
 
-  it('checks Redis for readiness when one is configured', async () => {
+  it('reports Redis in readiness when configured to (AUTH_SERVICE__LIMITS_REQUIRE_REDIS), and only then', async () => {
     // Nothing listens on port 1: the check must fail, naming Redis, without failing the start.
-    const testApp = await buildTestApp({ AUTH_SERVICE__REDIS_URL: 'redis://127.0.0.1:1/0' });
+    const lenient = await buildTestApp({ AUTH_SERVICE__REDIS_URL: 'redis://127.0.0.1:1/0' });
+    try {
+      const res = await lenient.service.app.inject({ method: 'GET', url: '/ready' });
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await lenient.close();
+    }
+    const testApp = await buildTestApp({ AUTH_SERVICE__REDIS_URL: 'redis://127.0.0.1:1/0', AUTH_SERVICE__LIMITS_REQUIRE_REDIS: 'true' });
     try {
       const res = await testApp.service.app.inject({ method: 'GET', url: '/ready' });
       expect(res.statusCode).toBe(503);

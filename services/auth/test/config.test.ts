@@ -27,12 +27,15 @@ describe('readAuthConfig', () => {
       jwtAudience: 'codelab-api',
       accessTokenLifetime: 900,
       refreshTokenLifetime: 2_592_000,
+      auditRetentionDays: 90,
+      auditCleanupInterval: 3600,
       privateKeyPath: path.join('/var/lib/codelab', 'auth', 'keys', 'private_key.pem'),
       publicKeyPath: path.join('/var/lib/codelab', 'auth', 'keys', 'public_key.pem'),
     });
     expect(config.dbUrl).toBeUndefined();
     expect(config.redisUrl).toBeUndefined();
     expect(config.masterKey).toBeUndefined();
+    expect(config.publicUrl).toBeUndefined();
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -47,6 +50,9 @@ describe('readAuthConfig', () => {
       AUTH_SERVICE__JWT_AUDIENCE: 'aud',
       AUTH_SERVICE__ACCESS_TOKEN_LIFETIME: '60',
       AUTH_SERVICE__REFRESH_TOKEN_LIFETIME: '3600',
+      AUTH_SERVICE__PUBLIC_URL: 'https://auth.example.test/',
+      AUTH_SERVICE__AUDIT_RETENTION_DAYS: '30',
+      AUTH_SERVICE__AUDIT_CLEANUP_INTERVAL: '600',
       AUTH_SERVICE__PRIVATE_KEY_PATH: '/keys/a.pem',
       AUTH_SERVICE__PUBLIC_KEY_PATH: '/keys/b.pem',
       AUTH_SERVICE__ENVIRONMENT: 'production',
@@ -60,6 +66,9 @@ describe('readAuthConfig', () => {
       jwtAudience: 'aud',
       accessTokenLifetime: 60,
       refreshTokenLifetime: 3600,
+      publicUrl: 'https://auth.example.test',
+      auditRetentionDays: 30,
+      auditCleanupInterval: 600,
       privateKeyPath: '/keys/a.pem',
       publicKeyPath: '/keys/b.pem',
       environment: 'production',

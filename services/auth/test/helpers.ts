@@ -1,19 +1,24 @@
 /**
  * Test doubles for the auth suites: the config and app against the run's database (shared by every
- * suite, so never assumed empty), a migrated database handle, and unique names.
+ * suite, so never assumed empty), a migrated database handle, unique names, users and clients of
+ * their own, and OAuth requests.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { inject } from 'vitest';
 import { migrate, openDatabase, type Database } from '@codelab/service-kit/db';
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
 import type { Service } from '@codelab/service-kit/service';
 import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { buildApp } from '../src/app.ts';
+import { createClient, type GrantType } from '../src/clients.ts';
 import { readAuthConfig, type AuthConfig } from '../src/config.ts';
+import { hashPassword } from '../src/passwords.ts';
+import { createUser, type User } from '../src/users.ts';
 
 export const TEST_MASTER_KEY = 'test-master-key-do-not-use';
 const MIGRATIONS_DIR = fileURLToPath(new URL('../src/migrations', import.meta.url));
@@ -35,6 +40,10 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): A
     AUTH_SERVICE__MASTER_KEY: TEST_MASTER_KEY,
     AUTH_SERVICE__DB_POOL_SIZE: '3',
     CODELAB_DATA_DIR: dataDir,
+    // Suites send many requests, and many wrong passwords, from 127.0.0.1: the defences have their
+    // own tests (limits/, token-limits.test.ts); here they must not lock the address.
+    AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false',
+    AUTH_SERVICE__BRUTE_FORCE_IP_THRESHOLD: '10000',
     ...env,
   });
 }
@@ -65,4 +74,85 @@ export async function openTestDatabase(): Promise<Database> {
   const db = await openDatabase({ service: 'auth-test', url: inject('databaseUrl'), poolMax: 2, logger, metrics: new ServiceMetrics('auth-test') });
   await migrate(db, 'auth', MIGRATIONS_DIR, logger);
   return db;
+}
+
+export const PASSWORD = 'Correct-Horse-9';
+/** The seeded public client. */
+export const PUBLIC_CLIENT_ID = 'codelab-flutter-app';
+
+export async function newUser(db: Database, opts: { isActive?: boolean } = {}): Promise<User> {
+  const username = uniqueName('User');
+  const user = await createUser(db, { username, email: `${username}@example.test`, password: PASSWORD, ...opts });
+  return user!;
+}
+
+export interface TestClient {
+  clientId: string;
+  /** Set for confidential clients. */
+  secret: string | undefined;
+}
+
+/** A client of the test's own: confidential (with a secret) unless `confidential: false`. */
+export async function newClient(
+  db: Database,
+  opts: { confidential?: boolean; scopes?: string[]; grants?: GrantType[]; accessTokenLifetime?: number; refreshTokenLifetime?: number; isActive?: boolean } = {},
+): Promise<TestClient> {
+  const clientId = uniqueName(opts.confidential === false ? 'public' : 'confidential');
+  const secret = opts.confidential === false ? undefined : `secret-${randomUUID()}`;
+  await createClient(db, {
+    clientId,
+    name: clientId,
+    allowedScopes: opts.scopes ?? ['api:read', 'api:write'],
+    allowedGrantTypes: opts.grants ?? ['password', 'refresh_token', 'client_credentials'],
+    ...(opts.accessTokenLifetime !== undefined ? { accessTokenLifetime: opts.accessTokenLifetime } : {}),
+    ...(opts.refreshTokenLifetime !== undefined ? { refreshTokenLifetime: opts.refreshTokenLifetime } : {}),
+    ...(opts.isActive !== undefined ? { isActive: opts.isActive } : {}),
+    ...(secret !== undefined ? { secretHash: await hashPassword(secret) } : {}),
+  });
+  return { clientId, secret };
+}
+
+/** RFC 6749 §2.3.1: id and secret form-url-encoded, then base64. */
+export function basicAuth(clientId: string, secret: string): string {
+  const encode = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
+  return `Basic ${Buffer.from(`${encode(clientId)}:${encode(secret)}`).toString('base64')}`;
+}
+
+/** POSTs a form to an OAuth endpoint of the app. */
+export function postForm(app: FastifyInstance, url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  return app.inject({
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'vitest-agent', ...headers },
+    payload: new URLSearchParams(form).toString(),
+  });
+}
+
+export interface TokenBody {
+  access_token: string;
+  refresh_token?: string;
+  token_type: string;
+  expires_in: number;
+  scope: string;
+}
+
+export interface AuditRow {
+  event_type: string;
+  success: boolean;
+  user_id: string | null;
+  client_id: string | null;
+  ip_address: string | null;
+  user_agent: string | null;
+  event_data: Record<string, unknown> | null;
+  error_message: string | null;
+}
+
+/** Audit rows of a client (every test client is its own), oldest first. */
+export async function auditRowsOfClient(db: Database, clientId: string): Promise<AuditRow[]> {
+  const { rows } = await db.query<AuditRow>(
+    `SELECT event_type, success, user_id, client_id, ip_address, user_agent, event_data, error_message
+       FROM audit_logs WHERE client_id = $1 ORDER BY created_at, id`,
+    [clientId],
+  );
+  return rows;
 }

@@ -1,11 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Database } from '@codelab/service-kit/db';
+import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { silentLogger } from '@codelab/service-kit/testing';
 import { createPublicClient } from '../../src/clients.ts';
-import { hashJti } from '../../src/tokens.ts';
+import { oauthErrors } from '../../src/errors.ts';
+import { loadKeyRing } from '../../src/keys.ts';
+import { createAuthMetrics } from '../../src/metrics.ts';
+import { oauthTokenRoutes } from '../../src/routes/oauth-token.ts';
+import { createTokenVerifier } from '../../src/token-verifier.ts';
+import { createTokenIssuer, hashJti } from '../../src/tokens.ts';
 import { createUser, type User } from '../../src/users.ts';
-import { buildTestApp, openTestDatabase, uniqueName, type TestApp } from '../helpers.ts';
+import { basicAuth, buildTestApp, newClient, openTestDatabase, uniqueName, type TestApp } from '../helpers.ts';
 
 const CLIENT_ID = 'codelab-flutter-app';
 const PASSWORD = 'Correct-Horse-9';
@@ -201,15 +208,10 @@ describe('POST /oauth/token', () => {
       expect(res.json()).toEqual({ error: 'invalid_request', error_description: "Parameter 'client_id' must not be repeated" });
     });
 
-    it.each([
-      ['implicit', "Grant type 'implicit' is not supported"],
-      ['authorization_code', "Grant type 'authorization_code' is not supported"],
-      ['refresh_token', "Grant type 'refresh_token' is not implemented yet"],
-      ['client_credentials', "Grant type 'client_credentials' is not implemented yet"],
-    ])('answers 400 unsupported_grant_type for %s', async (grantType, description) => {
+    it.each(['implicit', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'])('answers 400 unsupported_grant_type for %s', async (grantType) => {
       const res = await token({ grant_type: grantType, client_id: CLIENT_ID });
       expect(res.statusCode).toBe(400);
-      expect(res.json()).toEqual({ error: 'unsupported_grant_type', error_description: description });
+      expect(res.json()).toEqual({ error: 'unsupported_grant_type', error_description: `Grant type '${grantType}' is not supported` });
     });
 
     it('answers 401 invalid_client with WWW-Authenticate for an unknown or inactive client', async () => {
@@ -253,6 +255,78 @@ describe('POST /oauth/token', () => {
       expect(res.body).toMatch(/^auth_token_requests_total\{grant_type="other",outcome="unsupported_grant_type"\} [1-9]/m);
       expect(res.body).toMatch(/^auth_token_issue_duration_seconds_count\{grant_type="password"\} [1-9]/m);
       expect(res.body).not.toContain('something-else');
+    });
+
+    it('measures every grant, and exposes the reuse, revocation and audit retention counters from the start', async () => {
+      const client = await newClient(db);
+      const user = await newUser();
+      const auth = { authorization: basicAuth(client.clientId, client.secret!) };
+      const login = await token({ grant_type: 'password', username: user.username, password: PASSWORD }, auth);
+      await token({ grant_type: 'refresh_token', refresh_token: login.json<{ refresh_token: string }>().refresh_token }, auth);
+      await token({ grant_type: 'client_credentials' }, auth);
+      const { body } = await app.inject({ method: 'GET', url: '/metrics' });
+      for (const grant of ['password', 'refresh_token', 'client_credentials']) {
+        expect(body).toMatch(new RegExp(`^auth_token_requests_total\\{grant_type="${grant}",outcome="success"\\} [1-9]`, 'm'));
+        expect(body).toMatch(new RegExp(`^auth_token_issue_duration_seconds_count\\{grant_type="${grant}"\\} [1-9]`, 'm'));
+        expect(body).toMatch(new RegExp(`^auth_token_requests_total\\{grant_type="${grant}",outcome="invalid_scope"\\} \\d`, 'm'));
+      }
+      expect(body).toMatch(/^auth_refresh_reuse_detected_total \d+$/m);
+      expect(body).toMatch(/^auth_token_revocations_total\{outcome="revoked"\} \d+$/m);
+      expect(body).toMatch(/^auth_audit_rows_deleted_total \d+$/m);
+      // Bounded labels: no client id, username or address.
+      expect(body).not.toContain(client.clientId);
+      expect(body).not.toContain(user.username);
+    });
+  });
+
+  describe('hooks', () => {
+    it('calls beforeCredentials first (which may refuse), then afterFailure or afterSuccess with the context', async () => {
+      const keys = await loadKeyRing({ privateKeyPath: testApp.config.privateKeyPath, publicKeyPath: testApp.config.publicKeyPath, environment: 'test', logger: silentLogger() });
+      const { jwtIssuer: issuer, jwtAudience: audience } = testApp.config;
+      const calls: string[] = [];
+      const hooked = Fastify();
+      await hooked.register(
+        oauthTokenRoutes({
+          db,
+          tokens: createTokenIssuer({ keys, issuer, audience }),
+          verifier: createTokenVerifier({ keys, issuer, audience }),
+          metrics: createAuthMetrics(new ServiceMetrics('auth-hooks-test')),
+          config: testApp.config,
+          clientIp: () => '203.0.113.9',
+          hooks: {
+            async beforeCredentials(ctx) {
+              calls.push(`before ${ctx.grantType} ${ctx.ip}`);
+              if (ctx.form.username === 'locked-out') throw oauthErrors.invalid_grant('Too many failed attempts');
+            },
+            async afterFailure(ctx, error) {
+              calls.push(`failure ${error.code} ${ctx.failureReason}`);
+            },
+            async afterSuccess(ctx) {
+              calls.push(`success ${ctx.userId === user.id}`);
+            },
+          },
+        }),
+      );
+      const user = await newUser();
+      const post = (form: Record<string, string>) =>
+        hooked.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() });
+      try {
+        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: 'locked-out', password: 'x' })).statusCode).toBe(400);
+        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: user.username, password: 'wrong' })).statusCode).toBe(401);
+        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: user.username, password: PASSWORD })).statusCode).toBe(200);
+        expect(calls).toEqual([
+          'before password 203.0.113.9',
+          'failure invalid_grant undefined',
+          'before password 203.0.113.9',
+          'failure invalid_grant wrong_password',
+          'before password 203.0.113.9',
+          'success true',
+        ]);
+        const rows = await auditRows(user.username);
+        expect(rows.map((r) => r.ip_address)).toEqual(['203.0.113.9', '203.0.113.9']);
+      } finally {
+        await hooked.close();
+      }
     });
   });
 });

@@ -1,0 +1,51 @@
+/**
+ * The password grant (RFC 6749 §4.3). The same work and the same answer (401 invalid_grant, as
+ * upstream) whether the user is unknown, the password wrong or the account disabled.
+ */
+import { writeAudit } from '../audit.ts';
+import { grantedScope } from '../clients.ts';
+import { invalidCredentials, oauthErrors } from '../errors.ts';
+import { verifyDummy, verifyPassword } from '../passwords.ts';
+import { findUserByLogin, recordLogin } from '../users.ts';
+import { refuse, requireGrant, type GrantHandler } from './context.ts';
+
+export const passwordGrant: GrantHandler = async (deps, ctx, client) => {
+  const { db, tokens, config } = deps;
+  await requireGrant(db, ctx, client, 'password');
+  const { username, password } = ctx.form;
+  if (!username || !password) throw oauthErrors.invalid_request('Missing required parameters: username and password');
+  // Checked before the password: it depends on the client only, and saves a hash computation.
+  const scope = grantedScope(ctx.form.scope, client.allowedScopes);
+  if (scope === undefined) {
+    throw await refuse(db, ctx, 'invalid_scope', oauthErrors.invalid_scope(`Scope must be a subset of: ${client.allowedScopes.join(' ')}`));
+  }
+
+  const user = await findUserByLogin(db, username);
+  const valid = user ? await verifyPassword(password, user.passwordHash) : await verifyDummy(password);
+  ctx.userId = user?.id;
+  if (!user || !valid || !user.isActive) {
+    throw await refuse(db, ctx, !user ? 'unknown_user' : !valid ? 'wrong_password' : 'inactive_user', invalidCredentials());
+  }
+
+  const pair = await db.transaction(async (tx) => {
+    await recordLogin(tx, user.id);
+    const issued = await tokens.issuePair(tx, {
+      userId: user.id,
+      clientId: client.clientId,
+      scope,
+      accessTokenLifetime: client.accessTokenLifetime ?? config.accessTokenLifetime,
+      refreshTokenLifetime: client.refreshTokenLifetime ?? config.refreshTokenLifetime,
+    });
+    await writeAudit(tx, {
+      eventType: 'login_success',
+      success: true,
+      userId: user.id,
+      clientId: client.clientId,
+      eventData: { scope },
+      ipAddress: ctx.ip,
+      userAgent: ctx.request.headers['user-agent'],
+    });
+    return issued;
+  });
+  return { access_token: pair.accessToken, refresh_token: pair.refreshToken, token_type: 'bearer', expires_in: pair.expiresIn, scope: pair.scope };
+};
