@@ -22,7 +22,7 @@ describe('gateway access control', () => {
   let signingKey: CryptoKey;
 
   beforeAll(async () => {
-    stack = await startStack({ databaseUrl: inject('databaseUrl') });
+    stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { gateway: { GATEWAY__REVOCATION_POLL_INTERVAL: '0.1' } } });
     good = await stack.token();
     kid = decodeProtectedHeader(good).kid!;
     signingKey = await importPKCS8(await readFile(path.join(stack.dataDir, 'auth', 'keys', 'private_key.pem'), 'utf8'), 'RS256');
@@ -86,6 +86,29 @@ describe('gateway access control', () => {
   it('accepts a token it signed itself with the real key (the forgeries are not refused for another reason)', async () => {
     const res = await fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${await sign(claims())}` } });
     expect(res.status).toBe(200);
+  });
+
+  it('refuses every access token of a revoked lineage (refresh-token reuse) on REST and the WebSocket handshake', async () => {
+    const first = await passwordTokens(stack.url.auth, stack.user.username, stack.user.password);
+    const refresh = (token: string) =>
+      fetch(`${stack.url.auth}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'codelab-flutter-app', refresh_token: token }) });
+    const rotated = (await (await refresh(first.refresh_token)).json()) as { access_token: string };
+    const rest = (token: string) => fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    expect(await rest(first.access_token)).toBe(200);
+    expect(await rest(rotated.access_token)).toBe(200);
+    expect(decodeJwt(rotated.access_token).sid).toBe(decodeJwt(first.access_token).sid); // one family
+    const unrelated = await stack.token(); // another login of the same user: another family
+
+    expect((await refresh(first.refresh_token)).status).toBe(400); // reuse: the lineage is revoked
+    const deadline = Date.now() + 5000;
+    while ((await rest(rotated.access_token)) !== 401 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await rest(rotated.access_token)).toBe(401);
+    expect(await rest(first.access_token)).toBe(401);
+    const ws = new FrameClient(`${stack.url.ws}/api/v1/ws/s-${randomUUID()}`, { authorization: `Bearer ${rotated.access_token}` });
+    await expect(ws.open()).rejects.toMatchObject({ statusCode: 401 });
+    expect(await rest(unrelated)).toBe(200);
+    const metrics = await (await fetch(`${stack.url.gateway}/metrics`)).text();
+    expect(metrics).toMatch(/^gateway_jwt_verifications_total\{outcome="revoked"\} [1-9]/m);
   });
 
   it('enforces scopes: api:read may read but not write or converse', async () => {

@@ -22,6 +22,7 @@ import { jwksRoutes } from './routes/jwks.ts';
 import { oauthMetadataRoutes } from './routes/oauth-metadata.ts';
 import { oauthRevokeRoutes } from './routes/oauth-revoke.ts';
 import { oauthTokenRoutes } from './routes/oauth-token.ts';
+import { revokedFamiliesRoutes } from './routes/revoked-families.ts';
 import { rootRoutes } from './routes/root.ts';
 import { seed } from './seed.ts';
 import { createTokenLimits } from './token-limits.ts';
@@ -122,6 +123,7 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
       }),
     );
     await app.register(oauthRevokeRoutes({ db, verifier, metrics: authMetrics }));
+    await app.register(revokedFamiliesRoutes({ db, internalApiKey: config.internalApiKey }));
 
     const retention = startAuditRetention({
       db,

@@ -33,6 +33,8 @@ export interface TokenPairRequest {
   refreshTokenLifetime: number;
   /** sha256 of the refresh token this pair replaces (rotation). */
   parentJtiHash?: string;
+  /** The family (login) this pair belongs to: kept across rotations; a new login starts one. */
+  familyId?: string;
 }
 
 export interface TokenPair {
@@ -71,13 +73,19 @@ export function hashJti(jti: string): string {
 export function createTokenIssuer(opts: { keys: KeyRing; issuer: string; audience: string }): TokenIssuer {
   const sign = (
     type: TokenType,
-    request: { subject: string; clientId: string; scope: string },
+    request: { subject: string; clientId: string; scope: string; familyId?: string },
     now: number,
     lifetime: number,
   ): Promise<{ token: string; jti: string; exp: number }> => {
     const jti = randomUUID();
     const exp = now + lifetime;
-    const claims: Pick<TokenClaims, 'type' | 'client_id' | 'scope'> = { type, client_id: request.clientId, scope: request.scope };
+    const claims: Pick<TokenClaims, 'type' | 'client_id' | 'scope'> & { sid?: string } = {
+      type,
+      client_id: request.clientId,
+      scope: request.scope,
+      // the token family: a verifier refuses every token of a revoked family
+      ...(request.familyId ? { sid: request.familyId } : {}),
+    };
     return new SignJWT(claims)
       .setProtectedHeader({ alg: SIGNING_ALG, typ: 'JWT', kid: opts.keys.kid })
       .setIssuer(opts.issuer)
@@ -94,15 +102,16 @@ export function createTokenIssuer(opts: { keys: KeyRing; issuer: string; audienc
   return {
     async issuePair(db, request) {
       const now = Math.floor(Date.now() / 1000);
-      const subject = { subject: request.userId, clientId: request.clientId, scope: request.scope };
+      const familyId = request.familyId ?? randomUUID();
+      const subject = { subject: request.userId, clientId: request.clientId, scope: request.scope, familyId };
       const [access, refresh] = await Promise.all([
         sign('access', subject, now, request.accessTokenLifetime),
         sign('refresh', subject, now, request.refreshTokenLifetime),
       ]);
       await db.query(
-        `INSERT INTO refresh_tokens (jti_hash, user_id, client_id, scope, expires_at, parent_jti_hash)
-         VALUES ($1, $2, $3, $4, to_timestamp($5), $6)`,
-        [hashJti(refresh.jti), request.userId, request.clientId, request.scope, refresh.exp, request.parentJtiHash ?? null],
+        `INSERT INTO refresh_tokens (jti_hash, user_id, client_id, scope, expires_at, parent_jti_hash, family_id)
+         VALUES ($1, $2, $3, $4, to_timestamp($5), $6, $7)`,
+        [hashJti(refresh.jti), request.userId, request.clientId, request.scope, refresh.exp, request.parentJtiHash ?? null, familyId],
       );
       return { accessToken: access.token, refreshToken: refresh.token, expiresIn: request.accessTokenLifetime, scope: request.scope };
     },

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '@codelab/service-kit/db';
 import { claimRefreshToken, refreshTokenState, revokeLineage, revokeWithDescendants } from '../src/refresh-tokens.ts';
 import { hashJti } from '../src/tokens.ts';
-import { newClient, newUser, openTestDatabase, uniqueName } from './helpers.ts';
+import { decodeJwt } from 'jose';
+import { buildTestApp, newClient, newUser, openTestDatabase, PASSWORD, postForm, PUBLIC_CLIENT_ID, uniqueName } from './helpers.ts';
 
 describe('refresh-tokens', () => {
   let db: Database;
@@ -58,5 +59,36 @@ describe('refresh-tokens', () => {
     await db.query(`UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE jti_hash = $1`, [h.x]);
     expect(await claimRefreshToken(db, h.x!)).toBeUndefined();
     expect(await refreshTokenState(db, h.x!)).toBe('expired');
+  });
+});
+
+describe('revoked token families', () => {
+  it('lists the family of a revoked lineage for verifiers, and not the families of other logins', async () => {
+    const db = await openTestDatabase();
+    const t = await buildTestApp();
+    try {
+      const user = await newUser(db);
+      const login = async () => (await postForm(t.service.app, '/oauth/token', { grant_type: 'password', client_id: PUBLIC_CLIENT_ID, username: user.username, password: PASSWORD })).json() as { access_token: string; refresh_token: string };
+      const one = await login();
+      const two = await login();
+      const families = async () =>
+        (await t.service.app.inject({ method: 'GET', url: '/internal/revoked-token-families', headers: { 'x-internal-auth': t.config.internalApiKey } })).json().families as string[];
+      const sid = (token: string) => decodeJwt(token).sid as string;
+      expect(await families()).not.toContain(sid(one.access_token));
+      const rotated = (await postForm(t.service.app, '/oauth/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT_ID, refresh_token: one.refresh_token })).json() as { access_token: string };
+      expect(sid(rotated.access_token)).toBe(sid(one.access_token));
+      expect((await postForm(t.service.app, '/oauth/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT_ID, refresh_token: one.refresh_token })).statusCode).toBe(400);
+      const listed = await families();
+      expect(listed).toContain(sid(one.access_token));
+      expect(listed).not.toContain(sid(two.access_token));
+      // RFC 7009: revoking the other login's refresh token lists its family too
+      await postForm(t.service.app, '/oauth/revoke', { token: two.refresh_token, client_id: PUBLIC_CLIENT_ID });
+      expect(await families()).toContain(sid(two.access_token));
+      // the feed needs the internal key
+      expect((await t.service.app.inject({ method: 'GET', url: '/internal/revoked-token-families' })).statusCode).toBe(401);
+    } finally {
+      await t.close();
+      await db.close();
+    }
   });
 });

@@ -11,6 +11,7 @@ import { WS_CLOSE } from '@codelab/protocol';
 import { createAuthenticate } from './auth/authenticate.ts';
 import { JwksCache } from './auth/jwks-cache.ts';
 import { createJwtVerifier, type JwtVerifier } from './auth/jwt-verifier.ts';
+import { RevokedFamilies } from './auth/revoked-families.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { RuntimeClient } from './runtime-client.ts';
@@ -36,7 +37,10 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
     const auth = new PeerClient({ peer: 'auth', baseUrl: config.authServiceUrl, metrics: service.metrics, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 });
     app.addHook('onClose', () => auth.close());
     const jwks = new JwksCache({ auth, metrics, logger, maxAgeMs: config.jwksMaxAge * 1000, unknownKidCooldownMs: config.jwksRefetchCooldown * 1000 });
-    verifier = createJwtVerifier({ jwks, issuer: config.jwtIssuer, audience: config.jwtAudience });
+    const revoked = new RevokedFamilies({ auth, internalApiKey: config.internalApiKey, intervalMs: config.revocationPollInterval * 1000, metrics, logger });
+    revoked.start();
+    app.addHook('onClose', async () => revoked.stop());
+    verifier = createJwtVerifier({ jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, revoked });
     service.addReadinessCheck('auth', async () => {
       const { statusCode, body } = await auth.json<{ keys?: unknown[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
       if (statusCode !== 200 || !body?.keys?.length) throw new Error(`JWKS answered ${statusCode} with ${body?.keys?.length ?? 0} keys`);

@@ -12,6 +12,8 @@ export const gatewaySettings = defineSettings({
   jwksMaxAge: setting.number({ min: 1, max: 86_400, fallback: 300 }),
   /** Least seconds between JWKS refetches caused by tokens with an unknown `kid`. */
   jwksRefetchCooldown: setting.number({ min: 0, max: 3600, fallback: 30 }),
+  /** Seconds between polls of the auth service's revoked token families (how soon a revoked login stops working). */
+  revocationPollInterval: setting.number({ min: 0.05, max: 3600, fallback: 5 }),
   /** Largest inbound WebSocket frame; bigger ones close the connection with 1009. */
   wsMaxMessageBytes: setting.int({ min: 1024, max: 64 * 1024 * 1024, fallback: 1024 * 1024 }),
   /** Frames waiting behind a running turn on one connection before new ones are refused. */

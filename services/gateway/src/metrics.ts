@@ -29,7 +29,7 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     }),
     jwtVerifications: m.counter({
       name: 'gateway_jwt_verifications_total',
-      help: 'Bearer token verifications by outcome (ok, missing, invalid, expired, not_yet_valid, unknown_kid, wrong_type, insufficient_scope, jwks_unavailable)',
+      help: 'Bearer token verifications by outcome (ok, missing, invalid, expired, not_yet_valid, unknown_kid, wrong_type, revoked, insufficient_scope, jwks_unavailable)',
       labelNames: ['outcome'],
     }),
     jwksRefreshes: m.counter({
@@ -38,6 +38,8 @@ export function createGatewayMetrics(m: ServiceMetrics) {
       labelNames: ['reason', 'outcome'],
     }),
     jwksKeys: m.gauge({ name: 'gateway_jwks_keys', help: 'Signing keys in the cached JWKS' }),
+    revocationPolls: m.counter({ name: 'gateway_token_revocation_polls_total', help: 'Polls of the revoked token families by outcome', labelNames: ['outcome'] }),
+    revokedFamilies: m.gauge({ name: 'gateway_token_revoked_families', help: 'Token families (logins) currently revoked' }),
     wsSessionDenied: m.counter({
       name: 'gateway_ws_session_denied_total',
       help: 'WebSocket connections closed with 4403 because the session belongs to another user',

@@ -59,6 +59,7 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
       accessTokenLifetime: client.accessTokenLifetime ?? config.accessTokenLifetime,
       refreshTokenLifetime: client.refreshTokenLifetime ?? config.refreshTokenLifetime,
       parentJtiHash: jtiHash,
+      ...(claimed.familyId ? { familyId: claimed.familyId } : {}),
     });
     await writeAudit(tx, {
       eventType: 'token_refresh',

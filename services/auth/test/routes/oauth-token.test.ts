@@ -87,6 +87,8 @@ describe('POST /oauth/token', () => {
         type: 'access',
         client_id: CLIENT_ID,
         scope: 'api:read api:write',
+        // the token family (one per login), which a revocation lists for verifiers
+        sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
       });
       expect(Math.abs(access.payload.iat! - Date.now() / 1000)).toBeLessThan(30);
 
@@ -94,6 +96,7 @@ describe('POST /oauth/token', () => {
       expect(refresh.payload).toMatchObject({ sub: user.id, type: 'refresh', client_id: CLIENT_ID, scope: 'api:read api:write' });
       expect(refresh.payload.exp! - refresh.payload.iat!).toBe(2_592_000);
       expect(refresh.payload.jti).not.toBe(access.payload.jti);
+      expect(refresh.payload.sid).toBe(access.payload.sid);
 
       // Only sha256(jti) of the refresh token is stored.
       const { rows } = await db.query<{ user_id: string; client_id: string; scope: string; expires_at: Date; revoked: boolean; parent_jti_hash: string | null }>(

@@ -1,7 +1,8 @@
 /**
  * Access-token verification: RS256 only, a `kid` the auth service publishes (see JwksCache),
  * issuer, audience, expiry and not-before, and `type: access` (a refresh token is not an access
- * token). Every refusal names its reason for the metric; the message is what the client sees.
+ * token), and not from a revoked family (`sid`, see RevokedFamilies). Every refusal names its
+ * reason for the metric; the message is what the client sees.
  */
 import { errors as joseErrors, jwtVerify, type JWTHeaderParameters } from 'jose';
 import { JwksUnavailableError, type JwksCache } from './jwks-cache.ts';
@@ -12,7 +13,7 @@ export interface Principal {
   clientId: string | undefined;
 }
 
-export type VerifyOutcome = 'ok' | 'missing' | 'invalid' | 'expired' | 'not_yet_valid' | 'unknown_kid' | 'wrong_type' | 'jwks_unavailable';
+export type VerifyOutcome = 'ok' | 'missing' | 'invalid' | 'expired' | 'not_yet_valid' | 'unknown_kid' | 'wrong_type' | 'revoked' | 'jwks_unavailable';
 
 export class TokenRejected extends Error {
   readonly outcome: VerifyOutcome;
@@ -22,7 +23,7 @@ export class TokenRejected extends Error {
   }
 }
 
-export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audience: string }) {
+export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audience: string; revoked?: { has(familyId: string): boolean } }) {
   const keyFor = async (header: JWTHeaderParameters): Promise<CryptoKey> => {
     if (header.alg !== 'RS256') throw new TokenRejected('invalid', `Invalid token: algorithm ${String(header.alg)} is not accepted`);
     if (!header.kid) throw new TokenRejected('invalid', 'Invalid token: no key id (kid)');
@@ -36,6 +37,7 @@ export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audie
       const { payload } = await jwtVerify(token, keyFor, { issuer: opts.issuer, audience: opts.audience, algorithms: ['RS256'], clockTolerance: 0 });
       if (payload.type !== 'access') throw new TokenRejected('wrong_type', 'Invalid token type: an access token is required');
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenRejected('invalid', 'The token has no subject');
+      if (typeof payload.sid === 'string' && opts.revoked?.has(payload.sid)) throw new TokenRejected('revoked', 'The token has been revoked');
       return {
         sub: payload.sub,
         scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
