@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createUser } from '../../services/auth/src/users.ts';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, importPKCS8, SignJWT, UnsecuredJWT } from 'jose';
@@ -205,6 +205,42 @@ describe('gateway while the auth service is down', () => {
       const metrics = await (await fetch(`${stack.url.gateway}/metrics`)).text();
       const fetches = [...metrics.matchAll(/^gateway_jwks_refreshes_total\{reason="(\w+)",outcome="ok"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
       expect(Object.fromEntries(fetches)).toEqual({ initial: 1, unknown_kid: 1 });
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('verified-token cache', () => {
+  it('still refuses a cached token once it expires or its key is retired', async () => {
+    const stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { gateway: { GATEWAY__JWKS_MAX_AGE: '1', GATEWAY__JWKS_REFETCH_COOLDOWN: '0' } } });
+    try {
+      const key = await importPKCS8(await readFile(path.join(stack.dataDir, 'auth', 'keys', 'private_key.pem'), 'utf8'), 'RS256');
+      const kid = decodeProtectedHeader(await stack.token()).kid!;
+      const now = Math.floor(Date.now() / 1000);
+      const shortLived = await new SignJWT({ type: 'access', scope: 'api:read', client_id: 'codelab-flutter-app' })
+        .setProtectedHeader({ alg: 'RS256', kid })
+        .setSubject(`user-${randomUUID()}`)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 2)
+        .sign(key);
+      const call = () => fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${shortLived}` } }).then((r) => r.status);
+      expect(await call()).toBe(200);
+      expect(await call()).toBe(200); // from the cache
+      await new Promise((r) => setTimeout(r, 2100));
+      expect(await call()).toBe(401);
+
+      // a token cached under a key that auth stops publishing is refused after the next JWKS refresh
+      const token = await stack.token();
+      const authed = () => fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+      expect(await authed()).toBe(200);
+      await rm(path.join(stack.dataDir, 'auth', 'keys'), { recursive: true }); // auth starts with a brand-new key
+      await stack.restartAuth({});
+      const deadline = Date.now() + 5000;
+      while ((await authed()) === 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await authed()).toBe(401);
     } finally {
       await stack.close();
     }

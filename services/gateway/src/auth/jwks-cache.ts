@@ -27,6 +27,7 @@ type Reason = 'initial' | 'expired' | 'unknown_kid';
 export class JwksCache {
   private keys = new Map<string, CryptoKey>();
   private fetchedAt = 0;
+  private lastAttempt = 0;
   private lastUnknownKidFetch = 0;
   private inflight: Promise<void> | undefined;
   private readonly maxAgeMs: number;
@@ -37,14 +38,30 @@ export class JwksCache {
     this.cooldownMs = opts.unknownKidCooldownMs ?? 30_000;
   }
 
+  /**
+   * Whether `kid` is in the cached set, without waiting for a fetch (a retired key's tokens stop
+   * being accepted once the set is refreshed; a stale set starts a background refresh).
+   */
+  knows(kid: string): boolean {
+    this.refreshIfStale();
+    return this.keys.has(kid);
+  }
+
+  /** A stale set is refreshed in the background; after a failed attempt, not again for a while (auth may be down). */
+  private refreshIfStale(): void {
+    const now = Date.now();
+    if (this.fetchedAt === 0 || now - this.fetchedAt <= this.maxAgeMs || now - this.lastAttempt < Math.min(this.maxAgeMs, 5000)) return;
+    this.refresh('expired').catch(() => undefined);
+  }
+
   /** The verification key for `kid`, or undefined when auth does not publish it. */
   async key(kid: string): Promise<CryptoKey | undefined> {
     if (this.fetchedAt === 0) {
       await this.refresh('initial').catch((err: unknown) => {
         throw new JwksUnavailableError(`the signing keys could not be fetched from the auth service: ${(err as Error).message}`);
       });
-    } else if (Date.now() - this.fetchedAt > this.maxAgeMs) {
-      this.refresh('expired').catch(() => undefined); // keep verifying with the cached set meanwhile
+    } else {
+      this.refreshIfStale(); // keep verifying with the cached set meanwhile
     }
     const known = this.keys.get(kid);
     if (known) return known;
@@ -63,6 +80,7 @@ export class JwksCache {
   }
 
   private async fetch(reason: Reason): Promise<void> {
+    this.lastAttempt = Date.now();
     try {
       const { statusCode, body } = await this.opts.auth.json<{ keys?: JWK[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
       if (statusCode !== 200 || !Array.isArray(body?.keys)) throw new Error(`JWKS answered ${statusCode}`);

@@ -23,7 +23,38 @@ export class TokenRejected extends Error {
   }
 }
 
+/** Tokens whose signature and claims were checked, kept so that an IDE's next calls cost a lookup. */
+const VERIFIED_CACHE_SIZE = 5000;
+
+interface Verified {
+  principal: Principal;
+  kid: string;
+  exp: number;
+  nbf: number;
+  sid: string | undefined;
+}
+
 export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audience: string; revoked?: { has(familyId: string): boolean } }) {
+  // Signature checks cost ~0.1 ms each (jose, WebCrypto); a token is usually presented many
+  // times. The cache is keyed by the whole token (its signature included), and every use still
+  // checks expiry, not-before, revocation, and that the signing key is still published.
+  const verified = new Map<string, Verified>();
+  const fromCache = (token: string): Principal | undefined => {
+    const hit = verified.get(token);
+    if (!hit) return undefined;
+    const now = Date.now() / 1000;
+    if (hit.exp <= now || hit.nbf > now || !opts.jwks.knows(hit.kid)) {
+      verified.delete(token);
+      return undefined; // the full check answers with the precise reason
+    }
+    if (hit.sid && opts.revoked?.has(hit.sid)) throw new TokenRejected('revoked', 'The token has been revoked');
+    return hit.principal;
+  };
+  const remember = (token: string, entry: Verified): void => {
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, entry);
+  };
+
   const keyFor = async (header: JWTHeaderParameters): Promise<CryptoKey> => {
     if (header.alg !== 'RS256') throw new TokenRejected('invalid', `Invalid token: algorithm ${String(header.alg)} is not accepted`);
     if (!header.kid) throw new TokenRejected('invalid', 'Invalid token: no key id (kid)');
@@ -33,16 +64,22 @@ export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audie
   };
   return async function verify(token: string | undefined): Promise<Principal> {
     if (!token) throw new TokenRejected('missing', 'A bearer token is required');
+    const cached = fromCache(token);
+    if (cached) return cached;
     try {
-      const { payload } = await jwtVerify(token, keyFor, { issuer: opts.issuer, audience: opts.audience, algorithms: ['RS256'], clockTolerance: 0 });
+      const { payload, protectedHeader } = await jwtVerify(token, keyFor, { issuer: opts.issuer, audience: opts.audience, algorithms: ['RS256'], clockTolerance: 0 });
       if (payload.type !== 'access') throw new TokenRejected('wrong_type', 'Invalid token type: an access token is required');
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenRejected('invalid', 'The token has no subject');
       if (typeof payload.sid === 'string' && opts.revoked?.has(payload.sid)) throw new TokenRejected('revoked', 'The token has been revoked');
-      return {
+      const principal: Principal = {
         sub: payload.sub,
         scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
         clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
       };
+      if (typeof payload.exp === 'number') {
+        remember(token, { principal, kid: protectedHeader.kid!, exp: payload.exp, nbf: payload.nbf ?? 0, sid: typeof payload.sid === 'string' ? payload.sid : undefined });
+      }
+      return principal;
     } catch (err) {
       if (err instanceof TokenRejected) throw err;
       if (err instanceof JwksUnavailableError) throw new TokenRejected('jwks_unavailable', 'Tokens cannot be verified right now: the auth service is unreachable');
