@@ -3,10 +3,9 @@
  * (no refresh token, §4.4.3) whose `sub` is the client id (RFC 9068 §2.2), scope a subset of the
  * client's.
  */
-import { writeAudit } from '../audit.ts';
 import { grantedScope } from '../clients.ts';
 import { oauthErrors } from '../errors.ts';
-import { refuse, requireGrant, type GrantHandler } from './context.ts';
+import { auditSuccess, refuse, requireGrant, type GrantHandler } from './context.ts';
 
 export const clientCredentialsGrant: GrantHandler = async (deps, ctx, client) => {
   const { db, tokens, config } = deps;
@@ -25,13 +24,6 @@ export const clientCredentialsGrant: GrantHandler = async (deps, ctx, client) =>
     lifetime: client.accessTokenLifetime ?? config.accessTokenLifetime,
   });
   // Written before answering: a client token is never issued without its audit row.
-  await writeAudit(db, {
-    eventType: 'client_credentials',
-    success: true,
-    clientId: client.clientId,
-    eventData: { scope },
-    ipAddress: ctx.ip,
-    userAgent: ctx.request.headers['user-agent'],
-  });
+  await auditSuccess(db, ctx, { eventType: 'client_credentials', clientId: client.clientId, eventData: { scope } });
   return { access_token: token.accessToken, token_type: 'bearer', expires_in: token.expiresIn, scope: token.scope };
 };

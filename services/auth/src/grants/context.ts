@@ -4,7 +4,7 @@
  * request in the audit log and returns the error to throw.
  */
 import type { FastifyRequest } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database, Queryable } from '@codelab/service-kit/db';
 import { writeAudit, type AuditEvent, type AuditEventType } from '../audit.ts';
 import type { OAuthClient } from '../clients.ts';
 import type { AuthConfig } from '../config.ts';
@@ -55,6 +55,11 @@ export const FAILURE_EVENT: Record<GrantTypeLabel, AuditEventType | undefined> =
   authorization_code: undefined,
   other: undefined,
 };
+
+/** The audit row of this request's success, written in the transaction that issues its tokens (both or neither). */
+export function auditSuccess(tx: Queryable, ctx: TokenRequestContext, event: Omit<AuditEvent, 'clientId' | 'ipAddress' | 'userAgent' | 'success'> & { clientId: string }): Promise<void> {
+  return writeAudit(tx, { ...event, success: true, ipAddress: ctx.ip, userAgent: ctx.request.headers['user-agent'] });
+}
 
 /** Writes an audit row for this request; a failed write is logged, never thrown (the answer stands). */
 export async function auditRequest(

@@ -2,12 +2,11 @@
  * The password grant (RFC 6749 §4.3). The same work and the same answer (401 invalid_grant, as
  * upstream) whether the user is unknown, the password wrong or the account disabled.
  */
-import { writeAudit } from '../audit.ts';
 import { grantedScope } from '../clients.ts';
 import { invalidCredentials, oauthErrors } from '../errors.ts';
 import { verifyDummy, verifyPassword } from '../passwords.ts';
 import { findUserByLogin, recordLogin } from '../users.ts';
-import { refuse, requireGrant, type GrantHandler } from './context.ts';
+import { auditSuccess, refuse, requireGrant, type GrantHandler } from './context.ts';
 
 export const passwordGrant: GrantHandler = async (deps, ctx, client) => {
   const { db, tokens, config } = deps;
@@ -36,15 +35,7 @@ export const passwordGrant: GrantHandler = async (deps, ctx, client) => {
       accessTokenLifetime: client.accessTokenLifetime ?? config.accessTokenLifetime,
       refreshTokenLifetime: client.refreshTokenLifetime ?? config.refreshTokenLifetime,
     });
-    await writeAudit(tx, {
-      eventType: 'login_success',
-      success: true,
-      userId: user.id,
-      clientId: client.clientId,
-      eventData: { scope },
-      ipAddress: ctx.ip,
-      userAgent: ctx.request.headers['user-agent'],
-    });
+    await auditSuccess(tx, ctx, { eventType: 'login_success', userId: user.id, clientId: client.clientId, eventData: { scope } });
     return issued;
   });
   return { access_token: pair.accessToken, refresh_token: pair.refreshToken, token_type: 'bearer', expires_in: pair.expiresIn, scope: pair.scope };

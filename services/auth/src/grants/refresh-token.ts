@@ -15,13 +15,12 @@
  *
  * New refresh tokens get the client's full refresh lifetime (a sliding window, as upstream).
  */
-import { writeAudit } from '../audit.ts';
 import { grantedScope, splitScope } from '../clients.ts';
 import { oauthErrors } from '../errors.ts';
 import { claimRefreshToken, refreshTokenState, revokeLineage } from '../refresh-tokens.ts';
 import { hashJti } from '../tokens.ts';
 import { findUserById } from '../users.ts';
-import { auditRequest, refuse, requireGrant, type GrantHandler } from './context.ts';
+import { auditRequest, auditSuccess, refuse, requireGrant, type GrantHandler } from './context.ts';
 
 export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
   const { db, tokens, verifier, metrics, config } = deps;
@@ -61,15 +60,7 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
       parentJtiHash: jtiHash,
       ...(claimed.familyId ? { familyId: claimed.familyId } : {}),
     });
-    await writeAudit(tx, {
-      eventType: 'token_refresh',
-      success: true,
-      userId: user.id,
-      clientId: client.clientId,
-      eventData: { scope },
-      ipAddress: ctx.ip,
-      userAgent: ctx.request.headers['user-agent'],
-    });
+    await auditSuccess(tx, ctx, { eventType: 'token_refresh', userId: user.id, clientId: client.clientId, eventData: { scope } });
     return issued;
   });
 
