@@ -151,10 +151,10 @@ export function createService(opts: ServiceOptions): Service {
     version: opts.version,
   }));
 
-  app.get('/ready', { config: { public: true }, logLevel: 'warn' }, async (_request, reply) => {
+  /** Runs every readiness check (each bounded in time): name → 'ok' or the error. */
+  const runChecks = async (): Promise<{ results: Record<string, string>; failed: string[] }> => {
     const results: Record<string, string> = {};
     const failed: string[] = [];
-    if (draining) failed.push('shutdown');
     await Promise.all(
       [...checks].map(async ([name, check]) => {
         let timer: NodeJS.Timeout | undefined;
@@ -174,8 +174,27 @@ export function createService(opts: ServiceOptions): Service {
         }
       }),
     );
+    return { results, failed };
+  };
+
+  app.get('/ready', { config: { public: true }, logLevel: 'warn' }, async (_request, reply) => {
+    const { results, failed } = await runChecks();
+    if (draining) failed.unshift('shutdown');
     const body = { status: failed.length ? 'not_ready' : 'ready', service: opts.name, version: opts.version, checks: results, ...(failed.length ? { failed } : {}) };
     return reply.status(failed.length ? 503 : 200).send(body);
+  });
+
+  // The same checks at every scrape, so that an alert can say which dependency fails.
+  metrics.gauge({
+    name: 'service_readiness_check',
+    help: 'Readiness checks of the service by dependency: 1 passes, 0 fails (what GET /ready reports)',
+    labelNames: ['service', 'check'],
+    async collect() {
+      const { results } = await runChecks();
+      this.reset();
+      for (const [check, result] of Object.entries(results)) this.set({ service: opts.name, check }, result === 'ok' ? 1 : 0);
+      this.set({ service: opts.name, check: 'shutdown' }, draining ? 0 : 1);
+    },
   });
 
   app.get('/metrics', { config: { public: true }, logLevel: 'warn' }, async (request, reply) => {

@@ -1,0 +1,95 @@
+/**
+ * The rules are code that is proven: generated files up to date, accepted by promtool, every alert
+ * unit-tested on both sides of its `for`, every alert with severity, summary, description, a runbook
+ * section that exists and a dashboard, no unbounded label, and an Alertmanager config amtool accepts.
+ */
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { findProgram, missingProgram } from '@codelab/service-kit/testing';
+import { ALERTS_DIR, renderRuleFiles } from '../src/generate.ts';
+import { runbookAnchor, type AlertRule, type RuleGroup } from '../src/rules.ts';
+
+const REPO = path.resolve(ALERTS_DIR, '..');
+const generated = path.join(ALERTS_DIR, 'generated');
+const ruleFiles = readdirSync(generated).filter((f) => f.endsWith('.rules.yml'));
+const groups = ruleFiles.flatMap((f) => (parse(readFileSync(path.join(generated, f), 'utf8')) as { groups: RuleGroup[] }).groups);
+const alerts = groups.flatMap((g) => g.rules).filter((r): r is AlertRule => 'alert' in r);
+const DASHBOARDS = ['codelab-overview', 'codelab-gateway', 'codelab-runtime', 'codelab-llm', 'codelab-auth', 'codelab-datastores', 'codelab-node', 'codelab-slo'];
+/** Label names whose values are unbounded: they belong in traces and logs, never in series. */
+const UNBOUNDED = ['user', 'user_id', 'username', 'session', 'session_id', 'ip', 'client_ip', 'trace_id', 'span_id', 'jti', 'sub', 'token'];
+
+describe('alert and recording rules', () => {
+  it('are generated from alerts/slos.yaml and the generator, and the committed files are up to date', () => {
+    for (const [file, text] of Object.entries(renderRuleFiles())) {
+      expect(readFileSync(path.join(generated, file), 'utf8'), `${file} is stale: run npm run alerts`).toBe(text);
+    }
+  });
+
+  it.skipIf(missingProgram('promtool', 'prometheus'))('pass promtool check rules', () => {
+    const out = execFileSync(findProgram('promtool')!, ['check', 'rules', ...ruleFiles.map((f) => path.join(generated, f))], { encoding: 'utf8' });
+    expect(out).not.toContain('FAILED');
+  });
+
+  it.skipIf(missingProgram('promtool', 'prometheus'))('pass their promtool unit tests', () => {
+    const tests = [path.join(generated, 'slo-alerts.test.yml'), ...readdirSync(path.join(ALERTS_DIR, 'tests')).map((f) => path.join(ALERTS_DIR, 'tests', f))];
+    // promtool exits non-zero when any test fails; execFileSync then throws with its output
+    const out = execFileSync(findProgram('promtool')!, ['test', 'rules', ...tests], { encoding: 'utf8' });
+    expect(out.match(/SUCCESS/g)).toHaveLength(tests.length);
+  });
+
+  it('give every alert a unit test that checks it fires, with its labels and annotations', () => {
+    const testText = [path.join(generated, 'slo-alerts.test.yml'), ...readdirSync(path.join(ALERTS_DIR, 'tests')).map((f) => path.join(ALERTS_DIR, 'tests', f))]
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
+    const untested = [...new Set(alerts.map((a) => a.alert))].filter((name) => !new RegExp(`alertname: ${name}\\n\\s+exp_alerts:\\n\\s+- exp_labels`).test(testText));
+    expect(untested).toEqual([]);
+  });
+
+  it('give every alert a severity, a summary, a description, a runbook section that exists and a dashboard', () => {
+    const runbook = readFileSync(path.join(REPO, 'docs', 'runbooks.md'), 'utf8');
+    const anchors = new Set([...runbook.matchAll(/^#{2,3} (\S+)\s*$/gm)].map((m) => runbookAnchor(m[1]!)));
+    const problems: string[] = [];
+    for (const a of alerts) {
+      if (!['critical', 'warning', 'info'].includes(a.labels.severity)) problems.push(`${a.alert}: severity ${a.labels.severity}`);
+      if (!a.annotations.summary || !a.annotations.description) problems.push(`${a.alert}: summary and description are required`);
+      if (!/\{\{ *\$(value|labels)/.test(a.annotations.description + a.annotations.summary)) problems.push(`${a.alert}: the description should carry values or labels`);
+      const anchor = a.annotations.runbook_url?.split('#')[1];
+      if (!anchor || !anchors.has(anchor)) problems.push(`${a.alert}: runbook anchor #${anchor} not in docs/runbooks.md`);
+      const uid = a.annotations.dashboard_url?.split('/d/')[1];
+      if (!uid || !DASHBOARDS.includes(uid)) problems.push(`${a.alert}: dashboard ${uid} unknown`);
+      if (!/^[A-Z][A-Za-z0-9]+$/.test(a.alert)) problems.push(`${a.alert}: alert names are CamelCase`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('never use an unbounded label (user, session, IP…) in a series or an alert', () => {
+    const problems: string[] = [];
+    for (const rule of groups.flatMap((g) => g.rules)) {
+      const name = 'alert' in rule ? rule.alert : rule.record;
+      for (const m of rule.expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+        for (const label of m[1]!.split(',').map((l) => l.trim())) if (UNBOUNDED.includes(label)) problems.push(`${name} aggregates by ${label}`);
+      }
+      for (const label of Object.keys(rule.labels ?? {})) if (UNBOUNDED.includes(label)) problems.push(`${name} sets label ${label}`);
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('Alertmanager configuration', () => {
+  const file = path.join(REPO, 'deploy', 'alertmanager', 'alertmanager.yml');
+
+  it.skipIf(missingProgram('amtool', 'prometheus-alertmanager'))('passes amtool check-config', () => {
+    const out = execFileSync(findProgram('amtool')!, ['check-config', file], { encoding: 'utf8' });
+    expect(out).toContain('SUCCESS');
+  });
+
+  it.skipIf(missingProgram('amtool', 'prometheus-alertmanager'))('routes critical to the pager, warning to tickets and info nowhere', () => {
+    const route = (labels: string) => execFileSync(findProgram('amtool')!, ['config', 'routes', 'test', `--config.file=${file}`, ...labels.split(' ')], { encoding: 'utf8' }).trim();
+    expect(route('severity=critical service=auth alertname=X')).toBe('pager');
+    expect(route('severity=warning service=auth alertname=X')).toBe('ticket');
+    expect(route('severity=info service=auth alertname=X')).toBe('annotate-only');
+  });
+});
