@@ -90,14 +90,29 @@ const servicePrefix = (service: string): string => (service === 'llm-proxy' ? 'L
 export const sloAlertName = (slo: Slo): string => `${servicePrefix(slo.service)}${camel(slo.name)}BudgetBurn`;
 const dashboardOf = (service: string): string => `codelab-${service === 'llm-proxy' ? 'llm' : service}`;
 
-export function sloRules(slos: Slo[]): RuleGroup[] {
+/**
+ * Divides every window and `for` by `scale` (tests: 60 turns 1h into 1m): the rules of the
+ * end-to-end alerting test are these rules, on a shorter clock.
+ */
+function scaleDuration(d: string, scale: number): string {
+  if (scale === 1) return d;
+  const m = /^(\d+)([smhd])$/.exec(d);
+  if (!m) throw new Error(`cannot scale ${d}`);
+  const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return `${Math.max(1, Math.round(seconds / scale))}s`;
+}
+
+export function sloRules(slos: Slo[], opts: { scale?: number } = {}): RuleGroup[] {
+  const scale = opts.scale ?? 1;
+  const win = (w: string): string => scaleDuration(w, scale);
   const recording: RecordingRule[] = [];
   for (const slo of slos) {
     const labels = { slo: slo.name, service: slo.service };
     for (const w of SLI_WINDOWS) {
       recording.push({
         record: `slo:sli_error:ratio_rate${w}`,
-        expr: `(${slo.errors.replaceAll('{{window}}', w)}) / (${slo.total.replaceAll('{{window}}', w)})`,
+        // no bad event yet is a ratio of 0, not an absent series
+        expr: `((${slo.errors.replaceAll('{{window}}', win(w))}) or vector(0)) / (${slo.total.replaceAll('{{window}}', win(w))})`,
         labels,
       });
     }
@@ -120,7 +135,7 @@ export function sloRules(slos: Slo[]): RuleGroup[] {
             expr:
               `slo:sli_error:ratio_rate${w.long}{slo="${slo.name}"} > ${threshold}\nand\n` +
               `slo:sli_error:ratio_rate${w.short}{slo="${slo.name}"} > ${threshold}`,
-            for: w.for,
+            for: win(w.for),
             labels: { severity: w.severity, slo: slo.name, service: slo.service, long: w.long, short: w.short },
             annotations: {
               summary: `${slo.journey}: the ${slo.name} error budget burns ${w.factor}x too fast`,
@@ -148,13 +163,14 @@ export function redRules(): RuleGroup {
   const rules: RecordingRule[] = [
     { record: 'service_route:http_server_requests:rate5m', expr: `sum by (service, route) (rate(${m}_count[5m]))` },
     {
+      // no 5xx yet is a ratio of 0, not an absent series
       record: 'service_route:http_server_errors:ratio_rate5m',
-      expr: `sum by (service, route) (rate(${m}_count{status_code=~"5.."}[5m])) / sum by (service, route) (rate(${m}_count[5m]))`,
+      expr: `(sum by (service, route) (rate(${m}_count{status_code=~"5.."}[5m])) or 0 * sum by (service, route) (rate(${m}_count[5m]))) / sum by (service, route) (rate(${m}_count[5m]))`,
     },
     { record: 'service:http_server_requests:rate5m', expr: `sum by (service) (rate(${m}_count[5m]))` },
     {
       record: 'service:http_server_errors:ratio_rate5m',
-      expr: `sum by (service) (rate(${m}_count{status_code=~"5.."}[5m])) / sum by (service) (rate(${m}_count[5m]))`,
+      expr: `(sum by (service) (rate(${m}_count{status_code=~"5.."}[5m])) or 0 * sum by (service) (rate(${m}_count[5m]))) / sum by (service) (rate(${m}_count[5m]))`,
     },
   ];
   for (const [q, name] of [

@@ -42,7 +42,9 @@ export function limitsMetrics(metrics: ServiceMetrics): LimitsMetrics {
       help: 'Redis commands of the lockout and rate-limit counters that failed or timed out (answered from memory instead)',
     }),
   };
+  // every bounded label value exists from the start, so dashboards and alerts see 0, not nothing
   for (const scope of ['username', 'ip'] as const) m.lockouts.inc({ scope }, 0);
+  m.rateLimited.inc({ endpoint: 'token' }, 0);
   m.redisErrors.inc(0);
   created.set(metrics, m);
   return m;
