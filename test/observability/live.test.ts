@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,45 +18,13 @@ import { createUser } from '../../services/auth/src/users.ts';
 import { FrameClient, passwordToken } from '../helpers/stack.ts';
 import { REPO_ROOT, startProcess, type RunningProcess } from '../helpers/processes.ts';
 import type { AlertRule, RecordingRule, RuleGroup } from '../../alerts/src/rules.ts';
+import { allPanelQueries, metricNamesOf } from '../../dashboards/src/lib.ts';
 
 const GENERATED = path.join(REPO_ROOT, 'alerts', 'generated');
 const ruleGroups = (): RuleGroup[] =>
   readdirSync(GENERATED)
     .filter((f) => f.endsWith('.rules.yml'))
     .flatMap((f) => (parse(readFileSync(path.join(GENERATED, f), 'utf8')) as { groups: RuleGroup[] }).groups);
-
-/** Metric names a PromQL expression reads (identifiers followed by a selector or range). */
-export function metricNames(expr: string): string[] {
-  const names = new Set<string>();
-  for (const m of expr.matchAll(/\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?=\{|\[)/g)) names.add(m[1]!);
-  for (const m of expr.matchAll(/\b([a-zA-Z_][a-zA-Z0-9_]*(?:_total|_seconds|_bucket|_count|_sum|_bytes|_ratio|_check|_requests|_connections)[a-zA-Z0-9_]*)\b/g)) names.add(m[1]!);
-  return [...names].filter((n) => !n.includes(':') || false);
-}
-
-/** Panel queries of the generated dashboards, with Grafana's variables given test values. */
-function panelQueries(): { dashboard: string; panel: string; expr: string }[] {
-  const dir = path.join(REPO_ROOT, 'dashboards', 'generated');
-  if (!existsSync(dir)) return [];
-  const out: { dashboard: string; panel: string; expr: string }[] = [];
-  const walk = (panels: unknown[], dashboard: string): void => {
-    for (const p of panels as { title?: string; targets?: { expr?: string }[]; panels?: unknown[] }[]) {
-      for (const t of p.targets ?? []) if (t.expr) out.push({ dashboard, panel: p.title ?? '?', expr: t.expr });
-      if (p.panels) walk(p.panels, dashboard);
-    }
-  };
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
-    const d = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { uid: string; panels?: unknown[] };
-    walk(d.panels ?? [], d.uid);
-  }
-  return out.map((q) => ({
-    ...q,
-    expr: q.expr
-      .replaceAll('$__rate_interval', '1m')
-      .replaceAll('$__interval', '15s')
-      .replaceAll('$__range', '5m')
-      .replace(/\$\{?(\w+)(:\w+)?\}?/g, '.*'),
-  }));
-}
 
 describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboards against a real Prometheus and live traffic', () => {
   const procs: RunningProcess[] = [];
@@ -162,14 +130,14 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
     const recorded = new Set(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => r.record));
     const alerts = ruleGroups().flatMap((g) => g.rules).filter((r): r is AlertRule => 'alert' in r);
     const used = new Map<string, string>();
-    for (const a of alerts) for (const m of metricNames(a.expr)) used.set(m, `alert ${a.alert}`);
-    for (const q of panelQueries()) for (const m of metricNames(q.expr)) used.set(m, `panel ${q.dashboard}/${q.panel}`);
+    for (const a of alerts) for (const m of metricNamesOf(a.expr)) used.set(m, `alert ${a.alert}`);
+    for (const q of allPanelQueries()) for (const m of metricNamesOf(q.expr)) used.set(m, `panel ${q.dashboard}/${q.panel}`);
     const missing = [...used].filter(([m]) => !known.has(m) && !recorded.has(m)).map(([m, where]) => `${m} (${where})`);
     expect(missing).toEqual([]);
   });
 
   it('returns at least one series for every dashboard panel query', async () => {
-    const queries = panelQueries();
+    const queries = allPanelQueries();
     const empty: string[] = [];
     for (const q of queries) if ((await query(q.expr)).length === 0) empty.push(`${q.dashboard} / ${q.panel}: ${q.expr}`);
     expect(empty).toEqual([]);
