@@ -289,12 +289,25 @@ export function causeRules(): RuleGroup[] {
     withLinks(
       {
         alert: 'LlmProxyHighErrorRate',
-        expr: 'sum by (model) (rate(llm_proxy_requests_total{outcome!~"ok|client_disconnected"}[5m])) / sum by (model) (rate(llm_proxy_requests_total[5m])) > 0.1',
+        expr: 'sum by (model) (rate(llm_proxy_requests_total{outcome!~"ok|client_disconnected|invalid_request|invalid_api_key|model_not_found"}[5m])) / sum by (model) (rate(llm_proxy_requests_total[5m])) > 0.1',
         for: '5m',
         labels: { severity: 'warning' },
         annotations: {
           summary: 'The LLM fails {{ $value | humanizePercentage }} of requests for {{ $labels.model }}',
           description: 'More than 10% of chat completions for {{ $labels.model }} have failed for 5 minutes (upstream errors, timeouts or an open breaker).',
+        },
+      },
+      'codelab-llm',
+    ),
+    withLinks(
+      {
+        alert: 'LlmProxyCircuitBreakerOpen',
+        expr: 'max by (upstream) (llm_proxy_circuit_breaker_state) == 2',
+        for: '1m',
+        labels: { severity: 'warning' },
+        annotations: {
+          summary: 'The circuit breaker of upstream {{ $labels.upstream }} is open',
+          description: 'Requests to {{ $labels.upstream }} fail fast (503) or go to a fallback model: the upstream failed repeatedly and its probes keep failing.',
         },
       },
       'codelab-llm',

@@ -12,4 +12,4 @@ export type {
 } from './ws-frames.ts';
 export { CALLER_HEADER } from './runtime-api.ts';
 export type { AgentStreamRequest, SessionAccess, SessionSummary, HistoryMessage } from './runtime-api.ts';
-export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, Usage, OpenAIErrorBody } from './openai.ts';
+export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, FinishReason, ToolCall, ToolCallDelta, Usage, OpenAIErrorBody } from './openai.ts';

@@ -1,5 +1,19 @@
 /** The OpenAI chat-completions wire shapes the llm-proxy speaks (the subset the platform uses). */
 
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/** A streamed piece of a tool call: `index` ties the pieces together; id and name come first. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function?: { name?: string; arguments?: string };
+}
+
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
   content: string | null | { type: string; text?: string }[];
@@ -14,9 +28,13 @@ export interface ChatCompletionRequest {
   stream?: boolean;
   stream_options?: { include_usage?: boolean };
   temperature?: number;
+  top_p?: number;
   max_tokens?: number;
+  max_completion_tokens?: number;
+  stop?: string | string[];
   tools?: unknown[];
   tool_choice?: unknown;
+  [extra: string]: unknown;
 }
 
 export interface Usage {
@@ -25,12 +43,14 @@ export interface Usage {
   total_tokens: number;
 }
 
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call';
+
 export interface ChatCompletionChunk {
   id: string;
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: 'assistant'; content?: string | null }; finish_reason: string | null }[];
+  choices: { index: number; delta: { role?: 'assistant'; content?: string | null; tool_calls?: ToolCallDelta[] }; finish_reason: string | null }[];
   usage?: Usage | null;
 }
 
@@ -39,7 +59,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: number; message: { role: 'assistant'; content: string | null }; finish_reason: string }[];
+  choices: { index: number; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }; finish_reason: string }[];
   usage: Usage;
 }
 

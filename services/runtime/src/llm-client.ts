@@ -1,25 +1,53 @@
 /**
  * The runtime's client of the llm-proxy: always `stream: true`, yielding each token as it arrives,
- * then the usage. Upstream errors become LlmError with the proxy's status and message (never
+ * the tool calls once their streamed pieces are complete, the usage and the finish reason.
+ * Upstream errors (an HTTP error status, or a final `data: {"error":…}` event mid-stream, or a
+ * stream without `[DONE]`) become LlmError with the proxy's status, code and message (never
  * assistant text).
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { parseSse, PeerClient, type ServiceMetrics } from '@codelab/service-kit';
-import type { ChatCompletionChunk, ChatMessage, OpenAIErrorBody, Usage } from '@codelab/protocol';
+import type { ChatCompletionChunk, ChatMessage, OpenAIErrorBody, ToolCall, Usage } from '@codelab/protocol';
 import type { RuntimeMetrics } from './metrics.ts';
 
 const tracer = trace.getTracer('codelab-runtime');
 
 export class LlmError extends Error {
   readonly status: number | undefined;
-  constructor(message: string, status?: number, options?: { cause?: unknown }) {
-    super(message, options);
+  /** The proxy's OpenAI error code (e.g. `upstream_timeout`), when it sent one. */
+  readonly code: string | undefined;
+  constructor(message: string, status?: number, options?: { cause?: unknown; code?: string | null }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'LlmError';
     this.status = status;
+    this.code = options?.code ?? undefined;
   }
 }
 
-export type LlmEvent = { kind: 'token'; token: string } | { kind: 'usage'; usage: Usage } | { kind: 'finish'; reason: string };
+export type LlmEvent =
+  | { kind: 'token'; token: string }
+  | { kind: 'tool_calls'; calls: ToolCall[] }
+  | { kind: 'usage'; usage: Usage }
+  | { kind: 'finish'; reason: string };
+
+/** Assembles streamed tool-call deltas (by `index`: id and name first, arguments in pieces). */
+export class ToolCallAssembler {
+  private readonly calls: ToolCall[] = [];
+  add(deltas: NonNullable<ChatCompletionChunk['choices'][number]['delta']['tool_calls']>): void {
+    for (const d of deltas) {
+      const call = (this.calls[d.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+      if (d.id) call.id = d.id;
+      if (d.function?.name) call.function.name += d.function.name;
+      if (d.function?.arguments) call.function.arguments += d.function.arguments;
+    }
+  }
+  /** The complete calls so far (and forgets them). */
+  take(): ToolCall[] {
+    const out = this.calls.filter(Boolean);
+    this.calls.length = 0;
+    return out;
+  }
+}
 
 export interface LlmClientOptions {
   baseUrl: string;
@@ -72,31 +100,43 @@ export class LlmClient {
       if (res.statusCode !== 200) {
         const text = await res.body.text();
         let message = text.slice(0, 300);
+        let code: string | null = null;
         try {
-          message = (JSON.parse(text) as OpenAIErrorBody).error.message;
+          ({ message, code } = (JSON.parse(text) as OpenAIErrorBody).error);
         } catch {
           /* not an OpenAI error body */
         }
-        throw new LlmError(`LLM proxy answered ${res.statusCode}: ${message}`, res.statusCode);
+        throw new LlmError(`LLM proxy answered ${res.statusCode}${code ? ` (${code})` : ''}: ${message}`, res.statusCode, { code });
       }
+      const tools = new ToolCallAssembler();
       let done = false;
       for await (const ev of parseSse(res.body)) {
         if (ev.data === '[DONE]') {
           done = true;
           break;
         }
-        let chunk: ChatCompletionChunk & { error?: { message?: string } };
+        let chunk: ChatCompletionChunk & { error?: { message?: string; code?: string | null } };
         try {
           chunk = JSON.parse(ev.data) as typeof chunk;
         } catch {
           continue;
         }
-        if (chunk.error) throw new LlmError(`LLM stream failed: ${chunk.error.message ?? 'unknown error'}`);
+        if (chunk.error) {
+          const code = chunk.error.code ?? null;
+          throw new LlmError(`LLM stream failed${code ? ` (${code})` : ''}: ${chunk.error.message ?? 'unknown error'}`, 502, { code });
+        }
         if (chunk.usage) {
           span.setAttributes({ 'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens, 'gen_ai.usage.output_tokens': chunk.usage.completion_tokens });
           yield { kind: 'usage', usage: chunk.usage };
         }
-        const choice = chunk.choices[0];
+        const choice = chunk.choices?.[0];
+        if (choice?.delta.tool_calls?.length) {
+          if (firstToken) {
+            firstToken = false;
+            this.opts.metrics.llmTimeToFirstChunk.observe({ model }, (performance.now() - started) / 1000);
+          }
+          tools.add(choice.delta.tool_calls);
+        }
         const token = choice?.delta.content;
         if (token) {
           if (firstToken) {
@@ -106,11 +146,13 @@ export class LlmClient {
           yield { kind: 'token', token };
         }
         if (choice?.finish_reason) {
+          const calls = tools.take();
+          if (calls.length) yield { kind: 'tool_calls', calls };
           span.setAttribute('gen_ai.response.finish_reasons', [choice.finish_reason]);
           yield { kind: 'finish', reason: choice.finish_reason };
         }
       }
-      if (!done) throw new LlmError('LLM stream ended before [DONE]');
+      if (!done) throw new LlmError('LLM stream ended before [DONE] (the llm-proxy or its upstream broke off)', 502);
     } catch (err) {
       outcome = 'error';
       span.recordException(err as Error);

@@ -1,18 +1,23 @@
 /**
  * POST /v1/chat/completions: OpenAI-compatible, streaming (SSE chunks, then `[DONE]`) or not.
- * Answers come from the mock LLM, token by token with the configured latency profile; a client
- * that disconnects stops the generation at once.
+ *
+ * Every request passes the concurrency limiter, then the provider (mock or upstream) streams
+ * OpenAI chunks. Nothing is sent to the client before the first output chunk, so any failure
+ * until then is an HTTP error with an OpenAI error object (and the upstream provider may retry
+ * it); a failure after that ends the stream with a last `data: {"error":{…}}` event and no
+ * `[DONE]`. A client that disconnects aborts the provider (and the upstream request) at once.
  */
-import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { FastifyInstance } from 'fastify';
 import { activeTraceIds, ServiceMetrics, startSse } from '@codelab/service-kit';
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage } from '@codelab/protocol';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ToolCall, Usage } from '@codelab/protocol';
 import type { LlmProxyConfig } from '../config.ts';
 import { OpenAIError } from '../errors.ts';
 import type { LlmProxyMetrics } from '../metrics.ts';
-import { countPromptTokens, mockReply, tokenize } from '../mock-llm.ts';
+import type { ModelMap } from '../model-map.ts';
+import { hasOutput } from '../providers/openai-upstream.ts';
+import type { Provider, ProviderEvent } from '../providers/provider.ts';
+import type { ConcurrencyLimiter } from '../resilience/concurrency-limiter.ts';
 
 const tracer = trace.getTracer('codelab-llm-proxy');
 
@@ -37,116 +42,248 @@ export const chatRequestSchema = {
     stream: { type: 'boolean' },
     stream_options: { type: 'object', properties: { include_usage: { type: 'boolean' } } },
     temperature: { type: 'number', minimum: 0, maximum: 2 },
+    top_p: { type: 'number', minimum: 0, maximum: 1 },
     max_tokens: { type: 'integer', minimum: 1 },
-    tools: { type: 'array' },
-    tool_choice: {},
+    max_completion_tokens: { type: 'integer', minimum: 1 },
+    tools: { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } } },
+    tool_choice: { anyOf: [{ type: 'string', enum: ['none', 'auto', 'required'] }, { type: 'object' }] },
   },
 } as const;
 
 interface Deps {
   config: LlmProxyConfig;
   metrics: LlmProxyMetrics;
+  provider: Provider;
+  modelMap: ModelMap;
+  limiter: ConcurrencyLimiter;
 }
 
-export function registerChatCompletions(app: FastifyInstance, { config, metrics }: Deps): void {
-  const served = new Set(config.models);
+/** Builds the non-streaming answer from the chunks. */
+class Aggregate {
+  content = '';
+  readonly tools: ToolCall[] = [];
+  finish: string | null = null;
+  usage: Usage | undefined;
+  id: string | undefined;
+  created: number | undefined;
+  add(c: ChatCompletionChunk): void {
+    this.id ??= c.id;
+    this.created ??= c.created;
+    if (c.usage) this.usage = c.usage;
+    const choice = c.choices?.[0];
+    if (!choice) return;
+    if (choice.delta?.content) this.content += choice.delta.content;
+    for (const d of choice.delta?.tool_calls ?? []) {
+      const t = (this.tools[d.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+      if (d.id) t.id = d.id;
+      if (d.function?.name) t.function.name += d.function.name;
+      if (d.function?.arguments) t.function.arguments += d.function.arguments;
+    }
+    if (choice.finish_reason) this.finish = choice.finish_reason;
+  }
+}
 
+export function registerChatCompletions(app: FastifyInstance, { config, metrics, provider, modelMap, limiter }: Deps): void {
   app.post<{ Body: ChatCompletionRequest }>('/v1/chat/completions', { schema: { body: chatRequestSchema } }, async (request, reply) => {
     const body = request.body;
-    if (!served.has(body.model)) {
+    const route = modelMap.get(body.model);
+    if (!route) {
       throw new OpenAIError('LLMP_ERR_MODEL_NOT_FOUND', `The model '${body.model}' does not exist or you do not have access to it.`, 'model');
     }
     const model = metrics.modelLabel(body.model);
+    const providerLabel = provider.name;
     const stream = body.stream === true;
     const started = performance.now();
-    const reply_text = mockReply(body.messages);
-    const tokens = tokenize(reply_text);
-    const usage: Usage = { prompt_tokens: countPromptTokens(body.messages), completion_tokens: tokens.length, total_tokens: 0 };
-    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-    const id = `chatcmpl-${randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
+    const abort = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
+    });
 
     const span = tracer.startSpan(`chat ${body.model}`, {
       kind: SpanKind.INTERNAL,
       attributes: {
         'gen_ai.operation.name': 'chat',
-        'gen_ai.provider.name': 'codelab.mock',
+        'gen_ai.provider.name': provider.semconvName,
         'gen_ai.request.model': body.model,
-        'gen_ai.response.id': id,
         ...(body.max_tokens ? { 'gen_ai.request.max_tokens': body.max_tokens } : {}),
         ...(body.temperature !== undefined ? { 'gen_ai.request.temperature': body.temperature } : {}),
+        ...(body.top_p !== undefined ? { 'gen_ai.request.top_p': body.top_p } : {}),
+        ...(config.captureMessageContent ? { 'gen_ai.input.messages': JSON.stringify(body.messages) } : {}),
       },
     });
-    const finish = (outcome: string): void => {
+    const agg = new Aggregate();
+    let ended = false;
+    const finish = (outcome: string, err?: Error): void => {
+      if (ended) return;
+      ended = true;
       const seconds = (performance.now() - started) / 1000;
-      metrics.requests.inc({ model, stream: String(stream), outcome });
-      metrics.duration.observe({ model, stream: String(stream), outcome }, seconds);
-      metrics.inflight.dec({ model });
-      span.setAttributes({
-        'gen_ai.usage.input_tokens': usage.prompt_tokens,
-        'gen_ai.usage.output_tokens': usage.completion_tokens,
-        'gen_ai.response.finish_reasons': [outcome === 'ok' ? 'stop' : outcome],
-      });
-      if (outcome !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+      metrics.requests.inc({ model, provider: providerLabel, stream: String(stream), outcome });
+      metrics.duration.observe({ model, provider: providerLabel, stream: String(stream), outcome }, seconds);
+      if (agg.usage) {
+        metrics.tokenUsage.observe({ model, provider: providerLabel, token_type: 'input' }, agg.usage.prompt_tokens);
+        metrics.tokenUsage.observe({ model, provider: providerLabel, token_type: 'output' }, agg.usage.completion_tokens);
+        span.setAttributes({ 'gen_ai.usage.input_tokens': agg.usage.prompt_tokens, 'gen_ai.usage.output_tokens': agg.usage.completion_tokens });
+      }
+      if (agg.id) span.setAttribute('gen_ai.response.id', agg.id);
+      if (agg.finish) span.setAttribute('gen_ai.response.finish_reasons', [agg.finish]);
+      const answered = ps?.upstreamModel();
+      if (answered) span.setAttribute('gen_ai.response.model', answered);
+      if (config.captureMessageContent) {
+        span.setAttribute('gen_ai.output.messages', JSON.stringify([{ role: 'assistant', content: agg.content, ...(agg.tools.length ? { tool_calls: agg.tools } : {}) }]));
+      }
+      if (outcome !== 'ok') {
+        span.setAttribute('error.type', outcome);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err?.message ?? outcome });
+      }
       span.end();
     };
-    metrics.inflight.inc({ model });
+    const outcomeOf = (err: unknown): string => (abort.signal.aborted ? 'client_disconnected' : err instanceof OpenAIError ? err.def.code : 'internal_error');
 
-    if (!stream) {
-      try {
-        await sleep(config.mockTtftMs + config.mockTokenDelayMs * Math.max(0, tokens.length - 1));
-      } catch {
-        finish('client_disconnected');
-        throw new OpenAIError('LLMP_ERR_INTERNAL', 'aborted');
-      }
-      metrics.tokenUsage.observe({ model, token_type: 'input' }, usage.prompt_tokens);
-      metrics.tokenUsage.observe({ model, token_type: 'output' }, usage.completion_tokens);
-      finish('ok');
-      const completion: ChatCompletion = {
-        id,
-        object: 'chat.completion',
-        created,
-        model: body.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: reply_text }, finish_reason: 'stop' }],
-        usage,
-      };
-      return reply.send(completion);
-    }
-
-    const sse = startSse(reply);
-    const chunk = (delta: ChatCompletionChunk['choices'][number]['delta'], finish_reason: string | null = null): ChatCompletionChunk => ({
-      id,
-      object: 'chat.completion.chunk',
-      created,
-      model: body.model,
-      choices: [{ index: 0, delta, finish_reason }],
-    });
+    let release: (() => void) | undefined;
+    let ps: ReturnType<Provider['stream']> | undefined;
     try {
-      await sse.send(chunk({ role: 'assistant', content: '' }));
-      let last = started;
-      for (let i = 0; i < tokens.length; i++) {
-        const delay = i === 0 ? config.mockTtftMs : config.mockTokenDelayMs;
-        if (delay > 0) await sleep(delay, undefined, { signal: sse.signal });
-        if (sse.closed) throw new Error('client disconnected');
-        await sse.send(chunk({ content: tokens[i]! }));
-        const now = performance.now();
-        if (i === 0) ServiceMetrics.observe(metrics.timeToFirstToken, { model }, (now - started) / 1000, activeTraceIds());
-        else metrics.timePerOutputToken.observe({ model }, (now - last) / 1000);
-        last = now;
-      }
-      await sse.send(chunk({}, 'stop'));
-      if (body.stream_options?.include_usage) {
-        await sse.send({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage } satisfies ChatCompletionChunk);
-      }
-      await sse.send('[DONE]');
-      metrics.tokenUsage.observe({ model, token_type: 'input' }, usage.prompt_tokens);
-      metrics.tokenUsage.observe({ model, token_type: 'output' }, usage.completion_tokens);
-      finish('ok');
+      release = await limiter.acquire(abort.signal);
     } catch (err) {
-      finish(sse.closed ? 'client_disconnected' : 'error');
-      if (!sse.closed) request.log.error({ err }, 'stream failed');
+      finish(outcomeOf(err), err as Error);
+      if (abort.signal.aborted) return reply.hijack();
+      throw err;
+    }
+    metrics.inflight.inc({ model });
+    ps = provider.stream({ request: body, route, headers: request.headers, signal: abort.signal });
+    const events = ps.events;
+    const pending: ProviderEvent[] = [];
+    try {
+      try {
+        for (;;) {
+          const next = await events.next();
+          if (next.done) break;
+          pending.push(next.value);
+          if (next.value.type === 'disconnect' || hasOutput(next.value.chunk) || next.value.chunk.usage) break;
+        }
+      } catch (err) {
+        finish(outcomeOf(err), err as Error);
+        if (abort.signal.aborted) return reply.hijack();
+        throw err;
+      }
+      if (abort.signal.aborted) {
+        finish('client_disconnected');
+        return reply.hijack();
+      }
+
+      if (!stream) {
+        try {
+          for (const ev of pending) if (ev.type === 'chunk') agg.add(ev.chunk);
+          if (pending.some((e) => e.type === 'disconnect')) throw new Disconnect();
+          for (;;) {
+            const next = await events.next();
+            if (next.done) break;
+            if (next.value.type === 'disconnect') throw new Disconnect();
+            agg.add(next.value.chunk);
+          }
+          if (abort.signal.aborted) throw new Error('client disconnected');
+        } catch (err) {
+          if (err instanceof Disconnect) {
+            finish('injected_disconnect');
+            reply.hijack();
+            reply.raw.destroy();
+            return;
+          }
+          finish(outcomeOf(err), err as Error);
+          if (abort.signal.aborted) return reply.hijack();
+          throw err;
+        }
+        finish('ok');
+        const tool_calls = agg.tools.filter(Boolean);
+        const completion: ChatCompletion = {
+          id: agg.id ?? `chatcmpl-${crypto.randomUUID()}`,
+          object: 'chat.completion',
+          created: agg.created ?? Math.floor(Date.now() / 1000),
+          model: body.model,
+          choices: [{ index: 0, message: { role: 'assistant', content: agg.content || (tool_calls.length ? null : ''), ...(tool_calls.length ? { tool_calls } : {}) }, finish_reason: agg.finish ?? 'stop' }],
+          usage: agg.usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+        };
+        return reply.send(completion);
+      }
+
+      const sse = startSse(reply);
+      const includeUsage = body.stream_options?.include_usage === true;
+      let first = true;
+      let last = 0;
+      // After the first token, writes made in one event-loop turn leave in one syscall.
+      let corked = false;
+      const uncork = (): void => {
+        corked = false;
+        reply.raw.uncork();
+      };
+      const write = async (c: ChatCompletionChunk, raw?: string): Promise<void> => {
+        agg.add(c);
+        if (!c.choices?.length && c.usage && !includeUsage) return;
+        if (!includeUsage && c.usage) {
+          c = { ...c, usage: undefined };
+          raw = undefined;
+        }
+        if (!first && !corked) {
+          corked = true;
+          reply.raw.cork();
+          setImmediate(uncork);
+        }
+        await sse.send(raw ?? c);
+        const choice = c.choices?.[0];
+        if (choice && (choice.delta?.content || choice.delta?.tool_calls?.length)) {
+          const now = performance.now();
+          if (first) {
+            first = false;
+            const ttft = (now - started) / 1000;
+            ServiceMetrics.observe(metrics.timeToFirstToken, { model, provider: providerLabel }, ttft, activeTraceIds());
+            const upstream = ps!.upstreamTtftMs();
+            if (upstream !== undefined) {
+              metrics.upstreamTimeToFirstChunk.observe({ model, provider: providerLabel }, upstream / 1000);
+              metrics.overhead.observe({ model, provider: providerLabel }, Math.max(0, ttft - upstream / 1000));
+            }
+          } else metrics.timePerOutputToken.observe({ model, provider: providerLabel }, (now - last) / 1000);
+          last = now;
+        }
+      };
+      try {
+        for (const ev of pending) {
+          if (ev.type === 'disconnect') throw new Disconnect();
+          await write(ev.chunk, ev.raw);
+        }
+        for (;;) {
+          if (sse.closed) throw new Error('client disconnected');
+          const next = await events.next();
+          if (next.done) break;
+          if (next.value.type === 'disconnect') throw new Disconnect();
+          await write(next.value.chunk, next.value.raw);
+        }
+        if (sse.closed || abort.signal.aborted) throw new Error('client disconnected');
+        await sse.send('[DONE]');
+        if (corked) uncork();
+        finish('ok');
+      } catch (err) {
+        if (err instanceof Disconnect) {
+          finish('injected_disconnect');
+          // what was written goes out first, then the connection drops without the chunked terminator
+          await new Promise<void>((resolve) => reply.raw.write('', () => resolve()));
+          reply.raw.destroy();
+          return;
+        }
+        const outcome = sse.closed || abort.signal.aborted ? 'client_disconnected' : outcomeOf(err);
+        finish(outcome, err as Error);
+        if (outcome !== 'client_disconnected') {
+          const e = err instanceof OpenAIError ? err : new OpenAIError('LLMP_ERR_INTERNAL', 'The server had an error while processing your request.');
+          if (!(err instanceof OpenAIError)) request.log.error({ err }, 'stream failed');
+          await sse.send(e.toJSON());
+        }
+      } finally {
+        sse.end();
+      }
     } finally {
-      sse.end();
+      await events.return(undefined).catch(() => undefined);
+      metrics.inflight.dec({ model });
+      release();
     }
   });
 }
+
+class Disconnect extends Error {}

@@ -1,0 +1,39 @@
+/** What the chat-completions route needs from a provider: OpenAI chunks, one request at a time. */
+import type { ChatCompletionChunk, ChatCompletionRequest } from '@codelab/protocol';
+import type { ModelRoute } from '../model-map.ts';
+
+export type ProviderName = 'mock' | 'openai';
+
+export type ProviderEvent =
+  /** `raw`, when set, is the chunk's JSON exactly as received: forwarded without re-encoding. */
+  | { type: 'chunk'; chunk: ChatCompletionChunk; raw?: string }
+  /** Mock fault injection: cut the client's connection without a word. */
+  | { type: 'disconnect' };
+
+export interface ProviderCall {
+  request: ChatCompletionRequest;
+  route: ModelRoute;
+  headers: Record<string, string | string[] | undefined>;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+export interface ProviderStream {
+  /**
+   * Chunks in order. Errors before the first chunk are OpenAIErrors (the route answers with their
+   * status); later ones end the stream with an error event.
+   */
+  events: AsyncGenerator<ProviderEvent, void, undefined>;
+  /** Milliseconds from the start of the successful upstream attempt to its first output chunk. */
+  upstreamTtftMs(): number | undefined;
+  /** The upstream model that answered. */
+  upstreamModel(): string | undefined;
+}
+
+export interface Provider {
+  readonly name: ProviderName;
+  /** Value of `gen_ai.provider.name` on spans. */
+  readonly semconvName: string;
+  stream(call: ProviderCall): ProviderStream;
+  close(): Promise<void>;
+}

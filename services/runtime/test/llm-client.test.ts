@@ -1,0 +1,108 @@
+/**
+ * The runtime's LLM client against a real llm-proxy in mock mode: tokens, tool calls assembled from
+ * their streamed pieces, usage, and every kind of upstream failure as LlmError (never text).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen, ServiceMetrics, type Service } from '@codelab/service-kit';
+import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { buildApp as buildLlmProxy } from '../../llm-proxy/src/app.ts';
+import { readLlmProxyConfig } from '../../llm-proxy/src/config.ts';
+import { mockReply } from '../../llm-proxy/src/mock-llm.ts';
+import { LlmClient, LlmError, ToolCallAssembler, type LlmEvent } from '../src/llm-client.ts';
+import { createRuntimeMetrics } from '../src/metrics.ts';
+
+describe('LlmClient', () => {
+  let llm: Service;
+  let client: LlmClient;
+  const clientFor = (baseUrl: string, timeouts = { first: 5000, idle: 5000 }) => {
+    const serviceMetrics = new ServiceMetrics('runtime-test');
+    return new LlmClient({
+      baseUrl,
+      internalApiKey: TEST_INTERNAL_KEY,
+      model: 'fake-llm',
+      firstByteTimeoutMs: timeouts.first,
+      idleTimeoutMs: timeouts.idle,
+      serviceMetrics,
+      metrics: createRuntimeMetrics(serviceMetrics),
+    });
+  };
+
+  beforeAll(async () => {
+    llm = await buildLlmProxy(readLlmProxyConfig({ LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' }), { logger: silentLogger() });
+    client = clientFor(await listen(llm, { host: '127.0.0.1', port: 0 }));
+  });
+  afterAll(async () => {
+    await client.close();
+    await llm.app.close();
+  });
+
+  const collect = async (content: string): Promise<LlmEvent[]> => {
+    const out: LlmEvent[] = [];
+    for await (const ev of client.streamChat([{ role: 'user', content }])) out.push(ev);
+    return out;
+  };
+
+  it('yields the tokens, the usage and finish_reason stop', async () => {
+    const events = await collect('What is a closure?');
+    const text = events.flatMap((e) => (e.kind === 'token' ? [e.token] : [])).join('');
+    expect(text).toBe(mockReply([{ role: 'user', content: 'What is a closure?' }]));
+    expect(events.find((e) => e.kind === 'finish')).toEqual({ kind: 'finish', reason: 'stop' });
+    const usage = events.find((e) => e.kind === 'usage');
+    expect(usage?.kind === 'usage' && usage.usage.completion_tokens).toBe(events.filter((e) => e.kind === 'token').length);
+  });
+
+  it('assembles streamed tool-call deltas into complete tool calls', async () => {
+    const events = await collect('Look [[mock:tool_call read_file {"path":"src/some/long/path.ts","lines":[1,20]}]] [[mock:tool_call grep {"q":"x"}]]');
+    const calls = events.filter((e) => e.kind === 'tool_calls');
+    expect(calls).toHaveLength(1);
+    const list = calls[0]!.kind === 'tool_calls' ? calls[0]!.calls : [];
+    expect(list.map((c) => [c.function.name, JSON.parse(c.function.arguments)])).toEqual([
+      ['read_file', { path: 'src/some/long/path.ts', lines: [1, 20] }],
+      ['grep', { q: 'x' }],
+    ]);
+    expect(list.every((c) => c.id.startsWith('call_') && c.type === 'function')).toBe(true);
+    expect(events.find((e) => e.kind === 'finish')).toEqual({ kind: 'finish', reason: 'tool_calls' });
+  });
+
+  it('surfaces an HTTP error status as LlmError with status and code', async () => {
+    const err = await collect('[[mock:error 503]]').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmError);
+    expect(err).toMatchObject({ status: 503, code: 'upstream_unavailable', message: expect.stringContaining('503 (upstream_unavailable)') });
+  });
+
+  it('surfaces a mid-stream error event as LlmError, after the tokens that came before', async () => {
+    const seen: LlmEvent[] = [];
+    const err = await (async () => {
+      for await (const ev of client.streamChat([{ role: 'user', content: 'hi [[mock:error_after 2 504]]' }])) seen.push(ev);
+    })().catch((e: unknown) => e);
+    expect(seen.filter((e) => e.kind === 'token')).toHaveLength(2);
+    expect(err).toBeInstanceOf(LlmError);
+    expect(err).toMatchObject({ code: 'upstream_timeout', message: expect.stringContaining('LLM stream failed (upstream_timeout)') });
+  });
+
+  it('treats a stream cut without [DONE] as a failure', async () => {
+    const err = await collect('hi [[mock:disconnect_after 2]]').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmError);
+  });
+
+  it('reports an unreachable proxy as LlmError', async () => {
+    const dead = clientFor(`http://127.0.0.1:${await freePort()}`);
+    const err = await (async () => {
+      for await (const _ of dead.streamChat([{ role: 'user', content: 'x' }])) void _;
+    })().catch((e: unknown) => e);
+    await dead.close();
+    expect(err).toBeInstanceOf(LlmError);
+    expect((err as Error).message).toMatch(/unreachable/);
+  });
+
+  it('ToolCallAssembler joins pieces by index', () => {
+    const a = new ToolCallAssembler();
+    a.add([{ index: 1, id: 'b', type: 'function', function: { name: 'two', arguments: '{"x"' } }]);
+    a.add([{ index: 0, id: 'a', function: { name: 'one', arguments: '{}' } }, { index: 1, function: { arguments: ':1}' } }]);
+    expect(a.take()).toEqual([
+      { id: 'a', type: 'function', function: { name: 'one', arguments: '{}' } },
+      { id: 'b', type: 'function', function: { name: 'two', arguments: '{"x":1}' } },
+    ]);
+    expect(a.take()).toEqual([]);
+  });
+});
