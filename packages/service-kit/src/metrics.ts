@@ -68,6 +68,10 @@ export class ServiceMetrics {
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       if (this.registry.getSingleMetric(name)) this.registry.removeSingleMetric(name);
     }
+    // GC series appear at the first collection of each kind: start them at zero, so that dashboards
+    // and alerts see "no GC yet" rather than nothing.
+    const gc = this.registry.getSingleMetric('nodejs_gc_duration_seconds') as client.Histogram<'kind'> | undefined;
+    for (const kind of ['minor', 'major', 'incremental', 'weakcb']) gc?.zero({ kind });
   }
 
   counter<L extends string>(cfg: Omit<client.CounterConfiguration<L>, 'registers'>): client.Counter<L> {
