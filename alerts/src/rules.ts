@@ -244,6 +244,21 @@ export function causeRules(): RuleGroup[] {
       'codelab-node',
     ),
   ];
+  const gateway: AlertRule[] = [
+    withLinks(
+      {
+        alert: 'GatewayWebSocketSlowReaderDrops',
+        expr: 'sum(increase(gateway_ws_slow_reader_drops_total[10m])) > 5',
+        for: '10m',
+        labels: { severity: 'warning' },
+        annotations: {
+          summary: 'Many WebSocket clients are dropped for reading too slowly',
+          description: '{{ $value }} connections were closed with 4008 in 10 minutes: clients (or the network to them) cannot keep up with the answers.',
+        },
+      },
+      'codelab-gateway',
+    ),
+  ];
   const auth: AlertRule[] = [
     withLinks(
       {
@@ -315,6 +330,7 @@ export function causeRules(): RuleGroup[] {
   ];
   return [
     { name: 'codelab-platform-causes', rules: platform },
+    { name: 'codelab-gateway-causes', rules: gateway },
     { name: 'codelab-auth-causes', rules: auth },
     { name: 'codelab-llm-causes', rules: llm },
   ];

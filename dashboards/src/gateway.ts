@@ -31,9 +31,18 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Closes by code',
-          description: 'WebSocket connections closed per second by close code: 1000 normal, 1001 going away, 1006 abnormal (no close frame), 1009 frame too large, 4401 unauthorized, 4403 session of another user.',
+          description: 'WebSocket connections closed per second by close code: 1000 normal, 1001 going away, 1006 abnormal (no close frame), 1009 frame too large, 4008 slow reader, 4401 unauthorized, 4403 session of another user.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.wsClosesByCode(), legend: '{{code}}' }],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: 'Slow-reader drops',
+          description: 'Connections closed with 4008 per second because more than GATEWAY__WS_MAX_BUFFERED_BYTES waited to be sent (alert GatewayWebSocketSlowReaderDrops).',
+          unit: UNITS.perSecond,
+          queries: [{ expr: q.wsSlowReaderDrops(), legend: '{{instance}}' }],
           w: 8,
         }),
       )

@@ -16,6 +16,11 @@ export function wsClosesByCode(): string {
   return sumRate('gateway_ws_closes_total', ['code']);
 }
 
+/** Slow-reader drops (close 4008) per second, by gateway instance. */
+export function wsSlowReaderDrops(): string {
+  return sumRate('gateway_ws_slow_reader_drops_total', ['instance']);
+}
+
 /** The q-quantile of a WebSocket connection's lifetime. */
 export function wsConnectionDuration(q: number): string {
   return quantile(q, 'http_server_stream_duration_seconds', [], 'service="gateway"');

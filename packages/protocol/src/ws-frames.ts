@@ -80,6 +80,8 @@ export const WS_CLOSE = {
   GOING_AWAY: 1001,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
+  /** The client reads too slowly: more than GATEWAY__WS_MAX_BUFFERED_BYTES wait to be sent. */
+  SLOW_READER: 4008,
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
 } as const;

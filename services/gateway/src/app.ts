@@ -80,6 +80,7 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
         metrics,
         serviceMetrics: service.metrics,
         maxQueuedFrames: config.wsMaxQueuedFrames,
+        maxBufferedBytes: config.wsMaxBufferedBytes,
         isDraining: () => service.draining,
         inFlight,
       }),

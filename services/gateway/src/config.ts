@@ -16,6 +16,8 @@ export const gatewaySettings = defineSettings({
   revocationPollInterval: setting.number({ min: 0.05, max: 3600, fallback: 5 }),
   /** Largest inbound WebSocket frame; bigger ones close the connection with 1009. */
   wsMaxMessageBytes: setting.int({ min: 1024, max: 64 * 1024 * 1024, fallback: 1024 * 1024 }),
+  /** Bytes waiting to be sent to one client before it is dropped as a slow reader (close 4008). */
+  wsMaxBufferedBytes: setting.int({ min: 1024, max: 1024 * 1024 * 1024, fallback: 4 * 1024 * 1024 }),
   /** Frames waiting behind a running turn on one connection before new ones are refused. */
   wsMaxQueuedFrames: setting.int({ min: 1, max: 1000, fallback: 32 }),
   /** Longest silence from the runtime during a turn (seconds; the runtime sends keep-alives). */

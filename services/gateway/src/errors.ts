@@ -12,6 +12,7 @@ export const gatewayErrors = defineErrors({
   GW_ERR_WS_INVALID_FRAME: { status: 400, message: 'Invalid message' },
   GW_ERR_WS_UNKNOWN_TYPE: { status: 400, message: 'Unknown message type' },
   GW_ERR_WS_BINARY_FRAME: { status: 400, message: 'Binary frames are not supported; send JSON text frames' },
+  GW_ERR_WS_SLOW_READER: { status: 503, message: 'The client reads too slowly: too much data waits to be sent', closeCode: 4008 },
   GW_ERR_WS_QUEUE_FULL: { status: 429, message: 'Too many messages waiting behind the running turn' },
   GW_ERR_AGENT_ERROR: { status: 502, message: 'The agent runtime refused the message' },
   GW_ERR_STREAM_INTERRUPTED: { status: 502, message: 'The answer stream ended unexpectedly' },

@@ -40,6 +40,10 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     jwksKeys: m.gauge({ name: 'gateway_jwks_keys', help: 'Signing keys in the cached JWKS' }),
     revocationPolls: m.counter({ name: 'gateway_token_revocation_polls_total', help: 'Polls of the revoked token families by outcome', labelNames: ['outcome'] }),
     revokedFamilies: m.gauge({ name: 'gateway_token_revoked_families', help: 'Token families (logins) currently revoked' }),
+    slowReaderDrops: m.counter({
+      name: 'gateway_ws_slow_reader_drops_total',
+      help: 'WebSocket connections closed (4008) because the client read too slowly and the send buffer passed its limit',
+    }),
     wsSessionDenied: m.counter({
       name: 'gateway_ws_session_denied_total',
       help: 'WebSocket connections closed with 4403 because the session belongs to another user',

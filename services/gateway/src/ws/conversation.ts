@@ -28,6 +28,8 @@ export interface ConversationDeps {
   metrics: GatewayMetrics;
   serviceMetrics: ServiceMetrics;
   maxQueuedFrames: number;
+  /** Bytes that may wait to be sent to this client before it is dropped as a slow reader. */
+  maxBufferedBytes: number;
   isDraining: () => boolean;
   /** Work in progress on every connection, awaited by graceful shutdown. */
   inFlight: Set<Promise<void>>;
@@ -52,6 +54,14 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
 
   const send = (chunk: StreamChunk): void => {
     if (socket.readyState !== socket.OPEN) return;
+    // A client that does not read must not make the gateway buffer without bound.
+    if (socket.bufferedAmount > deps.maxBufferedBytes) {
+      deps.metrics.slowReaderDrops.inc();
+      log.warn({ buffered_bytes: socket.bufferedAmount }, 'websocket closed: the client reads too slowly');
+      socket.close(gatewayErrors.GW_ERR_WS_SLOW_READER.def.closeCode!, 'slow reader');
+      closed.abort();
+      return;
+    }
     socket.send(JSON.stringify(withoutNulls(chunk)));
     deps.metrics.frame('out', chunk.type);
   };
