@@ -10,6 +10,6 @@ export type {
   FrameTraceContext,
   StreamChunk,
 } from './ws-frames.ts';
-export { CALLER_HEADER } from './runtime-api.ts';
+export { CALLER_HEADER, SESSION_ID_PATTERN } from './runtime-api.ts';
 export type { AgentStreamRequest, SessionAccess, SessionSummary, HistoryMessage } from './runtime-api.ts';
 export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, FinishReason, ToolCall, ToolCallDelta, Usage, OpenAIErrorBody } from './openai.ts';

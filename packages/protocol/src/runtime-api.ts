@@ -7,6 +7,9 @@ import type { InboundFrame } from './ws-frames.ts';
  */
 export const CALLER_HEADER = 'x-codelab-user';
 
+/** Session ids the gateway and the runtime accept (and the database column holds). */
+export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
+
 export interface AgentStreamRequest {
   session_id: string;
   /** The IDE frame, as received (validated by the gateway). */

@@ -1,21 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
+import { describe, expect, it } from 'vitest';
 import { readClientCredentials } from '../src/client-auth.ts';
 import { createClient } from '../src/clients.ts';
 import { hashPassword } from '../src/passwords.ts';
 import {
   auditRowsOfClient,
   basicAuth,
-  buildTestApp,
   newClient,
   newUser,
-  openTestDatabase,
   PASSWORD,
   postForm,
   PUBLIC_CLIENT_ID,
   uniqueName,
-  type TestApp,
+  useTestApp,
 } from './helpers.ts';
 
 const INVALID_CLIENT = { error: 'invalid_client', error_description: 'Client authentication failed' };
@@ -51,34 +47,22 @@ describe('client authentication', () => {
   });
 
   describe('at the token endpoint', () => {
-    let testApp: TestApp;
-    let app: FastifyInstance;
-    let db: Database;
-
-    beforeAll(async () => {
-      testApp = await buildTestApp();
-      app = testApp.service.app;
-      db = await openTestDatabase();
-    });
-    afterAll(async () => {
-      await db.close();
-      await testApp.close();
-    });
+    const suite = useTestApp();
 
     const passwordGrant = async (extra: Record<string, string>, headers: Record<string, string> = {}) => {
-      const user = await newUser(db);
-      return postForm(app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD, ...extra }, headers);
+      const user = await newUser(suite.db);
+      return postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD, ...extra }, headers);
     };
 
     it('accepts a confidential client with client_secret_basic', async () => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       const res = await passwordGrant({}, { authorization: basicAuth(client.clientId, client.secret!) });
       expect(res.statusCode).toBe(200);
       expect(res.json()).toMatchObject({ token_type: 'bearer', scope: 'api:read api:write' });
     });
 
     it('accepts a confidential client with client_secret_post', async () => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       const res = await passwordGrant({ client_id: client.clientId, client_secret: client.secret! });
       expect(res.statusCode).toBe(200);
     });
@@ -86,13 +70,13 @@ describe('client authentication', () => {
     it('decodes a Basic id and secret with reserved characters', async () => {
       const clientId = `${uniqueName('odd')}.client`;
       const secret = 'a secret: 100% + more';
-      await createClient(db, { clientId, name: 'odd', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], secretHash: await hashPassword(secret) });
+      await createClient(suite.db, { clientId, name: 'odd', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], secretHash: await hashPassword(secret) });
       const res = await passwordGrant({}, { authorization: basicAuth(clientId, secret) });
       expect(res.statusCode).toBe(200);
     });
 
     it('answers 400 invalid_request for Basic and client_secret at once', async () => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       const res = await passwordGrant({ client_secret: client.secret! }, { authorization: basicAuth(client.clientId, client.secret!) });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'Use one client authentication method: HTTP Basic or client_secret in the body, not both' });
@@ -103,7 +87,7 @@ describe('client authentication', () => {
       ['a wrong secret (post)', async (id: string) => ({ headers: {}, form: { client_id: id, client_secret: 'wrong' } })],
       ['no secret', async (id: string) => ({ headers: {}, form: { client_id: id } })],
     ])('answers 401 invalid_client with WWW-Authenticate for a confidential client with %s', async (_name, make) => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       const { headers, form } = await make(client.clientId);
       const res = await passwordGrant(form, headers);
       expect(res.statusCode).toBe(401);
@@ -113,7 +97,7 @@ describe('client authentication', () => {
     });
 
     it('answers 401 invalid_client for a public client that sends a secret, an unknown client, a malformed Basic header, an inactive confidential client', async () => {
-      const inactive = await newClient(db, { isActive: false });
+      const inactive = await newClient(suite.db, { isActive: false });
       const cases = [
         { form: { client_id: PUBLIC_CLIENT_ID, client_secret: 'anything' } },
         { headers: { authorization: basicAuth(PUBLIC_CLIENT_ID, 'anything') } },
@@ -135,20 +119,20 @@ describe('client authentication', () => {
     });
 
     it('audits a failed client authentication as login_failed with the reason, never the secret', async () => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       await passwordGrant({}, { authorization: basicAuth(client.clientId, 'the-wrong-secret') });
-      const rows = await auditRowsOfClient(db, client.clientId);
+      const rows = await auditRowsOfClient(suite.db, client.clientId);
       expect(rows).toEqual([expect.objectContaining({ event_type: 'login_failed', success: false, client_id: client.clientId, event_data: expect.objectContaining({ reason: 'wrong_secret' }) })]);
       expect(JSON.stringify(rows)).not.toContain('the-wrong-secret');
     });
 
     it('spends the same time on an unknown client as on a wrong secret', async () => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       const time = async (id: string): Promise<number> => {
         const times: number[] = [];
         for (let i = 0; i < 3; i++) {
           const started = performance.now();
-          const res = await postForm(app, '/oauth/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(id, 'wrong-secret') });
+          const res = await postForm(suite.app, '/oauth/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(id, 'wrong-secret') });
           times.push(performance.now() - started);
           expect(res.statusCode).toBe(401);
         }

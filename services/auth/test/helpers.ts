@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 /**
  * Test doubles for the auth suites: the config and app against the run's database (shared by every
  * suite, so never assumed empty), a migrated database handle, unique names, users and clients of
@@ -64,6 +65,39 @@ export async function buildTestApp(env: Record<string, string> = {}): Promise<Te
     close: async () => {
       await service.app.close();
       await tmp.remove();
+    },
+  };
+}
+
+export interface TestSuite {
+  /** The app under test, built before the suite and closed after it. */
+  readonly testApp: TestApp;
+  readonly app: FastifyInstance;
+  /** The run's database with the auth schema, for arranging and inspecting rows. */
+  readonly db: Database;
+}
+
+/** For a describe block: builds the app and opens the database before it, closes both after it. */
+export function useTestApp(env: Record<string, string> = {}): TestSuite {
+  let testApp: TestApp | undefined;
+  let db: Database | undefined;
+  beforeAll(async () => {
+    testApp = await buildTestApp(env);
+    db = await openTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await testApp?.close();
+  });
+  return {
+    get testApp() {
+      return testApp!;
+    },
+    get app() {
+      return testApp!.service.app;
+    },
+    get db() {
+      return db!;
     },
   };
 }

@@ -4,10 +4,11 @@
  * rate limit, their audit rows, and logins that keep working when Redis stops mid-test.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '@codelab/service-kit/db';
 import { freePort, missingProgram } from '@codelab/service-kit/testing';
+import { killProcess, startRedisServer } from './limits/helpers.ts';
 import { auditRowsOfClient, buildTestApp, newClient, newUser, openTestDatabase, PASSWORD, uniqueName, type TestApp } from './helpers.ts';
 
 const login = (app: FastifyInstance, clientId: string, username: string, password: string, opts: { ip?: string; xff?: string } = {}) =>
@@ -131,21 +132,11 @@ describe('token endpoint defences', () => {
   describe.skipIf(missingProgram('redis-server', 'redis-server'))('Redis stopped mid-test', () => {
     let redis: ChildProcess;
     let port: number;
-    const startRedis = async () => {
-      redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-      for (let i = 0; i < 50; i++) {
-        const net = await import('node:net');
-        const up = await new Promise<boolean>((ok) => net.connect(port, '127.0.0.1').once('connect', function (this: import('node:net').Socket) { this.destroy(); ok(true); }).once('error', () => ok(false)));
-        if (up) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('redis-server did not start');
-    };
     beforeAll(async () => {
       port = await freePort();
-      await startRedis();
+      redis = await startRedisServer(port);
     });
-    afterAll(() => void redis?.kill('SIGKILL'));
+    afterAll(() => killProcess(redis));
 
     it('keeps answering logins and enforcing locks from per-instance memory, and says so in metrics', async () => {
       const t = await buildTestApp({ AUTH_SERVICE__REDIS_URL: `redis://127.0.0.1:${port}/0`, AUTH_SERVICE__BRUTE_FORCE_THRESHOLD: '3' });
@@ -155,8 +146,7 @@ describe('token endpoint defences', () => {
         const other = await newUser(db);
         expect((await login(t.service.app, client.clientId, user.username, PASSWORD)).statusCode).toBe(200);
         expect((await t.service.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^auth_limiter_backend\{backend="redis"\} 1$/m);
-        redis.kill('SIGKILL');
-        await new Promise((r) => setTimeout(r, 200));
+        await killProcess(redis);
         const started = Date.now();
         expect((await login(t.service.app, client.clientId, user.username, PASSWORD)).statusCode).toBe(200);
         expect(Date.now() - started).toBeLessThan(1500); // no hang on a dead Redis

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import { createService, PeerClient, type Service } from '@codelab/service-kit';
-import { WS_CLOSE } from '@codelab/protocol';
+import { SESSION_ID_PATTERN, WS_CLOSE } from '@codelab/protocol';
 import { createAuthenticate } from './auth/authenticate.ts';
 import { JwksCache } from './auth/jwks-cache.ts';
 import { createJwtVerifier, type JwtVerifier } from './auth/jwt-verifier.ts';
@@ -15,7 +15,7 @@ import { RevokedFamilies } from './auth/revoked-families.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { RuntimeClient } from './runtime-client.ts';
-import { registerSessionRoutes, SESSION_ID_PATTERN } from './routes/sessions.ts';
+import { registerSessionRoutes } from './routes/sessions.ts';
 import { handleConversation } from './ws/conversation.ts';
 
 export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } = {}): Promise<Service> {

@@ -11,4 +11,3 @@ export const runtimeErrors = defineErrors({
   RT_ERR_INTERNAL: { status: 500, message: 'The turn failed on the server' },
 });
 
-export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';

@@ -4,8 +4,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Counter, Gauge } from 'prom-client';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, inject } from 'vitest';
+import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { openRedis } from '@codelab/service-kit/redis';
+import { silentLogger } from '@codelab/service-kit/testing';
+import { createLimiterStore, type LimiterStore } from '../../src/limits/index.ts';
 
 export class ManualClock {
   constructor(public ms = Date.UTC(2025, 0, 1)) {}
@@ -93,4 +99,41 @@ export async function killProcess(child: ChildProcess, signal: NodeJS.Signals = 
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
   await exited;
+}
+
+/**
+ * For a describe block on the run's Redis: a shared client, a fresh key prefix per test, and
+ * `newStore()`; after each test every store must have answered from Redis (a silent fall-back to
+ * memory would pass the rules unseen), and the test's keys are deleted.
+ */
+export function useRedisStores(): { newStore(): LimiterStore; redis(): Redis; prefix(): string } {
+  let redis: Redis;
+  let prefix: string;
+  let stores: LimiterStore[] = [];
+  beforeAll(async () => {
+    redis = openRedis(inject('redisUrl')!, silentLogger());
+    if (redis.status !== 'ready') await once(redis, 'ready');
+  });
+  afterAll(() => redis.disconnect());
+  beforeEach(() => {
+    prefix = uniquePrefix();
+    stores = [];
+  });
+  afterEach(async () => {
+    for (const s of stores) {
+      expect(s.backend()).toBe('redis');
+      expect(await metricValue(s.metrics.redisErrors)).toBe(0);
+      s.close();
+    }
+    await deleteKeys(redis, prefix);
+  });
+  return {
+    newStore: () => {
+      const s = createLimiterStore({ redis, logger: silentLogger(), metrics: new ServiceMetrics('auth'), keyPrefix: prefix });
+      stores.push(s);
+      return s;
+    },
+    redis: () => redis,
+    prefix: () => prefix,
+  };
 }

@@ -1,13 +1,10 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
-import { openRedis } from '@codelab/service-kit/redis';
 import { missingServer, silentLogger } from '@codelab/service-kit/testing';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/limiter-store.ts';
 import { createLoginGuard, normalizeUsername, type LoginGuard, type LoginGuardOptions } from '../../src/limits/login-guard.ts';
-import { deleteKeys, listKeys, ManualClock, metricValue, sleep, uniquePrefix } from './helpers.ts';
+import { listKeys, ManualClock, metricValue, sleep, useRedisStores } from './helpers.ts';
 
 const IP = '203.0.113.10';
 const OTHER_IP = '198.51.100.20';
@@ -210,33 +207,8 @@ describe('login-guard', () => {
   });
 
   describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('on Redis', () => {
-    let redis: Redis;
-    let prefix: string;
-    let stores: LimiterStore[];
-    const newStore = (): LimiterStore => {
-      const s = createLimiterStore({ redis, logger: silentLogger(), metrics: new ServiceMetrics('auth'), keyPrefix: prefix });
-      stores.push(s);
-      return s;
-    };
-
-    beforeAll(async () => {
-      redis = openRedis(inject('redisUrl')!, silentLogger());
-      if (redis.status !== 'ready') await once(redis, 'ready');
-    });
-    afterAll(() => redis.disconnect());
-    beforeEach(() => {
-      prefix = uniquePrefix();
-      stores = [];
-    });
-    afterEach(async () => {
-      // Every answer came from Redis: a silent fall-back to memory would pass the rules unseen.
-      for (const s of stores) {
-        expect(s.backend()).toBe('redis');
-        expect(await metricValue(s.metrics.redisErrors)).toBe(0);
-        s.close();
-      }
-      await deleteKeys(redis, prefix);
-    });
+    const onRedis = useRedisStores();
+    const newStore = onRedis.newStore;
 
     guardBehaviour(() => {
       const store = newStore();
@@ -257,12 +229,12 @@ describe('login-guard', () => {
     it('keys usernames by their SHA-256, never the name, and lets every key expire', async () => {
       const g = createLoginGuard({ store: newStore(), usernameThreshold: 2 });
       await fail(g, 2, 'Alice.Secret');
-      const keys = await listKeys(redis, prefix);
+      const keys = await listKeys(onRedis.redis(), onRedis.prefix());
       const hash = createHash('sha256').update('alice.secret').digest('hex');
-      expect(keys).toEqual([`${prefix}bf:ip:${IP}`, `${prefix}bf:u:${hash}`, `${prefix}bf:u:${hash}:lock`]);
+      expect(keys).toEqual([`${onRedis.prefix()}bf:ip:${IP}`, `${onRedis.prefix()}bf:u:${hash}`, `${onRedis.prefix()}bf:u:${hash}:lock`]);
       expect(keys.join(' ')).not.toMatch(/alice/i);
       for (const key of keys) {
-        const ttl = await redis.pttl(key);
+        const ttl = await onRedis.redis().pttl(key);
         expect(ttl, key).toBeGreaterThan(0);
         expect(ttl, key).toBeLessThanOrEqual(900_000);
       }

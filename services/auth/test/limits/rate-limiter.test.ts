@@ -1,12 +1,9 @@
-import { once } from 'node:events';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
-import { openRedis } from '@codelab/service-kit/redis';
 import { missingServer, silentLogger } from '@codelab/service-kit/testing';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/limiter-store.ts';
 import { createRateLimiter, type RateLimiter } from '../../src/limits/rate-limiter.ts';
-import { deleteKeys, listKeys, ManualClock, metricValue, sleep, uniquePrefix } from './helpers.ts';
+import { listKeys, ManualClock, metricValue, sleep, useRedisStores } from './helpers.ts';
 
 interface Harness {
   store: LimiterStore;
@@ -126,32 +123,8 @@ describe('rate-limiter', () => {
   });
 
   describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('on Redis', () => {
-    let redis: Redis;
-    let prefix: string;
-    let stores: LimiterStore[];
-    const newStore = (): LimiterStore => {
-      const s = createLimiterStore({ redis, logger: silentLogger(), metrics: new ServiceMetrics('auth'), keyPrefix: prefix });
-      stores.push(s);
-      return s;
-    };
-
-    beforeAll(async () => {
-      redis = openRedis(inject('redisUrl')!, silentLogger());
-      if (redis.status !== 'ready') await once(redis, 'ready');
-    });
-    afterAll(() => redis.disconnect());
-    beforeEach(() => {
-      prefix = uniquePrefix();
-      stores = [];
-    });
-    afterEach(async () => {
-      for (const s of stores) {
-        expect(s.backend()).toBe('redis');
-        expect(await metricValue(s.metrics.redisErrors)).toBe(0);
-        s.close();
-      }
-      await deleteKeys(redis, prefix);
-    });
+    const onRedis = useRedisStores();
+    const newStore = onRedis.newStore;
 
     limiterBehaviour(() => {
       const store = newStore();
@@ -164,9 +137,9 @@ describe('rate-limiter', () => {
       expect((await one.hit('203.0.113.1')).allowed).toBe(true);
       expect((await other.hit('203.0.113.1')).allowed).toBe(true);
       expect((await one.hit('203.0.113.1')).allowed).toBe(false);
-      expect(await listKeys(redis, prefix)).toEqual([`${prefix}rl:token:203.0.113.1`, `${prefix}rl:token:203.0.113.1:refused`]);
-      expect(await redis.zcard(`${prefix}rl:token:203.0.113.1`)).toBe(2);
-      expect(await redis.pttl(`${prefix}rl:token:203.0.113.1`)).toBeGreaterThan(59_000);
+      expect(await listKeys(onRedis.redis(), onRedis.prefix())).toEqual([`${onRedis.prefix()}rl:token:203.0.113.1`, `${onRedis.prefix()}rl:token:203.0.113.1:refused`]);
+      expect(await onRedis.redis().zcard(`${onRedis.prefix()}rl:token:203.0.113.1`)).toBe(2);
+      expect(await onRedis.redis().pttl(`${onRedis.prefix()}rl:token:203.0.113.1`)).toBeGreaterThan(59_000);
     });
 
     it('stays exact under concurrent requests', async () => {

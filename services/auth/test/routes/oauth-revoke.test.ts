@@ -1,39 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
-import type { FastifyInstance } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
 import { hashJti } from '../../src/tokens.ts';
-import { auditRowsOfClient, basicAuth, buildTestApp, newClient, newUser, openTestDatabase, PASSWORD, postForm, type TestApp, type TestClient, type TokenBody } from '../helpers.ts';
+import { auditRowsOfClient, basicAuth, newClient, newUser, PASSWORD, postForm, type TestClient, type TokenBody, useTestApp } from '../helpers.ts';
 
 describe('POST /oauth/revoke', () => {
-  let testApp: TestApp;
-  let app: FastifyInstance;
-  let db: Database;
+  const suite = useTestApp();
 
-  beforeAll(async () => {
-    testApp = await buildTestApp();
-    app = testApp.service.app;
-    db = await openTestDatabase();
-  });
-  afterAll(async () => {
-    await db.close();
-    await testApp.close();
-  });
-
-  const publicClient = () => newClient(db, { confidential: false, grants: ['password', 'refresh_token'] });
+  const publicClient = () => newClient(suite.db, { confidential: false, grants: ['password', 'refresh_token'] });
 
   async function login(client: TestClient): Promise<{ userId: string; body: TokenBody }> {
-    const user = await newUser(db);
-    const res = await postForm(app, '/oauth/token', { grant_type: 'password', client_id: client.clientId, username: user.username, password: PASSWORD });
+    const user = await newUser(suite.db);
+    const res = await postForm(suite.app, '/oauth/token', { grant_type: 'password', client_id: client.clientId, username: user.username, password: PASSWORD });
     return { userId: user.id, body: res.json<TokenBody>() };
   }
-  const refresh = (client: TestClient, token: string) => postForm(app, '/oauth/token', { grant_type: 'refresh_token', client_id: client.clientId, refresh_token: token });
-  const revoke = (form: Record<string, string>, headers: Record<string, string> = {}) => postForm(app, '/oauth/revoke', form, headers);
+  const refresh = (client: TestClient, token: string) => postForm(suite.app, '/oauth/token', { grant_type: 'refresh_token', client_id: client.clientId, refresh_token: token });
+  const revoke = (form: Record<string, string>, headers: Record<string, string> = {}) => postForm(suite.app, '/oauth/revoke', form, headers);
   const revoked = async (token: string) =>
-    (await db.query<{ revoked: boolean }>('SELECT revoked FROM refresh_tokens WHERE jti_hash = $1', [hashJti(decodeJwt(token).jti!)])).rows[0]?.revoked;
+    (await suite.db.query<{ revoked: boolean }>('SELECT revoked FROM refresh_tokens WHERE jti_hash = $1', [hashJti(decodeJwt(token).jti!)])).rows[0]?.revoked;
 
   async function revocationMetric(outcome: string): Promise<number> {
-    const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const body = (await suite.app.inject({ method: 'GET', url: '/metrics' })).body;
     return Number(new RegExp(`^auth_token_revocations_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(body)?.[1] ?? NaN);
   }
 
@@ -55,7 +41,7 @@ describe('POST /oauth/revoke', () => {
     expect(await revoked(other.refresh_token!)).toBe(false);
     expect(await revocationMetric('revoked')).toBe(before + 1);
 
-    expect((await auditRowsOfClient(db, client.clientId)).filter((r) => r.event_type === 'token_revoked')).toEqual([
+    expect((await auditRowsOfClient(suite.db, client.clientId)).filter((r) => r.event_type === 'token_revoked')).toEqual([
       {
         event_type: 'token_revoked',
         success: true,
@@ -64,8 +50,7 @@ describe('POST /oauth/revoke', () => {
         ip_address: '127.0.0.1',
         user_agent: 'vitest-agent',
         event_data: { token_type: 'refresh_token', revoked_tokens: 1 },
-        error_message: null,
-      },
+        error_message: null },
     ]);
   });
 
@@ -94,8 +79,7 @@ describe('POST /oauth/revoke', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({
       error: 'unsupported_token_type',
-      error_description: 'Access tokens cannot be revoked: they expire after their lifetime; revoke the refresh token',
-    });
+      error_description: 'Access tokens cannot be revoked: they expire after their lifetime; revoke the refresh token' });
   });
 
   it("refuses another client's token with invalid_grant and does not revoke it (RFC 7009 §2.1)", async () => {
@@ -109,11 +93,11 @@ describe('POST /oauth/revoke', () => {
   });
 
   it('authenticates confidential clients: Basic and post accepted, a wrong or missing secret is 401', async () => {
-    const client = await newClient(db);
-    const user = await newUser(db);
+    const client = await newClient(suite.db);
+    const user = await newUser(suite.db);
     const auth = { authorization: basicAuth(client.clientId, client.secret!) };
-    const login1 = (await postForm(app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)).json<TokenBody>();
-    const login2 = (await postForm(app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)).json<TokenBody>();
+    const login1 = (await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)).json<TokenBody>();
+    const login2 = (await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)).json<TokenBody>();
 
     for (const [form, headers] of [
       [{ token: login1.refresh_token!, client_id: client.clientId }, {}],
@@ -137,7 +121,7 @@ describe('POST /oauth/revoke', () => {
     const client = await publicClient();
     expect((await revoke({ client_id: client.clientId })).json()).toEqual({ error: 'invalid_request', error_description: 'Missing required parameter: token' });
     expect((await revoke({ token: 'x' })).json()).toEqual({ error: 'invalid_request', error_description: 'Missing required parameter: client_id' });
-    const json = await app.inject({ method: 'POST', url: '/oauth/revoke', payload: { token: 'x', client_id: client.clientId } });
+    const json = await suite.app.inject({ method: 'POST', url: '/oauth/revoke', payload: { token: 'x', client_id: client.clientId } });
     expect(json.statusCode).toBe(400);
     expect(json.json()).toMatchObject({ error: 'invalid_request' });
   });

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createPublicClient } from '../../src/clients.ts';
@@ -12,46 +11,33 @@ import { oauthTokenRoutes } from '../../src/routes/oauth-token.ts';
 import { createTokenVerifier } from '../../src/token-verifier.ts';
 import { createTokenIssuer, hashJti } from '../../src/tokens.ts';
 import { createUser, type User } from '../../src/users.ts';
-import { basicAuth, buildTestApp, newClient, openTestDatabase, uniqueName, type TestApp } from '../helpers.ts';
+import { basicAuth, newClient, uniqueName, useTestApp } from '../helpers.ts';
 
 const CLIENT_ID = 'codelab-flutter-app';
 const PASSWORD = 'Correct-Horse-9';
 
 describe('POST /oauth/token', () => {
-  let testApp: TestApp;
-  let app: FastifyInstance;
-  let db: Database;
-
-  beforeAll(async () => {
-    testApp = await buildTestApp();
-    app = testApp.service.app;
-    db = await openTestDatabase();
-  });
-  afterAll(async () => {
-    await db.close();
-    await testApp.close();
-  });
+  const suite = useTestApp();
 
   async function newUser(opts: { isActive?: boolean } = {}): Promise<User> {
     const username = uniqueName('User');
-    const user = await createUser(db, { username, email: `${username}@example.test`, password: PASSWORD, ...opts });
+    const user = await createUser(suite.db, { username, email: `${username}@example.test`, password: PASSWORD, ...opts });
     return user!;
   }
 
   function token(form: Record<string, string>, headers: Record<string, string> = {}) {
-    return app.inject({
+    return suite.app.inject({
       method: 'POST',
       url: '/oauth/token',
       headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'vitest-agent', ...headers },
-      payload: new URLSearchParams(form).toString(),
-    });
+      payload: new URLSearchParams(form).toString() });
   }
 
   const passwordGrant = (username: string, password = PASSWORD, extra: Record<string, string> = {}) =>
     token({ grant_type: 'password', client_id: CLIENT_ID, username, password, ...extra });
 
   async function auditRows(username: string) {
-    const { rows } = await db.query<{ event_type: string; success: boolean; user_id: string | null; client_id: string; ip_address: string; user_agent: string; event_data: Record<string, unknown> }>(
+    const { rows } = await suite.db.query<{ event_type: string; success: boolean; user_id: string | null; client_id: string; ip_address: string; user_agent: string; event_data: Record<string, unknown> }>(
       `SELECT event_type, success, user_id, client_id, ip_address, user_agent, event_data FROM audit_logs
         WHERE user_id = (SELECT id FROM users WHERE lower(username) = lower($1)) OR event_data->>'username' = $1 ORDER BY created_at`,
       [username],
@@ -69,7 +55,7 @@ describe('POST /oauth/token', () => {
       const body = res.json<{ access_token: string; refresh_token: string; token_type: string; expires_in: number; scope: string }>();
       expect(body).toEqual({ access_token: expect.any(String), refresh_token: expect.any(String), token_type: 'bearer', expires_in: 900, scope: 'api:read api:write' });
 
-      const jwksRes = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+      const jwksRes = await suite.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
       const jwks = jwksRes.json<JSONWebKeySet>();
       const keySet = createLocalJWKSet(jwks);
       const verifyOpts = { issuer: 'https://auth.codelab.local', audience: 'codelab-api', algorithms: ['RS256'] };
@@ -88,8 +74,7 @@ describe('POST /oauth/token', () => {
         client_id: CLIENT_ID,
         scope: 'api:read api:write',
         // the token family (one per login), which a revocation lists for verifiers
-        sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      });
+        sid: expect.stringMatching(/^[0-9a-f-]{36}$/) });
       expect(Math.abs(access.payload.iat! - Date.now() / 1000)).toBeLessThan(30);
 
       const refresh = await jwtVerify(body.refresh_token, keySet, verifyOpts);
@@ -99,17 +84,17 @@ describe('POST /oauth/token', () => {
       expect(refresh.payload.sid).toBe(access.payload.sid);
 
       // Only sha256(jti) of the refresh token is stored.
-      const { rows } = await db.query<{ user_id: string; client_id: string; scope: string; expires_at: Date; revoked: boolean; parent_jti_hash: string | null }>(
+      const { rows } = await suite.db.query<{ user_id: string; client_id: string; scope: string; expires_at: Date; revoked: boolean; parent_jti_hash: string | null }>(
         'SELECT user_id, client_id, scope, expires_at, revoked, parent_jti_hash FROM refresh_tokens WHERE jti_hash = $1',
         [hashJti(refresh.payload.jti!)],
       );
       expect(rows).toEqual([
         { user_id: user.id, client_id: CLIENT_ID, scope: 'api:read api:write', expires_at: new Date(refresh.payload.exp! * 1000), revoked: false, parent_jti_hash: null },
       ]);
-      const { rowCount } = await db.query('SELECT 1 FROM refresh_tokens WHERE jti_hash = $1', [hashJti(access.payload.jti!)]);
+      const { rowCount } = await suite.db.query('SELECT 1 FROM refresh_tokens WHERE jti_hash = $1', [hashJti(access.payload.jti!)]);
       expect(rowCount).toBe(0);
 
-      expect((await db.query('SELECT last_login_at FROM users WHERE id = $1', [user.id])).rows[0]?.last_login_at).toBeInstanceOf(Date);
+      expect((await suite.db.query('SELECT last_login_at FROM users WHERE id = $1', [user.id])).rows[0]?.last_login_at).toBeInstanceOf(Date);
     });
 
     it('logs in with the username in any case, or with the email', async () => {
@@ -192,21 +177,20 @@ describe('POST /oauth/token', () => {
     });
 
     it('answers 400 invalid_request for a JSON body or no body', async () => {
-      const json = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', client_id: CLIENT_ID } });
+      const json = await suite.app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', client_id: CLIENT_ID } });
       expect(json.statusCode).toBe(400);
       expect(json.json()).toEqual({ error: 'invalid_request', error_description: 'Content-Type must be application/x-www-form-urlencoded' });
-      const empty = await app.inject({ method: 'POST', url: '/oauth/token' });
+      const empty = await suite.app.inject({ method: 'POST', url: '/oauth/token' });
       expect(empty.statusCode).toBe(400);
       expect(empty.json()).toMatchObject({ error: 'invalid_request' });
     });
 
     it('answers 400 invalid_request for a repeated parameter', async () => {
-      const res = await app.inject({
+      const res = await suite.app.inject({
         method: 'POST',
         url: '/oauth/token',
         headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
-        payload: 'grant_type=password&client_id=a&client_id=b',
-      });
+        payload: 'grant_type=password&client_id=a&client_id=b' });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toEqual({ error: 'invalid_request', error_description: "Parameter 'client_id' must not be repeated" });
     });
@@ -219,7 +203,7 @@ describe('POST /oauth/token', () => {
 
     it('answers 401 invalid_client with WWW-Authenticate for an unknown or inactive client', async () => {
       const inactive = uniqueName('inactive-client');
-      await createPublicClient(db, { clientId: inactive, name: 'off', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], isActive: false });
+      await createPublicClient(suite.db, { clientId: inactive, name: 'off', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], isActive: false });
       const user = await newUser();
       for (const clientId of [uniqueName('no-such-client'), inactive]) {
         const res = await passwordGrant(user.username, PASSWORD, { client_id: clientId });
@@ -231,7 +215,7 @@ describe('POST /oauth/token', () => {
 
     it('answers 400 unauthorized_client when the client may not use the password grant', async () => {
       const clientId = uniqueName('refresh-only');
-      await createPublicClient(db, { clientId, name: 'refresh only', allowedScopes: ['api:read'], allowedGrantTypes: ['refresh_token'] });
+      await createPublicClient(suite.db, { clientId, name: 'refresh only', allowedScopes: ['api:read'], allowedGrantTypes: ['refresh_token'] });
       const user = await newUser();
       const res = await passwordGrant(user.username, PASSWORD, { client_id: clientId });
       expect(res.statusCode).toBe(400);
@@ -240,20 +224,20 @@ describe('POST /oauth/token', () => {
 
     it('uses the client lifetimes, else the service defaults', async () => {
       const clientId = uniqueName('short-lived');
-      await createPublicClient(db, { clientId, name: 'short', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], accessTokenLifetime: 60 });
+      await createPublicClient(suite.db, { clientId, name: 'short', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], accessTokenLifetime: 60 });
       const user = await newUser();
       const res = await passwordGrant(user.username, PASSWORD, { client_id: clientId });
       const body = res.json<{ access_token: string; refresh_token: string; expires_in: number; scope: string }>();
       expect(body).toMatchObject({ expires_in: 60, scope: 'api:read' });
       const refresh = decodeJwt(body.refresh_token);
-      expect(refresh.exp! - refresh.iat!).toBe(testApp.config.refreshTokenLifetime);
+      expect(refresh.exp! - refresh.iat!).toBe(suite.testApp.config.refreshTokenLifetime);
     });
   });
 
   describe('metrics', () => {
     it('counts token requests by bounded grant type and outcome', async () => {
       await token({ grant_type: 'something-else', client_id: CLIENT_ID });
-      const res = await app.inject({ method: 'GET', url: '/metrics' });
+      const res = await suite.app.inject({ method: 'GET', url: '/metrics' });
       expect(res.body).toMatch(/^auth_token_requests_total\{grant_type="password",outcome="success"\} [1-9]/m);
       expect(res.body).toMatch(/^auth_token_requests_total\{grant_type="other",outcome="unsupported_grant_type"\} [1-9]/m);
       expect(res.body).toMatch(/^auth_token_issue_duration_seconds_count\{grant_type="password"\} [1-9]/m);
@@ -261,13 +245,13 @@ describe('POST /oauth/token', () => {
     });
 
     it('measures every grant, and exposes the reuse, revocation and audit retention counters from the start', async () => {
-      const client = await newClient(db);
+      const client = await newClient(suite.db);
       const user = await newUser();
       const auth = { authorization: basicAuth(client.clientId, client.secret!) };
       const login = await token({ grant_type: 'password', username: user.username, password: PASSWORD }, auth);
       await token({ grant_type: 'refresh_token', refresh_token: login.json<{ refresh_token: string }>().refresh_token }, auth);
       await token({ grant_type: 'client_credentials' }, auth);
-      const { body } = await app.inject({ method: 'GET', url: '/metrics' });
+      const { body } = await suite.app.inject({ method: 'GET', url: '/metrics' });
       for (const grant of ['password', 'refresh_token', 'client_credentials']) {
         expect(body).toMatch(new RegExp(`^auth_token_requests_total\\{grant_type="${grant}",outcome="success"\\} [1-9]`, 'm'));
         expect(body).toMatch(new RegExp(`^auth_token_issue_duration_seconds_count\\{grant_type="${grant}"\\} [1-9]`, 'm'));
@@ -284,17 +268,17 @@ describe('POST /oauth/token', () => {
 
   describe('hooks', () => {
     it('calls beforeCredentials first (which may refuse), then afterFailure or afterSuccess with the context', async () => {
-      const keys = await loadKeyRing({ privateKeyPath: testApp.config.privateKeyPath, publicKeyPath: testApp.config.publicKeyPath, environment: 'test', logger: silentLogger() });
-      const { jwtIssuer: issuer, jwtAudience: audience } = testApp.config;
+      const keys = await loadKeyRing({ privateKeyPath: suite.testApp.config.privateKeyPath, publicKeyPath: suite.testApp.config.publicKeyPath, environment: 'test', logger: silentLogger() });
+      const { jwtIssuer: issuer, jwtAudience: audience } = suite.testApp.config;
       const calls: string[] = [];
       const hooked = Fastify();
       await hooked.register(
         oauthTokenRoutes({
-          db,
+          db: suite.db,
           tokens: createTokenIssuer({ keys, issuer, audience }),
           verifier: createTokenVerifier({ keys, issuer, audience }),
           metrics: createAuthMetrics(new ServiceMetrics('auth-hooks-test')),
-          config: testApp.config,
+          config: suite.testApp.config,
           clientIp: () => '203.0.113.9',
           hooks: {
             async beforeCredentials(ctx) {
@@ -306,9 +290,7 @@ describe('POST /oauth/token', () => {
             },
             async afterSuccess(ctx) {
               calls.push(`success ${ctx.userId === user.id}`);
-            },
-          },
-        }),
+            } } }),
       );
       const user = await newUser();
       const post = (form: Record<string, string>) =>

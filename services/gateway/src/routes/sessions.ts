@@ -1,9 +1,9 @@
 /** Sessions REST for IDEs (`/api/v1/sessions…`), relayed to the runtime with the caller's identity. */
+import { SESSION_ID_PATTERN } from '@codelab/protocol';
 import type { FastifyInstance, preValidationHookHandler } from 'fastify';
 import type { Scope } from '../auth/authenticate.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
 
-export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
 const sessionParams = { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } as const;
 
 export function registerSessionRoutes(app: FastifyInstance, runtime: RuntimeClient, authenticate: (opts: { scope: Scope }) => preValidationHookHandler): void {

@@ -52,7 +52,8 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
   deps.metrics.connections.inc();
   log.info('websocket connected');
 
-  const send = (chunk: StreamChunk): void => {
+  /** Sends a frame; `raw` is the runtime's chunk JSON, forwarded as is (the runtime never writes null fields). */
+  const send = (chunk: StreamChunk, raw?: string): void => {
     if (socket.readyState !== socket.OPEN) return;
     // A client that does not read must not make the gateway buffer without bound.
     if (socket.bufferedAmount > deps.maxBufferedBytes) {
@@ -62,7 +63,7 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
       closed.abort();
       return;
     }
-    socket.send(JSON.stringify(withoutNulls(chunk)));
+    socket.send(raw ?? JSON.stringify(withoutNulls(chunk)));
     deps.metrics.frame('out', chunk.type);
   };
   const sendError = (code: string, message: string): void => send({ type: 'error', content: message, error: message, code, is_final: true });
@@ -126,7 +127,7 @@ export function handleConversation(socket: WebSocket, request: FastifyRequest<{ 
             firstToken = false;
             ServiceMetrics.observe(deps.metrics.timeToFirstToken, {}, (performance.now() - receivedAt) / 1000, activeTraceIds());
           }
-          send(chunk);
+          send(chunk, ev.data);
           if (chunk.type === 'error') outcome = 'error';
           if (chunk.is_final) final = true;
         }

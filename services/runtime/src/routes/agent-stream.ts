@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { kitErrors, startSse } from '@codelab/service-kit';
-import type { AgentStreamRequest, StreamChunk } from '@codelab/protocol';
-import { runtimeErrors, SESSION_ID_PATTERN } from '../errors.ts';
+import { SESSION_ID_PATTERN, type AgentStreamRequest, type StreamChunk } from '@codelab/protocol';
+import { runtimeErrors } from '../errors.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import { answerTurn, type TurnDeps, type TurnOutcome } from '../turn.ts';

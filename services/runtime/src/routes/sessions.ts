@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CALLER_HEADER, type SessionAccess } from '@codelab/protocol';
-import { runtimeErrors, SESSION_ID_PATTERN } from '../errors.ts';
+import { CALLER_HEADER, SESSION_ID_PATTERN, type SessionAccess } from '@codelab/protocol';
+import { runtimeErrors } from '../errors.ts';
 import { historyMessage, summaryOf, visibleTo, type Caller, type SessionStore } from '../store/sessions.ts';
 
 const sessionIdParam = {
