@@ -22,7 +22,7 @@ export type { TraceIds } from './trace-context.ts';
 export { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
 export { PeerClient, PeerUnavailableError } from './http-client.ts';
 export type { PeerOptions, PeerRequest, PeerResponse } from './http-client.ts';
-export { parseSse, startSse } from './sse.ts';
+export { parseSse, sseEventsIn, sseRuns, startSse } from './sse.ts';
 export type { SseEvent, SseWriter } from './sse.ts';
 export { loadMigrations, migrate, openDatabase, startEmbeddedPostgres } from './db.ts';
 export type { Database, DatabaseOptions, Queryable } from './db.ts';

@@ -11,46 +11,68 @@ export interface SseEvent {
   data: string;
 }
 
-/** Splits an SSE byte stream into events. */
-export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+/**
+ * Reads an SSE byte stream as runs of whole events: each run is the text that arrived up to its
+ * last blank line (CR and CRLF line endings made LF). A proxy forwards a run as it is and parses
+ * only the events it must (`sseEventsIn`); one socket read is one run, however many events it holds.
+ */
+export async function* sseRuns(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buffer = '';
-  let event: string | undefined;
-  let data: string[] = [];
-  const flush = (): SseEvent | undefined => {
-    const out = data.length > 0 ? { event, data: data.join('\n') } : undefined;
-    event = undefined;
-    data = [];
-    return out;
-  };
   for await (const chunk of body) {
     buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      let line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      if (line === '') {
-        const ev = flush();
-        if (ev) yield ev;
-      } else if (line.startsWith(':')) {
-        // heartbeat comment
-      } else if (line.startsWith('data:')) {
-        data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
-      } else if (line.startsWith('event:')) {
-        event = line.slice(6).trim();
-      }
+    if (buffer.includes('\r')) {
+      // a CR at the very end may be the first half of a CRLF split across reads: keep it for later
+      const tail = buffer.endsWith('\r') ? '\r' : '';
+      buffer = (tail ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, '\n') + tail;
     }
+    const end = buffer.lastIndexOf('\n\n');
+    if (end < 0) continue;
+    yield buffer.slice(0, end + 2);
+    buffer = buffer.slice(end + 2);
   }
-  buffer += decoder.decode();
-  if (buffer.startsWith('data:')) data.push(buffer.slice(buffer.startsWith('data: ') ? 6 : 5));
-  const last = flush();
-  if (last) yield last;
+  buffer = (buffer + decoder.decode()).replace(/\r\n?/g, '\n');
+  if (buffer) yield buffer;
+}
+
+/**
+ * The events of a run of SSE text (LF line endings), each with the offset just past it, with the
+ * tolerant rules of the upstream gateway parser: a blank line ends an event, `event:` names it,
+ * `:` lines are heartbeats, anything else is ignored; a last event without a blank line counts.
+ */
+export function* sseEventsIn(text: string): Generator<SseEvent & { end: number }> {
+  let event: string | undefined;
+  let data: string[] = [];
+  let pos = 0;
+  while (pos < text.length) {
+    const nl = text.indexOf('\n', pos);
+    const line = text.slice(pos, nl < 0 ? text.length : nl);
+    pos = nl < 0 ? text.length : nl + 1;
+    if (line === '') {
+      if (data.length > 0) yield { event, data: data.join('\n'), end: pos };
+      event = undefined;
+      data = [];
+    } else if (line.startsWith('data:')) {
+      data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+    } else if (line.startsWith('event:')) {
+      event = line.slice(6).trim();
+    } // `:` heartbeat comments and unknown fields are skipped
+  }
+  if (data.length > 0) yield { event, data: data.join('\n'), end: pos };
+}
+
+/** Splits an SSE byte stream into events. */
+export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+  for await (const run of sseRuns(body)) {
+    for (const { event, data } of sseEventsIn(run)) yield { event, data };
+  }
 }
 
 export interface SseWriter {
   /** Writes one `data:` event (objects are JSON-encoded); resolves when the socket can take more. */
   send(data: unknown, event?: string): Promise<void>;
+  /** Writes SSE text that is already framed (whole events), as it is. */
+  raw(text: string): Promise<void>;
   /** Writes a heartbeat comment line. */
   comment(text: string): Promise<void>;
   end(): void;
@@ -60,8 +82,12 @@ export interface SseWriter {
   readonly signal: AbortSignal;
 }
 
-/** Takes over a fastify reply and starts an SSE response. */
-export function startSse(reply: FastifyReply, extraHeaders: Record<string, string> = {}): SseWriter {
+/**
+ * Takes over a fastify reply and starts an SSE response. The headers leave at once unless
+ * `flushHeaders` is false: a caller about to write its first event saves a syscall by letting
+ * them leave with it.
+ */
+export function startSse(reply: FastifyReply, extraHeaders: Record<string, string> = {}, { flushHeaders = true } = {}): SseWriter {
   reply.request.streamingResponse = true;
   reply.hijack();
   const res = reply.raw;
@@ -73,7 +99,7 @@ export function startSse(reply: FastifyReply, extraHeaders: Record<string, strin
     'x-accel-buffering': 'no',
     ...extraHeaders,
   });
-  res.flushHeaders();
+  if (flushHeaders) res.flushHeaders();
   const onClose = (): void => {
     if (!res.writableFinished) abort.abort(new Error('client disconnected'));
   };
@@ -84,6 +110,7 @@ export function startSse(reply: FastifyReply, extraHeaders: Record<string, strin
   };
   return {
     send: (data, event) => write(`${event ? `event: ${event}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`),
+    raw: write,
     comment: (text) => write(`: ${text}\n\n`),
     end: () => {
       if (!res.writableEnded) res.end();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createService, type Service } from '@codelab/service-kit/service';
-import { parseSse, startSse, type SseEvent, type SseWriter } from '@codelab/service-kit/sse';
+import { parseSse, sseRuns, startSse, type SseEvent, type SseWriter } from '@codelab/service-kit/sse';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 
@@ -57,6 +57,12 @@ describe('sse', () => {
       const crlf = stream.replace(/\n/g, '\r\n');
       expect(await collect([crlf])).toEqual(expected);
       expect(await collect(cut(new TextEncoder().encode(crlf), 3))).toEqual(expected);
+    });
+
+    it('reads whole-event runs: one per read, cut at its last blank line, CRLF made LF', async () => {
+      const runs: string[] = [];
+      for await (const run of sseRuns(chunksOf(['data: a\r\n\r\ndata: b\r', '\n\r\ndata: c', '\n\ndata: tail']))) runs.push(run);
+      expect(runs).toEqual(['data: a\n\n', 'data: b\n\n', 'data: c\n\n', 'data: tail']);
     });
 
     it('reads string chunks as well as bytes', async () => {

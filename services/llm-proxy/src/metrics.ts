@@ -52,7 +52,7 @@ export function createLlmProxyMetrics(m: ServiceMetrics, models: readonly string
     }),
     timePerOutputToken: m.histogram({
       name: 'gen_ai_server_time_per_output_token_seconds',
-      help: 'Time between output chunks after the first (gen_ai.server.time_per_output_token)',
+      help: 'Time per output token after the first, one observation per successful stream: (last output - first output) / (output tokens - 1) (gen_ai.server.time_per_output_token)',
       labelNames: ['model', 'provider'],
       buckets: GENAI_TPOT_BUCKETS,
     }),

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { parseSse, PeerClient, PeerUnavailableError, type ServiceMetrics, type SseEvent } from '@codelab/service-kit';
+import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, type ServiceMetrics } from '@codelab/service-kit';
 import type { ChatCompletionChunk, OpenAIErrorBody } from '@codelab/protocol';
 import type { LlmProxyConfig } from '../config.ts';
 import { errorForStatus, OpenAIError } from '../errors.ts';
@@ -15,6 +15,7 @@ import type { LlmProxyMetrics } from '../metrics.ts';
 import { BREAKER_STATE_VALUE, CircuitBreaker, type BreakerPermit } from '../resilience/circuit-breaker.ts';
 import { backoffMs, isRetryableStatus } from '../resilience/retry.ts';
 import type { Provider, ProviderCall, ProviderEvent, ProviderStream } from './provider.ts';
+import { SsePassthrough } from './sse-passthrough.ts';
 
 type TimeoutKind = 'first_token' | 'idle' | 'request';
 class UpstreamTimeout extends Error {
@@ -22,6 +23,9 @@ class UpstreamTimeout extends Error {
     super(`upstream ${kind === 'first_token' ? 'sent no first token' : kind === 'idle' ? 'went silent between chunks' : 'did not finish'} within ${ms} ms`);
   }
 }
+
+/** Ends an attempt's request once it is over (a shared reason: `abort()` would build a DOMException with a stack each time). */
+const FINISHED = new Error('upstream attempt finished');
 
 interface Failure {
   err: OpenAIError;
@@ -191,7 +195,7 @@ export class OpenAIUpstreamProvider implements Provider {
     };
     const fail = (f: Failure): { failure: Failure } => {
       cleanup();
-      if (!ac.signal.aborted) ac.abort();
+      if (!ac.signal.aborted) ac.abort(FINISHED);
       if (call.signal.aborted) permit.release();
       else if (f.breaker) permit.failure();
       else permit.release();
@@ -199,8 +203,10 @@ export class OpenAIUpstreamProvider implements Provider {
     };
 
     arm('first_token', cfg.firstTokenTimeout * 1000);
-    let iterator: AsyncIterator<SseEvent>;
+    let runs: AsyncIterator<string>;
     const buffered: ChatCompletionChunk[] = [];
+    /** What followed the first output in its run. */
+    let rest = '';
     try {
       const res = await this.peer.request({ method: 'POST', path: this.path, route: '/v1/chat/completions', headers, body, signal: ac.signal });
       if (res.statusCode !== 200) {
@@ -216,18 +222,26 @@ export class OpenAIUpstreamProvider implements Provider {
         const err = status === 401 || status === 403 || status === 500 ? errorForStatus(502, msg) : errorForStatus(status, msg, retryAfterOf(res.headers));
         return fail({ err, retryable: isRetryableStatus(status), breaker: status >= 500, reason: `status_${status >= 500 ? '5xx' : status}`, retryAfter: retryAfterOf(res.headers) });
       }
-      iterator = parseSse(res.body)[Symbol.asyncIterator]();
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done || next.value.data === '[DONE]') {
-          return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`), retryable: true, breaker: true, reason: 'empty_stream' });
+      runs = sseRuns(res.body)[Symbol.asyncIterator]();
+      let first = false;
+      while (!first) {
+        const next = await runs.next();
+        if (next.done) return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`), retryable: true, breaker: true, reason: 'empty_stream' });
+        for (const ev of sseEventsIn(next.value)) {
+          if (ev.data === '[DONE]') {
+            return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`), retryable: true, breaker: true, reason: 'empty_stream' });
+          }
+          const chunk = JSON.parse(ev.data) as ChatCompletionChunk & { error?: { message?: string } };
+          if (chunk.error) {
+            return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed: ${chunk.error.message ?? 'unknown error'}`), retryable: true, breaker: true, reason: 'stream_error' });
+          }
+          buffered.push(chunk);
+          if (hasOutput(chunk) || (chunk.usage && !chunk.choices?.length)) {
+            first = true;
+            rest = next.value.slice(ev.end);
+            break;
+          }
         }
-        const chunk = JSON.parse(next.value.data) as ChatCompletionChunk & { error?: { message?: string } };
-        if (chunk.error) {
-          return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed: ${chunk.error.message ?? 'unknown error'}`), retryable: true, breaker: true, reason: 'stream_error' });
-        }
-        buffered.push(chunk);
-        if (hasOutput(chunk) || (chunk.usage && !chunk.choices?.length)) break;
       }
     } catch (err) {
       if (call.signal.aborted) return fail({ err: new OpenAIError('LLMP_ERR_INTERNAL', 'client disconnected'), retryable: false, breaker: false, reason: 'client' });
@@ -238,17 +252,31 @@ export class OpenAIUpstreamProvider implements Provider {
     const idleMs = cfg.idleTimeout * 1000;
     arm('idle', idleMs);
     const publicModel = call.request.model;
+    // A streaming client gets the upstream's text as it is; a non-streaming answer (or one whose
+    // content the span records) needs every chunk decoded.
+    const passthrough = call.request.stream === true && !cfg.captureMessageContent ? new SsePassthrough(target, publicModel, call.request.stream_options?.include_usage === true) : undefined;
+    const brokeOff = (): OpenAIError => new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream before [DONE].`);
     async function* events(): AsyncGenerator<ProviderEvent, void, undefined> {
       try {
         for (const c of buffered) yield { type: 'chunk', chunk: c.model === publicModel ? c : { ...c, model: publicModel } };
-        for (;;) {
-          const next = await iterator.next();
-          if (next.done) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream before [DONE].`);
-          if (next.value.data === '[DONE]') return;
+        for (let run = rest; ; ) {
+          if (passthrough) {
+            const f = passthrough.forward(run);
+            if (f.text) yield { type: 'sse', text: f.text, events: f.events, usage: f.usage, finish: f.finish };
+            if (f.error !== undefined) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed mid-stream: ${f.error}`);
+            if (f.done) return;
+          } else {
+            for (const ev of sseEventsIn(run)) {
+              if (ev.data === '[DONE]') return;
+              const chunk = JSON.parse(ev.data) as ChatCompletionChunk & { error?: { message?: string } };
+              if (chunk.error) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed mid-stream: ${chunk.error.message ?? 'unknown error'}`);
+              yield chunk.model === publicModel ? { type: 'chunk', chunk, raw: ev.data } : { type: 'chunk', chunk: { ...chunk, model: publicModel } };
+            }
+          }
+          const next = await runs.next();
+          if (next.done) throw brokeOff();
           arm('idle', idleMs);
-          const chunk = JSON.parse(next.value.data) as ChatCompletionChunk & { error?: { message?: string } };
-          if (chunk.error) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed mid-stream: ${chunk.error.message ?? 'unknown error'}`);
-          yield chunk.model === publicModel ? { type: 'chunk', chunk, raw: next.value.data } : { type: 'chunk', chunk: { ...chunk, model: publicModel } };
+          run = next.value;
         }
       } catch (err) {
         if (call.signal.aborted) return;
@@ -258,7 +286,7 @@ export class OpenAIUpstreamProvider implements Provider {
         throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} broke off its stream: ${(err as Error).message}`, null, { cause: err });
       } finally {
         cleanup();
-        if (!ac.signal.aborted) ac.abort();
+        if (!ac.signal.aborted) ac.abort(FINISHED);
       }
     }
     return { firstAt, events: events() };

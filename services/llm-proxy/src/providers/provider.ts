@@ -1,5 +1,5 @@
 /** What the chat-completions route needs from a provider: OpenAI chunks, one request at a time. */
-import type { ChatCompletionChunk, ChatCompletionRequest } from '@codelab/protocol';
+import type { ChatCompletionChunk, ChatCompletionRequest, Usage } from '@codelab/protocol';
 import type { ModelRoute } from '../model-map.ts';
 
 export type ProviderName = 'mock' | 'openai';
@@ -7,6 +7,11 @@ export type ProviderName = 'mock' | 'openai';
 export type ProviderEvent =
   /** `raw`, when set, is the chunk's JSON exactly as received: forwarded without re-encoding. */
   | { type: 'chunk'; chunk: ChatCompletionChunk; raw?: string }
+  /**
+   * Whole SSE events to forward to a streaming client as they are (an upstream's text, with the
+   * public model name): `events` of them, and the usage and finish reason they carried.
+   */
+  | { type: 'sse'; text: string; events: number; usage?: Usage | undefined; finish?: string | undefined }
   /** Mock fault injection: cut the client's connection without a word. */
   | { type: 'disconnect' };
 

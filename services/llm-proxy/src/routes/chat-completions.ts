@@ -158,7 +158,7 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
           const next = await events.next();
           if (next.done) break;
           pending.push(next.value);
-          if (next.value.type === 'disconnect' || hasOutput(next.value.chunk) || next.value.chunk.usage) break;
+          if (next.value.type !== 'chunk' || hasOutput(next.value.chunk) || next.value.chunk.usage) break;
         }
       } catch (err) {
         finish(outcomeOf(err), err as Error);
@@ -178,6 +178,7 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
             const next = await events.next();
             if (next.done) break;
             if (next.value.type === 'disconnect') throw new Disconnect();
+            if (next.value.type !== 'chunk') throw new Error(`provider ${provider.name} sent ${next.value.type} text to a non-streaming request`);
             agg.add(next.value.chunk);
           }
           if (abort.signal.aborted) throw new Error('client disconnected');
@@ -205,34 +206,53 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
         return reply.send(completion);
       }
 
-      const sse = startSse(reply);
+      // the first output is at hand: the headers leave with it
+      const sse = startSse(reply, {}, { flushHeaders: false });
       const includeUsage = body.stream_options?.include_usage === true;
-      let first = true;
-      let last = 0;
+      let firstAt = 0;
+      let lastAt = 0;
+      let outputs = 0;
       // After the first token, writes made in one event-loop turn leave in one syscall.
       let corked = false;
       const uncork = (): void => {
         corked = false;
         reply.raw.uncork();
       };
-      const write = async (c: ChatCompletionChunk, raw?: string): Promise<void> => {
+      const cork = (): void => {
+        if (firstAt && !corked) {
+          corked = true;
+          reply.raw.cork();
+          setImmediate(uncork);
+        }
+      };
+      const write = async (ev: ProviderEvent): Promise<void> => {
+        if (ev.type === 'disconnect') throw new Disconnect();
+        if (ev.type === 'sse') {
+          // already framed by the upstream: forwarded as it is
+          if (ev.usage) agg.usage = ev.usage;
+          if (ev.finish) agg.finish = ev.finish;
+          outputs += ev.events;
+          lastAt = performance.now();
+          cork();
+          return sse.raw(ev.text);
+        }
+        let c = ev.chunk;
+        let raw = ev.raw;
         agg.add(c);
         if (!c.choices?.length && c.usage && !includeUsage) return;
         if (!includeUsage && c.usage) {
           c = { ...c, usage: undefined };
           raw = undefined;
         }
-        if (!first && !corked) {
-          corked = true;
-          reply.raw.cork();
-          setImmediate(uncork);
-        }
+        cork();
         await sse.send(raw ?? c);
         const choice = c.choices?.[0];
         if (choice && (choice.delta?.content || choice.delta?.tool_calls?.length)) {
           const now = performance.now();
-          if (first) {
-            first = false;
+          outputs++;
+          lastAt = now;
+          if (!firstAt) {
+            firstAt = now;
             const ttft = (now - started) / 1000;
             ServiceMetrics.observe(metrics.timeToFirstToken, { model, provider: providerLabel }, ttft, activeTraceIds());
             const upstream = ps!.upstreamTtftMs();
@@ -240,25 +260,32 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
               metrics.upstreamTimeToFirstChunk.observe({ model, provider: providerLabel }, upstream / 1000);
               metrics.overhead.observe({ model, provider: providerLabel }, Math.max(0, ttft - upstream / 1000));
             }
-          } else metrics.timePerOutputToken.observe({ model, provider: providerLabel }, (now - last) / 1000);
-          last = now;
+          }
         }
       };
+      /** gen_ai.server.time_per_output_token: one observation per successful stream, after the first token. */
+      const observeTimePerOutputToken = (): void => {
+        const tokens = agg.usage?.completion_tokens ?? outputs;
+        if (firstAt && tokens > 1) metrics.timePerOutputToken.observe({ model, provider: providerLabel }, (lastAt - firstAt) / 1000 / (tokens - 1));
+      };
       try {
-        for (const ev of pending) {
-          if (ev.type === 'disconnect') throw new Disconnect();
-          await write(ev.chunk, ev.raw);
+        // the headers, the opener and the first output leave in one syscall
+        reply.raw.cork();
+        try {
+          for (const ev of pending) await write(ev);
+        } finally {
+          reply.raw.uncork();
         }
         for (;;) {
           if (sse.closed) throw new Error('client disconnected');
           const next = await events.next();
           if (next.done) break;
-          if (next.value.type === 'disconnect') throw new Disconnect();
-          await write(next.value.chunk, next.value.raw);
+          await write(next.value);
         }
         if (sse.closed || abort.signal.aborted) throw new Error('client disconnected');
         await sse.send('[DONE]');
         if (corked) uncork();
+        observeTimePerOutputToken();
         finish('ok');
       } catch (err) {
         if (err instanceof Disconnect) {

@@ -62,6 +62,25 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     expect(plain.usage!.completion_tokens).toBeGreaterThan(20);
     expect(await proxy.metric('gen_ai_client_operation_time_to_first_chunk_seconds_count', { provider: 'openai' })).toBeGreaterThan(0);
     expect(await proxy.metric('llm_proxy_overhead_seconds_count', { provider: 'openai' })).toBeGreaterThan(0);
+    // forwarded streams still yield their usage and one time-per-output-token observation each
+    expect(await proxy.metric('gen_ai_client_token_usage_count', { provider: 'openai', token_type: 'output' })).toBe(3);
+    expect(await proxy.metric('gen_ai_server_time_per_output_token_seconds_count', { provider: 'openai' })).toBe(2);
+  });
+
+  it('renames the upstream model to the public one in forwarded chunks, and keeps usage out unless asked', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'llmp-'));
+    const file = path.join(dir, 'models.json');
+    await writeFile(file, JSON.stringify({ models: { 'public-name': { upstream: 'mock-llm' } } }));
+    const { proxy } = await startFront({ LLM_PROXY__MODEL_MAP_FILE: file });
+    for (const includeUsage of [false, true]) {
+      const res = await chat(proxy.url, { model: 'public-name', stream: true, ...(includeUsage ? { stream_options: { include_usage: true } } : {}), messages: user('[[mock:words 40]]') });
+      const events = await sseEvents(res);
+      expect(events.at(-1)).toBe('[DONE]');
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { model: string; usage?: unknown; choices: { delta: { content?: string } }[] });
+      expect(new Set(chunks.map((c) => c.model))).toEqual(new Set(['public-name']));
+      expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(Array.from({ length: 40 }, (_, i) => `w${i}`).join(' '));
+      expect(chunks.some((c) => c.usage)).toBe(includeUsage);
+    }
   });
 
   it('retries 5xx before the first byte, and the upstream counts every attempt', async () => {

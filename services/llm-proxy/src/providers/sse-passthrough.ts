@@ -1,0 +1,107 @@
+/**
+ * Forwards an upstream's streamed SSE text to the client as it came, run by run (one socket read
+ * each), without decoding and re-encoding every chunk. Only the events the proxy must act on are
+ * parsed, found by markers that can only appear unescaped as JSON keys:
+ * - usage (recorded; removed unless the client asked for `stream_options.include_usage`),
+ * - a finish reason (recorded for the span),
+ * - an error chunk (ends the stream: what came before it is forwarded, then the route reports it),
+ * - `[DONE]` (ends the stream; the route writes its own).
+ * The public model name replaces the upstream model's in the forwarded text.
+ */
+import type { ChatCompletionChunk, Usage } from '@codelab/protocol';
+import { sseEventsIn } from '@codelab/service-kit';
+
+export interface ForwardedRun {
+  /** Whole SSE events to write to the client, as they are. */
+  text: string;
+  /** Number of events in `text`. */
+  events: number;
+  usage?: Usage;
+  finish?: string;
+  /** The upstream sent `[DONE]`: nothing after it is kept. */
+  done: boolean;
+  /** The upstream sent an error chunk (its message): `text` holds what came before it. */
+  error?: string;
+}
+
+const MARKERS = ['[DONE]', '"error":', '"usage":{', '"finish_reason":"'] as const;
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function countEvents(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n\n'); i >= 0; i = text.indexOf('\n\n', i + 2)) n++;
+  return n;
+}
+
+export class SsePassthrough {
+  private readonly rename: RegExp | undefined;
+  private readonly publicModelJson: string;
+
+  constructor(
+    upstreamModel: string,
+    publicModel: string,
+    private readonly includeUsage: boolean,
+  ) {
+    this.publicModelJson = `"model":${JSON.stringify(publicModel)}`;
+    this.rename = upstreamModel === publicModel ? undefined : new RegExp(`"model":\\s*${escapeRegExp(JSON.stringify(upstreamModel))}`, 'g');
+  }
+
+  /** One run of whole events (LF line endings), as `sseRuns` reads them. */
+  forward(run: string): ForwardedRun {
+    const out: ForwardedRun = { text: '', events: 0, done: false };
+    const next = MARKERS.map((m) => run.indexOf(m));
+    let text = '';
+    let pos = 0;
+    while (pos < run.length) {
+      for (let i = 0; i < next.length; i++) if (next[i]! >= 0 && next[i]! < pos) next[i] = run.indexOf(MARKERS[i]!, pos);
+      const hits = next.filter((n) => n >= 0);
+      if (!hits.length) {
+        text += run.slice(pos);
+        break;
+      }
+      const hit = Math.min(...hits);
+      const before = run.lastIndexOf('\n\n', hit);
+      const start = before < pos ? pos : before + 2;
+      const blank = run.indexOf('\n\n', hit);
+      const end = blank < 0 ? run.length : blank + 2;
+      text += run.slice(pos, start);
+      pos = end;
+      const ev = sseEventsIn(run.slice(start, end)).next().value;
+      if (!ev) {
+        text += run.slice(start, end); // a heartbeat comment that happens to hold a marker
+        continue;
+      }
+      if (ev.data === '[DONE]') {
+        out.done = true;
+        break;
+      }
+      let chunk: ChatCompletionChunk & { error?: { message?: string } };
+      try {
+        chunk = JSON.parse(ev.data) as typeof chunk;
+      } catch {
+        out.error = `sent an event that is not JSON: ${ev.data.slice(0, 100)}`;
+        break;
+      }
+      if (chunk.error) {
+        out.error = chunk.error.message ?? 'unknown error';
+        break;
+      }
+      const finish = chunk.choices?.[0]?.finish_reason;
+      if (finish) out.finish = finish;
+      if (chunk.usage) {
+        out.usage = chunk.usage;
+        if (!this.includeUsage) {
+          if (chunk.choices?.length) text += `data: ${JSON.stringify({ ...chunk, usage: undefined })}\n\n`;
+          continue;
+        }
+      }
+      text += run.slice(start, end);
+    }
+    out.text = this.rename ? text.replace(this.rename, this.publicModelJson) : text;
+    out.events = countEvents(out.text);
+    return out;
+  }
+}
