@@ -76,10 +76,14 @@ async function platformTurn(client: FrameClient, prompt: string): Promise<Sample
   const from = client.frames.length;
   const started = performance.now();
   let first = 0;
-  const onFirst = (): void => {
-    if (!first) first = performance.now();
+  // the first token frame (a new session's first frame is the orchestrator's agent_switched)
+  const onFrame = (data: Buffer): void => {
+    if (!first && data.includes('"token"')) {
+      first = performance.now();
+      client.ws.off('message', onFrame);
+    }
   };
-  client.ws.once('message', onFirst);
+  client.ws.on('message', onFrame);
   client.send({ type: 'user_message', content: prompt, role: 'user' });
   const frames = await client.until((f) => f.is_final === true, from, 30_000);
   const end = performance.now();

@@ -38,7 +38,11 @@ describe('conversation over the gateway WebSocket', () => {
     expect(final.content).toBe(tokens.map((f) => f.token).join(''));
     // null fields are omitted, upstream field names are kept
     for (const f of frames) for (const v of Object.values(f)) expect(v).not.toBeNull();
-    expect(Object.keys(tokens[0]!).sort()).toEqual(['is_final', 'token', 'type']);
+    expect(Object.keys(tokens[0]!).sort()).toEqual(['is_final', 'seq', 'token', 'type']);
+    // the orchestrator routed the first message ("explain" → ask) before the answer streamed
+    expect(frames[0]).toMatchObject({ type: 'agent_switched', from_agent: 'orchestrator', to_agent: 'ask', metadata: { from_agent: 'orchestrator', to_agent: 'ask' } });
+    // every frame of the turn is numbered, in order
+    expect(frames.map((f) => f.seq)).toEqual(frames.map((_, i) => i + 1));
 
     const h = await history(sessionId);
     expect(h.status).toBe(200);
@@ -83,7 +87,7 @@ describe('conversation over the gateway WebSocket', () => {
     it.each(cases)('%s', async (_name, payload, code, message) => {
       const { client } = await connect();
       client.ws.send(payload);
-      const [error] = await client.until((f) => f.type === 'error');
+      const error = (await client.until((f) => f.type === 'error')).at(-1);
       expect(error).toMatchObject({ type: 'error', code, is_final: true });
       expect(error!.content).toMatch(message);
       expect(error!.error).toBe(error!.content); // both upstream error fields
@@ -154,7 +158,7 @@ describe('an LLM failure mid-turn', () => {
     const client = new FrameClient(`${stack.url.ws}/api/v1/ws/${sessionId}`, { authorization: `Bearer ${token}` });
     await client.open();
     client.send({ type: 'user_message', content: 'will the LLM answer?' });
-    const [error] = await client.until((f) => f.type === 'error');
+    const error = (await client.until((f) => f.type === 'error')).at(-1);
     expect(error).toMatchObject({ type: 'error', code: 'RT_ERR_LLM_UNAVAILABLE', is_final: true });
     expect(client.ws.readyState).toBe(WebSocket.OPEN);
     const res = await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${token}` } });

@@ -27,6 +27,9 @@ export interface StackOptions {
   /** Extra settings per service (full variable names). */
   env?: { auth?: Record<string, string>; llm?: Record<string, string>; runtime?: Record<string, string>; gateway?: Record<string, string> };
   logger?: Logger;
+  /** More than one instance of each (gateway i talks to runtime i mod runtimes): set Redis in `env.runtime` to share them. */
+  runtimes?: number;
+  gateways?: number;
 }
 
 export interface Stack {
@@ -34,7 +37,9 @@ export interface Stack {
   llm: Service;
   runtime: Service;
   gateway: Service;
-  url: { auth: string; llm: string; runtime: string; gateway: string; ws: string };
+  url: { auth: string; llm: string; runtime: string; gateway: string; ws: string; runtimes: string[]; gateways: string[]; wss: string[] };
+  runtimes: Service[];
+  gateways: Service[];
   user: { username: string; password: string };
   /** Where the stack keeps its files (the auth service's keys are under auth/keys). */
   dataDir: string;
@@ -73,29 +78,41 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     let auth = await buildAuth(readAuthConfig(authEnv), { logger });
     const authUrl = await up(auth);
     const authPort = Number(new URL(authUrl).port);
-    const runtime = await buildRuntime(
-      readRuntimeConfig({
-        ...common,
-        AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
-        AGENT_RUNTIME__DB_URL: opts.databaseUrl,
-        AGENT_RUNTIME__DB_POOL_SIZE: '3',
-        AGENT_RUNTIME__LLM_PROXY_URL: llmUrl,
-        ...opts.env?.runtime,
-      }),
-      { logger },
-    );
-    const runtimeUrl = await up(runtime);
-    const gateway = await buildGateway(
-      readGatewayConfig({
-        ...common,
-        GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
-        GATEWAY__AGENT_URL: runtimeUrl,
-        GATEWAY__AUTH_SERVICE_URL: authUrl,
-        ...opts.env?.gateway,
-      }),
-      { logger },
-    );
-    const gatewayUrl = await up(gateway);
+    const runtimes: Service[] = [];
+    const runtimeUrls: string[] = [];
+    for (let i = 0; i < (opts.runtimes ?? 1); i++) {
+      const runtime = await buildRuntime(
+        readRuntimeConfig({
+          ...common,
+          AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+          AGENT_RUNTIME__DB_URL: opts.databaseUrl,
+          AGENT_RUNTIME__DB_POOL_SIZE: '3',
+          AGENT_RUNTIME__LLM_PROXY_URL: llmUrl,
+          ...opts.env?.runtime,
+        }),
+        { logger },
+      );
+      runtimes.push(runtime);
+      runtimeUrls.push(await up(runtime));
+    }
+    const gateways: Service[] = [];
+    const gatewayUrls: string[] = [];
+    for (let i = 0; i < (opts.gateways ?? 1); i++) {
+      const gateway = await buildGateway(
+        readGatewayConfig({
+          ...common,
+          GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+          GATEWAY__AGENT_URL: runtimeUrls[i % runtimeUrls.length]!,
+          GATEWAY__AUTH_SERVICE_URL: authUrl,
+          ...opts.env?.gateway,
+        }),
+        { logger },
+      );
+      gateways.push(gateway);
+      gatewayUrls.push(await up(gateway));
+    }
+    const [runtime, gateway] = [runtimes[0]!, gateways[0]!];
+    const [runtimeUrl, gatewayUrl] = [runtimeUrls[0]!, gatewayUrls[0]!];
 
     const user = { username: `user-${randomUUID()}`, password: `pw-${randomUUID()}` };
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 1 });
@@ -109,7 +126,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       llm,
       runtime,
       gateway,
-      url: { auth: authUrl, llm: llmUrl, runtime: runtimeUrl, gateway: gatewayUrl, ws: gatewayUrl.replace(/^http/, 'ws') },
+      url: {
+        auth: authUrl,
+        llm: llmUrl,
+        runtime: runtimeUrl,
+        gateway: gatewayUrl,
+        ws: gatewayUrl.replace(/^http/, 'ws'),
+        runtimes: runtimeUrls,
+        gateways: gatewayUrls,
+        wss: gatewayUrls.map((u) => u.replace(/^http/, 'ws')),
+      },
+      runtimes,
+      gateways,
       user,
       dataDir,
       token: (scope?: string) => passwordToken(authUrl, user.username, user.password, scope),

@@ -3,8 +3,12 @@
  * Service (see shared/reference/upstream-protocol.md §2). Outbound frames omit null fields.
  */
 
-export const INBOUND_FRAME_TYPES = ['user_message', 'tool_result', 'switch_agent', 'hitl_decision'] as const;
+export const INBOUND_FRAME_TYPES = ['user_message', 'tool_result', 'switch_agent', 'hitl_decision', 'cancel', 'ping', 'resume'] as const;
 export type InboundFrameType = (typeof INBOUND_FRAME_TYPES)[number];
+/** Inbound frames that are turns: the gateway forwards them to the runtime, in order. */
+export const TURN_FRAME_TYPES = ['user_message', 'tool_result', 'switch_agent', 'hitl_decision'] as const;
+/** Inbound frames the gateway answers at once, even while a turn runs: cancel, ping, resume. */
+export const CONTROL_FRAME_TYPES = ['cancel', 'ping', 'resume'] as const;
 
 /** Optional W3C trace context a client may put on any frame to join its own trace. */
 export interface FrameTraceContext {
@@ -42,9 +46,28 @@ export interface HitlDecisionFrame extends FrameTraceContext {
   feedback?: string;
 }
 
-export type InboundFrame = UserMessageFrame | ToolResultFrame | SwitchAgentFrame | HitlDecisionFrame;
+/** Stops the turn running on this session (its final frame says it was cancelled). */
+export interface CancelFrame extends FrameTraceContext {
+  type: 'cancel';
+}
 
-export const OUTBOUND_FRAME_TYPES = ['assistant_message', 'tool_call', 'agent_switched', 'error', 'done', 'session_info'] as const;
+/** Application-level heartbeat: answered at once with `pong` (echoing `timestamp`). */
+export interface PingFrame extends FrameTraceContext {
+  type: 'ping';
+  timestamp?: unknown;
+}
+
+/** Asks for the frames after `last_seq` (also `?last_seq=` on the WebSocket URL). */
+export interface ResumeFrame extends FrameTraceContext {
+  type: 'resume';
+  last_seq: number;
+}
+
+export type TurnFrame = UserMessageFrame | ToolResultFrame | SwitchAgentFrame | HitlDecisionFrame;
+export type ControlFrame = CancelFrame | PingFrame | ResumeFrame;
+export type InboundFrame = TurnFrame | ControlFrame;
+
+export const OUTBOUND_FRAME_TYPES = ['assistant_message', 'tool_call', 'agent_switched', 'error', 'done', 'session_info', 'pong'] as const;
 export type OutboundFrameType = (typeof OUTBOUND_FRAME_TYPES)[number];
 
 /**
@@ -65,6 +88,18 @@ export interface StreamChunk {
   /** Stable error code (ours; upstream has none). */
   code?: string;
   metadata?: Record<string, unknown>;
+  /**
+   * The frame's number in its session (every frame of a turn has one, increasing across turns):
+   * a client that reconnects with the last one it saw gets what it missed.
+   */
+  seq?: number;
+  /** session_info: the session's real id (for a `new_…` path id). */
+  session_id?: string;
+  /** agent_switched: also at top level (upstream has them only in `metadata`). */
+  from_agent?: string;
+  to_agent?: string;
+  reason?: string;
+  confidence?: string;
 }
 
 /** Drops null and undefined fields (upstream clients expect absent rather than null). */

@@ -15,8 +15,12 @@ import { RevokedFamilies } from './auth/revoked-families.ts';
 import type { GatewayConfig } from './config.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { RuntimeClient } from './runtime-client.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerEventRoutes } from './routes/events.ts';
+import { registerOpenApi } from './routes/openapi.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { handleConversation } from './ws/conversation.ts';
+import { Heartbeat } from './ws/heartbeat.ts';
 
 export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } = {}): Promise<Service> {
   const service = createService({ name: 'gateway', ...config, logger: deps.logger });
@@ -51,12 +55,18 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
   const authenticate = createAuthenticate(verifier, metrics);
   app.decorateRequest('principal', undefined);
 
+  // Before every route: the OpenAPI document (GET /openapi.json) learns the routes as they are added.
+  await registerOpenApi(app, { version: config.version });
   app.get('/api/v1/health', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'healthy', service: 'gateway', version: config.version }));
   registerSessionRoutes(app, runtime, authenticate);
+  registerAgentRoutes(app, runtime, authenticate);
+  registerEventRoutes(app, runtime, authenticate);
 
   // Turns still running when shutdown starts get the grace period to finish; then every
   // WebSocket is closed with 1001 (going away) so clients reconnect elsewhere.
   const inFlight = new Set<Promise<void>>();
+  const heartbeat = new Heartbeat({ intervalMs: config.wsHeartbeatInterval * 1000, timeoutMs: config.wsCloseTimeout * 1000, metrics });
+  app.addHook('onClose', async () => heartbeat.stop());
   await app.register(websocket, {
     options: { maxPayload: config.wsMaxMessageBytes },
     preClose: async function closeWebSockets() {
@@ -66,13 +76,17 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
       for (const client of app.websocketServer.clients) client.close(WS_CLOSE.GOING_AWAY, 'server shutting down');
     },
   });
-  app.get<{ Params: { sessionId: string } }>(
+  app.get<{ Params: { sessionId: string }; Querystring: { last_seq?: number } }>(
     '/api/v1/ws/:sessionId',
     {
       websocket: true,
       config: { streaming: true },
       preValidation: authenticate({ scope: 'api:write', allowQueryToken: true }),
-      schema: { params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } },
+      schema: {
+        params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } },
+        // ?last_seq=N: replay the session's frames after N before anything else (resume)
+        querystring: { type: 'object', properties: { last_seq: { type: 'integer', minimum: 0 } } },
+      },
     },
     (socket, request) =>
       handleConversation(socket, request, {
@@ -83,6 +97,7 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
         maxBufferedBytes: config.wsMaxBufferedBytes,
         isDraining: () => service.draining,
         inFlight,
+        heartbeat,
       }),
   );
   return service;

@@ -20,6 +20,10 @@ export const gatewaySettings = defineSettings({
   wsMaxBufferedBytes: setting.int({ min: 1024, max: 1024 * 1024 * 1024, fallback: 4 * 1024 * 1024 }),
   /** Frames waiting behind a running turn on one connection before new ones are refused. */
   wsMaxQueuedFrames: setting.int({ min: 1, max: 1000, fallback: 32 }),
+  /** Seconds between protocol-level pings to a WebSocket client that has been silent (upstream name); 0 turns them off. */
+  wsHeartbeatInterval: setting.number({ min: 0, max: 3600, fallback: 20 }),
+  /** Seconds a pinged WebSocket client has to answer (a pong, or any frame) before it is dropped as dead. */
+  wsCloseTimeout: setting.number({ min: 0.05, max: 3600, fallback: 20 }),
   /** Longest silence from the runtime during a turn (seconds; the runtime sends keep-alives). */
   agentStreamTimeout: setting.number({ min: 1, max: 3600, fallback: 60 }),
   /** Timeout of proxied REST calls (seconds). */

@@ -14,6 +14,8 @@ export const gatewayErrors = defineErrors({
   GW_ERR_WS_BINARY_FRAME: { status: 400, message: 'Binary frames are not supported; send JSON text frames' },
   GW_ERR_WS_SLOW_READER: { status: 503, message: 'The client reads too slowly: too much data waits to be sent', closeCode: 4008 },
   GW_ERR_WS_QUEUE_FULL: { status: 429, message: 'Too many messages waiting behind the running turn' },
+  GW_ERR_NOTHING_TO_CANCEL: { status: 409, message: 'No turn is running on this session: nothing to cancel' },
+  GW_ERR_RESUME_FAILED: { status: 502, message: 'The frames after last_seq could not be replayed' },
   GW_ERR_AGENT_ERROR: { status: 502, message: 'The agent runtime refused the message' },
   GW_ERR_STREAM_INTERRUPTED: { status: 502, message: 'The answer stream ended unexpectedly' },
   GW_ERR_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down; reconnect', closeCode: 1001 },

@@ -1,4 +1,7 @@
-/** Gateway metrics: WebSocket connections, frames by direction and type, close codes, turns as the client sees them, JWT checks. */
+/**
+ * Gateway metrics: WebSocket connections, frames by direction and type, close codes, queued frames,
+ * heartbeats, resumes and cancels, turns as the client sees them, JWT checks.
+ */
 import { GENAI_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 import { INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, WS_CLOSE } from '@codelab/protocol';
 
@@ -44,6 +47,24 @@ export function createGatewayMetrics(m: ServiceMetrics) {
       name: 'gateway_ws_slow_reader_drops_total',
       help: 'WebSocket connections closed (4008) because the client read too slowly and the send buffer passed its limit',
     }),
+    queuedFrames: m.gauge({ name: 'gateway_ws_queued_frames', help: 'Inbound frames waiting behind a running turn, over every connection' }),
+    framesQueued: m.counter({ name: 'gateway_ws_frames_queued_total', help: 'Inbound frames that had to wait behind a running turn (or a replay) on their connection' }),
+    queueFull: m.counter({
+      name: 'gateway_ws_queue_full_total',
+      help: 'Inbound frames refused (GW_ERR_WS_QUEUE_FULL) because GATEWAY__WS_MAX_QUEUED_FRAMES already waited on their connection',
+    }),
+    deadPeers: m.counter({
+      name: 'gateway_ws_dead_peers_total',
+      help: 'WebSocket connections terminated because the client answered no protocol ping within GATEWAY__WS_CLOSE_TIMEOUT',
+    }),
+    resumes: m.counter({
+      name: 'gateway_ws_resumes_total',
+      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame) by outcome (ok, not_found, skipped, failed, client_gone)',
+      labelNames: ['source', 'outcome'],
+    }),
+    resumedFrames: m.counter({ name: 'gateway_ws_resumed_frames_total', help: 'Frames sent to clients by replays (resume)' }),
+    cancels: m.counter({ name: 'gateway_ws_cancels_total', help: 'cancel frames by outcome (cancelled, nothing_running, failed)', labelNames: ['outcome'] }),
+    approvalsResent: m.counter({ name: 'gateway_ws_approvals_resent_total', help: 'Pending tool approvals re-sent as tool_call frames when a client connects' }),
     wsSessionDenied: m.counter({
       name: 'gateway_ws_session_denied_total',
       help: 'WebSocket connections closed with 4403 because the session belongs to another user',

@@ -10,8 +10,18 @@ export type Caller = string | undefined;
 const callerHeaders = (caller: Caller): Record<string, string> => (caller ? { [CALLER_HEADER]: caller } : {});
 import type { FastifyReply } from 'fastify';
 import { PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
-import { CALLER_HEADER, type AgentStreamRequest, type SessionAccess } from '@codelab/protocol';
+import { CALLER_HEADER, type AgentStreamRequest, type CancelResult, type SessionAccess } from '@codelab/protocol';
 import { gatewayErrors } from './errors.ts';
+
+/** An entry of `GET /sessions/:id/pending-approvals`: the fields the gateway reads (upstream names, with fallbacks). */
+export interface PendingApproval {
+  request_id: string;
+  call_id?: string;
+  tool_name?: string;
+  subject?: string;
+  arguments?: Record<string, unknown>;
+  details?: { arguments?: Record<string, unknown> };
+}
 
 export class RuntimeClient {
   private readonly rest: PeerClient;
@@ -37,6 +47,56 @@ export class RuntimeClient {
   async openTurn(body: AgentStreamRequest, caller: Caller, signal: AbortSignal) {
     try {
       return await this.stream.request({ method: 'POST', path: '/agent/message/stream', route: '/agent/message/stream', body, signal, headers: callerHeaders(caller) });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /**
+   * Opens the SSE replay of a session's frames with a seq greater than `after`, followed by the live
+   * frames of its running turn up to that turn's final frame (404 for an unknown or foreign session).
+   */
+  async frames(sessionId: string, after: number, caller: Caller, signal: AbortSignal) {
+    try {
+      return await this.stream.request({
+        method: 'GET',
+        path: `/sessions/${encodeURIComponent(sessionId)}/frames`,
+        route: '/sessions/:id/frames',
+        query: { after },
+        signal,
+        headers: callerHeaders(caller),
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Stops the session's running turn, wherever it runs; `cancelled: false` when none was running. */
+  async cancel(sessionId: string, caller: Caller, signal?: AbortSignal): Promise<{ statusCode: number; body: CancelResult | undefined }> {
+    try {
+      return await this.rest.json<CancelResult | undefined>({
+        method: 'POST',
+        path: `/sessions/${encodeURIComponent(sessionId)}/cancel`,
+        route: '/sessions/:id/cancel',
+        body: {},
+        headers: callerHeaders(caller),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** The session's tool calls waiting for the user's approval (404 for an unknown or foreign session). */
+  async pendingApprovals(sessionId: string, caller: Caller, signal?: AbortSignal): Promise<{ statusCode: number; body: { pending_approvals?: PendingApproval[] } | undefined }> {
+    try {
+      return await this.rest.json<{ pending_approvals?: PendingApproval[] } | undefined>({
+        method: 'GET',
+        path: `/sessions/${encodeURIComponent(sessionId)}/pending-approvals`,
+        route: '/sessions/:id/pending-approvals',
+        headers: callerHeaders(caller),
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
       throw unavailable(err);
     }

@@ -35,3 +35,20 @@ export function mockReply(messages: readonly ChatMessage[]): string {
     'and it is streamed token by token so that every hop of the platform can be tested end to end.'
   );
 }
+
+/** The role of the conversation's last message that is not a system prompt. */
+export function lastRole(messages: readonly ChatMessage[]): ChatMessage['role'] | undefined {
+  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]!.role !== 'system') return messages[i]!.role;
+  return undefined;
+}
+
+/** The answer once tool results came back: names the tools and what they returned. */
+export function afterToolReply(messages: readonly ChatMessage[]): string {
+  const results: ChatMessage[] = [];
+  for (let i = messages.length - 1; i >= 0 && messages[i]!.role === 'tool'; i--) results.unshift(messages[i]!);
+  const parts = results.map((m) => {
+    const text = textOf(m.content).replace(/\s+/g, ' ').trim();
+    return `${m.name ?? 'the tool'} returned "${text.length > 60 ? `${text.slice(0, 57)}...` : text}"`;
+  });
+  return `Mock answer after the tool results: ${parts.join('; ')}. The mock LLM read them and considers the task handled; ask again to continue.`;
+}

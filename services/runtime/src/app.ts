@@ -1,16 +1,32 @@
 /**
- * Agent runtime: sessions and their history in PostgreSQL, and the conversation turn that streams
- * the LLM's answer back as SSE. Every route needs the internal key (the gateway calls it).
+ * Agent runtime: sessions and their history in PostgreSQL, the agents (routing, tools, approvals)
+ * and the conversation turns that stream their frames back as SSE, one turn per session at a time
+ * across instances. Every route needs the internal key (the gateway calls it).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createService, migrate, openDatabase, openRedis, pingRedis, type Service } from '@codelab/service-kit';
 import type { RuntimeConfig } from './config.ts';
 import { LlmClient } from './llm-client.ts';
 import { createRuntimeMetrics } from './metrics.ts';
 import { registerAgentStream } from './routes/agent-stream.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerApprovalRoutes } from './routes/approvals.ts';
+import { registerEventRoutes } from './routes/events.ts';
+import { registerFrameRoutes } from './routes/frames.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
+import { registeredAgents } from './agents/definitions.ts';
+import { ApprovalPolicy } from './hitl/policy.ts';
+import { AgentContextStore } from './store/agent-context.ts';
+import { ToolCallStore } from './store/tool-calls.ts';
+import { startApprovalExpiry } from './turn/approval-expiry.ts';
+import { MemoryFrameLog, RedisFrameLog, type FrameLog } from './turn/frame-log.ts';
+import { RunningTurns } from './turn/running-turns.ts';
+import { SessionLeases } from './turn/session-lease.ts';
+import type { ConversationServices } from './turn/turn-context.ts';
+import { EventStore } from './store/events.ts';
 import { SessionStore } from './store/sessions.ts';
 
 const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -30,10 +46,15 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   await migrate(db, 'runtime', MIGRATIONS, logger);
   service.addReadinessCheck('database', () => db.ping());
 
+  // Redis, when configured, is what several runtime instances share: the frame log that lets a
+  // client resume on any instance, and the channel that carries a cancel to the instance running
+  // the turn. Without it (the embedded single-process mode) both live in this process.
+  let redis: Redis | undefined;
   if (config.redisUrl) {
-    const redis = openRedis(config.redisUrl, logger);
-    app.addHook('onClose', async () => void redis.disconnect());
-    service.addReadinessCheck('redis', () => pingRedis(redis));
+    const r = openRedis(config.redisUrl, logger);
+    redis = r;
+    app.addHook('onClose', async () => void r.disconnect());
+    service.addReadinessCheck('redis', () => pingRedis(r));
   }
 
   const metrics = createRuntimeMetrics(service.metrics);
@@ -51,6 +72,47 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
 
   const store = new SessionStore(db);
   registerSessionRoutes(app, store);
-  registerAgentStream(app, { store, llm, metrics, heartbeatMs: config.sseHeartbeatInterval * 1000, isDraining: () => service.draining });
+  // Durable events and LLM usage (the engine records into it; never fails a turn). Its writes in
+  // flight finish before the pool closes (onClose hooks run last-registered first).
+  const events = new EventStore(db, { logger, metrics: service.metrics });
+  app.addHook('onClose', () => events.drain());
+  registerAgentRoutes(app, { db, events, multiAgent: config.multiAgentMode });
+  registerApprovalRoutes(app, { db, store });
+  registerEventRoutes(app, { events, store });
+  const frameLog: FrameLog = redis
+    ? new RedisFrameLog(redis, {
+        maxFrames: config.frameLogSize,
+        retentionSeconds: 24 * 3600,
+        runningTtlMs: config.sessionLeaseTtl * 2000,
+        logger,
+        onError: () => metrics.frameLogErrors.inc(),
+      })
+    : new MemoryFrameLog({ maxFrames: config.frameLogSize });
+  app.addHook('onClose', () => frameLog.close());
+  const running = new RunningTurns(frameLog, redis, logger);
+  await running.start();
+  app.addHook('onClose', () => running.close());
+  const leases = new SessionLeases(db, { ttlMs: config.sessionLeaseTtl * 1000, metrics, onRenew: (sessionId) => frameLog.setRunning(sessionId, true) });
+  const services: ConversationServices = {
+    db,
+    sessions: store,
+    toolCalls: new ToolCallStore(db),
+    agentContext: new AgentContextStore(db),
+    events,
+    llm,
+    metrics,
+    policy: ApprovalPolicy.load({ file: config.hitlPolicyFile, inline: config.hitlPolicy }),
+    frameLog,
+    agents: new Map(registeredAgents(config.multiAgentMode).map((a) => [a.type, a])),
+    multiAgentMode: config.multiAgentMode,
+    approvalTimeoutMs: config.approvalTimeout * 1000,
+    historyTokenBudget: config.historyTokenBudget,
+    maxStepsPerTurn: config.maxStepsPerTurn,
+  };
+  const heartbeatMs = config.sseHeartbeatInterval * 1000;
+  registerAgentStream(app, { services, store, leases, running, heartbeatMs, lockTimeoutMs: config.sessionLockTimeout * 1000, isDraining: () => service.draining });
+  registerFrameRoutes(app, { store, frameLog, running, metrics, heartbeatMs });
+  const expiry = startApprovalExpiry(services, leases, logger);
+  app.addHook('onClose', () => expiry.stop());
   return service;
 }

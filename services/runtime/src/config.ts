@@ -14,6 +14,26 @@ export const runtimeSettings = defineSettings({
   llmIdleTimeout: setting.number({ min: 0.1, max: 3600, fallback: 120 }),
   /** SSE keep-alive comment interval while a turn is silent (seconds). */
   sseHeartbeatInterval: setting.number({ min: 0.05, max: 300, fallback: 15 }),
+  /** Seconds a tool call waits for a human's approval before it is rejected as `expired`. */
+  approvalTimeout: setting.number({ min: 0.1, max: 7 * 86_400, fallback: 300 }),
+  /**
+   * Approval policy: a JSON file (`{"default": false, "tools": {"write_file": true, …}, "agents": {"architect": {"write_file": false}}}`)
+   * or the same JSON inline in AGENT_RUNTIME__HITL_POLICY; unset keeps upstream's defaults.
+   */
+  hitlPolicyFile: setting.string(),
+  hitlPolicy: setting.string(),
+  /** Estimated tokens of history sent to the LLM with each call (oldest turns are left out first). */
+  historyTokenBudget: setting.int({ min: 256, max: 2_000_000, fallback: 16_000 }),
+  /** LLM calls one inbound message may cause (agent hops, refused tools) before the turn stops. */
+  maxStepsPerTurn: setting.int({ min: 1, max: 100, fallback: 8 }),
+  /** Seconds a turn waits for another turn of the same session (any instance) to finish. */
+  sessionLockTimeout: setting.number({ min: 0.1, max: 600, fallback: 30 }),
+  /** Seconds a session lease lasts without renewal (a crashed instance's turn frees its session after it). */
+  sessionLeaseTtl: setting.number({ min: 1, max: 3600, fallback: 15 }),
+  /** Frames kept per session for clients that reconnect (in Redis when configured, else in memory). */
+  frameLogSize: setting.int({ min: 10, max: 100_000, fallback: 2000 }),
+  /** Multi-agent mode: orchestrator, coder, architect, debug, ask; false: orchestrator and universal. */
+  multiAgentMode: setting.bool({ fallback: true }),
 });
 
 export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -76,8 +76,11 @@ export class LlmClient {
     return this.opts.model;
   }
 
-  /** Streams one chat completion. The span `chat {model}` covers the whole stream. */
-  async *streamChat(messages: ChatMessage[], signal?: AbortSignal): AsyncGenerator<LlmEvent> {
+  /**
+   * Streams one chat completion. The span `chat {model}` covers the whole stream. `tools` are
+   * OpenAI function specs; `extra` more request fields (e.g. the classifier's temperature).
+   */
+  async *streamChat(messages: ChatMessage[], signal?: AbortSignal, opts: { tools?: unknown[]; extra?: Record<string, unknown> } = {}): AsyncGenerator<LlmEvent> {
     const model = this.opts.model;
     const span = tracer.startSpan(`chat ${model}`, {
       kind: SpanKind.CLIENT,
@@ -93,7 +96,7 @@ export class LlmClient {
           method: 'POST',
           path: '/v1/chat/completions',
           route: '/v1/chat/completions',
-          body: { model, messages, stream: true, stream_options: { include_usage: true } },
+          body: { ...opts.extra, model, messages, stream: true, stream_options: { include_usage: true }, ...(opts.tools?.length ? { tools: opts.tools } : {}) },
           ...(signal ? { signal } : {}),
         }),
       );

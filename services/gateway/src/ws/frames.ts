@@ -2,8 +2,9 @@
  * Parsing and validation of inbound IDE frames. Lenient where upstream was needlessly strict
  * (a missing `role` defaults to "user", `switch_agent` needs no `content`, decisions are
  * case-insensitive); every problem becomes a clear message and the connection stays usable.
+ * Besides upstream's turn frames, the control frames `cancel`, `ping` and `resume` (ours).
  */
-import { INBOUND_FRAME_TYPES, type InboundFrame } from '@codelab/protocol';
+import { CONTROL_FRAME_TYPES, INBOUND_FRAME_TYPES, type ControlFrame, type InboundFrame } from '@codelab/protocol';
 import type { ErrorFactory } from '@codelab/service-kit';
 import { gatewayErrors } from '../errors.ts';
 
@@ -17,6 +18,10 @@ function invalid(type: string, message: string): ParsedFrame {
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string';
+
+const CONTROL = new Set<string>(CONTROL_FRAME_TYPES);
+/** Control frames are answered at once, even while a turn runs; turn frames wait their turn. */
+export const isControlFrame = (frame: InboundFrame): frame is ControlFrame => CONTROL.has(frame.type);
 
 export function parseFrame(text: string): ParsedFrame {
   let raw: unknown;
@@ -56,6 +61,14 @@ export function parseFrame(text: string): ParsedFrame {
       if (!decision || !DECISIONS.has(decision)) return invalid(f.type, 'field "decision" must be approve, edit or reject');
       return { ok: true, frame: { ...f, decision } as unknown as InboundFrame };
     }
+    case 'cancel':
+    case 'ping':
+      return { ok: true, frame: f as unknown as InboundFrame };
+    case 'resume':
+      if (typeof f.last_seq !== 'number' || !Number.isSafeInteger(f.last_seq) || f.last_seq < 0) {
+        return invalid(f.type, 'field "last_seq" is required and must be a non-negative integer');
+      }
+      return { ok: true, frame: f as unknown as InboundFrame };
     default:
       return { ok: false, error: gatewayErrors.GW_ERR_WS_UNKNOWN_TYPE, message: `Unknown message type: ${String(f.type)}` };
   }

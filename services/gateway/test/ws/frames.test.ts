@@ -1,6 +1,6 @@
 /** Parsing of inbound IDE frames: upstream's frames as written are accepted; problems are named. */
 import { describe, expect, it } from 'vitest';
-import { parseFrame } from '../../src/ws/frames.ts';
+import { isControlFrame, parseFrame } from '../../src/ws/frames.ts';
 
 describe('parseFrame', () => {
   describe('accepts the upstream frames as written', () => {
@@ -17,6 +17,29 @@ describe('parseFrame', () => {
       const parsed = parseFrame(text);
       expect(parsed.ok).toBe(true);
       if (parsed.ok) expect(parsed.frame).toMatchObject(JSON.parse(text) as object);
+    });
+  });
+
+  describe('accepts the control frames', () => {
+    it.each([
+      ['cancel', '{"type":"cancel"}'],
+      ['ping', '{"type":"ping"}'],
+      ['ping with a timestamp', '{"type":"ping","timestamp":1717171717}'],
+      ['ping with any timestamp', '{"type":"ping","timestamp":{"sent":"2024-01-01T00:00:00Z"}}'],
+      ['resume', '{"type":"resume","last_seq":0}'],
+      ['resume with a traceparent', '{"type":"resume","last_seq":42,"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'],
+    ])('%s', (_name, text) => {
+      const parsed = parseFrame(text);
+      expect(parsed.ok).toBe(true);
+      if (parsed.ok) {
+        expect(parsed.frame).toEqual(JSON.parse(text));
+        expect(isControlFrame(parsed.frame)).toBe(true);
+      }
+    });
+
+    it('tells turn frames from control frames', () => {
+      const parsed = parseFrame('{"type":"user_message","content":"hi"}');
+      expect(parsed.ok && isControlFrame(parsed.frame)).toBe(false);
     });
   });
 
@@ -42,6 +65,10 @@ describe('parseFrame', () => {
     ['hitl_decision with a bad decision', '{"type":"hitl_decision","call_id":"c","decision":"maybe"}', 'GW_ERR_WS_INVALID_FRAME', /approve, edit or reject/],
     ['hitl_decision without call_id', '{"type":"hitl_decision","decision":"approve"}', 'GW_ERR_WS_INVALID_FRAME', /"call_id" is required/],
     ['tool_result with a non-string error', '{"type":"tool_result","call_id":"c","error":{}}', 'GW_ERR_WS_INVALID_FRAME', /"error" must be a string/],
+    ['resume without last_seq', '{"type":"resume"}', 'GW_ERR_WS_INVALID_FRAME', /"last_seq" is required and must be a non-negative integer/],
+    ['resume with a negative last_seq', '{"type":"resume","last_seq":-1}', 'GW_ERR_WS_INVALID_FRAME', /non-negative integer/],
+    ['resume with a fractional last_seq', '{"type":"resume","last_seq":1.5}', 'GW_ERR_WS_INVALID_FRAME', /non-negative integer/],
+    ['resume with a string last_seq', '{"type":"resume","last_seq":"3"}', 'GW_ERR_WS_INVALID_FRAME', /non-negative integer/],
     ['a non-string traceparent', '{"type":"user_message","content":"x","traceparent":1}', 'GW_ERR_WS_INVALID_FRAME', /traceparent must be a string/],
   ])('rejects %s with %s', (_name, text, code, message) => {
     const parsed = parseFrame(text);

@@ -5,13 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
-import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ServiceMetrics } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createGatewayMetrics } from '../../src/metrics.ts';
 import type { RuntimeClient } from '../../src/runtime-client.ts';
-import { handleConversation } from '../../src/ws/conversation.ts';
+import { handleConversation, type ConversationRequest } from '../../src/ws/conversation.ts';
 
 class StandInSocket extends EventEmitter {
   readonly OPEN = 1;
@@ -40,7 +39,7 @@ describe('handleConversation', () => {
       openTurn: async () => ({ statusCode: 200, headers: {}, body: (async function* () { yield Buffer.from(tokens); })() }),
     } as unknown as RuntimeClient;
     const socket = new StandInSocket();
-    const request = { params: { sessionId: 's1' }, principal: undefined, headers: {}, log: silentLogger() } as unknown as FastifyRequest<{ Params: { sessionId: string } }>;
+    const request = { params: { sessionId: 's1' }, query: {}, principal: undefined, headers: {}, log: silentLogger() } as unknown as ConversationRequest;
     const inFlight = new Set<Promise<void>>();
     handleConversation(socket as unknown as WebSocket, request, { runtime, metrics, serviceMetrics, maxQueuedFrames: 4, maxBufferedBytes: 2048, isDraining: () => false, inFlight });
     socket.emit('message', Buffer.from(JSON.stringify({ type: 'user_message', content: 'hi' })), false);

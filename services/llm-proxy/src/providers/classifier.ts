@@ -5,6 +5,7 @@
  */
 import type { ChatMessage } from '@codelab/protocol';
 import { textOf } from '../mock-llm.ts';
+import { stripDirectives } from './mock-directives.ts';
 
 const KEYWORDS: [agent: string, words: string[]][] = [
   ['coder', ['create', 'write', 'implement', 'fix', 'code', 'refactor', 'modify']],
@@ -27,7 +28,7 @@ function userMessageOf(prompt: string): string {
 
 export function classify(messages: readonly ChatMessage[]): { agent: string; confidence: 'high' | 'low'; reasoning: string } {
   const user = [...messages].reverse().find((m) => m.role === 'user');
-  const text = userMessageOf(user ? textOf(user.content) : '').toLowerCase();
+  const text = stripDirectives(userMessageOf(user ? textOf(user.content) : '')).toLowerCase();
   for (const [agent, words] of KEYWORDS) {
     for (const w of words) {
       if (new RegExp(`\\b${w.replace(/ /g, '\\s+')}\\b`).test(text)) return { agent, confidence: 'high', reasoning: `The message mentions "${w}".` };

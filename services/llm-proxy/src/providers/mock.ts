@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChatCompletionChunk, ChatCompletionRequest, ToolCallDelta } from '@codelab/protocol';
 import type { LlmProxyConfig } from '../config.ts';
 import { errorForStatus, OpenAIError } from '../errors.ts';
-import { countPromptTokens, lastUserText, mockReply, tokenize } from '../mock-llm.ts';
+import { afterToolReply, countPromptTokens, lastRole, lastUserText, mockReply, tokenize } from '../mock-llm.ts';
 import { classify, isClassifierRequest } from './classifier.ts';
 import { parseDirectives, stripDirectives, type MockScript } from './mock-directives.ts';
 import type { Provider, ProviderCall, ProviderEvent, ProviderStream } from './provider.ts';
@@ -71,10 +71,20 @@ export class MockProvider implements Provider {
     }
   }
 
-  /** The script of one request: its directives, then the configured faults. */
+  /**
+   * The script of one request: its directives, then the configured faults. The answer-shaping
+   * directives of the last user message (tool_call, reply, words) script the answer to that
+   * message only: once tool results follow it, the mock answers them instead.
+   */
   script(call: ProviderCall): MockScript {
     const sources = [...headerScripts(call.headers), lastUserText(call.request.messages)];
     const script = parseDirectives(sources);
+    if (lastRole(call.request.messages) !== 'user') {
+      const fromHeaders = parseDirectives(headerScripts(call.headers));
+      script.toolCalls = fromHeaders.toolCalls;
+      script.reply = fromHeaders.reply;
+      script.words = fromHeaders.words;
+    }
     script.errorKey = `${call.request.model}\n${sources.join('\n')}`;
     if (script.problems.length) throw new OpenAIError('LLMP_ERR_INVALID_REQUEST', `mock: ${script.problems.join('; ')}`);
     const c = this.config;
@@ -151,10 +161,14 @@ export class MockProvider implements Provider {
       for (const piece of args.slice(1)) toolDeltas.push({ index, function: { arguments: piece } });
     });
     let text: string;
-    if (script.reply !== undefined) text = script.reply;
+    if (isClassifierRequest(request.messages)) {
+      // the routing classifier always gets its JSON: the user's directives script the agent's answer
+      toolDeltas.length = 0;
+      text = JSON.stringify(classify(request.messages));
+    } else if (script.reply !== undefined) text = script.reply;
     else if (script.words !== undefined) text = Array.from({ length: script.words }, (_, i) => `w${i}`).join(' ');
     else if (script.toolCalls.length) text = '';
-    else if (isClassifierRequest(request.messages)) text = JSON.stringify(classify(request.messages));
+    else if (lastRole(request.messages) === 'tool') text = afterToolReply(request.messages);
     else {
       const cleaned = request.messages.map((m) => (m.role === 'user' && typeof m.content === 'string' ? { ...m, content: stripDirectives(m.content) } : m));
       text = mockReply(cleaned);

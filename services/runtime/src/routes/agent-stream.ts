@@ -1,72 +1,114 @@
 /**
- * POST /agent/message/stream: one inbound IDE frame in, the turn out as SSE (`data: <chunk>`),
- * token by token. Requests that cannot start a turn fail before the stream with a 4xx; once the
- * stream is open every outcome ends with a chunk whose `is_final` is true.
+ * POST /agent/message/stream: one inbound IDE message in, its turn out as SSE (`data: <chunk>`).
+ *
+ * 1. The session: the given id (created on first use, owned by the caller), or a new one for
+ *    `new_session` (then the first frame is `session_info` with its id).
+ * 2. The session lease: one turn per session at a time across every instance (409 when another
+ *    turn keeps it past AGENT_RUNTIME__SESSION_LOCK_TIMEOUT).
+ * 3. `prepare` checks the message against the session's state: a bad message is a 4xx and
+ *    changes nothing.
+ * 4. The turn streams its frames, numbered per session and kept in the frame log; every outcome
+ *    ends with a frame whose `is_final` is true. A caller that goes away does not stop the turn
+ *    (it is completed, stored and logged for a reconnect); a `cancel` does.
  */
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { kitErrors, startSse } from '@codelab/service-kit';
-import { SESSION_ID_PATTERN, type AgentStreamRequest, type StreamChunk } from '@codelab/protocol';
+import { AppError, kitErrors, startSse } from '@codelab/service-kit';
+import { SESSION_ID_PATTERN, type AgentStreamRequest } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
-import type { RuntimeMetrics } from '../metrics.ts';
+import { agentLabel } from '../metrics.ts';
 import type { SessionStore } from '../store/sessions.ts';
-import { answerTurn, type TurnDeps, type TurnOutcome } from '../turn.ts';
+import { cancelled, isCancelled, type TurnOutcome } from '../turn/agent-loop.ts';
+import { prepare, validateMessage } from '../turn/conversation.ts';
+import type { RunningTurns } from '../turn/running-turns.ts';
+import { SessionBusyError, type SessionLeases } from '../turn/session-lease.ts';
+import { TurnContext, type ConversationServices } from '../turn/turn-context.ts';
 import { callerOf } from './sessions.ts';
 
-export interface AgentStreamDeps extends Omit<TurnDeps, 'log'> {
-  heartbeatMs: number;
+export interface AgentStreamDeps {
+  services: ConversationServices;
   store: SessionStore;
-  metrics: RuntimeMetrics;
+  leases: SessionLeases;
+  running: RunningTurns;
+  heartbeatMs: number;
+  lockTimeoutMs: number;
   isDraining: () => boolean;
 }
 
 const bodySchema = {
   type: 'object',
-  required: ['session_id', 'message'],
+  required: ['message'],
   properties: {
     session_id: { type: 'string', pattern: SESSION_ID_PATTERN },
+    new_session: { type: 'boolean' },
     message: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } },
   },
 } as const;
 
 export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps): void {
+  const { services } = deps;
   app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', { schema: { body: bodySchema }, config: { streaming: true } }, async (request, reply) => {
-    const { session_id: sessionId, message } = request.body;
+    const { message } = request.body;
     if (deps.isDraining()) throw kitErrors.ERR_SHUTTING_DOWN('The runtime is shutting down; retry on another instance');
-    if (message.type !== 'user_message') {
-      throw runtimeErrors.RT_ERR_UNSUPPORTED_MESSAGE_TYPE(`Message type '${message.type}' is not supported by this runtime yet`);
+    validateMessage(services, message);
+    const caller = callerOf(request);
+    let sessionId = request.body.session_id;
+    const created = request.body.new_session === true;
+    if (created) {
+      sessionId = randomUUID();
+      await deps.store.create(sessionId, caller ?? null);
+    } else {
+      if (!sessionId) throw runtimeErrors.RT_ERR_INVALID_MESSAGE('session_id is required (or new_session: true)');
+      if (!(await deps.store.getOrCreate(sessionId, caller))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
     }
-    const content = typeof message.content === 'string' ? message.content : '';
-    if (content.trim() === '') throw runtimeErrors.RT_ERR_INVALID_MESSAGE('user_message needs a non-empty content');
 
     const started = performance.now();
-    deps.metrics.activeTurns.inc();
-    let outcome: TurnOutcome | 'error' = 'error';
+    let lease;
     try {
-      // The user's message is stored before anything can fail downstream.
-      const session = await deps.store.getOrCreate(sessionId, callerOf(request));
-      if (!session) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
-      await deps.store.append(sessionId, { role: 'user', content });
-      deps.metrics.messagesPersisted.inc({ role: 'user' });
-
+      lease = await deps.leases.acquire(sessionId, deps.lockTimeoutMs);
+    } catch (err) {
+      if (err instanceof SessionBusyError) throw runtimeErrors.RT_ERR_SESSION_BUSY(err.message);
+      throw err;
+    }
+    let outcome: TurnOutcome | 'refused' = 'refused';
+    let agent = lease.session.current_agent;
+    services.metrics.activeTurns.inc();
+    try {
+      const run = await prepare(services, sessionId, lease.session.current_agent, message);
+      const lastSeq = Math.max(lease.session.frame_seq, await services.frameLog.lastSeq(sessionId).catch(() => 0));
       const sse = startSse(reply);
       const heartbeat = setInterval(() => void sse.comment('keepalive'), deps.heartbeatMs);
-      const emit = async (chunk: StreamChunk): Promise<void> => {
-        if (!sse.closed) await sse.send(chunk);
-      };
+      const turn = deps.running.begin(sessionId);
+      services.frameLog.setRunning(sessionId, true);
+      const t = new TurnContext(services, sessionId, randomUUID(), lease.session.current_agent, lastSeq, turn.signal, request.log.child({ session_id: sessionId }), async (data) => {
+        if (!sse.closed) await sse.raw(`data: ${data}\n\n`);
+      });
       try {
-        outcome = await answerTurn({ ...deps, log: request.log }, sessionId, emit);
+        if (created) await t.emit({ type: 'session_info', session_id: sessionId, content: `Session ${sessionId} created`, is_final: false });
+        outcome = await run(t);
       } catch (err) {
-        request.log.error({ err, session_id: sessionId }, 'turn failed');
-        const { code, def } = runtimeErrors.RT_ERR_INTERNAL;
-        await emit({ type: 'error', error: def.message, content: def.message, code, is_final: true });
+        if (isCancelled(turn.signal)) {
+          outcome = await cancelled(t, undefined, '').catch(() => 'cancelled' as const);
+        } else {
+          outcome = 'error';
+          request.log.error({ err, session_id: sessionId }, 'turn failed');
+          const e = err instanceof AppError ? err : runtimeErrors.RT_ERR_INTERNAL(runtimeErrors.RT_ERR_INTERNAL.def.message);
+          await t.emit({ type: 'error', error: e.message, content: e.message, code: e.code, is_final: true }).catch(() => undefined);
+        }
       } finally {
+        agent = t.agent;
         clearInterval(heartbeat);
+        turn.end();
+        services.frameLog.setRunning(sessionId, false);
+        await services.sessions.setFrameSeq(sessionId, t.lastSeq).catch((err: unknown) => request.log.warn({ err }, 'frame sequence not saved'));
         sse.end();
+        services.events.record({ type: 'agent.processing.completed', sessionId, correlationId: t.correlationId, data: { agent, duration_ms: performance.now() - started, success: outcome !== 'error' && outcome !== 'llm_error' && outcome !== 'persistence_error' } });
       }
     } finally {
-      deps.metrics.activeTurns.dec();
-      deps.metrics.turns.inc({ type: message.type, outcome });
-      deps.metrics.turnDuration.observe({ type: message.type, outcome }, (performance.now() - started) / 1000);
+      await lease.release().catch((err: unknown) => request.log.warn({ err }, 'session lease not released; it expires on its own'));
+      services.metrics.activeTurns.dec();
+      services.metrics.turns.inc({ type: message.type, agent: agentLabel(agent), outcome });
+      services.metrics.turnDuration.observe({ type: message.type, outcome }, (performance.now() - started) / 1000);
     }
   });
 }

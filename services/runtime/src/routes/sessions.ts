@@ -8,13 +8,26 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CALLER_HEADER, SESSION_ID_PATTERN, type SessionAccess } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
-import { historyMessage, summaryOf, visibleTo, type Caller, type SessionStore } from '../store/sessions.ts';
+import { historyMessage, summaryOf, visibleTo, type Caller, type SessionStore, type StoredMessage } from '../store/sessions.ts';
 
 const sessionIdParam = {
   type: 'object',
   required: ['sessionId'],
   properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } },
 } as const;
+
+/** Upstream's MessageDTO (`GET /sessions/:id?include_messages=true`). */
+export function messageDto(m: StoredMessage) {
+  return {
+    id: m.id,
+    role: m.role,
+    content: m.content ?? null,
+    name: m.name ?? null,
+    tool_call_id: m.tool_call_id ?? null,
+    tool_calls: m.tool_calls && m.tool_calls.length ? m.tool_calls : null,
+    created_at: m.created_at.toISOString(),
+  };
+}
 
 /** The user the gateway calls for; undefined when authentication is off. */
 export function callerOf(request: FastifyRequest): Caller {
@@ -61,17 +74,22 @@ export function registerSessionRoutes(app: FastifyInstance, store: SessionStore)
     },
   );
 
-  app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId', { schema: { params: sessionIdParam } }, async (request) => {
-    const row = await visibleSession(request);
-    return {
-      session: {
-        ...summaryOf(row),
-        description: null,
-        created_at: row.created_at.toISOString(),
-        duration_seconds: (row.last_activity.getTime() - row.created_at.getTime()) / 1000,
-      },
-    };
-  });
+  app.get<{ Params: { sessionId: string }; Querystring: { include_messages: boolean } }>(
+    '/sessions/:sessionId',
+    { schema: { params: sessionIdParam, querystring: { type: 'object', properties: { include_messages: { type: 'boolean', default: false } } } } },
+    async (request) => {
+      const row = await visibleSession(request);
+      return {
+        session: {
+          ...summaryOf(row),
+          description: null,
+          messages: request.query.include_messages ? (await store.messages(row.id)).map(messageDto) : null,
+          created_at: row.created_at.toISOString(),
+          duration_seconds: (row.last_activity.getTime() - row.created_at.getTime()) / 1000,
+        },
+      };
+    },
+  );
 
   /** Internal: lets the gateway refuse a WebSocket for someone else's session (close 4403). */
   app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId/access', { schema: { params: sessionIdParam } }, async (request): Promise<SessionAccess> => {

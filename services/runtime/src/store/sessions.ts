@@ -136,6 +136,11 @@ export class SessionStore {
     return { ...msg, id, seq: row.seq, created_at: row.created_at };
   }
 
+  /** The number of the last frame the session's turns sent (see the frame log). */
+  async setFrameSeq(sessionId: string, seq: number): Promise<void> {
+    await this.db.query('UPDATE sessions SET frame_seq = GREATEST(frame_seq, $2) WHERE id = $1', [sessionId, seq]);
+  }
+
   async messages(sessionId: string): Promise<StoredMessage[]> {
     const { rows } = await this.db.query<StoredMessage & { name: string | null; tool_call_id: string | null; tool_calls: unknown[] | null }>(
       `SELECT id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at

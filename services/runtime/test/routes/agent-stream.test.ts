@@ -29,16 +29,27 @@ describe('POST /agent/message/stream refusals', () => {
 
   const post = (payload: unknown) => service.app.inject({ method: 'POST', url: '/agent/message/stream', headers: key, payload: payload as object });
 
-  it('answers 400 for message types this runtime does not handle yet', async () => {
-    const res = await post({ session_id: `s-${randomUUID()}`, message: { type: 'tool_result', call_id: 'c1', result: {} } });
+  it('answers 400 for an unknown message type, and 404 for a tool_result or decision about a call it never made', async () => {
+    const res = await post({ session_id: `s-${randomUUID()}`, message: { type: 'telepathy', content: 'x' } });
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ error: { code: 'RT_ERR_UNSUPPORTED_MESSAGE_TYPE', message: expect.stringContaining('tool_result') } });
+    expect(res.json()).toMatchObject({ error: { code: 'RT_ERR_UNSUPPORTED_MESSAGE_TYPE', message: expect.stringContaining('telepathy') } });
+    const result = await post({ session_id: `s-${randomUUID()}`, message: { type: 'tool_result', call_id: 'c1', result: {} } });
+    expect(result.statusCode).toBe(404);
+    expect(result.json()).toMatchObject({ error: { code: 'RT_ERR_TOOL_CALL_NOT_FOUND' } });
+    const decision = await post({ session_id: `s-${randomUUID()}`, message: { type: 'hitl_decision', call_id: 'c1', decision: 'approve' } });
+    expect(decision.statusCode).toBe(404);
+    const badDecision = await post({ session_id: `s-${randomUUID()}`, message: { type: 'hitl_decision', call_id: 'c1', decision: 'maybe' } });
+    expect(badDecision.json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_MESSAGE', message: 'Invalid HITL decision: maybe' } });
+    const badAgent = await post({ session_id: `s-${randomUUID()}`, message: { type: 'switch_agent', agent_type: 'wizard' } });
+    expect(badAgent.statusCode).toBe(400);
+    expect(badAgent.json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_AGENT' } });
   });
 
   it('answers 400 for an empty user message or a malformed body, before anything is stored', async () => {
     const sessionId = `s-${randomUUID()}`;
     expect((await post({ session_id: sessionId, message: { type: 'user_message', content: '   ' } })).json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_MESSAGE' } });
     expect((await post({ session_id: sessionId })).statusCode).toBe(400);
+    expect((await post({ session_id: sessionId, message: { type: 'user_message', content: 'x', agent_type: 'wizard' } })).json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_AGENT' } });
     expect((await post({ session_id: 'bad id!', message: { type: 'user_message', content: 'x' } })).statusCode).toBe(400);
     const history = await service.app.inject({ method: 'GET', url: `/sessions/${sessionId}/history`, headers: key });
     expect(history.statusCode).toBe(404);

@@ -5,6 +5,7 @@ import type { Service } from '@codelab/service-kit';
 import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { buildApp } from '../../src/app.ts';
 import { readRuntimeConfig } from '../../src/config.ts';
+import { openTestDb } from './fixture.ts';
 
 describe('sessions routes', () => {
   let service: Service;
@@ -91,6 +92,43 @@ describe('sessions routes', () => {
       expect(res.statusCode).toBe(404);
       expect(res.json()).toMatchObject({ error: { code: 'RT_ERR_SESSION_NOT_FOUND' } });
     }
+  });
+
+  it('answers the session detail in upstream shape, with its messages only when include_messages is true', async () => {
+    const caller = { ...key, 'x-codelab-user': `user-${randomUUID()}` };
+    const id = `rt-msg-${randomUUID()}`;
+    expect((await service.app.inject({ method: 'POST', url: '/sessions', headers: caller, payload: { session_id: id } })).statusCode).toBe(201);
+    const db = await openTestDb(inject('databaseUrl'));
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const toolCalls = [{ id: 'call_1', type: 'function', function: { name: 'read_file', arguments: '{"path":"a.py"}' } }];
+    try {
+      await db.query(
+        `INSERT INTO messages (id, session_id, seq, role, content, name, tool_call_id, tool_calls, created_at) VALUES
+           ($2, $1, 1, 'user', 'Read a.py', NULL, NULL, NULL, '2026-01-01T10:00:00Z'),
+           ($3, $1, 2, 'assistant', NULL, NULL, NULL, $5, '2026-01-01T10:00:01Z'),
+           ($4, $1, 3, 'tool', 'print(1)', 'read_file', 'call_1', NULL, '2026-01-01T10:00:02Z')`,
+        [id, ...ids, JSON.stringify(toolCalls)],
+      );
+      await db.query(`UPDATE sessions SET message_count = 3, title = 'Read a.py' WHERE id = $1`, [id]);
+    } finally {
+      await db.close();
+    }
+    const plain = (await service.app.inject({ method: 'GET', url: `/sessions/${id}`, headers: caller })).json();
+    expect(plain.session).toMatchObject({ id, title: 'Read a.py', description: null, message_count: 3, messages: null, is_active: true });
+    expect(Object.keys(plain.session).sort()).toEqual(
+      ['created_at', 'current_agent', 'description', 'duration_seconds', 'id', 'is_active', 'last_activity', 'message_count', 'messages', 'title'].sort(),
+    );
+    for (const qs of ['', '?include_messages=false']) {
+      expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}${qs}`, headers: caller })).json().session.messages).toBeNull();
+    }
+    const full = (await service.app.inject({ method: 'GET', url: `/sessions/${id}?include_messages=true`, headers: caller })).json();
+    expect(full.session.messages).toEqual([
+      { id: ids[0], role: 'user', content: 'Read a.py', name: null, tool_call_id: null, tool_calls: null, created_at: '2026-01-01T10:00:00.000Z' },
+      { id: ids[1], role: 'assistant', content: null, name: null, tool_call_id: null, tool_calls: toolCalls, created_at: '2026-01-01T10:00:01.000Z' },
+      { id: ids[2], role: 'tool', content: 'print(1)', name: 'read_file', tool_call_id: 'call_1', tool_calls: null, created_at: '2026-01-01T10:00:02.000Z' },
+    ]);
+    expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}?include_messages=yes`, headers: caller })).statusCode).toBe(400);
+    expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}?include_messages=true`, headers: { ...key, 'x-codelab-user': 'someone-else' } })).statusCode).toBe(404);
   });
 
   it('reports database and llm-proxy readiness', async () => {

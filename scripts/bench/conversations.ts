@@ -1,0 +1,130 @@
+/**
+ * `npm run bench:conversations`: many IDE conversations at once through the whole platform (each
+ * service its own process): N WebSocket clients, each on its own session, each sending its turns
+ * one after the other, against the mock LLM with fixed delays. Reports turns/s and the time to
+ * first token as the client sees it (message sent → first token frame), next to the mock's own
+ * configured time to first token, so the platform's share is visible.
+ *
+ *   BENCH_CONVERSATIONS=100 BENCH_TURNS=5 BENCH_TTFT_MS=50 BENCH_TOKEN_DELAY_MS=10 BENCH_WORDS=30 \
+ *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:conversations
+ *
+ * Without BENCH_DATABASE_URL an embedded PostgreSQL serves the runtime and auth.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../../packages/service-kit/src/db.ts';
+import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
+import { createUser } from '../../services/auth/src/users.ts';
+import { FrameClient, passwordToken } from '../../test/helpers/stack.ts';
+import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
+
+const CONVERSATIONS = Number(process.env.BENCH_CONVERSATIONS || 100);
+const TURNS = Number(process.env.BENCH_TURNS || 5);
+const TTFT_MS = Number(process.env.BENCH_TTFT_MS ?? 50);
+const TOKEN_DELAY_MS = Number(process.env.BENCH_TOKEN_DELAY_MS ?? 10);
+const WORDS = Number(process.env.BENCH_WORDS || 30);
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+};
+const f1 = (n: number): string => n.toFixed(1);
+
+interface TurnSample {
+  ttftMs: number;
+  totalMs: number;
+  tokens: number;
+}
+
+async function turn(client: FrameClient, content: string): Promise<TurnSample> {
+  const from = client.frames.length;
+  const started = performance.now();
+  let first = 0;
+  const onFrame = (data: Buffer): void => {
+    if (!first && data.includes('"token"')) {
+      first = performance.now();
+      client.ws.off('message', onFrame);
+    }
+  };
+  client.ws.on('message', onFrame);
+  client.send({ type: 'user_message', content, role: 'user' });
+  const frames = await client.until((f) => f.is_final === true, from, 60_000);
+  const final = frames.at(-1)!;
+  if (final.type !== 'assistant_message') throw new Error(`turn failed: ${JSON.stringify(final)}`);
+  return { ttftMs: first - started, totalMs: performance.now() - started, tokens: frames.filter((f) => typeof f.token === 'string').length };
+}
+
+const procs: RunningProcess[] = [];
+let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
+try {
+  let databaseUrl = process.env.BENCH_DATABASE_URL;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(undefined, 24);
+    databaseUrl = embedded.url;
+  }
+  const redis: Record<string, string> = process.env.BENCH_REDIS_URL ? { AGENT_RUNTIME__REDIS_URL: process.env.BENCH_REDIS_URL } : {};
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-bench-conv-'));
+  const common = { CODELAB_DATA_DIR: dataDir };
+  const quiet = (p: string) => ({ [`${p}__LOG_LEVEL`]: 'warn' });
+  const llm = await startProcess('llm-proxy', {
+    ...common,
+    ...quiet('LLM_PROXY'),
+    LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+    LLM_PROXY__MOCK_TTFT_MS: String(TTFT_MS),
+    LLM_PROXY__MOCK_TOKEN_DELAY_MS: String(TOKEN_DELAY_MS),
+    LLM_PROXY__MAX_CONCURRENT_REQUESTS: '1024',
+  });
+  const auth = await startProcess('auth', { ...common, ...quiet('AUTH_SERVICE'), AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AUTH_SERVICE__DB_URL: databaseUrl, AUTH_SERVICE__MASTER_KEY: 'bench-admin-password' });
+  const runtime = await startProcess('runtime', {
+    ...common,
+    ...quiet('AGENT_RUNTIME'),
+    ...redis,
+    AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+    AGENT_RUNTIME__DB_URL: databaseUrl,
+    AGENT_RUNTIME__DB_POOL_SIZE: embedded ? '20' : '30',
+    AGENT_RUNTIME__LLM_PROXY_URL: llm.url,
+  });
+  const gateway = await startProcess('gateway', { ...common, ...quiet('GATEWAY'), GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: runtime.url, GATEWAY__AUTH_SERVICE_URL: auth.url });
+  procs.push(gateway, runtime, auth, llm);
+
+  const user = { username: `bench-${randomUUID()}`, password: randomUUID() };
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  await createUser(pool, { username: user.username, email: `${user.username}@bench.local`, password: user.password });
+  await pool.end();
+  const token = await passwordToken(auth.url, user.username, user.password);
+  console.log(
+    `${CONVERSATIONS} conversations × ${TURNS} turns; mock: TTFT ${TTFT_MS} ms, ${TOKEN_DELAY_MS} ms between tokens, ${WORDS} tokens; database: ${embedded ? 'embedded PGlite' : 'BENCH_DATABASE_URL'}${process.env.BENCH_REDIS_URL ? ', Redis' : ''}`,
+  );
+
+  const clients = await Promise.all(
+    Array.from({ length: CONVERSATIONS }, async () => {
+      const c = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/bench-${randomUUID()}`, { authorization: `Bearer ${token}` });
+      await c.open();
+      return c;
+    }),
+  );
+  // warm-up: every session's first turn (it is routed by the orchestrator: one more LLM call)
+  await Promise.all(clients.map((c) => turn(c, `explain something [[mock:words ${WORDS}]]`)));
+  const samples: TurnSample[] = [];
+  const started = performance.now();
+  await Promise.all(
+    clients.map(async (c, i) => {
+      for (let k = 0; k < TURNS; k++) samples.push(await turn(c, `conversation ${i} turn ${k} [[mock:words ${WORDS}]]`));
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  for (const c of clients) c.close();
+  const ttft = samples.map((s) => s.ttftMs);
+  const total = samples.map((s) => s.totalMs);
+  const ideal = TTFT_MS + TOKEN_DELAY_MS * (WORDS - 1);
+  console.log(`turns: ${samples.length} in ${f1(seconds)} s = ${f1(samples.length / seconds)} turns/s (ideal with no overhead: ${f1((CONVERSATIONS * 1000) / ideal)} turns/s)`);
+  console.log(`client TTFT: p50 ${f1(pct(ttft, 50))} ms  p95 ${f1(pct(ttft, 95))} ms  p99 ${f1(pct(ttft, 99))} ms  (the mock's own: ${TTFT_MS} ms)`);
+  console.log(`platform-added TTFT: p50 ${f1(pct(ttft, 50) - TTFT_MS)} ms  p99 ${f1(pct(ttft, 99) - TTFT_MS)} ms`);
+  console.log(`turn duration: p50 ${f1(pct(total, 50))} ms  p99 ${f1(pct(total, 99))} ms  (the mock alone: ${ideal} ms)`);
+} finally {
+  for (const p of procs) await p.stop();
+  await embedded?.stop();
+}

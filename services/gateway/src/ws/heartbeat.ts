@@ -1,0 +1,77 @@
+/**
+ * Protocol-level heartbeats for every WebSocket of the gateway, on one shared timer (upstream's
+ * uvicorn pinged every 20 s and gave 20 s to answer). A client silent for the heartbeat interval
+ * gets a ping; one that then answers nothing (no pong, no frame) within the close timeout is
+ * terminated as dead, counted (`gateway_ws_dead_peers_total`) and reported to its connection.
+ * One sweep over a map every few seconds keeps 10,000 idle sockets cheap: no timer per socket.
+ */
+import type { WebSocket } from 'ws';
+
+interface Peer {
+  lastSeen: number;
+  /** When the unanswered ping left; undefined while nothing is awaited. */
+  pingedAt: number | undefined;
+  onDead: () => void;
+}
+
+export interface HeartbeatOptions {
+  /** Silence before a ping (ms); 0 turns heartbeats off. */
+  intervalMs: number;
+  /** Time a pinged peer has to answer (ms). */
+  timeoutMs: number;
+  metrics: { deadPeers: { inc(): void } };
+}
+
+export class Heartbeat {
+  private readonly peers = new Map<WebSocket, Peer>();
+  private readonly opts: HeartbeatOptions;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: HeartbeatOptions) {
+    this.opts = opts;
+  }
+
+  /** Sockets being watched. */
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /** Watches a socket until it closes; `onDead` runs just before a silent one is terminated. */
+  track(socket: WebSocket, onDead: () => void): void {
+    if (this.opts.intervalMs <= 0) return;
+    const peer: Peer = { lastSeen: performance.now(), pingedAt: undefined, onDead };
+    const alive = (): void => {
+      peer.lastSeen = performance.now();
+      peer.pingedAt = undefined;
+    };
+    socket.on('pong', alive);
+    socket.on('ping', alive);
+    socket.on('message', alive);
+    socket.once('close', () => this.peers.delete(socket));
+    this.peers.set(socket, peer);
+    this.timer ??= setInterval(() => this.sweep(), Math.max(10, Math.min(this.opts.intervalMs, this.opts.timeoutMs) / 4)).unref();
+  }
+
+  /** One pass: pings the peers silent for an interval, terminates the ones that let a ping time out. */
+  sweep(now = performance.now()): void {
+    for (const [socket, peer] of this.peers) {
+      if (socket.readyState !== socket.OPEN) continue;
+      if (peer.pingedAt !== undefined) {
+        if (now - peer.pingedAt < this.opts.timeoutMs) continue;
+        this.peers.delete(socket);
+        this.opts.metrics.deadPeers.inc();
+        peer.onDead();
+        socket.terminate();
+      } else if (now - peer.lastSeen >= this.opts.intervalMs) {
+        peer.pingedAt = now;
+        socket.ping();
+      }
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.peers.clear();
+  }
+}
