@@ -76,7 +76,8 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   // flight finish before the pool closes (onClose hooks run last-registered first).
   const events = new EventStore(db, { logger, metrics: service.metrics });
   app.addHook('onClose', () => events.drain());
-  registerAgentRoutes(app, { db, events, multiAgent: config.multiAgentMode });
+  const agentContext = new AgentContextStore(db);
+  registerAgentRoutes(app, { contexts: agentContext, events, multiAgent: config.multiAgentMode });
   registerApprovalRoutes(app, { db, store });
   registerEventRoutes(app, { events, store });
   const frameLog: FrameLog = redis
@@ -97,7 +98,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     db,
     sessions: store,
     toolCalls: new ToolCallStore(db),
-    agentContext: new AgentContextStore(db),
+    agentContext,
     events,
     llm,
     metrics,

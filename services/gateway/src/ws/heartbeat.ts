@@ -20,6 +20,8 @@ export interface HeartbeatOptions {
   /** Time a pinged peer has to answer (ms). */
   timeoutMs: number;
   metrics: { deadPeers: { inc(): void } };
+  /** false: no timer, `sweep` is called by the owner (tests drive the clock themselves). */
+  timer?: boolean;
 }
 
 export class Heartbeat {
@@ -49,6 +51,7 @@ export class Heartbeat {
     socket.on('message', alive);
     socket.once('close', () => this.peers.delete(socket));
     this.peers.set(socket, peer);
+    if (this.opts.timer === false) return;
     this.timer ??= setInterval(() => this.sweep(), Math.max(10, Math.min(this.opts.intervalMs, this.opts.timeoutMs) / 4)).unref();
   }
 

@@ -61,7 +61,7 @@ describe('Heartbeat', () => {
   it('pings the silent peers, spares the ones that spoke, terminates the ones that let a ping time out', () => {
     let dead = 0;
     let reported = 0;
-    const hb = new Heartbeat({ intervalMs: 1000, timeoutMs: 500, metrics: { deadPeers: { inc: () => void dead++ } } });
+    const hb = new Heartbeat({ intervalMs: 1000, timeoutMs: 500, metrics: { deadPeers: { inc: () => void dead++ } }, timer: false });
     const quiet = new FakeSocket();
     const answering = new FakeSocket();
     hb.track(quiet as unknown as WebSocket, () => reported++);
@@ -82,7 +82,7 @@ describe('Heartbeat', () => {
   });
 
   it('watches 10,000 idle sockets on one timer, one sweep in a few milliseconds', () => {
-    const hb = new Heartbeat({ intervalMs: 20_000, timeoutMs: 20_000, metrics: { deadPeers: { inc: () => undefined } } });
+    const hb = new Heartbeat({ intervalMs: 20_000, timeoutMs: 20_000, metrics: { deadPeers: { inc: () => undefined } }, timer: false });
     const sockets = Array.from({ length: 10_000 }, () => new FakeSocket());
     for (const s of sockets) hb.track(s as unknown as WebSocket, () => undefined);
     expect(hb.size).toBe(10_000);

@@ -72,6 +72,7 @@ export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps)
     }
     let outcome: TurnOutcome | 'refused' = 'refused';
     let agent = lease.session.current_agent;
+    let frameSeq = 0;
     services.metrics.activeTurns.inc();
     try {
       const run = await prepare(services, sessionId, lease.session.current_agent, message);
@@ -100,12 +101,12 @@ export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps)
         clearInterval(heartbeat);
         turn.end();
         services.frameLog.setRunning(sessionId, false);
-        await services.sessions.setFrameSeq(sessionId, t.lastSeq).catch((err: unknown) => request.log.warn({ err }, 'frame sequence not saved'));
+        frameSeq = t.lastSeq;
         sse.end();
         services.events.record({ type: 'agent.processing.completed', sessionId, correlationId: t.correlationId, data: { agent, duration_ms: performance.now() - started, success: outcome !== 'error' && outcome !== 'llm_error' && outcome !== 'persistence_error' } });
       }
     } finally {
-      await lease.release().catch((err: unknown) => request.log.warn({ err }, 'session lease not released; it expires on its own'));
+      await lease.release(frameSeq).catch((err: unknown) => request.log.warn({ err }, 'session lease not released; it expires on its own (the frame number is taken from the frame log then)'));
       services.metrics.activeTurns.dec();
       services.metrics.turns.inc({ type: message.type, agent: agentLabel(agent), outcome });
       services.metrics.turnDuration.observe({ type: message.type, outcome }, (performance.now() - started) / 1000);

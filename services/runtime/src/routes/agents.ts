@@ -5,15 +5,17 @@
  * and in `agent_switches`, the same tables the turn engine switches agents through; a session the
  * caller does not own answers 404.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { SESSION_ID_PATTERN } from '@codelab/protocol';
-import type { Database, Queryable } from '@codelab/service-kit';
 import { registeredAgents, type AgentDefinition } from '../agents/definitions.ts';
 import { runtimeErrors } from '../errors.ts';
+import { AgentAlreadyActiveError, type AgentContextRow, type AgentContextStore, type AgentSwitch } from '../store/agent-context.ts';
 import type { EventStore } from '../store/events.ts';
-import type { Caller } from '../store/sessions.ts';
 import { callerOf } from './sessions.ts';
+
+function switchDto(s: AgentSwitch): AgentSwitchDto {
+  return { from_agent: s.from_agent, to_agent: s.to_agent, reason: s.reason, switched_at: s.switched_at.toISOString(), confidence: s.confidence };
+}
 
 const sessionIdParam = {
   type: 'object',
@@ -39,33 +41,7 @@ export interface AgentContextDto {
   created_at: string;
 }
 
-interface ContextRow {
-  id: string;
-  current_agent: string;
-  switch_count: number;
-  last_switch_at: Date | null;
-  created_at: Date;
-}
-
-/** The session's context row if the caller may see it (`FOR UPDATE` inside the switch transaction). */
-async function contextRow(q: Queryable, sessionId: string, caller: Caller, forUpdate = false): Promise<ContextRow | undefined> {
-  const { rows } = await q.query<ContextRow>(
-    `SELECT id, current_agent, switch_count, last_switch_at, created_at FROM sessions
-     WHERE id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR owner_sub = $2)${forUpdate ? ' FOR UPDATE' : ''}`,
-    [sessionId, caller ?? null],
-  );
-  return rows[0];
-}
-
-async function switchHistory(q: Queryable, sessionId: string): Promise<AgentSwitchDto[]> {
-  const { rows } = await q.query<{ from_agent: string | null; to_agent: string; reason: string | null; switched_at: Date; confidence: string | null }>(
-    `SELECT from_agent, to_agent, reason, switched_at, confidence FROM agent_switches WHERE session_id = $1 ORDER BY switched_at, id`,
-    [sessionId],
-  );
-  return rows.map((r) => ({ from_agent: r.from_agent, to_agent: r.to_agent, reason: r.reason, switched_at: r.switched_at.toISOString(), confidence: r.confidence }));
-}
-
-function contextDto(row: ContextRow, history: AgentSwitchDto[] | null): AgentContextDto {
+function contextDto(row: AgentContextRow, history: AgentSwitchDto[] | null): AgentContextDto {
   // The context is the session's: it has the session's id (upstream gave it an id of its own).
   return {
     id: row.id,
@@ -82,8 +58,8 @@ export function agentInfo(a: AgentDefinition) {
   return { type: a.type, name: a.name, description: a.description, allowed_tools: [...a.allowedTools], has_file_restrictions: Boolean(a.fileRestrictions?.length) };
 }
 
-export function registerAgentRoutes(app: FastifyInstance, deps: { db: Database; events: EventStore; multiAgent: boolean }): void {
-  const { db, events } = deps;
+export function registerAgentRoutes(app: FastifyInstance, deps: { contexts: AgentContextStore; events: EventStore; multiAgent: boolean }): void {
+  const { contexts, events } = deps;
   const agents = registeredAgents(deps.multiAgent);
   const agentTypes = agents.map((a) => a.type as string);
   const notFound = (sessionId: string) => runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Agent context for session ${sessionId} not found`);
@@ -95,9 +71,9 @@ export function registerAgentRoutes(app: FastifyInstance, deps: { db: Database; 
     { schema: { params: sessionIdParam, querystring: { type: 'object', properties: { include_history: { type: 'boolean', default: false } } } } },
     async (request) => {
       const { sessionId } = request.params;
-      const row = await contextRow(db, sessionId, callerOf(request));
+      const row = await contexts.context(sessionId, callerOf(request));
       if (!row) throw notFound(sessionId);
-      return { context: contextDto(row, request.query.include_history ? await switchHistory(db, row.id) : null) };
+      return { context: contextDto(row, request.query.include_history ? (await contexts.history(row.id)).map(switchDto) : null) };
     },
   );
 
@@ -124,22 +100,16 @@ export function registerAgentRoutes(app: FastifyInstance, deps: { db: Database; 
       if (!agentTypes.includes(target)) {
         throw runtimeErrors.RT_ERR_INVALID_AGENT(`Invalid agent type: '${target}'. Allowed values: ${agentTypes.join(', ')}`);
       }
-      const caller = callerOf(request);
-      const { row, from, history } = await db.transaction(async (tx) => {
-        const current = await contextRow(tx, sessionId, caller, true);
-        if (!current) throw notFound(sessionId);
-        if (current.current_agent === target) throw runtimeErrors.RT_ERR_AGENT_ALREADY_ACTIVE(`Agent '${target}' is already active`);
-        // clock_timestamp(), not now(): a switch that waited for the row lock is later than the one it waited for.
-        const { rows } = await tx.query<ContextRow>(
-          `WITH sw AS (
-             INSERT INTO agent_switches (id, session_id, from_agent, to_agent, reason, confidence, source, switched_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'user', clock_timestamp()) RETURNING switched_at)
-           UPDATE sessions SET current_agent = $4, switch_count = switch_count + 1, last_switch_at = (SELECT switched_at FROM sw)
-           WHERE id = $2 RETURNING id, current_agent, switch_count, last_switch_at, created_at`,
-          [randomUUID(), sessionId, current.current_agent, target, reason, confidence],
-        );
-        return { row: rows[0]!, from: current.current_agent, history: await switchHistory(tx, sessionId) };
-      });
+      let switched;
+      try {
+        switched = await contexts.switchAgent(sessionId, { to: target, reason, confidence, source: 'user' }, { caller: callerOf(request), refuseSame: true });
+      } catch (err) {
+        if (err instanceof AgentAlreadyActiveError) throw runtimeErrors.RT_ERR_AGENT_ALREADY_ACTIVE(err.message);
+        throw err;
+      }
+      if (!switched) throw notFound(sessionId);
+      const { context: row, from } = switched;
+      const history = (await contexts.history(sessionId)).map(switchDto);
       await events.record({
         type: 'agent.switched',
         sessionId,

@@ -193,11 +193,20 @@ function callerScope(caller: Caller, params: unknown[]): string {
   return ` AND session_id IN (SELECT id FROM sessions WHERE owner_sub = $${params.length})`;
 }
 
+const label = (type: string): string => (KNOWN_TYPES.has(type) ? type : 'other');
+
+type QueuedRow = { kind: 'event'; params: unknown[] } | { kind: 'llm'; params: unknown[]; event: unknown[] };
+
+/** Now, to the microsecond (monotonic within the process): events keep the order they were recorded in. */
+function recordedAt(): string {
+  const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+  return new Date(Math.floor(us / 1000)).toISOString().replace('Z', `${String(us % 1000).padStart(3, '0')}Z`);
+}
+
 export class EventStore {
   private readonly logger: Logger;
   private readonly written;
   private readonly failures;
-  private readonly pending = new Set<Promise<void>>();
   /** Writes that failed in this process (they cannot be stored: /events/stats reports them as failed handlers). */
   private failedWrites = 0;
 
@@ -216,22 +225,21 @@ export class EventStore {
 
   /**
    * Writes one event. Never rejects: a failed write is logged and counted. Callers may await it
-   * (the event is stored when it resolves) or not (`drain` waits for it at shutdown).
+   * (the event is stored when it resolves) or not (`drain` waits for it at shutdown). Events are
+   * written in batches (one multi-row INSERT per event-loop turn, one batch at a time), so a busy
+   * runtime spends one round trip on many events; each keeps the time it was recorded at.
    */
   record<T extends EventType>(event: NewEvent<T>): Promise<void> {
-    return this.track(event.type, async () => {
-      await this.db.query(
-        `INSERT INTO events (id, event_type, category, session_id, correlation_id, data, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())`,
-        [randomUUID(), event.type, categoryOf(event.type), event.sessionId ?? null, event.correlationId?.slice(0, 64) ?? null, JSON.stringify(event.data ?? {})],
-      );
+    return this.enqueue(event.type, {
+      kind: 'event',
+      params: [randomUUID(), event.type, categoryOf(event.type), event.sessionId ?? null, event.correlationId?.slice(0, 64) ?? null, JSON.stringify(event.data ?? {}), recordedAt()],
     });
   }
 
   /**
    * Writes one LLM call of a session (upstream's SessionMetricsCollector) together with its
-   * `llm.request.completed` or `llm.request.failed` event, in one statement. Do not record those
-   * two events separately. Never rejects.
+   * `llm.request.completed` or `llm.request.failed` event, in the same batch statement. Do not
+   * record those two events separately. Never rejects.
    */
   recordLlmRequest(r: LlmRequestRecord): Promise<void> {
     const type: EventType = r.success ? 'llm.request.completed' : 'llm.request.failed';
@@ -247,54 +255,99 @@ export class EventStore {
           has_tool_calls: r.hasToolCalls,
         }
       : { model: r.model, agent: r.agent, duration_ms: durationMs, error: r.error ?? 'unknown error' };
-    return this.track(type, async () => {
-      await this.db.query(
-        `WITH r AS (
-           INSERT INTO llm_requests (id, session_id, agent, model, duration_ms, prompt_tokens, completion_tokens, has_tool_calls, success, error, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
-           RETURNING session_id, created_at)
-         INSERT INTO events (id, event_type, category, session_id, correlation_id, data, created_at)
-         SELECT $11, $12, 'metrics', r.session_id, $13, $14, r.created_at FROM r`,
-        [
-          randomUUID(),
-          r.sessionId,
-          r.agent,
-          r.model,
-          durationMs,
-          Math.max(0, Math.trunc(r.promptTokens)),
-          Math.max(0, Math.trunc(r.completionTokens)),
-          r.hasToolCalls,
-          r.success,
-          r.success ? null : (r.error ?? 'unknown error'),
-          randomUUID(),
-          type,
-          r.correlationId?.slice(0, 64) ?? null,
-          JSON.stringify(data),
-        ],
-      );
+    const at = recordedAt();
+    return this.enqueue(type, {
+      kind: 'llm',
+      params: [
+        randomUUID(),
+        r.sessionId,
+        r.agent,
+        r.model,
+        durationMs,
+        Math.max(0, Math.trunc(r.promptTokens)),
+        Math.max(0, Math.trunc(r.completionTokens)),
+        r.hasToolCalls,
+        r.success,
+        r.success ? null : (r.error ?? 'unknown error'),
+        at,
+      ],
+      event: [randomUUID(), type, 'metrics', r.sessionId, r.correlationId?.slice(0, 64) ?? null, JSON.stringify(data), at],
     });
   }
 
   /** Waits for the writes in flight (shutdown: before the pool closes). */
   async drain(): Promise<void> {
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
+    while (this.queue.length || this.flushing) await this.flushing ?? this.flush();
   }
 
-  private track(type: EventType, write: () => Promise<void>): Promise<void> {
-    const label = KNOWN_TYPES.has(type) ? type : 'other';
-    const job = (async () => {
+  private queue: { type: EventType; row: QueuedRow; done: () => void }[] = [];
+  private flushing: Promise<void> | undefined;
+  private scheduled = false;
+
+  private enqueue(type: EventType, row: QueuedRow): Promise<void> {
+    return new Promise<void>((done) => {
+      this.queue.push({ type, row, done });
+      if (!this.scheduled && !this.flushing) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          void this.flush();
+        });
+      }
+    });
+  }
+
+  /** Writes what is queued, one batch at a time (the next batch starts when this one ends). */
+  private flush(): Promise<void> {
+    if (this.flushing || !this.queue.length) return this.flushing ?? Promise.resolve();
+    const batch = this.queue.splice(0, 500);
+    this.flushing = (async () => {
       try {
-        await write();
-        this.written.inc({ type: label });
+        try {
+          await this.writeBatch(batch.map((b) => b.row));
+          for (const b of batch) this.written.inc({ type: label(b.type) });
+        } catch (err) {
+          if (batch.length === 1) throw err;
+          // one bad row (say, a session deleted meanwhile) must not cost the others: one by one
+          for (const b of batch) {
+            try {
+              await this.writeBatch([b.row]);
+              this.written.inc({ type: label(b.type) });
+            } catch (e) {
+              this.failed(b.type, e);
+            }
+          }
+        }
       } catch (err) {
-        this.failedWrites += 1;
-        this.failures.inc({ type: label });
-        this.logger.warn({ err, event_type: type }, 'event could not be written; continuing without it');
+        this.failed(batch[0]!.type, err);
+      } finally {
+        for (const b of batch) b.done();
+        this.flushing = undefined;
+        if (this.queue.length) void this.flush();
       }
     })();
-    this.pending.add(job);
-    void job.finally(() => this.pending.delete(job));
-    return job;
+    return this.flushing;
+  }
+
+  private failed(type: EventType, err: unknown): void {
+    this.failedWrites += 1;
+    this.failures.inc({ type: label(type) });
+    this.logger.warn({ err, event_type: type }, 'event could not be written; continuing without it');
+  }
+
+  private async writeBatch(rows: QueuedRow[]): Promise<void> {
+    const events = rows.map((r) => (r.kind === 'event' ? r.params : r.event));
+    const llm = rows.filter((r): r is Extract<QueuedRow, { kind: 'llm' }> => r.kind === 'llm').map((r) => r.params);
+    const col = (xs: unknown[][], i: number): unknown[] => xs.map((x) => x[i]);
+    await this.db.query(
+      `WITH l AS (
+         INSERT INTO llm_requests (id, session_id, agent, model, duration_ms, prompt_tokens, completion_tokens, has_tool_calls, success, error, created_at)
+         SELECT * FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::text[], $18::timestamptz[])
+         RETURNING 1)
+       INSERT INTO events (id, event_type, category, session_id, correlation_id, data, created_at)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])`,
+      [...[0, 1, 2, 3, 4, 5, 6].map((i) => col(events, i)), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => col(llm, i))],
+    );
   }
 
   // ---- reads ----

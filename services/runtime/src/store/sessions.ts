@@ -85,9 +85,11 @@ export class SessionStore {
    * Undefined when the id belongs to someone else.
    */
   async getOrCreate(id: string, caller: Caller): Promise<SessionRow | undefined> {
+    const existing = await this.find(id); // the common case: one read, no write
+    if (existing) return visibleTo(existing, caller) ? existing : undefined;
     const created = await this.create(id, caller ?? null);
     if (created) return created;
-    return this.get(id, caller);
+    return this.get(id, caller); // created meanwhile by another request
   }
 
   async list(opts: { limit: number; offset: number; activeOnly: boolean; caller: Caller }): Promise<{ sessions: SessionRow[]; total: number }> {
@@ -134,11 +136,6 @@ export class SessionStore {
     const row = rows[0];
     if (!row) throw new Error(`session ${sessionId} not found`);
     return { ...msg, id, seq: row.seq, created_at: row.created_at };
-  }
-
-  /** The number of the last frame the session's turns sent (see the frame log). */
-  async setFrameSeq(sessionId: string, seq: number): Promise<void> {
-    await this.db.query('UPDATE sessions SET frame_seq = GREATEST(frame_seq, $2) WHERE id = $1', [sessionId, seq]);
   }
 
   async messages(sessionId: string): Promise<StoredMessage[]> {

@@ -36,8 +36,8 @@ async function fail(t: TurnContext, code: keyof typeof runtimeErrors, message: s
 }
 
 export async function switchAgent(t: TurnContext, to: AgentType, s: { reason: string; confidence: string; source: SwitchSource; isFinal: boolean; method?: string }): Promise<void> {
-  const from = t.agent;
-  await t.services.agentContext.switchAgent(t.sessionId, { from, to, reason: s.reason, confidence: s.confidence, source: s.source });
+  const switched = await t.services.agentContext.switchAgent(t.sessionId, { to, reason: s.reason, confidence: s.confidence, source: s.source });
+  const from = switched?.from ?? t.agent;
   t.agent = to;
   t.services.metrics.agentSwitches.inc({ source: s.source, from: agentLabel(from), to: agentLabel(to) });
   t.event('agent.switched', { from_agent: from, to_agent: to, reason: s.reason, confidence: s.confidence, source: s.source });

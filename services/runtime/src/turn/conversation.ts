@@ -124,13 +124,16 @@ export async function prepare(services: ConversationServices, sessionId: string,
       return async (t) => {
         // calls the IDE never answered get an answer first: the history stays valid for the LLM
         const open = await services.toolCalls.open(sessionId);
-        await services.db.transaction(async (tx) => {
-          for (const row of open) {
-            if (!(await services.toolCalls.transition(sessionId, row.call_id, OPEN_STATUSES, 'superseded', { decisionReason: 'superseded', completed: true }, tx))) continue;
-            await services.sessions.append(sessionId, { role: 'tool', content: supersedeContent(row), tool_call_id: row.call_id, name: row.tool_name }, tx);
-          }
-          await services.sessions.append(sessionId, { role: 'user', content }, tx);
-        });
+        if (!open.length) await services.sessions.append(sessionId, { role: 'user', content });
+        else {
+          await services.db.transaction(async (tx) => {
+            for (const row of open) {
+              if (!(await services.toolCalls.transition(sessionId, row.call_id, OPEN_STATUSES, 'superseded', { decisionReason: 'superseded', completed: true }, tx))) continue;
+              await services.sessions.append(sessionId, { role: 'tool', content: supersedeContent(row), tool_call_id: row.call_id, name: row.tool_name }, tx);
+            }
+            await services.sessions.append(sessionId, { role: 'user', content }, tx);
+          });
+        }
         for (const row of open) services.metrics.toolCalls.inc({ tool: toolLabel(row.tool_name), outcome: 'superseded' });
         services.metrics.messagesPersisted.inc({ role: 'user' });
         if (asked && asked !== t.agent) await switchAgent(t, asked as AgentType, { reason: 'User requested agent switch', confidence: 'high', source: 'user', isFinal: false });

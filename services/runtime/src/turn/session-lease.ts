@@ -20,7 +20,8 @@ export interface Lease {
   readonly session: LeasedSession;
   /** False once a renewal found the lease taken over (the turn should stop writing). */
   readonly held: boolean;
-  release(): Promise<void>;
+  /** Frees the session; `frameSeq` (the turn's last frame number) is saved in the same statement. */
+  release(frameSeq?: number): Promise<void>;
 }
 
 export class SessionLeases {
@@ -91,10 +92,14 @@ export class SessionLeases {
       get held() {
         return held;
       },
-      release: async () => {
+      release: async (frameSeq = 0) => {
         clearInterval(renew);
         try {
-          await this.db.query(`UPDATE sessions SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2`, [sessionId, owner]);
+          await this.db.query(`UPDATE sessions SET lease_owner = NULL, lease_until = NULL, frame_seq = GREATEST(frame_seq, $3) WHERE id = $1 AND lease_owner = $2`, [
+            sessionId,
+            owner,
+            frameSeq,
+          ]);
         } finally {
           for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
         }

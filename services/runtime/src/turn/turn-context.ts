@@ -11,25 +11,13 @@ import type { ApprovalPolicy } from '../hitl/policy.ts';
 import type { LlmClient } from '../llm-client.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { AgentContextStore } from '../store/agent-context.ts';
+import type { EventData, EventStore, EventType } from '../store/events.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { FrameLog } from './frame-log.ts';
 
-/** Where turns report what happened (durable events and per-session LLM usage). */
-export interface EventSink {
-  record(e: { type: string; sessionId?: string; correlationId?: string; data: Record<string, unknown> }): unknown;
-  recordLlmRequest(r: {
-    sessionId: string;
-    agent: string;
-    model: string;
-    durationMs: number;
-    promptTokens: number;
-    completionTokens: number;
-    hasToolCalls: boolean;
-    success: boolean;
-    error?: string;
-  }): unknown;
-}
+/** Where turns report what happened: durable events and per-session LLM usage (never fails a turn). */
+export type EventSink = Pick<EventStore, 'record' | 'recordLlmRequest'>;
 
 export interface ConversationServices {
   db: Database;
@@ -84,7 +72,7 @@ export class TurnContext {
     await this.write(data);
   }
 
-  event(type: string, data: Record<string, unknown>): void {
-    this.services.events.record({ type, sessionId: this.sessionId, correlationId: this.correlationId, data });
+  event<T extends EventType>(type: T, data: EventData<T>): void {
+    void this.services.events.record({ type, sessionId: this.sessionId, correlationId: this.correlationId, data });
   }
 }
