@@ -109,6 +109,21 @@ try {
   // warm-up: every session's first turn (it is routed by the orchestrator: one more LLM call)
   await Promise.all(clients.map((c) => turn(c, `explain something [[mock:words ${WORDS}]]`)));
   const samples: TurnSample[] = [];
+  // sampled while the turns run: the runtime's waiting database requests and event-loop lag
+  const gauge = async (url: string, name: string): Promise<number> => {
+    const line = (await (await fetch(`${url}/metrics`)).text()).split('\n').find((l) => l.startsWith(name));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
+  };
+  const peaks = { pending: 0, lagRuntime: 0, lagGateway: 0 };
+  const sampler = setInterval(() => {
+    void Promise.all([gauge(runtime.url, 'db_client_connection_pending_requests'), gauge(runtime.url, 'nodejs_eventloop_lag_p99_seconds'), gauge(gateway.url, 'nodejs_eventloop_lag_p99_seconds')])
+      .then(([p, lr, lg]) => {
+        peaks.pending = Math.max(peaks.pending, p);
+        peaks.lagRuntime = Math.max(peaks.lagRuntime, lr * 1000);
+        peaks.lagGateway = Math.max(peaks.lagGateway, lg * 1000);
+      })
+      .catch(() => undefined);
+  }, 250);
   const started = performance.now();
   await Promise.all(
     clients.map(async (c, i) => {
@@ -116,7 +131,7 @@ try {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  for (const c of clients) c.close();
+  clearInterval(sampler);
   const ttft = samples.map((s) => s.ttftMs);
   const total = samples.map((s) => s.totalMs);
   const ideal = TTFT_MS + TOKEN_DELAY_MS * (WORDS - 1);
@@ -124,6 +139,28 @@ try {
   console.log(`client TTFT: p50 ${f1(pct(ttft, 50))} ms  p95 ${f1(pct(ttft, 95))} ms  p99 ${f1(pct(ttft, 99))} ms  (the mock's own: ${TTFT_MS} ms)`);
   console.log(`platform-added TTFT: p50 ${f1(pct(ttft, 50) - TTFT_MS)} ms  p99 ${f1(pct(ttft, 99) - TTFT_MS)} ms`);
   console.log(`turn duration: p50 ${f1(pct(total, 50))} ms  p99 ${f1(pct(total, 99))} ms  (the mock alone: ${ideal} ms)`);
+  // where the time goes, from the services' own histograms (means over the whole run)
+  const mean = async (url: string, name: string, match = ''): Promise<string> => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const sum = (suffix: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}_${suffix}`) && l.includes(match))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    const count = sum('count');
+    return count ? `${f1((sum('sum') / count) * 1000)} ms` : 'n/a';
+  };
+  console.log(
+    [
+      `means: gateway TTFT ${await mean(gateway.url, 'gateway_turn_time_to_first_token_seconds')}`,
+      `runtime lease wait ${await mean(runtime.url, 'runtime_session_lock_wait_seconds')}`,
+      `runtime → LLM first chunk ${await mean(runtime.url, 'gen_ai_client_operation_time_to_first_chunk_seconds')}`,
+      `llm-proxy TTFT ${await mean(llm.url, 'gen_ai_server_time_to_first_token_seconds')}`,
+      `runtime db query ${await mean(runtime.url, 'db_client_operation_duration_seconds')}`,
+      `peaks while running: runtime db requests waiting for a connection ${peaks.pending}, event-loop lag p99 runtime ${f1(peaks.lagRuntime)} ms, gateway ${f1(peaks.lagGateway)} ms`,
+    ].join('; '),
+  );
+  for (const c of clients) c.close();
 } finally {
   for (const p of procs) await p.stop();
   await embedded?.stop();

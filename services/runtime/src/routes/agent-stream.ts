@@ -52,31 +52,34 @@ export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps)
     if (deps.isDraining()) throw kitErrors.ERR_SHUTTING_DOWN('The runtime is shutting down; retry on another instance');
     validateMessage(services, message);
     const caller = callerOf(request);
+    const started = performance.now();
     let sessionId = request.body.session_id;
     const created = request.body.new_session === true;
-    if (created) {
-      sessionId = randomUUID();
-      await deps.store.create(sessionId, caller ?? null);
-    } else {
-      if (!sessionId) throw runtimeErrors.RT_ERR_INVALID_MESSAGE('session_id is required (or new_session: true)');
-      if (!(await deps.store.getOrCreate(sessionId, caller))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
+    // the common case is one statement: an existing session of the caller's, free
+    let lease = !created && sessionId ? await deps.leases.tryAcquire(sessionId, caller) : undefined;
+    if (!lease) {
+      if (created) {
+        sessionId = randomUUID();
+        await deps.store.create(sessionId, caller ?? null);
+      } else {
+        if (!sessionId) throw runtimeErrors.RT_ERR_INVALID_MESSAGE('session_id is required (or new_session: true)');
+        if (!(await deps.store.getOrCreate(sessionId, caller))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
+      }
+      try {
+        lease = await deps.leases.acquire(sessionId!, deps.lockTimeoutMs);
+      } catch (err) {
+        if (err instanceof SessionBusyError) throw runtimeErrors.RT_ERR_SESSION_BUSY(err.message);
+        throw err;
+      }
     }
-
-    const started = performance.now();
-    let lease;
-    try {
-      lease = await deps.leases.acquire(sessionId, deps.lockTimeoutMs);
-    } catch (err) {
-      if (err instanceof SessionBusyError) throw runtimeErrors.RT_ERR_SESSION_BUSY(err.message);
-      throw err;
-    }
+    sessionId = sessionId!;
     let outcome: TurnOutcome | 'refused' = 'refused';
     let agent = lease.session.current_agent;
     let frameSeq = 0;
     services.metrics.activeTurns.inc();
     try {
-      const run = await prepare(services, sessionId, lease.session.current_agent, message);
-      const lastSeq = Math.max(lease.session.frame_seq, await services.frameLog.lastSeq(sessionId).catch(() => 0));
+      const [run, logged] = await Promise.all([prepare(services, sessionId, lease.session, message), services.frameLog.lastSeq(sessionId).catch(() => 0)]);
+      const lastSeq = Math.max(lease.session.frame_seq, logged);
       const sse = startSse(reply);
       const heartbeat = setInterval(() => void sse.comment('keepalive'), deps.heartbeatMs);
       const turn = deps.running.begin(sessionId);

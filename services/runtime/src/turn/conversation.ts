@@ -18,6 +18,7 @@ import { toolLabel } from '../metrics.ts';
 import type { ToolCallRow, ToolCallStatus } from '../store/tool-calls.ts';
 import { OPEN_STATUSES } from '../store/tool-calls.ts';
 import { runAgent, sendToolCall, switchAgent, type TurnOutcome } from './agent-loop.ts';
+import type { LeasedSession } from './session-lease.ts';
 import type { ConversationServices, TurnContext } from './turn-context.ts';
 
 export type PreparedTurn = (t: TurnContext) => Promise<TurnOutcome>;
@@ -115,15 +116,16 @@ export function validateMessage(services: ConversationServices, message: TurnFra
   throw runtimeErrors.RT_ERR_UNSUPPORTED_MESSAGE_TYPE(`Unsupported message type: ${String((message as { type?: unknown }).type)}`);
 }
 
-export async function prepare(services: ConversationServices, sessionId: string, currentAgent: string, message: TurnFrame): Promise<PreparedTurn> {
+export async function prepare(services: ConversationServices, sessionId: string, session: LeasedSession, message: TurnFrame): Promise<PreparedTurn> {
   validateMessage(services, message);
+  const currentAgent = session.current_agent;
   switch (message.type) {
     case 'user_message': {
       const content = message.content;
       const asked = message.agent_type;
       return async (t) => {
         // calls the IDE never answered get an answer first: the history stays valid for the LLM
-        const open = await services.toolCalls.open(sessionId);
+        const open = session.open_tool_calls > 0 ? await services.toolCalls.open(sessionId) : [];
         if (!open.length) await services.sessions.append(sessionId, { role: 'user', content });
         else {
           await services.db.transaction(async (tx) => {

@@ -6,7 +6,7 @@
  * memory otherwise (the embedded single-process mode). Appends never block or fail a turn: a
  * frame the log could not keep only costs a reconnecting client that frame.
  */
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 export interface LoggedFrame {
@@ -127,18 +127,39 @@ export class RedisFrameLog implements FrameLog {
     this.opts.logger.warn({ err: { message: (err as Error).message } }, 'frame log write failed (reconnecting clients may miss frames)');
   };
 
-  append(sessionId: string, frame: LoggedFrame): void {
-    const key = framesKey(sessionId);
-    this.redis
-      .multi()
-      .xadd(key, 'MAXLEN', '~', String(this.opts.maxFrames), '*', 'seq', String(frame.seq), 'data', frame.data, 'final', frame.final ? '1' : '0')
-      .expire(key, this.opts.retentionSeconds)
+  /** Commands of this event-loop turn, sent as one pipeline in order (frames before the flag that ends a turn). */
+  private batch: ((p: ChainableCommander) => void)[] = [];
+  private readonly touched = new Set<string>();
+
+  private queue(cmd: (p: ChainableCommander) => void, key?: string): void {
+    if (!this.batch.length) setImmediate(() => void this.flush());
+    this.batch.push(cmd);
+    if (key) this.touched.add(key);
+  }
+
+  private flush(): Promise<void> {
+    if (!this.batch.length) return Promise.resolve();
+    const p = this.redis.pipeline();
+    for (const cmd of this.batch.splice(0)) cmd(p);
+    for (const key of this.touched) p.expire(key, this.opts.retentionSeconds);
+    this.touched.clear();
+    return p
       .exec()
+      .then((results) => {
+        const failed = results?.find(([err]) => err)?.[0];
+        if (failed) this.failed(failed);
+      })
       .catch(this.failed);
   }
 
+  append(sessionId: string, frame: LoggedFrame): void {
+    const key = framesKey(sessionId);
+    this.queue((p) => p.xadd(key, 'MAXLEN', '~', String(this.opts.maxFrames), '*', 'seq', String(frame.seq), 'data', frame.data, 'final', frame.final ? '1' : '0'), key);
+  }
+
   setRunning(sessionId: string, running: boolean): void {
-    (running ? this.redis.set(runningKey(sessionId), '1', 'PX', this.opts.runningTtlMs) : this.redis.del(runningKey(sessionId))).catch(this.failed);
+    const key = runningKey(sessionId);
+    this.queue((p) => (running ? p.set(key, '1', 'PX', this.opts.runningTtlMs) : p.del(key)));
   }
 
   async isRunning(sessionId: string): Promise<boolean> {
@@ -179,7 +200,9 @@ export class RedisFrameLog implements FrameLog {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.flush();
+  }
 }
 
 function fieldsOf(raw: string[]): Record<string, string> {

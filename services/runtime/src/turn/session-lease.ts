@@ -12,6 +12,8 @@ import type { RuntimeMetrics } from '../metrics.ts';
 export interface LeasedSession {
   current_agent: string;
   frame_seq: number;
+  /** Tool calls still waiting for the IDE or a human. */
+  open_tool_calls: number;
 }
 
 export class SessionBusyError extends Error {}
@@ -33,14 +35,29 @@ export class SessionLeases {
     private readonly opts: { ttlMs: number; metrics: RuntimeMetrics; onRenew?: (sessionId: string) => void },
   ) {}
 
-  private async tryTake(sessionId: string, owner: string): Promise<LeasedSession | undefined> {
-    const { rows } = await this.db.query<{ current_agent: string; frame_seq: string }>(
+  /** One attempt: the session's lease if it is free (and the caller's, when a caller is given). */
+  private async tryTake(sessionId: string, owner: string, caller?: string): Promise<LeasedSession | undefined> {
+    const { rows } = await this.db.query<{ current_agent: string; frame_seq: string; open_tool_calls: string }>(
       `UPDATE sessions SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond'
-       WHERE id = $1 AND (lease_owner IS NULL OR lease_until < now()) RETURNING current_agent, frame_seq`,
-      [sessionId, owner, this.opts.ttlMs],
+       WHERE id = $1 AND deleted_at IS NULL AND ($4::text IS NULL OR owner_sub = $4) AND (lease_owner IS NULL OR lease_until < now())
+       RETURNING current_agent, frame_seq,
+         (SELECT count(*) FROM tool_calls WHERE session_id = $1 AND status IN ('queued', 'pending_approval', 'approved', 'awaiting_result')) AS open_tool_calls`,
+      [sessionId, owner, this.opts.ttlMs, caller ?? null],
     );
     const row = rows[0];
-    return row ? { current_agent: row.current_agent, frame_seq: Number(row.frame_seq) } : undefined;
+    return row ? { current_agent: row.current_agent, frame_seq: Number(row.frame_seq), open_tool_calls: Number(row.open_tool_calls) } : undefined;
+  }
+
+  /**
+   * The fast path of a turn: one statement takes the lease of an existing, free session of the
+   * caller. Undefined when the session is missing, someone else's or busy (then `acquire`).
+   */
+  async tryAcquire(sessionId: string, caller?: string): Promise<Lease | undefined> {
+    const owner = `${this.instance}:${randomUUID().slice(0, 8)}`;
+    const session = await this.tryTake(sessionId, owner, caller);
+    if (!session) return undefined;
+    this.opts.metrics.sessionLockWait.observe(0);
+    return this.hold(sessionId, owner, session);
   }
 
   /** Waits up to `timeoutMs` for the session; SessionBusyError when another turn keeps it. */
