@@ -22,6 +22,7 @@ import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
 import { hashPassword, SCRYPT_PARAMS, verifyPassword } from '../../services/auth/src/passwords.ts';
 import { createUser } from '../../services/auth/src/users.ts';
 import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
+import { pct } from './timing.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_AUTH_CONCURRENCY || 8);
 const PASSWORD_REQUESTS = Number(process.env.BENCH_AUTH_PASSWORD_REQUESTS || 100);
@@ -36,10 +37,6 @@ interface Result {
   latenciesMs: number[];
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 const rps = (r: Result): number => r.requests / r.seconds;
 

@@ -20,6 +20,7 @@ import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
 import { createUser } from '../../services/auth/src/users.ts';
 import { FrameClient, passwordToken } from '../../test/helpers/stack.ts';
 import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
+import { pct, timedTurn, type TimedTurn } from './timing.ts';
 
 const CONVERSATIONS = Number(process.env.BENCH_CONVERSATIONS || 100);
 const TURNS = Number(process.env.BENCH_TURNS || 5);
@@ -27,35 +28,7 @@ const TTFT_MS = Number(process.env.BENCH_TTFT_MS ?? 50);
 const TOKEN_DELAY_MS = Number(process.env.BENCH_TOKEN_DELAY_MS ?? 10);
 const WORDS = Number(process.env.BENCH_WORDS || 30);
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-};
 const f1 = (n: number): string => n.toFixed(1);
-
-interface TurnSample {
-  ttftMs: number;
-  totalMs: number;
-  tokens: number;
-}
-
-async function turn(client: FrameClient, content: string): Promise<TurnSample> {
-  const from = client.frames.length;
-  const started = performance.now();
-  let first = 0;
-  const onFrame = (data: Buffer): void => {
-    if (!first && data.includes('"token"')) {
-      first = performance.now();
-      client.ws.off('message', onFrame);
-    }
-  };
-  client.ws.on('message', onFrame);
-  client.send({ type: 'user_message', content, role: 'user' });
-  const frames = await client.until((f) => f.is_final === true, from, 60_000);
-  const final = frames.at(-1)!;
-  if (final.type !== 'assistant_message') throw new Error(`turn failed: ${JSON.stringify(final)}`);
-  return { ttftMs: first - started, totalMs: performance.now() - started, tokens: frames.filter((f) => typeof f.token === 'string').length };
-}
 
 const procs: RunningProcess[] = [];
 let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
@@ -107,8 +80,8 @@ try {
     }),
   );
   // warm-up: every session's first turn (it is routed by the orchestrator: one more LLM call)
-  await Promise.all(clients.map((c) => turn(c, `explain something [[mock:words ${WORDS}]]`)));
-  const samples: TurnSample[] = [];
+  await Promise.all(clients.map((c) => timedTurn(c, `explain something [[mock:words ${WORDS}]]`)));
+  const samples: TimedTurn[] = [];
   // sampled while the turns run: the runtime's waiting database requests and event-loop lag
   const gauge = async (url: string, name: string): Promise<number> => {
     const line = (await (await fetch(`${url}/metrics`)).text()).split('\n').find((l) => l.startsWith(name));
@@ -127,7 +100,7 @@ try {
   const started = performance.now();
   await Promise.all(
     clients.map(async (c, i) => {
-      for (let k = 0; k < TURNS; k++) samples.push(await turn(c, `conversation ${i} turn ${k} [[mock:words ${WORDS}]]`));
+      for (let k = 0; k < TURNS; k++) samples.push(await timedTurn(c, `conversation ${i} turn ${k} [[mock:words ${WORDS}]]`));
     }),
   );
   const seconds = (performance.now() - started) / 1000;

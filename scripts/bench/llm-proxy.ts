@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
 import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
+import { pct } from './timing.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 20);
 const WORDS = Number(process.env.BENCH_WORDS || 100);
@@ -24,10 +25,6 @@ interface Sample {
   tokens: number;
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-};
 const f2 = (n: number): string => n.toFixed(2);
 
 const body = JSON.stringify({ model: 'fake-llm', stream: true, messages: [{ role: 'user', content: `bench [[mock:words ${WORDS}]]` }] });

@@ -17,6 +17,7 @@ import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
 import { createUser } from '../../services/auth/src/users.ts';
 import { FrameClient, passwordToken } from '../../test/helpers/stack.ts';
 import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
+import { pct, timedTurn } from './timing.ts';
 
 const TURNS = Number(process.env.BENCH_TURNS || 100);
 const WARMUP = Math.min(20, TURNS);
@@ -28,10 +29,6 @@ interface Sample {
   totalMs: number;
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
-};
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
 function summarize(name: string, samples: Sample[]): { ttftP50: number; ttftP99: number; tokensPerSec: number } {
   const ttft = samples.map((s) => s.ttftMs);
@@ -73,23 +70,8 @@ async function directTurn(llmUrl: string, prompt: string): Promise<Sample> {
 }
 
 async function platformTurn(client: FrameClient, prompt: string): Promise<Sample> {
-  const from = client.frames.length;
-  const started = performance.now();
-  let first = 0;
-  // the first token frame (a new session's first frame is the orchestrator's agent_switched)
-  const onFrame = (data: Buffer): void => {
-    if (!first && data.includes('"token"')) {
-      first = performance.now();
-      client.ws.off('message', onFrame);
-    }
-  };
-  client.ws.on('message', onFrame);
-  client.send({ type: 'user_message', content: prompt, role: 'user' });
-  const frames = await client.until((f) => f.is_final === true, from, 30_000);
-  const end = performance.now();
-  const tokens = frames.filter((f) => typeof f.token === 'string').length;
-  if (frames.at(-1)!.type !== 'assistant_message') throw new Error(`turn failed: ${JSON.stringify(frames.at(-1))}`);
-  return { ttftMs: first - started, tokens, streamMs: end - first, totalMs: end - started };
+  const t = await timedTurn(client, prompt, 30_000);
+  return { ttftMs: t.ttftMs, tokens: t.tokens, streamMs: t.totalMs - t.ttftMs, totalMs: t.totalMs };
 }
 
 const procs: RunningProcess[] = [];

@@ -182,8 +182,12 @@ export class FrameClient {
   private readonly opened: Promise<void>;
   private readonly closedP: Promise<number>;
 
-  constructor(url: string, headers: Record<string, string> = {}) {
-    this.ws = new WebSocket(url, { headers });
+  constructor(
+    url: string,
+    headers: Record<string, string> = {},
+    private readonly opts: { autoPong?: boolean; timeoutMs?: number } = {},
+  ) {
+    this.ws = new WebSocket(url, { headers, autoPong: opts.autoPong ?? true });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`handshake refused: ${res.statusCode}`), { statusCode: res.statusCode })));
@@ -206,7 +210,7 @@ export class FrameClient {
   }
 
   /** Resolves with the frames up to and including the first one (from `from`) matching `pred`. */
-  async until(pred: (f: Record<string, unknown>) => boolean, from = 0, timeoutMs = 15_000): Promise<Record<string, unknown>[]> {
+  async until(pred: (f: Record<string, unknown>) => boolean, from = 0, timeoutMs = this.opts.timeoutMs ?? 15_000): Promise<Record<string, unknown>[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.frames.findIndex((f, idx) => idx >= from && pred(f));

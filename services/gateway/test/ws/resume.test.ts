@@ -89,7 +89,7 @@ describe('resume', () => {
     expect((await client.until((f) => f.type === 'error')).at(-1)).toMatchObject({ code: 'GW_ERR_WS_INVALID_FRAME' });
     client.close();
     expect(await h.metrics()).toMatch(/^gateway_ws_resumes_total\{source="url",outcome="not_found"\} 1$/m);
-    const bad = new FrameClient(`${h.ws}/api/v1/ws/s-unknown?last_seq=abc`);
+    const bad = new FrameClient(`${h.ws}/api/v1/ws/s-unknown?last_seq=abc`, {}, { timeoutMs: 5_000 });
     await expect(bad.open()).rejects.toMatchObject({ statusCode: 400 });
   });
 

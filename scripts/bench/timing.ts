@@ -1,0 +1,34 @@
+/** What the benchmarks share: percentiles, and one conversation turn timed as the client sees it. */
+import type { FrameClient } from '../../test/helpers/stack.ts';
+
+/** The p-th percentile (nearest rank) of `xs`. */
+export const pct = (xs: readonly number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+};
+
+export interface TimedTurn {
+  /** Message sent → first token frame (a new session's first frame is the orchestrator's agent_switched). */
+  ttftMs: number;
+  totalMs: number;
+  tokens: number;
+}
+
+/** Sends a user_message on `client` and times its turn; throws when the turn does not end with an answer. */
+export async function timedTurn(client: FrameClient, content: string, timeoutMs = 60_000): Promise<TimedTurn> {
+  const from = client.frames.length;
+  const started = performance.now();
+  let first = 0;
+  const onFrame = (data: Buffer): void => {
+    if (!first && data.includes('"token"')) {
+      first = performance.now();
+      client.ws.off('message', onFrame);
+    }
+  };
+  client.ws.on('message', onFrame);
+  client.send({ type: 'user_message', content, role: 'user' });
+  const frames = await client.until((f) => f.is_final === true, from, timeoutMs);
+  const final = frames.at(-1)!;
+  if (final.type !== 'assistant_message') throw new Error(`turn failed: ${JSON.stringify(final)}`);
+  return { ttftMs: first - started, totalMs: performance.now() - started, tokens: frames.filter((f) => typeof f.token === 'string').length };
+}
