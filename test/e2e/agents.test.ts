@@ -11,6 +11,24 @@ import { FrameClient, startStack, type Stack } from '../helpers/stack.ts';
 
 type Frame = Record<string, unknown>;
 
+/** Every frame the suite received, checked against upstream's StreamChunk at the end. */
+const received: Frame[] = [];
+
+/** upstream's StreamChunk fields and their types (reference Part 2 §1.3); ours adds fields, never changes these. */
+const UPSTREAM_FIELDS: Record<string, string> = {
+  type: 'string',
+  content: 'string',
+  token: 'string',
+  is_final: 'boolean',
+  call_id: 'string',
+  tool_name: 'string',
+  arguments: 'object',
+  requires_approval: 'boolean',
+  error: 'string',
+  metadata: 'object',
+};
+const UPSTREAM_TYPES = ['assistant_message', 'tool_call', 'error', 'done', 'switch_agent', 'agent_switched', 'session_info'];
+
 /** A conversation on one WebSocket: `turn` sends a frame and returns that turn's frames. */
 class Conversation {
   private seen = 0;
@@ -22,6 +40,7 @@ class Conversation {
     this.client.send(frame);
     const frames = await this.client.until((f) => f.is_final === true, this.seen);
     this.seen += frames.length;
+    received.push(...frames);
     return frames;
   }
   close(): void {
@@ -36,7 +55,7 @@ describe('agents, tools and approvals over the WebSocket', () => {
   let token: string;
   let db: pg.Pool;
   beforeAll(async () => {
-    stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { runtime: { AGENT_RUNTIME__APPROVAL_TIMEOUT: '1.5' } } });
+    stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { runtime: { AGENT_RUNTIME__APPROVAL_TIMEOUT: '4' } } });
     token = await stack.token();
     db = new pg.Pool({ connectionString: inject('databaseUrl'), max: 1 });
   });
@@ -233,6 +252,32 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const bad = await c.turn({ type: 'switch_agent', agent_type: 'wizard' });
     expect(bad.at(-1)).toMatchObject({ type: 'error', code: 'RT_ERR_INVALID_AGENT' });
     c.close();
+  });
+
+  it('a client that connects again (without last_seq) gets the approvals still pending re-sent', async () => {
+    const c = await open();
+    const call = await askToWrite(c);
+    c.close();
+    const again = new FrameClient(`${stack.url.ws}/api/v1/ws/${c.sessionId}`, { authorization: `Bearer ${token}` });
+    await again.open();
+    const [resent] = await again.until((f) => f.type === 'tool_call');
+    expect(resent).toMatchObject({ call_id: call.call_id, tool_name: 'write_file', arguments: call.arguments, requires_approval: true, metadata: { resent: true } });
+    again.send({ type: 'hitl_decision', call_id: call.call_id, decision: 'reject', feedback: 'not now' });
+    expect((await again.until((f) => f.is_final === true && f.type === 'assistant_message')).at(-1)).toMatchObject({ type: 'assistant_message' });
+    again.close();
+  });
+
+  it("every frame sent parses with upstream's StreamChunk field names and types", () => {
+    expect(received.length).toBeGreaterThan(100);
+    for (const f of received) {
+      expect(UPSTREAM_TYPES, JSON.stringify(f)).toContain(f.type);
+      for (const [field, type] of Object.entries(UPSTREAM_FIELDS)) {
+        if (field in f) expect(typeof f[field], `${field} of ${JSON.stringify(f)}`).toBe(type);
+      }
+      expect(typeof f.is_final).toBe('boolean');
+      if (f.type === 'error') expect([typeof f.error, typeof f.content, typeof f.code]).toEqual(['string', 'string', 'string']);
+      if (f.type === 'tool_call') expect(typeof f.requires_approval).toBe('boolean');
+    }
   });
 
   it('a new user message answers the calls the IDE left open, so the history stays valid', async () => {
