@@ -57,6 +57,65 @@ export function runtimeDashboard(): Dashboard {
           queries: [{ expr: q.messagesPersistedByRole(), legend: '{{role}}' }],
         }),
       )
+      .withRow(new RowBuilder('Agents, tools and approvals'))
+      .withPanel(
+        timeseries({
+          title: 'Turns by agent',
+          description: 'Turns per second by the agent that answered last and outcome (tool_call: the turn handed a tool call to the IDE).',
+          unit: UNITS.perSecond,
+          queries: [{ expr: q.turnsByAgent(), legend: '{{agent}} {{outcome}}' }],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: 'Tool calls by outcome',
+          description: 'Tool calls per second by tool and outcome: forbidden and invalid calls became error results for the LLM; expired approvals were rejected.',
+          unit: UNITS.perSecond,
+          queries: [{ expr: q.toolCallsByOutcome(), legend: '{{tool}} {{outcome}}' }],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: 'Agent switches',
+          description: 'Agent switches per second by source (routing by the orchestrator, the user, an agent’s switch_mode) and target agent.',
+          unit: UNITS.perSecond,
+          queries: [{ expr: q.agentSwitches(), legend: '{{source}} → {{to}}' }],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: 'Approvals by decision',
+          description: 'Human decisions on tool calls per second: approve, edit, reject, expired (no decision within AGENT_RUNTIME__APPROVAL_TIMEOUT).',
+          unit: UNITS.perSecond,
+          queries: [{ expr: q.approvalsByDecision(), legend: '{{decision}}' }],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        latency({
+          title: 'Time to decide',
+          description: 'Time from a tool call needing approval being sent to its decision (p50, p95).',
+          queries: [
+            { expr: q.approvalDecisionTime(0.5), legend: 'p50' },
+            { expr: q.approvalDecisionTime(0.95), legend: 'p95' },
+          ],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        latency({
+          title: 'Session lease wait',
+          description: 'Time a turn waited for another turn of its session (on any runtime instance) to finish (p50, p99).',
+          queries: [
+            { expr: q.sessionLockWait(0.5), legend: 'p50' },
+            { expr: q.sessionLockWait(0.99), legend: 'p99' },
+          ],
+          w: 8,
+        }),
+      )
       .withRow(new RowBuilder('LLM calls (as the runtime sees them)'))
       .withPanel(
         latency({

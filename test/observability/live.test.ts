@@ -90,6 +90,16 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
       client.send({ type: 'user_message', content: `live traffic ${i}` });
       await client.until((f) => f.is_final === true, from);
     }
+    // an agent's tool call that needs approval: approved, then its result (tools, approvals, switches)
+    let from = client.frames.length;
+    client.send({ type: 'user_message', content: 'implement it [[mock:tool_call write_file {"path":"a.ts","content":"x"}]]' });
+    const [call] = (await client.until((f) => f.is_final === true, from)).slice(-1);
+    from = client.frames.length;
+    client.send({ type: 'hitl_decision', call_id: call!.call_id, decision: 'approve' });
+    await client.until((f) => f.is_final === true, from);
+    from = client.frames.length;
+    client.send({ type: 'tool_result', call_id: call!.call_id, result: { success: true } });
+    await client.until((f) => f.is_final === true, from);
     client.send('not json');
     await client.until((f) => f.type === 'error');
     client.close();

@@ -47,3 +47,33 @@ export function llmCallDuration(q: number): string {
 export function llmCallsByOutcome(): string {
   return sumRate('gen_ai_client_operation_duration_seconds_count', ['model', 'outcome']);
 }
+
+/** Turns per second by the agent that answered and outcome. */
+export function turnsByAgent(): string {
+  return sumRate('runtime_turns_total', ['agent', 'outcome']);
+}
+
+/** Tool calls per second by tool and outcome (requested, sent, completed, forbidden, rejected, expired, …). */
+export function toolCallsByOutcome(): string {
+  return sumRate('runtime_tool_calls_total', ['tool', 'outcome']);
+}
+
+/** Human decisions on tool calls per second, by decision (approve, edit, reject, expired). */
+export function approvalsByDecision(): string {
+  return sumRate('runtime_approvals_total', ['decision']);
+}
+
+/** The q-quantile of the time humans take to decide on an approval. */
+export function approvalDecisionTime(q: number): string {
+  return quantile(q, 'runtime_approval_decision_seconds', []);
+}
+
+/** Agent switches per second by source (routing, user, agent) and target agent. */
+export function agentSwitches(): string {
+  return sumRate('runtime_agent_switches_total', ['source', 'to']);
+}
+
+/** The q-quantile of the time a turn waited for its session's lease (another turn of the session). */
+export function sessionLockWait(q: number): string {
+  return quantile(q, 'runtime_session_lock_wait_seconds', []);
+}
