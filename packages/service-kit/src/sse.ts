@@ -75,7 +75,8 @@ export interface SseWriter {
   raw(text: string): Promise<void>;
   /** Writes a heartbeat comment line. */
   comment(text: string): Promise<void>;
-  end(): void;
+  /** Ends the response; `last` (whole SSE text) leaves with the terminator, in the same write. */
+  end(last?: string): void;
   /** True once the client went away. */
   readonly closed: boolean;
   /** Aborted when the client disconnects. */
@@ -112,8 +113,8 @@ export function startSse(reply: FastifyReply, extraHeaders: Record<string, strin
     send: (data, event) => write(`${event ? `event: ${event}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`),
     raw: write,
     comment: (text) => write(`: ${text}\n\n`),
-    end: () => {
-      if (!res.writableEnded) res.end();
+    end: (last) => {
+      if (!res.writableEnded) (last && !res.destroyed ? res.end(last) : res.end());
     },
     get closed() {
       return abort.signal.aborted || res.destroyed;

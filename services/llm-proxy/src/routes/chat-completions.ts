@@ -283,8 +283,9 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
           await write(next.value);
         }
         if (sse.closed || abort.signal.aborted) throw new Error('client disconnected');
-        await sse.send('[DONE]');
-        if (corked) uncork();
+        // [DONE], what is still corked and the chunked terminator leave in one write
+        sse.end('data: [DONE]\n\n');
+        corked = false;
         observeTimePerOutputToken();
         finish('ok');
       } catch (err) {
