@@ -32,6 +32,7 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
     metrics: service.metrics,
     requestTimeoutMs: config.requestTimeout * 1000,
     streamIdleTimeoutMs: config.agentStreamTimeout * 1000,
+    streamConnections: config.agentStreamConnections,
   });
   app.addHook('onClose', () => runtime.close());
   service.addReadinessCheck('runtime', () => runtime.checkHealth());

@@ -26,6 +26,8 @@ export const gatewaySettings = defineSettings({
   wsCloseTimeout: setting.number({ min: 0.05, max: 3600, fallback: 20 }),
   /** Longest silence from the runtime during a turn (seconds; the runtime sends keep-alives). */
   agentStreamTimeout: setting.number({ min: 1, max: 3600, fallback: 60 }),
+  /** Connections to the runtime for turn streams: each running turn holds one, so this bounds the turns in flight. */
+  agentStreamConnections: setting.int({ min: 1, max: 65_536, fallback: 1024 }),
   /** Timeout of proxied REST calls (seconds). */
   requestTimeout: setting.number({ min: 1, max: 300, fallback: 30 }),
 });

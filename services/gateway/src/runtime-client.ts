@@ -27,10 +27,11 @@ export class RuntimeClient {
   private readonly rest: PeerClient;
   private readonly stream: PeerClient;
 
-  constructor(opts: { baseUrl: string; internalApiKey: string; metrics: ServiceMetrics; requestTimeoutMs: number; streamIdleTimeoutMs: number }) {
+  constructor(opts: { baseUrl: string; internalApiKey: string; metrics: ServiceMetrics; requestTimeoutMs: number; streamIdleTimeoutMs: number; streamConnections?: number }) {
     const common = { peer: 'runtime', baseUrl: opts.baseUrl, internalApiKey: opts.internalApiKey, metrics: opts.metrics };
     this.rest = new PeerClient({ ...common, headersTimeoutMs: opts.requestTimeoutMs, bodyTimeoutMs: opts.requestTimeoutMs });
-    this.stream = new PeerClient({ ...common, headersTimeoutMs: opts.streamIdleTimeoutMs, bodyTimeoutMs: opts.streamIdleTimeoutMs });
+    // a turn holds its stream connection until its final frame: as many as turns may run at once
+    this.stream = new PeerClient({ ...common, headersTimeoutMs: opts.streamIdleTimeoutMs, bodyTimeoutMs: opts.streamIdleTimeoutMs, connections: opts.streamConnections });
   }
 
   /** Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer. */

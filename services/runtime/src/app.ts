@@ -64,6 +64,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     model: config.llmModel,
     firstByteTimeoutMs: config.llmFirstByteTimeout * 1000,
     idleTimeoutMs: config.llmIdleTimeout * 1000,
+    connections: config.llmProxyConnections,
     serviceMetrics: service.metrics,
     metrics,
   });

@@ -9,6 +9,8 @@ export const runtimeSettings = defineSettings({
   redisUrl: setting.url({ protocols: ['redis:', 'rediss:'] }),
   llmProxyUrl: setting.url({ fallback: 'http://127.0.0.1:8002' }),
   llmModel: setting.string({ fallback: 'fake-llm' }),
+  /** Connections to the llm-proxy: each streaming LLM call holds one, so this bounds the LLM calls in flight. */
+  llmProxyConnections: setting.int({ min: 1, max: 65_536, fallback: 1024 }),
   /** Longest wait for the LLM's response headers, and then for each next chunk (seconds). */
   llmFirstByteTimeout: setting.number({ min: 0.1, max: 3600, fallback: 60 }),
   llmIdleTimeout: setting.number({ min: 0.1, max: 3600, fallback: 120 }),

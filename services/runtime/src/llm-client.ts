@@ -55,6 +55,8 @@ export interface LlmClientOptions {
   model: string;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Keep-alive connections to the llm-proxy (each streaming call holds one). */
+  connections?: number;
   serviceMetrics: ServiceMetrics;
   metrics: RuntimeMetrics;
 }
@@ -69,6 +71,8 @@ export class LlmClient {
       metrics: opts.serviceMetrics,
       headersTimeoutMs: opts.firstByteTimeoutMs,
       bodyTimeoutMs: opts.idleTimeoutMs,
+      // a stream holds its connection for the whole answer: as many as turns may run at once
+      connections: opts.connections,
     });
   }
 
