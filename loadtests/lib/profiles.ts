@@ -90,7 +90,8 @@ const SHAPES: Record<ProfileName, { stages: [duration: string, factor: number][]
 export function profile(scenario: ScenarioName, name: ProfileName): ArrivalProfile {
   const shape = SHAPES[name];
   const base = BASE_RATE[scenario];
-  // rates below 1/s are kept as fractions: k6 and the driver both spread them over time
+  // fractional rates are kept here: the driver spreads them over time, and the k6 options restate
+  // them per a longer time unit (k6 takes whole numbers; loadtests/k6/lib/options.ts)
   const rate = (f: number): number => Math.round(base * f * 100) / 100;
   const vus = Math.max(2, Math.ceil(BASE_VUS[scenario] * shape.vus));
   return {

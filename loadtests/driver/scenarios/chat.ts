@@ -1,0 +1,277 @@
+/**
+ * chat: one IDE conversation per iteration over the gateway's WebSocket (`ws`), the token in
+ * `?access_token=`, as loadtests/k6/chat.ts has it: CHAT_TURNS user messages one after the other,
+ * with short scripted answers (`[[mock:words 20]]`); the second asks for a read_file call, answered
+ * with its content (`tool_result`); the third for a write_file call, which needs approval: approved
+ * with `hitl_decision`, then executed (`tool_result`). Any other call is answered the same way.
+ *
+ * A turn is one inbound turn frame (user_message, tool_result, hitl_decision) up to the frame with
+ * `is_final: true`, tagged with the frame's type:
+ * - `chat_time_to_first_token`: frame sent → first frame with a token (turns that stream tokens);
+ * - `chat_inter_token_gap`: between consecutive token frames;
+ * - `chat_turn_duration`: frame sent → final frame (or the give-up);
+ * - `chat_turns_failed`: it ended with an `error` frame, timed out (--turn-timeout), lost its
+ *   connection, or was cut at the end of the run; a conversation that cannot connect fails its
+ *   first turn.
+ * Every numbered frame goes through the session's seq accounting: a jump counts in
+ * `chat_frames_missed`, a number not above the last one in `chat_frames_out_of_order`.
+ */
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { CHAT_TURNS } from '../../lib/profiles.ts';
+import { TokenSource } from './token.ts';
+import type { Recorder, Scenario } from './types.ts';
+
+export interface Frame {
+  type: string;
+  seq?: number;
+  token?: string;
+  content?: string;
+  is_final?: boolean;
+  call_id?: string;
+  tool_name?: string;
+  requires_approval?: boolean;
+  code?: string;
+}
+
+/** Turns one user message may lead to (the message, tool results, approvals) before it is given up. */
+const MAX_TURNS_PER_MESSAGE = 6;
+
+/** The i-th message of a conversation (the same as the k6 script's). */
+export function userMessage(i: number): string {
+  switch (i) {
+    case 0:
+      return 'Please implement a linked list in TypeScript [[mock:words 20]]';
+    case 1:
+      return 'Read the current file first [[mock:tool_call read_file {"path":"src/list.ts"}]]';
+    case 2:
+      return 'Now save the list [[mock:tool_call write_file {"path":"src/list.ts","content":"export class List {}"}]]';
+    default:
+      return `One more thing about the list (${i + 1}) [[mock:words 20]]`;
+  }
+}
+
+/** What the IDE answers a tool call it ran. */
+function toolResult(tool: string | undefined): unknown {
+  return tool === 'read_file' ? { content: 'export class List<T> { items: T[] = []; }' } : { success: true };
+}
+
+/** The seq numbers of one session, from a fresh session (the first frame is 1). */
+export class SeqTracker {
+  last = 0;
+  /** Frames missed before this one, and whether it came out of order; frames without a seq (pong, gateway errors) are not numbered. */
+  observe(seq: unknown): { missed: number; outOfOrder: boolean } {
+    if (typeof seq !== 'number' || !Number.isFinite(seq)) return { missed: 0, outOfOrder: false };
+    if (seq <= this.last) return { missed: 0, outOfOrder: true };
+    const missed = seq - this.last - 1;
+    this.last = seq;
+    return { missed, outOfOrder: false };
+  }
+}
+
+export interface TurnResult {
+  final: Frame | undefined;
+  timeToFirstToken: number | undefined;
+  interTokenGaps: number[];
+  duration: number;
+  failed: boolean;
+  /** The error frame's code, `timeout`, `closed` or `interrupted`. */
+  reason: string | undefined;
+}
+
+type GaveUp = 'timeout' | 'closed' | 'interrupted';
+
+/** One WebSocket conversation: frames queue up with their arrival time; `turn` sends one frame and follows it. */
+class Conversation {
+  private readonly queue: { frame: Frame; at: number }[] = [];
+  private wake: (() => void) | undefined;
+  closed = false;
+  private readonly seqs = new SeqTracker();
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly metrics: Recorder,
+  ) {
+    ws.on('message', (data, isBinary) => {
+      const at = performance.now();
+      metrics.add('ws_msgs_received', 1);
+      if (isBinary) return;
+      let frame: Frame;
+      try {
+        frame = JSON.parse(String(data)) as Frame;
+      } catch {
+        return;
+      }
+      if (frame === null || typeof frame !== 'object' || typeof frame.type !== 'string') return;
+      const { missed, outOfOrder } = this.seqs.observe(frame.seq);
+      if (missed) metrics.add('chat_frames_missed', missed);
+      if (outOfOrder) metrics.add('chat_frames_out_of_order', 1);
+      this.queue.push({ frame, at });
+      this.notify();
+    });
+    ws.on('close', () => {
+      this.closed = true;
+      this.notify();
+    });
+    ws.on('error', () => this.notify());
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async next(deadline: number, signal: AbortSignal): Promise<{ frame: Frame; at: number } | GaveUp> {
+    for (;;) {
+      const got = this.queue.shift();
+      if (got) return got;
+      if (signal.aborted) return 'interrupted';
+      if (this.closed) return 'closed';
+      const left = deadline - performance.now();
+      if (left <= 0) return 'timeout';
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        signal.addEventListener('abort', done, { once: true });
+        this.wake = done;
+      });
+    }
+  }
+
+  async turn(frame: object, timeoutMs: number, signal: AbortSignal): Promise<TurnResult> {
+    const started = performance.now();
+    let first: number | undefined;
+    let last: number | undefined;
+    const gaps: number[] = [];
+    const finish = (final: Frame | undefined, gaveUp?: GaveUp): TurnResult => {
+      const errorFinal = final?.type === 'error';
+      return {
+        final,
+        timeToFirstToken: first === undefined ? undefined : first - started,
+        interTokenGaps: gaps,
+        duration: performance.now() - started,
+        failed: gaveUp !== undefined || errorFinal || final === undefined,
+        reason: gaveUp ?? (errorFinal ? (final.code ?? 'error') : undefined),
+      };
+    };
+    if (this.closed) return finish(undefined, 'closed');
+    this.ws.send(JSON.stringify(frame));
+    this.metrics.add('ws_msgs_sent', 1);
+    const deadline = started + timeoutMs;
+    for (;;) {
+      const got = await this.next(deadline, signal);
+      if (typeof got === 'string') return finish(undefined, got);
+      const { frame: f, at } = got;
+      if (typeof f.token === 'string' && f.token !== '') {
+        if (first === undefined) first = at;
+        else if (last !== undefined) gaps.push(at - last);
+        last = at;
+      }
+      if (f.is_final === true) return finish(f);
+    }
+  }
+}
+
+function connect(url: string, signal: AbortSignal, timeoutMs: number): Promise<WebSocket | string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const settle = (value: WebSocket | string): void => {
+      signal.removeEventListener('abort', onAbort);
+      ws.removeAllListeners('open').removeAllListeners('unexpected-response');
+      ws.removeAllListeners('error').on('error', () => undefined); // later errors surface as a close
+      if (typeof value === 'string') ws.terminate();
+      resolve(value);
+    };
+    const onAbort = (): void => settle('interrupted');
+    signal.addEventListener('abort', onAbort, { once: true });
+    ws.once('open', () => settle(ws));
+    ws.once('unexpected-response', (_req, res) => settle(`handshake_${res.statusCode}`));
+    ws.once('error', (err) => settle(`not_opened: ${err.message}`));
+  });
+}
+
+export const chat: Scenario<{ tokens: TokenSource; wsBase: string }> = {
+  name: 'chat',
+  description: `a WebSocket conversation of ${CHAT_TURNS} user messages (a scripted answer, a read_file tool call, a write_file call approved with hitl_decision)`,
+  needs: ['auth', 'gateway'],
+  metrics: [
+    { name: 'chat_time_to_first_token', type: 'trend', unit: 'ms', description: 'turn frame sent → first frame with a token' },
+    { name: 'chat_inter_token_gap', type: 'trend', unit: 'ms', description: 'between consecutive token frames' },
+    { name: 'chat_turn_duration', type: 'trend', unit: 'ms', description: 'turn frame sent → final frame' },
+    { name: 'chat_turns_failed', type: 'rate', description: 'turns that ended with an error frame, timed out or lost the connection' },
+    { name: 'chat_frames_missed', type: 'counter', description: 'numbered frames never received (a jump in seq)' },
+    { name: 'chat_frames_out_of_order', type: 'counter', description: 'frames whose seq was not above the previous one' },
+    { name: 'ws_connecting', type: 'trend', unit: 'ms', description: 'WebSocket handshake' },
+    { name: 'ws_sessions', type: 'counter', description: 'WebSocket connections opened' },
+    { name: 'ws_msgs_sent', type: 'counter', description: 'frames sent' },
+    { name: 'ws_msgs_received', type: 'counter', description: 'frames received' },
+  ],
+  latencyMetric: 'chat_turn_duration',
+  errorMetric: 'chat_turns_failed',
+  ttftMetric: 'chat_time_to_first_token',
+  async setup(env) {
+    return { tokens: await TokenSource.login(env), wsBase: env.targets.gateway.replace(/^http/, 'ws') };
+  },
+  async iteration(state, ctx, env) {
+    const { metrics } = env;
+    const sessionId = `load-${ctx.vu}-${ctx.iteration}-${randomUUID().slice(0, 8)}`;
+    const url = `${state.wsBase}/api/v1/ws/${sessionId}?access_token=${encodeURIComponent(await state.tokens.get())}`;
+    const began = performance.now();
+    const ws = await connect(url, ctx.signal, Math.min(10_000, env.turnTimeoutMs));
+    if (typeof ws === 'string') {
+      metrics.check('the conversation WebSocket opens', false);
+      // the user could not say anything: the first message's turn failed
+      metrics.add('chat_turns_failed', true, { frame: 'user_message', reason: ws.startsWith('not_opened') ? 'not_opened' : ws });
+      return;
+    }
+    metrics.check('the conversation WebSocket opens', true);
+    metrics.add('ws_connecting', performance.now() - began);
+    metrics.add('ws_sessions', 1);
+    const conv = new Conversation(ws, metrics);
+    try {
+      let answered = 0;
+      while (answered < CHAT_TURNS && (await exchange(conv, userMessage(answered), env.turnTimeoutMs, ctx.signal, metrics))) answered++;
+      metrics.check('every message of the conversation is answered', answered === CHAT_TURNS);
+    } finally {
+      if (ctx.signal.aborted || conv.closed) ws.terminate();
+      else {
+        const closing = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+        ws.close(1000);
+        const timer = setTimeout(() => ws.terminate(), 2000);
+        await closing;
+        clearTimeout(timer);
+      }
+    }
+  },
+};
+
+function record(metrics: Recorder, frameType: string, r: TurnResult): void {
+  const tags = { frame: frameType };
+  metrics.add('chat_turns_failed', r.failed, r.reason ? { ...tags, reason: r.reason } : tags);
+  metrics.add('chat_turn_duration', r.duration, tags);
+  if (r.timeToFirstToken !== undefined) metrics.add('chat_time_to_first_token', r.timeToFirstToken, tags);
+  for (const gap of r.interTokenGaps) metrics.add('chat_inter_token_gap', gap, tags);
+  metrics.check('the turn ends with a final frame that is not an error', !r.failed);
+}
+
+/** One user message and the tool turns it leads to; true once the assistant has answered it. */
+async function exchange(conv: Conversation, message: string, timeoutMs: number, signal: AbortSignal, metrics: Recorder): Promise<boolean> {
+  let frame: Record<string, unknown> & { type: string } = { type: 'user_message', content: message, role: 'user' };
+  for (let turn = 0; turn < MAX_TURNS_PER_MESSAGE; turn++) {
+    const result = await conv.turn(frame, timeoutMs, signal);
+    record(metrics, frame.type, result);
+    const final = result.final;
+    if (result.failed || !final) return false;
+    if (final.type === 'assistant_message') return true;
+    if (final.type !== 'tool_call' || typeof final.call_id !== 'string') return false;
+    frame = final.requires_approval
+      ? { type: 'hitl_decision', call_id: final.call_id, decision: 'approve' }
+      : { type: 'tool_result', call_id: final.call_id, result: toolResult(final.tool_name) };
+  }
+  return false;
+}

@@ -1,0 +1,394 @@
+/**
+ * What the platform benchmarks (rest, telemetry, ttft, ws-idle, conversations) share:
+ *
+ * - the services as their own processes (`node --import tsx services/<name>/src/main.ts`, as in
+ *   production), with their stdout in a log file or kept in a bounded buffer, an optional higher
+ *   open-files limit and extra node flags;
+ * - the whole platform started at once (llm-proxy mock, auth, runtime, gateway) with a user of its
+ *   own and a token;
+ * - the database: BENCH_DATABASE_URL, or an embedded PGlite when it is not set;
+ * - readers of /metrics and of the CPU time each process used (/proc/<pid>/stat).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { freePort, waitForHttp, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { startEmbeddedPostgres } from '../../packages/service-kit/src/db.ts';
+import { createUser } from '../../services/auth/src/users.ts';
+import { passwordToken } from '../../test/helpers/stack.ts';
+import { PREFIX, REPO_ROOT, type ServiceName } from '../../test/helpers/processes.ts';
+
+export { TEST_INTERNAL_KEY };
+
+export interface Proc {
+  name: string;
+  url: string;
+  pid: number;
+  child: ChildProcess;
+  /** The last 64 KiB of what it printed (stderr always; stdout unless it goes to a log file). */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface ProcOptions {
+  /** stdout goes to this file (appended) instead of a bounded buffer. */
+  logFile?: string;
+  /** Raise the open-files limit (soft and hard) of the process to this before it starts. */
+  nofile?: number;
+  /** Extra node flags (e.g. `--inspect=127.0.0.1:0`). */
+  nodeArgs?: string[];
+  /** Path answered with 200 once it is up (default /health). */
+  readyPath?: string;
+}
+
+const KEEP = 64 * 1024;
+
+/** Runs `node --import tsx <script>` with only `env` (plus PATH/HOME), waits until `url` answers. */
+export async function startNode(name: string, script: string, port: number, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
+  const args = [...(opts.nodeArgs ?? []), '--import', 'tsx', script];
+  const logFd = opts.logFile ? openSync(opts.logFile, 'a') : undefined;
+  const stdio: ['ignore', 'pipe' | number, 'pipe'] = ['ignore', logFd ?? 'pipe', 'pipe'];
+  const childEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env };
+  const child = opts.nofile
+    ? // `exec` keeps the pid: the limit is the node process's own.
+      spawn(
+        '/bin/sh',
+        [
+          '-c',
+          `ulimit -n ${opts.nofile} 2>/dev/null || echo "bench: cannot raise the open-files limit of ${name} to ${opts.nofile} (soft $(ulimit -Sn), hard $(ulimit -Hn)): run as root or raise the hard limit (ulimit -Hn / limits.conf)" >&2; exec "$0" "$@"`,
+          process.execPath,
+          ...args,
+        ],
+        { cwd: REPO_ROOT, env: childEnv, stdio },
+      )
+    : spawn(process.execPath, args, { cwd: REPO_ROOT, env: childEnv, stdio });
+  if (logFd !== undefined) closeSync(logFd);
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out += d.toString();
+    if (out.length > 2 * KEEP) out = out.slice(-KEEP);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await Promise.race([
+      waitForHttp(`${url}${opts.readyPath ?? '/health'}`, 90_000),
+      exited.then((code) => Promise.reject(new Error(`${name} exited with ${code}:\n${out}`))),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    name,
+    url,
+    pid: child.pid!,
+    child,
+    output: () => out.slice(-KEEP),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export async function startService(name: ServiceName, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
+  const port = await freePort();
+  return startNode(name, `services/${name}/src/main.ts`, port, { [`${PREFIX[name]}__PORT`]: String(port), ...env }, opts);
+}
+
+/** The run's PostgreSQL: BENCH_DATABASE_URL, else an embedded engine (PGlite over the wire protocol). */
+export async function benchDatabase(maxConnections = 32): Promise<{ url: string; embedded: boolean; describe: string; stop(): Promise<void> }> {
+  if (process.env.BENCH_DATABASE_URL) {
+    return { url: process.env.BENCH_DATABASE_URL, embedded: false, describe: 'PostgreSQL (BENCH_DATABASE_URL)', stop: async () => undefined };
+  }
+  const e = await startEmbeddedPostgres(undefined, maxConnections);
+  return { url: e.url, embedded: true, describe: 'embedded PGlite (set BENCH_DATABASE_URL for a real PostgreSQL)', stop: () => e.stop() };
+}
+
+export interface PlatformOptions {
+  databaseUrl: string;
+  /** Shared by the runtimes for the frame log and cancels (AGENT_RUNTIME__REDIS_URL). */
+  redisUrl?: string | undefined;
+  /** Log level of every service (default warn). */
+  logLevel?: string;
+  /** Variables given to every service (OTEL_*, LOKI_URL). */
+  env?: Record<string, string>;
+  /** Variables for one service (full names). */
+  services?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Each service's stdout goes to `<logDir>/<name>.log` (otherwise a bounded buffer). */
+  logDir?: string;
+  /** Process options per service (open-files limit, node flags). */
+  procs?: Partial<Record<ServiceName, ProcOptions>>;
+  /** The mock LLM's fixed delays (ms). */
+  mock?: { ttftMs: number; tokenDelayMs: number };
+  /** Label in error messages when several platforms run at once. */
+  label?: string;
+}
+
+export interface Platform {
+  llm: Proc;
+  auth: Proc;
+  runtime: Proc;
+  gateway: Proc;
+  procs: Proc[];
+  user: { username: string; password: string; id: string };
+  /** An access token (api:read api:write) of the platform's user. */
+  token: string;
+  wsUrl(sessionId: string): string;
+  stop(): Promise<void>;
+}
+
+/** The four services as processes, one user, one token. */
+export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'codelab-bench-'));
+  const level = opts.logLevel ?? 'warn';
+  const envFor = (name: ServiceName): Record<string, string> => ({
+    CODELAB_DATA_DIR: dataDir,
+    [`${PREFIX[name]}__LOG_LEVEL`]: level,
+    [`${PREFIX[name]}__INTERNAL_API_KEY`]: TEST_INTERNAL_KEY,
+    ...opts.env,
+    ...opts.services?.[name],
+  });
+  const procOpts = (name: ServiceName): ProcOptions => ({ ...(opts.logDir ? { logFile: path.join(opts.logDir, `${name}.log`) } : {}), ...opts.procs?.[name] });
+  const started: Proc[] = [];
+  const up = async (name: ServiceName, env: Record<string, string>): Promise<Proc> => {
+    const p = await startService(name, { ...env, ...envFor(name), ...opts.services?.[name] }, procOpts(name));
+    started.push(p);
+    return p;
+  };
+  try {
+    const [llm, auth] = await Promise.all([
+      up('llm-proxy', {
+        LLM_PROXY__MOCK_TTFT_MS: String(opts.mock?.ttftMs ?? 0),
+        LLM_PROXY__MOCK_TOKEN_DELAY_MS: String(opts.mock?.tokenDelayMs ?? 0),
+        LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096',
+      }),
+      up('auth', { AUTH_SERVICE__DB_URL: opts.databaseUrl, AUTH_SERVICE__MASTER_KEY: 'bench-admin-password', AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false' }),
+    ]);
+    const runtime = await up('runtime', {
+      AGENT_RUNTIME__DB_URL: opts.databaseUrl,
+      AGENT_RUNTIME__LLM_PROXY_URL: llm.url,
+      ...(opts.redisUrl ? { AGENT_RUNTIME__REDIS_URL: opts.redisUrl } : {}),
+    });
+    const gateway = await up('gateway', { GATEWAY__AGENT_URL: runtime.url, GATEWAY__AUTH_SERVICE_URL: auth.url });
+
+    const username = `bench-${randomUUID()}`;
+    const password = randomUUID();
+    const db = new pg.Pool({ connectionString: opts.databaseUrl, max: 1 });
+    try {
+      await createUser(db, { username, email: `${username}@bench.local`, password });
+    } finally {
+      await db.end();
+    }
+    const token = await passwordToken(auth.url, username, password);
+    const id = String((JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string }).sub);
+    const ws = gateway.url.replace(/^http/, 'ws');
+    const procs = [gateway, runtime, auth, llm];
+    return {
+      llm,
+      auth,
+      runtime,
+      gateway,
+      procs,
+      user: { username, password, id },
+      token,
+      wsUrl: (sessionId) => `${ws}/api/v1/ws/${encodeURIComponent(sessionId)}`,
+      stop: async () => {
+        await Promise.all(procs.map((p) => p.stop()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.stop('SIGKILL')));
+    throw new Error(`${opts.label ? `${opts.label}: ` : ''}${(err as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics
+
+export async function scrape(url: string, accept?: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`, accept ? { headers: { accept } } : {});
+  return res.text();
+}
+
+/** Sum of the samples of `name` (exactly that name, any labels) whose line contains `match`. */
+export function metricSum(text: string, name: string, match = ''): number {
+  let sum = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!(line.startsWith(`${name}{`) || line.startsWith(`${name} `))) continue;
+    if (match && !line.includes(match)) continue;
+    const n = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(n)) {
+      sum += n;
+      found = true;
+    }
+  }
+  return found ? sum : NaN;
+}
+
+/** Cumulative bucket counts of a histogram (by upper bound, summed over the label sets matching `match`). */
+export function buckets(text: string, name: string, match = ''): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`) || (match && !line.includes(match))) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (!le) continue;
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+/** Mean (ms) of a histogram between two scrapes. */
+export function histMeanMs(before: string, after: string, name: string, match = ''): number {
+  const d = (suffix: string) => (metricSum(after, `${name}_${suffix}`, match) || 0) - (metricSum(before, `${name}_${suffix}`, match) || 0);
+  const count = d('count');
+  return count > 0 ? (d('sum') / count) * 1000 : NaN;
+}
+
+/** Upper bound (ms) of the bucket holding percentile p of the observations between two scrapes. */
+export function histPctMs(before: string, after: string, name: string, p: number, match = ''): number {
+  const a = buckets(after, name, match);
+  const b = buckets(before, name, match);
+  const total = (a.get(Infinity) ?? 0) - (b.get(Infinity) ?? 0);
+  if (total <= 0) return NaN;
+  for (const le of [...a.keys()].sort((x, y) => x - y)) if ((a.get(le) ?? 0) - (b.get(le) ?? 0) >= (p / 100) * total) return le * 1000;
+  return NaN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU time per process, from /proc (Linux)
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system, ms) a process has used so far; NaN when it cannot be read. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond();
+  } catch {
+    return NaN;
+  }
+}
+
+/** Pids whose command name (/proc/<pid>/comm) starts with `prefix` (e.g. the PostgreSQL server's). */
+export function pidsByName(prefix: string): number[] {
+  const out: number[] = [];
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').startsWith(prefix)) out.push(Number(d));
+      } catch {
+        // gone
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return out;
+}
+
+/** Resident set size (bytes) of a process from /proc/<pid>/status. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU time used by groups of processes between `start()` and `stop()`: each group is a function
+ * returning its pids (evaluated at both ends, so the PostgreSQL backends opened meanwhile count
+ * from their start). `self` is this process (the load generator).
+ */
+export class CpuMeter {
+  private before = new Map<number, number>();
+  private wall = 0;
+  private selfBefore = 0;
+  constructor(private readonly groups: Record<string, () => number[]>) {}
+
+  start(): void {
+    this.before.clear();
+    for (const pids of Object.values(this.groups)) for (const pid of pids()) this.before.set(pid, cpuMs(pid));
+    const u = process.cpuUsage();
+    this.selfBefore = (u.user + u.system) / 1000;
+    this.wall = performance.now();
+  }
+
+  /** CPU ms per group (and `client`: this process), and the wall time (ms). */
+  stop(): { cpu: Record<string, number>; wallMs: number } {
+    const cpu: Record<string, number> = {};
+    for (const [group, pids] of Object.entries(this.groups)) {
+      let sum = 0;
+      for (const pid of pids()) {
+        const now = cpuMs(pid);
+        if (Number.isFinite(now)) sum += now - (this.before.get(pid) ?? 0);
+      }
+      cpu[group] = sum;
+    }
+    const u = process.cpuUsage();
+    cpu.client = (u.user + u.system) / 1000 - this.selfBefore;
+    return { cpu, wallMs: performance.now() - this.wall };
+  }
+}
+
+/** The CPU meter groups of a platform: each service, the PostgreSQL and Redis servers when local. */
+export function platformCpuGroups(p: Platform, extra: Record<string, () => number[]> = {}): Record<string, () => number[]> {
+  const groups: Record<string, () => number[]> = {
+    gateway: () => [p.gateway.pid],
+    runtime: () => [p.runtime.pid],
+    'llm-proxy': () => [p.llm.pid],
+    auth: () => [p.auth.pid],
+    ...extra,
+  };
+  if (process.env.BENCH_DATABASE_URL && /@(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_DATABASE_URL)) groups.postgres = () => pidsByName('postgres');
+  if (process.env.BENCH_REDIS_URL && /\/\/(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_REDIS_URL)) groups.redis = () => pidsByName('redis-server');
+  return groups;
+}
+
+/** "gateway 0.21, runtime 0.18, …" CPU ms per operation, and the total. */
+export function cpuPerOp(cpu: Record<string, number>, ops: number): string {
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  const parts = Object.entries(cpu)
+    .filter(([, ms]) => ms > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, ms]) => `${k} ${(ms / ops).toFixed(3)}`);
+  return `${parts.join(', ')} = ${(total / ops).toFixed(3)} CPU ms per op`;
+}
+
+export const CPUS = availableParallelism();
+
+/** Whether this module is the script node was started with. */
+export function isMain(metaUrl: string): boolean {
+  return Boolean(process.argv[1]) && path.resolve(process.argv[1]!) === new URL(metaUrl).pathname;
+}
+
+/** Prints the line `npm run bench` collects for its summary. */
+export function result(name: string, text: string): void {
+  console.log(`RESULT ${name}: ${text}`);
+}

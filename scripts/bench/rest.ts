@@ -1,0 +1,147 @@
+/**
+ * `npm run bench:rest`: an authenticated REST read through the gateway (`GET /api/v1/sessions?limit=20`
+ * with a JWT: token verification, the runtime call, PostgreSQL) against a bare fastify hello-world
+ * (scripts/bench/hello-fastify.ts) on the same machine in the same run, both driven by autocannon
+ * with the same connections and duration, alternating in rounds. Every service and the reference
+ * is its own process. Target: the gateway serves at least 25% of bare fastify's requests/s.
+ *
+ * To show what holds the gateway back it also measures, in the same rounds, the two halves of the
+ * path alone (GET /api/v1/health on the gateway: the kit with no JWT and no runtime call; GET
+ * /sessions?limit=20 on the runtime directly: PostgreSQL without the gateway), and the CPU time every
+ * process (gateway, runtime, PostgreSQL when local, the load generator) spent per request.
+ *
+ *   BENCH_CONNECTIONS=16 BENCH_SECONDS=5 BENCH_ROUNDS=2 BENCH_REST_BREAKDOWN=1 \
+ *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:rest
+ */
+import { freePort } from '@codelab/service-kit/testing';
+import { checkLoad, f1, f2, load, type LoadResult } from './load.ts';
+import { benchDatabase, CpuMeter, cpuPerOp, CPUS, histMeanMs, metricSum, platformCpuGroups, result, scrape, startNode, startPlatform, TEST_INTERNAL_KEY, type Platform, type Proc } from './platform.ts';
+
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
+const SECONDS = Number(process.env.BENCH_SECONDS || 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 2);
+const BREAKDOWN = process.env.BENCH_REST_BREAKDOWN !== '0';
+const LIMIT = 20;
+const TARGET = 0.25;
+
+interface Target {
+  key: string;
+  name: string;
+  url: string;
+  headers?: Record<string, string>;
+}
+
+interface Totals {
+  ok: number;
+  seconds: number;
+  p50: number[];
+  p99: number[];
+  cpu: Record<string, number>;
+  /** The runtime's database queries during the runs, and their mean duration in each run. */
+  queries: number;
+  queryMs: number[];
+}
+
+let platform: Platform | undefined;
+let hello: Proc | undefined;
+const db = await benchDatabase(48);
+try {
+  platform = await startPlatform({ databaseUrl: db.url, redisUrl: process.env.BENCH_REDIS_URL, logLevel: process.env.BENCH_LOG_LEVEL || 'warn' });
+  const port = await freePort();
+  hello = await startNode('hello-fastify', 'scripts/bench/hello-fastify.ts', port, { PORT: String(port) }, { readyPath: '/' });
+  const auth = { authorization: `Bearer ${platform.token}` };
+  // The user's sessions: a full page to list.
+  for (let i = 0; i < LIMIT; i++) {
+    const res = await fetch(`${platform.gateway.url}/api/v1/sessions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    if (res.status !== 201) throw new Error(`POST /api/v1/sessions: ${res.status} ${await res.text()}`);
+  }
+  const targets: Target[] = [
+    { key: 'fastify', name: 'bare fastify hello-world (reference)', url: `${hello.url}/` },
+    { key: 'gateway', name: `gateway GET /api/v1/sessions?limit=${LIMIT} + JWT`, url: `${platform.gateway.url}/api/v1/sessions?limit=${LIMIT}`, headers: auth },
+  ];
+  if (BREAKDOWN) {
+    targets.push(
+      { key: 'gw-health', name: 'gateway GET /api/v1/health (kit only)', url: `${platform.gateway.url}/api/v1/health` },
+      {
+        key: 'runtime',
+        name: `runtime GET /sessions?limit=${LIMIT} (direct)`,
+        url: `${platform.runtime.url}/sessions?limit=${LIMIT}`,
+        headers: { 'x-internal-auth': TEST_INTERNAL_KEY, 'x-codelab-user': platform.user.id },
+      },
+    );
+  }
+  const check = await fetch(targets[1]!.url, { headers: auth });
+  const page = (await check.json()) as { sessions?: unknown[] } | unknown[];
+  const listed = Array.isArray(page) ? page.length : (page.sessions?.length ?? NaN);
+  if (check.status !== 200) throw new Error(`GET ${targets[1]!.url}: ${check.status}`);
+
+  const meter = new CpuMeter(platformCpuGroups(platform, { 'hello-fastify': () => [hello!.pid] }));
+  console.log(
+    `${CPUS} CPUs; database: ${db.describe}${process.env.BENCH_REDIS_URL ? ', Redis' : ''}; autocannon ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds ` +
+      `(order rotated each round), after a 2 s warm-up of each; the listed page holds ${listed} sessions; services log at ${process.env.BENCH_LOG_LEVEL || 'warn'}`,
+  );
+  for (const t of targets) checkLoad(await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: 2 }));
+
+  const totals = new Map<string, Totals>(targets.map((t) => [t.key, { ok: 0, seconds: 0, p50: [], p99: [], cpu: {}, queries: 0, queryMs: [] }]));
+  const perRound: Record<string, number>[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
+    const rates: Record<string, number> = {};
+    for (const t of order) {
+      const metricsBefore = await scrape(platform.runtime.url);
+      meter.start();
+      const res: LoadResult = checkLoad(await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: SECONDS }));
+      const { cpu } = meter.stop();
+      const metricsAfter = await scrape(platform.runtime.url);
+      const acc = totals.get(t.key)!;
+      acc.queries += metricSum(metricsAfter, 'db_client_operation_duration_seconds_count') - metricSum(metricsBefore, 'db_client_operation_duration_seconds_count');
+      acc.queryMs.push(histMeanMs(metricsBefore, metricsAfter, 'db_client_operation_duration_seconds'));
+      acc.ok += res.ok;
+      acc.seconds += res.seconds;
+      acc.p50.push(res.p50);
+      acc.p99.push(res.p99);
+      for (const [k, ms] of Object.entries(cpu)) acc.cpu[k] = (acc.cpu[k] ?? 0) + ms;
+      rates[t.key] = res.rps;
+      console.log(`  round ${r + 1}: ${t.name.padEnd(46)} ${res.rps.toFixed(0).padStart(6)} req/s  p50 ${f2(res.p50)} ms  p99 ${f2(res.p99)} ms`);
+    }
+    perRound.push(rates);
+  }
+
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+  const rps = (key: string): number => totals.get(key)!.ok / totals.get(key)!.seconds;
+  console.log(`\n${'target'.padEnd(46)}   req/s   p50 ms   p99 ms (median over rounds) | CPU ms per request, by process`);
+  for (const t of targets) {
+    const acc = totals.get(t.key)!;
+    const shown = (k: string): boolean => (t.key === 'fastify' ? k === 'hello-fastify' || k === 'client' : k !== 'hello-fastify');
+    const cpu = Object.fromEntries(Object.entries(acc.cpu).filter(([k]) => shown(k)));
+    console.log(`${t.name.padEnd(46)} ${rps(t.key).toFixed(0).padStart(7)} ${f2(median(acc.p50)).padStart(8)} ${f2(median(acc.p99)).padStart(8)} | ${cpuPerOp(cpu, acc.ok)}`);
+  }
+  const ratio = rps('gateway') / rps('fastify');
+  const roundRatios = perRound.map((r) => r.gateway! / r.fastify!);
+  console.log(
+    `\ngateway / bare fastify: ${(ratio * 100).toFixed(1)}% of the requests/s (rounds: ${roundRatios.map((x) => `${(x * 100).toFixed(1)}%`).join(', ')}); ` +
+      `target >= ${TARGET * 100}%: ${ratio >= TARGET ? 'met' : 'MISSED'}`,
+  );
+  if (BREAKDOWN) {
+    const gw = totals.get('gateway')!;
+    const per = (k: string): number => (gw.cpu[k] ?? 0) / gw.ok;
+    const serverMs = Object.entries(gw.cpu).filter(([k]) => k !== 'client' && k !== 'hello-fastify').reduce((a, [, ms]) => a + ms, 0) / gw.ok;
+    console.log(
+      `where a gateway read goes (CPU per request): gateway ${f2(per('gateway'))} ms, runtime ${f2(per('runtime'))} ms` +
+        `${gw.cpu.postgres !== undefined ? `, PostgreSQL ${f2(per('postgres'))} ms` : ''}${gw.cpu.redis !== undefined ? `, Redis ${f2(per('redis'))} ms` : ''}, load generator ${f2(per('client'))} ms; ` +
+        `the servers' ${f2(serverMs)} ms on ${CPUS} CPUs cap it near ${f1((CPUS * 1000) / (serverMs + per('client')))} req/s with the load generator on the same cores. ` +
+        `The runtime ran ${f1(gw.queries / gw.ok)} database queries per request (mean ${f2(median(gw.queryMs))} ms each, as the runtime's pool sees it). ` +
+        `Halves alone: gateway kit only ${rps('gw-health').toFixed(0)} req/s (${((rps('gw-health') / rps('fastify')) * 100).toFixed(0)}% of bare fastify), ` +
+        `runtime + PostgreSQL direct ${rps('runtime').toFixed(0)} req/s (${((rps('runtime') / rps('fastify')) * 100).toFixed(0)}%).`,
+    );
+  }
+  result(
+    'rest',
+    `gateway ${rps('gateway').toFixed(0)} req/s (p50 ${f2(median(totals.get('gateway')!.p50))} ms, p99 ${f2(median(totals.get('gateway')!.p99))} ms) vs bare fastify ${rps('fastify').toFixed(0)} req/s ` +
+      `(p50 ${f2(median(totals.get('fastify')!.p50))} ms, p99 ${f2(median(totals.get('fastify')!.p99))} ms) = ${(ratio * 100).toFixed(1)}%; target >= 25%: ${ratio >= TARGET ? 'met' : 'MISSED'}`,
+  );
+} finally {
+  await hello?.stop();
+  await platform?.stop();
+  await db.stop();
+}
