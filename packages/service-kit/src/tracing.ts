@@ -61,7 +61,8 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
         ignoreIncomingRequestHook: (req) => quietPaths.has((req.url ?? '').split('?')[0] ?? ''),
       }),
       new undici.UndiciInstrumentation(),
-      new pg.PgInstrumentation({ requireParentSpan: true }),
+      // no span per pool checkout: a query span says what the database did
+      new pg.PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
       new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
       // trace_id / span_id on every log line written inside a span; logs go to stdout/Loki, not OTLP.
       new pino.PinoInstrumentation({ disableLogSending: true }),
