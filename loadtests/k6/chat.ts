@@ -10,6 +10,7 @@
 // imports
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
+import { MAX_TURNS_PER_MESSAGE, toolResult, userMessage } from '../lib/conversation.ts';
 import { CHAT_TURNS } from '../lib/profiles.ts';
 import { loginForRun } from './lib/auth.ts';
 import { Conversation } from './lib/conversation.ts';
@@ -24,8 +25,6 @@ const AUTH_URL = __ENV.AUTH_URL || 'http://127.0.0.1:8003';
 const WS_URL = __ENV.WS_URL || BASE_URL.replace(/^http/, 'ws');
 /** Seconds a turn may take before it counts as failed (as long as the gateway's own stream timeout). */
 const TURN_TIMEOUT_MS = Number(__ENV.TURN_TIMEOUT || '60') * 1000;
-/** Turns one user message may lead to (the message, tool results, approvals) before it is given up. */
-const MAX_TURNS_PER_MESSAGE = 6;
 
 // load shape and thresholds (loadtests/lib/profiles.ts, loadtests/generated/thresholds.json)
 export const options = buildOptions('chat');
@@ -56,27 +55,6 @@ export function setup(): Data {
 }
 
 // what the user does
-/**
- * The i-th message of a conversation. The first routes the session to the coder agent; the second
- * asks for a read_file call; the third for a write_file call, which needs approval by default.
- */
-export function userMessage(i: number): string {
-  switch (i) {
-    case 0:
-      return 'Please implement a linked list in TypeScript [[mock:words 20]]';
-    case 1:
-      return 'Read the current file first [[mock:tool_call read_file {"path":"src/list.ts"}]]';
-    case 2:
-      return 'Now save the list [[mock:tool_call write_file {"path":"src/list.ts","content":"export class List {}"}]]';
-    default:
-      return `One more thing about the list (${i + 1}) [[mock:words 20]]`;
-  }
-}
-
-/** What the IDE answers a tool call it ran. */
-function toolResult(tool: string | undefined): unknown {
-  return tool === 'read_file' ? { content: 'export class List<T> { items: T[] = []; }' } : { success: true };
-}
 
 function record(frameType: string, result: TurnResult): void {
   const tags: Record<string, string> = result.reason ? { frame: frameType, reason: result.reason } : { frame: frameType };

@@ -15,6 +15,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CHAT_TURNS, PROFILES, SCENARIOS, profile, seconds, type ScenarioName } from '../lib/profiles.ts';
 import { SeqTracker, TurnRecorder, parseFrame } from '../k6/lib/frames.ts';
+import { userMessage } from '../lib/conversation.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const K6_DIR = path.join(ROOT, 'loadtests', 'k6');
@@ -208,12 +209,15 @@ describe('the k6 scripts', () => {
 
   it('the chat script scripts the mock with valid directives: short answers, a read_file call, a call that needs approval', () => {
     const src = source(script('chat'));
-    const calls = [...src.matchAll(/\[\[mock:tool_call (\w+) (\{.*?\})\]\]/g)].map(([, tool, args]) => ({ tool, args: JSON.parse(args!) as unknown }));
+    // the messages come from the script shared with the Node driver
+    expect(src).toMatch(/import \{ MAX_TURNS_PER_MESSAGE, toolResult, userMessage \} from '\.\.\/lib\/conversation\.ts'/);
+    const messages = Array.from({ length: CHAT_TURNS }, (_, i) => userMessage(i)).join('\n');
+    const calls = [...messages.matchAll(/\[\[mock:tool_call (\w+) (\{.*?\})\]\]/g)].map(([, tool, args]) => ({ tool, args: JSON.parse(args!) as unknown }));
     expect(calls).toEqual([
       { tool: 'read_file', args: { path: 'src/list.ts' } },
       { tool: 'write_file', args: { path: 'src/list.ts', content: 'export class List {}' } },
     ]);
-    expect(src).toMatch(/\[\[mock:words \d+\]\]/);
+    expect(messages).toMatch(/\[\[mock:words \d+\]\]/);
     expect(CHAT_TURNS).toBeGreaterThanOrEqual(3); // the messages with tool calls are the 2nd and 3rd
     expect(src).toMatch(/type: 'hitl_decision', call_id: final\.call_id, decision: 'approve'/);
     expect(src).toMatch(/type: 'tool_result', call_id: final\.call_id/);

@@ -21,6 +21,7 @@ import WebSocket from 'ws';
 import { CHAT_TURNS } from '../../lib/profiles.ts';
 import { TokenSource } from './token.ts';
 import type { Recorder, Scenario } from './types.ts';
+import { MAX_TURNS_PER_MESSAGE, SeqTracker, toolResult, userMessage } from '../../lib/conversation.ts';
 
 export interface Frame {
   type: string;
@@ -32,41 +33,6 @@ export interface Frame {
   tool_name?: string;
   requires_approval?: boolean;
   code?: string;
-}
-
-/** Turns one user message may lead to (the message, tool results, approvals) before it is given up. */
-const MAX_TURNS_PER_MESSAGE = 6;
-
-/** The i-th message of a conversation (the same as the k6 script's). */
-export function userMessage(i: number): string {
-  switch (i) {
-    case 0:
-      return 'Please implement a linked list in TypeScript [[mock:words 20]]';
-    case 1:
-      return 'Read the current file first [[mock:tool_call read_file {"path":"src/list.ts"}]]';
-    case 2:
-      return 'Now save the list [[mock:tool_call write_file {"path":"src/list.ts","content":"export class List {}"}]]';
-    default:
-      return `One more thing about the list (${i + 1}) [[mock:words 20]]`;
-  }
-}
-
-/** What the IDE answers a tool call it ran. */
-function toolResult(tool: string | undefined): unknown {
-  return tool === 'read_file' ? { content: 'export class List<T> { items: T[] = []; }' } : { success: true };
-}
-
-/** The seq numbers of one session, from a fresh session (the first frame is 1). */
-export class SeqTracker {
-  last = 0;
-  /** Frames missed before this one, and whether it came out of order; frames without a seq (pong, gateway errors) are not numbered. */
-  observe(seq: unknown): { missed: number; outOfOrder: boolean } {
-    if (typeof seq !== 'number' || !Number.isFinite(seq)) return { missed: 0, outOfOrder: false };
-    if (seq <= this.last) return { missed: 0, outOfOrder: true };
-    const missed = seq - this.last - 1;
-    this.last = seq;
-    return { missed, outOfOrder: false };
-  }
 }
 
 export interface TurnResult {

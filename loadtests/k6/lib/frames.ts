@@ -31,23 +31,7 @@ export function parseFrame(data: unknown): Frame | undefined {
   }
 }
 
-/** The seq numbers of one session, from a fresh session (the first frame is 1). */
-export class SeqTracker {
-  last: number;
-
-  constructor(last = 0) {
-    this.last = last;
-  }
-
-  /** Frames missed before this one, and whether it came out of order. Frames without a seq (pong, gateway errors) are not numbered. */
-  observe(seq: number | undefined): { missed: number; outOfOrder: boolean } {
-    if (typeof seq !== 'number') return { missed: 0, outOfOrder: false };
-    if (seq <= this.last) return { missed: 0, outOfOrder: true };
-    const missed = seq - this.last - 1;
-    this.last = seq;
-    return { missed, outOfOrder: false };
-  }
-}
+export { SeqTracker } from '../../lib/conversation.ts';
 
 export interface TurnResult {
   /** The frame with is_final: true; undefined when the turn timed out or the connection closed. */
