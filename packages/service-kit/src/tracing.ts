@@ -66,8 +66,11 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
       new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
       // trace_id / span_id on every log line written inside a span; logs go to stdout/Loki, not OTLP.
       new pino.PinoInstrumentation({ disableLogSending: true }),
+      // a request span and its handler span; no span per lifecycle hook (auth, metrics, … run on
+      // every request: a dozen spans each that say little and cost CPU on every call)
       new fastifyOtel.FastifyOtelInstrumentation({
         registerOnInitialization: true,
+        instrumentHooks: false,
         ignorePaths: (opts: { url: string }) => quietPaths.has(opts.url),
       }),
     ],
