@@ -10,7 +10,7 @@
 // imports
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { MAX_TURNS_PER_MESSAGE, toolResult, userMessage } from '../lib/conversation.ts';
+import { MAX_TURNS_PER_MESSAGE, nextTurnFrame, userMessage } from '../lib/conversation.ts';
 import { CHAT_TURNS } from '../lib/profiles.ts';
 import { loginForRun } from './lib/auth.ts';
 import { Conversation } from './lib/conversation.ts';
@@ -71,13 +71,11 @@ async function exchange(conversation: Conversation, message: string): Promise<bo
   for (let turn = 0; turn < MAX_TURNS_PER_MESSAGE; turn++) {
     const result = await conversation.turn(frame);
     record(frame.type, result);
-    const final = result.final;
-    if (result.failed || !final) return false;
-    if (final.type === 'assistant_message') return true;
-    if (final.type !== 'tool_call' || typeof final.call_id !== 'string') return false;
-    frame = final.requires_approval
-      ? { type: 'hitl_decision', call_id: final.call_id, decision: 'approve' }
-      : { type: 'tool_result', call_id: final.call_id, result: toolResult(final.tool_name) };
+    if (result.failed || !result.final) return false;
+    const next = nextTurnFrame(result.final);
+    if (next === 'answered') return true;
+    if (!next) return false;
+    frame = next;
   }
   return false;
 }

@@ -30,6 +30,22 @@ export function toolResult(tool: string | undefined): unknown {
   return tool === 'read_file' ? { content: 'export class List<T> { items: T[] = []; }' } : { success: true };
 }
 
+/**
+ * What the IDE sends after a turn's final frame: nothing more (`answered`: the assistant answered
+ * the message), the answer to a tool call (approve first when it needs approval, else its result),
+ * or `undefined` when the turn ended otherwise (an error): the message is given up.
+ */
+export function nextTurnFrame(final: { type: string; call_id?: string; tool_name?: string; requires_approval?: boolean }):
+  | 'answered'
+  | ({ type: 'hitl_decision' | 'tool_result'; call_id: string } & Record<string, unknown>)
+  | undefined {
+  if (final.type === 'assistant_message') return 'answered';
+  if (final.type !== 'tool_call' || typeof final.call_id !== 'string') return undefined;
+  return final.requires_approval
+    ? { type: 'hitl_decision', call_id: final.call_id, decision: 'approve' }
+    : { type: 'tool_result', call_id: final.call_id, result: toolResult(final.tool_name) };
+}
+
 /** The seq numbers of one session, from a fresh session (the first frame is 1). */
 export class SeqTracker {
   last: number;

@@ -15,7 +15,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CHAT_TURNS, PROFILES, SCENARIOS, profile, seconds, type ScenarioName } from '../lib/profiles.ts';
 import { SeqTracker, TurnRecorder, parseFrame } from '../k6/lib/frames.ts';
-import { userMessage } from '../lib/conversation.ts';
+import { nextTurnFrame, userMessage } from '../lib/conversation.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const K6_DIR = path.join(ROOT, 'loadtests', 'k6');
@@ -210,7 +210,7 @@ describe('the k6 scripts', () => {
   it('the chat script scripts the mock with valid directives: short answers, a read_file call, a call that needs approval', () => {
     const src = source(script('chat'));
     // the messages come from the script shared with the Node driver
-    expect(src).toMatch(/import \{ MAX_TURNS_PER_MESSAGE, toolResult, userMessage \} from '\.\.\/lib\/conversation\.ts'/);
+    expect(src).toMatch(/import \{ MAX_TURNS_PER_MESSAGE, nextTurnFrame, userMessage \} from '\.\.\/lib\/conversation\.ts'/);
     const messages = Array.from({ length: CHAT_TURNS }, (_, i) => userMessage(i)).join('\n');
     const calls = [...messages.matchAll(/\[\[mock:tool_call (\w+) (\{.*?\})\]\]/g)].map(([, tool, args]) => ({ tool, args: JSON.parse(args!) as unknown }));
     expect(calls).toEqual([
@@ -219,8 +219,11 @@ describe('the k6 scripts', () => {
     ]);
     expect(messages).toMatch(/\[\[mock:words \d+\]\]/);
     expect(CHAT_TURNS).toBeGreaterThanOrEqual(3); // the messages with tool calls are the 2nd and 3rd
-    expect(src).toMatch(/type: 'hitl_decision', call_id: final\.call_id, decision: 'approve'/);
-    expect(src).toMatch(/type: 'tool_result', call_id: final\.call_id/);
+    // a call that needs approval is approved first, then its result goes back; an answer ends the message
+    expect(nextTurnFrame({ type: 'tool_call', call_id: 'c1', tool_name: 'write_file', requires_approval: true })).toEqual({ type: 'hitl_decision', call_id: 'c1', decision: 'approve' });
+    expect(nextTurnFrame({ type: 'tool_call', call_id: 'c1', tool_name: 'read_file', requires_approval: false })).toMatchObject({ type: 'tool_result', call_id: 'c1', result: { content: expect.any(String) } });
+    expect(nextTurnFrame({ type: 'assistant_message' })).toBe('answered');
+    expect(nextTurnFrame({ type: 'error' })).toBeUndefined();
     expect(src).toMatch(/\?access_token=\$\{encodeURIComponent\(data\.token\)\}/);
   });
 

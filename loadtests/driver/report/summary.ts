@@ -32,15 +32,7 @@ export interface Summary {
   durationScale: number;
   gracefulStopSeconds: number;
   targets: Partial<Targets>;
-  executor: ArrivalProfile & {
-    expectedIterations: number;
-    started: number;
-    dropped: number;
-    completed: number;
-    failed: number;
-    interrupted: number;
-    maxAllocatedVUs: number;
-  };
+  executor: ArrivalProfile & Pick<ExecutorResult, 'started' | 'dropped' | 'completed' | 'failed' | 'interrupted' | 'maxAllocatedVUs'> & { expectedIterations: number };
   /** Which metrics the progress line and the charts follow. */
   keyMetrics: { latency: string; errors: string; ttft?: string };
   thresholds: ThresholdResult[];

@@ -18,22 +18,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
+import type { StreamChunk } from '@codelab/protocol';
 import { CHAT_TURNS } from '../../lib/profiles.ts';
 import { TokenSource } from './token.ts';
 import type { Recorder, Scenario } from './types.ts';
-import { MAX_TURNS_PER_MESSAGE, SeqTracker, toolResult, userMessage } from '../../lib/conversation.ts';
+import { MAX_TURNS_PER_MESSAGE, nextTurnFrame, SeqTracker, userMessage } from '../../lib/conversation.ts';
 
-export interface Frame {
-  type: string;
-  seq?: number;
-  token?: string;
-  content?: string;
-  is_final?: boolean;
-  call_id?: string;
-  tool_name?: string;
-  requires_approval?: boolean;
-  code?: string;
-}
+/** An outbound frame as the gateway sends it. */
+export type Frame = StreamChunk;
 
 export interface TurnResult {
   final: Frame | undefined;
@@ -231,13 +223,11 @@ async function exchange(conv: Conversation, message: string, timeoutMs: number, 
   for (let turn = 0; turn < MAX_TURNS_PER_MESSAGE; turn++) {
     const result = await conv.turn(frame, timeoutMs, signal);
     record(metrics, frame.type, result);
-    const final = result.final;
-    if (result.failed || !final) return false;
-    if (final.type === 'assistant_message') return true;
-    if (final.type !== 'tool_call' || typeof final.call_id !== 'string') return false;
-    frame = final.requires_approval
-      ? { type: 'hitl_decision', call_id: final.call_id, decision: 'approve' }
-      : { type: 'tool_result', call_id: final.call_id, result: toolResult(final.tool_name) };
+    if (result.failed || !result.final) return false;
+    const next = nextTurnFrame(result.final);
+    if (next === 'answered') return true;
+    if (!next) return false;
+    frame = next;
   }
   return false;
 }

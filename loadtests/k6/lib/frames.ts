@@ -5,21 +5,10 @@
  * frame with `is_final: true`) took: time to its first token, the gaps between tokens, its length.
  */
 
-/** An outbound frame as the gateway sends it (null fields omitted). */
-export interface Frame {
-  type: string;
-  seq?: number;
-  token?: string;
-  content?: string;
-  is_final?: boolean;
-  call_id?: string;
-  tool_name?: string;
-  arguments?: Record<string, unknown>;
-  requires_approval?: boolean;
-  error?: string;
-  code?: string;
-  metadata?: Record<string, unknown>;
-}
+import type { StreamChunk } from '../../../packages/protocol/src/ws-frames.ts';
+
+/** An outbound frame as the gateway sends it (null fields omitted): the protocol's chunk. */
+export type Frame = StreamChunk;
 
 export function parseFrame(data: unknown): Frame | undefined {
   if (typeof data !== 'string') return undefined;

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Database, Queryable } from '@codelab/service-kit';
-import type { HistoryMessage, SessionSummary } from '@codelab/protocol';
+import type { ChatMessage, HistoryMessage, SessionSummary } from '@codelab/protocol';
 
 export interface SessionRow {
   id: string;
@@ -148,15 +148,18 @@ export class SessionStore {
   }
 }
 
-/** A stored message in upstream's history shape (optional fields only when set). */
-export function historyMessage(m: StoredMessage): HistoryMessage {
+/** A stored message as the LLM gets it (optional fields only when set). */
+export function toChatMessage(m: StoredMessage): ChatMessage & { role: StoredMessage['role']; content: string } {
   return {
     role: m.role,
     content: m.content ?? '',
     ...(m.name ? { name: m.name } : {}),
     ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
     ...(m.tool_calls && m.tool_calls.length ? { tool_calls: m.tool_calls } : {}),
-    seq: m.seq,
-    created_at: m.created_at.toISOString(),
   };
+}
+
+/** A stored message in upstream's history shape: the LLM's fields, its number and time. */
+export function historyMessage(m: StoredMessage): HistoryMessage {
+  return { ...toChatMessage(m), seq: m.seq, created_at: m.created_at.toISOString() };
 }

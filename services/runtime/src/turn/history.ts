@@ -5,21 +5,11 @@
  * newest group is always kept. Tokens are estimated (4 characters a token, plus framing).
  */
 import type { ChatMessage } from '@codelab/protocol';
-import type { StoredMessage } from '../store/sessions.ts';
+import { toChatMessage, type StoredMessage } from '../store/sessions.ts';
 
 export function estimateTokens(m: ChatMessage): number {
   const text = typeof m.content === 'string' ? m.content : JSON.stringify(m.content ?? '');
   return Math.ceil((text.length + (m.tool_calls ? JSON.stringify(m.tool_calls).length : 0)) / 4) + 4;
-}
-
-export function toChatMessage(m: StoredMessage): ChatMessage {
-  return {
-    role: m.role,
-    content: m.content ?? '',
-    ...(m.name ? { name: m.name } : {}),
-    ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
-    ...(m.tool_calls && m.tool_calls.length ? { tool_calls: m.tool_calls } : {}),
-  };
 }
 
 /** Groups: a tool result joins the group of the assistant message before it. */

@@ -5,7 +5,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '@codelab/service-kit';
-import { withoutNulls, type StreamChunk } from '@codelab/protocol';
+import type { StreamChunk } from '@codelab/protocol';
 import type { AgentDefinition, AgentType } from '../agents/definitions.ts';
 import type { ApprovalPolicy } from '../hitl/policy.ts';
 import type { LlmClient } from '../llm-client.ts';
@@ -67,7 +67,8 @@ export class TurnContext {
 
   async emit(chunk: StreamChunk): Promise<void> {
     const seq = ++this.seq;
-    const data = JSON.stringify({ ...withoutNulls(chunk), seq });
+    // chunks are built here without null fields (absent, not null, as upstream clients expect)
+    const data = JSON.stringify({ ...chunk, seq });
     this.services.frameLog.append(this.sessionId, { seq, data, final: chunk.is_final === true });
     await this.write(data);
   }
