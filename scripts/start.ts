@@ -1,22 +1,29 @@
 /**
- * `npm start`: the whole platform on one machine with embedded defaults. Starts one embedded
- * PostgreSQL engine (PGlite over the wire protocol, data under ./data/pg) for the services that
- * have no database URL configured, then auth, llm-proxy, runtime and gateway as child processes
- * (mock LLM, no Redis), prints their logs prefixed and readable,
- * waits until every /health answers, and ends with one line saying where everything listens and
- * how to get a token. Ctrl-C (SIGINT) or SIGTERM stops them gracefully.
+ * `npm start`: the whole platform on one machine with embedded defaults. Serves the data
+ * directory's embedded PostgreSQL engine (PGlite over the wire protocol, data under ./data/pg) for
+ * the services that have no database URL configured, holding its lock (`data/pg.lock`: this pid and
+ * the engine's URL, which is how `npm run auth` finds the running platform's database; a second
+ * launcher on the same data directory is refused, naming this one). Then starts auth, llm-proxy and
+ * runtime as child processes, and the gateway once auth answers (it fetches auth's keys at start;
+ * mock LLM, no Redis), prints their logs prefixed and readable, waits until every /health answers,
+ * and ends with one line saying where everything listens and how to get a token. Ctrl-C (SIGINT)
+ * or SIGTERM stops them gracefully and removes the lock.
  *
  * Any setting can be given as usual (`GATEWAY__PORT=9000 npm start`); the launcher only fills in
- * what the services need to find each other and a random internal key shared by the four.
+ * what the services need to find each other: the peers' URLs, the JWT issuer (auth's URL, so that
+ * standard OAuth clients discover it from there, RFC 8414), and the internal key shared by the
+ * four, kept in `data/internal-api-key` (mode 600, generated on the first start) for operators'
+ * calls to internal endpoints.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { prettyFactory } from 'pino-pretty';
-import { startEmbeddedPostgres } from '../packages/service-kit/src/db.ts';
+import { EmbeddedDatabaseBusyError, embeddedDatabaseDir, openEmbeddedDatabase, type EmbeddedDatabase } from '../packages/service-kit/src/db.ts';
 
 const launched = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,26 +49,74 @@ const url = (name: string): string => {
   return `http://${host(s) === '0.0.0.0' ? '127.0.0.1' : host(s)}:${port(s)}`;
 };
 
-// One internal key for the four services (random per start unless one is configured).
-const internalKey = SERVICES.map((s) => env[`${s.prefix}__INTERNAL_API_KEY`]).find(Boolean) || randomBytes(24).toString('base64url');
-for (const s of SERVICES) env[`${s.prefix}__INTERNAL_API_KEY`] ||= internalKey;
-env.AGENT_RUNTIME__LLM_PROXY_URL ||= url('llm-proxy');
-env.GATEWAY__AGENT_URL ||= url('runtime');
-env.GATEWAY__AUTH_SERVICE_URL ||= url('auth');
-env.CODELAB_DATA_DIR ||= path.join(root, 'data');
+/** A path as the user would type it: relative to the working directory when under it. */
+const shown = (file: string): string => {
+  const relative = path.relative(process.cwd(), file);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
+};
+function fail(message: string): never {
+  process.stderr.write(`npm start: ${message}\n`);
+  process.exit(1);
+}
 
-// One embedded engine for the services without a database URL (each keeps its own tables).
+env.CODELAB_DATA_DIR ||= path.join(root, 'data');
+const dataDir = env.CODELAB_DATA_DIR;
+await mkdir(dataDir, { recursive: true }).catch((err: Error) => fail(`cannot create the data directory ${shown(dataDir)}: ${err.message}`));
+
+// One internal key for the four services: the configured one, else the one kept in the data
+// directory (generated on the first start), so that operators can call internal endpoints with it.
+const internalKeyFile = path.join(dataDir, 'internal-api-key');
+const configuredKey = SERVICES.map((s) => env[`${s.prefix}__INTERNAL_API_KEY`]).find(Boolean);
+const internalKey = configuredKey ?? (await keptInternalKey(internalKeyFile));
+for (const s of SERVICES) env[`${s.prefix}__INTERNAL_API_KEY`] ||= internalKey;
+
+async function keptInternalKey(file: string): Promise<string> {
+  const generated = randomBytes(24).toString('base64url');
+  try {
+    await writeFile(file, `${generated}\n`, { flag: 'wx', mode: 0o600 });
+    return generated;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail(`cannot write the internal key to ${shown(file)}: ${(err as Error).message}`);
+  }
+  const kept = (await readFile(file, 'utf8').catch((err: Error) => fail(`cannot read the internal key from ${shown(file)}: ${err.message}`))).trim();
+  if (kept.length < 16 || /\s/.test(kept)) fail(`${shown(file)} holds no usable internal key (one line of at least 16 characters, no spaces): delete it to have a new one generated`);
+  await chmod(file, 0o600).catch(() => undefined);
+  return kept;
+}
+
+// One embedded engine for the services without a database URL (each keeps its own tables), shared
+// through its lock with the auth CLI; a second launcher on this data directory stops here.
 const DB_SERVICES = [
   { prefix: 'AUTH_SERVICE', defaultPool: 5 },
   { prefix: 'AGENT_RUNTIME', defaultPool: 10 },
 ].filter((s) => !env[`${s.prefix}__DB_URL`]);
-let embedded: { url: string; stop(): Promise<void> } | undefined;
+let embedded: EmbeddedDatabase | undefined;
 if (DB_SERVICES.length > 0) {
-  const connections = DB_SERVICES.reduce((n, s) => n + (Number(env[`${s.prefix}__DB_POOL_SIZE`]) || s.defaultPool), 0) + 4;
-  embedded = await startEmbeddedPostgres(path.join(env.CODELAB_DATA_DIR, 'pg'), connections);
+  // Their pools, and room for the auth CLI's.
+  const connections = DB_SERVICES.reduce((n, s) => n + (Number(env[`${s.prefix}__DB_POOL_SIZE`]) || s.defaultPool), 0) + 8;
+  const pgDir = embeddedDatabaseDir(dataDir);
+  try {
+    embedded = await openEmbeddedDatabase(pgDir, { holder: 'platform', share: true, join: false, maxConnections: connections });
+  } catch (err) {
+    if (!(err instanceof EmbeddedDatabaseBusyError)) throw err;
+    const { pid, holder } = err.holder;
+    fail(
+      holder === 'platform'
+        ? `the platform is already running on ${shown(dataDir)} (pid ${pid}): stop it first (Ctrl-C in its terminal, or kill ${pid}), or start this one with another CODELAB_DATA_DIR`
+        : `the embedded database in ${shown(pgDir)} is in use by the ${holder} (pid ${pid}): stop it first, or start with another CODELAB_DATA_DIR`,
+    );
+  }
   for (const s of DB_SERVICES) env[`${s.prefix}__DB_URL`] = embedded.url;
-  process.stdout.write(`embedded PostgreSQL (PGlite) serving ${embedded.url} with data in ${path.join(env.CODELAB_DATA_DIR, 'pg')}\n`);
+  process.stdout.write(`embedded PostgreSQL (PGlite) serving ${embedded.url} with data in ${shown(pgDir)}\n`);
 }
+
+env.AGENT_RUNTIME__LLM_PROXY_URL ||= url('llm-proxy');
+env.GATEWAY__AGENT_URL ||= url('runtime');
+env.GATEWAY__AUTH_SERVICE_URL ||= url('auth');
+// The issuer is where auth serves (RFC 8414: discovery from it must find the same issuer), unless configured.
+const issuer = env.AUTH_SERVICE__JWT_ISSUER || env.GATEWAY__JWT_ISSUER || url('auth');
+env.AUTH_SERVICE__JWT_ISSUER ||= issuer;
+env.GATEWAY__JWT_ISSUER ||= issuer;
 
 const width = Math.max(...SERVICES.map((s) => s.name.length));
 const pretty = prettyFactory({ colorize: tty, singleLine: true, ignore: 'pid,hostname,service,time,reqId', translateTime: false });
@@ -90,12 +145,15 @@ function stopAll(code: number): void {
   const wait = setInterval(() => {
     if ([...children.values()].every((c) => c.exitCode !== null || c.signalCode !== null)) {
       clearInterval(wait);
+      // The engine stops after the services, then its lock is removed.
       void (embedded?.stop() ?? Promise.resolve()).finally(() => process.exit(code));
     }
   }, 50);
 }
+process.on('SIGINT', () => stopAll(0));
+process.on('SIGTERM', () => stopAll(0));
 
-for (const s of SERVICES) {
+function startService(s: ServiceDef): void {
   const entry = path.join(root, 'services', s.name, 'src', 'main.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.set(s.name, child);
@@ -107,8 +165,6 @@ for (const s of SERVICES) {
     stopAll(1);
   });
 }
-process.on('SIGINT', () => stopAll(0));
-process.on('SIGTERM', () => stopAll(0));
 
 const healthy = async (name: string): Promise<boolean> => {
   try {
@@ -118,28 +174,39 @@ const healthy = async (name: string): Promise<boolean> => {
   }
 };
 const deadline = Date.now() + Number(env.CODELAB_START_TIMEOUT_SECONDS || 90) * 1000;
-while (!stopping) {
-  const states = await Promise.all(SERVICES.map((s) => healthy(s.name)));
-  if (states.every(Boolean)) break;
-  if (Date.now() > deadline) {
-    process.stderr.write(`not healthy in time: ${SERVICES.filter((_, i) => !states[i]).map((s) => s.name).join(', ')}\n`);
-    stopAll(1);
-    break;
+/** Polls until every named service answers /health; false when stopping (a service died, or the time is up). */
+async function untilHealthy(names: string[]): Promise<boolean> {
+  while (!stopping) {
+    const states = await Promise.all(names.map(healthy));
+    if (states.every(Boolean)) return true;
+    if (Date.now() > deadline) {
+      process.stderr.write(`not healthy in time: ${names.filter((_, i) => !states[i]).join(', ')}\n`);
+      stopAll(1);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
-  await new Promise((r) => setTimeout(r, 250));
+  return false;
 }
-if (!stopping) {
+
+// The gateway fetches auth's keys and revoked logins at start: it starts once auth answers, while
+// llm-proxy and runtime start alongside auth.
+const gatewayDef = SERVICES.find((s) => s.name === 'gateway')!;
+for (const s of SERVICES) if (s !== gatewayDef) startService(s);
+if (await untilHealthy(['auth'])) startService(gatewayDef);
+if (await untilHealthy(SERVICES.map((s) => s.name))) {
   const seconds = ((performance.now() - launched) / 1000).toFixed(1);
-  const passwordFile = path.join(env.CODELAB_DATA_DIR, 'auth', 'admin-password');
+  const passwordFile = path.join(dataDir, 'auth', 'admin-password');
   const password = env.AUTH_SERVICE__MASTER_KEY
     ? '"$AUTH_SERVICE__MASTER_KEY"'
     : existsSync(passwordFile)
-      ? `"$(cat ${path.relative(process.cwd(), passwordFile) || passwordFile})"`
+      ? `"$(cat ${shown(passwordFile)})"`
       : '<the admin password>';
+  const key = configuredKey ? 'as configured' : shown(internalKeyFile);
   const gw = url('gateway');
   process.stdout.write(
     `\nCodeLab Platform is up in ${seconds}s: gateway ${gw} (WebSocket ${gw.replace('http', 'ws')}/api/v1/ws/<session_id>), ` +
-      `auth ${url('auth')}, runtime ${url('runtime')}, llm-proxy ${url('llm-proxy')} (mock) | get a token: ` +
+      `auth ${url('auth')}, runtime ${url('runtime')}, llm-proxy ${url('llm-proxy')} (mock) | internal key (X-Internal-Auth): ${key} | get a token: ` +
       `curl -s ${url('auth')}/oauth/token -d grant_type=password -d client_id=codelab-flutter-app -d username=admin --data-urlencode password=${password}\n`,
   );
 }

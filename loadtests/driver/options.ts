@@ -48,7 +48,8 @@ run); 2: bad arguments; 1: the platform was not ready or setup failed; 105: inte
   --llm <url>             llm-proxy (default http://127.0.0.1:8002, env LOAD_LLM_URL)
   --username <name>       user of the api/chat/auth scenarios (default admin, env LOAD_USERNAME)
   --password <password>   its password (default env LOAD_PASSWORD, else data/auth/admin-password)
-  --llm-key <key>         the platform's internal key, for the llm scenario (env LOAD_LLM_KEY)
+  --llm-key <key>         the platform's internal key, for the llm scenario (env LOAD_LLM_KEY,
+                          else data/internal-api-key)
   --duration-scale <f>    multiply every stage's duration by f (e.g. 0.3 for a quick check)
   --graceful-stop <s>     seconds iterations in flight may finish after the last stage (default 30)
   --http-timeout <s>      per HTTP request (default 60)
@@ -81,10 +82,19 @@ function url(name: string, raw: string | undefined, fallback: string): string {
   return value.replace(/\/+$/, '');
 }
 
+const dataFile = (env: NodeJS.ProcessEnv, ...parts: string[]): string => path.join(env.CODELAB_DATA_DIR || path.join(ROOT, 'data'), ...parts);
+
 /** The admin password `npm start` keeps, if this checkout has one. */
 export function passwordFile(env: NodeJS.ProcessEnv): string {
-  return path.join(env.CODELAB_DATA_DIR || path.join(ROOT, 'data'), 'auth', 'admin-password');
+  return dataFile(env, 'auth', 'admin-password');
 }
+
+/** The internal key `npm start` keeps (the llm scenario's credential), if this checkout has one. */
+export function internalKeyFile(env: NodeJS.ProcessEnv): string {
+  return dataFile(env, 'internal-api-key');
+}
+
+const readIfThere = (file: string): string | undefined => (existsSync(file) ? readFileSync(file, 'utf8').trim() || undefined : undefined);
 
 /** Parses argv (without node and the script). Throws UsageError; returns 'help' for --help. */
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env, now = new Date()): LoadOptions | 'help' {
@@ -132,10 +142,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   if (password === undefined) {
     const file = passwordFile(env);
-    if (existsSync(file)) {
-      password = readFileSync(file, 'utf8').trim();
-      passwordSource = path.relative(process.cwd(), file) || file;
-    } else passwordSource = 'nowhere';
+    password = readIfThere(file);
+    passwordSource = password === undefined ? 'nowhere' : path.relative(process.cwd(), file) || file;
   }
   const thresholdsFile = v.thresholds ? path.resolve(v.thresholds) : DEFAULT_THRESHOLDS;
   return {
@@ -150,7 +158,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     username: v.username ?? env.LOAD_USERNAME ?? 'admin',
     password,
     passwordSource,
-    llmKey: v['llm-key'] ?? (env.LOAD_LLM_KEY || undefined),
+    llmKey: v['llm-key'] ?? (env.LOAD_LLM_KEY || readIfThere(internalKeyFile(env))),
     durationScale: positive('duration-scale', v['duration-scale'], 1),
     gracefulStop: positive('graceful-stop', v['graceful-stop'], 30, true),
     httpTimeout: positive('http-timeout', v['http-timeout'], 60),

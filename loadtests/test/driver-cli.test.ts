@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -66,6 +67,12 @@ describe('load CLI arguments', () => {
     ) as LoadOptions;
     expect(o).toMatchObject({ profile: 'ci', targets: { gateway: 'http://127.0.0.3:9000', auth: 'https://auth.local', llm: 'http://127.0.0.2:1' }, llmKey: 'k', durationScale: 0.3, gracefulStop: 0, httpTimeout: 5, turnTimeout: 7, out: path.resolve('x'), progress: false, username: 'u' });
     expect(parseOptions(['llm'], { LOAD_LLM_KEY: 'from-env' })).toMatchObject({ llmKey: 'from-env' });
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'codelab-load-key-'));
+    expect(parseOptions(['llm'], { CODELAB_DATA_DIR: dataDir })).toMatchObject({ llmKey: undefined });
+    writeFileSync(path.join(dataDir, 'internal-api-key'), 'key-kept-by-npm-start\n');
+    expect(parseOptions(['llm'], { CODELAB_DATA_DIR: dataDir })).toMatchObject({ llmKey: 'key-kept-by-npm-start' });
+    expect(parseOptions(['llm'], { CODELAB_DATA_DIR: dataDir, LOAD_LLM_KEY: 'from-env' })).toMatchObject({ llmKey: 'from-env' });
+    rmSync(dataDir, { recursive: true });
     expect(parseOptions(['auth', '--help'])).toBe('help');
   });
 

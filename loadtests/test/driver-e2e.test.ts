@@ -132,7 +132,8 @@ describe('load driver against the platform', () => {
     expect(wrong.stderr).toMatch(/password grant for .* failed: 401 .*the password came from --password/);
     const stdout = new Capture();
     const stderr = new Capture();
-    const code = await main(['llm', '--llm', stack.url.llm, '--out', path.join(outRoot, 'nokey')], { stdout, stderr }, {});
+    // a data directory without the key npm start keeps (data/internal-api-key)
+    const code = await main(['llm', '--llm', stack.url.llm, '--out', path.join(outRoot, 'nokey')], { stdout, stderr }, { CODELAB_DATA_DIR: outRoot });
     expect(code).toBe(1);
     expect(stderr.text).toMatch(/no internal key for the llm-proxy: pass --llm-key or set LOAD_LLM_KEY/);
   }, 30_000);

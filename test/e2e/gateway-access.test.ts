@@ -111,6 +111,21 @@ describe('gateway access control', () => {
     expect(metrics).toMatch(/^gateway_jwt_verifications_total\{outcome="revoked"\} [1-9]/m);
   });
 
+  it('closes the open WebSockets of a revoked login with 4401, and only those', async () => {
+    const login = await passwordTokens(stack.url.auth, stack.user.username, stack.user.password);
+    const other = await stack.token(); // another login of the same user
+    const doomed = new FrameClient(`${stack.url.ws}/api/v1/ws/s-${randomUUID()}`, { authorization: `Bearer ${login.access_token}` });
+    const kept = new FrameClient(`${stack.url.ws}/api/v1/ws/s-${randomUUID()}`, { authorization: `Bearer ${other}` });
+    await doomed.open();
+    await kept.open();
+    const revoke = await fetch(`${stack.url.auth}/oauth/revoke`, { method: 'POST', body: new URLSearchParams({ client_id: 'codelab-flutter-app', token: login.refresh_token }) });
+    expect(revoke.status).toBe(200);
+    expect(await doomed.closed()).toBe(4401);
+    kept.send({ type: 'ping', timestamp: 1 });
+    expect((await kept.until((f) => f.type === 'pong')).at(-1)).toMatchObject({ type: 'pong', timestamp: 1 });
+    kept.close();
+  });
+
   it('enforces scopes: api:read may read but not write or converse', async () => {
     const readOnly = await stack.token('api:read');
     const headers = { authorization: `Bearer ${readOnly}` };

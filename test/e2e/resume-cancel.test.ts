@@ -92,4 +92,22 @@ describe('resume and cancel over real services', () => {
     expect((await c.until((f) => f.is_final === true && f.type === 'assistant_message', c.frames.length)).at(-1)).toMatchObject({ content: 'w0 w1 w2' });
     c.close();
   }, 30_000);
+
+  it(`a cancel from a second connection on the other gateway${redisUrl ? ' (and runtime)' : ''} is acknowledged; the turn ends with its cancelled final frame`, async () => {
+    const sessionId = `cancel2-${randomUUID()}`;
+    const running = await connect(0, sessionId);
+    running.send({ type: 'user_message', content: 'explain everything [[mock:words 400]] [[mock:token_delay 20]]' });
+    await running.until((f) => typeof f.token === 'string' && (f.seq as number) >= 5);
+    const other = await connect(1, sessionId);
+    other.send({ type: 'cancel' });
+    const ack = (await other.until((f) => f.type === 'cancel_ack')).at(-1)!;
+    expect(ack).toEqual({ type: 'cancel_ack', content: expect.any(String) }); // a control answer: no seq, no is_final
+    const final = (await running.until((f) => f.is_final === true)).at(-1)!;
+    expect(final).toMatchObject({ type: 'assistant_message', metadata: { cancelled: true }, seq: expect.any(Number) });
+    expect(other.frames.some((f) => f.is_final === true)).toBe(false);
+    // the cancelling connection can follow the session from there: it gets the cancelled final frame
+    other.send({ type: 'resume', last_seq: (final.seq as number) - 1 });
+    expect((await other.until((f) => f.is_final === true)).at(-1)).toEqual(final);
+    for (const c of [running, other]) c.close();
+  }, 30_000);
 });

@@ -5,13 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { listen, type Service } from '@codelab/service-kit';
-import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { freePort, silentLogger, TEST_INTERNAL_KEY, waitForHttp } from '@codelab/service-kit/testing';
 import { buildApp as buildAuth } from '../../services/auth/src/app.ts';
 import { readAuthConfig } from '../../services/auth/src/config.ts';
 import { createUser } from '../../services/auth/src/users.ts';
@@ -21,6 +22,7 @@ import { buildApp as buildLlmProxy } from '../../services/llm-proxy/src/app.ts';
 import { readLlmProxyConfig } from '../../services/llm-proxy/src/config.ts';
 import { buildApp as buildRuntime } from '../../services/runtime/src/app.ts';
 import { readRuntimeConfig } from '../../services/runtime/src/config.ts';
+import { runProcess } from './processes.ts';
 
 export interface StackOptions {
   databaseUrl: string;
@@ -155,6 +157,185 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     return stack;
   } catch (err) {
     for (const s of started.reverse()) await s.app.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A runtime as a child process (`node services/runtime/src/main.ts`): what a test can kill and start again. */
+export interface RuntimeProcess {
+  url: string;
+  /** Stops it (SIGKILL: as a crash) and resolves once it exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port with the same settings. */
+  restart(): Promise<void>;
+  output(): string;
+}
+
+export async function startRuntimeProcess(env: Record<string, string>): Promise<RuntimeProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let out = '';
+  let proc: ReturnType<typeof runProcess> | undefined;
+  const start = async (): Promise<void> => {
+    const p = runProcess(['services/runtime/src/main.ts'], { AGENT_RUNTIME__PORT: String(port), ...env });
+    proc = p;
+    try {
+      await Promise.race([waitForHttp(`${url}/health`, 60_000), p.exited().then((code) => Promise.reject(new Error(`runtime exited with ${code}:\n${p.output()}`)))]);
+    } catch (err) {
+      p.child.kill('SIGKILL');
+      throw err;
+    }
+  };
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const p = proc;
+    if (!p) return;
+    out += p.output();
+    proc = undefined;
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+    await p.exited();
+  };
+  await start();
+  return { url, kill, restart: start, output: () => out + (proc?.output() ?? '') };
+}
+
+/**
+ * A TCP front for several upstreams, as a load balancer fails over: each connection goes to the
+ * first target that accepts it, in the given order.
+ */
+export async function startFailoverProxy(targets: string[]): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const connectTo = (i: number, client: net.Socket): void => {
+    if (i >= targets.length || client.destroyed) return void client.destroy();
+    const { hostname, port } = new URL(targets[i]!);
+    const upstream = net.connect(Number(port), hostname);
+    const refused = (): void => connectTo(i + 1, client);
+    upstream.once('error', refused);
+    upstream.once('connect', () => {
+      upstream.off('error', refused);
+      sockets.add(upstream);
+      upstream.once('close', () => sockets.delete(upstream));
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      client.pipe(upstream).pipe(client);
+      client.resume();
+    });
+  };
+  const server = net.createServer({ pauseOnConnect: true }, (client) => {
+    sockets.add(client);
+    client.once('close', () => sockets.delete(client));
+    client.on('error', () => undefined);
+    connectTo(0, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export interface ProcessStackOptions {
+  databaseUrl: string;
+  runtimes: number;
+  gateways: number;
+  /** Extra settings per service (full variable names). */
+  env?: { llm?: Record<string, string>; runtime?: Record<string, string>; gateway?: Record<string, string> };
+  /** Gateway i reaches runtime i first, then the next ones (a load balancer's failover); false: runtime i mod runtimes only. */
+  failover?: boolean;
+}
+
+/** The platform with its runtimes as child processes (to kill and restart) and the rest in this process. */
+export interface ProcessStack {
+  url: { auth: string; llm: string; runtimes: string[]; gateways: string[]; wss: string[] };
+  runtimes: RuntimeProcess[];
+  gateways: Service[];
+  user: { username: string; password: string };
+  token(scope?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startProcessStack(opts: ProcessStackOptions): Promise<ProcessStack> {
+  const logger = silentLogger();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-pstack-'));
+  const common = { CODELAB_DATA_DIR: dataDir };
+  const closers: (() => Promise<void>)[] = [];
+  const up = async (s: Service): Promise<string> => {
+    closers.push(() => s.app.close());
+    return listen(s, { host: '127.0.0.1', port: 0 });
+  };
+  try {
+    const llm = await buildLlmProxy(
+      readLlmProxyConfig({ ...common, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0', ...opts.env?.llm }),
+      { logger },
+    );
+    const llmUrl = await up(llm);
+    const auth = await buildAuth(
+      readAuthConfig({
+        ...common,
+        AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        AUTH_SERVICE__DB_URL: opts.databaseUrl,
+        AUTH_SERVICE__DB_POOL_SIZE: '2',
+        AUTH_SERVICE__MASTER_KEY: 'stack-admin-password',
+        AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false',
+      }),
+      { logger },
+    );
+    const authUrl = await up(auth);
+    const runtimes = await Promise.all(
+      Array.from({ length: opts.runtimes }, () =>
+        startRuntimeProcess({
+          ...common,
+          AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+          AGENT_RUNTIME__DB_URL: opts.databaseUrl,
+          AGENT_RUNTIME__DB_POOL_SIZE: '3',
+          AGENT_RUNTIME__LLM_PROXY_URL: llmUrl,
+          AGENT_RUNTIME__LOG_LEVEL: 'warn',
+          ...opts.env?.runtime,
+        }),
+      ),
+    );
+    closers.push(async () => {
+      for (const r of runtimes) await r.kill('SIGTERM');
+    });
+    const gateways: Service[] = [];
+    const gatewayUrls: string[] = [];
+    for (let i = 0; i < opts.gateways; i++) {
+      let agentUrl = runtimes[i % runtimes.length]!.url;
+      if (opts.failover) {
+        const order = runtimes.map((_, k) => runtimes[(i + k) % runtimes.length]!.url);
+        const proxy = await startFailoverProxy(order);
+        closers.push(() => proxy.close());
+        agentUrl = proxy.url;
+      }
+      const gateway = await buildGateway(
+        readGatewayConfig({ ...common, GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: agentUrl, GATEWAY__AUTH_SERVICE_URL: authUrl, ...opts.env?.gateway }),
+        { logger },
+      );
+      gateways.push(gateway);
+      gatewayUrls.push(await up(gateway));
+    }
+    const user = { username: `user-${randomUUID()}`, password: `pw-${randomUUID()}` };
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 1 });
+    try {
+      await createUser(pool, { username: user.username, email: `${user.username}@test.local`, password: user.password });
+    } finally {
+      await pool.end();
+    }
+    return {
+      url: { auth: authUrl, llm: llmUrl, runtimes: runtimes.map((r) => r.url), gateways: gatewayUrls, wss: gatewayUrls.map((u) => u.replace(/^http/, 'ws')) },
+      runtimes,
+      gateways,
+      user,
+      token: (scope?: string) => passwordToken(authUrl, user.username, user.password, scope),
+      close: async () => {
+        for (const c of closers.reverse()) await c().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
     throw err;
   }
 }

@@ -38,8 +38,8 @@ export const llm: Scenario<{ key: string; url: string }> = {
     const key = env.llmKey;
     if (!key) {
       throw new SetupError(
-        'no internal key for the llm-proxy: pass --llm-key or set LOAD_LLM_KEY. `npm start` draws a random key at every start and keeps it only in the ' +
-          "services' environment, so start it with a key of yours: LLM_PROXY__INTERNAL_API_KEY=<key> npm start (the four services share it), then LOAD_LLM_KEY=<key> npm run load -- llm …",
+        'no internal key for the llm-proxy: pass --llm-key or set LOAD_LLM_KEY. `npm start` keeps the key the four services share in ' +
+          '$CODELAB_DATA_DIR/internal-api-key (data/internal-api-key), which is read when neither is given: is the platform started from this checkout?',
       );
     }
     const models = await env.http.raw({ name: 'setup models', url: `${env.targets.llm}/v1/models`, headers: { authorization: `Bearer ${key}` }, expect: [200] });

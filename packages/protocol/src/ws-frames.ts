@@ -46,7 +46,11 @@ export interface HitlDecisionFrame extends FrameTraceContext {
   feedback?: string;
 }
 
-/** Stops the turn running on this session (its final frame says it was cancelled). */
+/**
+ * Stops the turn running on this session: answered `cancel_ack` (a control answer, no seq) on the
+ * connection that sent it, or an `error` GW_ERR_NOTHING_TO_CANCEL; the turn's own final frame
+ * (`assistant_message`, `metadata.cancelled`) goes to every connection following the turn.
+ */
 export interface CancelFrame extends FrameTraceContext {
   type: 'cancel';
 }
@@ -67,7 +71,15 @@ export type TurnFrame = UserMessageFrame | ToolResultFrame | SwitchAgentFrame | 
 export type ControlFrame = CancelFrame | PingFrame | ResumeFrame;
 export type InboundFrame = TurnFrame | ControlFrame;
 
-export const OUTBOUND_FRAME_TYPES = ['assistant_message', 'tool_call', 'agent_switched', 'error', 'done', 'session_info', 'pong'] as const;
+/**
+ * Frames out. Turn frames (assistant_message, tool_call, agent_switched, session_info, and the
+ * runtime's error) carry `seq`, and each turn ends with exactly one of them with `is_final: true`.
+ * Control answers (pong, cancel_ack, and an error answering a control frame) carry neither `seq`
+ * nor `is_final: true`: they end no turn. A gateway error standing for a turn frame the gateway
+ * could not run (a bad frame, a full queue, the runtime refusing it or out of reach) has no `seq`
+ * but `is_final: true`: it is that frame's answer.
+ */
+export const OUTBOUND_FRAME_TYPES = ['assistant_message', 'tool_call', 'agent_switched', 'error', 'done', 'session_info', 'pong', 'cancel_ack'] as const;
 export type OutboundFrameType = (typeof OUTBOUND_FRAME_TYPES)[number];
 
 /**
@@ -101,6 +113,13 @@ export interface StreamChunk {
   reason?: string;
   confidence?: string;
 }
+
+/**
+ * Response header of the runtime's turn stream: the session's frame number before the turn's
+ * first frame. A gateway whose stream breaks follows the frame log from there (or from the last
+ * frame it relayed) to give its client the turn's final frame.
+ */
+export const FRAME_SEQ_HEADER = 'x-codelab-frame-seq';
 
 /** Drops null and undefined fields (upstream clients expect absent rather than null). */
 export function withoutNulls<T extends object>(chunk: T): T {

@@ -1,25 +1,59 @@
 /**
  * PostgreSQL through `pg` in every mode. With a database URL the pool talks to that server; without
- * one the service starts an embedded PostgreSQL engine (PGlite, served over the Postgres wire
- * protocol on a loopback port) with its data under the data directory, so the same SQL and driver
- * run in development and production.
+ * one it uses the embedded PostgreSQL engine (PGlite, served over the Postgres wire protocol on a
+ * loopback port) of the data directory, `<CODELAB_DATA_DIR>/pg`: one per directory, served by
+ * whichever process took its lock first and shared with the others (openEmbeddedDatabase), so the
+ * same SQL and driver run in development and production.
  *
  * The pool is measured (connections by state, waiting clients, query durations by operation) and
  * versioned SQL migrations run once per service under an advisory lock.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import {
+  embeddedDatabaseDir,
+  openEmbeddedDatabase,
+  SHARED_EMBEDDED_HEADROOM,
+  startEmbeddedPostgres,
+  type Embedded,
+  type EmbeddedHolder,
+} from './embedded-postgres.ts';
 import { ServiceMetrics } from './metrics.ts';
+
+export {
+  EmbeddedDatabaseBusyError,
+  embeddedDatabaseDir,
+  embeddedLockFile,
+  openEmbeddedDatabase,
+  readEmbeddedLock,
+  startEmbeddedPostgres,
+  type EmbeddedDatabase,
+  type EmbeddedDatabaseOptions,
+  type EmbeddedHolder,
+  type EmbeddedLockRecord,
+} from './embedded-postgres.ts';
 
 export interface DatabaseOptions {
   service: string;
   /** postgres:// URL; undefined starts the embedded engine. */
   url: string | undefined;
-  /** Where the embedded engine keeps its files; undefined keeps them in memory. */
+  /**
+   * Without a URL: the data directory (CODELAB_DATA_DIR) whose shared embedded database to use,
+   * `<dataDir>/pg` (openEmbeddedDatabase). Neither this nor `embeddedDataDir`: an engine in memory.
+   */
+  dataDir?: string | undefined;
+  /** Without a URL: the embedded engine's own directory (shared and locked the same way); overrides `dataDir`. */
   embeddedDataDir?: string | undefined;
+  /** Who this process is in the embedded database's lock ("auth CLI"); default "<service> service". */
+  embeddedHolder?: string;
+  /**
+   * Whether an embedded engine this process serves is offered to other processes (its URL in the
+   * lock). Default true; false for short-lived holders (the CLI), which others then wait for or are refused by.
+   */
+  shareEmbedded?: boolean;
   poolMax: number;
   logger: Logger;
   metrics: ServiceMetrics;
@@ -35,7 +69,13 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly pool: pg.Pool;
+  /** An embedded engine is behind the pool (served by this process or by another one). */
   readonly embedded: boolean;
+  /**
+   * The embedded engine behind the pool: its directory (undefined: in memory), and the other live
+   * process that serves it when this one does not. Undefined with a URL.
+   */
+  readonly embeddedEngine: { dir: string | undefined; servedBy: EmbeddedHolder | undefined } | undefined;
   /** Where the pool connects (password removed). */
   readonly target: string;
   /** Runs `fn` in a transaction on one connection. */
@@ -72,66 +112,35 @@ function hideCredentials(url: string): string {
   }
 }
 
-interface Embedded {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/**
- * Makes pglite-socket's multiplexer safe for several connections. It queues each wire-protocol
- * message on its own and only keeps one connection's messages together inside a transaction, so
- * the Parse/Bind/Execute/Sync of two clients' parameterized queries can interleave and bind to
- * each other's unnamed statement (electric-sql/pglite#1046). Reporting "in transaction" while a
- * connection is between the first message of an extended-protocol batch and its Sync makes the
- * queue keep that batch together, the same way it keeps transactions together.
- */
-function keepProtocolBatchesTogether(db: import('@electric-sql/pglite').PGlite): void {
-  const SYNC = 0x53; // 'S'
-  const QUERY = 0x51; // 'Q': a simple query is a batch on its own
-  const EXTENDED = new Set([0x50, 0x42, 0x44, 0x45, 0x43, 0x48]); // Parse Bind Describe Execute Close Flush
-  let midBatch = false;
-  const inTransaction = db.isInTransaction.bind(db);
-  const exec = db.execProtocolRawStream.bind(db);
-  Object.assign(db, {
-    isInTransaction: () => midBatch || inTransaction(),
-    execProtocolRawStream: async (message: Uint8Array, opts: Parameters<typeof exec>[1]) => {
-      const type = message[0] ?? 0;
-      try {
-        return await exec(message, opts);
-      } finally {
-        if (EXTENDED.has(type)) midBatch = true;
-        else if (type === SYNC || type === QUERY) midBatch = false;
-      }
-    },
-  });
-}
-
-/** Starts PGlite and serves it on a loopback port for `maxConnections` clients. */
-export async function startEmbeddedPostgres(dataDir: string | undefined, maxConnections: number): Promise<Embedded> {
-  const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-socket')]);
-  if (dataDir) await mkdir(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
-  keepProtocolBatchesTogether(db);
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections });
-  await server.start();
-  return {
-    url: `postgres://postgres@${server.getServerConn()}/postgres`,
-    stop: async () => {
-      await server.stop();
-      await db.close();
-    },
-  };
-}
-
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const poolName = opts.poolName ?? opts.service;
   let embedded: Embedded | undefined;
+  let embeddedEngine: Database['embeddedEngine'];
   let url = opts.url;
   if (!url) {
-    // The multiplexer refuses connections past its limit, so it gets headroom over the pool.
-    embedded = await startEmbeddedPostgres(opts.embeddedDataDir, opts.poolMax + 2);
+    const dir = opts.embeddedDataDir ?? (opts.dataDir !== undefined ? embeddedDatabaseDir(opts.dataDir) : undefined);
+    // The multiplexer refuses connections past its limit, so it gets headroom over the pool (and,
+    // when shared, room for the other processes' pools: a runtime, the CLI).
+    if (dir) {
+      const share = opts.shareEmbedded ?? true;
+      const shared = await openEmbeddedDatabase(dir, {
+        holder: opts.embeddedHolder ?? `${opts.service} service`,
+        share,
+        maxConnections: opts.poolMax + 2 + (share ? SHARED_EMBEDDED_HEADROOM : 0),
+      });
+      embedded = shared;
+      embeddedEngine = { dir, servedBy: shared.servedBy };
+      if (shared.servedBy) {
+        opts.logger.info({ data_dir: dir, served_by: shared.servedBy.holder, pid: shared.servedBy.pid }, `using the embedded PostgreSQL (PGlite) of the running ${shared.servedBy.holder}`);
+      } else {
+        opts.logger.info({ data_dir: dir, shared: share }, 'embedded PostgreSQL (PGlite) started');
+      }
+    } else {
+      embedded = await startEmbeddedPostgres(undefined, opts.poolMax + 2);
+      embeddedEngine = { dir: undefined, servedBy: undefined };
+      opts.logger.info({ data_dir: '(memory)' }, 'embedded PostgreSQL (PGlite) started');
+    }
     url = embedded.url;
-    opts.logger.info({ data_dir: opts.embeddedDataDir ?? '(memory)' }, 'embedded PostgreSQL (PGlite) started');
   }
   const pool = new pg.Pool({ connectionString: url, max: opts.poolMax, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, application_name: `codelab-${opts.service}` } as pg.PoolConfig);
   // An idle client that errors (server restart) must not crash the process.
@@ -187,6 +196,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   return {
     pool,
     embedded: Boolean(embedded),
+    embeddedEngine,
     target: hideCredentials(url),
     query: (text, params) => timed(() => pool.query(text, params), text),
     async transaction(fn) {

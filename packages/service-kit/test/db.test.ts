@@ -1,9 +1,24 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { loadMigrations, migrate, openDatabase, type Database } from '@codelab/service-kit/db';
+import {
+  EmbeddedDatabaseBusyError,
+  embeddedDatabaseDir,
+  embeddedLockFile,
+  loadMigrations,
+  migrate,
+  openDatabase,
+  openEmbeddedDatabase,
+  readEmbeddedLock,
+  startEmbeddedPostgres,
+  type Database,
+  type EmbeddedLockRecord,
+} from '@codelab/service-kit/db';
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { value } from './prom-text.ts';
@@ -279,5 +294,190 @@ describe('db', () => {
         await second.close();
       }
     });
+  });
+
+  describe('openEmbeddedDatabase (one engine per data directory, shared through its lock)', () => {
+    let template: string;
+    let dataDir: string;
+    let dir: string;
+    let lockFile: string;
+    const children: ChildProcess[] = [];
+    // A data directory initialized once (initdb is most of an engine's start) and copied for each test.
+    beforeAll(async () => {
+      template = await mkdtemp(path.join(os.tmpdir(), 'kit-embedded-template-'));
+      await (await startEmbeddedPostgres(path.join(template, 'pg'), 2)).stop();
+    });
+    afterAll(() => rm(template, { recursive: true, force: true }));
+    beforeEach(async () => {
+      dataDir = await mkdtemp(path.join(os.tmpdir(), 'kit-embedded-'));
+      dir = embeddedDatabaseDir(dataDir);
+      lockFile = embeddedLockFile(dir);
+      await cp(path.join(template, 'pg'), dir, { recursive: true });
+    });
+    afterEach(async () => {
+      for (const c of children.splice(0)) c.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    /** A live process that is not this one (holds nothing: its pid goes into hand-written locks). */
+    const liveProcess = (): number => {
+      const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+      children.push(child);
+      return child.pid!;
+    };
+    const deadPid = async (): Promise<number> => {
+      const child = spawn(process.execPath, ['-e', '']);
+      await new Promise((resolve) => child.once('exit', resolve));
+      return child.pid!;
+    };
+    const writeLock = (record: EmbeddedLockRecord) => writeFile(lockFile, `${JSON.stringify(record)}\n`);
+    const count = async (url: string, table: string): Promise<number> => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n;
+      } finally {
+        await client.end();
+      }
+    };
+
+    it('is <data dir>/pg, locked by <data dir>/pg.lock', () => {
+      expect(dir).toBe(path.join(dataDir, 'pg'));
+      expect(lockFile).toBe(path.join(dataDir, 'pg.lock'));
+    });
+
+    it('serves the engine of a free directory, records its pid and URL in a lock only its owner may read, and removes the lock when stopped', async () => {
+      const served = await openEmbeddedDatabase(dir, { holder: 'platform', share: true, maxConnections: 4 });
+      try {
+        expect(served.servedBy).toBeUndefined();
+        expect(served.url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+        expect(await readEmbeddedLock(lockFile)).toEqual({ pid: process.pid, holder: 'platform', state: 'serving', url: served.url });
+        expect((await stat(lockFile)).mode & 0o777).toBe(0o600);
+      } finally {
+        await served.stop();
+      }
+      expect(await readEmbeddedLock(lockFile)).toBeUndefined();
+    });
+
+    it('connects a second user to the engine already served, instead of opening its files again', async () => {
+      const served = await openEmbeddedDatabase(dir, { holder: 'auth service', share: true, maxConnections: 6 });
+      try {
+        const joined = await openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4 });
+        expect(joined).toMatchObject({ url: served.url, servedBy: { pid: process.pid, holder: 'auth service' } });
+        await joined.stop(); // joined: stops nothing
+        expect((await readEmbeddedLock(lockFile)) as EmbeddedLockRecord).toMatchObject({ holder: 'auth service', state: 'serving' });
+      } finally {
+        await served.stop();
+      }
+    });
+
+    it('shares one database between pools opened on the same data directory (openDatabase dataDir)', async () => {
+      const logger = silentLogger();
+      const first = await openDatabase({ service: 'auth', url: undefined, dataDir, poolMax: 2, logger, metrics: new ServiceMetrics('a') });
+      try {
+        const second = await openDatabase({ service: 'runtime', url: undefined, dataDir, poolMax: 2, logger, metrics: new ServiceMetrics('b') });
+        try {
+          expect(first.embeddedEngine).toEqual({ dir, servedBy: undefined });
+          expect(second.embeddedEngine).toEqual({ dir, servedBy: { pid: process.pid, holder: 'auth service' } });
+          await first.query('CREATE TABLE shared_t (id int)');
+          await second.query('INSERT INTO shared_t VALUES (1)');
+          expect((await first.query('SELECT id FROM shared_t')).rows).toEqual([{ id: 1 }]);
+        } finally {
+          await second.close();
+        }
+      } finally {
+        await first.close();
+      }
+      expect(await readEmbeddedLock(lockFile)).toBeUndefined();
+    });
+
+    it('refuses, naming the holder, when the holder keeps the engine to itself or when asked not to join', async () => {
+      const pid = liveProcess();
+      await writeLock({ pid, holder: 'auth CLI', state: 'private' });
+      const cli = openEmbeddedDatabase(dir, { holder: 'auth service', share: true, maxConnections: 4 });
+      await expect(cli).rejects.toThrow(EmbeddedDatabaseBusyError);
+      await expect(cli).rejects.toThrow(`the embedded database in ${dir} is in use by the auth CLI (pid ${pid}), which keeps it to itself`);
+
+      await writeLock({ pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' });
+      const launcher = await openEmbeddedDatabase(dir, { holder: 'platform', share: true, join: false, maxConnections: 4 }).catch((e: unknown) => e);
+      expect(launcher).toBeInstanceOf(EmbeddedDatabaseBusyError);
+      expect((launcher as EmbeddedDatabaseBusyError).holder).toMatchObject({ pid, holder: 'platform' });
+      expect((launcher as Error).message).toContain(`in use by the platform (pid ${pid}); if that process does not use it, delete ${lockFile}`);
+    });
+
+    it('waits for a holder that is starting its engine, then connects to it', async () => {
+      const pid = liveProcess();
+      await writeLock({ pid, holder: 'platform', state: 'starting' });
+      await cp(path.join(template, 'pg'), path.join(dataDir, 'other'), { recursive: true });
+      const engine = await startEmbeddedPostgres(path.join(dataDir, 'other'), 4);
+      try {
+        const joining = openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4 });
+        await new Promise((r) => setTimeout(r, 300));
+        await writeLock({ pid, holder: 'platform', state: 'serving', url: engine.url });
+        expect(await joining).toMatchObject({ url: engine.url, servedBy: { pid, holder: 'platform' } });
+        await writeLock({ pid, holder: 'platform', state: 'starting' });
+        await expect(openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4, waitMs: 200 })).rejects.toThrow(
+          `in use by the platform (pid ${pid}), whose engine did not start within 0 s`,
+        );
+      } finally {
+        await engine.stop();
+      }
+    });
+
+    it('fails naming the lock when the URL of a live holder does not answer', async () => {
+      const pid = liveProcess();
+      await writeLock({ pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' });
+      await expect(openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4 })).rejects.toThrow(
+        `is served by the platform (pid ${pid}) at postgres://postgres@127.0.0.1:1/postgres, which does not answer`,
+      );
+    });
+
+    it('takes over a lock left by a process that is gone, by an earlier process with this pid, or unreadable', async () => {
+      for (const left of [
+        JSON.stringify({ pid: await deadPid(), holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' }),
+        JSON.stringify({ pid: process.pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' }),
+        '12345 auth service',
+      ]) {
+        await writeFile(lockFile, `${left}\n`);
+        const served = await openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4 });
+        expect(served.servedBy).toBeUndefined();
+        expect(await readEmbeddedLock(lockFile)).toEqual({ pid: process.pid, holder: 'auth CLI', state: 'private' });
+        await served.stop();
+      }
+    });
+
+    it('keeps the data across holders, and removes the lock when its holder exits without stopping', async () => {
+      const served = await openEmbeddedDatabase(dir, { holder: 'platform', share: true, maxConnections: 4 });
+      const client = new pg.Client({ connectionString: served.url });
+      await client.connect();
+      await client.query('CREATE TABLE kept (id int); INSERT INTO kept VALUES (1), (2)');
+      await client.end();
+      await served.stop();
+
+      // A holder that exits (process.exit) without stopping its engine leaves no lock behind.
+      const kit = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+      const db = path.join(kit, 'src', 'db.ts');
+      const script = path.join(dataDir, 'hold.mts');
+      await writeFile(
+        script,
+        `import { openEmbeddedDatabase } from ${JSON.stringify(db)};\n` +
+          `const e = await openEmbeddedDatabase(${JSON.stringify(dir)}, { holder: 'runtime service', share: true, maxConnections: 4 });\n` +
+          `process.stdout.write(e.url + '\\n');\nsetTimeout(() => process.exit(0), 100);\n`,
+      );
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: kit, stdio: ['ignore', 'pipe', 'inherit'] });
+      let url = '';
+      child.stdout!.on('data', (d: Buffer) => (url += d.toString()));
+      expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+      expect(url).toMatch(/^postgres:\/\//);
+      expect(await readEmbeddedLock(lockFile)).toBeUndefined();
+
+      const again = await openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4 });
+      try {
+        expect(await count(again.url, 'kept')).toBe(2);
+      } finally {
+        await again.stop();
+      }
+      expect(await readFile(path.join(dir, 'PG_VERSION'), 'utf8')).toMatch(/^\d+/);
+    }, 60_000);
   });
 });

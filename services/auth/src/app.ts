@@ -1,12 +1,12 @@
 /**
- * buildApp: the auth service from its config. Opens the database (embedded PGlite when no URL is
- * set) and Redis when configured, applies migrations, loads the signing keys, seeds the admin and
- * the default client, registers the routes and starts the audit retention job. Everything opened
- * here is closed on app close, or at once when a later step fails.
+ * buildApp: the auth service from its config. Opens the database (without a URL, the data
+ * directory's embedded PGlite, `<data dir>/pg`, shared with the CLI and the runtime) and Redis when
+ * configured, applies migrations, loads the signing keys, seeds the admin and the default client,
+ * registers the routes and starts the audit retention job. Everything opened here is closed on app
+ * close, or at once when a later step fails.
  *
  * The service is created without the internal key: every auth endpoint is public by nature.
  */
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { migrate, openDatabase } from '@codelab/service-kit/db';
@@ -14,7 +14,6 @@ import { openRedis, pingRedis } from '@codelab/service-kit/redis';
 import { createService, type Service } from '@codelab/service-kit/service';
 import { startAuditRetention } from './audit-retention.ts';
 import type { AuthConfig } from './config.ts';
-import { acquireEmbeddedLock } from './embedded-lock.ts';
 import { loadKeyRing } from './keys.ts';
 import { createClientIpResolver, createLimiterStore, createLoginGuard, createRateLimiter } from './limits/index.ts';
 import { createAuthMetrics } from './metrics.ts';
@@ -47,14 +46,11 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
   };
 
   try {
-    if (!config.dbUrl) {
-      const lock = await acquireEmbeddedLock(config.dataDir, 'auth service');
-      closers.push(() => lock.release());
-    }
+    // Without a URL: the data directory's embedded database, shared with the CLI and the runtime.
     const db = await openDatabase({
       service: 'auth',
       url: config.dbUrl,
-      embeddedDataDir: path.join(config.dataDir, 'auth', 'pg'),
+      dataDir: config.dataDir,
       poolMax: config.dbPoolSize,
       logger,
       metrics,

@@ -9,7 +9,7 @@ import { createClient, KNOWN_SCOPES, listClients, setClientActive, SUPPORTED_GRA
 import { authSettings } from './config.ts';
 import { hashPassword } from './passwords.ts';
 import { revokeTokensOfClient, revokeTokensOfUser } from './refresh-tokens.ts';
-import { createUser, findUserByUsername, listUsers, setUserActive, setUserPassword, type User } from './users.ts';
+import { createUser, findUserByUsername, listUsers, setUserActive, setUserAdmin, setUserPassword, type User } from './users.ts';
 
 const USERNAME = /^[A-Za-z0-9_.-]{3,64}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -107,18 +107,19 @@ const PASSWORD_OPTIONS: Options = { password: { type: 'string' }, 'password-stdi
 
 export const COMMANDS: Record<string, Command> = {
   'create-user': {
-    usage: 'create-user --username NAME --email EMAIL [--password PASSWORD | --password-stdin]',
-    summary: 'create an active user; without a password one is generated and printed once',
-    options: { ...USERNAME_OPTION, email: { type: 'string' }, ...PASSWORD_OPTIONS },
+    usage: 'create-user --username NAME --email EMAIL [--password PASSWORD | --password-stdin] [--admin]',
+    summary: 'create an active user (an admin with --admin); without a password one is generated and printed once',
+    options: { ...USERNAME_OPTION, email: { type: 'string' }, ...PASSWORD_OPTIONS, admin: { type: 'boolean' } },
     async prepare(values, io) {
       const username = checkUsername(required(values, 'username'));
       const email = required(values, 'email');
       if (!EMAIL.test(email) || email.length > 255) throw new UsageError(`invalid --email '${email}': expected an address like name@example.com`);
       const { password, generated } = await passwordOf(values, io);
+      const isAdmin = values.admin === true;
       return async (db) => {
-        const user = await createUser(db, { username, email, password });
+        const user = await createUser(db, { username, email, password, isAdmin });
         if (!user) throw new UsageError(`username '${username}' or email '${email}' is already taken`);
-        io.stdout(`created user ${user.username} (${user.id})\n`);
+        io.stdout(`created ${isAdmin ? 'admin ' : ''}user ${user.username} (${user.id})\n`);
         if (generated) io.stdout(`password (shown once): ${password}\n`);
       };
     },
@@ -163,6 +164,28 @@ export const COMMANDS: Record<string, Command> = {
         const user = await existingUser(db, username);
         await setUserActive(db, user.id, true);
         io.stdout(`enabled user ${user.username}\n`);
+      };
+    },
+  },
+  'set-admin': {
+    usage: 'set-admin --username NAME [--revoke]',
+    summary: "make a user an admin (its tokens may carry api:admin when asked for), or no longer with --revoke",
+    options: { ...USERNAME_OPTION, revoke: { type: 'boolean' } },
+    async prepare(values, io) {
+      const username = required(values, 'username');
+      const admin = values.revoke !== true;
+      return async (db) => {
+        const user = await existingUser(db, username);
+        if (user.isAdmin === admin) {
+          io.stdout(`${user.username} is ${admin ? 'already' : 'not'} an admin: nothing to do\n`);
+          return;
+        }
+        await setUserAdmin(db, user.id, admin);
+        io.stdout(
+          admin
+            ? `${user.username} is now an admin: a login asking for api:admin gets it\n`
+            : `${user.username} is no longer an admin: its tokens lose api:admin at their next refresh (access tokens already issued keep it until they expire)\n`,
+        );
       };
     },
   },
@@ -240,12 +263,12 @@ export const COMMANDS: Record<string, Command> = {
   },
   'list-users': {
     usage: 'list-users',
-    summary: 'the users, with their state and last login',
+    summary: 'the users, with their role (admin), state and last login',
     options: {},
     async prepare(_values, io) {
       return async (db) => {
-        const rows = (await listUsers(db)).map((u) => [u.username, u.email, yesNo(u.isActive), yesNo(u.isVerified), minute(u.createdAt), minute(u.lastLoginAt)]);
-        io.stdout(table(['USERNAME', 'EMAIL', 'ACTIVE', 'VERIFIED', 'CREATED', 'LAST LOGIN'], rows));
+        const rows = (await listUsers(db)).map((u) => [u.username, u.email, yesNo(u.isAdmin), yesNo(u.isActive), yesNo(u.isVerified), minute(u.createdAt), minute(u.lastLoginAt)]);
+        io.stdout(table(['USERNAME', 'EMAIL', 'ADMIN', 'ACTIVE', 'VERIFIED', 'CREATED', 'LAST LOGIN'], rows));
       };
     },
   },

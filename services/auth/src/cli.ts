@@ -1,21 +1,24 @@
 /**
- * The auth command-line tool: `npm run auth -- <command> [options]` (see `--help`). It reads the
- * service's own settings (AUTH_SERVICE__DB_URL, CODELAB_DATA_DIR: the same database as the service,
- * the embedded one under the data directory when no URL is set) and applies the migrations first.
+ * The auth command-line tool: `npm run auth -- <command> [options]` (see `--help`). It acts on the
+ * database the platform uses, and says which on stderr (one line) before anything else:
+ * AUTH_SERVICE__DB_URL when set; otherwise the data directory's embedded database
+ * (`$CODELAB_DATA_DIR/pg`): the running platform's engine when one serves it (its URL is in the
+ * lock file `pg.lock` beside it), else the CLI opens the engine itself for the time of the command.
+ * It applies the migrations first.
  *
  * Exit codes: 0 done, 1 bad input (the message names the problem), 2 runtime failure (database).
  * Generated passwords and client secrets are printed once, on stdout; nothing else is secret.
  */
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, readConfig } from '@codelab/service-kit/config';
-import { migrate, openDatabase, type Database } from '@codelab/service-kit/db';
+import { EmbeddedDatabaseBusyError, migrate, openDatabase, type Database } from '@codelab/service-kit/db';
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
 import { COMMANDS, UsageError, type CliIo, type Values } from './cli-commands.ts';
 import { authSettings } from './config.ts';
-import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
 
 export { UsageError, type CliIo } from './cli-commands.ts';
 
@@ -32,7 +35,8 @@ function usage(): string {
   return (
     'usage: npm run auth -- <command> [options]\n\n' +
     `commands:\n${lines.join('\n')}\n\n` +
-    "The database is the service's: AUTH_SERVICE__DB_URL, or the embedded one under CODELAB_DATA_DIR (stop the service first).\n" +
+    "The database is the platform's: AUTH_SERVICE__DB_URL when set, else the embedded one in $CODELAB_DATA_DIR/pg\n" +
+    '(default ./data/pg), through the running platform when it runs; the first line on stderr says which.\n' +
     'Passwords: at least 12 characters; prefer --password-stdin to keep them out of the shell history.\n' +
     'Exit codes: 0 done, 1 bad input, 2 runtime failure.\n'
   );
@@ -77,17 +81,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const logger = pino({ level: 'warn' }, pino.destination(2));
   let db: Database | undefined;
-  let lock: EmbeddedLock | undefined;
   try {
-    if (!config.dbUrl) lock = await acquireEmbeddedLock(config.dataDir, 'auth CLI');
     db = await openDatabase({
       service: 'auth',
       url: config.dbUrl,
-      embeddedDataDir: path.join(config.dataDir, 'auth', 'pg'),
+      dataDir: config.dataDir,
+      // The engine is the CLI's only for the time of the command: never offered to others.
+      embeddedHolder: 'auth CLI',
+      shareEmbedded: false,
       poolMax: 2,
       logger,
       metrics: new ServiceMetrics('auth-cli'),
     });
+    io.stderr(`auth: ${databaseInUse(db)}\n`);
     await migrate(db, 'auth', MIGRATIONS_DIR, logger);
     await work(db);
     return 0;
@@ -96,12 +102,32 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr(`auth: ${err.message}\n`);
       return 1;
     }
+    if (err instanceof EmbeddedDatabaseBusyError) {
+      io.stderr(`auth: ${err.message}; or set AUTH_SERVICE__DB_URL to use a PostgreSQL server\n`);
+      return 2;
+    }
     io.stderr(`auth: ${name} failed: ${(err as Error).message || String(err)}\n`);
     return 2;
   } finally {
     await db?.close();
-    await lock?.release();
   }
+}
+
+/** A directory as the user would type it: relative to the working directory when under it. */
+function shown(dir: string): string {
+  const relative = path.relative(process.cwd(), dir);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : dir;
+}
+
+/** The line saying which database the command acts on (the URL without its password). */
+function databaseInUse(db: Database): string {
+  const engine = db.embeddedEngine;
+  if (!engine) return `using the database of AUTH_SERVICE__DB_URL, ${db.target}`;
+  const dir = engine.dir ? shown(engine.dir) : '(memory)';
+  if (engine.servedBy) {
+    return `using the embedded database of the running ${engine.servedBy.holder} (pid ${engine.servedBy.pid}, ${dir})`;
+  }
+  return `embedded database in ${dir} (the platform is not running)`;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -110,7 +136,8 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// run as a program (through a symlinked checkout too: import.meta.url is the real path)
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   const code = await runCli(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),

@@ -111,6 +111,24 @@ export async function setClientActive(db: Queryable, clientId: string, active: b
   return rowCount === 1;
 }
 
+/**
+ * The scope of the platform's admin views. Admin is a property of the user: a user's token (password
+ * and refresh grants) carries it only when the user is an admin; a client_credentials token carries
+ * its client's scopes (no user is involved).
+ */
+export const ADMIN_SCOPE = 'api:admin';
+
+/**
+ * What a user's token may carry of a granted `scope`: everything, or everything but api:admin
+ * unless `admin`. RFC 6749 §3.3 lets the server grant less than was requested (the answer's `scope`
+ * says what was granted); `dropped` names what was removed.
+ */
+export function scopeForUser(scope: string, admin: boolean): { scope: string; dropped: string[] } {
+  const tokens = splitScope(scope);
+  if (admin || !tokens.includes(ADMIN_SCOPE)) return { scope, dropped: [] };
+  return { scope: tokens.filter((t) => t !== ADMIN_SCOPE).join(' '), dropped: [ADMIN_SCOPE] };
+}
+
 /** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 

@@ -11,7 +11,7 @@ const keyPath = (file: string) => (partial: Record<string, unknown>): string =>
 
 export const authSettings = defineSettings({
   ...commonSettings({ port: 8003 }),
-  /** Unset: an embedded PostgreSQL (PGlite) under `${dataDir}/auth/pg`. */
+  /** Unset: the data directory's embedded PostgreSQL (PGlite), `${dataDir}/pg`, shared with the runtime and the CLI. */
   dbUrl: setting.url({ protocols: ['postgres:', 'postgresql:'], secret: true }),
   dbPoolSize: setting.int({ min: 1, max: 100, fallback: 5 }),
   /** Brute-force and rate-limit counters, shared by every instance. Unset (or unreachable): per-instance memory. */

@@ -1,6 +1,8 @@
 /**
  * Seed data, applied at every start and idempotent by name (upstream §3.10 with fixes): the `admin`
- * user and the public `codelab-flutter-app` client.
+ * user, created as an admin (its tokens may carry api:admin; the CLI's `set-admin` changes that and
+ * the seed never changes it back), and the public `codelab-flutter-app` client, which may carry
+ * api:admin for admin users only.
  *
  * The admin password is AUTH_SERVICE__MASTER_KEY, used only when the admin is created (an existing
  * admin keeps its password). Without a master key outside production a random password is written to
@@ -18,7 +20,7 @@ import { createUser, findUserByLogin } from './users.ts';
 export const DEFAULT_CLIENT: NewClient = {
   clientId: 'codelab-flutter-app',
   name: 'CodeLab Flutter Application',
-  allowedScopes: ['api:read', 'api:write'],
+  allowedScopes: ['api:read', 'api:write', 'api:admin'],
   allowedGrantTypes: ['password', 'refresh_token'],
   accessTokenLifetime: 900,
   refreshTokenLifetime: 2_592_000,
@@ -73,7 +75,7 @@ async function seedAdmin(db: Database, opts: SeedOptions, username: string, emai
   const file = masterKey ? undefined : adminPasswordFile(opts.dataDir);
   // Created and (for a generated password) written together: a file that fails to write leaves no admin.
   const created = await db.transaction(async (tx) => {
-    const user = await createUser(tx, { username, email, password, isActive: true, isVerified: true });
+    const user = await createUser(tx, { username, email, password, isActive: true, isVerified: true, isAdmin: true });
     if (user && file) await writeSecretFile(file, password);
     return user;
   });

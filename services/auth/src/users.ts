@@ -1,6 +1,8 @@
 /**
  * Users: lookups for login (username first, then email, both case-insensitive), creation, and the
- * administration the CLI does (password reset, disable and enable).
+ * administration the CLI does (password reset, disable and enable, the admin role).
+ *
+ * `isAdmin` is the user's role: only an admin's tokens may carry api:admin (scopes.ts).
  */
 import type { Queryable } from '@codelab/service-kit/db';
 import { hashPassword } from './passwords.ts';
@@ -12,6 +14,7 @@ export interface User {
   passwordHash: string;
   isActive: boolean;
   isVerified: boolean;
+  isAdmin: boolean;
 }
 
 interface UserRow {
@@ -21,9 +24,10 @@ interface UserRow {
   password_hash: string;
   is_active: boolean;
   is_verified: boolean;
+  is_admin: boolean;
 }
 
-const COLUMNS = 'id, username, email, password_hash, is_active, is_verified';
+const COLUMNS = 'id, username, email, password_hash, is_active, is_verified, is_admin';
 
 function toUser(row: UserRow): User {
   return {
@@ -33,6 +37,7 @@ function toUser(row: UserRow): User {
     passwordHash: row.password_hash,
     isActive: row.is_active,
     isVerified: row.is_verified,
+    isAdmin: row.is_admin,
   };
 }
 
@@ -64,19 +69,21 @@ export interface UserSummary {
   email: string;
   isActive: boolean;
   isVerified: boolean;
+  isAdmin: boolean;
   createdAt: Date;
   lastLoginAt: Date | null;
 }
 
 export async function listUsers(db: Queryable): Promise<UserSummary[]> {
-  const { rows } = await db.query<{ username: string; email: string; is_active: boolean; is_verified: boolean; created_at: Date; last_login_at: Date | null }>(
-    'SELECT username, email, is_active, is_verified, created_at, last_login_at FROM users ORDER BY lower(username)',
+  const { rows } = await db.query<{ username: string; email: string; is_active: boolean; is_verified: boolean; is_admin: boolean; created_at: Date; last_login_at: Date | null }>(
+    'SELECT username, email, is_active, is_verified, is_admin, created_at, last_login_at FROM users ORDER BY lower(username)',
   );
   return rows.map((r) => ({
     username: r.username,
     email: r.email,
     isActive: r.is_active,
     isVerified: r.is_verified,
+    isAdmin: r.is_admin,
     createdAt: r.created_at,
     lastLoginAt: r.last_login_at,
   }));
@@ -88,17 +95,18 @@ export interface NewUser {
   password: string;
   isActive?: boolean;
   isVerified?: boolean;
+  isAdmin?: boolean;
 }
 
 /** Creates a user; undefined when the username or email (ignoring case) is already taken. */
 export async function createUser(db: Queryable, user: NewUser): Promise<User | undefined> {
   const passwordHash = await hashPassword(user.password);
   const { rows } = await db.query<UserRow>(
-    `INSERT INTO users (username, email, password_hash, is_active, is_verified)
-     VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO users (username, email, password_hash, is_active, is_verified, is_admin)
+     VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT DO NOTHING
      RETURNING ${COLUMNS}`,
-    [user.username, user.email, passwordHash, user.isActive ?? true, user.isVerified ?? false],
+    [user.username, user.email, passwordHash, user.isActive ?? true, user.isVerified ?? false, user.isAdmin ?? false],
   );
   return rows[0] && toUser(rows[0]);
 }
@@ -114,4 +122,9 @@ export async function setUserActive(db: Queryable, userId: string, active: boole
 export async function setUserPassword(db: Queryable, userId: string, password: string): Promise<void> {
   const passwordHash = await hashPassword(password);
   await db.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [userId, passwordHash]);
+}
+
+/** Grants or revokes the admin role (effective at the user's next login or refresh). */
+export async function setUserAdmin(db: Queryable, userId: string, admin: boolean): Promise<void> {
+  await db.query('UPDATE users SET is_admin = $2, updated_at = now() WHERE id = $1', [userId, admin]);
 }

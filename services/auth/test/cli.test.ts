@@ -4,10 +4,12 @@
  * same code the process runs, without a process start per case).
  */
 import { spawn } from 'node:child_process';
+import { cp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Database } from '@codelab/service-kit/db';
+import { embeddedLockFile, openEmbeddedDatabase, readEmbeddedLock, startEmbeddedPostgres, type Database } from '@codelab/service-kit/db';
 import { runCli } from '../src/cli.ts';
 import { findClient } from '../src/clients.ts';
 import { verifyPassword } from '../src/passwords.ts';
@@ -38,14 +40,14 @@ function cli(args: string[], opts: { stdin?: string; env?: Record<string, string
 }
 
 /** The same invocation in this process. */
-async function cliInProcess(args: string[], opts: { stdin?: string } = {}): Promise<Run> {
+async function cliInProcess(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const code = await runCli(args, {
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
     readStdin: async () => opts.stdin ?? '',
-    env: { AUTH_SERVICE__DB_URL: inject('databaseUrl') },
+    env: { AUTH_SERVICE__DB_URL: inject('databaseUrl'), ...opts.env },
   });
   return { code, stdout, stderr };
 }
@@ -77,7 +79,7 @@ describe('auth CLI', () => {
         cliInProcess(['create-user', '--help']),
       ]);
       expect(help.code).toBe(0);
-      for (const command of ['create-user', 'reset-password', 'disable-user', 'enable-user', 'create-client', 'disable-client', 'list-users', 'list-clients']) {
+      for (const command of ['create-user', 'reset-password', 'disable-user', 'enable-user', 'set-admin', 'create-client', 'disable-client', 'list-users', 'list-clients']) {
         expect(help.stdout).toContain(command);
       }
       expect(none.code).toBe(1);
@@ -101,16 +103,106 @@ describe('auth CLI', () => {
       expect(noDatabase.code).toBe(2);
       expect(noDatabase.stderr).toMatch(/^auth: list-users failed: .*ECONNREFUSED/m);
     });
+  });
 
-    it('refuses to share an embedded database with a running process', async () => {
+  // Regression: the CLI opened data/auth/pg while `npm start` serves data/pg, so what it created
+  // never reached the running platform (its client answered invalid_client, its list had no admin).
+  describe("the database it acts on (the platform's, said on stderr)", () => {
+    const embeddedEnv = (dataDir: string) => ({ AUTH_SERVICE__DB_URL: '', CODELAB_DATA_DIR: dataDir });
+    // An embedded database initialized once (initdb is most of an engine's start), copied into each test's data directory.
+    let template: Awaited<ReturnType<typeof tempDir>>;
+    beforeAll(async () => {
+      template = await tempDir();
+      await (await startEmbeddedPostgres(path.join(template.dir, 'pg'), 2)).stop();
+    });
+    afterAll(() => template.remove());
+    const tempDataDir = async () => {
       const tmp = await tempDir();
+      await cp(path.join(template.dir, 'pg'), path.join(tmp.dir, 'pg'), { recursive: true });
+      return tmp;
+    };
+
+    it('is AUTH_SERVICE__DB_URL when set, named without its password', async () => {
+      const run = await cliInProcess(['list-users'], { env: { AUTH_SERVICE__DB_URL: 'postgres://app:hunter2@127.0.0.1:1/auth' } });
+      expect(run.code).toBe(2);
+      expect(run.stderr.split('\n')[0]).toBe('auth: using the database of AUTH_SERVICE__DB_URL, postgres://app:***@127.0.0.1:1/auth');
+      expect(run.stderr).not.toContain('hunter2');
+    });
+
+    it("is the running platform's embedded database, reached through the URL in its lock", async () => {
+      const tmp = await tempDataDir();
+      const platform = await openEmbeddedDatabase(path.join(tmp.dir, 'pg'), { holder: 'platform', share: true, maxConnections: 20 });
       try {
-        const { acquireEmbeddedLock } = await import('../src/embedded-lock.ts');
-        const lock = await acquireEmbeddedLock(tmp.dir, 'auth service');
-        const run = await cli(['list-users'], { env: { AUTH_SERVICE__DB_URL: '', CODELAB_DATA_DIR: tmp.dir } });
-        await lock.release();
-        expect(run.code).toBe(2);
-        expect(run.stderr).toContain(`is in use by the auth service (pid ${process.pid})`);
+        const clientId = uniqueName('cli-running');
+        const run = await cli(['create-client', '--client-id', clientId, '--name', 'Bot', '--scopes', 'api:read', '--grants', 'client_credentials', '--confidential'], {
+          env: embeddedEnv(tmp.dir),
+        });
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toBe(`auth: using the embedded database of the running platform (pid ${process.pid}, ${path.join(tmp.dir, 'pg')})\n`);
+        // The platform's engine has it, and still serves (the CLI stopped nothing).
+        const platformDb = new pg.Client({ connectionString: platform.url });
+        await platformDb.connect();
+        try {
+          const { rows } = await platformDb.query('SELECT is_confidential FROM oauth_clients WHERE client_id = $1', [clientId]);
+          expect(rows).toEqual([{ is_confidential: true }]);
+        } finally {
+          await platformDb.end();
+        }
+        expect(await readEmbeddedLock(embeddedLockFile(platform.dir))).toMatchObject({ pid: process.pid, holder: 'platform', state: 'serving' });
+      } finally {
+        await platform.stop();
+        await tmp.remove();
+      }
+    });
+
+    it('is opened by the CLI itself when the platform is not running, and left to the platform afterwards', async () => {
+      const tmp = await tempDataDir();
+      try {
+        const username = uniqueName('cli-offline');
+        const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`, '--admin'], { env: embeddedEnv(tmp.dir) });
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toBe(`auth: embedded database in ${path.join(tmp.dir, 'pg')} (the platform is not running)\n`);
+        expect(await readEmbeddedLock(embeddedLockFile(path.join(tmp.dir, 'pg')))).toBeUndefined();
+
+        // What the platform then serves is what the CLI wrote.
+        const platform = await openEmbeddedDatabase(path.join(tmp.dir, 'pg'), { holder: 'platform', share: true, maxConnections: 20 });
+        try {
+          const list = await cli(['list-users'], { env: embeddedEnv(tmp.dir) });
+          expect(list.stderr).toContain('of the running platform');
+          expect(list.stdout).toMatch(new RegExp(`^${username}\\s+${username}@example.test\\s+yes\\s+yes\\s+no\\s`, 'm'));
+        } finally {
+          await platform.stop();
+        }
+      } finally {
+        await tmp.remove();
+      }
+    });
+
+    it('takes over the lock of a process that is gone', async () => {
+      const tmp = await tempDataDir();
+      try {
+        const gone = spawn(process.execPath, ['-e', '']);
+        await new Promise((resolve) => gone.once('exit', resolve));
+        await writeFile(path.join(tmp.dir, 'pg.lock'), `${JSON.stringify({ pid: gone.pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' })}\n`);
+        const run = await cli(['list-users'], { env: embeddedEnv(tmp.dir) });
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.stderr).toContain('(the platform is not running)');
+      } finally {
+        await tmp.remove();
+      }
+    });
+
+    it('is refused, naming the holder, while another command keeps the embedded database to itself', async () => {
+      const tmp = await tempDataDir();
+      try {
+        const other = await openEmbeddedDatabase(path.join(tmp.dir, 'pg'), { holder: 'auth CLI', share: false, maxConnections: 4 });
+        try {
+          const run = await cli(['list-users'], { env: embeddedEnv(tmp.dir) });
+          expect(run.code).toBe(2);
+          expect(run.stderr).toContain(`is in use by the auth CLI (pid ${process.pid}), which keeps it to itself: try again when it has finished`);
+        } finally {
+          await other.stop();
+        }
       } finally {
         await tmp.remove();
       }
@@ -121,7 +213,7 @@ describe('auth CLI', () => {
     it('create-user generates a password, prints it once, and the user can log in with it', async () => {
       const username = uniqueName('cli-user');
       const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`]);
-      expect(run).toMatchObject({ code: 0, stderr: '' });
+      expect(run).toMatchObject({ code: 0, stderr: expect.stringMatching(/^auth: using the database of AUTH_SERVICE__DB_URL, postgres:\/\/\S+\n$/) });
       expect(run.stdout).toMatch(new RegExp(`^created user ${username} \\([0-9a-f-]{36}\\)$`, 'm'));
       const password = generated(run.stdout, 'password');
       expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
@@ -195,9 +287,39 @@ describe('auth CLI', () => {
       expect((await findUserByUsername(db, user.username))!.isActive).toBe(true);
     });
 
+    it('create-user --admin makes an admin; set-admin grants and --revoke removes the role; list-users shows it', async () => {
+      const username = uniqueName('cli-admin');
+      const created = await cli(['create-user', '--username', username, '--email', `${username}@example.test`, '--admin']);
+      expect(created.code).toBe(0);
+      expect(created.stdout).toMatch(new RegExp(`^created admin user ${username} \\(`, 'm'));
+      expect((await findUserByUsername(db, username))!.isAdmin).toBe(true);
+
+      const user = await newUser(db);
+      const admin = (u: string) => findUserByUsername(db, u).then((x) => x!.isAdmin);
+      const granted = await cli(['set-admin', '--username', user.username]);
+      expect(granted).toMatchObject({ code: 0, stdout: `${user.username} is now an admin: a login asking for api:admin gets it\n` });
+      expect(await admin(user.username)).toBe(true);
+      expect((await cliInProcess(['set-admin', '--username', user.username])).stdout).toBe(`${user.username} is already an admin: nothing to do\n`);
+      const list = await cli(['list-users']);
+      expect(list.stdout).toMatch(new RegExp(`^${user.username}\\s+${user.email}\\s+yes\\s+yes\\s`, 'm'));
+
+      const revoked = await cli(['set-admin', '--username', user.username.toUpperCase(), '--revoke']);
+      expect(revoked.code).toBe(0);
+      expect(revoked.stdout).toContain(`${user.username} is no longer an admin: its tokens lose api:admin at their next refresh`);
+      expect(await admin(user.username)).toBe(false);
+      expect((await cliInProcess(['set-admin', '--username', user.username, '--revoke'])).stdout).toBe(`${user.username} is not an admin: nothing to do\n`);
+    });
+
+    it('set-admin validates its input (exit 1)', async () => {
+      const [missing, badOption] = await Promise.all([cliInProcess(['set-admin']), cliInProcess(['set-admin', '--username', 'x', '--revoke=yes'])]);
+      expect(missing).toMatchObject({ code: 1, stderr: 'auth: --username is required\n' });
+      expect(badOption.code).toBe(1);
+      expect(badOption.stderr).toContain("--revoke' does not take an argument");
+    });
+
     it('answers exit 1 for an unknown user', async () => {
       const ghost = uniqueName('ghost');
-      const runs = await Promise.all(['reset-password', 'disable-user', 'enable-user'].map((c) => cliInProcess([c, '--username', ghost])));
+      const runs = await Promise.all(['reset-password', 'disable-user', 'enable-user', 'set-admin'].map((c) => cliInProcess([c, '--username', ghost])));
       for (const run of runs) {
         expect(run.code).toBe(1);
         expect(run.stderr).toContain(`no user '${ghost}'`);
@@ -208,8 +330,8 @@ describe('auth CLI', () => {
       const user = await newUser(db);
       const run = await cli(['list-users']);
       expect(run.code).toBe(0);
-      expect(run.stdout.split('\n')[0]).toMatch(/^USERNAME\s+EMAIL\s+ACTIVE\s+VERIFIED\s+CREATED\s+LAST LOGIN$/);
-      expect(run.stdout).toMatch(new RegExp(`^${user.username}\\s+${user.email}\\s+yes\\s+no\\s`, 'm'));
+      expect(run.stdout.split('\n')[0]).toMatch(/^USERNAME\s+EMAIL\s+ADMIN\s+ACTIVE\s+VERIFIED\s+CREATED\s+LAST LOGIN$/);
+      expect(run.stdout).toMatch(new RegExp(`^${user.username}\\s+${user.email}\\s+no\\s+yes\\s+no\\s`, 'm'));
     });
   });
 

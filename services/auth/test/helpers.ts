@@ -114,7 +114,7 @@ export const PASSWORD = 'Correct-Horse-9';
 /** The seeded public client. */
 export const PUBLIC_CLIENT_ID = 'codelab-flutter-app';
 
-export async function newUser(db: Database, opts: { isActive?: boolean } = {}): Promise<User> {
+export async function newUser(db: Database, opts: { isActive?: boolean; isAdmin?: boolean } = {}): Promise<User> {
   const username = uniqueName('User');
   const user = await createUser(db, { username, email: `${username}@example.test`, password: PASSWORD, ...opts });
   return user!;

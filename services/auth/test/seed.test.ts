@@ -5,7 +5,7 @@ import { capturingLogger, silentLogger } from '@codelab/service-kit/testing';
 import { findClient } from '../src/clients.ts';
 import { verifyPassword } from '../src/passwords.ts';
 import { adminPasswordFile, DEFAULT_CLIENT, seed, type SeedOptions } from '../src/seed.ts';
-import { findUserByLogin } from '../src/users.ts';
+import { findUserByLogin, setUserAdmin } from '../src/users.ts';
 import { openTestDatabase, tempDir, uniqueName } from './helpers.ts';
 
 describe('seed', () => {
@@ -33,7 +33,7 @@ describe('seed', () => {
     const first = await seed(db, opts);
     expect(first.admin).toMatchObject({ created: true, passwordFile: undefined });
     const admin = await findUserByLogin(db, opts.admin!.username);
-    expect(admin).toMatchObject({ id: first.admin.id, email: opts.admin!.email, isActive: true, isVerified: true });
+    expect(admin).toMatchObject({ id: first.admin.id, email: opts.admin!.email, isActive: true, isVerified: true, isAdmin: true });
     expect(await verifyPassword('first-master-key', admin!.passwordHash)).toBe(true);
 
     const second = await seed(db, { ...opts, masterKey: 'second-master-key' });
@@ -73,6 +73,14 @@ describe('seed', () => {
     await expect(seed(db, { ...opts, masterKey: undefined, environment: 'production' })).resolves.toMatchObject({ admin: { created: false } });
   });
 
+  it('never gives the admin role back to an admin demoted since', async () => {
+    const opts = options({ masterKey: 'm' });
+    const { admin } = await seed(db, opts);
+    await setUserAdmin(db, admin.id, false);
+    await seed(db, opts);
+    expect((await findUserByLogin(db, opts.admin!.username))!.isAdmin).toBe(false);
+  });
+
   it('seeds the public codelab-flutter-app client', async () => {
     await seed(db, options({ masterKey: 'm' }));
     const client = await findClient(db, DEFAULT_CLIENT.clientId);
@@ -80,7 +88,8 @@ describe('seed', () => {
       clientId: 'codelab-flutter-app',
       name: 'CodeLab Flutter Application',
       isConfidential: false,
-      allowedScopes: ['api:read', 'api:write'],
+      // api:admin for admin users only (the role is the user's)
+      allowedScopes: ['api:read', 'api:write', 'api:admin'],
       allowedGrantTypes: ['password', 'refresh_token'],
       accessTokenLifetime: 900,
       refreshTokenLifetime: 2_592_000,

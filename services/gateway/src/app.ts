@@ -20,7 +20,11 @@ import { registerEventRoutes } from './routes/events.ts';
 import { registerOpenApi } from './routes/openapi.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { handleConversation } from './ws/conversation.ts';
+import { OpenLogins } from './ws/open-logins.ts';
 import { Heartbeat } from './ws/heartbeat.ts';
+
+/** How long auth may be unreachable at start-up before the gateway warns about it. */
+const JWKS_STARTUP_GRACE_MS = 30_000;
 
 export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } = {}): Promise<Service> {
   const service = createService({ name: 'gateway', ...config, logger: deps.logger });
@@ -38,13 +42,35 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
   service.addReadinessCheck('runtime', () => runtime.checkHealth());
 
   let verifier: JwtVerifier | undefined;
+  const openLogins = new OpenLogins();
   if (config.useJwtAuth) {
     const auth = new PeerClient({ peer: 'auth', baseUrl: config.authServiceUrl, metrics: service.metrics, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 });
     app.addHook('onClose', () => auth.close());
-    const jwks = new JwksCache({ auth, metrics, logger, maxAgeMs: config.jwksMaxAge * 1000, unknownKidCooldownMs: config.jwksRefetchCooldown * 1000 });
+    const jwks = new JwksCache({ auth, metrics, logger, startupGraceMs: JWKS_STARTUP_GRACE_MS, maxAgeMs: config.jwksMaxAge * 1000, unknownKidCooldownMs: config.jwksRefetchCooldown * 1000 });
     const revoked = new RevokedFamilies({ auth, internalApiKey: config.internalApiKey, intervalMs: config.revocationPollInterval * 1000, metrics, logger });
-    revoked.start();
-    app.addHook('onClose', async () => revoked.stop());
+    revoked.onUpdate((isRevoked) => {
+      const closed = openLogins.closeRevoked(isRevoked);
+      if (closed > 0) logger.info({ closed }, 'websockets of revoked logins closed (4401)');
+    });
+    // Auth may start alongside the gateway: the keys are fetched at once and retried calmly while
+    // it comes up (jwks-cache.ts); polling the revoked logins starts once auth answered, or once
+    // the wait became a warning (its own failures are warnings then).
+    let closing = false;
+    let polling = false;
+    const startRevocationPolls = (): void => {
+      if (closing || polling) return;
+      polling = true;
+      revoked.start();
+    };
+    const warm = jwks.warmUp();
+    void warm.then(startRevocationPolls);
+    setTimeout(startRevocationPolls, JWKS_STARTUP_GRACE_MS).unref();
+    app.addHook('onClose', async () => {
+      closing = true;
+      jwks.stop();
+      revoked.stop();
+      await warm;
+    });
     verifier = createJwtVerifier({ jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, revoked });
     service.addReadinessCheck('auth', async () => {
       const { statusCode, body } = await auth.json<{ keys?: unknown[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
@@ -89,7 +115,8 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
         querystring: { type: 'object', properties: { last_seq: { type: 'integer', minimum: 0 } } },
       },
     },
-    (socket, request) =>
+    (socket, request) => {
+      openLogins.track(socket, request.principal?.familyId);
       handleConversation(socket, request, {
         runtime,
         metrics,
@@ -99,7 +126,8 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
         isDraining: () => service.draining,
         inFlight,
         heartbeat,
-      }),
+      });
+    },
   );
   return service;
 }

@@ -26,7 +26,7 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     }),
     turnDuration: m.histogram({
       name: 'gateway_turn_duration_seconds',
-      help: 'Time from an inbound frame to the final frame of its turn, by outcome',
+      help: 'Time from an inbound frame to the final frame of its turn, by outcome (ok, cancelled, error, agent_error, interrupted: the runtime died or its stream broke, client_gone)',
       labelNames: ['outcome'],
       buckets: GENAI_DURATION_BUCKETS,
     }),
@@ -59,11 +59,15 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     }),
     resumes: m.counter({
       name: 'gateway_ws_resumes_total',
-      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame) by outcome (ok, not_found, skipped, failed, client_gone)',
+      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame, turn for the gateway following the frame log after a turn stream broke) by outcome (ok, not_found, skipped, failed, client_gone)',
       labelNames: ['source', 'outcome'],
     }),
     resumedFrames: m.counter({ name: 'gateway_ws_resumed_frames_total', help: 'Frames sent to clients by replays (resume)' }),
-    cancels: m.counter({ name: 'gateway_ws_cancels_total', help: 'cancel frames by outcome (cancelled, nothing_running, failed)', labelNames: ['outcome'] }),
+    cancels: m.counter({
+      name: 'gateway_ws_cancels_total',
+      help: 'cancel frames by outcome (cancelled: answered cancel_ack, nothing_running, failed)',
+      labelNames: ['outcome'],
+    }),
     approvalsResent: m.counter({ name: 'gateway_ws_approvals_resent_total', help: 'Pending tool approvals re-sent as tool_call frames when a client connects' }),
     wsSessionDenied: m.counter({
       name: 'gateway_ws_session_denied_total',

@@ -26,8 +26,11 @@ export interface PendingApproval {
 export class RuntimeClient {
   private readonly rest: PeerClient;
   private readonly stream: PeerClient;
+  /** Longest silence from the runtime during a turn (GATEWAY__AGENT_STREAM_TIMEOUT): also how long a broken turn stream is retried. */
+  readonly streamIdleTimeoutMs: number;
 
   constructor(opts: { baseUrl: string; internalApiKey: string; metrics: ServiceMetrics; requestTimeoutMs: number; streamIdleTimeoutMs: number; streamConnections?: number }) {
+    this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs;
     const common = { peer: 'runtime', baseUrl: opts.baseUrl, internalApiKey: opts.internalApiKey, metrics: opts.metrics };
     this.rest = new PeerClient({ ...common, headersTimeoutMs: opts.requestTimeoutMs, bodyTimeoutMs: opts.requestTimeoutMs });
     // a turn holds its stream connection until its final frame: as many as turns may run at once
@@ -44,7 +47,11 @@ export class RuntimeClient {
     }
   }
 
-  /** Opens the SSE stream of one turn. */
+  /**
+   * Opens the SSE stream of one turn. Its `x-codelab-frame-seq` header (FRAME_SEQ_HEADER) is the
+   * session's frame number before the turn's first frame: where to follow the frame log from
+   * (`frames`) when the stream breaks before the turn's final frame.
+   */
   async openTurn(body: AgentStreamRequest, caller: Caller, signal: AbortSignal) {
     try {
       return await this.stream.request({ method: 'POST', path: '/agent/message/stream', route: '/agent/message/stream', body, signal, headers: callerHeaders(caller) });

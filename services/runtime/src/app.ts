@@ -3,7 +3,6 @@
  * and the conversation turns that stream their frames back as SSE, one turn per session at a time
  * across instances. Every route needs the internal key (the gateway calls it).
  */
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -23,6 +22,7 @@ import { AgentContextStore } from './store/agent-context.ts';
 import { ToolCallStore } from './store/tool-calls.ts';
 import { startApprovalExpiry } from './turn/approval-expiry.ts';
 import { MemoryFrameLog, RedisFrameLog, type FrameLog } from './turn/frame-log.ts';
+import { InterruptedTurns } from './turn/interrupted-turns.ts';
 import { RunningTurns } from './turn/running-turns.ts';
 import { SessionLeases } from './turn/session-lease.ts';
 import type { ConversationServices } from './turn/turn-context.ts';
@@ -37,7 +37,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   const db = await openDatabase({
     service: 'runtime',
     url: config.dbUrl,
-    embeddedDataDir: path.join(config.dataDir, 'runtime', 'pg'),
+    dataDir: config.dataDir,
     poolMax: config.dbPoolSize,
     logger,
     metrics: service.metrics,
@@ -71,7 +71,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   app.addHook('onClose', () => llm.close());
   service.addReadinessCheck('llm-proxy', () => llm.checkHealth());
 
-  const store = new SessionStore(db);
+  const store = new SessionStore(db, { idleTimeoutSeconds: config.sessionIdleTimeout });
   registerSessionRoutes(app, store);
   // Durable events and LLM usage (the engine records into it; never fails a turn). Its writes in
   // flight finish before the pool closes (onClose hooks run last-registered first).
@@ -85,7 +85,8 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     ? new RedisFrameLog(redis, {
         maxFrames: config.frameLogSize,
         retentionSeconds: 24 * 3600,
-        runningTtlMs: config.sessionLeaseTtl * 2000,
+        // lapses with the lease it is renewed with: a follower then asks the lease (interrupted-turns.ts)
+        runningTtlMs: config.sessionLeaseTtl * 1000,
         logger,
         onError: () => metrics.frameLogErrors.inc(),
       })
@@ -94,7 +95,18 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   const running = new RunningTurns(frameLog, redis, logger);
   await running.start();
   app.addHook('onClose', () => running.close());
-  const leases = new SessionLeases(db, { ttlMs: config.sessionLeaseTtl * 1000, metrics, onRenew: (sessionId) => frameLog.setRunning(sessionId, true) });
+  // A turn whose runtime died is found from its lapsed lease and closed once (interrupted-turns.ts).
+  // Without Redis the frame log dies with this process: turns reserve their frame numbers in the row.
+  const leaseTtlMs = config.sessionLeaseTtl * 1000;
+  let interrupted: InterruptedTurns | undefined;
+  const leases = new SessionLeases(db, {
+    ttlMs: leaseTtlMs,
+    metrics,
+    onRenew: (sessionId) => frameLog.setRunning(sessionId, true),
+    reserveSeqs: frameLog.shared ? 0 : 1000,
+    onTakeover: (sessionId, prev) => interrupted!.closeTakenOver(sessionId, prev),
+  });
+  interrupted = new InterruptedTurns({ leases, frameLog, metrics, logger, leaseTtlMs });
   const services: ConversationServices = {
     db,
     sessions: store,
@@ -112,8 +124,8 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     maxStepsPerTurn: config.maxStepsPerTurn,
   };
   const heartbeatMs = config.sseHeartbeatInterval * 1000;
-  registerAgentStream(app, { services, store, leases, running, heartbeatMs, lockTimeoutMs: config.sessionLockTimeout * 1000, isDraining: () => service.draining });
-  registerFrameRoutes(app, { store, frameLog, running, metrics, heartbeatMs });
+  registerAgentStream(app, { services, store, leases, running, interrupted, heartbeatMs, lockTimeoutMs: config.sessionLockTimeout * 1000, isDraining: () => service.draining });
+  registerFrameRoutes(app, { store, interrupted, running, metrics, heartbeatMs });
   const expiry = startApprovalExpiry(services, leases, logger);
   app.addHook('onClose', () => expiry.stop());
   return service;

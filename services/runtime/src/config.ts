@@ -32,6 +32,11 @@ export const runtimeSettings = defineSettings({
   sessionLockTimeout: setting.number({ min: 0.1, max: 600, fallback: 30 }),
   /** Seconds a session lease lasts without renewal (a crashed instance's turn frees its session after it). */
   sessionLeaseTtl: setting.number({ min: 1, max: 3600, fallback: 15 }),
+  /**
+   * Seconds without a message after which a session is inactive (`is_active: false`, left out by
+   * `GET /sessions?active_only=true`), unless a turn runs or a tool call waits for the IDE or a human.
+   */
+  sessionIdleTimeout: setting.number({ min: 1, max: 365 * 86_400, fallback: 3600 }),
   /** Frames kept per session for clients that reconnect (in Redis when configured, else in memory). */
   frameLogSize: setting.int({ min: 10, max: 100_000, fallback: 2000 }),
   /** Multi-agent mode: orchestrator, coder, architect, debug, ask; false: orchestrator and universal. */

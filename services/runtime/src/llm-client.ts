@@ -3,25 +3,60 @@
  * the tool calls once their streamed pieces are complete, the usage and the finish reason.
  * Upstream errors (an HTTP error status, or a final `data: {"error":…}` event mid-stream, or a
  * stream without `[DONE]`) become LlmError with the proxy's status, code and message (never
- * assistant text).
+ * assistant text). That message is the raw cause, for logs and spans; what a user is shown is
+ * `userText`, one readable sentence per kind of failure (LLM_FAILURE_TEXT).
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { parseSse, PeerClient, type ServiceMetrics } from '@codelab/service-kit';
+import { parseSse, PeerClient, PeerUnavailableError, type ServiceMetrics } from '@codelab/service-kit';
 import type { ChatCompletionChunk, ChatMessage, OpenAIErrorBody, ToolCall, Usage } from '@codelab/protocol';
 import type { RuntimeMetrics } from './metrics.ts';
 
 const tracer = trace.getTracer('codelab-runtime');
 
+/**
+ * How an LLM call failed (a bounded value: the `error.type` of spans and logs):
+ * - unreachable: the llm-proxy could not be reached;
+ * - timeout: no answer (headers) within AGENT_RUNTIME__LLM_FIRST_BYTE_TIMEOUT, or the proxy's 504;
+ * - busy: the proxy refused for load (429, 503) before answering;
+ * - refused: any other error status before answering;
+ * - interrupted: the answer had started and broke off (an error event, a closed socket such as
+ *   undici's "other side closed", silence past AGENT_RUNTIME__LLM_IDLE_TIMEOUT, no `[DONE]`).
+ */
+export type LlmFailure = 'unreachable' | 'timeout' | 'busy' | 'refused' | 'interrupted';
+
+/** What a user is told for each kind of failure (never the raw cause). */
+export const LLM_FAILURE_TEXT: Record<LlmFailure, string> = {
+  unreachable: 'The language model cannot be reached right now',
+  timeout: 'The language model took too long to answer',
+  busy: 'The language model is overloaded right now',
+  refused: 'The language model could not answer',
+  interrupted: 'The language model stopped answering mid-answer',
+};
+
 export class LlmError extends Error {
   readonly status: number | undefined;
   /** The proxy's OpenAI error code (e.g. `upstream_timeout`), when it sent one. */
   readonly code: string | undefined;
-  constructor(message: string, status?: number, options?: { cause?: unknown; code?: string | null }) {
+  readonly failure: LlmFailure;
+  constructor(message: string, status?: number, options?: { cause?: unknown; code?: string | null; failure?: LlmFailure }) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'LlmError';
     this.status = status;
     this.code = options?.code ?? undefined;
+    this.failure = options?.failure ?? 'refused';
   }
+
+  /** A readable sentence for the user (no raw cause): `LLM_FAILURE_TEXT` of the failure. */
+  get userText(): string {
+    return LLM_FAILURE_TEXT[this.failure];
+  }
+}
+
+/** The kind of an HTTP error status the proxy answered before streaming. */
+function statusFailure(status: number, code: string | null): LlmFailure {
+  if (status === 504 || code === 'upstream_timeout') return 'timeout';
+  if (status === 429 || status === 503) return 'busy';
+  return 'refused';
 }
 
 export type LlmEvent =
@@ -94,6 +129,8 @@ export class LlmClient {
     const started = performance.now();
     let outcome = 'ok';
     let firstToken = true;
+    /** The proxy answered 200: from then on a failure breaks an answer that had started. */
+    let streaming = false;
     try {
       const res = await context.with(ctx, () =>
         this.peer.request({
@@ -113,8 +150,9 @@ export class LlmClient {
         } catch {
           /* not an OpenAI error body */
         }
-        throw new LlmError(`LLM proxy answered ${res.statusCode}${code ? ` (${code})` : ''}: ${message}`, res.statusCode, { code });
+        throw new LlmError(`LLM proxy answered ${res.statusCode}${code ? ` (${code})` : ''}: ${message}`, res.statusCode, { code, failure: statusFailure(res.statusCode, code) });
       }
+      streaming = true;
       const tools = new ToolCallAssembler();
       let done = false;
       for await (const ev of parseSse(res.body)) {
@@ -130,7 +168,7 @@ export class LlmClient {
         }
         if (chunk.error) {
           const code = chunk.error.code ?? null;
-          throw new LlmError(`LLM stream failed${code ? ` (${code})` : ''}: ${chunk.error.message ?? 'unknown error'}`, 502, { code });
+          throw new LlmError(`LLM stream failed${code ? ` (${code})` : ''}: ${chunk.error.message ?? 'unknown error'}`, 502, { code, failure: 'interrupted' });
         }
         if (chunk.usage) {
           span.setAttributes({ 'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens, 'gen_ai.usage.output_tokens': chunk.usage.completion_tokens });
@@ -159,13 +197,17 @@ export class LlmClient {
           yield { kind: 'finish', reason: choice.finish_reason };
         }
       }
-      if (!done) throw new LlmError('LLM stream ended before [DONE] (the llm-proxy or its upstream broke off)', 502);
+      if (!done) throw new LlmError('LLM stream ended before [DONE] (the llm-proxy or its upstream broke off)', 502, { failure: 'interrupted' });
     } catch (err) {
       outcome = 'error';
+      // the raw cause (e.g. undici's "other side closed") stays here, in the span and the caller's log
+      const failure: LlmFailure =
+        err instanceof LlmError ? err.failure : streaming ? 'interrupted' : err instanceof PeerUnavailableError && err.timeout ? 'timeout' : 'unreachable';
       span.recordException(err as Error);
+      span.setAttribute('error.type', failure);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       if (err instanceof LlmError) throw err;
-      throw new LlmError((err as Error).message, undefined, { cause: err });
+      throw new LlmError((err as Error).message, undefined, { cause: err, failure });
     } finally {
       this.opts.metrics.llmDuration.observe({ model, outcome }, (performance.now() - started) / 1000);
       span.end();

@@ -19,7 +19,7 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
   return {
     turns: m.counter({
       name: 'runtime_turns_total',
-      help: 'Conversation turns by message type, agent (the one that answered last) and outcome (ok, tool_call, switched, cancelled, llm_error, persistence_error, error)',
+      help: 'Conversation turns by message type, agent (the one that answered last) and outcome (ok, tool_call, switched, cancelled, llm_error, persistence_error, error, refused, lease_lost)',
       labelNames: ['type', 'agent', 'outcome'],
     }),
     turnDuration: m.histogram({
@@ -68,7 +68,16 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
     }),
     sessionLockTimeouts: m.counter({ name: 'runtime_session_lock_timeouts_total', help: 'Turns refused because another turn of the session kept it past AGENT_RUNTIME__SESSION_LOCK_TIMEOUT' }),
     frameLogErrors: m.counter({ name: 'runtime_frame_log_errors_total', help: 'Frames the resume log could not keep (Redis failures)' }),
-    resumes: m.counter({ name: 'runtime_frame_follows_total', help: 'Frame log reads for reconnecting clients, by outcome', labelNames: ['outcome'] }),
+    resumes: m.counter({
+      name: 'runtime_frame_follows_total',
+      help: 'Frame log reads for reconnecting clients, by outcome (replayed, nothing_missed, frames_lost, error)',
+      labelNames: ['outcome'],
+    }),
+    turnsInterrupted: m.counter({
+      name: 'runtime_turns_interrupted_total',
+      help: 'Turns closed with RT_ERR_TURN_INTERRUPTED because their runtime stopped before the final frame, by who found them (follower: a client following the session; next_lease: the next lease of the session)',
+      labelNames: ['detected_by'],
+    }),
     cancels: m.counter({ name: 'runtime_turn_cancels_total', help: 'Cancel requests by result (cancelled, nothing_running)', labelNames: ['result'] }),
   };
 }

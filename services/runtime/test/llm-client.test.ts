@@ -8,12 +8,13 @@ import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/
 import { buildApp as buildLlmProxy } from '../../llm-proxy/src/app.ts';
 import { readLlmProxyConfig } from '../../llm-proxy/src/config.ts';
 import { mockReply } from '../../llm-proxy/src/mock-llm.ts';
-import { LlmClient, LlmError, ToolCallAssembler, type LlmEvent } from '../src/llm-client.ts';
+import { LLM_FAILURE_TEXT, LlmClient, LlmError, ToolCallAssembler, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
 
 describe('LlmClient', () => {
   let llm: Service;
   let client: LlmClient;
+  let llmUrl: string;
   const clientFor = (baseUrl: string, timeouts = { first: 5000, idle: 5000 }) => {
     const serviceMetrics = new ServiceMetrics('runtime-test');
     return new LlmClient({
@@ -29,7 +30,8 @@ describe('LlmClient', () => {
 
   beforeAll(async () => {
     llm = await buildLlmProxy(readLlmProxyConfig({ LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' }), { logger: silentLogger() });
-    client = clientFor(await listen(llm, { host: '127.0.0.1', port: 0 }));
+    llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
+    client = clientFor(llmUrl);
   });
   afterAll(async () => {
     await client.close();
@@ -93,6 +95,46 @@ describe('LlmClient', () => {
     await dead.close();
     expect(err).toBeInstanceOf(LlmError);
     expect((err as Error).message).toMatch(/unreachable/);
+  });
+
+  describe('failure kinds: the raw cause in message (logs, spans), one readable sentence in userText', () => {
+    it.each([
+      ['a connection dropped mid-answer', 'hi [[mock:disconnect_after 2]]', 'interrupted'],
+      ['an error event mid-answer', 'hi [[mock:error_after 2 502]]', 'interrupted'],
+      ['a timeout event mid-answer', 'hi [[mock:error_after 2 504]]', 'interrupted'],
+      ['429 before answering', '[[mock:error 429]]', 'busy'],
+      ['503 before answering', '[[mock:error 503]]', 'busy'],
+      ['504 before answering', '[[mock:error 504]]', 'timeout'],
+      ['500 before answering', '[[mock:error 500]]', 'refused'],
+    ])('%s is %s', async (_name, content, failure) => {
+      const err = (await collect(content).catch((e: unknown) => e)) as LlmError;
+      expect(err).toBeInstanceOf(LlmError);
+      expect(err.failure).toBe(failure);
+      expect(err.userText).toBe(LLM_FAILURE_TEXT[failure as LlmError['failure']]);
+      expect(err.userText).not.toContain(err.message);
+    });
+
+    it('keeps undici\'s raw "other side closed" out of userText', async () => {
+      const err = (await collect('hi [[mock:disconnect_after 2]]').catch((e: unknown) => e)) as LlmError;
+      expect(err.message).toMatch(/other side closed|\[DONE\]/);
+      expect(err.userText).toBe('The language model stopped answering mid-answer');
+    });
+
+    it('an unreachable proxy is unreachable, a silent one a timeout', async () => {
+      const dead = clientFor(`http://127.0.0.1:${await freePort()}`);
+      const unreachable = (await (async () => {
+        for await (const _ of dead.streamChat([{ role: 'user', content: 'x' }])) void _;
+      })().catch((e: unknown) => e)) as LlmError;
+      await dead.close();
+      expect(unreachable.failure).toBe('unreachable');
+      const slow = clientFor(llmUrl, { first: 100, idle: 5000 });
+      const timeout = (await (async () => {
+        for await (const _ of slow.streamChat([{ role: 'user', content: 'x [[mock:stall 1000]]' }])) void _;
+      })().catch((e: unknown) => e)) as LlmError;
+      await slow.close();
+      expect(timeout.failure).toBe('timeout');
+      expect(timeout.userText).toBe('The language model took too long to answer');
+    });
   });
 
   it('ToolCallAssembler joins pieces by index', () => {

@@ -5,7 +5,8 @@
  * Checked before the token is consumed (so that a refused request leaves it usable): the JWT
  * (signature, iss, aud, exp, nbf, `type: refresh`), that it was issued to the authenticated client,
  * that the user exists and is active, and the scope, which may only narrow: a subset of the original
- * grant that the client is still allowed. Then one conditional UPDATE picks the single winner.
+ * grant that the client is still allowed, without api:admin when the user is no longer an admin
+ * (the new pair is held to that). Then one conditional UPDATE picks the single winner.
  *
  * A token that verifies but whose row is already revoked is a reuse: its whole lineage is revoked,
  * audited as refresh_reuse_detected and counted, and the answer is invalid_grant. This includes
@@ -15,7 +16,7 @@
  *
  * New refresh tokens get the client's full refresh lifetime (a sliding window, as upstream).
  */
-import { grantedScope, splitScope } from '../clients.ts';
+import { ADMIN_SCOPE, grantedScope, scopeForUser, splitScope } from '../clients.ts';
 import { oauthErrors } from '../errors.ts';
 import { claimRefreshToken, refreshTokenState, revokeLineage } from '../refresh-tokens.ts';
 import { hashJti } from '../tokens.ts';
@@ -42,9 +43,14 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
     throw await refuse(db, ctx, user ? 'inactive_user' : 'unknown_user', oauthErrors.invalid_grant('Invalid refresh token'));
   }
   const allowed = splitScope(claims.scope).filter((s) => client.allowedScopes.includes(s));
-  const scope = grantedScope(ctx.form.scope, allowed);
-  if (scope === undefined) {
+  const requested = grantedScope(ctx.form.scope, allowed);
+  if (requested === undefined) {
     throw await refuse(db, ctx, 'invalid_scope', oauthErrors.invalid_scope(`Scope must be a subset of the original grant: ${allowed.join(' ')}`));
+  }
+  // Never escalates: a user demoted since the login loses api:admin here (RFC 6749 §3.3).
+  const { scope, dropped } = scopeForUser(requested, user.isAdmin);
+  if (!scope) {
+    throw await refuse(db, ctx, 'invalid_scope', oauthErrors.invalid_scope(`The scope ${ADMIN_SCOPE} is granted to admin users only`));
   }
 
   const jtiHash = hashJti(claims.jti);
@@ -60,7 +66,7 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
       parentJtiHash: jtiHash,
       ...(claimed.familyId ? { familyId: claimed.familyId } : {}),
     });
-    await auditSuccess(tx, ctx, { eventType: 'token_refresh', userId: user.id, clientId: client.clientId, eventData: { scope } });
+    await auditSuccess(tx, ctx, { eventType: 'token_refresh', userId: user.id, clientId: client.clientId, eventData: { scope, ...(dropped.length ? { refused_scope: dropped.join(' ') } : {}) } });
     return issued;
   });
 

@@ -116,7 +116,7 @@ describe('POST /oauth/token', () => {
 
     it('answers 400 invalid_scope for a scope the client may not have', async () => {
       const user = await newUser();
-      const res = await passwordGrant(user.username, PASSWORD, { scope: 'api:read api:admin' });
+      const res = await passwordGrant(user.username, PASSWORD, { scope: 'api:read api:everything' });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ error: 'invalid_scope' });
     });

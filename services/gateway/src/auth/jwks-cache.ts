@@ -4,7 +4,12 @@
  * is also refreshed in the background once it is older than its max age. When auth cannot be
  * reached the gateway keeps verifying with the set it has; only a gateway that never got a set
  * refuses, with 503 rather than 401 (the token may well be valid).
+ *
+ * At start-up (`warmUp`) the set is fetched before any token needs it. Auth may simply not listen
+ * yet (it starts alongside the gateway): failures are retried with back-off and logged at info
+ * ("waiting for auth") during a short start-up window; only a failure past it is a warning.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { importJWK, type JWK } from 'jose';
 import type { FastifyBaseLogger } from 'fastify';
 import type { PeerClient } from '@codelab/service-kit';
@@ -20,6 +25,8 @@ export interface JwksCacheOptions {
   maxAgeMs?: number;
   /** Minimum time between refetches caused by unknown kids. */
   unknownKidCooldownMs?: number;
+  /** Start-up window during which an unreachable auth service is expected (info logs, not warnings). */
+  startupGraceMs?: number;
 }
 
 type Reason = 'initial' | 'expired' | 'unknown_kid';
@@ -32,10 +39,54 @@ export class JwksCache {
   private inflight: Promise<void> | undefined;
   private readonly maxAgeMs: number;
   private readonly cooldownMs: number;
+  private readonly startupGraceMs: number;
+  /** Until then, failures of the first fetch are the start-up wait for auth (info). */
+  private quietUntil = 0;
+  private readonly stopped = new AbortController();
 
   constructor(private readonly opts: JwksCacheOptions) {
     this.maxAgeMs = opts.maxAgeMs ?? 300_000;
     this.cooldownMs = opts.unknownKidCooldownMs ?? 30_000;
+    this.startupGraceMs = opts.startupGraceMs ?? 30_000;
+  }
+
+  /**
+   * Fetches the set at start-up, retrying with back-off (100 ms doubling up to 2 s) until it is in
+   * or `stop` is called. Within the start-up window each failure is logged at info ("waiting for
+   * auth"); the first failure past it is one warning, later ones are quiet (the readiness check
+   * reports auth meanwhile). Resolves true once the set is in, false when stopped first.
+   */
+  async warmUp(): Promise<boolean> {
+    const started = Date.now();
+    this.quietUntil = started + this.startupGraceMs;
+    let delay = 100;
+    let attempts = 0;
+    let warned = false;
+    while (!this.stopped.signal.aborted) {
+      if (this.fetchedAt > 0) return true; // a token's lookup got there first
+      attempts++;
+      try {
+        await this.refresh('initial');
+        if (attempts > 1) this.opts.logger.info({ attempts, waited_ms: Date.now() - started }, 'auth reachable: signing keys loaded');
+        return true;
+      } catch (err) {
+        if (Date.now() >= this.quietUntil && !warned) {
+          warned = true;
+          this.opts.logger.warn(
+            { err: { message: (err as Error).message }, waited_ms: Date.now() - started },
+            'auth still unreachable: tokens cannot be verified until it answers (retrying)',
+          );
+        }
+      }
+      await sleep(delay, undefined, { signal: this.stopped.signal }).catch(() => undefined);
+      delay = Math.min(delay * 2, 2000);
+    }
+    return false;
+  }
+
+  /** Ends a warm-up still retrying (shutdown). */
+  stop(): void {
+    this.stopped.abort();
   }
 
   /**
@@ -96,7 +147,11 @@ export class JwksCache {
       this.opts.metrics.jwksRefreshes.inc({ reason, outcome: 'ok' });
     } catch (err) {
       this.opts.metrics.jwksRefreshes.inc({ reason, outcome: 'error' });
-      this.opts.logger.warn({ err: { message: (err as Error).message }, reason, cached_keys: this.keys.size }, 'JWKS refresh failed; verifying with the cached keys');
+      const log = { err: { message: (err as Error).message }, reason, cached_keys: this.keys.size };
+      if (this.fetchedAt > 0) this.opts.logger.warn(log, 'JWKS refresh failed; verifying with the cached keys');
+      else if (Date.now() < this.quietUntil) this.opts.logger.info(log, 'waiting for auth: its signing keys cannot be fetched yet');
+      else if (this.quietUntil === 0) this.opts.logger.warn(log, 'JWKS fetch failed: tokens cannot be verified until auth answers');
+      else this.opts.logger.debug(log, 'JWKS fetch failed: still waiting for auth');
       throw err;
     }
   }

@@ -11,6 +11,8 @@ export interface Principal {
   sub: string;
   scopes: ReadonlySet<string>;
   clientId: string | undefined;
+  /** The login (token family, `sid`) the token belongs to; revoking it closes the login's WebSockets. */
+  familyId?: string | undefined;
 }
 
 export type VerifyOutcome = 'ok' | 'missing' | 'invalid' | 'expired' | 'not_yet_valid' | 'unknown_kid' | 'wrong_type' | 'revoked' | 'jwks_unavailable';
@@ -75,6 +77,7 @@ export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audie
         sub: payload.sub,
         scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
         clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
+        familyId: typeof payload.sid === 'string' ? payload.sid : undefined,
       };
       if (typeof payload.exp === 'number') {
         remember(token, { principal, kid: protectedHeader.kid!, exp: payload.exp, nbf: payload.nbf ?? 0, sid: typeof payload.sid === 'string' ? payload.sid : undefined });

@@ -12,11 +12,17 @@ export class RevokedFamilies {
   private families = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
+  private readonly listeners = new Set<(has: (familyId: string) => boolean) => void>();
 
   constructor(private readonly opts: { auth: PeerClient; internalApiKey: string; intervalMs: number; metrics: GatewayMetrics; logger: FastifyBaseLogger }) {}
 
   has(familyId: string): boolean {
     return this.families.has(familyId);
+  }
+
+  /** Called after every successful poll (open WebSockets of a revoked login are closed from here). */
+  onUpdate(listener: (has: (familyId: string) => boolean) => void): void {
+    this.listeners.add(listener);
   }
 
   start(): void {
@@ -49,6 +55,7 @@ export class RevokedFamilies {
       this.families = new Set(body.families);
       this.opts.metrics.revokedFamilies.set(this.families.size);
       this.opts.metrics.revocationPolls.inc({ outcome: 'ok' });
+      for (const listener of this.listeners) listener((id) => this.families.has(id));
     } catch (err) {
       this.opts.metrics.revocationPolls.inc({ outcome: 'error' });
       this.opts.logger.warn({ err: { message: (err as Error).message }, known: this.families.size }, 'revoked token families could not be fetched; keeping the last list');

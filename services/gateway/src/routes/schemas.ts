@@ -91,13 +91,29 @@ const SHARED = [
         items: {
           type: 'object',
           required: ['role', 'content'],
-          properties: { role: { type: 'string' }, content: { type: 'string' }, name: { type: 'string' }, tool_call_id: { type: 'string' }, tool_calls: { type: 'array' } },
+          properties: {
+            role: { type: 'string' },
+            content: { type: 'string' },
+            name: { type: 'string' },
+            tool_call_id: { type: 'string' },
+            tool_calls: { type: 'array', description: 'with the arguments each call was approved with (after a person edited it, the edited ones)' },
+            original_tool_calls: { type: 'array', description: 'only when a person edited a call of this message before approving it: the calls as the LLM proposed them' },
+            seq: { type: 'integer' },
+            created_at: iso,
+          },
         },
       },
       message_count: { type: 'integer' },
       last_activity: iso,
       current_agent: nullable('string'),
-      agent_history: { type: 'array' },
+      agent_history: {
+        type: 'array',
+        description: 'the agent switches, oldest first (as /agents/:id/current?include_history=true lists them)',
+        items: {
+          type: 'object',
+          properties: { from_agent: nullable('string'), to_agent: { type: 'string' }, reason: nullable('string'), switched_at: iso, confidence: nullable('string') },
+        },
+      },
     },
   },
   {

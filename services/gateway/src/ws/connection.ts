@@ -2,7 +2,9 @@
  * One IDE WebSocket as the frame handlers see it: which session it talks about (the path id; for a
  * `new_…` path id, upstream's auto-session, none until the runtime names the session it created),
  * whom for, and the one way frames leave, `send`: it drops a client that reads too slowly (4008),
- * counts frames and remembers their seq. Spans of the connection's frames start here too.
+ * counts frames and remembers their seq. Turn frames carry the runtime's `seq`; what the gateway
+ * says itself has none (errors in place of a turn frame end it with `is_final: true`, control
+ * answers never claim `is_final: true`). Spans of the connection's frames start here too.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -91,8 +93,17 @@ export class Connection {
     if (typeof chunk.seq === 'number') this.delivered.add(chunk.seq);
   }
 
+  /**
+   * An error standing for a turn frame the gateway could not run (bad frame, full queue, runtime
+   * refused or out of reach): no seq, `is_final: true`, it is that frame's answer.
+   */
   sendError(code: string, message: string): void {
     this.send({ type: 'error', content: message, error: message, code, is_final: true });
+  }
+
+  /** An error answering a control frame (cancel, resume) or the connection itself: no seq, and it ends no turn. */
+  sendControlError(code: string, message: string): void {
+    this.send({ type: 'error', content: message, error: message, code, is_final: false });
   }
 
   /** The span of an inbound frame, `ws.message <type>`: parent of the runtime calls it causes. */

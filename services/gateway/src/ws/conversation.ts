@@ -4,8 +4,9 @@
  * Turn frames are handled strictly in order: each is forwarded to the runtime and the chunks of
  * its turn are relayed before the next is taken (turn.ts); at most GATEWAY__WS_MAX_QUEUED_FRAMES
  * wait, more are refused. Bad frames are answered in their place in that order with an `error`
- * frame, and the connection stays usable. Control frames are answered at once, even while a turn
- * streams: `ping` and `cancel` (control.ts); `resume` goes ahead of the queued turn frames.
+ * frame (`is_final: true`: the frame's answer), and the connection stays usable. Control frames
+ * are answered at once, even while a turn streams: `ping` and `cancel` (control.ts); `resume`
+ * goes ahead of the queued turn frames. Their answers (and errors) carry no seq and end no turn.
  *
  * On connect, after the access check (someone else's session closes with 4403; skipped for a
  * `new_…` path id, whose session does not exist yet): with `?last_seq=` the missed frames are
@@ -27,7 +28,7 @@ import type { RuntimeClient } from '../runtime-client.ts';
 import { Connection } from './connection.ts';
 import { answerPing, cancelTurn } from './control.ts';
 import { FrameQueue } from './frame-queue.ts';
-import { isControlFrame, parseFrame } from './frames.ts';
+import { isControlFrame, isControlType, parseFrame } from './frames.ts';
 import type { Heartbeat } from './heartbeat.ts';
 import { replayFrames, resendPendingApprovals } from './resume.ts';
 import { runTurn } from './turn.ts';
@@ -98,7 +99,7 @@ export function handleConversation(socket: WebSocket, request: ConversationReque
         exists = access.exists;
       } catch (err) {
         conn.log.warn({ err: { message: (err as Error).message } }, 'session access check failed');
-        conn.sendError(gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE.code, (err as Error).message);
+        conn.sendControlError(gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE.code, (err as Error).message);
         socket.close(WS_CLOSE.INTERNAL_ERROR, 'runtime unavailable');
         return false;
       }
@@ -161,7 +162,7 @@ export function handleConversation(socket: WebSocket, request: ConversationReque
   const control = (frame: ControlFrame): void => {
     if (frame.type === 'ping') answerPing(conn, frame);
     else if (frame.type === 'cancel') track(cancelTurn(conn, runtime, metrics, frame));
-    else if (deps.isDraining()) conn.sendError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
+    else if (deps.isDraining()) conn.sendControlError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
     else {
       pendingResume = frame;
       schedule();
@@ -178,6 +179,8 @@ export function handleConversation(socket: WebSocket, request: ConversationReque
     const parsed = parseFrame(data.toString('utf8'));
     metrics.frame('in', parsed.ok ? parsed.frame.type : 'invalid');
     if (parsed.ok && isControlFrame(parsed.frame)) return control(parsed.frame);
+    // a malformed control frame is answered at once too, as a control answer
+    if (!parsed.ok && parsed.type !== undefined && isControlType(parsed.type)) return conn.sendControlError(parsed.error.code, parsed.message);
     if (deps.isDraining()) return conn.sendError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
     enqueue(parsed.ok ? { kind: 'frame', frame: parsed.frame as TurnFrame, receivedAt: performance.now() } : { kind: 'error', error: parsed.error, message: parsed.message });
   });

@@ -22,6 +22,7 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const CONTROL = new Set<string>(CONTROL_FRAME_TYPES);
 /** Control frames are answered at once, even while a turn runs; turn frames wait their turn. */
 export const isControlFrame = (frame: InboundFrame): frame is ControlFrame => CONTROL.has(frame.type);
+export const isControlType = (type: string): boolean => CONTROL.has(type);
 
 export function parseFrame(text: string): ParsedFrame {
   let raw: unknown;

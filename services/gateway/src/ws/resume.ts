@@ -5,17 +5,23 @@
  * running, before any queued turn frame is processed; frames this connection already delivered
  * are not sent again. A connection without `last_seq` instead gets the tool calls still waiting
  * for approval re-sent (`tool_call`, `requires_approval`, `metadata.resent`).
+ *
+ * The gateway resumes for its client too (`followTurn`): when the runtime's turn stream breaks
+ * before the turn's final frame, the frame log is followed from the last frame relayed, through
+ * any runtime instance, up to the turn's final frame.
  */
-import { SpanStatusCode, context } from '@opentelemetry/api';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SpanStatusCode, context, type Span } from '@opentelemetry/api';
 import { AppError } from '@codelab/service-kit';
-import type { ResumeFrame } from '@codelab/protocol';
+import type { ResumeFrame, StreamChunk } from '@codelab/protocol';
 import { gatewayErrors } from '../errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
 import type { Connection } from './connection.ts';
 import { runtimeChunks, runtimeError } from './runtime-stream.ts';
 
-export type ResumeSource = 'url' | 'frame';
+/** url: `?last_seq=`; frame: a `resume` frame; turn: the gateway's own, after a broken turn stream. */
+export type ResumeSource = 'url' | 'frame' | 'turn';
 type ResumeOutcome = 'ok' | 'not_found' | 'skipped' | 'failed' | 'client_gone';
 
 /** Replays the frames after `after`; `frame` is the resume frame that asked (none for `?last_seq=`). */
@@ -40,7 +46,7 @@ export async function replayFrames(conn: Connection, runtime: RuntimeClient, met
       if (res.statusCode >= 400) {
         const { detail } = runtimeError(await res.body.text());
         outcome = 'failed';
-        conn.sendError(gatewayErrors.GW_ERR_RESUME_FAILED.code, `${gatewayErrors.GW_ERR_RESUME_FAILED.def.message}: the runtime answered ${res.statusCode}: ${detail}`);
+        conn.sendControlError(gatewayErrors.GW_ERR_RESUME_FAILED.code, `${gatewayErrors.GW_ERR_RESUME_FAILED.def.message}: the runtime answered ${res.statusCode}: ${detail}`);
         return;
       }
       conn.delivered.startRun();
@@ -58,7 +64,7 @@ export async function replayFrames(conn: Connection, runtime: RuntimeClient, met
       outcome = 'failed';
       const message = err instanceof AppError ? err.message : (err as Error).message;
       span.recordException(err as Error);
-      conn.sendError(gatewayErrors.GW_ERR_RESUME_FAILED.code, `${gatewayErrors.GW_ERR_RESUME_FAILED.def.message}: ${message}`);
+      conn.sendControlError(gatewayErrors.GW_ERR_RESUME_FAILED.code, `${gatewayErrors.GW_ERR_RESUME_FAILED.def.message}: ${message}`);
     } finally {
       if (outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
       span.setAttributes({ 'codelab.resume.outcome': outcome, 'codelab.resume.frames': sent });
@@ -68,6 +74,65 @@ export async function replayFrames(conn: Connection, runtime: RuntimeClient, met
       conn.log.info({ after, frames: sent, outcome, source }, 'frames replayed');
     }
   });
+}
+
+/**
+ * After the runtime's stream of a turn broke before its final frame: follows the session's frame
+ * log from `after` (the last frame relayed) through the runtime, on whichever instance answers,
+ * relaying what this connection has not delivered, until the turn's final frame: its real one, or
+ * RT_ERR_TURN_INTERRUPTED when its runtime died (sent once its lease lapses). While no runtime
+ * answers, it retries with back-off for up to the runtime client's stream timeout
+ * (GATEWAY__AGENT_STREAM_TIMEOUT) since the last answer. Answers the final frame relayed, or
+ * undefined (the caller then sends GW_ERR_STREAM_INTERRUPTED).
+ */
+export async function followTurn(conn: Connection, runtime: RuntimeClient, metrics: GatewayMetrics, sessionId: string, after: number, span: Span): Promise<StreamChunk | undefined> {
+  const signal = conn.closed.signal;
+  let last = after;
+  let final: StreamChunk | undefined;
+  let sent = 0;
+  let attempts = 0;
+  let cleanEnds = 0;
+  let delay = 100;
+  let giveUpAt = performance.now() + runtime.streamIdleTimeoutMs;
+  while (!final && !signal.aborted && performance.now() < giveUpAt) {
+    attempts++;
+    try {
+      const res = await runtime.frames(sessionId, last, conn.userId, signal);
+      giveUpAt = performance.now() + runtime.streamIdleTimeoutMs;
+      if (res.statusCode >= 400 && res.statusCode < 500) {
+        await res.body.dump();
+        break; // the session is gone: nothing will come
+      }
+      if (res.statusCode < 400) {
+        conn.delivered.startRun();
+        for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
+          if (typeof chunk.seq === 'number') last = Math.max(last, chunk.seq);
+          if (typeof chunk.seq === 'number' && conn.delivered.has(chunk.seq)) continue;
+          conn.send(chunk, raw);
+          sent++;
+          if (chunk.is_final) {
+            final = chunk;
+            break;
+          }
+        }
+        // the follow ended without the turn's end: nothing more comes, or that runtime was cut at
+        // shutdown; one more follow (perhaps on another instance) tells which
+        if (!final && ++cleanEnds >= 2) break;
+      } else await res.body.dump(); // a runtime draining or failing: another attempt may reach another one
+    } catch (err) {
+      if (signal.aborted) break;
+      conn.log.info({ err: { message: (err as Error).message }, attempt: attempts }, 'no runtime answered the frame log follow yet; retrying');
+    }
+    if (final || signal.aborted) break;
+    await sleep(delay, undefined, { signal }).catch(() => undefined);
+    delay = Math.min(delay * 2, 2000);
+  }
+  const outcome = final ? 'ok' : signal.aborted ? 'client_gone' : 'failed';
+  metrics.resumes.inc({ source: 'turn', outcome });
+  if (sent > 0) metrics.resumedFrames.inc(sent);
+  span.setAttributes({ 'codelab.resume.outcome': outcome, 'codelab.resume.frames': sent, 'codelab.resume.attempts': attempts });
+  conn.log.info({ after, frames: sent, attempts, outcome, source: 'turn', final_code: final?.code }, 'turn followed through the frame log after its stream broke');
+  return final;
 }
 
 /** Re-sends the session's pending approvals as `tool_call` frames; failures are only logged (the client asked for nothing). */

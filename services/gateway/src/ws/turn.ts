@@ -7,15 +7,36 @@
  * session id); the `session_info` chunk it answers first names the session, and every later call
  * of the connection uses that id. When the client goes away the gateway abandons its request; the
  * runtime finishes the turn and logs its frames for a later `resume`.
+ *
+ * When the runtime's stream breaks before the turn's final chunk (the runtime died, or the
+ * connection to it), the gateway follows the session's frame log from the last frame it relayed
+ * (`followTurn`), through any runtime instance, so the client still gets the turn's numbered
+ * final frame (RT_ERR_TURN_INTERRUPTED when the runtime died); only when no runtime answers does
+ * it send the unnumbered GW_ERR_STREAM_INTERRUPTED.
  */
 import { SpanStatusCode, context } from '@opentelemetry/api';
 import { AppError, ServiceMetrics, activeTraceIds } from '@codelab/service-kit';
-import type { AgentStreamRequest, TurnFrame } from '@codelab/protocol';
+import type { AgentStreamRequest, StreamChunk, TurnFrame } from '@codelab/protocol';
+import { FRAME_SEQ_HEADER } from '@codelab/protocol/ws-frames';
 import { gatewayErrors } from '../errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
 import type { Connection } from './connection.ts';
+import { followTurn } from './resume.ts';
 import { runtimeChunks, runtimeError } from './runtime-stream.ts';
+
+/** The turn's outcome label as its final chunk tells it. */
+function outcomeOf(chunk: StreamChunk): string {
+  if (chunk.code === 'RT_ERR_TURN_INTERRUPTED') return 'interrupted';
+  if (chunk.type === 'error') return 'error';
+  if (chunk.metadata?.cancelled === true) return 'cancelled';
+  return 'ok';
+}
+
+function headerSeq(value: string | string[] | undefined): number | undefined {
+  const n = Number(Array.isArray(value) ? value[0] : value);
+  return value !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
 
 export async function runTurn(conn: Connection, runtime: RuntimeClient, metrics: GatewayMetrics, frame: TurnFrame, receivedAt: number): Promise<void> {
   const { traceparent: _tp, tracestate: _ts, ...message } = frame;
@@ -32,27 +53,49 @@ export async function runTurn(conn: Connection, runtime: RuntimeClient, metrics:
         conn.sendError(code ?? gatewayErrors.GW_ERR_AGENT_ERROR.code, `Agent error: ${res.statusCode}: ${detail}`);
         return;
       }
+      // the last frame number the client has of this session: where to follow the log from if the stream breaks
+      let lastSeq = headerSeq(res.headers[FRAME_SEQ_HEADER]);
       let final = false;
       let firstToken = true;
+      let broke: Error | undefined;
       conn.delivered.startRun();
-      for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
-        if (chunk.type === 'session_info' && conn.autoSession && !conn.sessionId && typeof chunk.session_id === 'string' && chunk.session_id !== '') {
-          conn.adopt(chunk.session_id);
-          span.setAttribute('codelab.session.id', chunk.session_id);
+      try {
+        for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
+          if (chunk.type === 'session_info' && conn.autoSession && !conn.sessionId && typeof chunk.session_id === 'string' && chunk.session_id !== '') {
+            conn.adopt(chunk.session_id);
+            span.setAttribute('codelab.session.id', chunk.session_id);
+          }
+          if (firstToken && chunk.token) {
+            firstToken = false;
+            ServiceMetrics.observe(metrics.timeToFirstToken, {}, (performance.now() - receivedAt) / 1000, activeTraceIds());
+          }
+          if (typeof chunk.seq === 'number') lastSeq = chunk.seq;
+          conn.send(chunk, raw);
+          if (chunk.is_final) {
+            final = true;
+            outcome = outcomeOf(chunk);
+          } else if (chunk.type === 'error') outcome = 'error';
         }
-        if (firstToken && chunk.token) {
-          firstToken = false;
-          ServiceMetrics.observe(metrics.timeToFirstToken, {}, (performance.now() - receivedAt) / 1000, activeTraceIds());
-        }
-        conn.send(chunk, raw);
-        if (chunk.type === 'error') outcome = 'error';
-        if (chunk.metadata?.cancelled === true) outcome = 'cancelled';
-        if (chunk.is_final) final = true;
+      } catch (err) {
+        if (conn.closed.signal.aborted) throw err;
+        broke = err as Error;
       }
-      if (!final && !conn.closed.signal.aborted) {
+      if (final) return;
+      if (conn.closed.signal.aborted) {
+        outcome = 'client_gone';
+        return;
+      }
+      // the stream ended before the turn's final frame: the runtime died, or the way to it
+      conn.log.warn({ err: broke && { message: broke.message }, last_seq: lastSeq }, 'turn stream broke before its final frame; following the frame log');
+      span.addEvent('turn stream broke', { 'codelab.frame.seq': lastSeq ?? -1, ...(broke ? { 'exception.message': broke.message } : {}) });
+      const session = conn.sessionId;
+      const end = session !== undefined && lastSeq !== undefined ? await followTurn(conn, runtime, metrics, session, lastSeq, span) : undefined;
+      span.setAttribute('codelab.turn.recovered', end !== undefined);
+      if (end) outcome = outcomeOf(end);
+      else if (!conn.closed.signal.aborted) {
         outcome = 'interrupted';
-        conn.sendError(gatewayErrors.GW_ERR_STREAM_INTERRUPTED.code, gatewayErrors.GW_ERR_STREAM_INTERRUPTED.def.message);
-      }
+        conn.sendError(gatewayErrors.GW_ERR_STREAM_INTERRUPTED.code, broke ? `Streaming error: ${broke.message}` : gatewayErrors.GW_ERR_STREAM_INTERRUPTED.def.message);
+      } else outcome = 'client_gone';
     } catch (err) {
       if (conn.closed.signal.aborted) {
         outcome = 'client_gone';

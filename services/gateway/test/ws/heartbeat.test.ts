@@ -66,7 +66,7 @@ describe('Heartbeat', () => {
     const answering = new FakeSocket();
     hb.track(quiet as unknown as WebSocket, () => reported++);
     hb.track(answering as unknown as WebSocket, () => reported++);
-    const t0 = performance.now();
+    const t0 = Math.ceil(performance.now()); // whole milliseconds: t0 + 1500 - (t0 + 1000) is exactly 500
     hb.sweep(t0 + 500); // nobody silent for an interval yet
     expect([quiet.pings, answering.pings]).toEqual([0, 0]);
     hb.sweep(t0 + 1000);

@@ -2,7 +2,8 @@
  * A stand-in agent runtime on a loopback port, speaking exactly the gateway → runtime contract the
  * WebSocket needs: `POST /agent/message/stream` (with `new_session`), `GET /sessions/:id/frames`,
  * `POST /sessions/:id/cancel`, `GET /sessions/:id/pending-approvals`, `GET /sessions/:id/access`.
- * Every chunk gets the session's next seq and is logged; a test scripts what a turn does.
+ * Every chunk gets the session's next seq and is logged; a test scripts what a turn does. The turn
+ * stream says the seq before the turn (`x-codelab-frame-seq`), as the runtime's does.
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { AgentStreamRequest, StreamChunk } from '@codelab/protocol';
@@ -16,6 +17,8 @@ export interface StubTurn {
   cancelled: AbortSignal;
   /** The gateway went away (the turn goes on, as the real runtime's does). */
   clientGone: AbortSignal;
+  /** Cuts the turn's stream to the gateway mid-turn (as a dying runtime or network would); the turn goes on and is logged. */
+  breakStream(): void;
 }
 
 interface StubSession {
@@ -41,6 +44,8 @@ export class StubRuntime {
   readonly calls: { method: string; url: string; body?: unknown }[] = [];
   /** What a turn does; replace it in a test. */
   script: (turn: StubTurn) => Promise<void> = answerTurn;
+  /** false: `GET /sessions/:id/frames` answers 503 (no runtime can serve the log). */
+  framesAvailable = true;
   url = '';
   private created = 0;
 
@@ -58,6 +63,7 @@ export class StubRuntime {
     });
     this.app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', (req, reply) => this.stream(req.body, req.headers['x-codelab-user'] as string | undefined, reply));
     this.app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/sessions/:id/frames', (req, reply) => {
+      if (!this.framesAvailable) return reply.status(503).send({ error: { code: 'ERR_SHUTTING_DOWN', message: 'unavailable' } });
       const s = this.sessions.get(req.params.id);
       if (!s) return reply.status(404).send({ error: { code: 'RT_ERR_SESSION_NOT_FOUND', message: 'Session not found' } });
       const after = Number(req.query.after ?? 0);
@@ -114,7 +120,7 @@ export class StubRuntime {
     const s = this.session(sessionId, caller);
     const running = { cancel: new AbortController(), watchers: new Set<(chunk: StreamChunk) => void>() };
     s.running = running;
-    const res = sse(reply);
+    const res = sse(reply, { 'x-codelab-frame-seq': String(s.seq) });
     const clientGone = new AbortController();
     res.on('close', () => clientGone.abort());
     const turn: StubTurn = {
@@ -129,6 +135,7 @@ export class StubRuntime {
         for (const w of [...running.watchers]) w(chunk);
         return chunk;
       },
+      breakStream: () => void res.destroy(),
     };
     if (body.new_session) turn.emit({ type: 'session_info', session_id: sessionId, is_final: false });
     try {
@@ -140,9 +147,9 @@ export class StubRuntime {
   }
 }
 
-function sse(reply: FastifyReply) {
+function sse(reply: FastifyReply, headers: Record<string, string> = {}) {
   reply.hijack();
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...headers });
   reply.raw.flushHeaders();
   return reply.raw;
 }

@@ -3,33 +3,22 @@
  * (current agent, switch count, optionally its switch history) and the explicit switch a user asks
  * for. The context lives on the session row (`current_agent`, `switch_count`, `last_switch_at`)
  * and in `agent_switches`, the same tables the turn engine switches agents through; a session the
- * caller does not own answers 404.
+ * caller does not own answers 404, exactly as one that does not exist. The switches are also
+ * `/history`'s `agent_history` (`switchDto`, one shape for both).
  */
 import type { FastifyInstance } from 'fastify';
 import { SESSION_ID_PATTERN } from '@codelab/protocol';
 import { registeredAgents, type AgentDefinition } from '../agents/definitions.ts';
 import { runtimeErrors } from '../errors.ts';
-import { AgentAlreadyActiveError, type AgentContextRow, type AgentContextStore, type AgentSwitch } from '../store/agent-context.ts';
+import { AgentAlreadyActiveError, switchDto, type AgentContextRow, type AgentContextStore, type AgentSwitchDto } from '../store/agent-context.ts';
 import type { EventStore } from '../store/events.ts';
 import { callerOf } from './sessions.ts';
-
-function switchDto(s: AgentSwitch): AgentSwitchDto {
-  return { from_agent: s.from_agent, to_agent: s.to_agent, reason: s.reason, switched_at: s.switched_at.toISOString(), confidence: s.confidence };
-}
 
 const sessionIdParam = {
   type: 'object',
   required: ['sessionId'],
   properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } },
 } as const;
-
-export interface AgentSwitchDto {
-  from_agent: string | null;
-  to_agent: string;
-  reason: string | null;
-  switched_at: string;
-  confidence: string | null;
-}
 
 export interface AgentContextDto {
   id: string;

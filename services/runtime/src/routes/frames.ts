@@ -1,7 +1,9 @@
 /**
  * For clients that reconnect and for `cancel` (the gateway calls these for the IDE):
  * - GET /sessions/:sessionId/frames?after=N: SSE of the session's frames after N, then the live
- *   frames of a turn still running (on any instance), until it ends.
+ *   frames of a turn still running (on any instance), until it ends. A turn whose runtime died
+ *   ends with its RT_ERR_TURN_INTERRUPTED frame once its lease lapses (interrupted-turns.ts);
+ *   frames the log no longer has are answered with one RT_ERR_FRAMES_LOST frame.
  * - POST /sessions/:sessionId/cancel: stops the session's running turn wherever it runs.
  */
 import type { FastifyInstance } from 'fastify';
@@ -10,13 +12,13 @@ import { SESSION_ID_PATTERN, type CancelResult } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { SessionStore } from '../store/sessions.ts';
-import type { FrameLog } from '../turn/frame-log.ts';
+import type { InterruptedTurns } from '../turn/interrupted-turns.ts';
 import type { RunningTurns } from '../turn/running-turns.ts';
 import { callerOf } from './sessions.ts';
 
 const params = { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } as const;
 
-export function registerFrameRoutes(app: FastifyInstance, deps: { store: SessionStore; frameLog: FrameLog; running: RunningTurns; metrics: RuntimeMetrics; heartbeatMs: number }): void {
+export function registerFrameRoutes(app: FastifyInstance, deps: { store: SessionStore; interrupted: InterruptedTurns; running: RunningTurns; metrics: RuntimeMetrics; heartbeatMs: number }): void {
   app.get<{ Params: { sessionId: string }; Querystring: { after: number } }>(
     '/sessions/:sessionId/frames',
     {
@@ -31,8 +33,9 @@ export function registerFrameRoutes(app: FastifyInstance, deps: { store: Session
       let frames = 0;
       let outcome = 'ok';
       try {
-        for await (const f of deps.frameLog.follow(sessionId, request.query.after, sse.signal)) {
+        for await (const f of deps.interrupted.follow(sessionId, request.query.after, sse.signal)) {
           frames++;
+          if (f.synthetic) outcome = 'frames_lost';
           await sse.raw(`data: ${f.data}\n\n`);
         }
       } catch (err) {
@@ -42,6 +45,7 @@ export function registerFrameRoutes(app: FastifyInstance, deps: { store: Session
         clearInterval(heartbeat);
         sse.end();
         deps.metrics.resumes.inc({ outcome: outcome === 'ok' ? (frames ? 'replayed' : 'nothing_missed') : outcome });
+        request.log.info({ session_id: sessionId, after: request.query.after, frames, outcome }, 'frames followed');
       }
     },
   );

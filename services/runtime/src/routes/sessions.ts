@@ -2,12 +2,18 @@
  * Sessions REST (internal; the gateway proxies it): create, list with a true total, detail,
  * history, and the access check of the WebSocket handshake. Every session belongs to the caller
  * that created it (the `X-Codelab-User` the gateway forwards); another caller gets 404, as if the
- * session did not exist.
+ * session did not exist, on every route, creation included: only the owner hears 409 for an id it
+ * already has. (Ids are one namespace, so a create that succeeds still tells a free id from a
+ * taken one; the answer never says more than that.)
+ *
+ * `is_active` and `active_only` follow the store's rule: a message within
+ * AGENT_RUNTIME__SESSION_IDLE_TIMEOUT, a turn running, or a tool call still waiting.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CALLER_HEADER, SESSION_ID_PATTERN, type SessionAccess } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
+import { switchDto } from '../store/agent-context.ts';
 import { historyMessage, summaryOf, visibleTo, type Caller, type SessionStore, type StoredMessage } from '../store/sessions.ts';
 
 const sessionIdParam = {
@@ -36,9 +42,11 @@ export function callerOf(request: FastifyRequest): Caller {
 }
 
 export function registerSessionRoutes(app: FastifyInstance, store: SessionStore): void {
+  /** The one answer for a session the caller cannot see, whether it is someone else's or nobody's. */
+  const notFound = (id: string) => runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${id} not found`);
   const visibleSession = async (request: FastifyRequest<{ Params: { sessionId: string } }>) => {
     const row = await store.get(request.params.sessionId, callerOf(request));
-    if (!row) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${request.params.sessionId} not found`);
+    if (!row) throw notFound(request.params.sessionId);
     return row;
   };
 
@@ -47,8 +55,14 @@ export function registerSessionRoutes(app: FastifyInstance, store: SessionStore)
     { schema: { body: { type: ['object', 'null'], properties: { session_id: { type: 'string', pattern: SESSION_ID_PATTERN } } } } },
     async (request, reply) => {
       const id = request.body?.session_id ?? randomUUID();
-      const row = await store.create(id, callerOf(request) ?? null);
-      if (!row) throw runtimeErrors.RT_ERR_SESSION_EXISTS(`Session '${id}' already exists`);
+      const caller = callerOf(request);
+      const row = await store.create(id, caller ?? null);
+      if (!row) {
+        // taken: only its owner learns that it exists; anyone else gets what every route answers
+        // for a session it cannot see
+        if (await store.get(id, caller)) throw runtimeErrors.RT_ERR_SESSION_EXISTS(`Session '${id}' already exists`);
+        throw notFound(id);
+      }
       return reply.status(201).send({ id: row.id, message_count: 0, created_at: row.created_at.toISOString(), is_active: true, current_agent: row.current_agent });
     },
   );
@@ -99,14 +113,15 @@ export function registerSessionRoutes(app: FastifyInstance, store: SessionStore)
 
   app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId/history', { schema: { params: sessionIdParam } }, async (request) => {
     const row = await visibleSession(request);
-    const messages = await store.messages(row.id);
+    const [messages, switches] = await Promise.all([store.messages(row.id), store.agentSwitches(row.id)]);
     return {
       session_id: row.id,
       messages: messages.map(historyMessage),
       message_count: messages.length,
       last_activity: row.last_activity.toISOString(),
       current_agent: row.current_agent,
-      agent_history: [],
+      // upstream always answered [] (a stub); the switches, as /agents/:id/current?include_history lists them
+      agent_history: switches.map(switchDto),
     };
   });
 }

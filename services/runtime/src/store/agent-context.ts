@@ -28,6 +28,19 @@ export interface AgentSwitch {
   switched_at: Date;
 }
 
+/** A switch as REST shows it (upstream's AgentSwitchDTO): `/agents/:id/current` and `/history`'s `agent_history`. */
+export interface AgentSwitchDto {
+  from_agent: string | null;
+  to_agent: string;
+  reason: string | null;
+  switched_at: string;
+  confidence: string | null;
+}
+
+export function switchDto(s: AgentSwitch): AgentSwitchDto {
+  return { from_agent: s.from_agent, to_agent: s.to_agent, reason: s.reason, switched_at: s.switched_at.toISOString(), confidence: s.confidence };
+}
+
 export class AgentAlreadyActiveError extends Error {}
 
 export class AgentContextStore {

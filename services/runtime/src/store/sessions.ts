@@ -1,10 +1,21 @@
 /**
  * Sessions and messages in PostgreSQL. Appends are single statements: the session row's counter is
  * bumped and the message inserted with that number, so history is never rewritten.
+ *
+ * Reading history applies what happened to tool calls since their answer was stored: a call a
+ * person edited before approving it reads with the arguments it was approved with (the LLM and
+ * `/history` see what actually ran), the proposal is kept beside it (`original_tool_calls`), and
+ * its result tells the LLM that a person edited it.
+ *
+ * A session is active while it is in use: a message within the idle timeout
+ * (AGENT_RUNTIME__SESSION_IDLE_TIMEOUT), a turn running (its lease held), or a tool call still
+ * waiting for the IDE or a human. Computed when read, so nothing has to sweep.
  */
 import { randomUUID } from 'node:crypto';
 import type { Database, Queryable } from '@codelab/service-kit';
-import type { ChatMessage, HistoryMessage, SessionSummary } from '@codelab/protocol';
+import type { ChatMessage, HistoryMessage, SessionSummary, ToolCall } from '@codelab/protocol';
+import { AgentContextStore, type AgentSwitch } from './agent-context.ts';
+import { OPEN_STATUSES } from './tool-calls.ts';
 
 export interface SessionRow {
   id: string;
@@ -31,9 +42,29 @@ export interface StoredMessage extends NewMessage {
   id: string;
   seq: number;
   created_at: Date;
+  /**
+   * On an assistant message with a tool call a person edited before approving it: the calls as the
+   * LLM proposed them (`tool_calls` then carries the arguments each call was approved with).
+   */
+  original_tool_calls?: unknown[];
+  /** On the result of a call a person edited: the arguments the LLM had proposed. */
+  edited_from?: Record<string, unknown>;
 }
 
-const SESSION_COLUMNS = 'id, owner_sub, title, current_agent, message_count, is_active, created_at, last_activity';
+/** Default of AGENT_RUNTIME__SESSION_IDLE_TIMEOUT (seconds without a message before a session is inactive). */
+export const DEFAULT_SESSION_IDLE_TIMEOUT = 3600;
+
+const BASE_COLUMNS = 'id, owner_sub, title, current_agent, message_count, created_at, last_activity';
+const SESSION_COLUMNS = `${BASE_COLUMNS}, is_active`;
+const OPEN_LIST = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
+
+/** The session (a row of `sessions`) is active: see the module comment. */
+function activeRule(idleSeconds: number): string {
+  return `(sessions.is_active AND (
+    sessions.last_activity > now() - ${idleSeconds} * interval '1 second'
+    OR (sessions.lease_owner IS NOT NULL AND sessions.lease_until > now())
+    OR EXISTS (SELECT 1 FROM tool_calls tc WHERE tc.session_id = sessions.id AND tc.status IN (${OPEN_LIST}))))`;
+}
 
 export function summaryOf(row: SessionRow): SessionSummary {
   return {
@@ -57,9 +88,22 @@ export function visibleTo(row: SessionRow, caller: Caller): boolean {
 }
 
 export class SessionStore {
-  constructor(private readonly db: Database) {}
+  private readonly columns: string;
+  private readonly active: string;
+  private readonly contexts: AgentContextStore;
 
-  /** Creates a session; returns undefined when the id is taken. */
+  constructor(
+    private readonly db: Database,
+    opts: { idleTimeoutSeconds?: number } = {},
+  ) {
+    const idle = opts.idleTimeoutSeconds ?? DEFAULT_SESSION_IDLE_TIMEOUT;
+    if (!Number.isFinite(idle) || idle <= 0) throw new Error(`idleTimeoutSeconds must be a positive number of seconds, got ${idle}`);
+    this.active = activeRule(idle);
+    this.columns = `${BASE_COLUMNS}, ${this.active} AS is_active`;
+    this.contexts = new AgentContextStore(db);
+  }
+
+  /** Creates a session; returns undefined when the id is taken (by anyone). */
   async create(id: string, ownerSub: string | null): Promise<SessionRow | undefined> {
     const { rows } = await this.db.query<SessionRow>(
       `INSERT INTO sessions (id, owner_sub) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING ${SESSION_COLUMNS}`,
@@ -70,7 +114,7 @@ export class SessionStore {
 
   /** The session, whoever owns it (callers check `visibleTo`). */
   async find(id: string): Promise<SessionRow | undefined> {
-    const { rows } = await this.db.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = $1 AND deleted_at IS NULL`, [id]);
+    const { rows } = await this.db.query<SessionRow>(`SELECT ${this.columns} FROM sessions WHERE id = $1 AND deleted_at IS NULL`, [id]);
     return rows[0];
   }
 
@@ -94,14 +138,14 @@ export class SessionStore {
 
   async list(opts: { limit: number; offset: number; activeOnly: boolean; caller: Caller }): Promise<{ sessions: SessionRow[]; total: number }> {
     const params: unknown[] = [];
-    let where = `deleted_at IS NULL${opts.activeOnly ? ' AND is_active' : ''}`;
+    let where = `deleted_at IS NULL${opts.activeOnly ? ` AND ${this.active}` : ''}`;
     if (opts.caller !== undefined) {
       params.push(opts.caller);
       where += ` AND owner_sub = $${params.length}`;
     }
     const [page, count] = await Promise.all([
       this.db.query<SessionRow>(
-        `SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+        `SELECT ${this.columns} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
         [...params, opts.limit, opts.offset],
       ),
       this.db.query<{ total: string }>(`SELECT count(*) AS total FROM sessions WHERE ${where}`, params),
@@ -138,28 +182,91 @@ export class SessionStore {
     return { ...msg, id, seq: row.seq, created_at: row.created_at };
   }
 
+  /**
+   * The session's messages, oldest first, with the edits people made to tool calls applied (see
+   * `applyEdits`): what the LLM is sent and what `/history` shows.
+   */
   async messages(sessionId: string): Promise<StoredMessage[]> {
-    const { rows } = await this.db.query<StoredMessage & { name: string | null; tool_call_id: string | null; tool_calls: unknown[] | null }>(
-      `SELECT id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at
-       FROM messages WHERE session_id = $1 ORDER BY seq`,
-      [sessionId],
-    );
-    return rows;
+    const [messages, edits] = await Promise.all([
+      this.db.query<StoredMessage & { name: string | null; tool_call_id: string | null; tool_calls: unknown[] | null }>(
+        `SELECT id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at
+         FROM messages WHERE session_id = $1 ORDER BY seq`,
+        [sessionId],
+      ),
+      // approve also records final_arguments (unchanged): only a real change is an edit
+      this.db.query<ToolCallEdit>(
+        `SELECT call_id, arguments, final_arguments FROM tool_calls
+         WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments`,
+        [sessionId],
+      ),
+    ]);
+    return applyEdits(messages.rows, edits.rows);
+  }
+
+  /** The session's agent switches, oldest first (`agent_switches`, as `/agents/:id/current` lists them). */
+  agentSwitches(sessionId: string): Promise<AgentSwitch[]> {
+    return this.contexts.history(sessionId);
   }
 }
 
-/** A stored message as the LLM gets it (optional fields only when set). */
+/** A tool call a person edited before approving it. */
+export interface ToolCallEdit {
+  call_id: string;
+  arguments: Record<string, unknown>;
+  final_arguments: Record<string, unknown>;
+}
+
+function isToolCall(c: unknown): c is ToolCall {
+  return typeof c === 'object' && c !== null && typeof (c as ToolCall).id === 'string' && typeof (c as ToolCall).function?.name === 'string';
+}
+
+/**
+ * Applies people's edits to stored messages (the stored rows are never rewritten): the assistant
+ * message's call carries the arguments it was approved with (a JSON string, as providers expect)
+ * and keeps the proposal in `original_tool_calls`; the call's result is marked `edited_from`.
+ */
+export function applyEdits(messages: StoredMessage[], edits: readonly ToolCallEdit[]): StoredMessage[] {
+  if (!edits.length) return messages;
+  const byId = new Map(edits.map((e) => [e.call_id, e]));
+  return messages.map((m) => {
+    if (m.role === 'assistant' && m.tool_calls?.some((c) => isToolCall(c) && byId.has(c.id))) {
+      const calls = m.tool_calls.map((c) => {
+        const edit = isToolCall(c) ? byId.get(c.id) : undefined;
+        return edit && isToolCall(c) ? { ...c, function: { ...c.function, arguments: JSON.stringify(edit.final_arguments) } } : c;
+      });
+      return { ...m, tool_calls: calls, original_tool_calls: m.tool_calls };
+    }
+    const edit = m.role === 'tool' && m.tool_call_id ? byId.get(m.tool_call_id) : undefined;
+    return edit ? { ...m, edited_from: edit.arguments } : m;
+  });
+}
+
+/** Longest proposal (JSON characters) the edit note repeats to the LLM. */
+export const EDIT_NOTE_MAX_CHARS = 2000;
+
+/** What the LLM reads before the result of a call a person edited. */
+export function editNote(proposed: Record<string, unknown>): string {
+  let text = JSON.stringify(proposed);
+  if (text.length > EDIT_NOTE_MAX_CHARS) text = `${text.slice(0, EDIT_NOTE_MAX_CHARS)}… (cut)`;
+  return `[The user edited the arguments of this tool call before approving it: the call shows the arguments it was approved with. You had proposed: ${text}]`;
+}
+
+/** A stored message as the LLM gets it (optional fields only when set; the result of an edited call starts with `editNote`). */
 export function toChatMessage(m: StoredMessage): ChatMessage & { role: StoredMessage['role']; content: string } {
+  const content = m.content ?? '';
   return {
     role: m.role,
-    content: m.content ?? '',
+    content: m.edited_from ? `${editNote(m.edited_from)}\n\n${content}` : content,
     ...(m.name ? { name: m.name } : {}),
     ...(m.tool_call_id ? { tool_call_id: m.tool_call_id } : {}),
     ...(m.tool_calls && m.tool_calls.length ? { tool_calls: m.tool_calls } : {}),
   };
 }
 
+/** `/history`'s message: upstream's (the LLM's fields), its number and time, and `original_tool_calls` after an edit. */
+export type HistoryMessageDto = HistoryMessage & { original_tool_calls?: unknown[] };
+
 /** A stored message in upstream's history shape: the LLM's fields, its number and time. */
-export function historyMessage(m: StoredMessage): HistoryMessage {
-  return { ...toChatMessage(m), seq: m.seq, created_at: m.created_at.toISOString() };
+export function historyMessage(m: StoredMessage): HistoryMessageDto {
+  return { ...toChatMessage(m), seq: m.seq, created_at: m.created_at.toISOString(), ...(m.original_tool_calls ? { original_tool_calls: m.original_tool_calls } : {}) };
 }

@@ -12,7 +12,7 @@ import { refusal, type AgentDefinition, type AgentType } from '../agents/definit
 import { classificationMessages, classifyByKeywords, parseClassification, type Classification } from '../agents/router.ts';
 import { toolSpecs } from '../agents/tool-specs.ts';
 import { runtimeErrors } from '../errors.ts';
-import { LlmError } from '../llm-client.ts';
+import { LLM_FAILURE_TEXT, LlmError, type LlmFailure } from '../llm-client.ts';
 import { agentLabel, toolLabel } from '../metrics.ts';
 import type { SwitchSource } from '../store/agent-context.ts';
 import type { ToolCallRow } from '../store/tool-calls.ts';
@@ -184,8 +184,20 @@ async function takeToolCalls(t: TurnContext, agent: AgentDefinition, content: st
 
 type Step = { kind: 'answer' } | { kind: 'tools'; content: string; calls: ToolCall[] } | { kind: 'stopped'; outcome: TurnOutcome };
 
+/**
+ * What a turn was started by, for the hint after a failed LLM call: a user message (kept; sending
+ * it again retries) or the IDE's or the user's answer to a tool call (kept; the answer itself
+ * cannot be sent twice, a new message goes on).
+ */
+export type TurnTrigger = 'user_message' | 'answer';
+
+const RETRY_HINT: Record<TurnTrigger, string> = {
+  user_message: 'your message is kept, send it again.',
+  answer: 'your answer is kept, send a message to continue.',
+};
+
 /** One LLM call for `agent`: tokens stream to the IDE as they come. */
-async function llmStep(t: TurnContext, agent: AgentDefinition): Promise<Step> {
+async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigger): Promise<Step> {
   const { services } = t;
   t.steps++;
   const history = await services.sessions.messages(t.sessionId);
@@ -221,9 +233,14 @@ async function llmStep(t: TurnContext, agent: AgentDefinition): Promise<Step> {
       record(false, 'cancelled');
       return { kind: 'stopped', outcome: await cancelled(t, agent, content) };
     }
-    const message = err instanceof LlmError ? err.message : `LLM call failed: ${(err as Error).message}`;
-    record(false, message);
-    t.log.warn({ err, agent: agent.type }, 'LLM call failed mid-turn');
+    // the user reads one sentence; the raw cause (e.g. undici's "other side closed") goes to the log and the span
+    const failure: LlmFailure = err instanceof LlmError ? err.failure : 'refused';
+    const message = `${LLM_FAILURE_TEXT[failure]}; ${RETRY_HINT[after]}`;
+    record(false, LLM_FAILURE_TEXT[failure]);
+    const span = trace.getActiveSpan();
+    span?.setAttribute('error.type', failure);
+    span?.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+    t.log.warn({ err, agent: agent.type, llm_failure: failure, streamed_chars: content.length }, 'LLM call failed mid-turn');
     return { kind: 'stopped', outcome: await fail(t, 'RT_ERR_LLM_UNAVAILABLE', message, 'llm_error') };
   }
   record(true);
@@ -254,7 +271,7 @@ export async function cancelled(t: TurnContext, agent: AgentDefinition | undefin
  * Runs the current agent until it answers, hands a tool call to the IDE, or fails: the
  * orchestrator routes first; `switch_mode` hands over to another agent within the same turn.
  */
-export async function runAgent(t: TurnContext, lastUserMessage: () => Promise<string>): Promise<TurnOutcome> {
+export async function runAgent(t: TurnContext, lastUserMessage: () => Promise<string>, after: TurnTrigger = 'user_message'): Promise<TurnOutcome> {
   const { services } = t;
   for (;;) {
     if (isCancelled(t.signal)) return cancelled(t, undefined, '');
@@ -270,7 +287,7 @@ export async function runAgent(t: TurnContext, lastUserMessage: () => Promise<st
     const span = tracer.startSpan(`invoke_agent ${agent.type}`, { attributes: { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': agent.type, 'codelab.session.id': t.sessionId } });
     let step: Step;
     try {
-      step = await context.with(trace.setSpan(context.active(), span), () => llmStep(t, agent));
+      step = await context.with(trace.setSpan(context.active(), span), () => llmStep(t, agent, after));
     } catch (err) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       throw err;

@@ -80,7 +80,7 @@ async function openCall(services: ConversationServices, sessionId: string, callI
 async function afterAnswer(t: TurnContext, batch: string): Promise<TurnOutcome> {
   const next = await t.services.toolCalls.nextQueued(t.sessionId, batch);
   if (next) return sendToolCall(t, next);
-  return runAgent(t, () => lastUserText(t.services, t.sessionId));
+  return runAgent(t, () => lastUserText(t.services, t.sessionId), 'answer');
 }
 
 function supersedeContent(row: ToolCallRow): string {

@@ -5,6 +5,11 @@
  * running" flag) when the runtime has one, so every instance sees every turn; in this process's
  * memory otherwise (the embedded single-process mode). Appends never block or fail a turn: a
  * frame the log could not keep only costs a reconnecting client that frame.
+ *
+ * The running flag is a hint that lets a follower wait without asking the database; it expires
+ * with the session lease (AGENT_RUNTIME__SESSION_LEASE_TTL) and is renewed with it. When it is
+ * gone and the follower has not seen the end of a turn, `follow` asks its `settle` step
+ * (interrupted-turns.ts), which reads the lease and closes a turn whose runtime died.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -14,20 +19,51 @@ export interface LoggedFrame {
   /** The chunk's JSON, as sent. */
   data: string;
   final: boolean;
+  /** Made up for one follower, not logged (settle's "frames lost" notice). */
+  synthetic?: boolean;
 }
 
+/** The last frame of a session's log: its number and whether it ended a turn. */
+export interface LogTail {
+  seq: number;
+  final: boolean;
+}
+
+/**
+ * What a follower does once no turn is flagged running and nothing new is logged, asked with the
+ * log's last frame: `end` the follow, read the log `again` (a frame was just appended), `wait` a
+ * little (a turn holds the session), or send one frame made up for it, then end.
+ */
+export type SettleVerdict = 'end' | 'again' | 'wait' | LoggedFrame;
+export type Settle = (tail: LogTail | undefined) => Promise<SettleVerdict>;
+
 export interface FrameLog {
-  append(sessionId: string, frame: LoggedFrame): void;
+  /** True when every instance sees this log (Redis); false for one process's memory. */
+  readonly shared: boolean;
+  /**
+   * Keeps a frame. Resolves once it has left for the log (handed to the Redis connection, in the
+   * batch of this event-loop turn), undefined when it is kept already (memory): a turn sends a
+   * frame to its caller only after that, so the log never lags behind what a caller saw even when
+   * the process dies the next instant.
+   */
+  append(sessionId: string, frame: LoggedFrame): Promise<void> | undefined;
+  /**
+   * Appends `frame` unless the log already ends at or past its seq, atomically: several
+   * instances closing the same turn with the same frame keep it once. True when appended.
+   */
+  appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean>;
   /** Marks the session's turn as running (until `false`, or the flag's time-to-live). */
   setRunning(sessionId: string, running: boolean): void;
   isRunning(sessionId: string): Promise<boolean>;
-  /** The highest seq kept for the session (0 when none). */
-  lastSeq(sessionId: string): Promise<number>;
+  /** The session's last logged frame (undefined when none is kept). */
+  tail(sessionId: string): Promise<LogTail | undefined>;
+  /** Resolves once everything appended so far is written (before a turn gives its session up). */
+  flush(): Promise<void>;
   /**
    * Frames after `after`, then the live frames while a turn runs; ends when no turn runs and
-   * nothing is left, or when `signal` aborts.
+   * nothing is left (and `settle`, when given, says so), or when `signal` aborts.
    */
-  follow(sessionId: string, after: number, signal: AbortSignal): AsyncGenerator<LoggedFrame>;
+  follow(sessionId: string, after: number, signal: AbortSignal, settle?: Settle, pollMs?: number): AsyncGenerator<LoggedFrame>;
   close(): Promise<void>;
 }
 
@@ -40,6 +76,7 @@ interface MemoryEntry {
 
 /** One process's log: bounded per session (`maxFrames`) and in sessions (least recently used go first). */
 export class MemoryFrameLog implements FrameLog {
+  readonly shared = false;
   private readonly sessions = new Map<string, MemoryEntry>();
   constructor(private readonly opts: { maxFrames: number; maxSessions?: number }) {}
 
@@ -52,7 +89,7 @@ export class MemoryFrameLog implements FrameLog {
       const max = this.opts.maxSessions ?? 10_000;
       for (const [id, old] of this.sessions) {
         if (this.sessions.size < max) break;
-        if (!old.running) this.sessions.delete(id);
+        if (!old.running && !old.waiters.size) this.sessions.delete(id);
       }
     }
     e.touched = Date.now();
@@ -64,11 +101,18 @@ export class MemoryFrameLog implements FrameLog {
     for (const w of [...e.waiters]) w();
   }
 
-  append(sessionId: string, frame: LoggedFrame): void {
+  append(sessionId: string, frame: LoggedFrame): undefined {
     const e = this.entry(sessionId);
     e.frames.push(frame);
     if (e.frames.length > this.opts.maxFrames) e.frames.splice(0, e.frames.length - this.opts.maxFrames);
     this.wake(e);
+  }
+
+  async appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean> {
+    const last = this.sessions.get(sessionId)?.frames.at(-1);
+    if (last && last.seq >= frame.seq) return false;
+    this.append(sessionId, frame);
+    return true;
   }
 
   setRunning(sessionId: string, running: boolean): void {
@@ -81,30 +125,56 @@ export class MemoryFrameLog implements FrameLog {
     return this.sessions.get(sessionId)?.running ?? false;
   }
 
-  async lastSeq(sessionId: string): Promise<number> {
-    return this.sessions.get(sessionId)?.frames.at(-1)?.seq ?? 0;
+  async tail(sessionId: string): Promise<LogTail | undefined> {
+    const last = this.sessions.get(sessionId)?.frames.at(-1);
+    return last ? { seq: last.seq, final: last.final } : undefined;
   }
 
-  async *follow(sessionId: string, after: number, signal: AbortSignal): AsyncGenerator<LoggedFrame> {
+  async flush(): Promise<void> {}
+
+  async *follow(sessionId: string, after: number, signal: AbortSignal, settle?: Settle, pollMs = 1000): AsyncGenerator<LoggedFrame> {
     let last = after;
+    let lastYielded: LoggedFrame | undefined;
     for (;;) {
       const e = this.sessions.get(sessionId);
       const fresh = e ? e.frames.filter((f) => f.seq > last) : [];
       for (const f of fresh) {
         last = f.seq;
+        lastYielded = f;
         yield f;
       }
-      if (!e?.running || signal.aborted) return;
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          e.waiters.delete(done);
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        e.waiters.add(done);
-        signal.addEventListener('abort', done, { once: true });
-      });
+      if (signal.aborted) return;
+      if (e?.running) {
+        await this.wait(sessionId, signal);
+        continue;
+      }
+      // no turn runs here: done once the follower has seen a turn end, else ask settle
+      if (!settle || lastYielded?.final) return;
+      const tail = e?.frames.at(-1);
+      const verdict = await settle(tail && { seq: tail.seq, final: tail.final });
+      if (verdict === 'end') return;
+      if (verdict === 'wait') await this.wait(sessionId, signal, pollMs);
+      else if (typeof verdict === 'object') {
+        if (verdict.seq > last) yield verdict;
+        return;
+      }
     }
+  }
+
+  /** Until something is appended or flagged, `signal` aborts, or `ms` passed (none: no limit). */
+  private wait(sessionId: string, signal: AbortSignal, ms?: number): Promise<void> {
+    const e = this.entry(sessionId);
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        e.waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      e.waiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   async close(): Promise<void> {
@@ -115,8 +185,27 @@ export class MemoryFrameLog implements FrameLog {
 const framesKey = (sessionId: string): string => `codelab:frames:${sessionId}`;
 const runningKey = (sessionId: string): string => `codelab:turn-running:${sessionId}`;
 
+/**
+ * Appends a frame unless the stream's last entry already has this seq or a greater one: one
+ * atomic step, so that every instance closing the same turn with the same frame adds it once.
+ * KEYS[1] the stream; ARGV: seq, data, final flag, max length, retention seconds.
+ */
+const APPEND_ONCE = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local f = last[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'seq' and tonumber(f[i + 1]) >= tonumber(ARGV[1]) then return 0 end
+  end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'seq', ARGV[1], 'data', ARGV[2], 'final', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+`;
+
 /** The shared log: a Redis stream per session (trimmed to `maxFrames`, kept `retentionSeconds`). */
 export class RedisFrameLog implements FrameLog {
+  readonly shared = true;
   constructor(
     private readonly redis: Redis,
     private readonly opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void },
@@ -130,73 +219,130 @@ export class RedisFrameLog implements FrameLog {
   /** Commands of this event-loop turn, sent as one pipeline in order (frames before the flag that ends a turn). */
   private batch: ((p: ChainableCommander) => void)[] = [];
   private readonly touched = new Set<string>();
+  /** The last pipeline sent: Redis answers pipelines in order, so it settles after every earlier one. */
+  private sent: Promise<void> = Promise.resolve();
 
-  private queue(cmd: (p: ChainableCommander) => void, key?: string): void {
-    if (!this.batch.length) setImmediate(() => void this.flush());
+  /** Resolves once the current batch was handed to the connection. */
+  private handedOff: Promise<void> = Promise.resolve();
+
+  private queue(cmd: (p: ChainableCommander) => void, key?: string): Promise<void> {
+    if (!this.batch.length) {
+      this.handedOff = new Promise<void>((resolve) =>
+        setImmediate(() => {
+          void this.flush();
+          resolve();
+        }),
+      );
+    }
     this.batch.push(cmd);
     if (key) this.touched.add(key);
+    return this.handedOff;
   }
 
-  private flush(): Promise<void> {
-    if (!this.batch.length) return Promise.resolve();
+  flush(): Promise<void> {
+    if (!this.batch.length) return this.sent;
     const p = this.redis.pipeline();
     for (const cmd of this.batch.splice(0)) cmd(p);
     for (const key of this.touched) p.expire(key, this.opts.retentionSeconds);
     this.touched.clear();
-    return p
+    this.sent = p
       .exec()
       .then((results) => {
         const failed = results?.find(([err]) => err)?.[0];
         if (failed) this.failed(failed);
       })
       .catch(this.failed);
+    return this.sent;
   }
 
-  append(sessionId: string, frame: LoggedFrame): void {
+  append(sessionId: string, frame: LoggedFrame): Promise<void> {
     const key = framesKey(sessionId);
-    this.queue((p) => p.xadd(key, 'MAXLEN', '~', String(this.opts.maxFrames), '*', 'seq', String(frame.seq), 'data', frame.data, 'final', frame.final ? '1' : '0'), key);
+    return this.queue((p) => p.xadd(key, 'MAXLEN', '~', String(this.opts.maxFrames), '*', 'seq', String(frame.seq), 'data', frame.data, 'final', frame.final ? '1' : '0'), key);
+  }
+
+  async appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean> {
+    await this.flush(); // after what this instance appended before
+    const added = await this.redis.eval(
+      APPEND_ONCE,
+      1,
+      framesKey(sessionId),
+      String(frame.seq),
+      frame.data,
+      frame.final ? '1' : '0',
+      String(this.opts.maxFrames),
+      String(this.opts.retentionSeconds),
+    );
+    return added === 1;
   }
 
   setRunning(sessionId: string, running: boolean): void {
     const key = runningKey(sessionId);
-    this.queue((p) => (running ? p.set(key, '1', 'PX', this.opts.runningTtlMs) : p.del(key)));
+    void this.queue((p) => (running ? p.set(key, '1', 'PX', this.opts.runningTtlMs) : p.del(key)));
   }
 
   async isRunning(sessionId: string): Promise<boolean> {
     return (await this.redis.exists(runningKey(sessionId))) === 1;
   }
 
-  async lastSeq(sessionId: string): Promise<number> {
+  async tail(sessionId: string): Promise<LogTail | undefined> {
     const [entry] = await this.redis.xrevrange(framesKey(sessionId), '+', '-', 'COUNT', 1);
-    return entry ? Number(fieldsOf(entry[1]).seq ?? 0) : 0;
+    if (!entry) return undefined;
+    const f = fieldsOf(entry[1]);
+    return { seq: Number(f.seq ?? 0), final: f.final === '1' };
   }
 
-  async *follow(sessionId: string, after: number, signal: AbortSignal): AsyncGenerator<LoggedFrame> {
+  async *follow(sessionId: string, after: number, signal: AbortSignal, settle?: Settle, pollMs = 1000): AsyncGenerator<LoggedFrame> {
     const key = framesKey(sessionId);
     let lastSeq = after;
     let lastId = '0-0';
+    let tail: LogTail | undefined;
+    let lastYielded: LoggedFrame | undefined;
     const take = function* (entries: [string, string[]][]): Generator<LoggedFrame> {
       for (const [id, raw] of entries) {
         lastId = id;
         const f = fieldsOf(raw);
         const seq = Number(f.seq);
+        tail = { seq, final: f.final === '1' };
         if (seq <= lastSeq) continue;
         lastSeq = seq;
-        yield { seq, data: f.data ?? '', final: f.final === '1' };
+        lastYielded = { seq, data: f.data ?? '', final: f.final === '1' };
+        yield lastYielded;
       }
     };
+    type Read = [string, [string, string[]][]][] | null;
     yield* take(await this.redis.xrange(key, '-', '+'));
     // Blocking reads need a connection of their own.
-    const reader = this.redis.duplicate({ enableOfflineQueue: true });
+    let reader: Redis | undefined;
+    const blockingRead = async (ms: number): Promise<Read> => {
+      reader ??= this.redis.duplicate({ enableOfflineQueue: true });
+      return (await reader.xread('COUNT', 500, 'BLOCK', ms, 'STREAMS', key, lastId)) as Read;
+    };
     try {
       while (!signal.aborted) {
-        const running = await this.isRunning(sessionId);
-        const res = (await reader.xread('COUNT', 500, 'BLOCK', running ? 1000 : 1, 'STREAMS', key, lastId)) as [string, [string, string[]][]][] | null;
-        if (res) yield* take(res[0]![1]);
-        else if (!running) return;
+        if (await this.isRunning(sessionId)) {
+          const res = await blockingRead(1000);
+          if (res) yield* take(res[0]![1]);
+          continue;
+        }
+        // not flagged running: what came meanwhile, then done once the follower saw a turn end
+        const res = (await this.redis.xread('COUNT', 500, 'STREAMS', key, lastId)) as Read;
+        if (res) {
+          yield* take(res[0]![1]);
+          continue;
+        }
+        if (!settle || lastYielded?.final) return;
+        const verdict = await settle(tail);
+        if (verdict === 'end') return;
+        if (verdict === 'wait') {
+          const more = await blockingRead(pollMs);
+          if (more) yield* take(more[0]![1]);
+        } else if (typeof verdict === 'object') {
+          if (verdict.seq > lastSeq) yield verdict;
+          return;
+        }
       }
     } finally {
-      reader.disconnect();
+      reader?.disconnect();
     }
   }
 

@@ -15,6 +15,13 @@ export class CancelledError extends Error {
   }
 }
 
+/** The turn's session lease was taken over (its renewals failed for a whole TTL): the turn stops and sends nothing more. */
+export class LeaseLostError extends Error {
+  constructor() {
+    super('the session lease was taken over');
+  }
+}
+
 export class RunningTurns {
   private readonly local = new Map<string, AbortController>();
   private subscriber: Redis | undefined;
@@ -33,12 +40,15 @@ export class RunningTurns {
     await this.subscriber.subscribe(CHANNEL).catch((err: Error) => this.logger.warn({ err: { message: err.message } }, 'cancel channel unavailable: cancels reach this instance only'));
   }
 
-  /** Registers a turn; its signal aborts on cancel. */
-  begin(sessionId: string): { signal: AbortSignal; end: () => void } {
+  /** Registers a turn; its signal aborts on cancel, or on `stop`. */
+  begin(sessionId: string): { signal: AbortSignal; stop: (reason: Error) => void; end: () => void } {
     const ac = new AbortController();
     this.local.set(sessionId, ac);
     return {
       signal: ac.signal,
+      stop: (reason) => {
+        if (!ac.signal.aborted) ac.abort(reason);
+      },
       end: () => {
         if (this.local.get(sessionId) === ac) this.local.delete(sessionId);
       },

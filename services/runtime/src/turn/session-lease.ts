@@ -4,6 +4,17 @@
  * end. A crashed instance's lease runs out after `ttlMs`. It needs nothing but the database, so
  * it works on a shared PostgreSQL and on the embedded engine alike. Waiters on this instance are
  * woken at once by a release; others poll with back-off.
+ *
+ * The lease is also what tells that a turn's runtime died: a turn's lease names it (`…:turn:<seq
+ * before the turn>`), and a turn lease that lapsed was never released, so its turn never ended.
+ * Whoever finds it first closes that turn (interrupted-turns.ts): the next lease taker of the
+ * session (`onTakeover`), or a client following the session (`inspect` + `settleLapsed`). The
+ * row keeps the outcome until the next lease: owner NULL with a `lease_until` means "the last turn
+ * was closed as interrupted, its final frame is `frame_seq`".
+ *
+ * `frame_seq` is the number of the session's last frame. With `reserveSeqs` (no shared frame log:
+ * the log dies with its process) a turn reserves its numbers in the row before using them, so a
+ * turn whose runtime died never has its numbers given out again.
  */
 import { randomUUID } from 'node:crypto';
 import type { Database } from '@codelab/service-kit';
@@ -11,6 +22,7 @@ import type { RuntimeMetrics } from '../metrics.ts';
 
 export interface LeasedSession {
   current_agent: string;
+  /** The session's last frame number before this lease (after closing an interrupted turn). */
   frame_seq: number;
   /** Tool calls still waiting for the IDE or a human. */
   open_tool_calls: number;
@@ -22,8 +34,45 @@ export interface Lease {
   readonly session: LeasedSession;
   /** False once a renewal found the lease taken over (the turn should stop writing). */
   readonly held: boolean;
+  /** Aborted when a renewal finds the lease taken over. */
+  readonly lost: AbortSignal;
+  /** Makes sure frame number `seq` is reserved in the row before it is used; undefined when it is. */
+  ensureSeq(seq: number): Promise<void> | undefined;
+  /** The session's last frame number before this turn is `seq` (the log was ahead of the row): the lease is renamed after it. */
+  rebase(seq: number): Promise<void>;
   /** Frees the session; `frameSeq` (the turn's last frame number) is saved in the same statement. */
   release(frameSeq?: number): Promise<void>;
+}
+
+/** A lapsed turn lease the taker found: the turn it names never ended. */
+export interface TakenOver {
+  /** The row's frame_seq then (the dead turn's first number minus one, or its reservation). */
+  frameSeq: number;
+  /** The dead turn's number before its first frame. */
+  turnBase: number;
+  /** The turn was already closed as interrupted (by a follower): its final frame is `frameSeq`. */
+  alreadyClosed: boolean;
+}
+
+/** What a follower sees of a session's lease. */
+export interface LeaseState {
+  owner: string | null;
+  /** A turn holds the lease, alive (renewed) or lapsed (its runtime stopped). */
+  turn: { lapsed: boolean; base: number } | undefined;
+  /** No lease; the last turn was closed as interrupted, with frame `frameSeq`. */
+  closedInterrupted: boolean;
+  frameSeq: number;
+}
+
+const TURN_OWNER = /:turn:(\d+)$/;
+
+interface Taken {
+  owner: string;
+  session: LeasedSession;
+  /** The highest frame number the row reserves for the lease. */
+  reserved: number;
+  /** The frame number after closing the turn whose lapsed lease this one took over. */
+  rebase?: number;
 }
 
 export class SessionLeases {
@@ -32,47 +81,88 @@ export class SessionLeases {
 
   constructor(
     private readonly db: Database,
-    private readonly opts: { ttlMs: number; metrics: RuntimeMetrics; onRenew?: (sessionId: string) => void },
+    private readonly opts: {
+      ttlMs: number;
+      metrics: RuntimeMetrics;
+      onRenew?: (sessionId: string) => void;
+      /** Frame numbers a turn reserves at a time (0: none, the frame log is shared and kept). */
+      reserveSeqs?: number;
+      /** A lapsed turn lease was taken over: close its turn; answers the session's frame number after it. */
+      onTakeover?: (sessionId: string, prev: TakenOver) => Promise<number>;
+    },
   ) {}
 
-  /** One attempt: the session's lease if it is free (and the caller's, when a caller is given). */
-  private async tryTake(sessionId: string, owner: string, caller?: string): Promise<LeasedSession | undefined> {
-    const { rows } = await this.db.query<{ current_agent: string; frame_seq: string; open_tool_calls: string }>(
-      `UPDATE sessions SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond'
-       WHERE id = $1 AND deleted_at IS NULL AND ($4::text IS NULL OR owner_sub = $4) AND (lease_owner IS NULL OR lease_until < now())
-       RETURNING current_agent, frame_seq,
+  /**
+   * One attempt: the session's lease if it is free (and the caller's, when a caller is given). A
+   * turn's lease is named after the session's frame number before it (`<owner>:turn:<seq>`).
+   */
+  private async tryTake(sessionId: string, owner: string, turn: boolean, caller?: string): Promise<Taken | undefined> {
+    const reserve = turn ? (this.opts.reserveSeqs ?? 0) : 0;
+    // The CTE locks the free row and reads what the lease was (RETURNING shows only new values).
+    const { rows } = await this.db.query<{
+      owner: string;
+      current_agent: string;
+      frame_seq: string;
+      prev_owner: string | null;
+      closed_interrupted: boolean;
+      open_tool_calls: string;
+    }>(
+      `WITH prev AS (
+         SELECT id, lease_owner, lease_until, frame_seq FROM sessions
+         WHERE id = $1 AND deleted_at IS NULL AND ($4::text IS NULL OR owner_sub = $4) AND (lease_owner IS NULL OR lease_until < now())
+         FOR UPDATE
+       )
+       UPDATE sessions s SET lease_owner = $2 || CASE WHEN $6::boolean THEN ':turn:' || prev.frame_seq ELSE '' END,
+         lease_until = now() + $3 * interval '1 millisecond', frame_seq = s.frame_seq + $5
+       FROM prev WHERE s.id = prev.id AND (s.lease_owner IS NULL OR s.lease_until < now())
+       RETURNING s.lease_owner AS owner, s.current_agent, prev.frame_seq, prev.lease_owner AS prev_owner,
+         (prev.lease_owner IS NULL AND prev.lease_until IS NOT NULL) AS closed_interrupted,
          (SELECT count(*) FROM tool_calls WHERE session_id = $1 AND status IN ('queued', 'pending_approval', 'approved', 'awaiting_result')) AS open_tool_calls`,
-      [sessionId, owner, this.opts.ttlMs, caller ?? null],
+      [sessionId, owner, this.opts.ttlMs, caller ?? null, reserve, turn],
     );
     const row = rows[0];
-    return row ? { current_agent: row.current_agent, frame_seq: Number(row.frame_seq), open_tool_calls: Number(row.open_tool_calls) } : undefined;
+    if (!row) return undefined;
+    const taken: Taken = {
+      owner: row.owner,
+      session: { current_agent: row.current_agent, frame_seq: Number(row.frame_seq), open_tool_calls: Number(row.open_tool_calls) },
+      reserved: Number(row.frame_seq) + reserve,
+    };
+    const dead = row.prev_owner ? TURN_OWNER.exec(row.prev_owner) : null;
+    if ((dead || row.closed_interrupted) && this.opts.onTakeover) {
+      const prev: TakenOver = { frameSeq: taken.session.frame_seq, turnBase: dead ? Number(dead[1]) : taken.session.frame_seq, alreadyClosed: !dead };
+      taken.rebase = await this.opts.onTakeover(sessionId, prev);
+    }
+    return taken;
+  }
+
+  private newOwner(): string {
+    return `${this.instance}:${randomUUID().slice(0, 8)}`;
   }
 
   /**
    * The fast path of a turn: one statement takes the lease of an existing, free session of the
    * caller. Undefined when the session is missing, someone else's or busy (then `acquire`).
    */
-  async tryAcquire(sessionId: string, caller?: string): Promise<Lease | undefined> {
-    const owner = `${this.instance}:${randomUUID().slice(0, 8)}`;
-    const session = await this.tryTake(sessionId, owner, caller);
-    if (!session) return undefined;
+  async tryAcquire(sessionId: string, caller?: string, opts: { turn?: boolean } = {}): Promise<Lease | undefined> {
+    const taken = await this.tryTake(sessionId, this.newOwner(), opts.turn === true, caller);
+    if (!taken) return undefined;
     this.opts.metrics.sessionLockWait.observe(0);
-    return this.hold(sessionId, owner, session);
+    return this.hold(sessionId, taken);
   }
 
   /** Waits up to `timeoutMs` for the session; SessionBusyError when another turn keeps it. */
-  async acquire(sessionId: string, timeoutMs: number, signal?: AbortSignal): Promise<Lease> {
-    const owner = `${this.instance}:${randomUUID().slice(0, 8)}`;
+  async acquire(sessionId: string, timeoutMs: number, opts: { signal?: AbortSignal; turn?: boolean } = {}): Promise<Lease> {
+    const owner = this.newOwner();
     const started = performance.now();
     let delay = 5;
     for (;;) {
-      const session = await this.tryTake(sessionId, owner);
-      if (session) {
+      const taken = await this.tryTake(sessionId, owner, opts.turn === true);
+      if (taken) {
         this.opts.metrics.sessionLockWait.observe((performance.now() - started) / 1000);
-        return this.hold(sessionId, owner, session);
+        return this.hold(sessionId, taken);
       }
       const left = timeoutMs - (performance.now() - started);
-      if (left <= 0 || signal?.aborted) {
+      if (left <= 0 || opts.signal?.aborted) {
         this.opts.metrics.sessionLockTimeouts.inc();
         throw new SessionBusyError(`another turn of session ${sessionId} is still running`);
       }
@@ -92,36 +182,109 @@ export class SessionLeases {
     }
   }
 
-  private hold(sessionId: string, owner: string, session: LeasedSession): Lease {
+  private async hold(sessionId: string, taken: Taken): Promise<Lease> {
+    const lease = this.holding(sessionId, taken);
+    if (taken.rebase !== undefined) await lease.rebase(taken.rebase);
+    return lease;
+  }
+
+  private holding(sessionId: string, taken: Taken): Lease {
+    const { session } = taken;
+    let owner = taken.owner;
     let held = true;
+    let reserved = this.opts.reserveSeqs ? taken.reserved : Number.POSITIVE_INFINITY;
+    const lost = new AbortController();
+    // a rename (rebase) changes the owner: renewals wait for it, and one sent before it is not a loss
+    let renamed = 0;
+    let renaming: Promise<unknown> | undefined;
     const renew = setInterval(() => {
-      this.db
-        .query(`UPDATE sessions SET lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, this.opts.ttlMs])
-        .then((r) => {
-          if (r.rowCount === 0) held = false;
-          else this.opts.onRenew?.(sessionId);
-        })
-        .catch(() => undefined); // a failed renewal is retried at the next tick; the TTL covers a few
+      void (async () => {
+        await renaming;
+        const [as, generation] = [owner, renamed];
+        const r = await this.db.query(`UPDATE sessions SET lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND lease_owner = $2`, [sessionId, as, this.opts.ttlMs]);
+        if (r.rowCount) this.opts.onRenew?.(sessionId);
+        else if (generation === renamed && !renaming) {
+          held = false;
+          lost.abort(new Error('the session lease was taken over'));
+        }
+      })().catch(() => undefined); // a failed renewal is retried at the next tick; the TTL covers a few
     }, Math.max(50, this.opts.ttlMs / 3));
     renew.unref();
-    return {
+    const lease: Lease = {
       session,
       get held() {
         return held;
       },
+      lost: lost.signal,
+      ensureSeq: (seq) => {
+        if (seq <= reserved) return undefined;
+        const upTo = seq - 1 + (this.opts.reserveSeqs ?? 1);
+        return this.db.query(`UPDATE sessions SET frame_seq = GREATEST(frame_seq, $3) WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, upTo]).then((r) => {
+          if (r.rowCount === 0) throw new Error('the session lease was taken over');
+          reserved = upTo;
+        });
+      },
+      rebase: async (seq) => {
+        session.frame_seq = seq;
+        const named = TURN_OWNER.test(owner) ? owner.replace(TURN_OWNER, `:turn:${seq}`) : owner;
+        if (named === owner) return;
+        renamed++;
+        const rename = this.db.query(`UPDATE sessions SET lease_owner = $3 WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, named]).then((r) => {
+          if (r.rowCount) owner = named;
+        });
+        renaming = rename;
+        try {
+          await rename;
+        } finally {
+          if (renaming === rename) renaming = undefined;
+        }
+      },
       release: async (frameSeq = 0) => {
         clearInterval(renew);
         try {
-          await this.db.query(`UPDATE sessions SET lease_owner = NULL, lease_until = NULL, frame_seq = GREATEST(frame_seq, $3) WHERE id = $1 AND lease_owner = $2`, [
+          // the exact number: what a reservation held beyond it is given back
+          await this.db.query(`UPDATE sessions SET lease_owner = NULL, lease_until = NULL, frame_seq = $3 WHERE id = $1 AND lease_owner = $2`, [
             sessionId,
             owner,
-            frameSeq,
+            Math.max(session.frame_seq, frameSeq),
           ]);
         } finally {
           for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
         }
       },
     };
+    return lease;
+  }
+
+  /** The session's lease as a follower sees it (undefined: no such session). */
+  async inspect(sessionId: string): Promise<LeaseState | undefined> {
+    const { rows } = await this.db.query<{ lease_owner: string | null; has_until: boolean; lapsed: boolean | null; frame_seq: string }>(
+      `SELECT lease_owner, lease_until IS NOT NULL AS has_until, lease_until < now() AS lapsed, frame_seq FROM sessions WHERE id = $1`,
+      [sessionId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const turn = row.lease_owner ? TURN_OWNER.exec(row.lease_owner) : null;
+    return {
+      owner: row.lease_owner,
+      turn: turn ? { lapsed: row.lapsed === true, base: Number(turn[1]) } : undefined,
+      closedInterrupted: row.lease_owner === null && row.has_until,
+      frameSeq: Number(row.frame_seq),
+    };
+  }
+
+  /**
+   * Settles a lapsed turn lease `owner` (as `inspect` saw it), if it is still there: frees the
+   * session with `frameSeq` as its last frame number and, when `interrupted`, marks the turn as
+   * closed that way. Exactly one caller wins (the UPDATE is conditional); true for that one.
+   */
+  async settleLapsed(sessionId: string, owner: string, outcome: { interrupted: boolean; frameSeq: number }): Promise<boolean> {
+    const r = await this.db.query(
+      `UPDATE sessions SET lease_owner = NULL, lease_until = CASE WHEN $3 THEN now() ELSE NULL END, frame_seq = $4
+       WHERE id = $1 AND lease_owner = $2 AND lease_until < now()`,
+      [sessionId, owner, outcome.interrupted, outcome.frameSeq],
+    );
+    if (r.rowCount) for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
+    return (r.rowCount ?? 0) > 0;
   }
 }
-

@@ -1,7 +1,8 @@
 /**
  * What one turn works with: the services (stores, LLM, policy, event sink), the session, the
  * cancel signal, and `emit`, which numbers each frame (`seq`), keeps it in the frame log for
- * clients that reconnect, and streams it to the caller if the caller is still there.
+ * clients that reconnect, and streams it to the caller if the caller is still there. A turn whose
+ * session lease was taken over sends nothing more (the taker closed it for its followers).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '@codelab/service-kit';
@@ -15,6 +16,7 @@ import type { EventData, EventStore, EventType } from '../store/events.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { FrameLog } from './frame-log.ts';
+import type { Lease } from './session-lease.ts';
 
 /** Where turns report what happened: durable events and per-session LLM usage (never fails a turn). */
 export type EventSink = Pick<EventStore, 'record' | 'recordLlmRequest'>;
@@ -40,6 +42,9 @@ export interface ConversationServices {
 /** A sink for frames that writes to the caller's SSE response (never throws when the caller left). */
 export type FrameWriter = (data: string) => Promise<void>;
 
+/** What the turn holds its session by: whether it still does, and frame numbers reserved in the row. */
+export type TurnLease = Pick<Lease, 'held' | 'ensureSeq'>;
+
 export class TurnContext {
   private seq: number;
   /** The agent that answered last (the turns metric's label). */
@@ -56,6 +61,7 @@ export class TurnContext {
     readonly signal: AbortSignal,
     readonly log: FastifyBaseLogger,
     private readonly write: FrameWriter,
+    private readonly lease?: TurnLease,
   ) {
     this.seq = lastSeq;
     this.agent = currentAgent;
@@ -66,10 +72,15 @@ export class TurnContext {
   }
 
   async emit(chunk: StreamChunk): Promise<void> {
+    if (this.lease && !this.lease.held) return;
     const seq = ++this.seq;
+    const reserving = this.lease?.ensureSeq(seq);
+    if (reserving) await reserving;
     // chunks are built here without null fields (absent, not null, as upstream clients expect)
     const data = JSON.stringify({ ...chunk, seq });
-    this.services.frameLog.append(this.sessionId, { seq, data, final: chunk.is_final === true });
+    // into the log first: a caller never sees a frame the log may not get
+    const logged = this.services.frameLog.append(this.sessionId, { seq, data, final: chunk.is_final === true });
+    if (logged) await logged;
     await this.write(data);
   }
 

@@ -74,8 +74,13 @@ describe('sessions routes', () => {
       expect(res.json()).toMatchObject({ error: { code: 'RT_ERR_SESSION_NOT_FOUND' } });
     }
     expect((await service.app.inject({ method: 'GET', url: '/sessions', headers: other })).json()).toMatchObject({ sessions: [], total: 0 });
-    // the same id cannot be taken over by creating it again
-    expect((await service.app.inject({ method: 'POST', url: '/sessions', headers: other, payload: { session_id: id } })).statusCode).toBe(409);
+    // the same id cannot be taken over by creating it again, and the refusal is what every route
+    // answers for a session the caller cannot see (only the owner hears 409)
+    const takeover = await service.app.inject({ method: 'POST', url: '/sessions', headers: other, payload: { session_id: id } });
+    expect(takeover.statusCode).toBe(404);
+    expect(takeover.json()).toEqual((await service.app.inject({ method: 'GET', url: `/sessions/${id}`, headers: other })).json());
+    expect(takeover.json()).toEqual({ error: { code: 'RT_ERR_SESSION_NOT_FOUND', message: `Session ${id} not found` } });
+    expect((await service.app.inject({ method: 'POST', url: '/sessions', headers: owner, payload: { session_id: id } })).statusCode).toBe(409);
     // the access check the gateway makes before a WebSocket
     expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}/access`, headers: owner })).json()).toEqual({ exists: true, allowed: true });
     expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}/access`, headers: other })).json()).toEqual({ exists: true, allowed: false });
