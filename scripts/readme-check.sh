@@ -89,6 +89,11 @@ npx -y wscat -c ws://127.0.0.1:8110/api/v1/ws/one-by-one-$RANDOM -H "Authorizati
   case "$name" in
     token | one-by-one) grep -q '"is_final":true' <<<"$out" || { echo "readme-check: '$name': no final frame in the conversation"; failed=1; } ;;
     cli) [ "$(tr -d '\r' <<<"$out" | awk '$1 == "USERNAME" { for (i = 1; i <= NF; i++) if ($i == "ADMIN") col = i } $1 == "alice" && col { print $col }')" = yes ] || { echo "readme-check: 'cli': list-users does not show alice as an admin"; failed=1; } ;;
+    debug-info)
+      grep -q '^=== npm start: health and readiness (' "$shadow/debug-info.txt" || { echo "readme-check: 'debug-info': the report found no running platform"; failed=1; }
+      for secret_file in "$data/internal-api-key" "$data/auth/admin-password"; do
+        [ ! -s "$secret_file" ] || ! grep -qF -- "$(cat "$secret_file")" "$shadow/debug-info.txt" || { echo "readme-check: 'debug-info': the report holds the secret of $secret_file"; failed=1; }
+      done ;;
     diagnostics) [ "$(grep -c '^[a-z-]* [0-9]' <<<"$out")" -ge 4 ] || { echo "readme-check: 'diagnostics': not every service reported its version"; failed=1; } ;;
   esac
 }

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { prettyFactory } from 'pino-pretty';
-import { EmbeddedDatabaseBusyError, embeddedDatabaseDir, openEmbeddedDatabase, type EmbeddedDatabase } from '../packages/service-kit/src/db.ts';
+import { EmbeddedDatabaseBusyError, EmbeddedEngineMissingError, embeddedDatabaseDir, openEmbeddedDatabase, type EmbeddedDatabase } from '../packages/service-kit/src/db.ts';
 
 const launched = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -98,6 +98,9 @@ if (DB_SERVICES.length > 0) {
   try {
     embedded = await openEmbeddedDatabase(pgDir, { holder: 'platform', share: true, join: false, maxConnections: connections });
   } catch (err) {
+    if (err instanceof EmbeddedEngineMissingError) {
+      fail(`no database URL (${DB_SERVICES.map((s) => `${s.prefix}__DB_URL`).join(', ')}) and ${err.message}: set the URLs of a PostgreSQL server, or install the engine (\`npm ci\` without --omit=optional)`);
+    }
     if (!(err instanceof EmbeddedDatabaseBusyError)) throw err;
     const { pid, holder } = err.holder;
     fail(
@@ -155,7 +158,7 @@ process.on('SIGTERM', () => stopAll(0));
 
 function startService(s: ServiceDef): void {
   const entry = path.join(root, 'services', s.name, 'src', 'main.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.set(s.name, child);
   createInterface({ input: child.stdout! }).on('line', (l) => print(s, l, process.stdout));
   createInterface({ input: child.stderr! }).on('line', (l) => print(s, l, process.stderr));

@@ -67,10 +67,13 @@ export class Http {
   /** Responses per status of the recorded requests (0: no response). */
   readonly statuses = new Map<number, number>();
 
+  private readonly registry: Registry | undefined;
+
   constructor(
-    private readonly registry: Registry | undefined,
+    registry: Registry | undefined,
     opts: HttpOptions,
   ) {
+    this.registry = registry;
     this.timeoutMs = opts.timeoutMs;
     this.agent = new Agent({ connections: opts.connections, keepAliveTimeout: 10_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connectTimeout: Math.min(10_000, opts.timeoutMs) });
   }

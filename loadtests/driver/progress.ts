@@ -50,11 +50,19 @@ export class Progress {
   private lastPlain = -Infinity;
   private wroteInPlace = false;
 
+  private readonly src: ProgressSource;
+  private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  private readonly plainEverySeconds: number;
+
   constructor(
-    private readonly src: ProgressSource,
-    private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
-    private readonly plainEverySeconds = 5,
-  ) {}
+    src: ProgressSource,
+    out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+    plainEverySeconds = 5,
+  ) {
+    this.src = src;
+    this.out = out;
+    this.plainEverySeconds = plainEverySeconds;
+  }
 
   start(): void {
     this.timer = setInterval(() => this.tick(), 1000);

@@ -94,10 +94,10 @@ describe('load CLI arguments', () => {
     const stderr = new Capture();
     expect(await main(['chat', '--profile', 'nope'], { stdout, stderr }, {})).toBe(2);
     expect(stderr.text).toMatch(/^error: unknown profile "nope".*\n\(npm run load -- --help for the options\)/);
-    const bad = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'load.ts'), 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'load.ts'), 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('unknown scenario "nope"');
-    const help = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'load.ts'), '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const help = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'load.ts'), '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/usage: npm run load -- <scenario>[\s\S]*--duration-scale/);
   }, 30_000);

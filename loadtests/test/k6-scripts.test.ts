@@ -323,14 +323,14 @@ describe('the load-tests workflow', () => {
     expect(wf.env.PROFILE).toBe("${{ inputs.profile || 'ci' }}");
   });
 
-  it('starts the platform with npm ci && npm start on Node 20, waits for /ready and reads the admin password', () => {
+  it('starts the platform with npm ci && npm start on the Node of .nvmrc (26), waits for /ready and reads the admin password', () => {
     for (const job of ['k6', 'k6-llm']) {
-      expect(steps(job).find((s) => s.uses?.startsWith('actions/setup-node@'))?.with?.['node-version']).toBe('${{ env.NODE_VERSION }}');
+      expect(steps(job).find((s) => s.uses?.startsWith('actions/setup-node@'))?.with?.['node-version-file']).toBe('.nvmrc');
       expect(runs(job)).toMatch(/npm ci/);
       expect(runs(job)).toMatch(/nohup npm start > platform\.log 2>&1 &/);
       expect(runs(job)).toMatch(/curl -fsS http:\/\/127\.0\.0\.1:800[02]\/ready/);
     }
-    expect(wf.env.NODE_VERSION).toBe('20');
+    expect(source(path.join(ROOT, '.nvmrc')).trim()).toBe('26');
     expect(runs('k6')).toMatch(/cat data\/auth\/admin-password/);
   });
 

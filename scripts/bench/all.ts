@@ -32,7 +32,7 @@ for (const b of BENCHES) {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const [k, v] of Object.entries(b.defaults)) if (!process.env[k]) env[k] = v;
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', b.script], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [b.script], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let pending = '';
     child.stdout.on('data', (d: Buffer) => {
       process.stdout.write(d);

@@ -1,6 +1,6 @@
 /**
  * The reference of `npm run bench:rest`: a bare fastify hello-world (no logger, no hooks, no
- * plugins), started as its own process like the services: `PORT=… node --import tsx scripts/bench/hello-fastify.ts`.
+ * plugins), started as its own process like the services: `PORT=… node scripts/bench/hello-fastify.ts`.
  */
 import Fastify from 'fastify';
 

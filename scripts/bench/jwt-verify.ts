@@ -82,7 +82,7 @@ try {
   await verify(token);
   const jwk = ((await (await fetch(`${withAuth.url.auth}/.well-known/jwks.json`)).json()) as { keys: JsonWebKey[] }).keys[0]!;
   const { createPublicKey } = await import('node:crypto');
-  const publicKey = createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+  const publicKey = createPublicKey({ key: jwk, format: 'jwk' });
   const [h, p, s] = token.split('.') as [string, string, string];
   const signature = Buffer.from(s, 'base64url');
   const rawRate = timeLoop(() => createVerify('RSA-SHA256').update(`${h}.${p}`).verify(publicKey, signature), SECONDS * 500);

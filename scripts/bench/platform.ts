@@ -1,7 +1,7 @@
 /**
  * What the platform benchmarks (rest, telemetry, ttft, ws-idle, conversations) share:
  *
- * - the services as their own processes (`node --import tsx services/<name>/src/main.ts`, as in
+ * - the services as their own processes (`node services/<name>/src/main.ts`, as in
  *   production), with their stdout in a log file or kept in a bounded buffer, an optional higher
  *   open-files limit and extra node flags;
  * - the whole platform started at once (llm-proxy mock, auth, runtime, gateway) with a user of its
@@ -46,9 +46,9 @@ export interface ProcOptions {
 
 const KEEP = 64 * 1024;
 
-/** Runs `node --import tsx <script>` with only `env` (plus PATH/HOME), waits until `url` answers. */
+/** Runs `node <script>` with only `env` (plus PATH/HOME), waits until `url` answers. */
 export async function startNode(name: string, script: string, port: number, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
-  const args = [...(opts.nodeArgs ?? []), '--import', 'tsx', script];
+  const args = [...(opts.nodeArgs ?? []), script];
   const logFd = opts.logFile ? openSync(opts.logFile, 'a') : undefined;
   const stdio: ['ignore', 'pipe' | number, 'pipe'] = ['ignore', logFd ?? 'pipe', 'pipe'];
   const childEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env };
@@ -330,7 +330,11 @@ export class CpuMeter {
   private before = new Map<number, number>();
   private wall = 0;
   private selfBefore = 0;
-  constructor(private readonly groups: Record<string, () => number[]>) {}
+  private readonly groups: Record<string, () => number[]>;
+
+  constructor(groups: Record<string, () => number[]>) {
+    this.groups = groups;
+  }
 
   start(): void {
     this.before.clear();

@@ -3,7 +3,7 @@
  * exports (`POST /v1/traces`, JSON or protobuf) and Loki pushes (`POST /loki/api/v1/push`), and
  * discards them, counting requests, bytes and (for OTLP JSON) spans. `GET /stats` answers the counts.
  *
- *   PORT=4318 node --import tsx scripts/bench/telemetry-sink.ts
+ *   PORT=4318 node scripts/bench/telemetry-sink.ts
  */
 import { createServer } from 'node:http';
 

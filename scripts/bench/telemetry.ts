@@ -92,7 +92,11 @@ interface Window {
 class Conversation {
   private client: FrameClient | undefined;
   private turns = 0;
-  constructor(private readonly platform: Platform) {}
+  private readonly platform: Platform;
+
+  constructor(platform: Platform) {
+    this.platform = platform;
+  }
 
   /** One turn; false when it failed (the conversation then goes on on a new session). */
   async turn(content: string): Promise<boolean> {

@@ -111,8 +111,6 @@ function startWorker(i: number, count: number, base: string, token: string): Wor
       '-c',
       `ulimit -n ${nofile} 2>/dev/null || echo "bench: cannot raise the open-files limit of a client worker to ${nofile} (soft $(ulimit -Sn), hard $(ulimit -Hn)); use more BENCH_WS_WORKERS" >&2; exec "$0" "$@"`,
       process.execPath,
-      '--import',
-      'tsx',
       'scripts/bench/ws-idle-client.ts',
     ],
     {

@@ -32,10 +32,16 @@ const UPSTREAM_TYPES = ['assistant_message', 'tool_call', 'error', 'done', 'swit
 /** A conversation on one WebSocket: `turn` sends a frame and returns that turn's frames. */
 class Conversation {
   private seen = 0;
+  readonly client: FrameClient;
+  readonly sessionId: string;
+
   constructor(
-    readonly client: FrameClient,
-    readonly sessionId: string,
-  ) {}
+    client: FrameClient,
+    sessionId: string,
+  ) {
+    this.client = client;
+    this.sessionId = sessionId;
+  }
   async turn(frame: unknown): Promise<Frame[]> {
     this.client.send(frame);
     const frames = await this.client.until((f) => f.is_final === true, this.seen);

@@ -1,5 +1,5 @@
 /**
- * Services as real processes (`node --import tsx services/<name>/src/main.ts`), for tests of what
+ * Services as real processes (`node services/<name>/src/main.ts`), for tests of what
  * only a process shows: tracing across processes, signals and exit codes, the launcher.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,7 +23,7 @@ export interface RunningProcess {
 }
 
 export function runProcess(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; exited: () => Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -362,12 +362,10 @@ export class FrameClient {
   private waiters: (() => void)[] = [];
   private readonly opened: Promise<void>;
   private readonly closedP: Promise<number>;
+  private readonly opts: { autoPong?: boolean; timeoutMs?: number };
 
-  constructor(
-    url: string,
-    headers: Record<string, string> = {},
-    private readonly opts: { autoPong?: boolean; timeoutMs?: number } = {},
-  ) {
+  constructor(url: string, headers: Record<string, string> = {}, opts: { autoPong?: boolean; timeoutMs?: number } = {}) {
+    this.opts = opts;
     this.ws = new WebSocket(url, { headers, autoPong: opts.autoPong ?? true });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());

@@ -46,10 +46,15 @@ class Conversation {
   closed = false;
   private readonly seqs = new SeqTracker();
 
+  readonly ws: WebSocket;
+  private readonly metrics: Recorder;
+
   constructor(
-    readonly ws: WebSocket,
-    private readonly metrics: Recorder,
+    ws: WebSocket,
+    metrics: Recorder,
   ) {
+    this.ws = ws;
+    this.metrics = metrics;
     ws.on('message', (data, isBinary) => {
       const at = performance.now();
       metrics.add('ws_msgs_received', 1);

@@ -22,12 +22,22 @@ export class TokenSource {
   private lifetimeMs = 0;
   private pending: Promise<void> | undefined;
 
+  private readonly http: Http;
+  private readonly authUrl: string;
+  private readonly username: string;
+  private readonly password: string;
+
   private constructor(
-    private readonly http: Http,
-    private readonly authUrl: string,
-    private readonly username: string,
-    private readonly password: string,
-  ) {}
+    http: Http,
+    authUrl: string,
+    username: string,
+    password: string,
+  ) {
+    this.http = http;
+    this.authUrl = authUrl;
+    this.username = username;
+    this.password = password;
+  }
 
   /** Logs in with the password grant, or fails setup saying why. */
   static async login(env: ScenarioEnv): Promise<TokenSource> {

@@ -50,7 +50,11 @@ export interface Scenario<S = unknown> {
 
 /** The registry plus k6's `check()`. */
 export class Recorder {
-  constructor(readonly registry: Registry) {}
+  readonly registry: Registry;
+
+  constructor(registry: Registry) {
+    this.registry = registry;
+  }
 
   add(name: string, value: number | boolean, tags?: Tags): void {
     this.registry.add(name, value, tags);

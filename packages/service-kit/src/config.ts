@@ -115,6 +115,30 @@ export const setting = {
   },
 };
 
+/**
+ * Values that stand for a secret someone still has to choose (`.env.example` ships them): a service
+ * refuses to start with one, naming the variable, rather than run with a secret everybody knows.
+ */
+const PLACEHOLDER = /change[-_ .]?me|replace[-_ .]?me|^<[^>]*>$|^\$\{.*\}$|^(secret|password|placeholder|example|todo|x{3,})$/i;
+
+/** The secret part of a raw value: the password of a URL, else the value itself. */
+function secretPart(raw: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    try {
+      return decodeURIComponent(new URL(raw).password);
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+/** True for a placeholder such as `change-me`, `<your key>` or `password` (for a URL: its password). */
+export function isPlaceholderSecret(raw: string): boolean {
+  const part = secretPart(raw.trim());
+  return part !== '' && PLACEHOLDER.test(part);
+}
+
 export function defineSettings<S extends Record<string, AnySpec>>(spec: S): S {
   return spec;
 }
@@ -152,6 +176,8 @@ export function readConfig<S extends Record<string, AnySpec>>(
     if (value === undefined) {
       const shown = s.secret ? '(value hidden)' : JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw);
       problems.push(`${name}=${shown} is invalid: expected ${s.expects}`);
+    } else if (s.secret && isPlaceholderSecret(raw)) {
+      problems.push(`${name} holds a placeholder, not a secret: set one of your own (e.g. openssl rand -base64 32)`);
     } else {
       out[key] = value;
     }

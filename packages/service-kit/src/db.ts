@@ -14,6 +14,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import {
+  EmbeddedEngineMissingError,
   embeddedDatabaseDir,
   openEmbeddedDatabase,
   SHARED_EMBEDDED_HEADROOM,
@@ -25,6 +26,7 @@ import { ServiceMetrics } from './metrics.ts';
 
 export {
   EmbeddedDatabaseBusyError,
+  EmbeddedEngineMissingError,
   embeddedDatabaseDir,
   embeddedLockFile,
   openEmbeddedDatabase,
@@ -40,6 +42,8 @@ export interface DatabaseOptions {
   service: string;
   /** postgres:// URL; undefined starts the embedded engine. */
   url: string | undefined;
+  /** The variable the URL comes from (`AGENT_RUNTIME__DB_URL`), named when there is none and no embedded engine either. */
+  urlSetting?: string;
   /**
    * Without a URL: the data directory (CODELAB_DATA_DIR) whose shared embedded database to use,
    * `<dataDir>/pg` (openEmbeddedDatabase). Neither this nor `embeddedDataDir`: an engine in memory.
@@ -112,33 +116,45 @@ function hideCredentials(url: string): string {
   }
 }
 
+/** Without a URL: the data directory's embedded database, or an engine in memory (see DatabaseOptions). */
+async function openEmbedded(opts: DatabaseOptions): Promise<{ embedded: Embedded; embeddedEngine: NonNullable<Database['embeddedEngine']> }> {
+  const dir = opts.embeddedDataDir ?? (opts.dataDir !== undefined ? embeddedDatabaseDir(opts.dataDir) : undefined);
+  // The multiplexer refuses connections past its limit, so it gets headroom over the pool (and,
+  // when shared, room for the other processes' pools: a runtime, the CLI).
+  if (dir) {
+    const share = opts.shareEmbedded ?? true;
+    const shared = await openEmbeddedDatabase(dir, {
+      holder: opts.embeddedHolder ?? `${opts.service} service`,
+      share,
+      maxConnections: opts.poolMax + 2 + (share ? SHARED_EMBEDDED_HEADROOM : 0),
+    });
+    if (shared.servedBy) {
+      opts.logger.info({ data_dir: dir, served_by: shared.servedBy.holder, pid: shared.servedBy.pid }, `using the embedded PostgreSQL (PGlite) of the running ${shared.servedBy.holder}`);
+    } else {
+      opts.logger.info({ data_dir: dir, shared: share }, 'embedded PostgreSQL (PGlite) started');
+    }
+    return { embedded: shared, embeddedEngine: { dir, servedBy: shared.servedBy } };
+  }
+  const embedded = await startEmbeddedPostgres(undefined, opts.poolMax + 2);
+  opts.logger.info({ data_dir: '(memory)' }, 'embedded PostgreSQL (PGlite) started');
+  return { embedded, embeddedEngine: { dir: undefined, servedBy: undefined } };
+}
+
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const poolName = opts.poolName ?? opts.service;
   let embedded: Embedded | undefined;
   let embeddedEngine: Database['embeddedEngine'];
   let url = opts.url;
   if (!url) {
-    const dir = opts.embeddedDataDir ?? (opts.dataDir !== undefined ? embeddedDatabaseDir(opts.dataDir) : undefined);
-    // The multiplexer refuses connections past its limit, so it gets headroom over the pool (and,
-    // when shared, room for the other processes' pools: a runtime, the CLI).
-    if (dir) {
-      const share = opts.shareEmbedded ?? true;
-      const shared = await openEmbeddedDatabase(dir, {
-        holder: opts.embeddedHolder ?? `${opts.service} service`,
-        share,
-        maxConnections: opts.poolMax + 2 + (share ? SHARED_EMBEDDED_HEADROOM : 0),
-      });
-      embedded = shared;
-      embeddedEngine = { dir, servedBy: shared.servedBy };
-      if (shared.servedBy) {
-        opts.logger.info({ data_dir: dir, served_by: shared.servedBy.holder, pid: shared.servedBy.pid }, `using the embedded PostgreSQL (PGlite) of the running ${shared.servedBy.holder}`);
-      } else {
-        opts.logger.info({ data_dir: dir, shared: share }, 'embedded PostgreSQL (PGlite) started');
-      }
-    } else {
-      embedded = await startEmbeddedPostgres(undefined, opts.poolMax + 2);
-      embeddedEngine = { dir: undefined, servedBy: undefined };
-      opts.logger.info({ data_dir: '(memory)' }, 'embedded PostgreSQL (PGlite) started');
+    try {
+      ({ embedded, embeddedEngine } = await openEmbedded(opts));
+    } catch (err) {
+      if (!(err instanceof EmbeddedEngineMissingError)) throw err;
+      throw new Error(
+        `no database URL (${opts.urlSetting ?? `the ${opts.service} service's DB_URL`}) and ${err.message}: ` +
+          'set the URL of a PostgreSQL server, or install the engine (`npm ci` without --omit=optional)',
+        { cause: err },
+      );
     }
     url = embedded.url;
   }

@@ -43,9 +43,34 @@ function keepProtocolBatchesTogether(db: import('@electric-sql/pglite').PGlite):
   });
 }
 
+/**
+ * The engine is an optional dependency: images run on PostgreSQL and leave it out
+ * (`npm ci --omit=dev --omit=optional`), so a process started there without a database URL ends
+ * with this error instead of a module resolution failure.
+ */
+export class EmbeddedEngineMissingError extends Error {
+  constructor(cause: unknown) {
+    super(
+      'the embedded PostgreSQL engine is not installed (@electric-sql/pglite and @electric-sql/pglite-socket, ' +
+        'optional dependencies that `npm ci --omit=optional` leaves out)',
+      { cause },
+    );
+    this.name = 'EmbeddedEngineMissingError';
+  }
+}
+
+async function loadEngine(): Promise<[typeof import('@electric-sql/pglite'), typeof import('@electric-sql/pglite-socket')]> {
+  try {
+    return await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-socket')]);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new EmbeddedEngineMissingError(err);
+    throw err;
+  }
+}
+
 /** Starts PGlite and serves it on a loopback port for `maxConnections` clients. */
 export async function startEmbeddedPostgres(dataDir: string | undefined, maxConnections: number): Promise<Embedded> {
-  const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-socket')]);
+  const [{ PGlite }, { PGLiteSocketServer }] = await loadEngine();
   if (dataDir) await mkdir(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
   keepProtocolBatchesTogether(db);
@@ -106,12 +131,17 @@ export interface EmbeddedLockRecord extends EmbeddedHolder {
 }
 
 export class EmbeddedDatabaseBusyError extends Error {
+  readonly holder: EmbeddedLockRecord;
+  readonly lockFile: string;
+
   constructor(
     message: string,
-    readonly holder: EmbeddedLockRecord,
-    readonly lockFile: string,
+    holder: EmbeddedLockRecord,
+    lockFile: string,
   ) {
     super(message);
+    this.holder = holder;
+    this.lockFile = lockFile;
     this.name = 'EmbeddedDatabaseBusyError';
   }
 }

@@ -8,8 +8,17 @@
  * Tracing is on only when the standard OTLP variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, not disabled by `OTEL_SDK_DISABLED=true` or
  * `OTEL_TRACES_EXPORTER=none`). When it is off nothing is loaded or patched: it costs nothing.
+ *
+ * The SDK is put together from its pieces (the trace SDK, the OTLP/HTTP exporter, the
+ * instrumentations below) rather than `@opentelemetry/sdk-node`, which loads (and ships in every
+ * image) the gRPC, protobuf, Zipkin and Prometheus exporters and the metrics and logs SDKs this
+ * platform does not use. The standard variables that applied through the Node SDK still apply:
+ * `OTEL_TRACES_SAMPLER`/`_ARG`, `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`),
+ * `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`, `OTEL_BSP_*`, the span limits, `OTEL_LOG_LEVEL`
+ * and the exporter's own `OTEL_EXPORTER_OTLP_*` (endpoint, headers, timeout, compression).
  */
-import { register } from 'node:module';
+import type { TextMapPropagator } from '@opentelemetry/api';
+import type { Sampler } from '@opentelemetry/sdk-trace';
 
 let sdkShutdown: (() => Promise<void>) | undefined;
 let enabled = false;
@@ -31,15 +40,21 @@ export interface TracingOptions {
 
 export async function startTracing(opts: TracingOptions): Promise<boolean> {
   if (enabled || !tracingRequested()) return enabled;
-  // ESM hook: named imports of builtins (node:http) are only patched with it.
-  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  // ESM hook: named imports of builtins (`import { get } from 'node:http'`) are only patched with
+  // it. In-thread synchronous hooks (module.registerHooks): module.register(), a loader thread,
+  // is deprecated since Node 26 (DEP0205) and costs a round trip per imported module.
+  const { register } = await import('import-in-the-middle/register-hooks.mjs');
+  register();
 
-  const [{ NodeSDK }, { OTLPTraceExporter }, { BatchSpanProcessor }, { resourceFromAttributes }, http, undici, pg, ioredis, pino, fastifyOtel] =
+  const [api, core, { AsyncLocalStorageContextManager }, sdk, { OTLPTraceExporter }, resources, { registerInstrumentations }, http, undici, pg, ioredis, pino, fastifyOtel] =
     await Promise.all([
-      import('@opentelemetry/sdk-node'),
+      import('@opentelemetry/api'),
+      import('@opentelemetry/core'),
+      import('@opentelemetry/context-async-hooks'),
+      import('@opentelemetry/sdk-trace'),
       import('@opentelemetry/exporter-trace-otlp-http'),
-      import('@opentelemetry/sdk-trace-base'),
       import('@opentelemetry/resources'),
+      import('@opentelemetry/instrumentation'),
       import('@opentelemetry/instrumentation-http'),
       import('@opentelemetry/instrumentation-undici'),
       import('@opentelemetry/instrumentation-pg'),
@@ -47,15 +62,13 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
       import('@opentelemetry/instrumentation-pino'),
       import('@fastify/otel'),
     ]);
+  const { getNumberFromEnv, getStringFromEnv, getStringListFromEnv } = core;
+
+  const logLevel = getStringFromEnv('OTEL_LOG_LEVEL');
+  if (logLevel) api.diag.setLogger(new api.DiagConsoleLogger(), { logLevel: core.diagLogLevelFromString(logLevel) });
 
   const quietPaths = new Set(['/metrics', '/health', '/ready', '/api/v1/health']);
-  const sdk = new NodeSDK({
-    resource: resourceFromAttributes({
-      'service.name': process.env.OTEL_SERVICE_NAME || opts.serviceName,
-      'service.version': opts.serviceVersion,
-      'service.namespace': 'codelab',
-    }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter(), { scheduledDelayMillis: 500 })],
+  registerInstrumentations({
     instrumentations: [
       new http.HttpInstrumentation({
         ignoreIncomingRequestHook: (req) => quietPaths.has((req.url ?? '').split('?')[0] ?? ''),
@@ -74,13 +87,77 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
         ignorePaths: (opts: { url: string }) => quietPaths.has(opts.url),
       }),
     ],
-    // Metrics are served by prom-client at /metrics; logs by pino.
-    metricReaders: [],
-    logRecordProcessors: [],
   });
-  sdk.start();
+
+  const contextManager = new AsyncLocalStorageContextManager();
+  contextManager.enable();
+  api.context.setGlobalContextManager(contextManager);
+
+  // OTEL_PROPAGATORS (default tracecontext,baggage); the B3 propagators are not installed.
+  const propagators: TextMapPropagator[] = [];
+  const propagatorNames = getStringListFromEnv('OTEL_PROPAGATORS') ?? [];
+  for (const name of new Set(propagatorNames.length > 0 ? propagatorNames : ['tracecontext', 'baggage'])) {
+    if (name === 'tracecontext') propagators.push(new core.W3CTraceContextPropagator());
+    else if (name === 'baggage') propagators.push(new core.W3CBaggagePropagator());
+    else if (name !== 'none') api.diag.warn(`OTEL_PROPAGATORS: "${name}" is not supported (tracecontext, baggage, none)`);
+  }
+  if (!propagatorNames.includes('none') && propagators.length > 0) {
+    api.propagation.setGlobalPropagator(propagators.length === 1 ? propagators[0]! : new core.CompositePropagator({ propagators }));
+  }
+
+  // Resource: this service, the host and the process; OTEL_RESOURCE_ATTRIBUTES and
+  // OTEL_SERVICE_NAME win (the env detector is merged last).
+  const resource = resources
+    .resourceFromAttributes({
+      'service.name': process.env.OTEL_SERVICE_NAME || opts.serviceName,
+      'service.version': opts.serviceVersion,
+      'service.namespace': 'codelab',
+    })
+    .merge(resources.detectResources({ detectors: [resources.processDetector, resources.hostDetector, resources.envDetector] }));
+
+  const ratio = (): number => {
+    const arg = getNumberFromEnv('OTEL_TRACES_SAMPLER_ARG');
+    return arg !== undefined && arg >= 0 && arg <= 1 ? arg : 1;
+  };
+  const samplers: Record<string, () => Sampler> = {
+    always_on: () => new sdk.AlwaysOnSampler(),
+    always_off: () => new sdk.AlwaysOffSampler(),
+    traceidratio: () => new sdk.TraceIdRatioBasedSampler(ratio()),
+    parentbased_always_on: () => new sdk.ParentBasedSampler({ root: new sdk.AlwaysOnSampler() }),
+    parentbased_always_off: () => new sdk.ParentBasedSampler({ root: new sdk.AlwaysOffSampler() }),
+    parentbased_traceidratio: () => new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(ratio()) }),
+  };
+  const samplerName = getStringFromEnv('OTEL_TRACES_SAMPLER');
+  if (samplerName && !samplers[samplerName]) api.diag.error(`unknown OTEL_TRACES_SAMPLER value "${samplerName}", using parentbased_always_on`);
+
+  const positive = (name: string): number | undefined => {
+    const value = getNumberFromEnv(name);
+    return value !== undefined && value > 0 ? value : undefined;
+  };
+  const provider = new sdk.TracerProvider({
+    resource,
+    sampler: (samplers[samplerName ?? ''] ?? samplers.parentbased_always_on!)(),
+    spanLimits: {
+      attributeCountLimit: getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_COUNT_LIMIT'),
+      attributeValueLengthLimit: getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'),
+      eventCountLimit: getNumberFromEnv('OTEL_SPAN_EVENT_COUNT_LIMIT'),
+      linkCountLimit: getNumberFromEnv('OTEL_SPAN_LINK_COUNT_LIMIT'),
+      attributePerEventCountLimit: getNumberFromEnv('OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT'),
+      attributePerLinkCountLimit: getNumberFromEnv('OTEL_LINK_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT'),
+    },
+    spanProcessors: [
+      new sdk.BatchSpanProcessor({
+        exporter: new OTLPTraceExporter(),
+        scheduledDelayMillis: positive('OTEL_BSP_SCHEDULE_DELAY') ?? 500,
+        maxQueueSize: positive('OTEL_BSP_MAX_QUEUE_SIZE'),
+        maxExportBatchSize: positive('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
+        exportTimeoutMillis: positive('OTEL_BSP_EXPORT_TIMEOUT'),
+      }),
+    ],
+  });
+  api.trace.setGlobalTracerProvider(provider);
   enabled = true;
-  sdkShutdown = () => sdk.shutdown();
+  sdkShutdown = () => provider.shutdown();
   return true;
 }
 

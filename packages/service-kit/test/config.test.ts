@@ -191,6 +191,24 @@ describe('config', () => {
       ]);
     });
 
+    it.each([
+      ['change-me'],
+      ['CHANGE_ME_internal_api_key'],
+      ['please-change-me-now'],
+      ['<your key>'],
+      ['password'],
+      ['postgres://codelab:change-me@postgres:5432/codelab'],
+    ])('refuses the placeholder %s in a secret, naming the variable and not the value', (value) => {
+      const problems = problemsOf(() => readConfig('APP', { key: setting.string({ secret: true }) }, { APP__KEY: value }));
+      expect(problems).toEqual(['APP__KEY holds a placeholder, not a secret: set one of your own (e.g. openssl rand -base64 32)']);
+    });
+
+    it('takes real secrets, and placeholders in settings that are not secret', () => {
+      expect(readConfig('APP', { key: setting.string({ secret: true }) }, { APP__KEY: 'q8Jr2-not-a-placeholder-3Kx' }).key).toBe('q8Jr2-not-a-placeholder-3Kx');
+      expect(readConfig('APP', { url: setting.url({ protocols: ['postgres:'], secret: true }) }, { APP__URL: 'postgres://codelab:s3cr3t-Vq9@db/codelab' }).url).toContain('s3cr3t');
+      expect(readConfig('APP', { name: setting.string() }, { APP__NAME: 'change-me' }).name).toBe('change-me');
+    });
+
     it('never echoes the value of a secret', () => {
       const secret = 'hunter2-but-short';
       const problems = problemsOf(() => readConfig('APP', { key: setting.string({ minLength: 32, secret: true }) }, { APP__KEY: secret }));
@@ -301,7 +319,7 @@ describe('config', () => {
         "loadConfigOrExit('demo', () => readConfig('DEMO', spec, env));",
         "process.stdout.write('not reached');",
       ].join('\n');
-      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
       expect(run.status).toBe(1);
       expect(run.stdout).toBe('');
       expect(run.stderr).toBe(

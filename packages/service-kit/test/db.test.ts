@@ -464,7 +464,7 @@ describe('db', () => {
           `const e = await openEmbeddedDatabase(${JSON.stringify(dir)}, { holder: 'runtime service', share: true, maxConnections: 4 });\n` +
           `process.stdout.write(e.url + '\\n');\nsetTimeout(() => process.exit(0), 100);\n`,
       );
-      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: kit, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [script], { cwd: kit, stdio: ['ignore', 'pipe', 'inherit'] });
       let url = '';
       child.stdout!.on('data', (d: Buffer) => (url += d.toString()));
       expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);

@@ -50,13 +50,14 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
     const db = await openDatabase({
       service: 'auth',
       url: config.dbUrl,
+      urlSetting: 'AUTH_SERVICE__DB_URL',
       dataDir: config.dataDir,
       poolMax: config.dbPoolSize,
       logger,
       metrics,
     });
     closers.push(() => db.close());
-    service.addReadinessCheck('database', () => db.ping());
+    service.addReadinessCheck('postgres', () => db.ping());
 
     // Brute-force and rate-limit counters: Redis when configured (per-instance memory while it is down).
     const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : null;
@@ -74,7 +75,7 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
       privateKeyPem: config.privateKey,
       publicKeyPem: config.publicKey,
       additionalPublicKeyPaths: config.additionalPublicKeyPaths,
-      environment: config.environment,
+      generate: config.generateKeys ?? config.environment !== 'production',
       logger,
     });
     const createdAt = keys.signingKeyCreatedAt;

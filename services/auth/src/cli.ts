@@ -85,6 +85,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     db = await openDatabase({
       service: 'auth',
       url: config.dbUrl,
+      urlSetting: 'AUTH_SERVICE__DB_URL',
       dataDir: config.dataDir,
       // The engine is the CLI's only for the time of the command: never offered to others.
       embeddedHolder: 'auth CLI',

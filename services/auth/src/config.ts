@@ -48,6 +48,12 @@ export const authSettings = defineSettings({
   auditCleanupInterval: setting.int({ min: 1, max: 604_800, fallback: 3600 }),
   privateKeyPath: setting.string({ fallback: keyPath('private_key.pem') }),
   publicKeyPath: setting.string({ fallback: keyPath('public_key.pem') }),
+  /**
+   * Generate the signing pair files when both are missing. Unset: outside production only. `true` in
+   * production suits a deployment whose key files live on a volume of their own (the Compose stack);
+   * several instances starting at once on one volume agree on one pair.
+   */
+  generateKeys: setting.bool(),
   /** The signing pair as PEM text (production secrets); takes precedence over the files. */
   privateKey: setting.string({ secret: true }),
   publicKey: setting.string(),

@@ -22,7 +22,7 @@ describe('buildApp', () => {
     it('is ready when the database answers', async () => {
       const res = await testApp.service.app.inject({ method: 'GET', url: '/ready' });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual({ status: 'ready', service: 'auth', version: '0.1.0', checks: { database: 'ok' } });
+      expect(res.json()).toEqual({ status: 'ready', service: 'auth', version: '0.1.0', checks: { postgres: 'ok' } });
     });
 
     it('seeds the admin user and the default client at start', async () => {
@@ -50,7 +50,7 @@ describe('buildApp', () => {
     try {
       const res = await testApp.service.app.inject({ method: 'GET', url: '/ready' });
       expect(res.statusCode).toBe(503);
-      expect(res.json()).toMatchObject({ status: 'not_ready', checks: { database: 'ok', redis: expect.stringMatching(/^error: /) }, failed: ['redis'] });
+      expect(res.json()).toMatchObject({ status: 'not_ready', checks: { postgres: 'ok', redis: expect.stringMatching(/^error: /) }, failed: ['redis'] });
     } finally {
       await testApp.close();
     }

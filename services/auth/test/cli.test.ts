@@ -1,5 +1,5 @@
 /**
- * The CLI as operators run it: `node --import tsx services/auth/src/cli.ts …` as a child process,
+ * The CLI as operators run it: `node services/auth/src/cli.ts …` as a child process,
  * against the run's database. The tables of input errors go through `runCli` in this process (the
  * same code the process runs, without a process start per case).
  */
@@ -26,7 +26,7 @@ interface Run {
 }
 
 function cli(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', AUTH_SERVICE__DB_URL: inject('databaseUrl'), ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -13,7 +13,7 @@ describe('key rotation', () => {
   const pair = (name: string): KeyFiles => ({
     privateKeyPath: path.join(dir, name, 'private_key.pem'),
     publicKeyPath: path.join(dir, name, 'public_key.pem'),
-    environment: 'development',
+    generate: true,
     logger: silentLogger(),
   });
 
@@ -63,7 +63,7 @@ describe('key rotation', () => {
     const privateKeyPem = await readFile(pair('a').privateKeyPath, 'utf8');
     const publicKeyPem = await readFile(pair('a').publicKeyPath, 'utf8');
     const target = pair('from-env');
-    const ring = await loadKeyRing({ ...target, environment: 'production', privateKeyPem: privateKeyPem.replace(/\n/g, '\\n'), publicKeyPem });
+    const ring = await loadKeyRing({ ...target, generate: false, privateKeyPem: privateKeyPem.replace(/\n/g, '\\n'), publicKeyPem });
     expect(ring.kid).toBe(a.kid);
     expect(ring.signingKeyCreatedAt).toBeUndefined();
     await expect(readFile(target.privateKeyPath)).rejects.toThrow(/ENOENT/);

@@ -1,4 +1,4 @@
-import { access, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { calculateJwkThumbprint, exportPKCS8, generateKeyPair, SignJWT, createLocalJWKSet, jwtVerify } from 'jose';
@@ -18,7 +18,7 @@ describe('keys', () => {
     files = {
       privateKeyPath: path.join(dir, 'auth', 'keys', 'private_key.pem'),
       publicKeyPath: path.join(dir, 'auth', 'keys', 'public_key.pem'),
-      environment: 'development',
+      generate: true,
       logger: silentLogger(),
     };
   });
@@ -53,7 +53,7 @@ describe('keys', () => {
     it('loads the same pair (same kid) on the next start', async () => {
       const first = await loadKeyRing(files);
       const privatePem = await readFile(files.privateKeyPath, 'utf8');
-      const second = await loadKeyRing({ ...files, environment: 'production' });
+      const second = await loadKeyRing({ ...files, generate: false });
       expect(second.kid).toBe(first.kid);
       expect(second.jwks()).toEqual(first.jwks());
       expect(await readFile(files.privateKeyPath, 'utf8')).toBe(privatePem);
@@ -63,14 +63,23 @@ describe('keys', () => {
       await loadKeyRing(files);
       const missing = which === 'private' ? files.privateKeyPath : files.publicKeyPath;
       await rm(missing);
+      const old = new Date(Date.now() - 60_000); // left so, not being written by another instance
+      for (const f of [files.privateKeyPath, files.publicKeyPath]) if (f !== missing) await utimes(f, old, old);
       await expect(loadKeyRing(files)).rejects.toThrow(`signing key pair incomplete: ${missing} is missing`);
       expect(await exists(missing)).toBe(false);
     });
 
-    it('refuses to generate keys in production', async () => {
-      await expect(loadKeyRing({ ...files, environment: 'production' })).rejects.toThrow(/signing keys not found: .* must be provisioned/);
+    it('refuses to generate keys when generation is off (the default in production)', async () => {
+      await expect(loadKeyRing({ ...files, generate: false })).rejects.toThrow(/signing keys not found: .* must be provisioned/);
       expect(await exists(files.privateKeyPath)).toBe(false);
       expect(await exists(files.publicKeyPath)).toBe(false);
+    });
+
+    it('agrees on one pair when several instances start at once on one key volume', async () => {
+      const rings = await Promise.all(Array.from({ length: 6 }, () => loadKeyRing(files)));
+      expect(new Set(rings.map((r) => r.kid)).size).toBe(1);
+      expect((await loadKeyRing({ ...files, generate: false })).kid).toBe(rings[0]!.kid);
+      expect((await readdir(path.dirname(files.privateKeyPath))).sort()).toEqual(['private_key.pem', 'public_key.pem']);
     });
 
     it('refuses a public key that does not belong to the private key', async () => {

@@ -37,6 +37,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   const db = await openDatabase({
     service: 'runtime',
     url: config.dbUrl,
+    urlSetting: 'AGENT_RUNTIME__DB_URL',
     dataDir: config.dataDir,
     poolMax: config.dbPoolSize,
     logger,
@@ -44,7 +45,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   });
   app.addHook('onClose', () => db.close());
   await migrate(db, 'runtime', MIGRATIONS, logger);
-  service.addReadinessCheck('database', () => db.ping());
+  service.addReadinessCheck('postgres', () => db.ping());
 
   // Redis, when configured, is what several runtime instances share: the frame log that lets a
   // client resume on any instance, and the channel that carries a cancel to the instance running

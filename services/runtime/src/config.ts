@@ -2,11 +2,11 @@ import { commonSettings, defineSettings, readConfig, setting } from '@codelab/se
 
 export const runtimeSettings = defineSettings({
   ...commonSettings({ port: 8001 }),
-  /** PostgreSQL URL; unset starts the embedded engine with its data under CODELAB_DATA_DIR/runtime. */
-  dbUrl: setting.url({ protocols: ['postgres:', 'postgresql:'] }),
+  /** PostgreSQL URL; unset: the shared embedded engine of CODELAB_DATA_DIR/pg. */
+  dbUrl: setting.url({ protocols: ['postgres:', 'postgresql:'], secret: true }),
   dbPoolSize: setting.int({ min: 1, max: 200, fallback: 10 }),
-  /** Optional; when set, /ready checks it (cross-instance coordination arrives with the agents issue). */
-  redisUrl: setting.url({ protocols: ['redis:', 'rediss:'] }),
+  /** Optional: the frame log and cancels shared by every instance; /ready checks it. Unset: this process's memory. */
+  redisUrl: setting.url({ protocols: ['redis:', 'rediss:'], secret: true }),
   llmProxyUrl: setting.url({ fallback: 'http://127.0.0.1:8002' }),
   llmModel: setting.string({ fallback: 'fake-llm' }),
   /** Connections to the llm-proxy: each streaming LLM call holds one, so this bounds the LLM calls in flight. */

@@ -98,7 +98,10 @@ export interface LlmClientOptions {
 
 export class LlmClient {
   private readonly peer: PeerClient;
-  constructor(private readonly opts: LlmClientOptions) {
+  private readonly opts: LlmClientOptions;
+
+  constructor(opts: LlmClientOptions) {
+    this.opts = opts;
     this.peer = new PeerClient({
       peer: 'llm-proxy',
       baseUrl: opts.baseUrl,

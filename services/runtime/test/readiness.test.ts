@@ -45,14 +45,14 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', redisUrl))('runtime rea
       res = await r.app.inject({ method: 'GET', url: '/ready' });
     }
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ status: 'ready', checks: { database: 'ok', 'llm-proxy': 'ok', redis: 'ok' } });
+    expect(res.json()).toMatchObject({ status: 'ready', checks: { postgres: 'ok', 'llm-proxy': 'ok', redis: 'ok' } });
   });
 
   it('answers 503 naming redis when Redis is unreachable, and keeps serving', async () => {
     const r = await runtime('redis://127.0.0.1:9/0');
     const res = await r.app.inject({ method: 'GET', url: '/ready' });
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ status: 'not_ready', failed: ['redis'], checks: { database: 'ok', 'llm-proxy': 'ok' } });
+    expect(res.json()).toMatchObject({ status: 'not_ready', failed: ['redis'], checks: { postgres: 'ok', 'llm-proxy': 'ok' } });
     expect((await r.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
   });
 });

@@ -12,7 +12,10 @@
 export class MemoryWindows {
   private readonly entries = new Map<string, { times: number[]; lockedUntil: number; expiresAt: number }>();
 
-  constructor(readonly maxKeys: number) {
+  readonly maxKeys: number;
+
+  constructor(maxKeys: number) {
+    this.maxKeys = maxKeys;
     if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError('maxKeys must be a positive integer');
   }
 

@@ -19,7 +19,7 @@ describe('refresh_token grant', () => {
     app = testApp.service.app;
     db = await openTestDatabase();
     const { privateKeyPath, publicKeyPath } = testApp.config;
-    keys = await loadKeyRing({ privateKeyPath, publicKeyPath, environment: 'test', logger: silentLogger() });
+    keys = await loadKeyRing({ privateKeyPath, publicKeyPath, generate: true, logger: silentLogger() });
   });
   afterAll(async () => {
     await db.close();

@@ -14,7 +14,11 @@ import { silentLogger } from '@codelab/service-kit/testing';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/index.ts';
 
 export class ManualClock {
-  constructor(public ms = Date.UTC(2025, 0, 1)) {}
+  ms: number;
+
+  constructor(ms = Date.UTC(2025, 0, 1)) {
+    this.ms = ms;
+  }
   readonly now = (): number => this.ms;
   advance(ms: number): void {
     this.ms += ms;

@@ -268,7 +268,7 @@ describe('POST /oauth/token', () => {
 
   describe('hooks', () => {
     it('calls beforeCredentials first (which may refuse), then afterFailure or afterSuccess with the context', async () => {
-      const keys = await loadKeyRing({ privateKeyPath: suite.testApp.config.privateKeyPath, publicKeyPath: suite.testApp.config.publicKeyPath, environment: 'test', logger: silentLogger() });
+      const keys = await loadKeyRing({ privateKeyPath: suite.testApp.config.privateKeyPath, publicKeyPath: suite.testApp.config.publicKeyPath, generate: true, logger: silentLogger() });
       const { jwtIssuer: issuer, jwtAudience: audience } = suite.testApp.config;
       const calls: string[] = [];
       const hooked = Fastify();

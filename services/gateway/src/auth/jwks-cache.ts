@@ -44,7 +44,10 @@ export class JwksCache {
   private quietUntil = 0;
   private readonly stopped = new AbortController();
 
-  constructor(private readonly opts: JwksCacheOptions) {
+  private readonly opts: JwksCacheOptions;
+
+  constructor(opts: JwksCacheOptions) {
+    this.opts = opts;
     this.maxAgeMs = opts.maxAgeMs ?? 300_000;
     this.cooldownMs = opts.unknownKidCooldownMs ?? 30_000;
     this.startupGraceMs = opts.startupGraceMs ?? 30_000;

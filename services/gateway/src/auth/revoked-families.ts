@@ -14,7 +14,11 @@ export class RevokedFamilies {
   private polling: Promise<void> | undefined;
   private readonly listeners = new Set<(has: (familyId: string) => boolean) => void>();
 
-  constructor(private readonly opts: { auth: PeerClient; internalApiKey: string; intervalMs: number; metrics: GatewayMetrics; logger: FastifyBaseLogger }) {}
+  private readonly opts: { auth: PeerClient; internalApiKey: string; intervalMs: number; metrics: GatewayMetrics; logger: FastifyBaseLogger };
+
+  constructor(opts: { auth: PeerClient; internalApiKey: string; intervalMs: number; metrics: GatewayMetrics; logger: FastifyBaseLogger }) {
+    this.opts = opts;
+  }
 
   has(familyId: string): boolean {
     return this.families.has(familyId);

@@ -2,7 +2,7 @@
  * Protocol-level heartbeats: every silent client is pinged; one that answers (pong, or any frame)
  * stays, one that does not is terminated after GATEWAY__WS_CLOSE_TIMEOUT and counted.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import { capturingLogger } from '@codelab/service-kit/testing';
@@ -81,16 +81,24 @@ describe('Heartbeat', () => {
     hb.stop();
   });
 
-  it('watches 10,000 idle sockets on one timer, one sweep in a few milliseconds', () => {
-    const hb = new Heartbeat({ intervalMs: 20_000, timeoutMs: 20_000, metrics: { deadPeers: { inc: () => undefined } }, timer: false });
-    const sockets = Array.from({ length: 10_000 }, () => new FakeSocket());
-    for (const s of sockets) hb.track(s as unknown as WebSocket, () => undefined);
-    expect(hb.size).toBe(10_000);
-    const started = performance.now();
-    hb.sweep(performance.now() + 20_000);
-    expect(performance.now() - started).toBeLessThan(200);
-    expect(sockets.every((s) => s.pings === 1)).toBe(true);
-    hb.stop();
+  it('watches 10,000 idle sockets on one timer, one sweep pinging each once', () => {
+    // what keeps idle sockets cheap is structural (one timer, one pass over a map), not a time
+    // measured on whatever machine runs the test
+    const intervals = vi.spyOn(globalThis, 'setInterval');
+    const hb = new Heartbeat({ intervalMs: 20_000, timeoutMs: 20_000, metrics: { deadPeers: { inc: () => undefined } } });
+    try {
+      const sockets = Array.from({ length: 10_000 }, () => new FakeSocket());
+      for (const s of sockets) hb.track(s as unknown as WebSocket, () => undefined);
+      expect(hb.size).toBe(10_000);
+      expect(intervals).toHaveBeenCalledTimes(1);
+      hb.sweep(performance.now() + 20_000);
+      expect(sockets.every((s) => s.pings === 1)).toBe(true);
+      hb.sweep(performance.now() + 20_000); // a ping already awaited is not sent again
+      expect(sockets.every((s) => s.pings === 1)).toBe(true);
+    } finally {
+      hb.stop();
+      intervals.mockRestore();
+    }
   });
 
   it('does nothing with an interval of 0 (heartbeats off)', () => {

@@ -56,7 +56,10 @@ export class MockProvider implements Provider {
   private readonly random: () => number;
   private readonly errorCounts = new Map<string, number>();
 
-  constructor(private readonly config: MockConfig) {
+  private readonly config: MockConfig;
+
+  constructor(config: MockConfig) {
+    this.config = config;
     this.random = seededRandom(config.mockSeed);
   }
 

@@ -19,8 +19,11 @@ import { SsePassthrough } from './sse-passthrough.ts';
 
 type TimeoutKind = 'first_token' | 'idle' | 'request';
 class UpstreamTimeout extends Error {
-  constructor(readonly kind: TimeoutKind, ms: number) {
+  readonly kind: TimeoutKind;
+
+  constructor(kind: TimeoutKind, ms: number) {
     super(`upstream ${kind === 'first_token' ? 'sent no first token' : kind === 'idle' ? 'went silent between chunks' : 'did not finish'} within ${ms} ms`);
+    this.kind = kind;
   }
 }
 
@@ -56,13 +59,20 @@ export class OpenAIUpstreamProvider implements Provider {
   private readonly path: string;
   private readonly breakers = new Map<string, CircuitBreaker>();
 
+  private readonly config: LlmProxyConfig;
+  private readonly metrics: LlmProxyMetrics;
+  private readonly log: Logger | undefined;
+
   constructor(
-    private readonly config: LlmProxyConfig,
-    private readonly metrics: LlmProxyMetrics,
+    config: LlmProxyConfig,
+    metrics: LlmProxyMetrics,
     serviceMetrics: ServiceMetrics,
-    private readonly log: Logger | undefined,
+    log: Logger | undefined,
     upstreams: readonly string[],
   ) {
+    this.config = config;
+    this.metrics = metrics;
+    this.log = log;
     const url = new URL(config.litellmProxyUrl);
     const base = url.pathname.replace(/\/+$/, '');
     this.path = `${base.endsWith('/v1') ? base : `${base}/v1`}/chat/completions`;

@@ -40,11 +40,14 @@ export class SsePassthrough {
   private readonly rename: RegExp | undefined;
   private readonly publicModelJson: string;
 
+  private readonly includeUsage: boolean;
+
   constructor(
     upstreamModel: string,
     publicModel: string,
-    private readonly includeUsage: boolean,
+    includeUsage: boolean,
   ) {
+    this.includeUsage = includeUsage;
     this.publicModelJson = `"model":${JSON.stringify(publicModel)}`;
     this.rename = upstreamModel === publicModel ? undefined : new RegExp(`"model":\\s*${escapeRegExp(JSON.stringify(upstreamModel))}`, 'g');
   }

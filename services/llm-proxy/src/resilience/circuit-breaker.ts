@@ -28,7 +28,10 @@ export class CircuitBreaker {
   private probing = false;
   private readonly now: () => number;
 
-  constructor(private readonly opts: BreakerOptions) {
+  private readonly opts: BreakerOptions;
+
+  constructor(opts: BreakerOptions) {
+    this.opts = opts;
     this.now = opts.now ?? Date.now;
   }
 

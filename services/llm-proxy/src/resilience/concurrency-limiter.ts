@@ -21,7 +21,11 @@ export class ConcurrencyLimiter {
   private running = 0;
   private readonly queue: Waiter[] = [];
 
-  constructor(private readonly opts: LimiterOptions) {}
+  private readonly opts: LimiterOptions;
+
+  constructor(opts: LimiterOptions) {
+    this.opts = opts;
+  }
 
   get stats(): { running: number; queued: number } {
     return { running: this.running, queued: this.queue.length };

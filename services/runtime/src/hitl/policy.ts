@@ -55,11 +55,19 @@ function table(input: unknown, where: string): Record<string, ApprovalRule> {
 }
 
 export class ApprovalPolicy {
+  private readonly fallback: boolean;
+  private readonly tools: Record<string, ApprovalRule>;
+  private readonly agents: Record<string, Record<string, ApprovalRule>>;
+
   private constructor(
-    private readonly fallback: boolean,
-    private readonly tools: Record<string, ApprovalRule>,
-    private readonly agents: Record<string, Record<string, ApprovalRule>>,
-  ) {}
+    fallback: boolean,
+    tools: Record<string, ApprovalRule>,
+    agents: Record<string, Record<string, ApprovalRule>>,
+  ) {
+    this.fallback = fallback;
+    this.tools = tools;
+    this.agents = agents;
+  }
 
   static defaults(): ApprovalPolicy {
     return new ApprovalPolicy(false, { ...DEFAULT_RULES }, {});

@@ -44,7 +44,11 @@ export function switchDto(s: AgentSwitch): AgentSwitchDto {
 export class AgentAlreadyActiveError extends Error {}
 
 export class AgentContextStore {
-  constructor(private readonly db: Database) {}
+  private readonly db: Database;
+
+  constructor(db: Database) {
+    this.db = db;
+  }
 
   /** The session's context if the caller may see it (`forUpdate` locks the row in a transaction). */
   async context(sessionId: string, caller: Caller, q: Queryable = this.db, forUpdate = false): Promise<AgentContextRow | undefined> {

@@ -210,10 +210,13 @@ export class EventStore {
   /** Writes that failed in this process (they cannot be stored: /events/stats reports them as failed handlers). */
   private failedWrites = 0;
 
+  private readonly db: Database;
+
   constructor(
-    private readonly db: Database,
+    db: Database,
     opts: { logger: Logger; metrics: ServiceMetrics },
   ) {
+    this.db = db;
     this.logger = opts.logger;
     this.written = opts.metrics.counter({ name: 'runtime_events_written_total', help: 'Durable events written, by event type', labelNames: ['type'] });
     this.failures = opts.metrics.counter({

@@ -92,10 +92,13 @@ export class SessionStore {
   private readonly active: string;
   private readonly contexts: AgentContextStore;
 
+  private readonly db: Database;
+
   constructor(
-    private readonly db: Database,
+    db: Database,
     opts: { idleTimeoutSeconds?: number } = {},
   ) {
+    this.db = db;
     const idle = opts.idleTimeoutSeconds ?? DEFAULT_SESSION_IDLE_TIMEOUT;
     if (!Number.isFinite(idle) || idle <= 0) throw new Error(`idleTimeoutSeconds must be a positive number of seconds, got ${idle}`);
     this.active = activeRule(idle);

@@ -46,7 +46,11 @@ const COLUMNS =
   'session_id, call_id, batch, position, agent, tool_name, arguments, final_arguments, requires_approval, approval_reason, status, decision, decision_reason, created_at, sent_at, expires_at, decided_at, completed_at';
 
 export class ToolCallStore {
-  constructor(private readonly db: Queryable) {}
+  private readonly db: Queryable;
+
+  constructor(db: Queryable) {
+    this.db = db;
+  }
 
   /** Call ids already used in this session (providers may repeat ids such as `call_0`). */
   async existingIds(sessionId: string, ids: readonly string[]): Promise<Set<string>> {

@@ -78,7 +78,11 @@ interface MemoryEntry {
 export class MemoryFrameLog implements FrameLog {
   readonly shared = false;
   private readonly sessions = new Map<string, MemoryEntry>();
-  constructor(private readonly opts: { maxFrames: number; maxSessions?: number }) {}
+  private readonly opts: { maxFrames: number; maxSessions?: number };
+
+  constructor(opts: { maxFrames: number; maxSessions?: number }) {
+    this.opts = opts;
+  }
 
   private entry(sessionId: string): MemoryEntry {
     let e = this.sessions.get(sessionId);
@@ -206,10 +210,13 @@ return 1
 /** The shared log: a Redis stream per session (trimmed to `maxFrames`, kept `retentionSeconds`). */
 export class RedisFrameLog implements FrameLog {
   readonly shared = true;
-  constructor(
-    private readonly redis: Redis,
-    private readonly opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void },
-  ) {}
+  private readonly redis: Redis;
+  private readonly opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void };
+
+  constructor(redis: Redis, opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void }) {
+    this.redis = redis;
+    this.opts = opts;
+  }
 
   private failed = (err: unknown): void => {
     this.opts.onError();

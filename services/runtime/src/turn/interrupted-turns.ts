@@ -44,8 +44,10 @@ export function framesLostFrame(seq: number, after: number): LoggedFrame {
 export class InterruptedTurns {
   /** How often a follower looks again while a turn holds the session but is not flagged running. */
   readonly pollMs: number;
+  private readonly deps: { leases: SessionLeases; frameLog: FrameLog; metrics: RuntimeMetrics; logger: Logger; leaseTtlMs: number };
 
-  constructor(private readonly deps: { leases: SessionLeases; frameLog: FrameLog; metrics: RuntimeMetrics; logger: Logger; leaseTtlMs: number }) {
+  constructor(deps: { leases: SessionLeases; frameLog: FrameLog; metrics: RuntimeMetrics; logger: Logger; leaseTtlMs: number }) {
+    this.deps = deps;
     this.pollMs = Math.min(1000, Math.max(50, deps.leaseTtlMs / 4));
   }
 

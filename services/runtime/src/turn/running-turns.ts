@@ -25,12 +25,15 @@ export class LeaseLostError extends Error {
 export class RunningTurns {
   private readonly local = new Map<string, AbortController>();
   private subscriber: Redis | undefined;
+  private readonly frameLog: FrameLog;
+  private readonly redis: Redis | undefined;
+  private readonly logger: Logger;
 
-  constructor(
-    private readonly frameLog: FrameLog,
-    private readonly redis: Redis | undefined,
-    private readonly logger: Logger,
-  ) {}
+  constructor(frameLog: FrameLog, redis: Redis | undefined, logger: Logger) {
+    this.frameLog = frameLog;
+    this.redis = redis;
+    this.logger = logger;
+  }
 
   async start(): Promise<void> {
     if (!this.redis) return;

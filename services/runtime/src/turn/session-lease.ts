@@ -75,22 +75,26 @@ interface Taken {
   rebase?: number;
 }
 
+export interface SessionLeasesOptions {
+  ttlMs: number;
+  metrics: RuntimeMetrics;
+  onRenew?: (sessionId: string) => void;
+  /** Frame numbers a turn reserves at a time (0: none, the frame log is shared and kept). */
+  reserveSeqs?: number;
+  /** A lapsed turn lease was taken over: close its turn; answers the session's frame number after it. */
+  onTakeover?: (sessionId: string, prev: TakenOver) => Promise<number>;
+}
+
 export class SessionLeases {
   private readonly instance = randomUUID().slice(0, 8);
   private readonly wakers = new Map<string, Set<() => void>>();
+  private readonly db: Database;
+  private readonly opts: SessionLeasesOptions;
 
-  constructor(
-    private readonly db: Database,
-    private readonly opts: {
-      ttlMs: number;
-      metrics: RuntimeMetrics;
-      onRenew?: (sessionId: string) => void;
-      /** Frame numbers a turn reserves at a time (0: none, the frame log is shared and kept). */
-      reserveSeqs?: number;
-      /** A lapsed turn lease was taken over: close its turn; answers the session's frame number after it. */
-      onTakeover?: (sessionId: string, prev: TakenOver) => Promise<number>;
-    },
-  ) {}
+  constructor(db: Database, opts: SessionLeasesOptions) {
+    this.db = db;
+    this.opts = opts;
+  }
 
   /**
    * One attempt: the session's lease if it is free (and the caller's, when a caller is given). A

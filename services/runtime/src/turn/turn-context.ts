@@ -51,18 +51,32 @@ export class TurnContext {
   agent: string;
   /** LLM calls made so far in this turn. */
   steps = 0;
+  readonly services: ConversationServices;
+  readonly sessionId: string;
+  readonly correlationId: string;
+  readonly signal: AbortSignal;
+  readonly log: FastifyBaseLogger;
+  private readonly write: FrameWriter;
+  private readonly lease: TurnLease | undefined;
 
   constructor(
-    readonly services: ConversationServices,
-    readonly sessionId: string,
-    readonly correlationId: string,
+    services: ConversationServices,
+    sessionId: string,
+    correlationId: string,
     currentAgent: string,
     lastSeq: number,
-    readonly signal: AbortSignal,
-    readonly log: FastifyBaseLogger,
-    private readonly write: FrameWriter,
-    private readonly lease?: TurnLease,
+    signal: AbortSignal,
+    log: FastifyBaseLogger,
+    write: FrameWriter,
+    lease?: TurnLease,
   ) {
+    this.services = services;
+    this.sessionId = sessionId;
+    this.correlationId = correlationId;
+    this.signal = signal;
+    this.log = log;
+    this.write = write;
+    this.lease = lease;
     this.seq = lastSeq;
     this.agent = currentAgent;
   }

@@ -140,6 +140,6 @@ describe('sessions routes', () => {
     const res = await service.app.inject({ method: 'GET', url: '/ready' });
     // No llm-proxy listens at the default URL in this suite.
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ checks: { database: 'ok' }, failed: ['llm-proxy'] });
+    expect(res.json()).toMatchObject({ checks: { postgres: 'ok' }, failed: ['llm-proxy'] });
   });
 });

@@ -1,0 +1,73 @@
+# The platform's images, one target per service (docker-compose.yml builds them):
+#
+#   docker build --target gateway -t codelab/gateway .        (auth | gateway | runtime | llm-proxy)
+#
+# Node runs the TypeScript sources as they are (type stripping, no build step); production
+# dependencies only (no dev tools, no embedded database engine: the images always use PostgreSQL);
+# the `node` user (uid 1000), never root; no secret, key or .env in any layer: everything secret
+# comes from the environment at run time. Node is PID 1 and handles SIGTERM itself: it stops
+# accepting, lets turns in flight finish within <P>__SHUTDOWN_GRACE_SECONDS, closes WebSockets with
+# 1001 and exits 0 (`docker stop` waits stop_grace_period for it).
+#
+# BASE is the official Node image of the LTS the project runs on; a mirror or a locally built
+# image with the same layout can stand in (`--build-arg BASE=…`). Behind a TLS-intercepting proxy,
+# hand its CA to npm: `DOCKER_BUILDKIT=1 docker build --secret id=extra_ca,src=/path/ca.pem …`.
+ARG BASE=node:26-bookworm-slim
+
+FROM ${BASE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/service-kit/package.json packages/service-kit/
+COPY services/auth/package.json services/auth/
+COPY services/gateway/package.json services/gateway/
+COPY services/llm-proxy/package.json services/llm-proxy/
+COPY services/runtime/package.json services/runtime/
+RUN --mount=type=secret,id=extra_ca,required=false \
+    if [ -s /run/secrets/extra_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/extra_ca; fi; \
+    npm ci --omit=dev --omit=optional --no-audit --no-fund --loglevel=warn \
+    && npm cache clean --force \
+    && rm -rf /root/.npm /tmp/*
+
+FROM ${BASE} AS service
+ENV NODE_ENV=production \
+    CODELAB_DATA_DIR=/data
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY packages/ ./packages/
+RUN mkdir -p /data/auth/keys && chown -R node:node /data
+USER node
+STOPSIGNAL SIGTERM
+
+FROM service AS auth
+COPY services/auth/ ./services/auth/
+ENV AUTH_SERVICE__HOST=0.0.0.0 AUTH_SERVICE__PORT=8003
+EXPOSE 8003
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:8003/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "services/auth/src/main.ts"]
+
+FROM service AS gateway
+COPY services/gateway/ ./services/gateway/
+ENV GATEWAY__HOST=0.0.0.0 GATEWAY__PORT=8000
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:8000/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "services/gateway/src/main.ts"]
+
+FROM service AS runtime
+COPY services/runtime/ ./services/runtime/
+ENV AGENT_RUNTIME__HOST=0.0.0.0 AGENT_RUNTIME__PORT=8001
+EXPOSE 8001
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:8001/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "services/runtime/src/main.ts"]
+
+FROM service AS llm-proxy
+COPY services/llm-proxy/ ./services/llm-proxy/
+ENV LLM_PROXY__HOST=0.0.0.0 LLM_PROXY__PORT=8002
+EXPOSE 8002
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:8002/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "services/llm-proxy/src/main.ts"]
