@@ -44,7 +44,7 @@ FROM service AS auth
 COPY services/auth/ ./services/auth/
 ENV AUTH_SERVICE__HOST=0.0.0.0 AUTH_SERVICE__PORT=8003
 EXPOSE 8003
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:8003/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "services/auth/src/main.ts"]
 
@@ -52,7 +52,7 @@ FROM service AS gateway
 COPY services/gateway/ ./services/gateway/
 ENV GATEWAY__HOST=0.0.0.0 GATEWAY__PORT=8000
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:8000/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "services/gateway/src/main.ts"]
 
@@ -60,7 +60,7 @@ FROM service AS runtime
 COPY services/runtime/ ./services/runtime/
 ENV AGENT_RUNTIME__HOST=0.0.0.0 AGENT_RUNTIME__PORT=8001
 EXPOSE 8001
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:8001/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "services/runtime/src/main.ts"]
 
@@ -68,6 +68,6 @@ FROM service AS llm-proxy
 COPY services/llm-proxy/ ./services/llm-proxy/
 ENV LLM_PROXY__HOST=0.0.0.0 LLM_PROXY__PORT=8002
 EXPOSE 8002
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:8002/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "services/llm-proxy/src/main.ts"]

@@ -175,6 +175,22 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     expect(perGateway.every((n) => n > 0), `user messages per gateway: ${perGateway.join(', ')}`).toBe(true);
   }, 10 * 60_000);
 
+  it('debug-info reports the stack (every replica ready, nginx, PostgreSQL, Redis) without a secret', async () => {
+    const { execFile } = await import('node:child_process');
+    const { dockerEnv } = await import('./docker.ts');
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('bash', [path.join(REPO_ROOT, 'scripts/debug-info.sh'), '--mode', 'compose', '-p', stack.project, '-f', path.join(REPO_ROOT, 'docker-compose.yml'), '--nginx-url', stack.url], { env: dockerEnv({ ...stack.env, NGINX_BIND_ADDRESS: '127.0.0.1' }), cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 5 * 60_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      );
+    });
+    expect(out).toContain('Compose stack: found (10 containers)');
+    expect(out).toMatch(/problems seen: none/);
+    expect(out.match(/^\S*gateway\S* \/ready 200 /gm) ?? [], out).toHaveLength(3);
+    expect(out).toContain(`${stack.url}/gateway-health 200`);
+    for (const [name, value] of Object.entries(stack.secrets)) expect(out.includes(value), `${name} in the report`).toBe(false);
+    expect(out.includes(token), 'the access token in the report').toBe(false);
+  }, 6 * 60_000);
+
   it('kills the gateway of a conversation mid-turn: the client resumes through nginx with last_seq and gets every frame once', async () => {
     const sessionId = `kill-${randomUUID()}`;
     const first = await stack.connect(token, sessionId);
@@ -199,9 +215,10 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     expect(words).toBe(final.content);
     acknowledged.push({ sessionId, content: 'a long answer [[mock:words 300]] [[mock:token_delay 20]]' });
     second.close();
-    // Compose brings the killed replica back (restart: unless-stopped)
-    await stack.waitHealthy();
-    expect(await stack.ids('gateway')).toHaveLength(3);
+    // a killed container stays down (Docker's restart policy ignores `docker kill`); up brings it back
+    expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(2);
+    await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']);
+    expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(3);
   }, 5 * 60_000);
 
   it('restarts postgres during conversations: /ready names postgres while it is down, nothing acknowledged is lost, no service restarts', async () => {
