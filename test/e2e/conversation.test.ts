@@ -167,7 +167,7 @@ describe('an LLM failure mid-turn', () => {
     expect((await fetch(`${stack.url.runtime}/health`)).status).toBe(200);
     const ready = await fetch(`${stack.url.runtime}/ready`);
     expect(ready.status).toBe(503);
-    expect(await ready.json()).toMatchObject({ failed: ['llm-proxy'], checks: { database: 'ok' } });
+    expect(await ready.json()).toMatchObject({ failed: ['llm-proxy'], checks: { postgres: 'ok' } });
     client.close();
   });
 });
