@@ -99,7 +99,9 @@ describe('distributed tracing of a turn', () => {
     const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`, { traceparent: `00-${handshakeTrace}-${handshakeSpan}-01` });
     await client.open();
     await turn(client, { type: 'user_message', content: 'handshake context' });
+    // each process exports on its own schedule: wait for the gateway's span too, not only the llm-proxy's
     await receiver.waitFor((spans) => spans.some((s) => s.service === 'llm-proxy' && s.traceId === handshakeTrace));
+    await receiver.waitFor(() => wsSpans().some((s) => s.traceId === handshakeTrace));
     const ws = wsSpans().find((s) => s.traceId === handshakeTrace)!;
     expect(ws.parentSpanId).toBe(handshakeSpan);
     client.close();

@@ -50,7 +50,7 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
       logger: silentLogger(),
     });
     const llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
-    runtime = await startRuntime(inject('databaseUrl'), { AGENT_RUNTIME__SESSION_LEASE_TTL: '1', AGENT_RUNTIME__LLM_PROXY_URL: llmUrl });
+    runtime = await startRuntime(inject('databaseUrl'), { AGENT_RUNTIME__SESSION_LEASE_TTL: '10', AGENT_RUNTIME__LLM_PROXY_URL: llmUrl });
     db = await openTestDb(inject('databaseUrl'));
   });
   afterAll(async () => {
@@ -172,7 +172,7 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', redisUrl))('interrupted
   let db: Database;
   let redis: Redis;
   beforeAll(async () => {
-    const env = { AGENT_RUNTIME__SESSION_LEASE_TTL: '1', AGENT_RUNTIME__REDIS_URL: redisUrl! };
+    const env = { AGENT_RUNTIME__SESSION_LEASE_TTL: '10', AGENT_RUNTIME__REDIS_URL: redisUrl! };
     runtimes = await Promise.all([startRuntime(inject('databaseUrl'), env), startRuntime(inject('databaseUrl'), env)]);
     db = await openTestDb(inject('databaseUrl'));
     redis = new Redis(redisUrl!);
