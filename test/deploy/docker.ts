@@ -127,6 +127,7 @@ function runCommand(file: string, args: string[], options: CommandOptions = {}):
       clearTimeout(timer);
       resolve({ stdout, stderr, code });
     });
+    child.stdin.on('error', () => undefined); // EPIPE: the command exited without reading its input
     child.stdin.end(options.input ?? '');
   });
 }

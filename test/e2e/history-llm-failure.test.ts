@@ -76,11 +76,14 @@ describe('an LLM failure as the user reads it', () => {
     await c.turn({ type: 'user_message', content: 'explain closures [[mock:disconnect_after 2]]' });
     const line = logs.find((l) => l.msg === 'LLM call failed mid-turn' && l.session_id === c.sessionId);
     expect(line).toMatchObject({ llm_failure: 'interrupted', err: { message: expect.stringMatching(/other side closed|\[DONE\]/) } });
-    const res = await fetch(`${stack.url.gateway}/api/v1/events/metrics/session/${c.sessionId}`, { headers: { authorization: `Bearer ${token}` } });
-    expect(res.status).toBe(200);
-    const metrics = (await res.json()) as { requests: { success: boolean; error: string | null }[] };
-    const failed = metrics.requests.filter((r) => !r.success);
-    expect(failed).toEqual([expect.objectContaining({ error: 'The language model stopped answering mid-answer' })]);
+    // events are written in batches: wait until the session's are there
+    const failed = async (): Promise<unknown> => {
+      const res = await fetch(`${stack.url.gateway}/api/v1/events/metrics/session/${c.sessionId}`, { headers: { authorization: `Bearer ${token}` } });
+      if (res.status !== 200) return `status ${res.status}`;
+      const metrics = (await res.json()) as { requests: { success: boolean; error: string | null }[] };
+      return metrics.requests.filter((r) => !r.success);
+    };
+    await expect.poll(failed, { timeout: 15_000 }).toEqual([expect.objectContaining({ error: 'The language model stopped answering mid-answer' })]);
     c.client.close();
   });
 });
