@@ -206,7 +206,11 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     const lastSeq = Math.max(...first.frames.map((f) => f.seq as number).filter(Number.isFinite));
 
     const second = await stack.connect(token, sessionId, lastSeq);
-    const rest = await second.until((f) => f.is_final === true);
+    const rest = await second.until((f) => f.is_final === true, 0, 120_000).catch(async (err: Error) => {
+      // what the services saw, to tell a slow machine from a lost turn
+      const logs = await stack.compose(['logs', '--no-color', '--tail', '60', 'runtime', 'gateway']);
+      throw new Error(`${err.message}\nfirst client's frames: ${JSON.stringify(first.frames.slice(-3))}\n${logs.stdout.slice(-15_000)}`);
+    });
     const seqs = [...first.frames, ...rest].map((f) => f.seq as number);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // every frame exactly once, in order
     const final = rest.at(-1)!;
@@ -219,9 +223,10 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(2);
     await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']);
     expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(3);
-  }, 5 * 60_000);
+  }, 8 * 60_000);
 
   it('restarts postgres during conversations: /ready names postgres while it is down, nothing acknowledged is lost, no service restarts', async () => {
+    await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']); // as the test before left it (or should have)
     const before = new Map((await stack.states()).map((s) => [s.id, s]));
     const runtimes = await stack.ids('runtime');
     let stop = false;

@@ -79,7 +79,7 @@ describe('buildApp', () => {
     } finally {
       await tmp.remove();
     }
-  });
+  }, 120_000); // the embedded engine (WebAssembly) starts slowly on a busy machine
 
   it('fails to start, naming the reason, when a dependency cannot be set up', async () => {
     const tmp = await tempDir();
