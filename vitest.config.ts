@@ -1,13 +1,27 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/** Tests that compare timings (what Prometheus reads against what a load client measured): run alone, after the rest. */
+const TIMING = ['test/telemetry/**/*.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['alerts/test/**/*.test.ts', 'loadtests/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/**/*.test.ts', 'dashboards/test/**/*.test.ts'],
     globalSetup: ['./test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Two cores: a few files at a time keeps the embedded database and spawned services responsive.
     maxWorkers: 3,
     env: { NO_COLOR: '1' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'suites',
+          include: ['alerts/test/**/*.test.ts', 'loadtests/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/**/*.test.ts', 'dashboards/test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...TIMING],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      { extends: true, test: { name: 'timing', include: TIMING, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

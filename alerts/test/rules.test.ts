@@ -8,9 +8,15 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import type { Histogram } from 'prom-client';
+import { ServiceMetrics } from '@codelab/service-kit';
 import { findProgram, missingProgram } from '@codelab/service-kit/testing';
+import { createAuthMetrics } from '../../services/auth/src/metrics.ts';
+import { createGatewayMetrics } from '../../services/gateway/src/metrics.ts';
+import { createLlmProxyMetrics } from '../../services/llm-proxy/src/metrics.ts';
+import { createRuntimeMetrics } from '../../services/runtime/src/metrics.ts';
 import { ALERTS_DIR, renderRuleFiles } from '../src/generate.ts';
-import { runbookAnchor, type AlertRule, type RuleGroup } from '../src/rules.ts';
+import { loadSlos, runbookAnchor, type AlertRule, type RuleGroup } from '../src/rules.ts';
 
 const REPO = path.resolve(ALERTS_DIR, '..');
 const generated = path.join(ALERTS_DIR, 'generated');
@@ -73,6 +79,46 @@ describe('alert and recording rules', () => {
         for (const label of m[1]!.split(',').map((l) => l.trim())) if (UNBOUNDED.includes(label)) problems.push(`${name} aggregates by ${label}`);
       }
       for (const label of Object.keys(rule.labels ?? {})) if (UNBOUNDED.includes(label)) problems.push(`${name} sets label ${label}`);
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('SLOs', () => {
+  /** The bucket boundaries of every histogram the services define, by metric name. */
+  function histogramBounds(): Map<string, readonly number[]> {
+    const out = new Map<string, readonly number[]>();
+    const services: [string, (m: ServiceMetrics) => unknown][] = [
+      ['auth', createAuthMetrics],
+      ['gateway', createGatewayMetrics],
+      ['runtime', createRuntimeMetrics],
+      ['llm-proxy', (m) => createLlmProxyMetrics(m, ['fake-llm'])],
+    ];
+    for (const [name, create] of services) {
+      const m = new ServiceMetrics(name);
+      create(m);
+      for (const metric of m.registry.getMetricsAsArray()) {
+        const bounds = (metric as unknown as Partial<Histogram & { upperBounds: number[] }>).upperBounds;
+        if (bounds) out.set((metric as unknown as { name: string }).name, bounds);
+      }
+    }
+    return out;
+  }
+
+  it('put every latency threshold on a bucket boundary of the histogram its SLI reads', () => {
+    const bounds = histogramBounds();
+    const problems: string[] = [];
+    const latency = loadSlos(path.join(ALERTS_DIR, 'slos.yaml')).slos.filter((s) => s.threshold_seconds !== undefined);
+    expect(latency.length).toBeGreaterThanOrEqual(4);
+    for (const slo of latency) {
+      const reads = [...slo.errors.matchAll(/(\w+)_bucket\{[^}]*le="([^"]+)"/g)];
+      if (reads.length !== 1) problems.push(`${slo.name}: its errors should read one bucket, read ${reads.length}`);
+      for (const [, metric, le] of reads) {
+        if (Number(le) !== slo.threshold_seconds) problems.push(`${slo.name}: reads le="${le}" for a threshold of ${slo.threshold_seconds} s`);
+        const b = bounds.get(metric!);
+        if (!b) problems.push(`${slo.name}: no service defines the histogram ${metric}`);
+        else if (!b.includes(slo.threshold_seconds!)) problems.push(`${slo.name}: ${slo.threshold_seconds} s is not a bucket boundary of ${metric} (${b.join(', ')})`);
+      }
     }
     expect(problems).toEqual([]);
   });

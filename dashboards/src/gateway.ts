@@ -80,8 +80,11 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'Turn duration p95 by outcome',
-          description: '95th percentile of the time from an inbound frame to the final frame of its turn, by outcome.',
-          queries: [{ expr: q.turnDurationByOutcome(0.95), legend: '{{outcome}}' }],
+          description: '95th percentile of the time from an inbound frame to the final frame of its turn, over all turns and by outcome.',
+          queries: [
+            { expr: q.turnDuration(0.95), legend: 'all' },
+            { expr: q.turnDurationByOutcome(0.95), legend: '{{outcome}}' },
+          ],
           w: 8,
         }),
       )
@@ -91,6 +94,38 @@ export function gatewayDashboard(): Dashboard {
           description: 'Turns finished per second, by outcome.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.turnsByOutcome(), legend: '{{outcome}}' }],
+          w: 8,
+        }),
+      )
+      .withRow(new RowBuilder('REST API'))
+      .withPanel(
+        timeseries({
+          title: 'REST API requests by status',
+          description: 'Requests per second to the REST API (/api/v1/…, what the REST SLOs cover), by status code.',
+          unit: UNITS.reqps,
+          queries: [{ expr: q.restRequestsByStatus(), legend: '{{status_code}}' }],
+          w: 8,
+        }),
+      )
+      .withPanel(
+        timeseries({
+          title: 'REST API error ratio (5xx)',
+          description: 'Share of REST API requests answered with a 5xx status (SLO rest-api-availability).',
+          unit: UNITS.percentUnit,
+          queries: [{ expr: q.restErrorRatio(), legend: '5xx' }],
+          min: 0,
+          w: 8,
+        }),
+      )
+      .withPanel(
+        latency({
+          title: 'REST API latency',
+          description: 'REST API request latency (p50, p95, p99), from the request to the response sent (SLO rest-api-latency: 250 ms). Exemplars open the request’s trace.',
+          queries: [
+            { expr: q.restLatency(0.5), legend: 'p50' },
+            { expr: q.restLatency(0.95), legend: 'p95' },
+            { expr: q.restLatency(0.99), legend: 'p99' },
+          ],
           w: 8,
         }),
       )

@@ -84,7 +84,7 @@ function definedMetrics(file: string): Map<string, MetricType> {
   return out;
 }
 
-/** The aggregation a threshold expression uses: `p(95)<2560` → p, `count==0` → count. */
+/** The aggregation a threshold expression uses: `p(95)<2500` → p, `count==0` → count. */
 function aggregation(expr: string): string {
   const m = /^\s*(avg|min|max|med|p\(\d+(?:\.\d+)?\)|rate|count|value)\s*(?:<=|>=|===|==|!=|<|>)\s*-?\d+(?:\.\d+)?\s*$/.exec(expr);
   if (!m) throw new Error(`not a k6 threshold expression: ${expr}`);
@@ -230,7 +230,7 @@ describe('the k6 scripts', () => {
   it('writes its summary as JSON under SUMMARY_DIR (loadtests/results by default) and prints the thresholds', () => {
     const data = {
       metrics: {
-        chat_time_to_first_token: { type: 'trend' as const, contains: 'time' as const, values: { 'p(95)': 41.5 }, thresholds: { 'p(95)<2560': { ok: true } } },
+        chat_time_to_first_token: { type: 'trend' as const, contains: 'time' as const, values: { 'p(95)': 41.5 }, thresholds: { 'p(95)<2500': { ok: true } } },
         chat_turns_failed: { type: 'rate' as const, values: { rate: 0.25 }, thresholds: { 'rate<0.01': { ok: false } } },
         iterations: { type: 'counter' as const, values: { count: 12 } },
       },
@@ -239,7 +239,7 @@ describe('the k6 scripts', () => {
     expect(Object.keys(out).sort()).toEqual(['loadtests/results/chat-smoke.json', 'stdout']);
     expect(JSON.parse(out['loadtests/results/chat-smoke.json']!)).toEqual(data);
     expect(out.stdout).toBe(summaryText('chat', 'smoke', data));
-    expect(out.stdout).toContain('chat_time_to_first_token: p(95)=41.5ms\n    ok   p(95)<2560');
+    expect(out.stdout).toContain('chat_time_to_first_token: p(95)=41.5ms\n    ok   p(95)<2500');
     expect(out.stdout).toContain('chat_turns_failed: rate=25.00%\n    FAIL rate<0.01');
     expect(out.stdout).toContain('1 threshold(s) failed');
     expect(out.stdout).not.toContain('iterations');

@@ -100,7 +100,7 @@ describe('load-test report', () => {
   it('summarizes the run: failed on dropped iterations, failed turns and slow first tokens, every threshold evaluated', async () => {
     const s = JSON.parse(await readFile(files.summary, 'utf8')) as Summary;
     expect(s).toMatchObject({ scenario: 'chat', profile: 'ci', verdict: 'failed', exitCode: 99 });
-    expect(s.failedThresholds).toEqual(['dropped_iterations: count==0', 'checks: rate>0.99', 'chat_time_to_first_token: p(95)<2560', 'chat_turns_failed: rate<0.01']);
+    expect(s.failedThresholds).toEqual(['dropped_iterations: count==0', 'checks: rate>0.99', 'chat_time_to_first_token: p(95)<2500', 'chat_turns_failed: rate<0.01']);
     expect(s.thresholds).toHaveLength(7);
     expect(s.metrics.dropped_iterations).toMatchObject({ type: 'counter', count: s.executor.dropped });
     expect(s.metrics.chat_time_to_first_token).toMatchObject({ type: 'trend', unit: 'ms', count: s.executor.started * 6 });
@@ -112,7 +112,7 @@ describe('load-test report', () => {
     expect(tl.target[20]).toBeCloseTo(4);
     expect(tl.dropped.slice(18, 22).reduce((a, b) => a + b, 0)).toBe(s.executor.dropped);
     expect(Math.max(...tl.ttft!.p95.filter((v): v is number => v !== null))).toBeGreaterThan(2500);
-    expect(tl.ttft!.limits).toEqual([{ label: 'p(95)<2560', value: 2560 }]);
+    expect(tl.ttft!.limits).toEqual([{ label: 'p(95)<2500', value: 2500 }]);
   });
 
   it('is self-contained: inline CSS and SVG, no script, nothing to fetch', async () => {
@@ -183,7 +183,7 @@ describe('load-test report', () => {
         expect(Math.max(...drawn.map((d) => d.width)), id).toBeGreaterThan(300);
       }
       // the TTFT chart shows the threshold line
-      expect(await page.locator('svg#chart-ttft .limit text').textContent()).toBe('threshold p(95)<2560');
+      expect(await page.locator('svg#chart-ttft .limit text').textContent()).toBe('threshold p(95)<2500');
       expect(await page.locator('#metrics tbody tr').count()).toBeGreaterThan(8);
 
       const png = path.join(dir, 'report.png');

@@ -27,7 +27,7 @@ describe('load-test thresholds', () => {
       expect(t[scenario][metric], slo.name).toContain(expected);
     }
     expect(t.api.http_req_duration).toEqual(['p(99)<250']);
-    expect(t.chat.chat_time_to_first_token).toEqual(['p(95)<2560']);
+    expect(t.chat.chat_time_to_first_token).toEqual(['p(95)<2500']);
     for (const s of SCENARIOS) expect(t[s].dropped_iterations).toEqual(['count==0']);
     expect(t.chat.chat_frames_missed).toEqual(['count==0']);
   });

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -23,6 +22,7 @@ import { readLlmProxyConfig } from '../../services/llm-proxy/src/config.ts';
 import { buildApp as buildRuntime } from '../../services/runtime/src/app.ts';
 import { readRuntimeConfig } from '../../services/runtime/src/config.ts';
 import { runProcess } from './processes.ts';
+import { startTcpProxy } from './tcp-proxy.ts';
 
 export interface StackOptions {
   databaseUrl: string;
@@ -116,13 +116,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const [runtime, gateway] = [runtimes[0]!, gateways[0]!];
     const [runtimeUrl, gatewayUrl] = [runtimeUrls[0]!, gatewayUrls[0]!];
 
-    const user = { username: `user-${randomUUID()}`, password: `pw-${randomUUID()}` };
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 1 });
-    try {
-      await createUser(pool, { username: user.username, email: `${user.username}@test.local`, password: user.password });
-    } finally {
-      await pool.end();
-    }
+    const user = await createStackUser(opts.databaseUrl);
     const stack: Stack = {
       auth,
       llm,
@@ -198,45 +192,6 @@ export async function startRuntimeProcess(env: Record<string, string>): Promise<
   return { url, kill, restart: start, output: () => out + (proc?.output() ?? '') };
 }
 
-/**
- * A TCP front for several upstreams, as a load balancer fails over: each connection goes to the
- * first target that accepts it, in the given order.
- */
-export async function startFailoverProxy(targets: string[]): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const connectTo = (i: number, client: net.Socket): void => {
-    if (i >= targets.length || client.destroyed) return void client.destroy();
-    const { hostname, port } = new URL(targets[i]!);
-    const upstream = net.connect(Number(port), hostname);
-    const refused = (): void => connectTo(i + 1, client);
-    upstream.once('error', refused);
-    upstream.once('connect', () => {
-      upstream.off('error', refused);
-      sockets.add(upstream);
-      upstream.once('close', () => sockets.delete(upstream));
-      upstream.on('error', () => client.destroy());
-      client.on('error', () => upstream.destroy());
-      client.pipe(upstream).pipe(client);
-      client.resume();
-    });
-  };
-  const server = net.createServer({ pauseOnConnect: true }, (client) => {
-    sockets.add(client);
-    client.once('close', () => sockets.delete(client));
-    client.on('error', () => undefined);
-    connectTo(0, client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 export interface ProcessStackOptions {
   databaseUrl: string;
   runtimes: number;
@@ -306,7 +261,7 @@ export async function startProcessStack(opts: ProcessStackOptions): Promise<Proc
       let agentUrl = runtimes[i % runtimes.length]!.url;
       if (opts.failover) {
         const order = runtimes.map((_, k) => runtimes[(i + k) % runtimes.length]!.url);
-        const proxy = await startFailoverProxy(order);
+        const proxy = await startTcpProxy(order);
         closers.push(() => proxy.close());
         agentUrl = proxy.url;
       }
@@ -317,13 +272,7 @@ export async function startProcessStack(opts: ProcessStackOptions): Promise<Proc
       gateways.push(gateway);
       gatewayUrls.push(await up(gateway));
     }
-    const user = { username: `user-${randomUUID()}`, password: `pw-${randomUUID()}` };
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 1 });
-    try {
-      await createUser(pool, { username: user.username, email: `${user.username}@test.local`, password: user.password });
-    } finally {
-      await pool.end();
-    }
+    const user = await createStackUser(opts.databaseUrl);
     return {
       url: { auth: authUrl, llm: llmUrl, runtimes: runtimes.map((r) => r.url), gateways: gatewayUrls, wss: gatewayUrls.map((u) => u.replace(/^http/, 'ws')) },
       runtimes,
@@ -338,6 +287,18 @@ export async function startProcessStack(opts: ProcessStackOptions): Promise<Proc
     for (const c of closers.reverse()) await c().catch(() => undefined);
     throw err;
   }
+}
+
+/** A new user with its own name and password, so that suites never share data. */
+export async function createStackUser(databaseUrl: string, prefix = 'user'): Promise<{ username: string; password: string }> {
+  const user = { username: `${prefix}-${randomUUID()}`, password: `pw-${randomUUID()}` };
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    await createUser(pool, { username: user.username, email: `${user.username}@test.local`, password: user.password });
+  } finally {
+    await pool.end();
+  }
+  return user;
 }
 
 export async function passwordToken(authUrl: string, username: string, password: string, scope?: string): Promise<string> {

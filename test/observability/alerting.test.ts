@@ -14,6 +14,7 @@ import { parse, stringify } from 'yaml';
 import { findProgram, freePort, missingProgram, TEST_INTERNAL_KEY, waitForHttp } from '@codelab/service-kit/testing';
 import { loadSlos, sloRules } from '../../alerts/src/rules.ts';
 import { REPO_ROOT, startProcess, type RunningProcess } from '../helpers/processes.ts';
+import { startPrometheus, type Prometheus } from '../helpers/prometheus.ts';
 
 interface Notification {
   receiver: string;
@@ -29,6 +30,7 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
   let webhook: Server;
   let llm: RunningProcess;
   const children: ChildProcess[] = [];
+  let prometheus: Prometheus;
   let stopTraffic = false;
   let failing = true;
   let traffic: Promise<void>;
@@ -66,20 +68,7 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
     const { slos } = loadSlos(path.join(REPO_ROOT, 'alerts', 'slos.yaml'));
     const groups = sloRules(slos.filter((s) => s.name === 'llm-availability'), { scale: 60 }).map((g) => ({ ...g, interval: '1s' }));
     await writeFile(path.join(dir, 'slo.rules.yml'), stringify({ groups }));
-    const promPort = await freePort();
-    await writeFile(
-      path.join(dir, 'prometheus.yml'),
-      stringify({
-        global: { scrape_interval: '1s', evaluation_interval: '1s' },
-        rule_files: [path.join(dir, 'slo.rules.yml')],
-        alerting: { alertmanagers: [{ static_configs: [{ targets: [`127.0.0.1:${amPort}`] }] }] },
-        scrape_configs: [{ job_name: 'llm-proxy', static_configs: [{ targets: [new URL(llm.url).host] }] }],
-      }),
-    );
-    children.push(
-      spawn(findProgram('prometheus')!, [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' }),
-    );
-    await waitForHttp(`http://127.0.0.1:${promPort}/-/ready`, 30_000);
+    prometheus = await startPrometheus({ dir, targets: { 'llm-proxy': llm.url }, ruleFiles: [path.join(dir, 'slo.rules.yml')], alertmanager: `127.0.0.1:${amPort}` });
 
     // steady traffic: failing while `failing`, healthy afterwards
     traffic = (async () => {
@@ -99,6 +88,7 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
   afterAll(async () => {
     stopTraffic = true;
     await traffic;
+    await prometheus?.close();
     for (const c of children) c.kill('SIGTERM');
     await llm?.stop();
     webhook?.close();

@@ -5,18 +5,15 @@
  * an alert or a panel names must exist in a scrape.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { parse, stringify } from 'yaml';
-import { findProgram, freePort, missingProgram, TEST_INTERNAL_KEY, waitForHttp } from '@codelab/service-kit/testing';
-import { createUser } from '../../services/auth/src/users.ts';
-import { FrameClient, passwordToken } from '../helpers/stack.ts';
-import { REPO_ROOT, startProcess, type RunningProcess } from '../helpers/processes.ts';
+import { missingProgram } from '@codelab/service-kit/testing';
+import { createStackUser, FrameClient, passwordToken } from '../helpers/stack.ts';
+import { REPO_ROOT, startPlatformProcesses, type PlatformProcesses, type RunningProcess } from '../helpers/processes.ts';
+import { startPrometheus, type Prometheus } from '../helpers/prometheus.ts';
 import type { AlertRule, RecordingRule, RuleGroup } from '../../alerts/src/rules.ts';
 import { allPanelQueries, metricNamesOf } from '../../dashboards/src/lib.ts';
 
@@ -27,27 +24,17 @@ const ruleGroups = (): RuleGroup[] =>
     .flatMap((f) => (parse(readFileSync(path.join(GENERATED, f), 'utf8')) as { groups: RuleGroup[] }).groups);
 
 describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboards against a real Prometheus and live traffic', () => {
-  const procs: RunningProcess[] = [];
-  let prometheus: ChildProcess;
-  let promUrl: string;
+  let platform: PlatformProcesses;
+  let prometheus: Prometheus;
   let gateway: RunningProcess;
   let auth: RunningProcess;
 
-  const query = async (expr: string): Promise<unknown[]> => {
-    const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-    const body = (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
-    if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
-    return body.data!.result;
-  };
+  const query = (expr: string) => prometheus.query(expr);
 
   beforeAll(async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'codelab-prom-'));
-    const common = { CODELAB_DATA_DIR: dir };
-    const llm = await startProcess('llm-proxy', { ...common, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
-    auth = await startProcess('auth', { ...common, AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AUTH_SERVICE__DB_URL: inject('databaseUrl'), AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false' });
-    const runtime = await startProcess('runtime', { ...common, AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AGENT_RUNTIME__DB_URL: inject('databaseUrl'), AGENT_RUNTIME__LLM_PROXY_URL: llm.url });
-    gateway = await startProcess('gateway', { ...common, GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: runtime.url, GATEWAY__AUTH_SERVICE_URL: auth.url });
-    procs.push(gateway, runtime, auth, llm);
+    platform = await startPlatformProcesses({ databaseUrl: inject('databaseUrl') });
+    ({ gateway, auth } = platform);
+    const dir = platform.dataDir;
 
     // the shipped rules, evaluated every second instead of every 30 s
     for (const f of readdirSync(GENERATED).filter((x) => x.endsWith('.rules.yml'))) {
@@ -55,27 +42,11 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
       for (const g of doc.groups) g.interval = '1s';
       await writeFile(path.join(dir, f), stringify(doc));
     }
-    const shipped = parse(readFileSync(path.join(REPO_ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as {
-      global: Record<string, string>;
-      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
-    };
-    const ports: Record<string, string> = { gateway: gateway.url, runtime: runtime.url, 'llm-proxy': llm.url, auth: auth.url };
-    const config = {
-      global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      rule_files: [path.join(dir, '*.rules.yml')],
-      scrape_configs: shipped.scrape_configs.map((s) => ({ ...s, static_configs: [{ targets: [new URL(ports[s.job_name]!).host] }] })),
-    };
-    await writeFile(path.join(dir, 'prometheus.yml'), stringify(config));
-    const port = await freePort();
-    promUrl = `http://127.0.0.1:${port}`;
-    prometheus = spawn(findProgram('prometheus')!, [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--enable-feature=exemplar-storage'], { stdio: 'ignore' });
-    await waitForHttp(`${promUrl}/-/ready`, 30_000);
+    prometheus = await startPrometheus({ dir, targets: platform.urls, ruleFiles: [path.join(dir, '*.rules.yml')] });
 
     // traffic mix: logins (and failures, and a lockout), REST reads and errors, conversations, bad frames
-    const username = `live-${randomUUID()}`;
-    const pool = new pg.Pool({ connectionString: inject('databaseUrl'), max: 1 });
-    await createUser(pool, { username, email: `${username}@test.local`, password: 'live-password-123' }).finally(() => pool.end());
-    const token = await passwordToken(auth.url, username, 'live-password-123');
+    const { username, password } = await createStackUser(inject('databaseUrl'), 'live');
+    const token = await passwordToken(auth.url, username, password);
     for (let i = 0; i < 6; i++) await fetch(`${auth.url}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username: `nobody-${username}`, password: 'wrong' }) });
     const headers = { authorization: `Bearer ${token}` };
     for (let i = 0; i < 3; i++) {
@@ -111,18 +82,18 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
   }, 120_000);
 
   afterAll(async () => {
-    prometheus?.kill('SIGTERM');
-    for (const p of procs) await p.stop();
+    await prometheus?.close();
+    await platform?.stop();
   });
 
   it('scrapes all four services', async () => {
-    const up = (await query('up')) as { metric: { job: string }; value: [number, string] }[];
-    expect(Object.fromEntries(up.map((s) => [s.metric.job, s.value[1]]))).toEqual({ gateway: '1', runtime: '1', 'llm-proxy': '1', auth: '1' });
+    const up = await query('up');
+    expect(Object.fromEntries(up.map((s) => [s.metric.job, s.value]))).toEqual({ gateway: 1, runtime: 1, 'llm-proxy': 1, auth: 1 });
   });
 
   it('evaluates every recording rule to at least one series', async () => {
     const records = [...new Set(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => r.record))];
-    const health = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+    const health = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
     const errors = new Map(health.data.groups.flatMap((g) => g.rules).filter((r) => r.lastError).map((r) => [r.name, r.lastError!]));
     const empty: string[] = [];
     const exprOf = new Map(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => [r.record, r.expr]));
@@ -135,7 +106,7 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
   });
 
   it('finds in a scrape every metric an alert or a dashboard panel names', async () => {
-    const res = (await (await fetch(`${promUrl}/api/v1/label/__name__/values`)).json()) as { data: string[] };
+    const res = (await (await fetch(`${prometheus.url}/api/v1/label/__name__/values`)).json()) as { data: string[] };
     const known = new Set(res.data);
     const recorded = new Set(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => r.record));
     const alerts = ruleGroups().flatMap((g) => g.rules).filter((r): r is AlertRule => 'alert' in r);

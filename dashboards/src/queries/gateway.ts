@@ -41,9 +41,34 @@ export function turnDurationByOutcome(q: number): string {
   return quantile(q, 'gateway_turn_duration_seconds', ['outcome']);
 }
 
+/** The q-quantile of turn duration over every outcome (what the IDE sees). */
+export function turnDuration(q: number): string {
+  return quantile(q, 'gateway_turn_duration_seconds', []);
+}
+
 /** Turns finished per second by outcome. */
 export function turnsByOutcome(): string {
   return sumRate('gateway_turn_duration_seconds_count', ['outcome']);
+}
+
+/** The gateway's REST API: the routes of the REST SLOs of alerts/slos.yaml (WebSocket upgrades are streams, counted apart). */
+const REST_API = 'service="gateway", route=~"/api/v1/.+"';
+const HTTP = 'http_server_request_duration_seconds';
+
+/** REST API requests per second by status code. */
+export function restRequestsByStatus(): string {
+  return sumRate(`${HTTP}_count`, ['status_code'], REST_API);
+}
+
+/** Share of REST API requests answered with a 5xx (0 when there are none). */
+export function restErrorRatio(): string {
+  const all = `sum(rate(${HTTP}_count{${REST_API}}[$__rate_interval]))`;
+  return `(sum(rate(${HTTP}_count{${REST_API}, status_code=~"5.."}[$__rate_interval])) or ${all} * 0) / ${all}`;
+}
+
+/** The q-quantile of REST API latency. */
+export function restLatency(q: number): string {
+  return quantile(q, HTTP, [], REST_API);
 }
 
 /** Bearer token verifications per second by outcome. */

@@ -75,7 +75,7 @@ export interface PercentileSeries {
 
 const perSecond = (n: number | undefined, bucket: number): number => Math.round(((n ?? 0) / bucket) * 1000) / 1000;
 
-/** Upper limits a chart can draw (`p(95)<2560` → 2560). */
+/** Upper limits a chart can draw (`p(95)<2500` → 2500). */
 function limitsOf(metric: string, thresholds: ThresholdResult[]): { label: string; value: number }[] {
   const out: { label: string; value: number }[] = [];
   for (const t of thresholds) {

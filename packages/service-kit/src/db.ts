@@ -22,7 +22,7 @@ import {
   type Embedded,
   type EmbeddedHolder,
 } from './embedded-postgres.ts';
-import { ServiceMetrics } from './metrics.ts';
+import { DB_DURATION_BUCKETS, ServiceMetrics } from './metrics.ts';
 
 export {
   EmbeddedDatabaseBusyError,
@@ -193,7 +193,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     name: 'db_client_operation_duration_seconds',
     help: 'Duration of PostgreSQL queries by operation, including the wait for a pool connection',
     labelNames: ['service', 'pool', 'operation', 'outcome'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    buckets: DB_DURATION_BUCKETS,
   });
 
   const timed = async <R extends pg.QueryResultRow>(run: () => Promise<pg.QueryResult<R>>, text: string): Promise<pg.QueryResult<R>> => {

@@ -5,11 +5,13 @@ export type { ErrorDef, ErrorFactory } from './errors.ts';
 export { createLogger, loggerOptions, redactUrl, REDACTED_PATHS } from './logger.ts';
 export type { LoggerSettings } from './logger.ts';
 export {
-  GENAI_DURATION_BUCKETS,
+  DB_DURATION_BUCKETS,
+  fineBuckets,
   GENAI_TOKEN_BUCKETS,
-  GENAI_TPOT_BUCKETS,
-  GENAI_TTFT_BUCKETS,
   HTTP_DURATION_BUCKETS,
+  OPERATION_DURATION_BUCKETS,
+  TPOT_BUCKETS,
+  TTFT_BUCKETS,
   ServiceMetrics,
 } from './metrics.ts';
 export { createService } from './service.ts';

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { HTTP_DURATION_BUCKETS, ServiceMetrics } from '@codelab/service-kit/metrics';
+import { DB_DURATION_BUCKETS, fineBuckets, HTTP_DURATION_BUCKETS, OPERATION_DURATION_BUCKETS, ServiceMetrics, TPOT_BUCKETS, TTFT_BUCKETS } from '@codelab/service-kit/metrics';
 import { missingProgram } from '@codelab/service-kit/testing';
 import { find, types, value } from './prom-text.ts';
 
@@ -10,10 +10,70 @@ const OM_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=ut
 const EXEMPLAR = { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736', span_id: '00f067aa0ba902b7' };
 const GET_X = { service: 'svc', method: 'GET', route: '/x', status_code: '200' };
 
+/** PromQL's histogram_quantile over one classic histogram: linear inside the bucket holding rank q·count. */
+function histogramQuantile(q: number, bounds: readonly number[], cumulative: readonly number[]): number {
+  const total = cumulative.at(-1)!;
+  const rank = q * total;
+  const i = cumulative.findIndex((c) => c >= rank);
+  if (i >= bounds.length) return bounds.at(-1)!; // in +Inf: the highest finite bound
+  const below = i === 0 ? 0 : cumulative[i - 1]!;
+  const lower = i === 0 ? 0 : bounds[i - 1]!;
+  return lower + (bounds[i]! - lower) * ((rank - below) / (cumulative[i]! - below));
+}
+
+/** erf, Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7). */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return x >= 0 ? y : -y;
+}
+
+interface Distribution {
+  name: string;
+  cdf(x: number): number;
+  quantile(q: number): number;
+}
+/** Log-normal with median `median` and log-spread `sigma` (p99/p50 = e^(2.33σ)). */
+function logNormal(median: number, sigma: number): Distribution {
+  const cdf = (x: number): number => (x <= 0 ? 0 : 0.5 * (1 + erf(Math.log(x / median) / (sigma * Math.SQRT2))));
+  const quantile = (q: number): number => {
+    let [lo, hi] = [Math.log(median) - 10 * sigma, Math.log(median) + 10 * sigma];
+    for (let k = 0; k < 100; k++) {
+      const mid = (lo + hi) / 2;
+      if (cdf(Math.exp(mid)) < q) lo = mid;
+      else hi = mid;
+    }
+    return Math.exp((lo + hi) / 2);
+  };
+  return { name: `log-normal median ${median.toPrecision(3)} s σ ${sigma}`, cdf, quantile };
+}
+/** A fixed floor plus an exponential draw: the mock LLM's `exponential` profile behind the platform's own time. */
+function shiftedExponential(floor: number, mean: number): Distribution {
+  return {
+    name: `${floor.toPrecision(3)} s + exponential mean ${mean.toPrecision(3)} s`,
+    cdf: (x) => (x <= floor ? 0 : 1 - Math.exp(-(x - floor) / mean)),
+    quantile: (q) => floor - mean * Math.log(1 - q),
+  };
+}
+
+/**
+ * Where each histogram's observations fall (mock and real), the largest step its buckets take there,
+ * and the narrowest spread (σ of a log-normal) it must read right.
+ */
+const TEN = { maxStep: 4 / 3, sigmas: [0.35, 0.5, 0.8, 1] };
+const TWENTY = { maxStep: 1.15, sigmas: [0.2, 0.3, 0.5, 0.8, 1] };
+const LATENCY_BUCKETS = [
+  { name: 'HTTP_DURATION_BUCKETS', buckets: HTTP_DURATION_BUCKETS, from: 0.001, to: 1, ...TEN },
+  { name: 'TTFT_BUCKETS', buckets: TTFT_BUCKETS, from: 0.05, to: 10, ...TWENTY },
+  { name: 'OPERATION_DURATION_BUCKETS', buckets: OPERATION_DURATION_BUCKETS, from: 0.05, to: 60, ...TEN },
+  { name: 'TPOT_BUCKETS', buckets: TPOT_BUCKETS, from: 0.005, to: 0.25, ...TEN },
+  { name: 'DB_DURATION_BUCKETS', buckets: DB_DURATION_BUCKETS, from: 0.0005, to: 0.1, ...TEN },
+];
+
 describe('metrics', () => {
   describe('HTTP_DURATION_BUCKETS', () => {
-    it('are the OpenTelemetry advised buckets for http.server.request.duration', () => {
-      expect(HTTP_DURATION_BUCKETS).toEqual([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]);
+    it('hold the OpenTelemetry advised buckets for http.server.request.duration', () => {
+      expect(HTTP_DURATION_BUCKETS).toEqual(expect.arrayContaining([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]));
     });
 
     it('are the buckets of the server and client request histograms', async () => {
@@ -25,6 +85,51 @@ describe('metrics', () => {
       const expected = [...HTTP_DURATION_BUCKETS.map(String), '+Inf'];
       expect(le('http_server_request_duration_seconds_bucket')).toEqual(expected);
       expect(le('http_client_request_duration_seconds_bucket')).toEqual(expected);
+    });
+  });
+
+  describe('fineBuckets', () => {
+    it('steps ten times a decade, by at most 4/3, both ends included', () => {
+      expect(fineBuckets(0.1, 1)).toEqual([0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1]);
+      expect(fineBuckets(0.002, 0.01)).toEqual([0.002, 0.0025, 0.003, 0.004, 0.005, 0.006, 0.0075, 0.01]);
+    });
+
+    it('steps twenty times a decade (R20) when asked', () => {
+      expect(fineBuckets(1, 10, 20)).toEqual([1, 1.12, 1.25, 1.4, 1.6, 1.8, 2, 2.24, 2.5, 2.8, 3.15, 3.55, 4, 4.5, 5, 5.6, 6.3, 7.1, 8, 9, 10]);
+    });
+  });
+
+  describe.each(LATENCY_BUCKETS)('$name', ({ buckets, from, to, maxStep, sigmas }) => {
+    it(`rise, and step by at most ${maxStep.toFixed(2)}× from ${from} s to ${to} s, where the observations fall`, () => {
+      for (let i = 1; i < buckets.length; i++) expect(buckets[i]!, String(buckets[i - 1])).toBeGreaterThan(buckets[i - 1]!);
+      const fine = buckets.filter((b) => b >= from && b <= to);
+      expect(fine[0]).toBe(from);
+      expect(fine.at(-1)).toBe(to);
+      for (let i = 1; i < fine.length; i++) expect(fine[i]! / fine[i - 1]!, `${fine[i - 1]} → ${fine[i]}`).toBeLessThanOrEqual(maxStep + 1e-9);
+    });
+
+    it(`read p50, p95 and p99 within 10% of the truth for latencies inside that range, log-normal from σ ${sigmas[0]} or exponential`, () => {
+      const distributions: Distribution[] = [];
+      for (let median = from; median <= to; median *= 1.1) {
+        for (const sigma of sigmas) {
+          const d = logNormal(median, sigma);
+          if (d.quantile(0.99) <= to) distributions.push(d);
+        }
+        for (const spread of [0.5, 1, 3]) {
+          const d = shiftedExponential(median, median * spread);
+          if (d.quantile(0.99) <= to) distributions.push(d);
+        }
+      }
+      expect(distributions.length).toBeGreaterThan(50);
+      const off: string[] = [];
+      for (const d of distributions) {
+        const cumulative = [...buckets.map((b) => d.cdf(b)), 1];
+        for (const q of [0.5, 0.95, 0.99]) {
+          const ratio = histogramQuantile(q, buckets, cumulative) / d.quantile(q);
+          if (Math.abs(ratio - 1) > 0.1) off.push(`${d.name}: p${q * 100} reads ${ratio.toFixed(3)}× the truth`);
+        }
+      }
+      expect(off).toEqual([]);
     });
   });
 
@@ -49,23 +154,8 @@ describe('metrics', () => {
       expect(contentType).toBe(OM_CONTENT_TYPE);
       expect(body.endsWith('\n# EOF\n')).toBe(true);
       const buckets = find(body, 'http_server_request_duration_seconds_bucket', GET_X);
-      expect(buckets.map((s) => [s.labels.le, s.value])).toEqual([
-        ['0.005', 0],
-        ['0.01', 0],
-        ['0.025', 0],
-        ['0.05', 0],
-        ['0.075', 1],
-        ['0.1', 1],
-        ['0.25', 1],
-        ['0.5', 1],
-        ['0.75', 1],
-        ['1', 1],
-        ['2.5', 1],
-        ['5', 1],
-        ['7.5', 1],
-        ['10', 1],
-        ['+Inf', 1],
-      ]);
+      // 0.07 s falls in (0.06, 0.075]: that bucket and every one above count it
+      expect(buckets.map((s) => [s.labels.le, s.value])).toEqual([...HTTP_DURATION_BUCKETS.map((le) => [String(le), le >= 0.075 ? 1 : 0]), ['+Inf', 1]]);
       // The exemplar sits on the bucket the observation fell in, and only there.
       expect(buckets.filter((s) => s.exemplar).map((s) => [s.labels.le, s.exemplar])).toEqual([['0.075', { labels: EXEMPLAR, value: 0.07 }]]);
     });

@@ -2,7 +2,7 @@
  * Gateway metrics: WebSocket connections, frames by direction and type, close codes, queued frames,
  * heartbeats, resumes and cancels, turns as the client sees them, JWT checks.
  */
-import { GENAI_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
+import { OPERATION_DURATION_BUCKETS, TTFT_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 import { INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, WS_CLOSE } from '@codelab/protocol';
 
 // Frame type label values: the protocol's types, plus `invalid` (unparseable) and `binary`; anything else is `other`.
@@ -20,15 +20,15 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     closed: (code: number): void => closes.inc({ code: CLOSE_CODES.has(code) ? String(code) : 'other' }),
     timeToFirstToken: m.histogram({
       name: 'gateway_turn_time_to_first_token_seconds',
-      help: 'Time from a user_message frame to the first token frame sent back, as the client sees it',
-      buckets: GENAI_DURATION_BUCKETS,
+      help: 'Time from an inbound turn frame (user_message, tool_result, hitl_decision) to the first token frame sent back, as the client sees it',
+      buckets: TTFT_BUCKETS,
       enableExemplars: true,
     }),
     turnDuration: m.histogram({
       name: 'gateway_turn_duration_seconds',
       help: 'Time from an inbound frame to the final frame of its turn, by outcome (ok, cancelled, error, agent_error, interrupted: the runtime died or its stream broke, client_gone)',
       labelNames: ['outcome'],
-      buckets: GENAI_DURATION_BUCKETS,
+      buckets: OPERATION_DURATION_BUCKETS,
     }),
     jwtVerifications: m.counter({
       name: 'gateway_jwt_verifications_total',

@@ -4,10 +4,10 @@
  * Labels are bounded: `model` takes configured public names or `other`, `provider` is `mock` or
  * `openai`, `upstream` takes upstream model names of the model map or `other`.
  */
-import { GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKETS, GENAI_TPOT_BUCKETS, GENAI_TTFT_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
+import { fineBuckets, GENAI_TOKEN_BUCKETS, OPERATION_DURATION_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 
-/** Fine buckets for the proxy's own added latency (seconds), 0.1 ms … 1 s. */
-export const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** The proxy's own added latency (seconds, 0.1 to 2 ms without queueing): fine from 0.1 ms to 10 ms, up to 1 s. */
+export const OVERHEAD_BUCKETS = [...fineBuckets(0.0001, 0.01), 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 export function createLlmProxyMetrics(m: ServiceMetrics, models: readonly string[], upstreams: readonly string[] = []) {
   const allowed = new Set(models);
@@ -29,20 +29,20 @@ export function createLlmProxyMetrics(m: ServiceMetrics, models: readonly string
       name: 'gen_ai_server_request_duration_seconds',
       help: 'Time to answer a chat completion, until the last chunk (gen_ai.server.request.duration)',
       labelNames: ['model', 'provider', 'stream', 'outcome'],
-      buckets: GENAI_DURATION_BUCKETS,
+      buckets: OPERATION_DURATION_BUCKETS,
     }),
     timeToFirstToken: m.histogram({
       name: 'gen_ai_server_time_to_first_token_seconds',
       help: 'Time from request to the first output token sent to the client (gen_ai.server.time_to_first_token)',
       labelNames: ['model', 'provider'],
-      buckets: GENAI_TTFT_BUCKETS,
+      buckets: TTFT_BUCKETS,
       enableExemplars: true,
     }),
     upstreamTimeToFirstChunk: m.histogram({
       name: 'gen_ai_client_operation_time_to_first_chunk_seconds',
       help: 'Time from the upstream request (the answering attempt) to its first output chunk (gen_ai.client.operation.time_to_first_chunk)',
       labelNames: ['model', 'provider'],
-      buckets: GENAI_DURATION_BUCKETS,
+      buckets: TTFT_BUCKETS,
     }),
     overhead: m.histogram({
       name: 'llm_proxy_overhead_seconds',
@@ -54,7 +54,7 @@ export function createLlmProxyMetrics(m: ServiceMetrics, models: readonly string
       name: 'gen_ai_server_time_per_output_token_seconds',
       help: 'Time per output token after the first, one observation per successful stream: (last output - first output) / (output tokens - 1) (gen_ai.server.time_per_output_token)',
       labelNames: ['model', 'provider'],
-      buckets: GENAI_TPOT_BUCKETS,
+      buckets: TPOT_BUCKETS,
     }),
     tokenUsage: m.histogram({
       name: 'gen_ai_client_token_usage',

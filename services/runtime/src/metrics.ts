@@ -3,7 +3,7 @@
  * sees it; tool calls, approvals and agent switches; the session lease; persisted messages.
  * Label values are bounded: agent types, tool names of the tool specs (else `other`), fixed outcomes.
  */
-import { GENAI_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
+import { OPERATION_DURATION_BUCKETS, TTFT_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 import { ALL_AGENT_TYPES } from './agents/definitions.ts';
 import { TOOL_NAMES } from './agents/tool-specs.ts';
 
@@ -26,20 +26,20 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       name: 'runtime_turn_duration_seconds',
       help: 'Duration of a conversation turn, from request to final chunk',
       labelNames: ['type', 'outcome'],
-      buckets: GENAI_DURATION_BUCKETS,
+      buckets: OPERATION_DURATION_BUCKETS,
     }),
     activeTurns: m.gauge({ name: 'runtime_active_turns', help: 'Turns being processed now' }),
     llmTimeToFirstChunk: m.histogram({
       name: 'gen_ai_client_operation_time_to_first_chunk_seconds',
       help: 'Time from the LLM request to its first streamed token, seen by the runtime (gen_ai.client.operation.time_to_first_chunk)',
       labelNames: ['model'],
-      buckets: GENAI_DURATION_BUCKETS,
+      buckets: TTFT_BUCKETS,
     }),
     llmDuration: m.histogram({
       name: 'gen_ai_client_operation_duration_seconds',
       help: 'Duration of LLM calls seen by the runtime, until the stream ends (gen_ai.client.operation.duration)',
       labelNames: ['model', 'outcome'],
-      buckets: GENAI_DURATION_BUCKETS,
+      buckets: OPERATION_DURATION_BUCKETS,
     }),
     messagesPersisted: m.counter({ name: 'runtime_messages_persisted_total', help: 'Messages appended to session history, by role', labelNames: ['role'] }),
     toolCalls: m.counter({
