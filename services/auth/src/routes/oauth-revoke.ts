@@ -15,7 +15,7 @@
  *
  * `token_type_hint` is accepted and not needed: the token says what it is (§2.1 allows ignoring it).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Database } from '@codelab/service-kit/db';
 import { writeAudit } from '../audit.ts';
 import { authenticateClient, readClientCredentials } from '../client-auth.ts';
@@ -34,14 +34,13 @@ export interface OAuthRevokeDeps {
   clientIp?: (request: FastifyRequest) => string;
 }
 
-export async function registerOAuthRevokeRoutes(app: FastifyInstance, deps: OAuthRevokeDeps): Promise<void> {
+export function oauthRevokeRoutes(deps: OAuthRevokeDeps): FastifyPluginAsync {
   const { db, verifier, metrics } = deps;
 
-  // in a context of its own: only form bodies are parsed, for this route alone
-  await app.register(async (scope) => {
-    acceptOnlyFormBodies(scope, OAUTH_BODY_LIMIT);
+  return async (app) => {
+    acceptOnlyFormBodies(app, OAUTH_BODY_LIMIT);
 
-    scope.post(
+    app.post(
       '/oauth/revoke',
       {
         config: { public: true },
@@ -91,5 +90,5 @@ export async function registerOAuthRevokeRoutes(app: FastifyInstance, deps: OAut
         return reply.headers(NO_STORE_HEADERS).send();
       },
     );
-  });
+  };
 }

@@ -1,8 +1,10 @@
 /**
  * GET /: what this service is (upstream compatible, without the docs link).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 
-export function registerRootRoutes(app: FastifyInstance, { version }: { version: string }): void {
-  app.get('/', { config: { public: true } }, async () => ({ service: 'CodeLab Auth Service', version }));
+export function rootRoutes(version: string): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/', { config: { public: true } }, async () => ({ service: 'CodeLab Auth Service', version }));
+  };
 }
