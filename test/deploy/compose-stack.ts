@@ -7,7 +7,7 @@
 import { createServer } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { FrameClient } from '../helpers/stack.ts';
-import { compose, docker, dockerBuild, dockerOk, exec, IMAGES, uniqueName, waitFor, type Result } from './docker.ts';
+import { compose, dockerBuild, dockerOk, exec, IMAGES, uniqueName, waitFor, type Result } from './docker.ts';
 
 export const SERVICE_IMAGES = ['auth', 'gateway', 'runtime', 'llm-proxy'] as const;
 export type ServiceImage = (typeof SERVICE_IMAGES)[number];
@@ -195,11 +195,3 @@ export async function turn(client: FrameClient, content: string, timeoutMs = 60_
   const frames = await client.until((f) => f.is_final === true, from, timeoutMs);
   return { frames, ttftMs, final: frames.at(-1)! };
 }
-
-/** p-th percentile (0–100) of `values`, nearest rank. */
-export function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-export { docker };

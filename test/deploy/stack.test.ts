@@ -7,14 +7,14 @@
  * One stack for the whole file, in the order an operator goes: up, use, scale, break, stop, wipe.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/processes.ts';
 import { ComposeStack, buildImages, imageTag, SERVICE_IMAGES, turn } from './compose-stack.ts';
-import { docker, dockerMissing, dockerOk, ensureStandIns, run, waitFor } from './docker.ts';
+import { DOCKER, docker, dockerEnv, dockerMissing, dockerOk, ensureStandIns, run, waitFor } from './docker.ts';
 
 const missing = dockerMissing();
 
@@ -47,12 +47,10 @@ function contextWithSecrets(): string {
 
 /** Which of `needles` occur in the byte stream of `docker save` of the images (layers are plain tars). */
 async function foundInImages(images: string[], needles: string[]): Promise<string[]> {
-  const { spawn } = await import('node:child_process');
-  const { dockerEnv } = await import('./docker.ts');
   const found = new Set<string>();
   const longest = Math.max(...needles.map((n) => n.length));
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('/usr/bin/docker', ['save', ...images], { env: dockerEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(DOCKER, ['save', ...images], { env: dockerEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
     let tail = Buffer.alloc(0);
     child.stdout.on('data', (chunk: Buffer) => {
       const buf = Buffer.concat([tail, chunk]);
@@ -176,8 +174,6 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
   }, 10 * 60_000);
 
   it('debug-info reports the stack (every replica ready, nginx, PostgreSQL, Redis) without a secret', async () => {
-    const { execFile } = await import('node:child_process');
-    const { dockerEnv } = await import('./docker.ts');
     const out = await new Promise<string>((resolve, reject) => {
       execFile('bash', [path.join(REPO_ROOT, 'scripts/debug-info.sh'), '--mode', 'compose', '-p', stack.project, '-f', path.join(REPO_ROOT, 'docker-compose.yml'), '--nginx-url', stack.url], { env: dockerEnv({ ...stack.env, NGINX_BIND_ADDRESS: '127.0.0.1' }), cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 5 * 60_000 }, (err, stdout, stderr) =>
         err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
