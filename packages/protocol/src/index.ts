@@ -15,6 +15,20 @@ export type {
   FrameTraceContext,
   StreamChunk,
 } from './ws-frames.ts';
-export { CALLER_HEADER, SESSION_ID_PATTERN } from './runtime-api.ts';
-export type { AgentStreamRequest, CancelResult, SessionAccess, SessionSummary, HistoryMessage } from './runtime-api.ts';
+export { assertTurnFrame, parseInboundFrame, validateInboundFrame, validateTurnFrame } from './validate-frame.ts';
+export type { FrameProblem, FrameProblemKind, FrameValidation, TurnFrameErrors } from './validate-frame.ts';
+export { AUDIT_EVENT_TYPE_NAMES, AUDIT_EVENT_TYPES, CALLER_HEADER, SESSION_ID_PATTERN } from './runtime-api.ts';
+export type {
+  AgentStreamRequest,
+  AuditEventType,
+  Caller,
+  CancelResult,
+  HistoryMessage,
+  PendingApproval,
+  PendingApprovalList,
+  SessionAccess,
+  SessionSummary,
+} from './runtime-api.ts';
 export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, FinishReason, ToolCall, ToolCallDelta, Usage, OpenAIErrorBody } from './openai.ts';
+export { addToolCallDeltas, openAIErrorOf, readOpenAIErrorBody, ToolCallAssembler } from './openai-parsing.ts';
+export type { OpenAIErrorFields } from './openai-parsing.ts';

@@ -7,6 +7,9 @@ import type { TurnFrame } from './ws-frames.ts';
  */
 export const CALLER_HEADER = 'x-codelab-user';
 
+/** Whom a call is made for: the JWT `sub` (the `CALLER_HEADER` value), or undefined when authentication is off. */
+export type Caller = string | undefined;
+
 /** Session ids the gateway and the runtime accept (and the database column holds). */
 export const SESSION_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
 
@@ -54,3 +57,47 @@ export interface HistoryMessage {
   seq?: number;
   created_at?: string;
 }
+
+/**
+ * An entry of `GET /sessions/:id/pending-approvals` (upstream §3): a tool call waiting for the
+ * user's decision. The legacy aliases are upstream's too: call_id = request_id,
+ * tool_name = subject, arguments = details.arguments.
+ */
+export interface PendingApproval {
+  request_id: string;
+  /** Upstream also knew `plan` approvals; this runtime asks only about tool calls. */
+  request_type: 'tool' | 'plan';
+  subject: string;
+  details: { arguments: Record<string, unknown> };
+  reason: string | null;
+  created_at: string;
+  call_id: string;
+  tool_name: string;
+  arguments: Record<string, unknown>;
+  /** When the approval expires (the call is then rejected); null: never. */
+  expires_at: string | null;
+}
+
+/** `GET /sessions/:id/pending-approvals`: oldest first. */
+export interface PendingApprovalList {
+  session_id: string;
+  pending_approvals: PendingApproval[];
+  count: number;
+}
+
+/**
+ * The audit log's entry types (`GET /events/audit-log?event_type=`, upstream's AuditLogger) and
+ * the runtime event each is read from (upstream's EventType values, reference §4.2).
+ */
+export const AUDIT_EVENT_TYPES = {
+  agent_switched: 'agent.switched',
+  hitl_decision_made: 'hitl.decision.made',
+  agent_error: 'agent.error.occurred',
+  tool_execution_failed: 'tool.execution.failed',
+  tool_approval_required: 'tool.approval.required',
+} as const;
+
+export type AuditEventType = keyof typeof AUDIT_EVENT_TYPES;
+
+/** The audit log's entry types, in order (a schema's `enum`). */
+export const AUDIT_EVENT_TYPE_NAMES = Object.keys(AUDIT_EVENT_TYPES) as readonly AuditEventType[];

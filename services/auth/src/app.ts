@@ -17,12 +17,12 @@ import type { AuthConfig } from './config.ts';
 import { loadKeyRing } from './keys.ts';
 import { createClientIpResolver, createLimiterStore, createLoginGuard, createRateLimiter } from './limits/index.ts';
 import { createAuthMetrics } from './metrics.ts';
-import { jwksRoutes } from './routes/jwks.ts';
-import { oauthMetadataRoutes } from './routes/oauth-metadata.ts';
-import { oauthRevokeRoutes } from './routes/oauth-revoke.ts';
-import { oauthTokenRoutes } from './routes/oauth-token.ts';
-import { revokedFamiliesRoutes } from './routes/revoked-families.ts';
-import { rootRoutes } from './routes/root.ts';
+import { registerJwksRoutes } from './routes/jwks.ts';
+import { registerOAuthMetadataRoutes } from './routes/oauth-metadata.ts';
+import { registerOAuthRevokeRoutes } from './routes/oauth-revoke.ts';
+import { registerOAuthTokenRoutes } from './routes/oauth-token.ts';
+import { registerRevokedFamiliesRoutes } from './routes/revoked-families.ts';
+import { registerRootRoutes } from './routes/root.ts';
 import { seed } from './seed.ts';
 import { createTokenLimits } from './token-limits.ts';
 import { createTokenVerifier } from './token-verifier.ts';
@@ -94,9 +94,9 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
     const tokens = createTokenIssuer({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience });
     const verifier = createTokenVerifier({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience });
     const authMetrics = createAuthMetrics(metrics);
-    await app.register(rootRoutes(config.version));
-    await app.register(jwksRoutes(keys));
-    await app.register(oauthMetadataRoutes(config));
+    registerRootRoutes(app, { version: config.version });
+    registerJwksRoutes(app, { keys });
+    registerOAuthMetadataRoutes(app, config);
     const guard = createLoginGuard({
       store: limiterStore,
       usernameThreshold: config.bruteForceThreshold,
@@ -108,19 +108,17 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
       ? createRateLimiter({ store: limiterStore, endpoint: 'token', limit: config.rateLimitPerIp, windowSeconds: config.rateLimitWindow })
       : undefined;
     const resolveIp = createClientIpResolver(config.trustedProxies);
-    await app.register(
-      oauthTokenRoutes({
-        db,
-        tokens,
-        verifier,
-        metrics: authMetrics,
-        config,
-        hooks: createTokenLimits({ db, guard, limiter }),
-        clientIp: (request) => resolveIp(request.socket.remoteAddress ?? request.ip, request.headers['x-forwarded-for']),
-      }),
-    );
-    await app.register(oauthRevokeRoutes({ db, verifier, metrics: authMetrics }));
-    await app.register(revokedFamiliesRoutes({ db, internalApiKey: config.internalApiKey }));
+    await registerOAuthTokenRoutes(app, {
+      db,
+      tokens,
+      verifier,
+      metrics: authMetrics,
+      config,
+      hooks: createTokenLimits({ db, guard, limiter }),
+      clientIp: (request) => resolveIp(request.socket.remoteAddress ?? request.ip, request.headers['x-forwarded-for']),
+    });
+    await registerOAuthRevokeRoutes(app, { db, verifier, metrics: authMetrics });
+    registerRevokedFamiliesRoutes(app, { db, internalApiKey: config.internalApiKey });
 
     const retention = startAuditRetention({
       db,

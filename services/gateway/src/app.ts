@@ -3,11 +3,8 @@
  * `/api/v1/ws/:sessionId` that streams turns; every call is authenticated with a JWT from the
  * auth service (verified against its JWKS) unless auth is turned off for local development.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import { createService, PeerClient, type Service } from '@codelab/service-kit';
-import { SESSION_ID_PATTERN, WS_CLOSE } from '@codelab/protocol';
 import { createAuthenticate } from './auth/authenticate.ts';
 import { JwksCache } from './auth/jwks-cache.ts';
 import { createJwtVerifier, type JwtVerifier } from './auth/jwt-verifier.ts';
@@ -17,11 +14,11 @@ import { createGatewayMetrics } from './metrics.ts';
 import { RuntimeClient } from './runtime-client.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerEventRoutes } from './routes/events.ts';
+import { registerHealthRoutes } from './routes/health.ts';
 import { registerOpenApi } from './routes/openapi.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
-import { handleConversation } from './ws/conversation.ts';
 import { OpenLogins } from './ws/open-logins.ts';
-import { Heartbeat } from './ws/heartbeat.ts';
+import { registerWebSocketRoute } from './ws/websocket-route.ts';
 
 /** How long auth may be unreachable at start-up before the gateway warns about it. */
 const JWKS_STARTUP_GRACE_MS = 30_000;
@@ -84,50 +81,10 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
 
   // Before every route: the OpenAPI document (GET /openapi.json) learns the routes as they are added.
   await registerOpenApi(app, { version: config.version });
-  app.get('/api/v1/health', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'healthy', service: 'gateway', version: config.version }));
-  registerSessionRoutes(app, runtime, authenticate);
-  registerAgentRoutes(app, runtime, authenticate);
-  registerEventRoutes(app, runtime, authenticate);
-
-  // Turns still running when shutdown starts get the grace period to finish; then every
-  // WebSocket is closed with 1001 (going away) so clients reconnect elsewhere.
-  const inFlight = new Set<Promise<void>>();
-  const heartbeat = new Heartbeat({ intervalMs: config.wsHeartbeatInterval * 1000, timeoutMs: config.wsCloseTimeout * 1000, metrics });
-  app.addHook('onClose', async () => heartbeat.stop());
-  await app.register(websocket, {
-    options: { maxPayload: config.wsMaxMessageBytes },
-    preClose: async function closeWebSockets() {
-      service.startDraining();
-      const graceMs = Math.max(0, config.shutdownGraceSeconds * 1000 - 250);
-      await Promise.race([Promise.allSettled([...inFlight]), sleep(graceMs, undefined, { ref: false })]);
-      for (const client of app.websocketServer.clients) client.close(WS_CLOSE.GOING_AWAY, 'server shutting down');
-    },
-  });
-  app.get<{ Params: { sessionId: string }; Querystring: { last_seq?: number } }>(
-    '/api/v1/ws/:sessionId',
-    {
-      websocket: true,
-      config: { streaming: true },
-      preValidation: authenticate({ scope: 'api:write', allowQueryToken: true }),
-      schema: {
-        params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } },
-        // ?last_seq=N: replay the session's frames after N before anything else (resume)
-        querystring: { type: 'object', properties: { last_seq: { type: 'integer', minimum: 0 } } },
-      },
-    },
-    (socket, request) => {
-      openLogins.track(socket, request.principal?.familyId);
-      handleConversation(socket, request, {
-        runtime,
-        metrics,
-        serviceMetrics: service.metrics,
-        maxQueuedFrames: config.wsMaxQueuedFrames,
-        maxBufferedBytes: config.wsMaxBufferedBytes,
-        isDraining: () => service.draining,
-        inFlight,
-        heartbeat,
-      });
-    },
-  );
+  registerHealthRoutes(app, { version: config.version });
+  registerSessionRoutes(app, { runtime, authenticate });
+  registerAgentRoutes(app, { runtime, authenticate });
+  registerEventRoutes(app, { runtime, authenticate });
+  await registerWebSocketRoute(app, { config, service, runtime, metrics, authenticate, openLogins });
   return service;
 }

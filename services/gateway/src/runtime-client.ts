@@ -4,24 +4,14 @@
  * call says whom it is made for (`X-Codelab-User`, the token's `sub`); the runtime scopes sessions
  * to that user.
  */
-
-/** The authenticated user, or undefined when authentication is off. */
-export type Caller = string | undefined;
-const callerHeaders = (caller: Caller): Record<string, string> => (caller ? { [CALLER_HEADER]: caller } : {});
 import type { FastifyReply } from 'fastify';
 import { PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
-import { CALLER_HEADER, type AgentStreamRequest, type CancelResult, type SessionAccess } from '@codelab/protocol';
+import { CALLER_HEADER, type AgentStreamRequest, type Caller, type CancelResult, type PendingApprovalList, type SessionAccess } from '@codelab/protocol';
 import { gatewayErrors } from './errors.ts';
 
-/** An entry of `GET /sessions/:id/pending-approvals`: the fields the gateway reads (upstream names, with fallbacks). */
-export interface PendingApproval {
-  request_id: string;
-  call_id?: string;
-  tool_name?: string;
-  subject?: string;
-  arguments?: Record<string, unknown>;
-  details?: { arguments?: Record<string, unknown> };
-}
+/** The authenticated user, or undefined when authentication is off (the protocol's `Caller`). */
+export type { Caller };
+const callerHeaders = (caller: Caller): Record<string, string> => (caller ? { [CALLER_HEADER]: caller } : {});
 
 export class RuntimeClient {
   private readonly rest: PeerClient;
@@ -96,9 +86,9 @@ export class RuntimeClient {
   }
 
   /** The session's tool calls waiting for the user's approval (404 for an unknown or foreign session). */
-  async pendingApprovals(sessionId: string, caller: Caller, signal?: AbortSignal): Promise<{ statusCode: number; body: { pending_approvals?: PendingApproval[] } | undefined }> {
+  async pendingApprovals(sessionId: string, caller: Caller, signal?: AbortSignal): Promise<{ statusCode: number; body: Partial<PendingApprovalList> | undefined }> {
     try {
-      return await this.rest.json<{ pending_approvals?: PendingApproval[] } | undefined>({
+      return await this.rest.json<Partial<PendingApprovalList> | undefined>({
         method: 'GET',
         path: `/sessions/${encodeURIComponent(sessionId)}/pending-approvals`,
         route: '/sessions/:id/pending-approvals',

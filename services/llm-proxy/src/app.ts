@@ -61,7 +61,7 @@ export async function buildApp(config: LlmProxyConfig, deps: { logger?: Logger }
       return reply.status(500).send(new OpenAIError('LLMP_ERR_INTERNAL', 'The server had an error while processing your request.').toJSON());
     });
     registerChatCompletions(api, { config, metrics, provider, modelMap, limiter });
-    registerModels(api, config, [...modelMap.keys()]);
+    registerModels(api, { config, names: [...modelMap.keys()] });
   });
   return service;
 }

@@ -26,7 +26,8 @@ import { InterruptedTurns } from './turn/interrupted-turns.ts';
 import { RunningTurns } from './turn/running-turns.ts';
 import { SessionLeases } from './turn/session-lease.ts';
 import type { ConversationServices } from './turn/turn-context.ts';
-import { EventStore } from './store/events.ts';
+import { EventReports } from './store/event-reports.ts';
+import { EventWriter } from './store/event-writer.ts';
 import { SessionStore } from './store/sessions.ts';
 
 const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -73,15 +74,15 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   service.addReadinessCheck('llm-proxy', () => llm.checkHealth());
 
   const store = new SessionStore(db, { idleTimeoutSeconds: config.sessionIdleTimeout });
-  registerSessionRoutes(app, store);
+  registerSessionRoutes(app, { store });
   // Durable events and LLM usage (the engine records into it; never fails a turn). Its writes in
   // flight finish before the pool closes (onClose hooks run last-registered first).
-  const events = new EventStore(db, { logger, metrics: service.metrics });
+  const events = new EventWriter(db, { logger, metrics: service.metrics });
   app.addHook('onClose', () => events.drain());
   const agentContext = new AgentContextStore(db);
   registerAgentRoutes(app, { contexts: agentContext, events, multiAgent: config.multiAgentMode });
   registerApprovalRoutes(app, { db, store });
-  registerEventRoutes(app, { events, store });
+  registerEventRoutes(app, { events: new EventReports(db, events), store });
   const frameLog: FrameLog = redis
     ? new RedisFrameLog(redis, {
         maxFrames: config.frameLogSize,
@@ -103,7 +104,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
   const leases = new SessionLeases(db, {
     ttlMs: leaseTtlMs,
     metrics,
-    onRenew: (sessionId) => frameLog.setRunning(sessionId, true),
+    onRenew: (sessionId, token) => frameLog.setRunning(sessionId, true, token),
     reserveSeqs: frameLog.shared ? 0 : 1000,
     onTakeover: (sessionId, prev) => interrupted!.closeTakenOver(sessionId, prev),
   });
@@ -123,6 +124,12 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     approvalTimeoutMs: config.approvalTimeout * 1000,
     historyTokenBudget: config.historyTokenBudget,
     maxStepsPerTurn: config.maxStepsPerTurn,
+    // a turn's own stores, on its database fenced by its session lease (turn/fenced-db.ts)
+    storesOn: (on) => ({
+      sessions: new SessionStore(on, { idleTimeoutSeconds: config.sessionIdleTimeout }),
+      toolCalls: new ToolCallStore(on),
+      agentContext: new AgentContextStore(on),
+    }),
   };
   const heartbeatMs = config.sseHeartbeatInterval * 1000;
   registerAgentStream(app, { services, store, leases, running, interrupted, heartbeatMs, lockTimeoutMs: config.sessionLockTimeout * 1000, isDraining: () => service.draining });

@@ -8,7 +8,7 @@
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { parseSse, PeerClient, PeerUnavailableError, type ServiceMetrics } from '@codelab/service-kit';
-import type { ChatCompletionChunk, ChatMessage, OpenAIErrorBody, ToolCall, Usage } from '@codelab/protocol';
+import { openAIErrorOf, readOpenAIErrorBody, ToolCallAssembler, type ChatCompletionChunk, type ChatMessage, type ToolCall, type Usage } from '@codelab/protocol';
 import type { RuntimeMetrics } from './metrics.ts';
 
 const tracer = trace.getTracer('codelab-runtime');
@@ -64,25 +64,6 @@ export type LlmEvent =
   | { kind: 'tool_calls'; calls: ToolCall[] }
   | { kind: 'usage'; usage: Usage }
   | { kind: 'finish'; reason: string };
-
-/** Assembles streamed tool-call deltas (by `index`: id and name first, arguments in pieces). */
-export class ToolCallAssembler {
-  private readonly calls: ToolCall[] = [];
-  add(deltas: NonNullable<ChatCompletionChunk['choices'][number]['delta']['tool_calls']>): void {
-    for (const d of deltas) {
-      const call = (this.calls[d.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
-      if (d.id) call.id = d.id;
-      if (d.function?.name) call.function.name += d.function.name;
-      if (d.function?.arguments) call.function.arguments += d.function.arguments;
-    }
-  }
-  /** The complete calls so far (and forgets them). */
-  take(): ToolCall[] {
-    const out = this.calls.filter(Boolean);
-    this.calls.length = 0;
-    return out;
-  }
-}
 
 export interface LlmClientOptions {
   baseUrl: string;
@@ -145,14 +126,7 @@ export class LlmClient {
         }),
       );
       if (res.statusCode !== 200) {
-        const text = await res.body.text();
-        let message = text.slice(0, 300);
-        let code: string | null = null;
-        try {
-          ({ message, code } = (JSON.parse(text) as OpenAIErrorBody).error);
-        } catch {
-          /* not an OpenAI error body */
-        }
+        const { message, code } = readOpenAIErrorBody(await res.body.text());
         throw new LlmError(`LLM proxy answered ${res.statusCode}${code ? ` (${code})` : ''}: ${message}`, res.statusCode, { code, failure: statusFailure(res.statusCode, code) });
       }
       streaming = true;
@@ -163,15 +137,15 @@ export class LlmClient {
           done = true;
           break;
         }
-        let chunk: ChatCompletionChunk & { error?: { message?: string; code?: string | null } };
+        let chunk: ChatCompletionChunk;
         try {
-          chunk = JSON.parse(ev.data) as typeof chunk;
+          chunk = JSON.parse(ev.data) as ChatCompletionChunk;
         } catch {
           continue;
         }
-        if (chunk.error) {
-          const code = chunk.error.code ?? null;
-          throw new LlmError(`LLM stream failed${code ? ` (${code})` : ''}: ${chunk.error.message ?? 'unknown error'}`, 502, { code, failure: 'interrupted' });
+        const error = openAIErrorOf(chunk);
+        if (error) {
+          throw new LlmError(`LLM stream failed${error.code ? ` (${error.code})` : ''}: ${error.message ?? 'unknown error'}`, 502, { code: error.code, failure: 'interrupted' });
         }
         if (chunk.usage) {
           span.setAttributes({ 'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens, 'gen_ai.usage.output_tokens': chunk.usage.completion_tokens });

@@ -8,7 +8,7 @@ import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/
 import { buildApp as buildLlmProxy } from '../../llm-proxy/src/app.ts';
 import { readLlmProxyConfig } from '../../llm-proxy/src/config.ts';
 import { mockReply } from '../../llm-proxy/src/mock-llm.ts';
-import { LLM_FAILURE_TEXT, LlmClient, LlmError, ToolCallAssembler, type LlmEvent } from '../src/llm-client.ts';
+import { LLM_FAILURE_TEXT, LlmClient, LlmError, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
 
 describe('LlmClient', () => {
@@ -135,16 +135,5 @@ describe('LlmClient', () => {
       expect(timeout.failure).toBe('timeout');
       expect(timeout.userText).toBe('The language model took too long to answer');
     });
-  });
-
-  it('ToolCallAssembler joins pieces by index', () => {
-    const a = new ToolCallAssembler();
-    a.add([{ index: 1, id: 'b', type: 'function', function: { name: 'two', arguments: '{"x"' } }]);
-    a.add([{ index: 0, id: 'a', function: { name: 'one', arguments: '{}' } }, { index: 1, function: { arguments: ':1}' } }]);
-    expect(a.take()).toEqual([
-      { id: 'a', type: 'function', function: { name: 'one', arguments: '{}' } },
-      { id: 'b', type: 'function', function: { name: 'two', arguments: '{"x":1}' } },
-    ]);
-    expect(a.take()).toEqual([]);
   });
 });

@@ -13,7 +13,7 @@
  * There is no authorization endpoint (no authorization_code grant), so `response_types_supported`,
  * which §2 requires, is empty.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { KNOWN_SCOPES, SUPPORTED_GRANT_TYPES } from '../clients.ts';
 import type { AuthConfig } from '../config.ts';
 
@@ -44,30 +44,28 @@ export function metadataPaths(issuer: string): string[] {
   return pathname ? [METADATA_PATH, `${METADATA_PATH}${pathname}`] : [METADATA_PATH];
 }
 
-export function oauthMetadataRoutes(config: Pick<AuthConfig, 'jwtIssuer' | 'publicUrl' | 'port'>): FastifyPluginAsync {
-  return async (app) => {
-    const baseUrl = (): string => {
-      if (config.publicUrl) return config.publicUrl;
-      const address = app.server.address();
-      const port = typeof address === 'object' && address ? address.port : config.port;
-      return `http://127.0.0.1:${port}`;
-    };
-    for (const url of metadataPaths(config.jwtIssuer)) {
-      app.get(url, { config: { public: true } }, async (_request, reply) => {
-        const base = baseUrl();
-        const metadata: AuthorizationServerMetadata = {
-          issuer: config.jwtIssuer,
-          token_endpoint: `${base}/oauth/token`,
-          revocation_endpoint: `${base}/oauth/revoke`,
-          jwks_uri: `${base}/.well-known/jwks.json`,
-          grant_types_supported: [...SUPPORTED_GRANT_TYPES],
-          response_types_supported: [],
-          token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
-          revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
-          scopes_supported: [...KNOWN_SCOPES],
-        };
-        return reply.header('cache-control', `public, max-age=${MAX_AGE_SECONDS}`).send(metadata);
-      });
-    }
+export function registerOAuthMetadataRoutes(app: FastifyInstance, config: Pick<AuthConfig, 'jwtIssuer' | 'publicUrl' | 'port'>): void {
+  const baseUrl = (): string => {
+    if (config.publicUrl) return config.publicUrl;
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    return `http://127.0.0.1:${port}`;
   };
+  for (const url of metadataPaths(config.jwtIssuer)) {
+    app.get(url, { config: { public: true } }, async (_request, reply) => {
+      const base = baseUrl();
+      const metadata: AuthorizationServerMetadata = {
+        issuer: config.jwtIssuer,
+        token_endpoint: `${base}/oauth/token`,
+        revocation_endpoint: `${base}/oauth/revoke`,
+        jwks_uri: `${base}/.well-known/jwks.json`,
+        grant_types_supported: [...SUPPORTED_GRANT_TYPES],
+        response_types_supported: [],
+        token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        scopes_supported: [...KNOWN_SCOPES],
+      };
+      return reply.header('cache-control', `public, max-age=${MAX_AGE_SECONDS}`).send(metadata);
+    });
+  }
 }

@@ -15,7 +15,7 @@
  *
  * `token_type_hint` is accepted and not needed: the token says what it is (§2.1 allows ignoring it).
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Database } from '@codelab/service-kit/db';
 import { writeAudit } from '../audit.ts';
 import { authenticateClient, readClientCredentials } from '../client-auth.ts';
@@ -34,13 +34,14 @@ export interface OAuthRevokeDeps {
   clientIp?: (request: FastifyRequest) => string;
 }
 
-export function oauthRevokeRoutes(deps: OAuthRevokeDeps): FastifyPluginAsync {
+export async function registerOAuthRevokeRoutes(app: FastifyInstance, deps: OAuthRevokeDeps): Promise<void> {
   const { db, verifier, metrics } = deps;
 
-  return async (app) => {
-    acceptOnlyFormBodies(app, OAUTH_BODY_LIMIT);
+  // in a context of its own: only form bodies are parsed, for this route alone
+  await app.register(async (scope) => {
+    acceptOnlyFormBodies(scope, OAUTH_BODY_LIMIT);
 
-    app.post(
+    scope.post(
       '/oauth/revoke',
       {
         config: { public: true },
@@ -90,5 +91,5 @@ export function oauthRevokeRoutes(deps: OAuthRevokeDeps): FastifyPluginAsync {
         return reply.headers(NO_STORE_HEADERS).send();
       },
     );
-  };
+  });
 }

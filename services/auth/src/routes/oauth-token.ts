@@ -9,7 +9,7 @@
  * Every answer, success or error, is `Cache-Control: no-store` and `Pragma: no-cache`; errors are
  * RFC 6749 bodies, whatever failed (a JSON body, a repeated parameter, the database).
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authenticateClient, readClientCredentials } from '../client-auth.ts';
 import { NO_STORE_HEADERS, oauthErrors, sendOAuthError, toOAuthError, type OAuthError } from '../errors.ts';
 import { acceptOnlyFormBodies, formOf } from '../form-body.ts';
@@ -43,7 +43,7 @@ export interface OAuthTokenDeps extends GrantDeps {
   clientIp?: (request: FastifyRequest) => string;
 }
 
-export function oauthTokenRoutes(deps: OAuthTokenDeps): FastifyPluginAsync {
+export async function registerOAuthTokenRoutes(app: FastifyInstance, deps: OAuthTokenDeps): Promise<void> {
   const { db, metrics, hooks = {} } = deps;
 
   async function handle(ctx: TokenRequestContext): Promise<Awaited<ReturnType<GrantHandler>>> {
@@ -59,10 +59,11 @@ export function oauthTokenRoutes(deps: OAuthTokenDeps): FastifyPluginAsync {
     return grant(deps, ctx, auth.client);
   }
 
-  return async (app) => {
-    acceptOnlyFormBodies(app, OAUTH_BODY_LIMIT);
+  // in a context of its own: only form bodies are parsed, for this route alone
+  await app.register(async (scope) => {
+    acceptOnlyFormBodies(scope, OAUTH_BODY_LIMIT);
 
-    app.post(
+    scope.post(
       '/oauth/token',
       {
         config: { public: true },
@@ -91,5 +92,5 @@ export function oauthTokenRoutes(deps: OAuthTokenDeps): FastifyPluginAsync {
         return reply.headers(NO_STORE_HEADERS).send(body);
       },
     );
-  };
+  });
 }

@@ -1,10 +1,8 @@
 /**
  * GET /: what this service is (upstream compatible, without the docs link).
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 
-export function rootRoutes(version: string): FastifyPluginAsync {
-  return async (app) => {
-    app.get('/', { config: { public: true } }, async () => ({ service: 'CodeLab Auth Service', version }));
-  };
+export function registerRootRoutes(app: FastifyInstance, { version }: { version: string }): void {
+  app.get('/', { config: { public: true } }, async () => ({ service: 'CodeLab Auth Service', version }));
 }

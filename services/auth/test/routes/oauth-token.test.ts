@@ -7,7 +7,7 @@ import { createPublicClient } from '../../src/clients.ts';
 import { oauthErrors } from '../../src/errors.ts';
 import { loadKeyRing } from '../../src/keys.ts';
 import { createAuthMetrics } from '../../src/metrics.ts';
-import { oauthTokenRoutes } from '../../src/routes/oauth-token.ts';
+import { registerOAuthTokenRoutes } from '../../src/routes/oauth-token.ts';
 import { createTokenVerifier } from '../../src/token-verifier.ts';
 import { createTokenIssuer, hashJti } from '../../src/tokens.ts';
 import { createUser, type User } from '../../src/users.ts';
@@ -272,26 +272,24 @@ describe('POST /oauth/token', () => {
       const { jwtIssuer: issuer, jwtAudience: audience } = suite.testApp.config;
       const calls: string[] = [];
       const hooked = Fastify();
-      await hooked.register(
-        oauthTokenRoutes({
-          db: suite.db,
-          tokens: createTokenIssuer({ keys, issuer, audience }),
-          verifier: createTokenVerifier({ keys, issuer, audience }),
-          metrics: createAuthMetrics(new ServiceMetrics('auth-hooks-test')),
-          config: suite.testApp.config,
-          clientIp: () => '203.0.113.9',
-          hooks: {
-            async beforeCredentials(ctx) {
-              calls.push(`before ${ctx.grantType} ${ctx.ip}`);
-              if (ctx.form.username === 'locked-out') throw oauthErrors.invalid_grant('Too many failed attempts');
-            },
-            async afterFailure(ctx, error) {
-              calls.push(`failure ${error.code} ${ctx.failureReason}`);
-            },
-            async afterSuccess(ctx) {
-              calls.push(`success ${ctx.userId === user.id}`);
-            } } }),
-      );
+      await registerOAuthTokenRoutes(hooked, {
+        db: suite.db,
+        tokens: createTokenIssuer({ keys, issuer, audience }),
+        verifier: createTokenVerifier({ keys, issuer, audience }),
+        metrics: createAuthMetrics(new ServiceMetrics('auth-hooks-test')),
+        config: suite.testApp.config,
+        clientIp: () => '203.0.113.9',
+        hooks: {
+          async beforeCredentials(ctx) {
+            calls.push(`before ${ctx.grantType} ${ctx.ip}`);
+            if (ctx.form.username === 'locked-out') throw oauthErrors.invalid_grant('Too many failed attempts');
+          },
+          async afterFailure(ctx, error) {
+            calls.push(`failure ${error.code} ${ctx.failureReason}`);
+          },
+          async afterSuccess(ctx) {
+            calls.push(`success ${ctx.userId === user.id}`);
+          } } });
       const user = await newUser();
       const post = (form: Record<string, string>) =>
         hooked.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() });

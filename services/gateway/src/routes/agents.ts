@@ -5,7 +5,10 @@ import type { RuntimeClient } from '../runtime-client.ts';
 import { securityFor } from './openapi.ts';
 import { relayed, responses, sessionIdParams } from './schemas.ts';
 
-export function registerAgentRoutes(app: FastifyInstance, runtime: RuntimeClient, authenticate: (opts: { scope: Scope }) => preValidationHookHandler): void {
+export function registerAgentRoutes(
+  app: FastifyInstance,
+  { runtime, authenticate }: { runtime: RuntimeClient; authenticate: (opts: { scope: Scope }) => preValidationHookHandler },
+): void {
   app.get(
     '/api/v1/agents',
     {

@@ -5,15 +5,18 @@
  * a read of one's own session (`api:read`); an admin may read any session's.
  */
 import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify';
-import { SESSION_ID_PATTERN } from '@codelab/protocol';
+import { AUDIT_EVENT_TYPE_NAMES, SESSION_ID_PATTERN } from '@codelab/protocol';
 import type { Scope } from '../auth/authenticate.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
 import { securityFor } from './openapi.ts';
-import { AUDIT_EVENT_TYPES, AUDIT_LOG_MAX_LIMIT, relayed, responses, sessionIdParams } from './schemas.ts';
+import { AUDIT_LOG_MAX_LIMIT, relayed, responses, sessionIdParams } from './schemas.ts';
 
 const GLOBAL = 'Covers every user’s sessions (api:admin).';
 
-export function registerEventRoutes(app: FastifyInstance, runtime: RuntimeClient, authenticate: (opts: { scope: Scope }) => preValidationHookHandler): void {
+export function registerEventRoutes(
+  app: FastifyInstance,
+  { runtime, authenticate }: { runtime: RuntimeClient; authenticate: (opts: { scope: Scope }) => preValidationHookHandler },
+): void {
   const admin = { ...relayed, preValidation: authenticate({ scope: 'api:admin' }) };
 
   app.get(
@@ -85,7 +88,7 @@ export function registerEventRoutes(app: FastifyInstance, runtime: RuntimeClient
           additionalProperties: false,
           properties: {
             session_id: { type: 'string', pattern: SESSION_ID_PATTERN },
-            event_type: { type: 'string', enum: [...AUDIT_EVENT_TYPES] },
+            event_type: { type: 'string', enum: [...AUDIT_EVENT_TYPE_NAMES] },
             limit: { type: 'integer', minimum: 1, maximum: AUDIT_LOG_MAX_LIMIT, description: 'default 100' },
           },
         },

@@ -4,7 +4,7 @@
  * through `app.addSchema` so that the OpenAPI document names them once (components.schemas).
  * The response schemas document; they never filter what is relayed (see `relayed`).
  */
-import { SESSION_ID_PATTERN } from '@codelab/protocol';
+import { AUDIT_EVENT_TYPE_NAMES, SESSION_ID_PATTERN } from '@codelab/protocol';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 
 export const sessionIdParams = {
@@ -13,8 +13,6 @@ export const sessionIdParams = {
   properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN, description: '1–128 of A-Za-z0-9._:-' } },
 } as const;
 
-/** Upstream's audit-log entry types (the runtime's `AUDIT_EVENT_TYPES`). */
-export const AUDIT_EVENT_TYPES = ['agent_switched', 'hitl_decision_made', 'agent_error', 'tool_execution_failed', 'tool_approval_required'] as const;
 export const AUDIT_LOG_MAX_LIMIT = 1000;
 
 const nullable = (type: string) => ({ type: [type, 'null'] });
@@ -245,7 +243,7 @@ const SHARED = [
         items: {
           type: 'object',
           description: 'the base fields, then the event’s own data (e.g. agent, error_message, error_type; tool_name, call_id, reason, arguments)',
-          properties: { timestamp: iso, event_type: { type: 'string', enum: [...AUDIT_EVENT_TYPES] }, event_id: { type: 'string' }, session_id: nullable('string'), correlation_id: nullable('string') },
+          properties: { timestamp: iso, event_type: { type: 'string', enum: [...AUDIT_EVENT_TYPE_NAMES] }, event_id: { type: 'string' }, session_id: nullable('string'), correlation_id: nullable('string') },
           additionalProperties: true,
         },
       },

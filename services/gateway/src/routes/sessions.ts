@@ -12,7 +12,10 @@ import { relayed, responses, sessionIdParams } from './schemas.ts';
 
 const NOT_FOUND = { 404: 'Unknown session, or another user’s (RT_ERR_SESSION_NOT_FOUND)' };
 
-export function registerSessionRoutes(app: FastifyInstance, runtime: RuntimeClient, authenticate: (opts: { scope: Scope }) => preValidationHookHandler): void {
+export function registerSessionRoutes(
+  app: FastifyInstance,
+  { runtime, authenticate }: { runtime: RuntimeClient; authenticate: (opts: { scope: Scope }) => preValidationHookHandler },
+): void {
   app.post<{ Body: { session_id?: string } | undefined }>(
     '/api/v1/sessions',
     {

@@ -64,6 +64,8 @@ describe('parseFrame', () => {
     ['switch_agent without agent_type', '{"type":"switch_agent","content":"x"}', 'GW_ERR_WS_INVALID_FRAME', /"agent_type" is required/],
     ['hitl_decision with a bad decision', '{"type":"hitl_decision","call_id":"c","decision":"maybe"}', 'GW_ERR_WS_INVALID_FRAME', /approve, edit or reject/],
     ['hitl_decision without call_id', '{"type":"hitl_decision","decision":"approve"}', 'GW_ERR_WS_INVALID_FRAME', /"call_id" is required/],
+    ['an edit without modified_arguments', '{"type":"hitl_decision","call_id":"c","decision":"edit"}', 'GW_ERR_WS_INVALID_FRAME', /"modified_arguments" is required for an edit/],
+    ['an EDIT with array arguments', '{"type":"hitl_decision","call_id":"c","decision":"EDIT","modified_arguments":[1]}', 'GW_ERR_WS_INVALID_FRAME', /must be a JSON object/],
     ['tool_result with a non-string error', '{"type":"tool_result","call_id":"c","error":{}}', 'GW_ERR_WS_INVALID_FRAME', /"error" must be a string/],
     ['resume without last_seq', '{"type":"resume"}', 'GW_ERR_WS_INVALID_FRAME', /"last_seq" is required and must be a non-negative integer/],
     ['resume with a negative last_seq', '{"type":"resume","last_seq":-1}', 'GW_ERR_WS_INVALID_FRAME', /non-negative integer/],

@@ -10,7 +10,7 @@ import { ServiceMetrics } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createGatewayMetrics } from '../../src/metrics.ts';
 import type { RuntimeClient } from '../../src/runtime-client.ts';
-import { handleConversation, type ConversationRequest } from '../../src/ws/conversation.ts';
+import { handleConnection, type ConnectionRequest } from '../../src/ws/connection-handler.ts';
 
 class StandInSocket extends EventEmitter {
   readonly OPEN = 1;
@@ -29,7 +29,7 @@ class StandInSocket extends EventEmitter {
   }
 }
 
-describe('handleConversation', () => {
+describe('handleConnection', () => {
   it('closes a slow reader with 4008 once its send buffer passes the limit, and counts it', async () => {
     const serviceMetrics = new ServiceMetrics('gateway');
     const metrics = createGatewayMetrics(serviceMetrics);
@@ -39,9 +39,9 @@ describe('handleConversation', () => {
       openTurn: async () => ({ statusCode: 200, headers: {}, body: (async function* () { yield Buffer.from(tokens); })() }),
     } as unknown as RuntimeClient;
     const socket = new StandInSocket();
-    const request = { params: { sessionId: 's1' }, query: {}, principal: undefined, headers: {}, log: silentLogger() } as unknown as ConversationRequest;
+    const request = { params: { sessionId: 's1' }, query: {}, principal: undefined, headers: {}, log: silentLogger() } as unknown as ConnectionRequest;
     const inFlight = new Set<Promise<void>>();
-    handleConversation(socket as unknown as WebSocket, request, { runtime, metrics, serviceMetrics, maxQueuedFrames: 4, maxBufferedBytes: 2048, isDraining: () => false, inFlight });
+    handleConnection(socket as unknown as WebSocket, request, { runtime, metrics, serviceMetrics, maxQueuedFrames: 4, maxBufferedBytes: 2048, isDraining: () => false, inFlight });
     socket.emit('message', Buffer.from(JSON.stringify({ type: 'user_message', content: 'hi' })), false);
     await Promise.all([...inFlight]);
     expect(socket.closedWith).toBe(4008);

@@ -50,6 +50,20 @@ function pieces(text: string, size = 8): string[] {
   return out.length ? out : [''];
 }
 
+/**
+ * `[[mock:disconnect_after N]]`, LLM_PROXY__MOCK_DISCONNECT_RATE: the connection drops without a
+ * word. What was written leaves first, then the socket is destroyed: a stream ends without an
+ * error event, `[DONE]` or the chunked terminator; a non-streaming request gets no answer at all.
+ */
+const INJECTED_DISCONNECT: ProviderEvent = {
+  type: 'cut',
+  outcome: 'injected_disconnect',
+  async cut(response) {
+    if (response.headersSent) await new Promise<void>((resolve) => response.write('', () => resolve()));
+    response.destroy();
+  },
+};
+
 export class MockProvider implements Provider {
   readonly name = 'mock' as const;
   readonly semconvName = 'codelab.mock';
@@ -132,7 +146,7 @@ export class MockProvider implements Provider {
       const tokenDelay = (): number => script.tokenDelayMs ?? self.draw(self.config.mockTokenDelayMs);
       for (let i = 0; i < limited.length; i++) {
         if (script.disconnectAfter !== undefined && i === script.disconnectAfter) {
-          yield { type: 'disconnect' };
+          yield INJECTED_DISCONNECT;
           return;
         }
         if (script.errorAfter && i === script.errorAfter.tokens) throw errorForStatus(script.errorAfter.status, `mock: injected mid-stream error ${script.errorAfter.status}`);

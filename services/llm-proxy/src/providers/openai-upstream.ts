@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, type ServiceMetrics } from '@codelab/service-kit';
-import type { ChatCompletionChunk, OpenAIErrorBody } from '@codelab/protocol';
+import { openAIErrorOf, readOpenAIErrorBody, type ChatCompletionChunk } from '@codelab/protocol';
 import type { LlmProxyConfig } from '../config.ts';
 import { errorForStatus, OpenAIError } from '../errors.ts';
 import type { LlmProxyMetrics } from '../metrics.ts';
@@ -220,13 +220,7 @@ export class OpenAIUpstreamProvider implements Provider {
     try {
       const res = await this.peer.request({ method: 'POST', path: this.path, route: '/v1/chat/completions', headers, body, signal: ac.signal });
       if (res.statusCode !== 200) {
-        const text = await res.body.text().catch(() => '');
-        let message = text.slice(0, 300);
-        try {
-          message = (JSON.parse(text) as OpenAIErrorBody).error.message ?? message;
-        } catch {
-          /* not an OpenAI error body */
-        }
+        const { message } = readOpenAIErrorBody(await res.body.text().catch(() => ''));
         const status = res.statusCode;
         const msg = `Upstream ${target} answered ${status}: ${message}`;
         const err = status === 401 || status === 403 || status === 500 ? errorForStatus(502, msg) : errorForStatus(status, msg, retryAfterOf(res.headers));
@@ -241,9 +235,10 @@ export class OpenAIUpstreamProvider implements Provider {
           if (ev.data === '[DONE]') {
             return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`), retryable: true, breaker: true, reason: 'empty_stream' });
           }
-          const chunk = JSON.parse(ev.data) as ChatCompletionChunk & { error?: { message?: string } };
-          if (chunk.error) {
-            return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed: ${chunk.error.message ?? 'unknown error'}`), retryable: true, breaker: true, reason: 'stream_error' });
+          const chunk = JSON.parse(ev.data) as ChatCompletionChunk;
+          const error = openAIErrorOf(chunk);
+          if (error) {
+            return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed: ${error.message ?? 'unknown error'}`), retryable: true, breaker: true, reason: 'stream_error' });
           }
           buffered.push(chunk);
           if (hasOutput(chunk) || (chunk.usage && !chunk.choices?.length)) {
@@ -278,8 +273,9 @@ export class OpenAIUpstreamProvider implements Provider {
           } else {
             for (const ev of sseEventsIn(run)) {
               if (ev.data === '[DONE]') return;
-              const chunk = JSON.parse(ev.data) as ChatCompletionChunk & { error?: { message?: string } };
-              if (chunk.error) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed mid-stream: ${chunk.error.message ?? 'unknown error'}`);
+              const chunk = JSON.parse(ev.data) as ChatCompletionChunk;
+              const error = openAIErrorOf(chunk);
+              if (error) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed mid-stream: ${error.message ?? 'unknown error'}`);
               yield chunk.model === publicModel ? { type: 'chunk', chunk, raw: ev.data } : { type: 'chunk', chunk: { ...chunk, model: publicModel } };
             }
           }

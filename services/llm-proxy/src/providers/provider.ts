@@ -1,4 +1,5 @@
 /** What the chat-completions route needs from a provider: OpenAI chunks, one request at a time. */
+import type { ServerResponse } from 'node:http';
 import type { ChatCompletionChunk, ChatCompletionRequest, Usage } from '@codelab/protocol';
 import type { ModelRoute } from '../model-map.ts';
 
@@ -12,8 +13,11 @@ export type ProviderEvent =
    * public model name): `events` of them, and the usage and finish reason they carried.
    */
   | { type: 'sse'; text: string; events: number; usage?: Usage | undefined; finish?: string | undefined }
-  /** Mock fault injection: cut the client's connection without a word. */
-  | { type: 'disconnect' };
+  /**
+   * Fault injection (the mock's): the provider ends the exchange itself. The route counts it under
+   * `outcome`, sends nothing more and hands over the response, which `cut` drops without a word.
+   */
+  | { type: 'cut'; outcome: string; cut(response: ServerResponse): Promise<void> };
 
 export interface ProviderCall {
   request: ChatCompletionRequest;

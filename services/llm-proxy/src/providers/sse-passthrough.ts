@@ -8,7 +8,7 @@
  * - `[DONE]` (ends the stream; the route writes its own).
  * The public model name replaces the upstream model's in the forwarded text.
  */
-import type { ChatCompletionChunk, Usage } from '@codelab/protocol';
+import { openAIErrorOf, type ChatCompletionChunk, type Usage } from '@codelab/protocol';
 import { sseEventsIn } from '@codelab/service-kit';
 
 export interface ForwardedRun {
@@ -81,15 +81,16 @@ export class SsePassthrough {
         out.done = true;
         break;
       }
-      let chunk: ChatCompletionChunk & { error?: { message?: string } };
+      let chunk: ChatCompletionChunk;
       try {
-        chunk = JSON.parse(ev.data) as typeof chunk;
+        chunk = JSON.parse(ev.data) as ChatCompletionChunk;
       } catch {
         out.error = `sent an event that is not JSON: ${ev.data.slice(0, 100)}`;
         break;
       }
-      if (chunk.error) {
-        out.error = chunk.error.message ?? 'unknown error';
+      const error = openAIErrorOf(chunk);
+      if (error) {
+        out.error = error.message ?? 'unknown error';
         break;
       }
       const finish = chunk.choices?.[0]?.finish_reason;

@@ -11,7 +11,7 @@ import { SESSION_ID_PATTERN } from '@codelab/protocol';
 import { registeredAgents, type AgentDefinition } from '../agents/definitions.ts';
 import { runtimeErrors } from '../errors.ts';
 import { AgentAlreadyActiveError, switchDto, type AgentContextRow, type AgentContextStore, type AgentSwitchDto } from '../store/agent-context.ts';
-import type { EventStore } from '../store/events.ts';
+import type { EventWriter } from '../store/event-writer.ts';
 import { callerOf } from './sessions.ts';
 
 const sessionIdParam = {
@@ -47,7 +47,7 @@ export function agentInfo(a: AgentDefinition) {
   return { type: a.type, name: a.name, description: a.description, allowed_tools: [...a.allowedTools], has_file_restrictions: Boolean(a.fileRestrictions?.length) };
 }
 
-export function registerAgentRoutes(app: FastifyInstance, deps: { contexts: AgentContextStore; events: EventStore; multiAgent: boolean }): void {
+export function registerAgentRoutes(app: FastifyInstance, deps: { contexts: AgentContextStore; events: EventWriter; multiAgent: boolean }): void {
   const { contexts, events } = deps;
   const agents = registeredAgents(deps.multiAgent);
   const agentTypes = agents.map((a) => a.type as string);

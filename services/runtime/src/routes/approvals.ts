@@ -5,42 +5,27 @@
  * upstream, an unknown session, or another user's, answers 404.
  */
 import type { FastifyInstance } from 'fastify';
-import { SESSION_ID_PATTERN } from '@codelab/protocol';
+import { SESSION_ID_PATTERN, type PendingApproval, type PendingApprovalList } from '@codelab/protocol';
 import type { Database } from '@codelab/service-kit';
 import { runtimeErrors } from '../errors.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import { callerOf } from './sessions.ts';
 
-export interface PendingApprovalDto {
-  request_id: string;
-  request_type: 'tool';
-  subject: string;
-  details: { arguments: unknown };
-  reason: string | null;
-  created_at: string;
-  /** Legacy aliases kept by upstream: call_id = request_id, tool_name = subject, arguments = details.arguments. */
-  call_id: string;
-  tool_name: string;
-  arguments: unknown;
-  /** When the approval expires (the call is then rejected); null: never. */
-  expires_at: string | null;
-}
-
 export function registerApprovalRoutes(app: FastifyInstance, deps: { db: Database; store: SessionStore }): void {
   app.get<{ Params: { sessionId: string } }>(
     '/sessions/:sessionId/pending-approvals',
     { schema: { params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } } },
-    async (request) => {
+    async (request): Promise<PendingApprovalList> => {
       const { sessionId } = request.params;
       const session = await deps.store.get(sessionId, callerOf(request));
       if (!session) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
-      const { rows } = await deps.db.query<{ call_id: string; tool_name: string; arguments: unknown; approval_reason: string | null; created_at: Date; expires_at: Date | null }>(
+      const { rows } = await deps.db.query<{ call_id: string; tool_name: string; arguments: Record<string, unknown>; approval_reason: string | null; created_at: Date; expires_at: Date | null }>(
         `SELECT call_id, tool_name, arguments, approval_reason, created_at, expires_at FROM tool_calls
          WHERE session_id = $1 AND status = 'pending_approval' AND (expires_at IS NULL OR expires_at > now())
          ORDER BY created_at, batch, position`,
         [session.id],
       );
-      const pending: PendingApprovalDto[] = rows.map((r) => ({
+      const pending: PendingApproval[] = rows.map((r) => ({
         request_id: r.call_id,
         request_type: 'tool',
         subject: r.tool_name,

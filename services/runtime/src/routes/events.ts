@@ -7,13 +7,14 @@
 import type { FastifyInstance } from 'fastify';
 import { SESSION_ID_PATTERN } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
-import { AUDIT_EVENT_TYPES, type AuditEventType, type EventStore } from '../store/events.ts';
+import { AUDIT_EVENT_TYPES, type AuditEventType } from '../store/event-catalog.ts';
+import type { EventReports } from '../store/event-reports.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import { callerOf } from './sessions.ts';
 
 export const AUDIT_LOG_MAX_LIMIT = 1000;
 
-export function registerEventRoutes(app: FastifyInstance, deps: { events: EventStore; store: SessionStore }): void {
+export function registerEventRoutes(app: FastifyInstance, deps: { events: EventReports; store: SessionStore }): void {
   const { events, store } = deps;
 
   app.get('/events/metrics', async (request) => events.metrics(callerOf(request)));

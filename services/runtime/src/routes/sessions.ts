@@ -41,7 +41,7 @@ export function callerOf(request: FastifyRequest): Caller {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-export function registerSessionRoutes(app: FastifyInstance, store: SessionStore): void {
+export function registerSessionRoutes(app: FastifyInstance, { store }: { store: SessionStore }): void {
   /** The one answer for a session the caller cannot see, whether it is someone else's or nobody's. */
   const notFound = (id: string) => runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${id} not found`);
   const visibleSession = async (request: FastifyRequest<{ Params: { sessionId: string } }>) => {

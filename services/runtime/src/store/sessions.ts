@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Database, Queryable } from '@codelab/service-kit';
-import type { ChatMessage, HistoryMessage, SessionSummary, ToolCall } from '@codelab/protocol';
+import type { Caller, ChatMessage, HistoryMessage, SessionSummary, ToolCall } from '@codelab/protocol';
 import { AgentContextStore, type AgentSwitch } from './agent-context.ts';
 import { OPEN_STATUSES } from './tool-calls.ts';
 
@@ -78,10 +78,11 @@ export function summaryOf(row: SessionRow): SessionSummary {
 }
 
 /**
- * Whose sessions a call may see: a user id (the JWT `sub` the gateway forwards) sees only the
- * sessions it owns; `undefined` (authentication off, development) sees every session.
+ * Whose sessions a call may see (the protocol's `Caller`): a user id (the JWT `sub` the gateway
+ * forwards) sees only the sessions it owns; `undefined` (authentication off, development) sees
+ * every session.
  */
-export type Caller = string | undefined;
+export type { Caller };
 
 export function visibleTo(row: SessionRow, caller: Caller): boolean {
   return caller === undefined || row.owner_sub === caller;

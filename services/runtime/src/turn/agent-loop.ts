@@ -4,6 +4,8 @@
  * anything is stored (agent permissions, file restrictions, argument JSON): a refused call is
  * stored with an error result for the LLM, never as an orphan. Calls go to the IDE one at a time,
  * in order; `switch_mode` is handled here. Each step is bounded by AGENT_RUNTIME__MAX_STEPS_PER_TURN.
+ * A turn whose session lease is lost stops where it is (LeaseLostError goes up to the runner):
+ * no error frame, no LLM failure recorded for it.
  */
 import { randomUUID } from 'node:crypto';
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
@@ -18,6 +20,7 @@ import type { SwitchSource } from '../store/agent-context.ts';
 import type { ToolCallRow } from '../store/tool-calls.ts';
 import { buildPrompt } from './history.ts';
 import { CancelledError } from './running-turns.ts';
+import { LeaseLostError } from './session-lease.ts';
 import type { TurnContext } from './turn-context.ts';
 
 const tracer = trace.getTracer('codelab-runtime');
@@ -27,6 +30,13 @@ export type TurnOutcome = 'ok' | 'tool_call' | 'switched' | 'cancelled' | 'llm_e
 
 export function isCancelled(signal: AbortSignal): boolean {
   return signal.aborted && signal.reason instanceof CancelledError;
+}
+
+/** Rethrows when the turn stopped because its lease was lost (`err` is that, or its signal says so). */
+function rethrowIfLost(t: TurnContext, err: unknown): void {
+  if (err instanceof LeaseLostError) throw err;
+  if (t.signal.aborted && t.signal.reason instanceof LeaseLostError) throw t.signal.reason;
+  t.throwIfLost();
 }
 
 async function fail(t: TurnContext, code: keyof typeof runtimeErrors, message: string, outcome: TurnOutcome): Promise<TurnOutcome> {
@@ -64,6 +74,7 @@ async function route(t: TurnContext, message: string): Promise<Classification> {
     return { ...parseClassification(text, allowed), method: 'llm' };
   } catch (err) {
     if (isCancelled(t.signal)) throw err;
+    rethrowIfLost(t, err);
     t.log.info({ err: { message: (err as Error).message } }, 'LLM classification failed; routing by keywords');
     return classifyByKeywords(message, (err as Error).message);
   }
@@ -229,6 +240,7 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
       else if (ev.kind === 'usage') usage = ev.usage;
     }
   } catch (err) {
+    rethrowIfLost(t, err);
     if (isCancelled(t.signal)) {
       record(false, 'cancelled');
       return { kind: 'stopped', outcome: await cancelled(t, agent, content) };
@@ -249,6 +261,7 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
     await services.sessions.append(t.sessionId, { role: 'assistant', content, metadata: { agent: agent.type }, token_count: usage.completion_tokens });
     services.metrics.messagesPersisted.inc({ role: 'assistant' });
   } catch (err) {
+    rethrowIfLost(t, err);
     t.log.error({ err }, 'assistant message could not be persisted');
     const { def } = runtimeErrors.RT_ERR_PERSISTENCE;
     return { kind: 'stopped', outcome: await fail(t, 'RT_ERR_PERSISTENCE', def.message, 'persistence_error') };
@@ -274,6 +287,7 @@ export async function cancelled(t: TurnContext, agent: AgentDefinition | undefin
 export async function runAgent(t: TurnContext, lastUserMessage: () => Promise<string>, after: TurnTrigger = 'user_message'): Promise<TurnOutcome> {
   const { services } = t;
   for (;;) {
+    rethrowIfLost(t, undefined);
     if (isCancelled(t.signal)) return cancelled(t, undefined, '');
     if (t.steps >= services.maxStepsPerTurn) {
       return fail(t, 'RT_ERR_TOO_MANY_STEPS', `The turn stopped after ${services.maxStepsPerTurn} LLM calls without an answer (AGENT_RUNTIME__MAX_STEPS_PER_TURN)`, 'error');

@@ -11,7 +11,7 @@
  *   LLM with the user's feedback and goes on.
  * - switch_agent: switches, no LLM call.
  */
-import type { TurnFrame } from '@codelab/protocol';
+import { assertTurnFrame, type TurnFrame } from '@codelab/protocol';
 import { isAgentType, type AgentType } from '../agents/definitions.ts';
 import { runtimeErrors } from '../errors.ts';
 import { toolLabel } from '../metrics.ts';
@@ -87,33 +87,16 @@ function supersedeContent(row: ToolCallRow): string {
   return `Error: the user sent a new message before ${row.tool_name} (${row.call_id}) was answered; it was not run`;
 }
 
-/** Checks a message on its own (no session state): before a session is created or leased. */
+/**
+ * Checks a message on its own (no session state): before a session is created or leased. The frame
+ * rules are the protocol's, the same the gateway applies; only the agents are this runtime's.
+ */
 export function validateMessage(services: ConversationServices, message: TurnFrame): void {
-  const invalidAgent = (agent: unknown) =>
-    runtimeErrors.RT_ERR_INVALID_AGENT(`Invalid agent_type: '${String(agent)}'. Available: ${[...services.agents.keys()].join(', ')}`);
-  switch (message.type) {
-    case 'user_message':
-      if (typeof message.content !== 'string' || message.content.trim() === '') throw runtimeErrors.RT_ERR_INVALID_MESSAGE('user_message needs a non-empty content');
-      if (message.agent_type !== undefined && (!isAgentType(message.agent_type) || !services.agents.has(message.agent_type))) throw invalidAgent(message.agent_type);
-      return;
-    case 'tool_result':
-      if (typeof message.call_id !== 'string' || message.call_id === '') throw runtimeErrors.RT_ERR_INVALID_MESSAGE('call_id is required for tool_result message');
-      return;
-    case 'hitl_decision': {
-      if (typeof message.call_id !== 'string' || message.call_id === '') throw runtimeErrors.RT_ERR_INVALID_MESSAGE('call_id and decision are required for hitl_decision message');
-      const decision = String(message.decision).toLowerCase();
-      if (!['approve', 'edit', 'reject'].includes(decision)) throw runtimeErrors.RT_ERR_INVALID_MESSAGE(`Invalid HITL decision: ${String(message.decision)}`);
-      const edited = message.modified_arguments;
-      if (decision === 'edit' && (!edited || typeof edited !== 'object' || Array.isArray(edited))) {
-        throw runtimeErrors.RT_ERR_INVALID_MESSAGE('hitl_decision "edit" needs modified_arguments (a JSON object)');
-      }
-      return;
-    }
-    case 'switch_agent':
-      if (!isAgentType(message.agent_type) || !services.agents.has(message.agent_type)) throw invalidAgent(message.agent_type);
-      return;
+  assertTurnFrame(message, { invalid: runtimeErrors.RT_ERR_INVALID_MESSAGE, unsupported: runtimeErrors.RT_ERR_UNSUPPORTED_MESSAGE_TYPE });
+  const agent = message.type === 'user_message' || message.type === 'switch_agent' ? message.agent_type : undefined;
+  if ((message.type === 'switch_agent' || agent !== undefined) && (!isAgentType(agent) || !services.agents.has(agent))) {
+    throw runtimeErrors.RT_ERR_INVALID_AGENT(`Invalid agent_type: '${String(agent)}'. Available: ${[...services.agents.keys()].join(', ')}`);
   }
-  throw runtimeErrors.RT_ERR_UNSUPPORTED_MESSAGE_TYPE(`Unsupported message type: ${String((message as { type?: unknown }).type)}`);
 }
 
 export async function prepare(services: ConversationServices, sessionId: string, session: LeasedSession, message: TurnFrame): Promise<PreparedTurn> {

@@ -10,6 +10,11 @@
  * with the session lease (AGENT_RUNTIME__SESSION_LEASE_TTL) and is renewed with it. When it is
  * gone and the follower has not seen the end of a turn, `follow` asks its `settle` step
  * (interrupted-turns.ts), which reads the lease and closes a turn whose runtime died.
+ *
+ * Fencing: a turn appends with its lease's token (session-lease.ts), and whoever takes a session
+ * over `claim`s its log with a greater token first; from then on the log refuses the frames (and
+ * the running-flag changes) of the older lease, atomically, so that a turn which lost its lease
+ * cannot add frames after the taker's even before it knows it lost.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -21,6 +26,12 @@ export interface LoggedFrame {
   final: boolean;
   /** Made up for one follower, not logged (settle's "frames lost" notice). */
   synthetic?: boolean;
+}
+
+/** Who appends: a lease's fencing token, and what to do when the log refuses a frame of it (a greater token claimed the log). */
+export interface AppendFence {
+  token: string;
+  onRefused: () => void;
 }
 
 /** The last frame of a session's log: its number and whether it ended a turn. */
@@ -44,16 +55,22 @@ export interface FrameLog {
    * Keeps a frame. Resolves once it has left for the log (handed to the Redis connection, in the
    * batch of this event-loop turn), undefined when it is kept already (memory): a turn sends a
    * frame to its caller only after that, so the log never lags behind what a caller saw even when
-   * the process dies the next instant.
+   * the process dies the next instant. With a `fence`, the frame is refused (and `onRefused`
+   * called: at once in memory, when Redis answers otherwise) when a greater token claimed the log.
    */
-  append(sessionId: string, frame: LoggedFrame): Promise<void> | undefined;
+  append(sessionId: string, frame: LoggedFrame, fence?: AppendFence): Promise<void> | undefined;
+  /**
+   * Fences the session's log for the lease with `token`: once this resolves, fenced appends and
+   * running-flag changes with a smaller token are refused. A smaller token than the log's is ignored.
+   */
+  claim(sessionId: string, token: string): Promise<void>;
   /**
    * Appends `frame` unless the log already ends at or past its seq, atomically: several
    * instances closing the same turn with the same frame keep it once. True when appended.
    */
   appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean>;
-  /** Marks the session's turn as running (until `false`, or the flag's time-to-live). */
-  setRunning(sessionId: string, running: boolean): void;
+  /** Marks the session's turn as running (until `false`, or the flag's time-to-live); with `token`, only while no greater token claimed the log. */
+  setRunning(sessionId: string, running: boolean, token?: string): void;
   isRunning(sessionId: string): Promise<boolean>;
   /** The session's last logged frame (undefined when none is kept). */
   tail(sessionId: string): Promise<LogTail | undefined>;
@@ -70,6 +87,8 @@ export interface FrameLog {
 interface MemoryEntry {
   frames: LoggedFrame[];
   running: boolean;
+  /** The greatest token that claimed the log. */
+  claimed: bigint;
   touched: number;
   waiters: Set<() => void>;
 }
@@ -89,7 +108,7 @@ export class MemoryFrameLog implements FrameLog {
     if (e) {
       this.sessions.delete(sessionId); // re-insert: the map's order is least recently used first
     } else {
-      e = { frames: [], running: false, touched: 0, waiters: new Set() };
+      e = { frames: [], running: false, claimed: -1n, touched: 0, waiters: new Set() };
       const max = this.opts.maxSessions ?? 10_000;
       for (const [id, old] of this.sessions) {
         if (this.sessions.size < max) break;
@@ -105,8 +124,12 @@ export class MemoryFrameLog implements FrameLog {
     for (const w of [...e.waiters]) w();
   }
 
-  append(sessionId: string, frame: LoggedFrame): undefined {
+  append(sessionId: string, frame: LoggedFrame, fence?: AppendFence): undefined {
     const e = this.entry(sessionId);
+    if (fence && BigInt(fence.token) < e.claimed) {
+      fence.onRefused();
+      return;
+    }
     e.frames.push(frame);
     if (e.frames.length > this.opts.maxFrames) e.frames.splice(0, e.frames.length - this.opts.maxFrames);
     this.wake(e);
@@ -119,8 +142,14 @@ export class MemoryFrameLog implements FrameLog {
     return true;
   }
 
-  setRunning(sessionId: string, running: boolean): void {
+  async claim(sessionId: string, token: string): Promise<void> {
     const e = this.entry(sessionId);
+    if (BigInt(token) > e.claimed) e.claimed = BigInt(token);
+  }
+
+  setRunning(sessionId: string, running: boolean, token?: string): void {
+    const e = this.entry(sessionId);
+    if (token !== undefined && BigInt(token) < e.claimed) return;
     e.running = running;
     this.wake(e);
   }
@@ -148,6 +177,8 @@ export class MemoryFrameLog implements FrameLog {
         yield f;
       }
       if (signal.aborted) return;
+      // frames appended while the follower was busy with these woke no one: read again first
+      if (fresh.length) continue;
       if (e?.running) {
         await this.wait(sessionId, signal);
         continue;
@@ -188,6 +219,40 @@ export class MemoryFrameLog implements FrameLog {
 
 const framesKey = (sessionId: string): string => `codelab:frames:${sessionId}`;
 const runningKey = (sessionId: string): string => `codelab:turn-running:${sessionId}`;
+const claimKey = (sessionId: string): string => `codelab:frames-claim:${sessionId}`;
+
+/**
+ * Raises the log's claim to a token (never lowers it). KEYS[1] the claim; ARGV: token, retention
+ * seconds. Tokens are compared as numbers (transaction ids: below 2^53 for ages).
+ */
+const CLAIM = `
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+`;
+
+/** XADD unless a greater token claimed the log. KEYS: the stream, the claim; ARGV: token, seq, data, final flag, max length. */
+const FENCED_APPEND = `
+local cur = redis.call('GET', KEYS[2])
+if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'seq', ARGV[2], 'data', ARGV[3], 'final', ARGV[4])
+return 1
+`;
+
+/** Sets (ARGV[2] = '1', for ARGV[3] ms) or clears the running flag unless a greater token claimed the log. KEYS: the flag, the claim; ARGV[1] the token. */
+const FENCED_RUNNING = `
+local cur = redis.call('GET', KEYS[2])
+if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end
+if ARGV[2] == '1' then redis.call('SET', KEYS[1], '1', 'PX', ARGV[3]) else redis.call('DEL', KEYS[1]) end
+return 1
+`;
+
+/** The scripts as pipeline commands (ioredis sends EVALSHA, and the script itself the first time on a connection). */
+interface FencedCommands {
+  codelabFencedAppend(...args: string[]): unknown;
+  codelabFencedRunning(...args: string[]): unknown;
+}
 
 /**
  * Appends a frame unless the stream's last entry already has this seq or a greater one: one
@@ -216,6 +281,8 @@ export class RedisFrameLog implements FrameLog {
   constructor(redis: Redis, opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void }) {
     this.redis = redis;
     this.opts = opts;
+    redis.defineCommand('codelabFencedAppend', { numberOfKeys: 2, lua: FENCED_APPEND });
+    redis.defineCommand('codelabFencedRunning', { numberOfKeys: 2, lua: FENCED_RUNNING });
   }
 
   private failed = (err: unknown): void => {
@@ -223,8 +290,11 @@ export class RedisFrameLog implements FrameLog {
     this.opts.logger.warn({ err: { message: (err as Error).message } }, 'frame log write failed (reconnecting clients may miss frames)');
   };
 
-  /** Commands of this event-loop turn, sent as one pipeline in order (frames before the flag that ends a turn). */
-  private batch: ((p: ChainableCommander) => void)[] = [];
+  /**
+   * Commands of this event-loop turn, sent as one pipeline in order (frames before the flag that
+   * ends a turn). Each adds exactly one command; `onReply` gets its reply.
+   */
+  private batch: { cmd: (p: ChainableCommander) => void; onReply?: (reply: unknown) => void }[] = [];
   private readonly touched = new Set<string>();
   /** The last pipeline sent: Redis answers pipelines in order, so it settles after every earlier one. */
   private sent: Promise<void> = Promise.resolve();
@@ -232,7 +302,7 @@ export class RedisFrameLog implements FrameLog {
   /** Resolves once the current batch was handed to the connection. */
   private handedOff: Promise<void> = Promise.resolve();
 
-  private queue(cmd: (p: ChainableCommander) => void, key?: string): Promise<void> {
+  private queue(cmd: (p: ChainableCommander) => void, key?: string, onReply?: (reply: unknown) => void): Promise<void> {
     if (!this.batch.length) {
       this.handedOff = new Promise<void>((resolve) =>
         setImmediate(() => {
@@ -241,7 +311,7 @@ export class RedisFrameLog implements FrameLog {
         }),
       );
     }
-    this.batch.push(cmd);
+    this.batch.push(onReply ? { cmd, onReply } : { cmd });
     if (key) this.touched.add(key);
     return this.handedOff;
   }
@@ -249,7 +319,8 @@ export class RedisFrameLog implements FrameLog {
   flush(): Promise<void> {
     if (!this.batch.length) return this.sent;
     const p = this.redis.pipeline();
-    for (const cmd of this.batch.splice(0)) cmd(p);
+    const batch = this.batch.splice(0);
+    for (const { cmd } of batch) cmd(p);
     for (const key of this.touched) p.expire(key, this.opts.retentionSeconds);
     this.touched.clear();
     this.sent = p
@@ -257,14 +328,30 @@ export class RedisFrameLog implements FrameLog {
       .then((results) => {
         const failed = results?.find(([err]) => err)?.[0];
         if (failed) this.failed(failed);
+        batch.forEach(({ onReply }, i) => {
+          const [err, reply] = results?.[i] ?? [];
+          if (onReply && !err) onReply(reply);
+        });
       })
       .catch(this.failed);
     return this.sent;
   }
 
-  append(sessionId: string, frame: LoggedFrame): Promise<void> {
+  append(sessionId: string, frame: LoggedFrame, fence?: AppendFence): Promise<void> {
     const key = framesKey(sessionId);
-    return this.queue((p) => p.xadd(key, 'MAXLEN', '~', String(this.opts.maxFrames), '*', 'seq', String(frame.seq), 'data', frame.data, 'final', frame.final ? '1' : '0'), key);
+    const [seq, final, maxLen] = [String(frame.seq), frame.final ? '1' : '0', String(this.opts.maxFrames)];
+    if (!fence) return this.queue((p) => p.xadd(key, 'MAXLEN', '~', maxLen, '*', 'seq', seq, 'data', frame.data, 'final', final), key);
+    return this.queue(
+      (p) => (p as unknown as FencedCommands).codelabFencedAppend(key, claimKey(sessionId), fence.token, seq, frame.data, final, maxLen),
+      key,
+      (reply) => {
+        if (reply === 0) fence.onRefused();
+      },
+    );
+  }
+
+  async claim(sessionId: string, token: string): Promise<void> {
+    await this.redis.eval(CLAIM, 1, claimKey(sessionId), token, String(this.opts.retentionSeconds));
   }
 
   async appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean> {
@@ -282,9 +369,11 @@ export class RedisFrameLog implements FrameLog {
     return added === 1;
   }
 
-  setRunning(sessionId: string, running: boolean): void {
+  setRunning(sessionId: string, running: boolean, token?: string): void {
     const key = runningKey(sessionId);
-    void this.queue((p) => (running ? p.set(key, '1', 'PX', this.opts.runningTtlMs) : p.del(key)));
+    const ttl = String(this.opts.runningTtlMs);
+    if (token === undefined) void this.queue((p) => (running ? p.set(key, '1', 'PX', ttl) : p.del(key)));
+    else void this.queue((p) => (p as unknown as FencedCommands).codelabFencedRunning(key, claimKey(sessionId), token, running ? '1' : '0', ttl));
   }
 
   async isRunning(sessionId: string): Promise<boolean> {

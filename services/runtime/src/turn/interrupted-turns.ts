@@ -10,6 +10,8 @@
  *   following the session (`settle`, on any instance, through the frames route).
  * - Its frame is appended with `appendOnce` (atomic in Redis): whoever comes late, or finds the
  *   closer died before appending, appends the same frame, which the log then keeps once.
+ * - The closer first claims the log with its own fencing token (frame-log.ts): should the turn's
+ *   runtime only have been paused, the frames it still tries to add are refused.
  * - Without Redis the frame log dies with its process; the row still says the turn was closed
  *   (no owner, a `lease_until`) and which number its frame has, so a follower after a restart gets
  *   the same frame. Frames the log no longer has are answered with one RT_ERR_FRAMES_LOST notice.
@@ -61,6 +63,7 @@ export class InterruptedTurns {
    * Answers the session's last frame number once that turn is closed.
    */
   async closeTakenOver(sessionId: string, prev: TakenOver): Promise<number> {
+    await this.claim(sessionId, prev.token);
     const tail = await this.deps.frameLog.tail(sessionId).catch(() => undefined);
     const tailSeq = tail?.seq ?? 0;
     if (prev.alreadyClosed) {
@@ -100,7 +103,9 @@ export class InterruptedTurns {
         if (!state.turn.lapsed) return 'wait'; // a turn holds the session (starting, or running elsewhere)
         const ended = tail?.final === true && tail.seq > state.turn.base;
         const seq = ended ? tailSeq : Math.max(state.frameSeq, tailSeq) + 1;
-        if (await this.deps.leases.settleLapsed(sessionId, state.owner!, { interrupted: !ended, frameSeq: seq })) {
+        const token = await this.deps.leases.settleLapsed(sessionId, state.owner!, { interrupted: !ended, frameSeq: seq });
+        if (token) {
+          await this.claim(sessionId, token);
           if (!ended) {
             this.found(sessionId, seq, 'follower', tailSeq);
             return (await this.append(sessionId, seq)) ? 'again' : 'wait';
@@ -126,6 +131,17 @@ export class InterruptedTurns {
       }
       return 'end';
     };
+  }
+
+  /** Fences the log off from the lapsed turn (a failure is logged: only that turn's late frames could then still come). */
+  private async claim(sessionId: string, token: string): Promise<void> {
+    try {
+      await this.deps.frameLog.claim(sessionId, token);
+    } catch (err) {
+      this.deps.metrics.frameLogErrors.inc();
+      const message = (err as Error).message;
+      this.deps.logger.warn({ err: { message }, session_id: sessionId }, 'the frame log could not be fenced off from an interrupted turn');
+    }
   }
 
   /** Appends the closing frame with `seq` (once); undefined when the log could not be written. */

@@ -15,13 +15,6 @@ export class CancelledError extends Error {
   }
 }
 
-/** The turn's session lease was taken over (its renewals failed for a whole TTL): the turn stops and sends nothing more. */
-export class LeaseLostError extends Error {
-  constructor() {
-    super('the session lease was taken over');
-  }
-}
-
 export class RunningTurns {
   private readonly local = new Map<string, AbortController>();
   private subscriber: Redis | undefined;

@@ -15,9 +15,15 @@
  * `frame_seq` is the number of the session's last frame. With `reserveSeqs` (no shared frame log:
  * the log dies with its process) a turn reserves its numbers in the row before using them, so a
  * turn whose runtime died never has its numbers given out again.
+ *
+ * A holder that stops renewing (paused, cut from the database) may find its lease taken over.
+ * It must then write nothing more, so every write of a turn is fenced: `fence` locks the row in
+ * the write's transaction only while the lease is still this one (a takeover waits for the write
+ * to commit), and `token` (the acquiring transaction's id, greater for every later lease) lets the
+ * frame log refuse the frames of an older lease (frame-log.ts `claim`).
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from '@codelab/service-kit';
+import type { Database, Queryable } from '@codelab/service-kit';
 import type { RuntimeMetrics } from '../metrics.ts';
 
 export interface LeasedSession {
@@ -30,13 +36,32 @@ export interface LeasedSession {
 
 export class SessionBusyError extends Error {}
 
+/** The session lease was taken over (its renewals failed for a whole TTL): its turn stops and writes nothing more. */
+export class LeaseLostError extends Error {
+  constructor() {
+    super('the session lease was taken over');
+  }
+}
+
 export interface Lease {
   readonly session: LeasedSession;
-  /** False once a renewal found the lease taken over (the turn should stop writing). */
+  /**
+   * The lease's fencing token: the id of the transaction that took it, greater than the token of
+   * every lease of the session before it (decimal digits).
+   */
+  readonly token: string;
+  /** False once the lease was found taken over (by a renewal, `fence`, or `lose`): the turn writes nothing more. */
   readonly held: boolean;
-  /** Aborted when a renewal finds the lease taken over. */
+  /** Aborted (with a LeaseLostError) when the lease is found taken over. */
   readonly lost: AbortSignal;
-  /** Makes sure frame number `seq` is reserved in the row before it is used; undefined when it is. */
+  /**
+   * In a write's transaction: locks the session row if this lease still holds it, so that a
+   * takeover waits for the write to commit; LeaseLostError (and the lease is lost) when it does not.
+   */
+  fence(tx: Queryable): Promise<void>;
+  /** Something else found the lease taken over (the frame log refused a frame of it). */
+  lose(): void;
+  /** Makes sure frame number `seq` is reserved in the row before it is used; undefined when it is. LeaseLostError when the row is someone else's. */
   ensureSeq(seq: number): Promise<void> | undefined;
   /** The session's last frame number before this turn is `seq` (the log was ahead of the row): the lease is renamed after it. */
   rebase(seq: number): Promise<void>;
@@ -52,6 +77,8 @@ export interface TakenOver {
   turnBase: number;
   /** The turn was already closed as interrupted (by a follower): its final frame is `frameSeq`. */
   alreadyClosed: boolean;
+  /** The taker's fencing token (greater than the dead turn's). */
+  token: string;
 }
 
 /** What a follower sees of a session's lease. */
@@ -68,6 +95,7 @@ const TURN_OWNER = /:turn:(\d+)$/;
 
 interface Taken {
   owner: string;
+  token: string;
   session: LeasedSession;
   /** The highest frame number the row reserves for the lease. */
   reserved: number;
@@ -78,7 +106,8 @@ interface Taken {
 export interface SessionLeasesOptions {
   ttlMs: number;
   metrics: RuntimeMetrics;
-  onRenew?: (sessionId: string) => void;
+  /** A lease was renewed (with its fencing token). */
+  onRenew?: (sessionId: string, token: string) => void;
   /** Frame numbers a turn reserves at a time (0: none, the frame log is shared and kept). */
   reserveSeqs?: number;
   /** A lapsed turn lease was taken over: close its turn; answers the session's frame number after it. */
@@ -110,6 +139,7 @@ export class SessionLeases {
       prev_owner: string | null;
       closed_interrupted: boolean;
       open_tool_calls: string;
+      token: string;
     }>(
       `WITH prev AS (
          SELECT id, lease_owner, lease_until, frame_seq FROM sessions
@@ -121,19 +151,26 @@ export class SessionLeases {
        FROM prev WHERE s.id = prev.id AND (s.lease_owner IS NULL OR s.lease_until < now())
        RETURNING s.lease_owner AS owner, s.current_agent, prev.frame_seq, prev.lease_owner AS prev_owner,
          (prev.lease_owner IS NULL AND prev.lease_until IS NOT NULL) AS closed_interrupted,
-         (SELECT count(*) FROM tool_calls WHERE session_id = $1 AND status IN ('queued', 'pending_approval', 'approved', 'awaiting_result')) AS open_tool_calls`,
+         (SELECT count(*) FROM tool_calls WHERE session_id = $1 AND status IN ('queued', 'pending_approval', 'approved', 'awaiting_result')) AS open_tool_calls,
+         txid_current()::text AS token`,
       [sessionId, owner, this.opts.ttlMs, caller ?? null, reserve, turn],
     );
     const row = rows[0];
     if (!row) return undefined;
     const taken: Taken = {
       owner: row.owner,
+      token: row.token,
       session: { current_agent: row.current_agent, frame_seq: Number(row.frame_seq), open_tool_calls: Number(row.open_tool_calls) },
       reserved: Number(row.frame_seq) + reserve,
     };
     const dead = row.prev_owner ? TURN_OWNER.exec(row.prev_owner) : null;
     if ((dead || row.closed_interrupted) && this.opts.onTakeover) {
-      const prev: TakenOver = { frameSeq: taken.session.frame_seq, turnBase: dead ? Number(dead[1]) : taken.session.frame_seq, alreadyClosed: !dead };
+      const prev: TakenOver = {
+        frameSeq: taken.session.frame_seq,
+        turnBase: dead ? Number(dead[1]) : taken.session.frame_seq,
+        alreadyClosed: !dead,
+        token: taken.token,
+      };
       taken.rebase = await this.opts.onTakeover(sessionId, prev);
     }
     return taken;
@@ -195,9 +232,17 @@ export class SessionLeases {
   private holding(sessionId: string, taken: Taken): Lease {
     const { session } = taken;
     let owner = taken.owner;
+    // a rename (rebase) changes only the `:turn:<seq>` suffix: a fence matches what comes before it
+    const identity = owner.replace(TURN_OWNER, '');
     let held = true;
     let reserved = this.opts.reserveSeqs ? taken.reserved : Number.POSITIVE_INFINITY;
     const lost = new AbortController();
+    const lose = (): void => {
+      if (!held) return;
+      held = false;
+      clearInterval(renew);
+      lost.abort(new LeaseLostError());
+    };
     // a rename (rebase) changes the owner: renewals wait for it, and one sent before it is not a loss
     let renamed = 0;
     let renaming: Promise<unknown> | undefined;
@@ -206,25 +251,39 @@ export class SessionLeases {
         await renaming;
         const [as, generation] = [owner, renamed];
         const r = await this.db.query(`UPDATE sessions SET lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND lease_owner = $2`, [sessionId, as, this.opts.ttlMs]);
-        if (r.rowCount) this.opts.onRenew?.(sessionId);
-        else if (generation === renamed && !renaming) {
-          held = false;
-          lost.abort(new Error('the session lease was taken over'));
-        }
+        if (r.rowCount) this.opts.onRenew?.(sessionId, taken.token);
+        else if (generation === renamed && !renaming) lose();
       })().catch(() => undefined); // a failed renewal is retried at the next tick; the TTL covers a few
     }, Math.max(50, this.opts.ttlMs / 3));
     renew.unref();
     const lease: Lease = {
       session,
+      token: taken.token,
       get held() {
         return held;
       },
       lost: lost.signal,
+      fence: async (tx) => {
+        if (!held) throw new LeaseLostError();
+        const r = await tx.query(`SELECT 1 FROM sessions WHERE id = $1 AND (lease_owner = $2 OR lease_owner LIKE $3) FOR UPDATE`, [
+          sessionId,
+          identity,
+          `${identity}:turn:%`,
+        ]);
+        if (!r.rowCount) {
+          lose();
+          throw new LeaseLostError();
+        }
+      },
+      lose,
       ensureSeq: (seq) => {
         if (seq <= reserved) return undefined;
         const upTo = seq - 1 + (this.opts.reserveSeqs ?? 1);
         return this.db.query(`UPDATE sessions SET frame_seq = GREATEST(frame_seq, $3) WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, upTo]).then((r) => {
-          if (r.rowCount === 0) throw new Error('the session lease was taken over');
+          if (r.rowCount === 0) {
+            lose();
+            throw new LeaseLostError();
+          }
           reserved = upTo;
         });
       },
@@ -280,15 +339,17 @@ export class SessionLeases {
   /**
    * Settles a lapsed turn lease `owner` (as `inspect` saw it), if it is still there: frees the
    * session with `frameSeq` as its last frame number and, when `interrupted`, marks the turn as
-   * closed that way. Exactly one caller wins (the UPDATE is conditional); true for that one.
+   * closed that way. Exactly one caller wins (the UPDATE is conditional): it gets a fencing token
+   * greater than the lapsed lease's (to fence that turn's frames off), the others undefined.
    */
-  async settleLapsed(sessionId: string, owner: string, outcome: { interrupted: boolean; frameSeq: number }): Promise<boolean> {
-    const r = await this.db.query(
+  async settleLapsed(sessionId: string, owner: string, outcome: { interrupted: boolean; frameSeq: number }): Promise<string | undefined> {
+    const r = await this.db.query<{ token: string }>(
       `UPDATE sessions SET lease_owner = NULL, lease_until = CASE WHEN $3 THEN now() ELSE NULL END, frame_seq = $4
-       WHERE id = $1 AND lease_owner = $2 AND lease_until < now()`,
+       WHERE id = $1 AND lease_owner = $2 AND lease_until < now() RETURNING txid_current()::text AS token`,
       [sessionId, owner, outcome.interrupted, outcome.frameSeq],
     );
-    if (r.rowCount) for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
-    return (r.rowCount ?? 0) > 0;
+    const token = r.rows[0]?.token;
+    if (token) for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
+    return token;
   }
 }

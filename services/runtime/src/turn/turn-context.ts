@@ -2,7 +2,8 @@
  * What one turn works with: the services (stores, LLM, policy, event sink), the session, the
  * cancel signal, and `emit`, which numbers each frame (`seq`), keeps it in the frame log for
  * clients that reconnect, and streams it to the caller if the caller is still there. A turn whose
- * session lease was taken over sends nothing more (the taker closed it for its followers).
+ * session lease was taken over sends nothing more (the taker closed it for its followers): `emit`
+ * throws LeaseLostError, and the log refuses its frames even before it knows (the frame's fence).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '@codelab/service-kit';
@@ -15,8 +16,8 @@ import type { AgentContextStore } from '../store/agent-context.ts';
 import type { EventData, EventStore, EventType } from '../store/events.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
-import type { FrameLog } from './frame-log.ts';
-import type { Lease } from './session-lease.ts';
+import type { AppendFence, FrameLog } from './frame-log.ts';
+import { LeaseLostError, type Lease } from './session-lease.ts';
 
 /** Where turns report what happened: durable events and per-session LLM usage (never fails a turn). */
 export type EventSink = Pick<EventStore, 'record' | 'recordLlmRequest'>;
@@ -37,13 +38,18 @@ export interface ConversationServices {
   approvalTimeoutMs: number;
   historyTokenBudget: number;
   maxStepsPerTurn: number;
+  /** The same stores on another database (a turn's, whose writes its lease fences: fenced-db.ts). */
+  storesOn: (db: Database) => TurnStores;
 }
+
+/** The stores a turn writes through. */
+export type TurnStores = Pick<ConversationServices, 'sessions' | 'toolCalls' | 'agentContext'>;
 
 /** A sink for frames that writes to the caller's SSE response (never throws when the caller left). */
 export type FrameWriter = (data: string) => Promise<void>;
 
-/** What the turn holds its session by: whether it still does, and frame numbers reserved in the row. */
-export type TurnLease = Pick<Lease, 'held' | 'ensureSeq'>;
+/** What the turn holds its session by: whether it still does, its fencing token, and frame numbers reserved in the row. */
+export type TurnLease = Pick<Lease, 'held' | 'token' | 'lose' | 'ensureSeq'>;
 
 export class TurnContext {
   private seq: number;
@@ -58,6 +64,7 @@ export class TurnContext {
   readonly log: FastifyBaseLogger;
   private readonly write: FrameWriter;
   private readonly lease: TurnLease | undefined;
+  private readonly fence: AppendFence | undefined;
 
   constructor(
     services: ConversationServices,
@@ -77,6 +84,7 @@ export class TurnContext {
     this.log = log;
     this.write = write;
     this.lease = lease;
+    this.fence = lease && { token: lease.token, onRefused: () => lease.lose() };
     this.seq = lastSeq;
     this.agent = currentAgent;
   }
@@ -86,16 +94,23 @@ export class TurnContext {
   }
 
   async emit(chunk: StreamChunk): Promise<void> {
-    if (this.lease && !this.lease.held) return;
+    this.throwIfLost();
     const seq = ++this.seq;
     const reserving = this.lease?.ensureSeq(seq);
     if (reserving) await reserving;
     // chunks are built here without null fields (absent, not null, as upstream clients expect)
     const data = JSON.stringify({ ...chunk, seq });
-    // into the log first: a caller never sees a frame the log may not get
-    const logged = this.services.frameLog.append(this.sessionId, { seq, data, final: chunk.is_final === true });
+    // into the log first: a caller never sees a frame the log may not get (but for a turn whose
+    // lease was just taken over: Redis says it refused the frame after the hand-off, then the turn stops)
+    const logged = this.services.frameLog.append(this.sessionId, { seq, data, final: chunk.is_final === true }, this.fence);
     if (logged) await logged;
+    this.throwIfLost();
     await this.write(data);
+  }
+
+  /** LeaseLostError once the turn's lease is known to be lost: the turn stops where it is. */
+  throwIfLost(): void {
+    if (this.lease && !this.lease.held) throw new LeaseLostError();
   }
 
   event<T extends EventType>(type: T, data: EventData<T>): void {

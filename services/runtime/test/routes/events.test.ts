@@ -1,6 +1,6 @@
 /**
  * Events REST against the run's PostgreSQL: events and LLM usage are written through the
- * EventStore (as the turn engine writes them) and read back through the routes in upstream's
+ * EventWriter (as the turn engine writes them) and read back through the routes in upstream's
  * exact JSON. Each test works on a fresh user's sessions, and reads as that user, so suites
  * running at the same time on the same database never change its numbers.
  */
@@ -8,18 +8,19 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { ServiceMetrics, type Database, type Service } from '@codelab/service-kit';
 import { capturingLogger, silentLogger } from '@codelab/service-kit/testing';
-import { EventStore } from '../../src/store/events.ts';
+import { EventReports } from '../../src/store/event-reports.ts';
+import { EventWriter } from '../../src/store/event-writer.ts';
 import { createSession, ISO, KEY, newUser, openTestDb, startRuntime } from './fixture.ts';
 
 describe('events routes', () => {
   let service: Service;
   let db: Database;
-  let events: EventStore;
+  let events: EventWriter;
 
   beforeAll(async () => {
     service = await startRuntime(inject('databaseUrl'));
     db = await openTestDb(inject('databaseUrl'));
-    events = new EventStore(db, { logger: silentLogger(), metrics: new ServiceMetrics('test') });
+    events = new EventWriter(db, { logger: silentLogger(), metrics: new ServiceMetrics('test') });
   });
   afterAll(async () => {
     await service.app.close();
@@ -250,11 +251,11 @@ describe('events routes', () => {
     });
   });
 
-  describe('EventStore writes', () => {
+  describe('EventWriter writes', () => {
     it('never fail the caller: a write the database refuses is logged, counted and reported as a failed handler', async () => {
       const { logger, lines } = capturingLogger('warn');
       const metrics = new ServiceMetrics('test');
-      const store = new EventStore(db, { logger, metrics });
+      const store = new EventWriter(db, { logger, metrics });
       // no such session: the llm_requests foreign key refuses the row (and its event with it)
       await expect(
         store.recordLlmRequest({ sessionId: `none-${randomUUID()}`, agent: null, model: 'm', durationMs: 1, promptTokens: 0, completionTokens: 0, hasToolCalls: false, success: true }),
@@ -266,14 +267,14 @@ describe('events routes', () => {
       expect(text).toContain('runtime_events_write_failures_total{type="llm.request.completed"} 1');
       expect(text).toContain('runtime_events_write_failures_total{type="session.updated"} 1');
       const user = newUser();
-      const stats = await store.stats(user.sub);
+      const stats = await new EventReports(db, store).stats(user.sub);
       expect(stats).toMatchObject({ total_published: 2, successful_handlers: 0, failed_handlers: 2, success_rate: 0 });
     });
 
     it('drain waits for writes still in flight', async () => {
       const user = newUser();
       const id = await createSession(service, user.headers);
-      const store = new EventStore(db, { logger: silentLogger(), metrics: new ServiceMetrics('test') });
+      const store = new EventWriter(db, { logger: silentLogger(), metrics: new ServiceMetrics('test') });
       for (let i = 0; i < 5; i++) void store.record({ type: 'tool.execution.requested', sessionId: id, data: { tool_name: 't', arguments: {}, call_id: `c${i}`, agent: 'coder' } });
       await store.drain();
       const { rows } = await db.query('SELECT count(*)::int AS n FROM events WHERE session_id = $1', [id]);

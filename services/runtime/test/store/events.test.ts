@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { ServiceMetrics, type Database } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
-import { AUDIT_EVENT_TYPES, categoryOf, EVENT_TYPES, EventStore } from '../../src/store/events.ts';
+import { AUDIT_EVENT_TYPES, categoryOf, EVENT_TYPES } from '../../src/store/event-catalog.ts';
+import { EventWriter } from '../../src/store/event-writer.ts';
 
 describe('categoryOf', () => {
   it.each([
@@ -30,11 +31,11 @@ describe('categoryOf', () => {
   });
 });
 
-describe('EventStore.record', () => {
+describe('EventWriter.record', () => {
   it('resolves when the database throws, and counts the failure', async () => {
     const broken = { query: async () => Promise.reject(new Error('connection refused')) } as unknown as Database;
     const metrics = new ServiceMetrics('test');
-    const store = new EventStore(broken, { logger: silentLogger(), metrics });
+    const store = new EventWriter(broken, { logger: silentLogger(), metrics });
     await expect(store.record({ type: 'agent.processing.completed', data: { agent: 'coder', duration_ms: 1, success: true } })).resolves.toBeUndefined();
     await store.drain();
     expect((await metrics.render(undefined)).body).toContain('runtime_events_write_failures_total{type="agent.processing.completed"} 1');

@@ -1,0 +1,202 @@
+/**
+ * Durable events and LLM usage, written: what upstream kept in in-memory dictionaries (the event
+ * bus's metrics, audit log and stats, the per-session LLM metrics) goes to the `events` and
+ * `llm_requests` tables, so it survives restarts and is the same on every runtime instance.
+ *
+ * Writing never fails the caller: `record` and `recordLlmRequest` log and swallow database errors
+ * (counted in `runtime_events_write_failures_total`, and in `failedWrites` for `/events/stats`), so
+ * a turn never breaks because its bookkeeping could not be stored. Rows are written in batches:
+ * one multi-row INSERT per event-loop turn, one batch at a time.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Database, ServiceMetrics } from '@codelab/service-kit';
+import { categoryOf, EVENT_TYPES, type EventData, type EventType } from './event-catalog.ts';
+
+export interface NewEvent<T extends EventType = EventType> {
+  type: T;
+  sessionId?: string | undefined;
+  /** Ties events of one turn together (e.g. the turn's request id); at most 64 characters are kept. */
+  correlationId?: string | undefined;
+  data: EventData<T>;
+}
+
+export interface LlmRequestRecord {
+  sessionId: string;
+  agent: string | null;
+  model: string;
+  durationMs: number;
+  promptTokens: number;
+  completionTokens: number;
+  hasToolCalls: boolean;
+  success: boolean;
+  error?: string | undefined;
+  correlationId?: string | undefined;
+}
+
+const KNOWN_TYPES = new Set<string>(EVENT_TYPES);
+const label = (type: string): string => (KNOWN_TYPES.has(type) ? type : 'other');
+
+type QueuedRow = { kind: 'event'; params: unknown[] } | { kind: 'llm'; params: unknown[]; event: unknown[] };
+
+/** Now, to the microsecond (monotonic within the process): events keep the order they were recorded in. */
+function recordedAt(): string {
+  const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
+  return new Date(Math.floor(us / 1000)).toISOString().replace('Z', `${String(us % 1000).padStart(3, '0')}Z`);
+}
+
+export class EventWriter {
+  private readonly logger: Logger;
+  private readonly written;
+  private readonly failures;
+  /** Writes that failed in this process (they cannot be stored). */
+  private failedCount = 0;
+
+  private readonly db: Database;
+
+  constructor(
+    db: Database,
+    opts: { logger: Logger; metrics: ServiceMetrics },
+  ) {
+    this.db = db;
+    this.logger = opts.logger;
+    this.written = opts.metrics.counter({ name: 'runtime_events_written_total', help: 'Durable events written, by event type', labelNames: ['type'] });
+    this.failures = opts.metrics.counter({
+      name: 'runtime_events_write_failures_total',
+      help: 'Durable events (and LLM usage rows) that could not be written, by event type; the turn went on without them',
+      labelNames: ['type'],
+    });
+  }
+
+  /**
+   * Writes one event. Never rejects: a failed write is logged and counted. Callers may await it
+   * (the event is stored when it resolves) or not (`drain` waits for it at shutdown). Events are
+   * written in batches (one multi-row INSERT per event-loop turn, one batch at a time), so a busy
+   * runtime spends one round trip on many events; each keeps the time it was recorded at.
+   */
+  record<T extends EventType>(event: NewEvent<T>): Promise<void> {
+    return this.enqueue(event.type, {
+      kind: 'event',
+      params: [randomUUID(), event.type, categoryOf(event.type), event.sessionId ?? null, event.correlationId?.slice(0, 64) ?? null, JSON.stringify(event.data ?? {}), recordedAt()],
+    });
+  }
+
+  /**
+   * Writes one LLM call of a session (upstream's SessionMetricsCollector) together with its
+   * `llm.request.completed` or `llm.request.failed` event, in the same batch statement. Do not
+   * record those two events separately. Never rejects.
+   */
+  recordLlmRequest(r: LlmRequestRecord): Promise<void> {
+    const type: EventType = r.success ? 'llm.request.completed' : 'llm.request.failed';
+    const durationMs = Math.max(0, Math.round(r.durationMs));
+    const data = r.success
+      ? {
+          model: r.model,
+          agent: r.agent,
+          duration_ms: durationMs,
+          prompt_tokens: r.promptTokens,
+          completion_tokens: r.completionTokens,
+          total_tokens: r.promptTokens + r.completionTokens,
+          has_tool_calls: r.hasToolCalls,
+        }
+      : { model: r.model, agent: r.agent, duration_ms: durationMs, error: r.error ?? 'unknown error' };
+    const at = recordedAt();
+    return this.enqueue(type, {
+      kind: 'llm',
+      params: [
+        randomUUID(),
+        r.sessionId,
+        r.agent,
+        r.model,
+        durationMs,
+        Math.max(0, Math.trunc(r.promptTokens)),
+        Math.max(0, Math.trunc(r.completionTokens)),
+        r.hasToolCalls,
+        r.success,
+        r.success ? null : (r.error ?? 'unknown error'),
+        at,
+      ],
+      event: [randomUUID(), type, 'metrics', r.sessionId, r.correlationId?.slice(0, 64) ?? null, JSON.stringify(data), at],
+    });
+  }
+
+  /** Waits for the writes in flight (shutdown: before the pool closes). */
+  async drain(): Promise<void> {
+    while (this.queue.length || this.flushing) await this.flushing ?? this.flush();
+  }
+
+  /** Writes that failed in this process (they cannot be stored: /events/stats reports them as failed handlers). */
+  get failedWrites(): number {
+    return this.failedCount;
+  }
+
+  private queue: { type: EventType; row: QueuedRow; done: () => void }[] = [];
+  private flushing: Promise<void> | undefined;
+  private scheduled = false;
+
+  private enqueue(type: EventType, row: QueuedRow): Promise<void> {
+    return new Promise<void>((done) => {
+      this.queue.push({ type, row, done });
+      if (!this.scheduled && !this.flushing) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          void this.flush();
+        });
+      }
+    });
+  }
+
+  /** Writes what is queued, one batch at a time (the next batch starts when this one ends). */
+  private flush(): Promise<void> {
+    if (this.flushing || !this.queue.length) return this.flushing ?? Promise.resolve();
+    const batch = this.queue.splice(0, 500);
+    this.flushing = (async () => {
+      try {
+        try {
+          await this.writeBatch(batch.map((b) => b.row));
+          for (const b of batch) this.written.inc({ type: label(b.type) });
+        } catch (err) {
+          if (batch.length === 1) throw err;
+          // one bad row (say, a session deleted meanwhile) must not cost the others: one by one
+          for (const b of batch) {
+            try {
+              await this.writeBatch([b.row]);
+              this.written.inc({ type: label(b.type) });
+            } catch (e) {
+              this.failed(b.type, e);
+            }
+          }
+        }
+      } catch (err) {
+        this.failed(batch[0]!.type, err);
+      } finally {
+        for (const b of batch) b.done();
+        this.flushing = undefined;
+        if (this.queue.length) void this.flush();
+      }
+    })();
+    return this.flushing;
+  }
+
+  private failed(type: EventType, err: unknown): void {
+    this.failedCount += 1;
+    this.failures.inc({ type: label(type) });
+    this.logger.warn({ err, event_type: type }, 'event could not be written; continuing without it');
+  }
+
+  private async writeBatch(rows: QueuedRow[]): Promise<void> {
+    const events = rows.map((r) => (r.kind === 'event' ? r.params : r.event));
+    const llm = rows.filter((r): r is Extract<QueuedRow, { kind: 'llm' }> => r.kind === 'llm').map((r) => r.params);
+    const col = (xs: unknown[][], i: number): unknown[] => xs.map((x) => x[i]);
+    await this.db.query(
+      `WITH l AS (
+         INSERT INTO llm_requests (id, session_id, agent, model, duration_ms, prompt_tokens, completion_tokens, has_tool_calls, success, error, created_at)
+         SELECT * FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::text[], $18::timestamptz[])
+         RETURNING 1)
+       INSERT INTO events (id, event_type, category, session_id, correlation_id, data, created_at)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])`,
+      [...[0, 1, 2, 3, 4, 5, 6].map((i) => col(events, i)), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => col(llm, i))],
+    );
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The session lease on the run's PostgreSQL: one holder however many take at once (several
+ * "instances", each its own SessionLeases and pool), expiry when a holder stops renewing, and the
+ * fence that keeps a holder which lost the lease from writing after the taker. A holder that
+ * "pauses" is simulated by a database whose queries fail while paused (its renewals do not
+ * reach the row); nothing waits for a fixed time: takers wait for the lease, tests for conditions.
+ */
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { migrate, openDatabase, ServiceMetrics, type Database } from '@codelab/service-kit';
+import { silentLogger } from '@codelab/service-kit/testing';
+import { createRuntimeMetrics } from '../../src/metrics.ts';
+import { SessionStore } from '../../src/store/sessions.ts';
+import { LeaseLostError, SessionBusyError, SessionLeases, type Lease, type SessionLeasesOptions, type TakenOver } from '../../src/turn/session-lease.ts';
+
+const MIGRATIONS = fileURLToPath(new URL('../../src/migrations', import.meta.url));
+
+const open = (service = 'lease-test', poolMax = 10): Promise<Database> =>
+  openDatabase({ service, url: inject('databaseUrl'), poolMax, logger: silentLogger(), metrics: new ServiceMetrics('test') });
+
+/** A database whose queries fail while `paused` (the holder's process stopped, or is cut off). */
+function pausable(db: Database): { db: Database; pause: () => void; resume: () => void } {
+  let paused = false;
+  const gate = (): void => {
+    if (paused) throw new Error('paused');
+  };
+  const wrapped: Database = {
+    ...db,
+    query: async (text, params) => {
+      gate();
+      return db.query(text, params);
+    },
+    transaction: async (fn) => {
+      gate();
+      return db.transaction(fn);
+    },
+  };
+  return { db: wrapped, pause: () => (paused = true), resume: () => (paused = false) };
+}
+
+/** A refusal with SessionBusyError is no lease; anything else fails the test. */
+const busyIsUndefined = (err: unknown): undefined => {
+  if (err instanceof SessionBusyError) return undefined;
+  throw err;
+};
+
+const leasesOn = (db: Database, opts: Partial<SessionLeasesOptions> = {}): SessionLeases =>
+  new SessionLeases(db, { ttlMs: 60_000, metrics: createRuntimeMetrics(new ServiceMetrics('test')), ...opts });
+
+describe('SessionLeases', () => {
+  const dbs: Database[] = [];
+  let db: Database;
+  beforeAll(async () => {
+    db = await open();
+    dbs.push(db);
+    await migrate(db, 'runtime', MIGRATIONS, silentLogger());
+  });
+  afterAll(async () => {
+    for (const d of dbs) await d.close();
+  });
+
+  const newSession = async (): Promise<string> => {
+    const id = `lease-${randomUUID()}`;
+    await db.query('INSERT INTO sessions (id, owner_sub) VALUES ($1, $2)', [id, 'lease-test']);
+    return id;
+  };
+  type LeaseRow = { lease_owner: string | null; lease_until: Date | null; frame_seq: string };
+  const row = async (id: string): Promise<LeaseRow> =>
+    (await db.query<LeaseRow>('SELECT lease_owner, lease_until, frame_seq FROM sessions WHERE id = $1', [id])).rows[0]!;
+  const lapse = (id: string): Promise<unknown> => db.query(`UPDATE sessions SET lease_until = now() - interval '1 second' WHERE id = $1`, [id]);
+
+  describe('under contention', () => {
+    it('gives a free session to exactly one of many concurrent takers on three instances', async () => {
+      const instances = await Promise.all([open(), open(), open()]);
+      dbs.push(...instances);
+      const leases = instances.map((d) => leasesOn(d));
+      for (let round = 0; round < 5; round++) {
+        const sessionId = await newSession();
+        const attempts = leases.flatMap((l) => [
+          ...Array.from({ length: 6 }, () => l.tryAcquire(sessionId, undefined, { turn: true })),
+          ...Array.from({ length: 6 }, () => l.acquire(sessionId, 0, { turn: true }).catch(busyIsUndefined)),
+        ]);
+        const won = (await Promise.all(attempts)).filter((l): l is Lease => l !== undefined);
+        expect(won).toHaveLength(1);
+        expect((await row(sessionId)).lease_owner).toMatch(/:turn:0$/);
+        await won[0]!.release();
+        expect(await row(sessionId)).toMatchObject({ lease_owner: null, lease_until: null });
+      }
+    });
+
+    it('lets waiters in one at a time as each holder releases, never two holders at once', async () => {
+      const instances = await Promise.all([open(), open()]);
+      dbs.push(...instances);
+      const leases = instances.map((d) => leasesOn(d));
+      const sessionId = await newSession();
+      let inside = 0;
+      let most = 0;
+      let served = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, i) => {
+          const lease = await leases[i % 2]!.acquire(sessionId, 120_000, { turn: true });
+          inside++;
+          most = Math.max(most, inside);
+          await db.query('SELECT 1'); // a turn's work: others get a chance to slip in if they could
+          inside--;
+          served++;
+          await lease.release();
+        }),
+      );
+      expect(served).toBe(8);
+      expect(most).toBe(1);
+    });
+  });
+
+  describe('expiry', () => {
+    it('lets the next taker in once a holder that stopped renewing lapses; the holder then finds its lease lost', async () => {
+      const holderDb = pausable(db);
+      const holderLeases = leasesOn(holderDb.db, { ttlMs: 300 });
+      const takenOver: TakenOver[] = [];
+      const takerLeases = leasesOn(db, {
+        onTakeover: async (_sessionId, prev) => {
+          takenOver.push(prev);
+          return prev.frameSeq + 1; // the closing frame of the dead turn
+        },
+      });
+      const sessionId = await newSession();
+      const holder = (await holderLeases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      expect(holder.held).toBe(true);
+      holderDb.pause();
+      // the taker waits (polling the row) until the holder's lease lapses by itself
+      const taker = await takerLeases.acquire(sessionId, 120_000, { turn: true });
+      expect(takenOver).toEqual([{ frameSeq: 0, turnBase: 0, alreadyClosed: false, token: taker.token }]);
+      expect(BigInt(taker.token)).toBeGreaterThan(BigInt(holder.token));
+      expect((await row(sessionId)).lease_owner).toMatch(/:turn:1$/); // renamed after the closing frame
+      holderDb.resume();
+      // the holder's next renewal finds another owner
+      await expect.poll(() => holder.held, { timeout: 30_000 }).toBe(false);
+      expect(holder.lost.aborted).toBe(true);
+      expect(holder.lost.reason).toBeInstanceOf(LeaseLostError);
+      await expect(db.transaction((tx) => holder.fence(tx))).rejects.toBeInstanceOf(LeaseLostError);
+      // giving up a lost lease leaves the taker's alone
+      await holder.release(5);
+      expect((await row(sessionId)).lease_owner).toMatch(/:turn:1$/);
+      await taker.release(3);
+      expect(await row(sessionId)).toMatchObject({ lease_owner: null, frame_seq: '3' });
+    });
+
+    it('renews a held lease: its lease_until moves forward while the holder lives', async () => {
+      let renewals = 0;
+      const leases = leasesOn(db, { ttlMs: 300, onRenew: () => renewals++ });
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId))!;
+      const before = (await row(sessionId)).lease_until!;
+      await expect.poll(() => renewals, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+      const after = (await row(sessionId)).lease_until!;
+      expect(after.getTime()).toBeGreaterThan(before.getTime());
+      await lease.release();
+    });
+
+    it('hands a lapsed lease that nobody took back to its holder at the next renewal', async () => {
+      const leases = leasesOn(db, { ttlMs: 300 });
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      await lapse(sessionId);
+      const live = async (): Promise<boolean> =>
+        (await db.query<{ live: boolean }>('SELECT lease_until > now() AS live FROM sessions WHERE id = $1', [sessionId])).rows[0]!.live;
+      await expect.poll(live, { timeout: 30_000 }).toBe(true);
+      expect(lease.held).toBe(true);
+      await expect(db.transaction((tx) => lease.fence(tx))).resolves.toBeUndefined();
+      await lease.release();
+    });
+  });
+
+  describe('fence', () => {
+    it('refuses a write under a lease that was taken over, and the lease is then lost', async () => {
+      const leases = leasesOn(db);
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      await expect(db.transaction((tx) => lease.fence(tx))).resolves.toBeUndefined();
+      await db.query(`UPDATE sessions SET lease_owner = 'thief:00000000' WHERE id = $1`, [sessionId]);
+      await expect(db.transaction((tx) => lease.fence(tx))).rejects.toBeInstanceOf(LeaseLostError);
+      expect(lease.held).toBe(false);
+      expect(lease.lost.reason).toBeInstanceOf(LeaseLostError);
+      // and a frame number past the reservation cannot be reserved either
+      const reserving = leasesOn(db, { reserveSeqs: 10 });
+      const other = await newSession();
+      const r = (await reserving.tryAcquire(other, undefined, { turn: true }))!;
+      await db.query(`UPDATE sessions SET lease_owner = 'thief:00000000' WHERE id = $1`, [other]);
+      expect(r.ensureSeq(5)).toBeUndefined();
+      await expect(r.ensureSeq(11)).rejects.toBeInstanceOf(LeaseLostError);
+      expect(r.held).toBe(false);
+    });
+
+    it('still matches the lease after a rebase renamed its owner', async () => {
+      const leases = leasesOn(db);
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      await lease.rebase(7);
+      expect((await row(sessionId)).lease_owner).toMatch(/:turn:7$/);
+      await expect(db.transaction((tx) => lease.fence(tx))).resolves.toBeUndefined();
+      expect(lease.held).toBe(true);
+      await lease.release(9);
+      expect(await row(sessionId)).toMatchObject({ lease_owner: null, frame_seq: '9' });
+    });
+
+    // (the embedded engine runs one transaction at a time: the taker could not even start)
+    const onServer = it.skipIf(inject('databaseKind') === 'embedded');
+    onServer('orders a write in flight before a takeover that comes meanwhile: the taker waits for its commit', async () => {
+      const holderDb = pausable(db);
+      const holderLeases = leasesOn(holderDb.db);
+      const app = `lease-taker-${randomUUID().slice(0, 8)}`;
+      const takerDb = await open(app, 2);
+      dbs.push(takerDb);
+      const messagesAtTakeover: number[] = [];
+      const takerLeases = leasesOn(takerDb, {
+        onTakeover: async (sessionId, prev) => {
+          const { rows } = await takerDb.query<{ n: string }>('SELECT count(*) AS n FROM messages WHERE session_id = $1', [sessionId]);
+          messagesAtTakeover.push(Number(rows[0]!.n));
+          return prev.frameSeq + 1;
+        },
+      });
+      const store = new SessionStore(db);
+      const sessionId = await newSession();
+      const holder = (await holderLeases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      holderDb.pause(); // no more renewals: the lease lapses (made to lapse now)
+      await lapse(sessionId);
+      let taking: Promise<Lease> | undefined;
+      await db.transaction(async (tx) => {
+        await holder.fence(tx); // the holder still holds the row: its write goes ahead, and locks the row
+        taking = takerLeases.acquire(sessionId, 120_000, { turn: true });
+        // the taker's conditional UPDATE waits for this transaction
+        const waiting = async (): Promise<number> =>
+          (
+            await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [
+              `codelab-${app}`,
+            ])
+          ).rows[0]!.n;
+        await expect.poll(waiting, { timeout: 30_000 }).toBe(1);
+        await store.append(sessionId, { role: 'assistant', content: 'written before the takeover' }, tx);
+      });
+      const taker = await taking!;
+      expect(messagesAtTakeover).toEqual([1]);
+      holderDb.resume();
+      await expect(db.transaction((tx) => holder.fence(tx))).rejects.toBeInstanceOf(LeaseLostError);
+      await taker.release();
+    });
+  });
+});
