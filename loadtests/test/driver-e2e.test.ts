@@ -1,11 +1,12 @@
 /**
  * The Node load driver end to end against the real platform (the four services in this process,
  * the run's PostgreSQL): each scenario's smoke profile, shortened, evaluates its thresholds on
- * what it measured (how fast the machine is decides latency, not correctness) and writes its reports; a target that is down or a missing key fails setup
+ * what it measured and writes its reports (with latency limits no machine breaches: these tests do
+ * not depend on the machine's speed); a target that is down or a missing key fails setup
  * clearly (exit 1); and a slowed mock LLM makes the chat run fail on `chat_time_to_first_token`
  * with k6's exit code 99.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { startStack, type Stack } from '../../test/helpers/stack.ts';
 import type { Summary } from '../driver/report/summary.ts';
+import type { ThresholdSpec } from '../driver/thresholds.ts';
 import { main } from '../driver/run.ts';
 
 class Capture extends Writable {
@@ -31,26 +33,54 @@ function holds(expression: string, actual: number): boolean {
   return { '<': actual < limit, '<=': actual <= limit, '>': actual > limit, '>=': actual >= limit, '==': actual === limit, '!=': actual !== limit }[m[1]!]!;
 }
 
+/** Thresholds that depend on how fast the machine is: latencies, and iterations a busy machine starts late (dropped). */
+const SPEED_DEPENDENT = /duration|time_to_first_token|dropped_iterations/;
+
 /**
- * Latency and pacing thresholds depend on how busy the machine is (a loaded CI box may breach a p99
- * or start an iteration late): each outcome must follow from its figure, and the verdict and exit
- * code from the outcomes. What does not depend on speed must hold: no check or request failed.
+ * The generated thresholds with every speed-dependent one made unbreachable by any machine (10
+ * minutes, a million dropped iterations), except the metrics in `keep`: what these tests assert is
+ * the driver's evaluation and what does not depend on speed (checks, failed turns and requests,
+ * missed frames). The real limits gate CI in `.ci/run` (the ci profile against `npm start`), and
+ * performance is for benchmarks.
+ */
+async function speedFreeThresholds(keep: string[] = []): Promise<string> {
+  const generated = JSON.parse(await readFile(new URL('../generated/thresholds.json', import.meta.url), 'utf8')) as Record<string, Record<string, ThresholdSpec[]>>;
+  const unbreachable = (metric: string, spec: ThresholdSpec): ThresholdSpec => {
+    if (!SPEED_DEPENDENT.test(metric) || keep.includes(metric)) return spec;
+    const expression = typeof spec === 'string' ? spec : spec.threshold;
+    const limit = metric === 'dropped_iterations' ? 'count<1000000' : `${expression.split(/\s*[<>=!]/)[0]}<600000`;
+    return typeof spec === 'string' ? limit : { ...spec, threshold: limit };
+  };
+  const file = path.join(outRoot, `thresholds-${keep.join('-') || 'speed-free'}.json`);
+  const relaxed = Object.fromEntries(
+    Object.entries(generated).map(([scenario, metrics]) => [scenario, Object.fromEntries(Object.entries(metrics).map(([m, specs]) => [m, specs.map((x) => unbreachable(m, x))]))]),
+  );
+  await writeFile(file, JSON.stringify(relaxed, null, 2));
+  return file;
+}
+
+/**
+ * Each outcome must follow from its figure, and the verdict and exit code from the outcomes; with
+ * `speedFreeThresholds` every threshold passes on any machine that works (nothing failed).
  */
 function expectEvaluatedOnFigures(r: { code: number; stdout: string; stderr: string }, s: Summary): void {
   for (const t of s.thresholds) expect(t.passed, `${t.metric}: ${t.expression}, actual ${t.actual}`).toBe(holds(t.expression, t.actual));
   const failed = s.thresholds.filter((t) => !t.passed).map((t) => `${t.metric}: ${t.expression}`);
   expect(s.failedThresholds).toEqual(failed);
-  expect(s).toMatchObject(failed.length ? { verdict: 'failed', exitCode: 99 } : { verdict: 'passed', exitCode: 0 });
-  expect(r.code, r.stdout + r.stderr).toBe(s.exitCode);
+  expect(failed, 'no threshold fails: the speed-dependent ones are out of reach, the others are about correctness').toEqual([]);
+  expect(s).toMatchObject({ verdict: 'passed', exitCode: 0 });
+  expect(r.code, r.stdout + r.stderr).toBe(0);
   for (const t of s.thresholds.filter((x) => x.metric === 'checks' || x.metric.endsWith('_failed'))) expect(t, `${t.metric}: ${t.expression}`).toMatchObject({ passed: true });
-  expect(s.thresholds.find((t) => t.metric === 'dropped_iterations')).toMatchObject({ expression: 'count==0', actual: s.metrics.dropped_iterations!.count });
+  expect(s.thresholds.find((t) => t.metric === 'dropped_iterations')).toMatchObject({ expression: 'count<1000000', actual: s.metrics.dropped_iterations!.count });
   expect(s.executor.started + s.metrics.dropped_iterations!.count).toBe(s.executor.expectedIterations);
   expect(s.executor.started).toBeGreaterThan(0);
 }
 
 let outRoot: string;
+let speedFree: string;
 beforeAll(async () => {
   outRoot = await mkdtemp(path.join(tmpdir(), 'load-driver-'));
+  speedFree = await speedFreeThresholds();
 });
 afterAll(async () => {
   await rm(outRoot, { recursive: true, force: true });
@@ -81,6 +111,7 @@ async function run(stack: Stack, scenario: string, extra: string[] = []): Promis
       TEST_INTERNAL_KEY,
       '--out',
       out,
+      ...(extra.includes('--thresholds') ? [] : ['--thresholds', speedFree]),
       ...extra,
     ],
     { stdout, stderr },
@@ -121,15 +152,10 @@ describe('load driver against the platform', () => {
       expect(Object.keys(s.metrics)).toContain('http_req_duration{name:POST /api/v1/sessions}');
     }
     // the k6-like table on stdout and the files
-    expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*[✓✗] dropped_iterations\s+count==0/);
+    expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*✓ dropped_iterations\s+count<1000000\s+actual \d/);
     const html = await readFile(path.join(r.out, 'report.html'), 'utf8');
-    if (s.verdict === 'passed') {
-      expect(r.stdout).toMatch(/PASSED: all \d+ thresholds passed/);
-      expect(html).toContain('PASSED');
-    } else {
-      expect(r.stdout).toContain(`FAILED: ${s.failedThresholds.length} threshold(s) failed: ${s.failedThresholds.join('; ')}`);
-      expect(html).toContain('FAILED');
-    }
+    expect(r.stdout).toMatch(/PASSED: all \d+ thresholds passed/);
+    expect(html).toContain('PASSED');
     const tl = JSON.parse(await readFile(path.join(r.out, 'timeline.json'), 'utf8')) as { bucketSeconds: number; started: number[] };
     expect(tl.started.reduce((a, b) => a + b, 0) * tl.bucketSeconds).toBeCloseTo(s.executor.started, 5);
   }, 60_000);
@@ -172,7 +198,8 @@ describe('load driver against a slowed mock LLM', () => {
   afterAll(() => stack?.close());
 
   it('fails the chat run on chat_time_to_first_token, naming it, with exit code 99', async () => {
-    const r = await run(stack, 'chat', ['--duration-scale', '0.2']);
+    // the real TTFT limit (p95 < 2.5 s) against a mock that waits 3 s: no machine is fast enough to pass
+    const r = await run(stack, 'chat', ['--duration-scale', '0.2', '--thresholds', await speedFreeThresholds(['chat_time_to_first_token'])]);
     expect(r.code, r.stdout + r.stderr).toBe(99);
     const s = await summaryOf(r.out);
     expect(s.verdict).toBe('failed');
@@ -180,9 +207,8 @@ describe('load driver against a slowed mock LLM', () => {
     expect(s.failedThresholds).toContain('chat_time_to_first_token: p(95)<2500');
     expect(s.thresholds.find((t) => t.metric === 'chat_time_to_first_token')).toMatchObject({ passed: false });
     expect(s.thresholds.find((t) => t.metric === 'chat_time_to_first_token')!.actual).toBeGreaterThan(3000);
-    // slow is not broken: the turns still completed and nothing was dropped
+    // slow is not broken: the turns still completed
     expect(s.metrics.chat_turns_failed).toMatchObject({ value: 0 });
-    expect(s.metrics.dropped_iterations!.count).toBe(0);
     expect(r.stdout).toMatch(/✗ chat_time_to_first_token\s+p\(95\)<2500\s+actual \d/);
     expect(r.stdout).toMatch(/FAILED: 1 threshold\(s\) failed: chat_time_to_first_token: p\(95\)<2500/);
     expect(await readFile(path.join(r.out, 'report.html'), 'utf8')).toMatch(/FAILED[\s\S]*chat_time_to_first_token/);

@@ -49,12 +49,19 @@ describe('distributed tracing of a turn', () => {
     const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`);
     await client.open();
     await turn(client, { type: 'user_message', content: 'trace me', role: 'user' });
-    await receiver.waitFor((spans) => spans.some((s) => s.service === 'llm-proxy' && s.kind === SERVER) && wsSpans().length === 1);
+    // each process exports on its own schedule: wait until the gateway's message span, the
+    // llm-proxy's request span and every span between them have arrived (by condition, not time)
+    await receiver.waitFor(() => wsSpans().length === 1);
     const [wsSpan] = wsSpans();
     const traceId = wsSpan!.traceId;
+    const llmServerSpan = (): ReceivedSpan | undefined => receiver.spans.find((s) => s.service === 'llm-proxy' && s.kind === SERVER && s.traceId === traceId);
+    await receiver.waitFor(() => {
+      const span = llmServerSpan();
+      return span !== undefined && receiver.ancestry(span).at(-1)!.spanId === wsSpan!.spanId;
+    });
     await receiver.waitFor((spans) => spans.some((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg')));
 
-    const llmServer = receiver.spans.find((s) => s.service === 'llm-proxy' && s.kind === SERVER && s.traceId === traceId);
+    const llmServer = llmServerSpan();
     expect(llmServer, 'llm-proxy server span in the turn trace').toBeDefined();
     const chain = receiver.ancestry(llmServer!);
     const services = chain.map((s) => s.service);

@@ -66,8 +66,8 @@ export class OtlpReceiver {
     }
   }
 
-  /** Waits until `pred` holds over the spans received so far. */
-  async waitFor(pred: (spans: ReceivedSpan[]) => boolean, timeoutMs = 15_000): Promise<void> {
+  /** Waits until `pred` holds over the spans received so far (the bound only ends a test that would hang). */
+  async waitFor(pred: (spans: ReceivedSpan[]) => boolean, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this.spans)) {
       if (Date.now() > deadline) throw new Error(`spans not received in time; have: ${this.spans.map((s) => `${s.service}:${s.name}`).join(', ')}`);

@@ -216,18 +216,18 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     target: hideCredentials(url),
     query: (text, params) => timed(() => pool.query(text, params), text),
     async transaction(fn) {
-      const client = await pool.connect();
-      const tx: Queryable = { query: (text, params) => timed(() => client.query(text, params), text) };
+      const held = await checkOut(pool, opts.logger);
+      const tx: Queryable = { query: (text, params) => timed(() => held.client.query(text, params), text) };
       try {
         await tx.query('BEGIN');
         const result = await fn(tx);
         await tx.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        await held.client.query('ROLLBACK').catch((rollbackFailed: unknown) => held.broke(rollbackFailed));
         throw err;
       } finally {
-        client.release();
+        held.release();
       }
     },
     async ping() {
@@ -236,6 +236,37 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     async close() {
       await pool.end().catch(() => undefined);
       await embedded?.stop();
+    },
+  };
+}
+
+/** A connection taken from the pool for several statements (a transaction, the migrations). */
+interface CheckedOut {
+  client: pg.PoolClient;
+  /** Marks the connection broken: `release` then closes it instead of returning it to the pool. */
+  broke(err: unknown): void;
+  release(): void;
+}
+
+/**
+ * Takes a connection from the pool, listening for its errors while it is out: pg emits a
+ * connection failure (a server restart, a reset) on the client, and a checked-out client with no
+ * listener would crash the process. A connection that failed is closed on release, never reused.
+ */
+async function checkOut(pool: pg.Pool, logger: Logger): Promise<CheckedOut> {
+  const client = await pool.connect();
+  let failure: Error | undefined;
+  const onError = (err: Error): void => {
+    failure ??= err;
+    logger.warn({ err }, 'PostgreSQL connection failed while in use; it is closed, not reused');
+  };
+  client.on('error', onError);
+  return {
+    client,
+    broke: (err) => void (failure ??= err instanceof Error ? err : new Error(String(err))),
+    release: () => {
+      client.off('error', onError);
+      client.release(failure);
     },
   };
 }
@@ -280,7 +311,8 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
  */
 export async function migrate(db: Database, service: string, dir: string, logger: Logger): Promise<number[]> {
   const migrations = await loadMigrations(dir);
-  const client = await db.pool.connect();
+  const held = await checkOut(db.pool, logger);
+  const { client } = held;
   const applied: number[] = [];
   try {
     // Serializes concurrent CREATE TABLE IF NOT EXISTS on a real server.
@@ -316,7 +348,7 @@ export async function migrate(db: Database, service: string, dir: string, logger
       logger.info({ migration: m.name }, 'migration applied');
     }
   } finally {
-    client.release();
+    held.release();
   }
   return applied;
 }

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import {
   EmbeddedDatabaseBusyError,
@@ -22,6 +24,44 @@ import {
 import { ServiceMetrics } from '@codelab/service-kit/metrics';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { value } from './prom-text.ts';
+
+/** A TCP front for the database whose connections can be cut (reset) at once. */
+async function cuttableProxy(databaseUrl: string): Promise<{ url: string; cut(): void; connections(): number; close(): Promise<void> }> {
+  const target = new URL(databaseUrl);
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    accepted++;
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(a);
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+      a.pipe(b);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: url.toString(),
+    cut: () => {
+      for (const socket of sockets) socket.resetAndDestroy();
+      sockets.clear();
+    },
+    connections: () => accepted,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** A name no other suite (nor an earlier run against the same server) uses. */
 const unique = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
@@ -128,6 +168,39 @@ describe('db', () => {
 
     it('answers ping', async () => {
       await expect(db.ping()).resolves.toBeUndefined();
+    });
+
+    it('fails a transaction whose connection is cut while it is out of the pool, without crashing the process, and never reuses that connection', async () => {
+      // (a database restart, a reset): pg emits the failure on the checked-out client; with no
+      // listener there, it was an uncaught 'error' event that ended the process
+      const proxy = await cuttableProxy(inject('databaseUrl'));
+      const lines: string[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+      const cut = await openDatabase({ service: 'svc', url: proxy.url, poolMax: 1, logger, metrics: new ServiceMetrics('svc') });
+      try {
+        let inside!: () => void;
+        const reached = new Promise<void>((resolve) => (inside = resolve));
+        let goOn!: () => void;
+        const held = new Promise<void>((resolve) => (goOn = resolve));
+        const tx = cut.transaction(async (q) => {
+          await q.query('SELECT 1');
+          inside();
+          await held; // the connection sits idle in the transaction, as between a turn's statements
+          await q.query('SELECT 2');
+        });
+        await reached;
+        proxy.cut();
+        await waitUntil(() => lines.some((l) => l.includes('PostgreSQL connection failed while in use')));
+        goOn();
+        await expect(tx).rejects.toThrow();
+        expect(proxy.connections()).toBe(1);
+        // the pool (of one) opens a new connection instead of handing out the broken one
+        await expect(cut.ping()).resolves.toBeUndefined();
+        expect(proxy.connections()).toBe(2);
+      } finally {
+        await cut.close();
+        await proxy.close();
+      }
     });
   });
 
