@@ -45,7 +45,7 @@ STOPSIGNAL SIGTERM
 
 FROM service AS auth
 COPY services/auth/ ./services/auth/
-RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit/run'); await import('./services/auth/src/app.ts'); process.exit(0)"
+RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit'); await import('./services/auth/src/app.ts'); process.exit(0)"
 ENV AUTH_SERVICE__HOST=0.0.0.0 AUTH_SERVICE__PORT=8003
 EXPOSE 8003
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
@@ -54,7 +54,7 @@ CMD ["node", "services/auth/src/main.ts"]
 
 FROM service AS gateway
 COPY services/gateway/ ./services/gateway/
-RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit/run'); await import('./services/gateway/src/app.ts'); process.exit(0)"
+RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit'); await import('./services/gateway/src/app.ts'); process.exit(0)"
 ENV GATEWAY__HOST=0.0.0.0 GATEWAY__PORT=8000
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
@@ -63,7 +63,7 @@ CMD ["node", "services/gateway/src/main.ts"]
 
 FROM service AS runtime
 COPY services/runtime/ ./services/runtime/
-RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit/run'); await import('./services/runtime/src/app.ts'); process.exit(0)"
+RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit'); await import('./services/runtime/src/app.ts'); process.exit(0)"
 ENV AGENT_RUNTIME__HOST=0.0.0.0 AGENT_RUNTIME__PORT=8001
 EXPOSE 8001
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
@@ -72,7 +72,7 @@ CMD ["node", "services/runtime/src/main.ts"]
 
 FROM service AS llm-proxy
 COPY services/llm-proxy/ ./services/llm-proxy/
-RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit/run'); await import('./services/llm-proxy/src/app.ts'); process.exit(0)"
+RUN node --input-type=module -e "await import('@codelab/service-kit/boot'); await import('@codelab/service-kit'); await import('./services/llm-proxy/src/app.ts'); process.exit(0)"
 ENV LLM_PROXY__HOST=0.0.0.0 LLM_PROXY__PORT=8002
 EXPOSE 8002
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { prettyFactory } from 'pino-pretty';
-import { EmbeddedDatabaseBusyError, EmbeddedEngineMissingError, embeddedDatabaseDir, openEmbeddedDatabase, type EmbeddedDatabase } from '../packages/service-kit/src/db.ts';
+import { EmbeddedDatabaseBusyError, EmbeddedEngineMissingError, embeddedDatabaseDir, openEmbeddedDatabase, type EmbeddedDatabase } from '@codelab/service-kit';
 
 const launched = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -5,16 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { commonSettings, envName, type SettingSpec } from '@codelab/service-kit/config';
-import { kitErrors } from '@codelab/service-kit/errors';
-import { authSettings } from '../services/auth/src/config.ts';
-import { OAUTH_ERROR_TABLE } from '../services/auth/src/errors.ts';
-import { gatewaySettings } from '../services/gateway/src/config.ts';
-import { gatewayErrors } from '../services/gateway/src/errors.ts';
-import { llmProxySettings } from '../services/llm-proxy/src/config.ts';
-import { LLMP_ERRORS } from '../services/llm-proxy/src/errors.ts';
-import { runtimeSettings } from '../services/runtime/src/config.ts';
-import { runtimeErrors } from '../services/runtime/src/errors.ts';
+import { commonSettings, envName, type SettingSpec, kitErrors } from '@codelab/service-kit';
+import { authSettings } from '@codelab/auth/config';
+import { OAUTH_ERROR_TABLE } from '@codelab/auth/errors';
+import { gatewaySettings } from '@codelab/gateway/config';
+import { gatewayErrors } from '@codelab/gateway/errors';
+import { llmProxySettings } from '@codelab/llm-proxy/config';
+import { LLMP_ERRORS } from '@codelab/llm-proxy/errors';
+import { runtimeSettings } from '@codelab/runtime/config';
+import { runtimeErrors } from '@codelab/runtime/errors';
 import { REPO_ROOT } from './helpers/processes.ts';
 
 const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');

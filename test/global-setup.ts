@@ -8,7 +8,7 @@ import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { startEmbeddedPostgres } from '../packages/service-kit/src/db.ts';
+import { startEmbeddedPostgres } from '@codelab/service-kit';
 
 declare module 'vitest' {
   export interface ProvidedContext {

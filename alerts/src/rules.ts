@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
-export const RUNBOOK_BASE = 'https://github.com/codelab-platform/codelab-platform/blob/main/docs/runbooks.md';
-export const GRAFANA_BASE = 'http://localhost:3000';
-export const SERVICES = ['auth', 'gateway', 'runtime', 'llm-proxy'] as const;
+const RUNBOOK_BASE = 'https://github.com/codelab-platform/codelab-platform/blob/main/docs/runbooks.md';
+const GRAFANA_BASE = 'http://localhost:3000';
+const SERVICES = ['auth', 'gateway', 'runtime', 'llm-proxy'] as const;
 
-export type Severity = 'critical' | 'warning' | 'info';
+type Severity = 'critical' | 'warning' | 'info';
 
 export interface AlertRule {
   alert: string;
@@ -37,7 +37,7 @@ export function runbookAnchor(alert: string): string {
   return alert.toLowerCase();
 }
 
-export function withLinks(rule: AlertRule, dashboard: string): AlertRule {
+function withLinks(rule: AlertRule, dashboard: string): AlertRule {
   return {
     ...rule,
     annotations: { ...rule.annotations, runbook_url: `${RUNBOOK_BASE}#${runbookAnchor(rule.alert)}`, dashboard_url: `${GRAFANA_BASE}/d/${dashboard}` },
@@ -83,12 +83,11 @@ export const BURN_WINDOWS = [
   { severity: 'warning', long: '1d', short: '2h', factor: 3, for: '1h' },
   { severity: 'warning', long: '3d', short: '6h', factor: 1, for: '3h' },
 ] as const;
-export const SLI_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d', '30d'] as const;
+const SLI_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d', '30d'] as const;
 
 const camel = (kebab: string): string => kebab.replace(/(^|-)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase());
 const servicePrefix = (service: string): string => (service === 'llm-proxy' ? 'LlmProxy' : camel(service));
 export const sloAlertName = (slo: Slo): string => `${servicePrefix(slo.service)}${camel(slo.name)}BudgetBurn`;
-const dashboardOf = (service: string): string => `codelab-${service === 'llm-proxy' ? 'llm' : service}`;
 
 /**
  * Divides every window and `for` by `scale` (tests: 60 turns 1h into 1m): the rules of the

@@ -11,10 +11,10 @@ import { parse } from 'yaml';
 import type { Histogram } from 'prom-client';
 import { ServiceMetrics } from '@codelab/service-kit';
 import { findProgram, missingProgram } from '@codelab/service-kit/testing';
-import { createAuthMetrics } from '../../services/auth/src/metrics.ts';
-import { createGatewayMetrics } from '../../services/gateway/src/metrics.ts';
-import { createLlmProxyMetrics } from '../../services/llm-proxy/src/metrics.ts';
-import { createRuntimeMetrics } from '../../services/runtime/src/metrics.ts';
+import { createAuthMetrics } from '@codelab/auth/metrics';
+import { createGatewayMetrics } from '@codelab/gateway/metrics';
+import { createLlmProxyMetrics } from '@codelab/llm-proxy/metrics';
+import { createRuntimeMetrics } from '@codelab/runtime/metrics';
 import { ALERTS_DIR, renderRuleFiles } from '../src/generate.ts';
 import { loadSlos, runbookAnchor, type AlertRule, type RuleGroup } from '../src/rules.ts';
 

@@ -33,12 +33,10 @@ import { LegendDisplayMode, LegendPlacement, ReduceDataOptionsBuilder, SortOrder
 
 /** Fixed datasource uids: provisioned under these uids, referenced by them (file provisioning never resolves `${DS_…}`). */
 export const DATASOURCE_UIDS = { prometheus: 'codelab-prometheus', loki: 'codelab-loki', tempo: 'codelab-tempo' } as const;
-export const PROMETHEUS = { type: 'prometheus', uid: DATASOURCE_UIDS.prometheus };
-export const LOKI = { type: 'loki', uid: DATASOURCE_UIDS.loki };
-export const TEMPO = { type: 'tempo', uid: DATASOURCE_UIDS.tempo };
+const PROMETHEUS = { type: 'prometheus', uid: DATASOURCE_UIDS.prometheus };
 
 /** Grafana's rate window: at least 4 scrape intervals (the datasource's `timeInterval`). */
-export const RATE_INTERVAL = '$__rate_interval';
+const RATE_INTERVAL = '$__rate_interval';
 
 // ---- units (Grafana unit ids) -------------------------------------------------------------------
 
@@ -56,7 +54,7 @@ export const UNITS = {
 // ---- PromQL helpers ------------------------------------------------------------------------------
 
 /** `rate(<metric>{<selector>}[$__rate_interval])`. */
-export function rate(metric: string, selector = ''): string {
+function rate(metric: string, selector = ''): string {
   return `rate(${metric}${selector ? `{${selector}}` : ''}[${RATE_INTERVAL}])`;
 }
 
@@ -106,7 +104,7 @@ export function jobVariable(metric = 'nodejs_version_info'): QueryVariableBuilde
 
 // ---- panels --------------------------------------------------------------------------------------
 
-export interface Query {
+interface Query {
   expr: string;
   legend: string;
   /** Show exemplars (latency panels): Grafana links their trace_id to Tempo through the datasource. */
@@ -202,7 +200,7 @@ export function stat(spec: PanelSpec): StatPanelBuilder {
 
 // ---- dashboards ----------------------------------------------------------------------------------
 
-export const DASHBOARD_TAG = 'codelab';
+const DASHBOARD_TAG = 'codelab';
 
 /** A dashboard with the settings every CodeLab dashboard shares. */
 export function codelabDashboard(uid: string, title: string, description: string, tags: string[] = []): DashboardBuilder {

@@ -61,6 +61,7 @@ describe('dashboards', () => {
       for (const file of generatedFiles()) expect(file).toBe(`${load(file).uid}.json`);
     });
 
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the test's name quotes Grafana's ${DS_…} syntax
     it('references datasources only by the fixed uids, never ${DS_…} inputs', () => {
       for (const file of generatedFiles()) {
         const text = readFileSync(join(GENERATED_DIR, file), 'utf8');

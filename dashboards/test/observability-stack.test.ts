@@ -25,6 +25,7 @@ const JOINED_ENV = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318', 
 const PLATFORM_SERVICES = ['auth', 'gateway', 'runtime', 'llm-proxy'];
 
 // Loose shapes: the tests check the values they rely on.
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML, walked loosely (see above)
 type Yaml = any;
 const readYaml = (path: string): Yaml => parse(readFileSync(`${ROOT}${path}`, 'utf8'), { merge: true }) as Yaml;
 

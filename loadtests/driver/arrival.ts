@@ -98,7 +98,7 @@ export interface IterationContext {
   signal: AbortSignal;
 }
 
-export interface ExecutorEvents {
+interface ExecutorEvents {
   /** An iteration started on a VU. */
   started?(at: number): void;
   /** No VU was free: the iteration was dropped. */

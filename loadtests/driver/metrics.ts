@@ -146,7 +146,7 @@ export function parseMetricKey(key: string): MetricKey {
   return { metric: m[1]!, tags };
 }
 
-export function metricKey(metric: string, tags: Record<string, string>): string {
+function metricKey(metric: string, tags: Record<string, string>): string {
   const entries = Object.entries(tags);
   return entries.length ? `${metric}{${entries.map(([k, v]) => `${k}:${v}`).join(',')}}` : metric;
 }

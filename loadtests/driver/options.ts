@@ -85,12 +85,12 @@ function url(name: string, raw: string | undefined, fallback: string): string {
 const dataFile = (env: NodeJS.ProcessEnv, ...parts: string[]): string => path.join(env.CODELAB_DATA_DIR || path.join(ROOT, 'data'), ...parts);
 
 /** The admin password `npm start` keeps, if this checkout has one. */
-export function passwordFile(env: NodeJS.ProcessEnv): string {
+function passwordFile(env: NodeJS.ProcessEnv): string {
   return dataFile(env, 'auth', 'admin-password');
 }
 
 /** The internal key `npm start` keeps (the llm scenario's credential), if this checkout has one. */
-export function internalKeyFile(env: NodeJS.ProcessEnv): string {
+function internalKeyFile(env: NodeJS.ProcessEnv): string {
   return dataFile(env, 'internal-api-key');
 }
 

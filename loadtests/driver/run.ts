@@ -20,8 +20,6 @@ import { ensureReady } from './scenarios/token.ts';
 import { Recorder, SetupError, type ScenarioEnv, type Service } from './scenarios/types.ts';
 import { abortingThreshold, bindThresholds, describeThreshold, parseThresholds, type Threshold, type ThresholdSpec } from './thresholds.ts';
 
-export { EXIT };
-
 export const BUILTIN_METRICS: MetricDef[] = [
   { name: 'iterations', type: 'counter', description: 'iterations completed' },
   { name: 'iteration_duration', type: 'trend', unit: 'ms', description: 'one iteration, start to end' },

@@ -11,7 +11,7 @@ import { parseMetricKey, type MetricType, type Registry } from './metrics.ts';
 
 export type ThresholdSpec = string | { threshold: string; abortOnFail?: boolean; delayAbortEval?: string };
 
-export type Aggregation = 'avg' | 'min' | 'max' | 'med' | 'p' | 'rate' | 'count' | 'value';
+type Aggregation = 'avg' | 'min' | 'max' | 'med' | 'p' | 'rate' | 'count' | 'value';
 export type Operator = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
 export interface Expression {

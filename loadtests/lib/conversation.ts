@@ -26,7 +26,7 @@ export function userMessage(i: number): string {
 }
 
 /** What the IDE answers a tool call it ran. */
-export function toolResult(tool: string | undefined): unknown {
+function toolResult(tool: string | undefined): unknown {
   return tool === 'read_file' ? { content: 'export class List<T> { items: T[] = []; }' } : { success: true };
 }
 

@@ -34,7 +34,7 @@ export interface ArrivalProfile {
 export const CHAT_TURNS = 3;
 
 /** Iterations per second each scenario runs at in the `load` profile (sized for a 2-core machine). */
-export const BASE_RATE: Record<ScenarioName, number> = { auth: 4, api: 40, chat: 4, llm: 20 };
+const BASE_RATE: Record<ScenarioName, number> = { auth: 4, api: 40, chat: 4, llm: 20 };
 
 /** Concurrent iterations each scenario may need at its base rate (k6 VUs; the driver's in-flight bound). */
 const BASE_VUS: Record<ScenarioName, number> = { auth: 20, api: 40, chat: 40, llm: 40 };

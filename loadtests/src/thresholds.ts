@@ -10,7 +10,7 @@
 import type { Slo } from '../../alerts/src/rules.ts';
 import type { ScenarioName } from '../lib/profiles.ts';
 
-export type Threshold = string | { threshold: string; abortOnFail: boolean; delayAbortEval?: string };
+type Threshold = string | { threshold: string; abortOnFail: boolean; delayAbortEval?: string };
 export type ScenarioThresholds = Record<string, Threshold[]>;
 
 /** Which scenario and metric measures each SLO. A new SLO must be placed here (the generator refuses an unknown one). */

@@ -20,10 +20,10 @@ describe('arrival schedule', () => {
     expect(starts).toHaveLength(50);
     expect(s.total).toBe(50);
     // area t²/2 reaches k at t = √(2k)
-    starts.forEach((t, i) => expect(t).toBeCloseTo(Math.sqrt(2 * (i + 1)), 9));
+    for (const [i, t] of starts.entries()) expect(t).toBeCloseTo(Math.sqrt(2 * (i + 1)), 9);
     const counts = perSecond(starts, 10);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(50);
-    counts.forEach((c, sec) => expect(Math.abs(c - (sec + 0.5))).toBeLessThanOrEqual(1));
+    for (const [sec, c] of counts.entries()) expect(Math.abs(c - (sec + 0.5))).toBeLessThanOrEqual(1);
     expect(s.rateAt(5)).toBeCloseTo(5);
   });
 
@@ -31,7 +31,7 @@ describe('arrival schedule', () => {
     const s = new Schedule({ startRate: 2.5, timeUnit: '1s', stages: [{ duration: '4s', target: 2.5 }] });
     const starts = [...s.starts()];
     expect(starts).toHaveLength(10);
-    starts.forEach((t, i) => expect(t).toBeCloseTo(0.4 * (i + 1), 9));
+    for (const [i, t] of starts.entries()) expect(t).toBeCloseTo(0.4 * (i + 1), 9);
     expect(perSecond(starts, 4)).toEqual([2, 2, 3, 3]); // 0.4 0.8 | 1.2 1.6 | 2.0 2.4 2.8 | 3.2 3.6 4.0
   });
 

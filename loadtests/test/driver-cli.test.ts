@@ -140,6 +140,7 @@ describe('progress line', () => {
     tty.isTTY = true;
     const p = new Progress(source(), tty);
     p.stop();
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escape sequence (ESC [2K) the progress line starts with
     expect(tty.text).toMatch(/^\r\x1b\[2Kchat\/ci 0:12\/1:00 .*\n$/);
     const plain = new Capture();
     new Progress(source(), plain).stop();

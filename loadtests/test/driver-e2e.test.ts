@@ -145,7 +145,7 @@ describe('load driver against the platform', () => {
       expect(s.metrics.chat_frames_missed!.count).toBe(0);
       expect(s.metrics.chat_frames_out_of_order!.count).toBe(0);
       expect(s.metrics.chat_inter_token_gap!.count).toBeGreaterThan(0);
-      expect(s.metrics['chat_turn_duration']!.p95).toBeGreaterThan(0);
+      expect(s.metrics.chat_turn_duration!.p95).toBeGreaterThan(0);
     } else {
       expect(s.metrics.http_reqs!.count).toBe(s.executor.started * 5);
       expect(s.metrics.http_req_failed).toMatchObject({ value: 0 });

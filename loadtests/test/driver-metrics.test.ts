@@ -61,7 +61,7 @@ describe('metrics registry', () => {
     r.add('http_req_duration', 1);
     const all = r.summaries();
     expect(Object.keys(all)).toEqual(['http_req_duration', 'http_req_duration{name:a}', 'http_req_duration{name:b}']);
-    expect(all['http_req_duration']!.count).toBe(4);
+    expect(all.http_req_duration!.count).toBe(4);
     expect(all['http_req_duration{name:a}']).toMatchObject({ count: 2, min: 10, max: 30, avg: 20 });
   });
 

@@ -320,6 +320,7 @@ describe('the load-tests workflow', () => {
     const profileInput = wf.on.workflow_dispatch!.inputs!.profile!;
     expect(profileInput.options).toEqual([...PROFILES]);
     expect(profileInput.default).toBe('ci');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, as the workflow spells it
     expect(wf.env.PROFILE).toBe("${{ inputs.profile || 'ci' }}");
   });
 

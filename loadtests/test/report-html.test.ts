@@ -152,6 +152,7 @@ describe('load-test report', () => {
       await page.goto(pathToFileURL(files.html).href, { waitUntil: 'load' });
 
       expect(await page.title()).toBe('FAILED · chat/ci load test');
+      // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), the rendered text (not the DOM property)
       expect(await page.locator('#verdict').innerText()).toBe('FAILED');
       const rows = page.locator('#thresholds tbody tr');
       expect(await rows.count()).toBe(run.summary.thresholds.length);
@@ -161,6 +162,7 @@ describe('load-test report', () => {
       const color = (sel: string) => page.locator(sel).first().evaluate((el) => getComputedStyle(el).color);
       expect(await color('#thresholds tr.fail td.result')).toBe('rgb(217, 54, 62)');
       expect(await color('#thresholds tr.pass td.result')).toBe('rgb(47, 158, 68)');
+      // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), the rendered text (not the DOM property)
       expect(await page.locator('#thresholds tr.fail').first().innerText()).toMatch(/dropped_iterations\s+count==0\s+\d+/);
 
       for (const id of ['chart-latency', 'chart-throughput', 'chart-errors', 'chart-ttft', 'chart-vus']) {

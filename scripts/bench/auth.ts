@@ -17,10 +17,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { startEmbeddedPostgres } from '../../packages/service-kit/src/db.ts';
-import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
-import { hashPassword, SCRYPT_PARAMS, verifyPassword } from '../../services/auth/src/passwords.ts';
-import { createUser } from '../../services/auth/src/users.ts';
+import { startEmbeddedPostgres } from '@codelab/service-kit';
+import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { hashPassword, SCRYPT_PARAMS, verifyPassword } from '@codelab/auth/passwords';
+import { createUser } from '@codelab/auth/users';
 import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
 import { pct } from './timing.ts';
 

@@ -508,7 +508,7 @@ async function main(): Promise<void> {
     if (m.service === REFERENCE) continue;
     total += m.used;
     memReport[m.service] = { used_bytes: m.used, limit_bytes: m.limit };
-    out.push(`  ${m.service.padEnd(12)} ${f1(m.used / 1024 ** 2).padStart(7)} MiB of ${f1(m.limit / 1024 ** 2).padStart(6)}  ${['auth', 'gateway', 'runtime', 'llm-proxy'].includes(m.service) ? x2(m.used / refMem) + ' ref' : ''}`);
+    out.push(`  ${m.service.padEnd(12)} ${f1(m.used / 1024 ** 2).padStart(7)} MiB of ${f1(m.limit / 1024 ** 2).padStart(6)}  ${['auth', 'gateway', 'runtime', 'llm-proxy'].includes(m.service) ? `${x2(m.used / refMem)} ref` : ''}`);
   }
   out.push(`  ${'total'.padEnd(12)} ${f1(total / 1024 ** 2).padStart(7)} MiB`);
   report.stack = { up_seconds: upSeconds, npm_start_ready_seconds: local.seconds, scale_seconds: scaleSeconds, idle_seconds: IDLE_SECONDS, memory: memReport, reference_memory_bytes: refMem, total_memory_bytes: total };

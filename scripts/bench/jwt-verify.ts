@@ -10,7 +10,7 @@
  *   BENCH_SECONDS=5 BENCH_DATABASE_URL=postgres://… npm run bench:jwt
  */
 import { createVerify } from 'node:crypto';
-import { startEmbeddedPostgres } from '../../packages/service-kit/src/db.ts';
+import { startEmbeddedPostgres } from '@codelab/service-kit';
 import { startStack } from '../../test/helpers/stack.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS || 4);
@@ -68,14 +68,14 @@ try {
   const token = await withAuth.token();
 
   // 1. the verifier alone
-  const { JwksCache } = await import('../../services/gateway/src/auth/jwks-cache.ts');
-  const { createJwtVerifier } = await import('../../services/gateway/src/auth/jwt-verifier.ts');
+  const { JwksCache } = await import('@codelab/gateway/jwks-cache');
+  const { createJwtVerifier } = await import('@codelab/gateway/jwt-verifier');
   const { PeerClient, ServiceMetrics, silentLoggerForBench } = await (async () => {
-    const kit = await import('../../packages/service-kit/src/index.ts');
-    const testing = await import('../../packages/service-kit/src/testing.ts');
+    const kit = await import('@codelab/service-kit');
+    const testing = await import('@codelab/service-kit/testing');
     return { PeerClient: kit.PeerClient, ServiceMetrics: kit.ServiceMetrics, silentLoggerForBench: testing.silentLogger };
   })();
-  const { createGatewayMetrics } = await import('../../services/gateway/src/metrics.ts');
+  const { createGatewayMetrics } = await import('@codelab/gateway/metrics');
   const metrics = createGatewayMetrics(new ServiceMetrics('bench'));
   const jwks = new JwksCache({ auth: new PeerClient({ peer: 'auth', baseUrl: withAuth.url.auth, metrics: new ServiceMetrics('bench2') }), metrics, logger: silentLoggerForBench() });
   const verify = createJwtVerifier({ jwks, issuer: 'https://auth.codelab.local', audience: 'codelab-api', revoked: { has: () => false } });

@@ -11,7 +11,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import { TEST_INTERNAL_KEY } from '../../packages/service-kit/src/testing.ts';
+import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
 import { pct } from './timing.ts';
 

@@ -16,8 +16,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort, waitForHttp, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { startEmbeddedPostgres } from '../../packages/service-kit/src/db.ts';
-import { createUser } from '../../services/auth/src/users.ts';
+import { startEmbeddedPostgres } from '@codelab/service-kit';
+import { createUser } from '@codelab/auth/users';
 import { passwordToken } from '../../test/helpers/stack.ts';
 import { PREFIX, REPO_ROOT, type ServiceName } from '../../test/helpers/processes.ts';
 

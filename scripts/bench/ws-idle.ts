@@ -188,7 +188,15 @@ try {
       });
     }),
   );
-  await Promise.all(warm.map((ws) => new Promise((resolve) => (ws.once('close', resolve), ws.close()))));
+  await Promise.all(
+    warm.map(
+      (ws) =>
+        new Promise((resolve) => {
+          ws.once('close', resolve);
+          ws.close();
+        }),
+    ),
+  );
   await sleep(1000);
   const rawBefore = await read(p);
   await collectGarbage(inspector);

@@ -10,12 +10,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { commonSettings, envName, isPlaceholderSecret, type SettingSpec } from '@codelab/service-kit/config';
+import { commonSettings, envName, isPlaceholderSecret, type SettingSpec } from '@codelab/service-kit';
 import { findProgram, missingProgram } from '@codelab/service-kit/testing';
-import { authSettings } from '../../services/auth/src/config.ts';
-import { gatewaySettings } from '../../services/gateway/src/config.ts';
-import { llmProxySettings } from '../../services/llm-proxy/src/config.ts';
-import { runtimeSettings } from '../../services/runtime/src/config.ts';
+import { authSettings } from '@codelab/auth/config';
+import { gatewaySettings } from '@codelab/gateway/config';
+import { llmProxySettings } from '@codelab/llm-proxy/config';
+import { runtimeSettings } from '@codelab/runtime/config';
 import { REPO_ROOT } from '../helpers/processes.ts';
 
 interface ComposeService {

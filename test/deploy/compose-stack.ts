@@ -14,8 +14,8 @@ export type ServiceImage = (typeof SERVICE_IMAGES)[number];
 const PORTS: Record<ServiceImage, number> = { auth: 8003, gateway: 8000, runtime: 8001, 'llm-proxy': 8002 };
 
 /** The image tags the deploy suite builds (`CODELAB_IMAGE_PREFIX`/<service>:`CODELAB_VERSION`). */
-export const IMAGE_PREFIX = 'codelab-deploy-test';
-export const IMAGE_VERSION = 'test';
+const IMAGE_PREFIX = 'codelab-deploy-test';
+const IMAGE_VERSION = 'test';
 export const imageTag = (service: ServiceImage): string => `${IMAGE_PREFIX}/${service}:${IMAGE_VERSION}`;
 
 /**

@@ -17,17 +17,16 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { commonSettings, envName, type SettingSpec } from '@codelab/service-kit/config';
-import { kitErrors } from '@codelab/service-kit/errors';
+import { commonSettings, envName, type SettingSpec, kitErrors } from '@codelab/service-kit';
 import { findProgram, freePort, missingProgram } from '@codelab/service-kit/testing';
-import { authSettings } from '../../services/auth/src/config.ts';
-import { OAUTH_ERROR_TABLE } from '../../services/auth/src/errors.ts';
-import { gatewaySettings } from '../../services/gateway/src/config.ts';
-import { gatewayErrors } from '../../services/gateway/src/errors.ts';
-import { llmProxySettings } from '../../services/llm-proxy/src/config.ts';
-import { LLMP_ERRORS } from '../../services/llm-proxy/src/errors.ts';
-import { runtimeSettings } from '../../services/runtime/src/config.ts';
-import { runtimeErrors } from '../../services/runtime/src/errors.ts';
+import { authSettings } from '@codelab/auth/config';
+import { OAUTH_ERROR_TABLE } from '@codelab/auth/errors';
+import { gatewaySettings } from '@codelab/gateway/config';
+import { gatewayErrors } from '@codelab/gateway/errors';
+import { llmProxySettings } from '@codelab/llm-proxy/config';
+import { LLMP_ERRORS } from '@codelab/llm-proxy/errors';
+import { runtimeSettings } from '@codelab/runtime/config';
+import { runtimeErrors } from '@codelab/runtime/errors';
 import { FrameClient, passwordToken } from '../helpers/stack.ts';
 import { REPO_ROOT, runProcess } from '../helpers/processes.ts';
 
@@ -497,7 +496,9 @@ else if (args[0] === 'exec') {
         chmodSync(path.join(dir, 'bin', prog), 0o755);
       }
       mkdirSync(path.join(dir, 'stack'));
+      // biome-ignore-start lint/suspicious/noTemplateCurlyInString: Compose's ${VAR:?message} interpolation
       writeFileSync(path.join(dir, 'stack', 'docker-compose.yml'), 'services:\n  auth:\n    environment:\n      AUTH_SERVICE__INTERNAL_API_KEY: ${CODELAB_INTERNAL_API_KEY:?set it in .env}\n');
+      // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end
       writeFileSync(path.join(dir, 'stack', '.env'), `# the stack's secrets\nCODELAB_INTERNAL_API_KEY="${envFileKey}"\nPOSTGRES_PASSWORD=${pgPassword}\n`);
     }, 60_000);
     afterAll(async () => {

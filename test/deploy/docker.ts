@@ -20,11 +20,10 @@ import { REPO_ROOT } from '../helpers/processes.ts';
 
 /** Docker 20.10 from Debian; a /usr/local/bin/docker 28.x client without buildx can come first on PATH. */
 export const DOCKER = '/usr/bin/docker';
-export const DOCKERD_SH = path.join(REPO_ROOT, 'test/deploy/dockerd.sh');
-export const BUILD_SH = path.join(REPO_ROOT, 'test/deploy/stand-ins/build.sh');
-export const COMPOSE_FILE = path.join(REPO_ROOT, 'docker-compose.yml');
+const BUILD_SH = path.join(REPO_ROOT, 'test/deploy/stand-ins/build.sh');
+const COMPOSE_FILE = path.join(REPO_ROOT, 'docker-compose.yml');
 /** The socket of `test/deploy/dockerd.sh start` (its default directory, or CODELAB_DOCKER_DIR). */
-export const HARNESS_SOCKET = path.join(process.env.CODELAB_DOCKER_DIR ?? '/var/tmp/codelab-docker', 'run/docker.sock');
+const HARNESS_SOCKET = path.join(process.env.CODELAB_DOCKER_DIR ?? '/var/tmp/codelab-docker', 'run/docker.sock');
 
 const INSTALL = 'apt-get install -y docker.io docker-compose debootstrap';
 const START = 'eval "$(test/deploy/dockerd.sh start)" (as root; `test/deploy/dockerd.sh stop` stops it)';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createUser } from '../../services/auth/src/users.ts';
+import { createUser } from '@codelab/auth/users';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, importPKCS8, SignJWT, UnsecuredJWT } from 'jose';
 import pg from 'pg';
 import { FrameClient, passwordToken, passwordTokens, startStack, type Stack } from '../helpers/stack.ts';

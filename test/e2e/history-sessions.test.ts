@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createUser } from '../../services/auth/src/users.ts';
+import { createUser } from '@codelab/auth/users';
 import { FrameClient, passwordToken, startStack, type Stack } from '../helpers/stack.ts';
 
 type Frame = Record<string, unknown>;

@@ -22,7 +22,7 @@ interface OtlpJson {
   }[];
 }
 
-const valueOf = (v: Record<string, unknown>): unknown => Object.values(v)[0];
+const firstValue = (v: Record<string, unknown>): unknown => Object.values(v)[0];
 
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
@@ -48,7 +48,7 @@ export class OtlpReceiver {
 
   private collect(doc: OtlpJson): void {
     for (const rs of doc.resourceSpans ?? []) {
-      const service = String(valueOf(rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value ?? {}) ?? '');
+      const service = String(firstValue(rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value ?? {}) ?? '');
       for (const ss of rs.scopeSpans ?? []) {
         for (const s of ss.spans ?? []) {
           this.spans.push({
@@ -58,7 +58,7 @@ export class OtlpReceiver {
             spanId: s.spanId,
             parentSpanId: s.parentSpanId || undefined,
             kind: s.kind,
-            attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, valueOf(a.value)])),
+            attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, firstValue(a.value)])),
             links: s.links ?? [],
           });
         }

@@ -25,7 +25,7 @@ export interface PrometheusOptions {
 }
 
 /** One series of an instant query: its labels and value at the query's time. */
-export interface PromSample {
+interface PromSample {
   metric: Record<string, string>;
   value: number;
 }

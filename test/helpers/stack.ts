@@ -12,15 +12,15 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { listen, type Service } from '@codelab/service-kit';
 import { freePort, silentLogger, TEST_INTERNAL_KEY, waitForHttp } from '@codelab/service-kit/testing';
-import { buildApp as buildAuth } from '../../services/auth/src/app.ts';
-import { readAuthConfig } from '../../services/auth/src/config.ts';
-import { createUser } from '../../services/auth/src/users.ts';
-import { buildApp as buildGateway } from '../../services/gateway/src/app.ts';
-import { readGatewayConfig } from '../../services/gateway/src/config.ts';
-import { buildApp as buildLlmProxy } from '../../services/llm-proxy/src/app.ts';
-import { readLlmProxyConfig } from '../../services/llm-proxy/src/config.ts';
-import { buildApp as buildRuntime } from '../../services/runtime/src/app.ts';
-import { readRuntimeConfig } from '../../services/runtime/src/config.ts';
+import { buildApp as buildAuth } from '@codelab/auth/app';
+import { readAuthConfig } from '@codelab/auth/config';
+import { createUser } from '@codelab/auth/users';
+import { buildApp as buildGateway } from '@codelab/gateway/app';
+import { readGatewayConfig } from '@codelab/gateway/config';
+import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
+import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
+import { buildApp as buildRuntime } from '@codelab/runtime/app';
+import { readRuntimeConfig } from '@codelab/runtime/config';
 import { runProcess } from './processes.ts';
 import { startTcpProxy } from './tcp-proxy.ts';
 
@@ -156,7 +156,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 }
 
 /** A runtime as a child process (`node services/runtime/src/main.ts`): what a test can kill and start again. */
-export interface RuntimeProcess {
+interface RuntimeProcess {
   url: string;
   /** Stops it (SIGKILL: as a crash) and resolves once it exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -165,7 +165,7 @@ export interface RuntimeProcess {
   output(): string;
 }
 
-export async function startRuntimeProcess(env: Record<string, string>): Promise<RuntimeProcess> {
+async function startRuntimeProcess(env: Record<string, string>): Promise<RuntimeProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let out = '';

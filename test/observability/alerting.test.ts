@@ -97,7 +97,7 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
   const waitFor = async (pred: () => boolean, timeoutMs: number, what: string): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`${what} did not arrive within ${timeoutMs} ms; got ${JSON.stringify(notifications.map((n) => [n.path, n.body.status, n.body.alerts.map((a) => a.labels.alertname + '/' + a.labels.long)]))}`);
+      if (Date.now() > deadline) throw new Error(`${what} did not arrive within ${timeoutMs} ms; got ${JSON.stringify(notifications.map((n) => [n.path, n.body.status, n.body.alerts.map((a) => `${a.labels.alertname}/${a.labels.long}`)]))}`);
       await new Promise((r) => setTimeout(r, 250));
     }
   };

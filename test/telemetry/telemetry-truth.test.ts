@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { missingProgram } from '@codelab/service-kit/testing';
 import { loadSlos } from '../../alerts/src/rules.ts';
 import { allPanelQueries } from '../../dashboards/src/lib.ts';
-import { seededRandom } from '../../services/llm-proxy/src/providers/mock.ts';
+import { seededRandom } from '@codelab/llm-proxy/mock';
 import { parseOptions, type LoadOptions } from '../../loadtests/driver/options.ts';
 import type { Summary } from '../../loadtests/driver/report/summary.ts';
 import { runLoad } from '../../loadtests/driver/run.ts';

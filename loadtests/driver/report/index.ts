@@ -20,5 +20,4 @@ export async function writeReports(dir: string, summary: Summary, timeline: Time
   return files;
 }
 
-export { renderReport } from './html.ts';
-export { buildTimeline, checksOf, formatSummary, type Summary, type TimelineData } from './summary.ts';
+export type { Summary, TimelineData } from './summary.ts';

@@ -64,7 +64,7 @@ export interface TimelineData {
   failedChecks: number[];
 }
 
-export interface PercentileSeries {
+interface PercentileSeries {
   metric: string;
   p50: (number | null)[];
   p95: (number | null)[];
@@ -86,7 +86,7 @@ function limitsOf(metric: string, thresholds: ThresholdResult[]): { label: strin
   return out;
 }
 
-export function buildTimeline(registry: Registry, schedule: Schedule, untilSeconds: number, keys: Summary['keyMetrics'], thresholds: ThresholdResult[]): TimelineData {
+function buildTimeline(registry: Registry, schedule: Schedule, untilSeconds: number, keys: Summary['keyMetrics'], thresholds: ThresholdResult[]): TimelineData {
   const tl: Timeline = registry.timeline(untilSeconds);
   const b = tl.bucketSeconds;
   const col = (name: string) => tl.metrics[name] ?? tl.t.map(() => null);
@@ -113,7 +113,7 @@ export function buildTimeline(registry: Registry, schedule: Schedule, untilSecon
   };
 }
 
-export function checksOf(metrics: Record<string, MetricSummary>): Summary['checks'] {
+function checksOf(metrics: Record<string, MetricSummary>): Summary['checks'] {
   return Object.entries(metrics)
     .filter(([k]) => k.startsWith('checks{check:'))
     .map(([k, m]) => ({ name: k.slice('checks{check:'.length, -1), passes: m.passes ?? 0, fails: m.fails ?? 0 }));
@@ -253,5 +253,3 @@ export function formatSummary(s: Summary, reportPath?: string): string {
   lines.push('');
   return lines.join('\n');
 }
-
-export { describeThreshold };

@@ -4,7 +4,7 @@
  * a legend, and one transparent band per time bucket whose tooltip lists every series' value.
  */
 
-export interface ChartSeries {
+interface ChartSeries {
   name: string;
   color: string;
   values: (number | null)[];
@@ -40,7 +40,7 @@ export function niceScale(max: number, ticks = 5): { max: number; step: number }
 
 export function formatValue(v: number, unit: ChartSpec['unit']): string {
   if (unit === 'ms') return v >= 1000 ? `${+(v / 1000).toFixed(2)}s` : `${+v.toFixed(v < 10 ? 2 : 0)}ms`;
-  const s = Math.abs(v) >= 100 ? v.toFixed(0) : +v.toFixed(2) + '';
+  const s = Math.abs(v) >= 100 ? v.toFixed(0) : `${+v.toFixed(2)}`;
   return unit === '/s' ? `${s}/s` : s;
 }
 

@@ -25,9 +25,9 @@ import type { Recorder, Scenario } from './types.ts';
 import { MAX_TURNS_PER_MESSAGE, nextTurnFrame, SeqTracker, userMessage } from '../../lib/conversation.ts';
 
 /** An outbound frame as the gateway sends it. */
-export type Frame = StreamChunk;
+type Frame = StreamChunk;
 
-export interface TurnResult {
+interface TurnResult {
   final: Frame | undefined;
   timeToFirstToken: number | undefined;
   interTokenGaps: number[];

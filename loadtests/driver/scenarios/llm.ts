@@ -13,8 +13,8 @@ import { describeError } from '../http.ts';
 import { SetupError, type Scenario } from './types.ts';
 
 /** Output tokens asked of the mock per completion (the k6 script's default). */
-export const LLM_WORDS = 30;
-export const LLM_MODEL = 'fake-llm';
+const LLM_WORDS = 30;
+const LLM_MODEL = 'fake-llm';
 
 interface Chunk {
   choices?: { delta?: { content?: string | null } }[];

@@ -5,7 +5,7 @@
  * frame with `is_final: true`) took: time to its first token, the gaps between tokens, its length.
  */
 
-import type { StreamChunk } from '../../../packages/protocol/src/ws-frames.ts';
+import type { StreamChunk } from '@codelab/protocol';
 
 /** An outbound frame as the gateway sends it (null fields omitted): the protocol's chunk. */
 export type Frame = StreamChunk;

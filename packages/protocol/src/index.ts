@@ -1,4 +1,4 @@
-export { CONTROL_FRAME_TYPES, INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, TURN_FRAME_TYPES, WS_CLOSE, withoutNulls } from './ws-frames.ts';
+export { CONTROL_FRAME_TYPES, FRAME_SEQ_HEADER, INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, TURN_FRAME_TYPES, WS_CLOSE, withoutNulls } from './ws-frames.ts';
 export type {
   InboundFrame,
   InboundFrameType,

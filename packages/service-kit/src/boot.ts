@@ -4,9 +4,16 @@
  * (exit 1 if a dependency cannot be set up), then listen and handle shutdown.
  *
  *   await boot('gateway', readGatewayConfig, () => import('./app.ts').then((m) => m.buildApp));
+ *
+ * `@codelab/service-kit/boot` is the kit's entry point for what a service loads before tracing
+ * starts (its main.ts and config.ts): `boot` and the settings API. It loads none of the libraries
+ * tracing instruments (fastify, pg, ioredis, undici, pino), which the package index does.
  */
 import { loadConfigOrExit } from './config.ts';
 import { startTracing, shutdownTracing } from './tracing.ts';
+
+export { commonSettings, ConfigError, defineSettings, readConfig, setting } from './config.ts';
+export type { SettingSpec } from './config.ts';
 
 interface BootConfig {
   version: string;

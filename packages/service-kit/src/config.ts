@@ -85,7 +85,7 @@ export const setting = {
       ...opts,
     };
   },
-  oneOf<const V extends string, const O extends Partial<SettingSpec<V>> & { caseInsensitive?: boolean } = {}>(values: readonly V[], opts: O = {} as O): SettingSpec<V> & O {
+  oneOf<const V extends string, const O extends Partial<SettingSpec<V>> & { caseInsensitive?: boolean } = Record<never, never>>(values: readonly V[], opts: O = {} as O): SettingSpec<V> & O {
     return {
       expects: `one of ${values.join(', ')}`,
       parse: (raw) => {

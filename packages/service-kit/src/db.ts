@@ -22,7 +22,7 @@ import {
   type Embedded,
   type EmbeddedHolder,
 } from './embedded-postgres.ts';
-import { DB_DURATION_BUCKETS, ServiceMetrics } from './metrics.ts';
+import { DB_DURATION_BUCKETS, type ServiceMetrics } from './metrics.ts';
 
 export {
   EmbeddedDatabaseBusyError,
@@ -33,8 +33,6 @@ export {
   readEmbeddedLock,
   startEmbeddedPostgres,
   type EmbeddedDatabase,
-  type EmbeddedDatabaseOptions,
-  type EmbeddedHolder,
   type EmbeddedLockRecord,
 } from './embedded-postgres.ts';
 
@@ -65,7 +63,7 @@ export interface DatabaseOptions {
   poolName?: string;
 }
 
-export type SqlOperation = 'select' | 'insert' | 'update' | 'delete' | 'with' | 'begin' | 'commit' | 'rollback' | 'other';
+type SqlOperation = 'select' | 'insert' | 'update' | 'delete' | 'with' | 'begin' | 'commit' | 'rollback' | 'other';
 
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>>;

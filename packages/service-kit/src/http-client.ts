@@ -108,7 +108,7 @@ export class PeerClient {
   async json<T = unknown>(req: PeerRequest): Promise<{ statusCode: number; body: T }> {
     const res = await this.request(req);
     const text = await res.body.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {

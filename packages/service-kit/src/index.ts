@@ -1,4 +1,4 @@
-export { ConfigError, commonSettings, defineSettings, envName, loadConfigOrExit, pinoLevel, readConfig, setting } from './config.ts';
+export { ConfigError, commonSettings, defineSettings, envName, isPlaceholderSecret, loadConfigOrExit, pinoLevel, readConfig, setting } from './config.ts';
 export type { SettingSpec } from './config.ts';
 export { AppError, defineErrors, kitErrors } from './errors.ts';
 export type { ErrorDef, ErrorFactory } from './errors.ts';
@@ -26,7 +26,18 @@ export { PeerClient, PeerUnavailableError } from './http-client.ts';
 export type { PeerOptions, PeerRequest, PeerResponse } from './http-client.ts';
 export { parseSse, sseEventsIn, sseRuns, startSse } from './sse.ts';
 export type { SseEvent, SseWriter } from './sse.ts';
-export { loadMigrations, migrate, openDatabase, startEmbeddedPostgres } from './db.ts';
-export type { Database, DatabaseOptions, Queryable } from './db.ts';
+export {
+  EmbeddedDatabaseBusyError,
+  EmbeddedEngineMissingError,
+  embeddedDatabaseDir,
+  embeddedLockFile,
+  loadMigrations,
+  migrate,
+  openDatabase,
+  openEmbeddedDatabase,
+  readEmbeddedLock,
+  startEmbeddedPostgres,
+} from './db.ts';
+export type { Database, DatabaseOptions, EmbeddedDatabase, Queryable } from './db.ts';
 export { openRedis, pingRedis } from './redis.ts';
 export { boot } from './boot.ts';

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, commonSettings, defineSettings, envName, loadConfigOrExit, pinoLevel, readConfig, setting } from '@codelab/service-kit/config';
+import { ConfigError, commonSettings, defineSettings, envName, loadConfigOrExit, pinoLevel, readConfig, setting } from '../src/config.ts';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -313,7 +313,7 @@ describe('config', () => {
 
     it('exits 1, naming every bad variable on stderr, on a bad configuration', () => {
       const script = [
-        "import { loadConfigOrExit, readConfig, setting } from '@codelab/service-kit/config';",
+        "import { loadConfigOrExit, readConfig, setting } from '@codelab/service-kit';",
         "const env = { DEMO__PORT: 'eighty', DEMO__KEY: 'short-secret' };",
         "const spec = { port: setting.int({ min: 1, max: 65535 }), key: setting.string({ minLength: 16, secret: true }), mode: setting.oneOf(['a', 'b'], { required: true }) };",
         "loadConfigOrExit('demo', () => readConfig('DEMO', spec, env));",

@@ -20,8 +20,8 @@ import {
   startEmbeddedPostgres,
   type Database,
   type EmbeddedLockRecord,
-} from '@codelab/service-kit/db';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
+} from '../src/db.ts';
+import { ServiceMetrics } from '../src/metrics.ts';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { value } from './prom-text.ts';
 

@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PeerClient, PeerUnavailableError } from '@codelab/service-kit/http-client';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
-import { createService, type Service } from '@codelab/service-kit/service';
+import { PeerClient, PeerUnavailableError } from '../src/http-client.ts';
+import { ServiceMetrics } from '../src/metrics.ts';
+import { createService, type Service } from '../src/service.ts';
 import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkInternalKey, INTERNAL_AUTH_HEADER } from '@codelab/service-kit/internal-auth';
+import { checkInternalKey, INTERNAL_AUTH_HEADER } from '../src/internal-auth.ts';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 
 describe('internal-auth', () => {

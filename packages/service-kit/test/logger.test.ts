@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, loggerOptions, redactUrl } from '@codelab/service-kit/logger';
-import { createService } from '@codelab/service-kit/service';
+import { createLogger, loggerOptions, redactUrl } from '../src/logger.ts';
+import { createService } from '../src/service.ts';
 import { capturingLogger } from '@codelab/service-kit/testing';
 
 /** A kit logger (with its redaction and serializers) writing to memory. */

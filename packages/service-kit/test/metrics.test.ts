@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { DB_DURATION_BUCKETS, fineBuckets, HTTP_DURATION_BUCKETS, OPERATION_DURATION_BUCKETS, ServiceMetrics, TPOT_BUCKETS, TTFT_BUCKETS } from '@codelab/service-kit/metrics';
+import { DB_DURATION_BUCKETS, fineBuckets, HTTP_DURATION_BUCKETS, OPERATION_DURATION_BUCKETS, ServiceMetrics, TPOT_BUCKETS, TTFT_BUCKETS } from '../src/metrics.ts';
 import { missingProgram } from '@codelab/service-kit/testing';
 import { find, types, value } from './prom-text.ts';
 

@@ -18,7 +18,7 @@ function parseLabels(text: string | undefined): Record<string, string> {
   return out;
 }
 
-export function samples(body: string): Sample[] {
+function samples(body: string): Sample[] {
   const out: Sample[] = [];
   for (const line of body.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { describe, expect, inject, it } from 'vitest';
-import { openRedis, pingRedis } from '@codelab/service-kit/redis';
+import { openRedis, pingRedis } from '../src/redis.ts';
 import { capturingLogger, freePort, missingServer, silentLogger } from '@codelab/service-kit/testing';
 
 describe('redis', () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineErrors } from '@codelab/service-kit/errors';
-import { createService, type Service, type ServiceOptions } from '@codelab/service-kit/service';
+import { defineErrors } from '../src/errors.ts';
+import { createService, type Service, type ServiceOptions } from '../src/service.ts';
 import { capturingLogger, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 

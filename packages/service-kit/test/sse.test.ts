@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createService, type Service } from '@codelab/service-kit/service';
-import { parseSse, sseRuns, startSse, type SseEvent, type SseWriter } from '@codelab/service-kit/sse';
+import { createService, type Service } from '../src/service.ts';
+import { parseSse, sseRuns, startSse, type SseEvent, type SseWriter } from '../src/sse.ts';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 

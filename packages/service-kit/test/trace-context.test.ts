@@ -1,6 +1,6 @@
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
-import { activeTraceIds, fallbackTraceIds, parseTraceparent } from '@codelab/service-kit/trace-context';
+import { activeTraceIds, fallbackTraceIds, parseTraceparent } from '../src/trace-context.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';

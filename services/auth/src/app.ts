@@ -9,9 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { migrate, openDatabase } from '@codelab/service-kit/db';
-import { openRedis, pingRedis } from '@codelab/service-kit/redis';
-import { createService, type Service } from '@codelab/service-kit/service';
+import { migrate, openDatabase, openRedis, pingRedis, createService, type Service } from '@codelab/service-kit';
 import { startAuditRetention } from './audit-retention.ts';
 import type { AuthConfig } from './config.ts';
 import { loadKeyRing } from './keys.ts';

@@ -5,7 +5,7 @@
  * holds one long transaction. Every instance runs the job; two deleting the same rows is harmless.
  */
 import type { Logger } from 'pino';
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 
 /** Rows deleted per statement. */
 const BATCH_SIZE = 5000;

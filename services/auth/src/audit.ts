@@ -3,7 +3,7 @@
  * user agent. Credentials and tokens never go into event_data. Rows older than the retention are
  * deleted by audit-retention.ts.
  */
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 
 /** Event types written to `audit_logs.event_type` (a text column: add new types here only). */
 export type AuditEventType =

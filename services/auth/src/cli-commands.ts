@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ParseArgsConfig } from 'node:util';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { createClient, KNOWN_SCOPES, listClients, setClientActive, SUPPORTED_GRANT_TYPES, type GrantType } from './clients.ts';
 import { authSettings } from './config.ts';
 import { hashPassword } from './passwords.ts';
@@ -96,7 +96,7 @@ function lifetime(values: Values, name: 'access-lifetime' | 'refresh-lifetime'):
 /** Left-aligned columns. */
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return `${[header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n`;
 }
 
 const minute = (d: Date | null): string => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-');

@@ -14,9 +14,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { ConfigError, readConfig } from '@codelab/service-kit/config';
-import { EmbeddedDatabaseBusyError, migrate, openDatabase, type Database } from '@codelab/service-kit/db';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { ConfigError, readConfig, EmbeddedDatabaseBusyError, migrate, openDatabase, type Database, ServiceMetrics } from '@codelab/service-kit';
 import { COMMANDS, UsageError, type CliIo, type Values } from './cli-commands.ts';
 import { authSettings } from './config.ts';
 

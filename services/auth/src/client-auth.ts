@@ -15,13 +15,13 @@
  * unknown or public client is checked against a dummy hash: every secret-bearing attempt costs one
  * scrypt, whatever the outcome.
  */
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 import { findClient, type OAuthClient } from './clients.ts';
 import { oauthErrors } from './errors.ts';
 import type { FormBody } from './form-body.ts';
 import { verifyDummy, verifyPassword } from './passwords.ts';
 
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none';
+type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none';
 
 export interface PresentedClient {
   clientId: string;
@@ -30,7 +30,7 @@ export interface PresentedClient {
   method: ClientAuthMethod;
 }
 
-export type ClientAuthFailure = 'unknown_client' | 'inactive_client' | 'wrong_secret' | 'secret_required' | 'secret_from_public_client';
+type ClientAuthFailure = 'unknown_client' | 'inactive_client' | 'wrong_secret' | 'secret_required' | 'secret_from_public_client';
 
 export type ClientAuthResult = { ok: true; client: OAuthClient } | { ok: false; reason: ClientAuthFailure };
 

@@ -2,7 +2,7 @@
  * OAuth clients: the lookup the OAuth endpoints authenticate against, creation (public, or
  * confidential with a scrypt-hashed secret), and scope handling.
  */
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 
 export type GrantType = 'password' | 'refresh_token' | 'client_credentials' | 'authorization_code';
 

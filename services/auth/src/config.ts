@@ -3,7 +3,7 @@
  * before tracing starts, so it loads only the kit's config module (never fastify).
  */
 import path from 'node:path';
-import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/config';
+import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/boot';
 import { createClientIpResolver } from './limits/client-ip.ts';
 
 const keyPath = (file: string) => (partial: Record<string, unknown>): string =>

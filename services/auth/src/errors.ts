@@ -7,7 +7,7 @@
  * upstream's 401 (`invalidCredentials()`): the IDE clients rely on it.
  */
 import type { FastifyReply } from 'fastify';
-import { AppError, defineErrors, type ErrorDef } from '@codelab/service-kit/errors';
+import { AppError, defineErrors, type ErrorDef } from '@codelab/service-kit';
 
 export const OAUTH_ERROR_TABLE = {
   invalid_request: { status: 400, message: 'The request is missing a required parameter or is malformed' },

@@ -9,7 +9,7 @@ import { oauthErrors } from './errors.ts';
 export type FormBody = Readonly<Record<string, string>>;
 
 /** Parses a form body; a repeated parameter is invalid_request (RFC 6749 §3.1, §3.2). */
-export function parseFormBody(body: string): FormBody {
+function parseFormBody(body: string): FormBody {
   const form: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, value] of new URLSearchParams(body)) {
     if (Object.hasOwn(form, name)) throw oauthErrors.invalid_request(`Parameter '${name.slice(0, 64)}' must not be repeated`);

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 
 export const SIGNING_ALG = 'RS256';
 
-export interface PublicJwk {
+interface PublicJwk {
   kty: 'RSA';
   n: string;
   e: string;
@@ -30,7 +30,7 @@ export interface PublicJwk {
   use: 'sig';
 }
 
-export interface VerificationKey {
+interface VerificationKey {
   kid: string;
   key: CryptoKey;
   jwk: PublicJwk;
@@ -209,7 +209,7 @@ export async function loadKeyRing(files: KeyFiles): Promise<KeyRing> {
   return createKeyRing(signingKey, [{ kid: jwk.kid, key: publicKey, jwk }, ...additional], createdAt);
 }
 
-export function createKeyRing(signingKey: CryptoKey, verificationKeys: readonly VerificationKey[], signingKeyCreatedAt?: Date): KeyRing {
+function createKeyRing(signingKey: CryptoKey, verificationKeys: readonly VerificationKey[], signingKeyCreatedAt?: Date): KeyRing {
   const current = verificationKeys[0];
   if (!current) throw new Error('a key ring needs at least one public key');
   const body = { keys: verificationKeys.map((k) => k.jwk) };

@@ -3,7 +3,7 @@
  * the known ones and the outcome is an RFC 6749 error code or a fixed word; usernames, client ids
  * and addresses never appear.
  */
-import { HTTP_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit/metrics';
+import { HTTP_DURATION_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 import type { OAuthErrorCode } from './errors.ts';
 
 export const GRANT_TYPE_LABELS = ['password', 'refresh_token', 'client_credentials', 'authorization_code', 'other'] as const;

@@ -9,7 +9,7 @@
  * revoked, the token just issued to the winner included. Other lineages of the same user and
  * client (another device, another login) are not touched.
  */
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 
 export interface ClaimedRefreshToken {
   userId: string;
@@ -23,7 +23,7 @@ export interface ClaimedRefreshToken {
  * Access tokens outlive nothing longer than this (AUTH_SERVICE__ACCESS_TOKEN_LIFETIME's maximum):
  * a revoked family is listed for verifiers at least that long.
  */
-export const REVOKED_FAMILY_LISTING_SECONDS = 86_400;
+const REVOKED_FAMILY_LISTING_SECONDS = 86_400;
 
 /**
  * Revokes the refresh tokens selected by `targets` (a CTE named `targets (jti_hash)`) and lists

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { createPublicClient, type NewClient } from './clients.ts';
 import { createUser, findUserByLogin } from './users.ts';
 

@@ -4,7 +4,7 @@
  * verified; failures of the password grant are counted the same whether the user exists or not,
  * and a successful login clears the username's count.
  */
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { lockedOut, rateLimited } from './errors.ts';
 import { auditRequest, type TokenRequestContext } from './grants/context.ts';
 import { clientKey, type LoginGuard, type RateLimiter } from './limits/index.ts';

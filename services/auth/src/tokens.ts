@@ -6,10 +6,10 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 import { SIGNING_ALG, type KeyRing } from './keys.ts';
 
-export type TokenType = 'access' | 'refresh';
+type TokenType = 'access' | 'refresh';
 
 export interface TokenClaims {
   iss: string;
@@ -24,7 +24,7 @@ export interface TokenClaims {
   scope: string;
 }
 
-export interface TokenPairRequest {
+interface TokenPairRequest {
   userId: string;
   clientId: string;
   scope: string;
@@ -37,14 +37,14 @@ export interface TokenPairRequest {
   familyId?: string;
 }
 
-export interface TokenPair {
+interface TokenPair {
   accessToken: string;
   refreshToken: string;
   expiresIn: number;
   scope: string;
 }
 
-export interface AccessTokenRequest {
+interface AccessTokenRequest {
   /** `sub`: a user id, or the client id for client_credentials. */
   subject: string;
   clientId: string;
@@ -53,7 +53,7 @@ export interface AccessTokenRequest {
   lifetime: number;
 }
 
-export interface AccessToken {
+interface AccessToken {
   accessToken: string;
   expiresIn: number;
   scope: string;

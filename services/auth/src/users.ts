@@ -4,7 +4,7 @@
  *
  * `isAdmin` is the user's role: only an admin's tokens may carry api:admin (scopes.ts).
  */
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 import { hashPassword } from './passwords.ts';
 
 export interface User {

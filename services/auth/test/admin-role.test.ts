@@ -12,11 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
-import type { Queryable } from '@codelab/service-kit/db';
+import type { Queryable } from '@codelab/service-kit';
 import { createPublicClient, findClient } from '../src/clients.ts';
 import { DEFAULT_CLIENT } from '../src/seed.ts';
 import { createUser, findUserByUsername, setUserAdmin, type User } from '../src/users.ts';
-import { auditRowsOfClient, basicAuth, newClient, newUser, PASSWORD, postForm, PUBLIC_CLIENT_ID, useTestApp, type TestClient, type TokenBody } from './helpers.ts';
+import { auditRowsOfClient, basicAuth, newClient, newUser, PASSWORD, postForm, PUBLIC_CLIENT_ID, useTestApp, type TokenBody } from './helpers.ts';
 
 const ALL = 'api:read api:write api:admin';
 

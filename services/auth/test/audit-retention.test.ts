@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { capturingLogger, silentLogger } from '@codelab/service-kit/testing';
 import { writeAudit } from '../src/audit.ts';
 import { deleteExpiredAuditRows, startAuditRetention } from '../src/audit-retention.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { embeddedLockFile, openEmbeddedDatabase, readEmbeddedLock, startEmbeddedPostgres, type Database } from '@codelab/service-kit/db';
+import { embeddedLockFile, openEmbeddedDatabase, readEmbeddedLock, startEmbeddedPostgres, type Database } from '@codelab/service-kit';
 import { runCli } from '../src/cli.ts';
 import { findClient } from '../src/clients.ts';
 import { verifyPassword } from '../src/passwords.ts';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '@codelab/service-kit/config';
+import { ConfigError } from '@codelab/service-kit';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { readAuthConfig } from '../src/config.ts';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { claimRefreshToken, refreshTokenState, revokeLineage, revokeWithDescendants } from '../src/refresh-tokens.ts';
 import { hashJti } from '../src/tokens.ts';
 import { decodeJwt } from 'jose';

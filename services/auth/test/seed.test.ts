@@ -1,6 +1,6 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { capturingLogger, silentLogger } from '@codelab/service-kit/testing';
 import { findClient } from '../src/clients.ts';
 import { verifyPassword } from '../src/passwords.ts';

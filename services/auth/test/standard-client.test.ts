@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oauth from 'oauth4webapi';
 import { decodeJwt } from 'jose';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { freePort } from '@codelab/service-kit/testing';
 import { buildTestApp, newClient, newUser, openTestDatabase, PASSWORD, type TestApp, type TestClient } from './helpers.ts';
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { freePort, missingProgram } from '@codelab/service-kit/testing';
 import { killProcess, startRedisServer } from './limits/helpers.ts';
 import { auditRowsOfClient, buildTestApp, newClient, newUser, openTestDatabase, PASSWORD, uniqueName, type TestApp } from './helpers.ts';
@@ -132,10 +132,12 @@ describe('token endpoint defences', () => {
   describe.skipIf(missingProgram('redis-server', 'redis-server'))('Redis stopped mid-test', () => {
     let redis: ChildProcess;
     let port: number;
+    // biome-ignore lint/suspicious/noDuplicateTestHooks: the hooks of this describe.skipIf(…)(…) block, which the rule does not see as a block
     beforeAll(async () => {
       port = await freePort();
       redis = await startRedisServer(port);
     });
+    // biome-ignore lint/suspicious/noDuplicateTestHooks: the hooks of this describe.skipIf(…)(…) block, which the rule does not see as a block
     afterAll(() => killProcess(redis));
 
     it('keeps answering logins and enforcing locks from per-instance memory, and says so in metrics', async () => {

@@ -1,4 +1,4 @@
-import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/config';
+import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/boot';
 
 export const gatewaySettings = defineSettings({
   ...commonSettings({ port: 8000 }),

@@ -125,7 +125,7 @@ export class RuntimeClient {
   }
 }
 
-export function unavailable(err: unknown): Error {
+function unavailable(err: unknown): Error {
   if (err instanceof PeerUnavailableError) {
     return err.timeout ? gatewayErrors.GW_ERR_RUNTIME_TIMEOUT(err.message) : gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE(err.message);
   }

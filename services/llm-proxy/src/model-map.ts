@@ -8,7 +8,7 @@
  * served model list and the metric label allow-list.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '@codelab/service-kit/config';
+import { ConfigError } from '@codelab/service-kit';
 
 export interface ModelRoute {
   /** Public name, as clients ask for it. */
@@ -19,7 +19,7 @@ export interface ModelRoute {
 
 export type ModelMap = ReadonlyMap<string, ModelRoute>;
 
-export function parseModelMap(json: unknown, source = 'model map'): ModelMap {
+function parseModelMap(json: unknown, source = 'model map'): ModelMap {
   const models = (json as { models?: unknown } | null)?.models;
   if (!models || typeof models !== 'object' || Array.isArray(models)) throw new ConfigError([`${source}: expected {"models": {"<public name>": {"upstream": "...", "fallbacks": [...]}}}`]);
   const map = new Map<string, ModelRoute>();

@@ -39,7 +39,7 @@ export async function startProxy(env: Record<string, string> = {}): Promise<Runn
   };
 }
 
-export const auth = { authorization: `Bearer ${TEST_INTERNAL_KEY}`, 'content-type': 'application/json' };
+const auth = { authorization: `Bearer ${TEST_INTERNAL_KEY}`, 'content-type': 'application/json' };
 
 /** POST /v1/chat/completions with fetch (for what the SDK hides: raw SSE, headers). */
 export function chat(url: string, body: Record<string, unknown>, init: RequestInit = {}): Promise<Response> {

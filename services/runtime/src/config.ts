@@ -1,4 +1,4 @@
-import { commonSettings, defineSettings, readConfig, setting } from '@codelab/service-kit/config';
+import { commonSettings, defineSettings, readConfig, setting } from '@codelab/service-kit/boot';
 
 export const runtimeSettings = defineSettings({
   ...commonSettings({ port: 8001 }),

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, ServiceMetrics, type Service } from '@codelab/service-kit';
 import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '../../llm-proxy/src/app.ts';
-import { readLlmProxyConfig } from '../../llm-proxy/src/config.ts';
-import { mockReply } from '../../llm-proxy/src/mock-llm.ts';
+import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
+import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
+import { mockReply } from '@codelab/llm-proxy/mock-llm';
 import { LLM_FAILURE_TEXT, LlmClient, LlmError, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
 

@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listen, type Service } from '@codelab/service-kit';
 import { missingServer, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '../../llm-proxy/src/app.ts';
-import { readLlmProxyConfig } from '../../llm-proxy/src/config.ts';
+import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
+import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
 import { buildApp } from '../src/app.ts';
 import { readRuntimeConfig } from '../src/config.ts';
 

@@ -12,7 +12,7 @@ describe('startEmbeddedPostgres', () => {
     const embedded = await startEmbeddedPostgres(undefined, 12);
     const pools = [0, 1, 2].map(() => new pg.Pool({ connectionString: embedded.url, max: 4 }));
     const errors: string[] = [];
-    pools.forEach((p) => p.on('error', (e) => errors.push(e.message)));
+    for (const p of pools) p.on('error', (e) => errors.push(e.message));
     try {
       await pools[0]!.query('CREATE TABLE items (id int PRIMARY KEY, label text)');
       const results = await Promise.all(

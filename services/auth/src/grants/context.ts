@@ -4,7 +4,7 @@
  * request in the audit log and returns the error to throw.
  */
 import type { FastifyRequest } from 'fastify';
-import type { Database, Queryable } from '@codelab/service-kit/db';
+import type { Database, Queryable } from '@codelab/service-kit';
 import { writeAudit, type AuditEvent, type AuditEventType } from '../audit.ts';
 import type { OAuthClient } from '../clients.ts';
 import type { AuthConfig } from '../config.ts';
@@ -37,7 +37,7 @@ export interface GrantDeps {
 }
 
 /** RFC 6749 §5.1 (a client_credentials answer has no refresh_token, §4.4.3). */
-export interface TokenResponseBody {
+interface TokenResponseBody {
   access_token: string;
   refresh_token?: string;
   token_type: 'bearer';
@@ -48,7 +48,7 @@ export interface TokenResponseBody {
 export type GrantHandler = (deps: GrantDeps, ctx: TokenRequestContext, client: OAuthClient) => Promise<TokenResponseBody>;
 
 /** The audit event a refused request of each grant is recorded as. */
-export const FAILURE_EVENT: Record<GrantTypeLabel, AuditEventType | undefined> = {
+const FAILURE_EVENT: Record<GrantTypeLabel, AuditEventType | undefined> = {
   password: 'login_failed',
   refresh_token: 'token_refresh',
   client_credentials: 'client_credentials',

@@ -30,7 +30,7 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
   if (!presented) throw oauthErrors.invalid_request('Missing required parameter: refresh_token');
 
   const claims = await verifier.verify(presented);
-  if (!claims || claims.type !== 'refresh') {
+  if (claims?.type !== 'refresh') {
     throw await refuse(db, ctx, 'invalid_token', oauthErrors.invalid_grant('Invalid or expired refresh token'));
   }
   const user = await findUserById(db, claims.sub);
@@ -39,7 +39,7 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
     // Not consumed and no lineage revoked: another client cannot spend (or burn) this token.
     throw await refuse(db, ctx, 'client_mismatch', oauthErrors.invalid_grant('Invalid refresh token'));
   }
-  if (!user || !user.isActive) {
+  if (!user?.isActive) {
     throw await refuse(db, ctx, user ? 'inactive_user' : 'unknown_user', oauthErrors.invalid_grant('Invalid refresh token'));
   }
   const allowed = splitScope(claims.scope).filter((s) => client.allowedScopes.includes(s));

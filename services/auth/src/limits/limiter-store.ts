@@ -18,7 +18,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { ServiceMetrics } from '@codelab/service-kit/metrics';
+import type { ServiceMetrics } from '@codelab/service-kit';
 import { limitsMetrics, type LimiterBackend, type LimitsMetrics } from './limits-metrics.ts';
 import { MemoryWindows } from './memory-windows.ts';
 
@@ -57,7 +57,7 @@ export interface LimiterStore {
   close(): void;
 }
 
-export const LIMITER_STORE_DEFAULTS = {
+const LIMITER_STORE_DEFAULTS = {
   keyPrefix: 'auth:',
   commandTimeoutMs: 250,
   maxMemoryKeys: 100_000,

@@ -4,7 +4,7 @@
  * appear. Created once per registry, whichever of the store, guard or limiter asks first.
  */
 import type { Counter, Gauge } from 'prom-client';
-import type { ServiceMetrics } from '@codelab/service-kit/metrics';
+import type { ServiceMetrics } from '@codelab/service-kit';
 
 export type LockScope = 'username' | 'ip';
 export type LimiterBackend = 'redis' | 'memory';

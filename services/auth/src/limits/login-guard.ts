@@ -39,9 +39,9 @@ export interface LoginGuardOptions {
   lockoutSeconds?: number;
 }
 
-export type LockStatus = { locked: false } | { locked: true; scope: LockScope; retryAfterSeconds: number };
+type LockStatus = { locked: false } | { locked: true; scope: LockScope; retryAfterSeconds: number };
 
-export interface FailureOutcome {
+interface FailureOutcome {
   /** The scopes whose lock began with this failure: audit a `lockout` event for each. */
   lockouts: LockScope[];
   /** The state after this failure. */
@@ -57,7 +57,7 @@ export interface LoginGuard {
   recordSuccess(username: string, ip: string): Promise<void>;
 }
 
-export const LOGIN_GUARD_DEFAULTS = {
+const LOGIN_GUARD_DEFAULTS = {
   usernameThreshold: 5,
   ipThreshold: 10,
   windowSeconds: 900,

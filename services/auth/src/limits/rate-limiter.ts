@@ -24,7 +24,7 @@ export interface RateLimiterOptions {
   windowSeconds: number;
 }
 
-export interface RateLimitResult {
+interface RateLimitResult {
   allowed: boolean;
   /** The configured limit (for `X-RateLimit-Limit`). */
   limit: number;

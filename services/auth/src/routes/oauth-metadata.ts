@@ -17,11 +17,11 @@ import type { FastifyInstance } from 'fastify';
 import { KNOWN_SCOPES, SUPPORTED_GRANT_TYPES } from '../clients.ts';
 import type { AuthConfig } from '../config.ts';
 
-export const METADATA_PATH = '/.well-known/oauth-authorization-server';
+const METADATA_PATH = '/.well-known/oauth-authorization-server';
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'];
 const MAX_AGE_SECONDS = 300;
 
-export interface AuthorizationServerMetadata {
+interface AuthorizationServerMetadata {
   issuer: string;
   token_endpoint: string;
   revocation_endpoint: string;

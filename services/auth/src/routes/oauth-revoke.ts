@@ -16,7 +16,7 @@
  * `token_type_hint` is accepted and not needed: the token says what it is (§2.1 allows ignoring it).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { writeAudit } from '../audit.ts';
 import { authenticateClient, readClientCredentials } from '../client-auth.ts';
 import { NO_STORE_HEADERS, oauthErrors, sendOAuthError, toOAuthError } from '../errors.ts';

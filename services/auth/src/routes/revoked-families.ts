@@ -4,9 +4,7 @@
  * so a revoked lineage stops working everywhere within one poll interval instead of at `exp`.
  */
 import type { FastifyInstance } from 'fastify';
-import { kitErrors } from '@codelab/service-kit/errors';
-import { checkInternalKey, INTERNAL_AUTH_HEADER } from '@codelab/service-kit/internal-auth';
-import type { Database } from '@codelab/service-kit/db';
+import { kitErrors, checkInternalKey, INTERNAL_AUTH_HEADER, type Database } from '@codelab/service-kit';
 import { pruneRevokedFamilies, revokedFamilies } from '../refresh-tokens.ts';
 
 const PRUNE_EVERY_MS = 60_000;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt, SignJWT } from 'jose';
 import type { FastifyInstance } from 'fastify';
-import type { Database } from '@codelab/service-kit/db';
+import type { Database } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { loadKeyRing, type KeyRing } from '../../src/keys.ts';
 import { hashJti } from '../../src/tokens.ts';

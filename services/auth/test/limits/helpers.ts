@@ -8,8 +8,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Counter, Gauge } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, inject } from 'vitest';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
-import { openRedis } from '@codelab/service-kit/redis';
+import { ServiceMetrics, openRedis } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/index.ts';
 
@@ -26,7 +25,7 @@ export class ManualClock {
 }
 
 /** A key prefix no other test uses. */
-export function uniquePrefix(): string {
+function uniquePrefix(): string {
   return `test:limits:${randomBytes(6).toString('hex')}:`;
 }
 
@@ -48,7 +47,7 @@ export async function waitFor(what: string, check: () => boolean, timeoutMs = 10
 }
 
 /** Deletes every key under `prefix` (SCAN, never KEYS on a shared server). */
-export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { ServiceMetrics } from '@codelab/service-kit';
 import { missingServer, silentLogger } from '@codelab/service-kit/testing';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/limiter-store.ts';
 import { createLoginGuard, normalizeUsername, type LoginGuard, type LoginGuardOptions } from '../../src/limits/login-guard.ts';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import { ServiceMetrics } from '@codelab/service-kit';
 import { missingServer, silentLogger } from '@codelab/service-kit/testing';
 import { createLimiterStore, type LimiterStore } from '../../src/limits/limiter-store.ts';
 import { createRateLimiter, type RateLimiter } from '../../src/limits/rate-limiter.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { ServiceMetrics } from '@codelab/service-kit/metrics';
+import Fastify from 'fastify';
+import { ServiceMetrics } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createPublicClient } from '../../src/clients.ts';
 import { oauthErrors } from '../../src/errors.ts';

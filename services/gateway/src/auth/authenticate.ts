@@ -21,7 +21,7 @@ declare module 'fastify' {
   }
 }
 
-export function bearerToken(request: FastifyRequest, allowQueryToken: boolean): string | undefined {
+function bearerToken(request: FastifyRequest, allowQueryToken: boolean): string | undefined {
   const header = request.headers.authorization;
   const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (m) return m[1];

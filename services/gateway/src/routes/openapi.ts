@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Scope } from '../auth/authenticate.ts';
 import { addSharedSchemas } from './schemas.ts';
 
-export const BEARER_SCHEME = 'bearerAuth';
+const BEARER_SCHEME = 'bearerAuth';
 
 /** The OpenAPI security requirement of a route that needs `scope`. */
 export function securityFor(scope: Scope): { [BEARER_SCHEME]: string[] }[] {

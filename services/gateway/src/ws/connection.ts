@@ -18,7 +18,7 @@ import { DeliveredSeqs } from './delivered-seqs.ts';
 const tracer = trace.getTracer('codelab-gateway');
 
 /** Path ids with this prefix are temporary: the first turn creates the session (upstream auto-session). */
-export const AUTO_SESSION_PREFIX = 'new_';
+const AUTO_SESSION_PREFIX = 'new_';
 
 export class Connection {
   /** The id in the WebSocket path. */

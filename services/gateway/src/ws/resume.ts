@@ -21,7 +21,7 @@ import type { Connection } from './connection.ts';
 import { runtimeChunks, runtimeError } from './runtime-stream.ts';
 
 /** url: `?last_seq=`; frame: a `resume` frame; turn: the gateway's own, after a broken turn stream. */
-export type ResumeSource = 'url' | 'frame' | 'turn';
+type ResumeSource = 'url' | 'frame' | 'turn';
 type ResumeOutcome = 'ok' | 'not_found' | 'skipped' | 'failed' | 'client_gone';
 
 /** Replays the frames after `after`; `frame` is the resume frame that asked (none for `?last_seq=`). */

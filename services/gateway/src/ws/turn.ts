@@ -16,8 +16,7 @@
  */
 import { SpanStatusCode, context } from '@opentelemetry/api';
 import { AppError, ServiceMetrics, activeTraceIds } from '@codelab/service-kit';
-import type { AgentStreamRequest, StreamChunk, TurnFrame } from '@codelab/protocol';
-import { FRAME_SEQ_HEADER } from '@codelab/protocol/ws-frames';
+import { type AgentStreamRequest, type StreamChunk, type TurnFrame, FRAME_SEQ_HEADER } from '@codelab/protocol';
 import { gatewayErrors } from '../errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RuntimeClient } from '../runtime-client.ts';

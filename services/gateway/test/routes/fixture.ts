@@ -66,8 +66,11 @@ export async function startRestStack(databaseUrl: string): Promise<RestStack> {
   };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: any JSON body; each test reads the fields it checks
+type JsonBody = any;
+
 /** fetch() JSON with a method, headers and optional body; answers status and parsed body. */
-export async function call(url: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function call(url: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {}): Promise<{ status: number; body: JsonBody; headers: Headers }> {
   const res = await fetch(url, {
     method: opts.method ?? 'GET',
     headers: { ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },

@@ -27,6 +27,7 @@ function registeredRoutes(app: FastifyInstance): [string, string][] {
 
 describe('GET /openapi.json', () => {
   let s: RestStack;
+  // biome-ignore lint/suspicious/noExplicitAny: the parsed OpenAPI document, walked loosely
   let doc: any;
   beforeAll(async () => {
     s = await startRestStack(inject('databaseUrl'));

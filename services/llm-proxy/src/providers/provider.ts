@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { ChatCompletionChunk, ChatCompletionRequest, Usage } from '@codelab/protocol';
 import type { ModelRoute } from '../model-map.ts';
 
-export type ProviderName = 'mock' | 'openai';
+type ProviderName = 'mock' | 'openai';
 
 export type ProviderEvent =
   /** `raw`, when set, is the chunk's JSON exactly as received: forwarded without re-encoding. */

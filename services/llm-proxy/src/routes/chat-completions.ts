@@ -36,7 +36,7 @@ const messageSchema = {
   },
 } as const;
 
-export const chatRequestSchema = {
+const chatRequestSchema = {
   type: 'object',
   required: ['model', 'messages'],
   properties: {

@@ -8,7 +8,7 @@ const usage = (model = 'up-model') => ({ id: 'c1', object: 'chat.completion.chun
 const datas = (text: string): unknown[] => [...sseEventsIn(text)].map((e) => JSON.parse(e.data));
 
 describe('SsePassthrough', () => {
-  const run = ev(chunk({ content: 'a' })) + ev(chunk({ content: 'b' })) + ev(chunk({}, 'stop')) + ev(usage()) + 'data: [DONE]\n\n';
+  const run = [ev(chunk({ content: 'a' })), ev(chunk({ content: 'b' })), ev(chunk({}, 'stop')), ev(usage()), 'data: [DONE]\n\n'].join('');
 
   it('forwards the events as they came, with the public model name, the usage recorded and [DONE] cut', () => {
     const f = new SsePassthrough('up-model', 'fake-llm', true).forward(run);
@@ -42,9 +42,9 @@ describe('SsePassthrough', () => {
 
   it('is not fooled by marker text inside content: escaped quotes never match', () => {
     const tricky = chunk({ content: '"error": [DONE] "usage":{ "finish_reason":"x"' }, null, 'm');
-    const f = new SsePassthrough('m', 'm', true).forward(ev(tricky) + ': "error": heartbeat\n\n');
+    const f = new SsePassthrough('m', 'm', true).forward(`${ev(tricky)}: "error": heartbeat\n\n`);
     expect([f.done, f.error, f.finish, f.usage]).toEqual([false, undefined, undefined, undefined]);
-    expect(f.text).toBe(ev(tricky) + ': "error": heartbeat\n\n');
+    expect(f.text).toBe(`${ev(tricky)}: "error": heartbeat\n\n`);
   });
 
   it('reports an event that is not JSON where it must parse one', () => {

@@ -15,7 +15,7 @@ export interface Classification {
   error?: string;
 }
 
-export const CLASSIFIER_SYSTEM_PROMPT = 'You are a task classifier. Respond only with JSON.';
+const CLASSIFIER_SYSTEM_PROMPT = 'You are a task classifier. Respond only with JSON.';
 
 export function classificationMessages(userMessage: string): ChatMessage[] {
   return [

@@ -3,9 +3,9 @@
  * `attempt_completion` and `ask_followup_question` specs upstream promised its agents but never
  * wrote). `switch_mode` is handled by the runtime itself; every other tool runs in the IDE.
  */
-export const AGENT_TYPES = ['orchestrator', 'coder', 'architect', 'debug', 'ask'] as const;
+const AGENT_TYPES = ['orchestrator', 'coder', 'architect', 'debug', 'ask'] as const;
 
-export const TOOL_SPECS = {
+const TOOL_SPECS = {
   read_file: {
     description: 'Read content from a file on disk. Supports partial reading by line numbers.',
     parameters: {
@@ -120,10 +120,6 @@ export const TOOL_SPECS = {
 
 export type ToolName = keyof typeof TOOL_SPECS;
 export const TOOL_NAMES = Object.keys(TOOL_SPECS) as ToolName[];
-
-export function isToolName(name: string): name is ToolName {
-  return Object.hasOwn(TOOL_SPECS, name);
-}
 
 /** OpenAI `tools` for a list of tool names. */
 export function toolSpecs(names: readonly ToolName[]): { type: 'function'; function: { name: string; description: string; parameters: unknown } }[] {

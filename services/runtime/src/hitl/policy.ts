@@ -26,7 +26,7 @@ interface PolicyDocument {
 }
 
 /** Upstream's HITLPolicyService rules. */
-export const DEFAULT_RULES: Record<string, ApprovalRule> = {
+const DEFAULT_RULES: Record<string, ApprovalRule> = {
   write_file: { approval: true, reason: 'File modification requires user approval' },
   delete_file: { approval: true, reason: 'File deletion requires user approval' },
   execute_command: { approval: true, reason: 'Command execution requires user approval' },
@@ -37,7 +37,7 @@ export const DEFAULT_RULES: Record<string, ApprovalRule> = {
   search_files: { approval: false, reason: 'Search operations are safe' },
 };
 
-export class PolicyError extends Error {}
+class PolicyError extends Error {}
 
 function rule(input: unknown, where: string): ApprovalRule {
   if (typeof input === 'boolean') return { approval: input, reason: input ? 'Requires user approval (policy)' : null };

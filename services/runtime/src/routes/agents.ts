@@ -20,7 +20,7 @@ const sessionIdParam = {
   properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } },
 } as const;
 
-export interface AgentContextDto {
+interface AgentContextDto {
   id: string;
   session_id: string;
   current_agent: string;
@@ -43,7 +43,7 @@ function contextDto(row: AgentContextRow, history: AgentSwitchDto[] | null): Age
   };
 }
 
-export function agentInfo(a: AgentDefinition) {
+function agentInfo(a: AgentDefinition) {
   return { type: a.type, name: a.name, description: a.description, allowed_tools: [...a.allowedTools], has_file_restrictions: Boolean(a.fileRestrictions?.length) };
 }
 

@@ -12,7 +12,7 @@ import type { EventReports } from '../store/event-reports.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import { callerOf } from './sessions.ts';
 
-export const AUDIT_LOG_MAX_LIMIT = 1000;
+const AUDIT_LOG_MAX_LIMIT = 1000;
 
 export function registerEventRoutes(app: FastifyInstance, deps: { events: EventReports; store: SessionStore }): void {
   const { events, store } = deps;

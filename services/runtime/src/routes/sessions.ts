@@ -23,14 +23,14 @@ const sessionIdParam = {
 } as const;
 
 /** Upstream's MessageDTO (`GET /sessions/:id?include_messages=true`). */
-export function messageDto(m: StoredMessage) {
+function messageDto(m: StoredMessage) {
   return {
     id: m.id,
     role: m.role,
     content: m.content ?? null,
     name: m.name ?? null,
     tool_call_id: m.tool_call_id ?? null,
-    tool_calls: m.tool_calls && m.tool_calls.length ? m.tool_calls : null,
+    tool_calls: m.tool_calls?.length ? m.tool_calls : null,
     created_at: m.created_at.toISOString(),
   };
 }

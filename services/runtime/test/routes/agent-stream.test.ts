@@ -10,8 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { listen, parseSse, startEmbeddedPostgres, type Service } from '@codelab/service-kit';
 import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '../../../llm-proxy/src/app.ts';
-import { readLlmProxyConfig } from '../../../llm-proxy/src/config.ts';
+import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
+import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
 import { buildApp } from '../../src/app.ts';
 import { readRuntimeConfig } from '../../src/config.ts';
 

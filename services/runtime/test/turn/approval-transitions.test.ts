@@ -12,8 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listen, type Database, type Service } from '@codelab/service-kit';
 import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '../../../llm-proxy/src/app.ts';
-import { readLlmProxyConfig } from '../../../llm-proxy/src/config.ts';
+import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
+import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
 import { ToolCallStore, type ToolCallStatus } from '../../src/store/tool-calls.ts';
 import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixture.ts';
 
