@@ -16,7 +16,14 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'suites',
-          include: ['alerts/test/**/*.test.ts', 'loadtests/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/**/*.test.ts', 'dashboards/test/**/*.test.ts'],
+          include: [
+            'alerts/test/**/*.test.ts',
+            'loadtests/test/**/*.test.ts',
+            'packages/*/test/**/*.test.ts',
+            'services/*/test/**/*.test.ts',
+            'test/**/*.test.ts',
+            'dashboards/test/**/*.test.ts',
+          ],
           exclude: [...configDefaults.exclude, ...TIMING],
           sequence: { groupOrder: 0 },
         },

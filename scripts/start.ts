@@ -23,7 +23,13 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { prettyFactory } from 'pino-pretty';
-import { EmbeddedDatabaseBusyError, EmbeddedEngineMissingError, embeddedDatabaseDir, openEmbeddedDatabase, type EmbeddedDatabase } from '@codelab/service-kit';
+import {
+  EmbeddedDatabaseBusyError,
+  EmbeddedEngineMissingError,
+  embeddedDatabaseDir,
+  openEmbeddedDatabase,
+  type EmbeddedDatabase,
+} from '@codelab/service-kit';
 
 const launched = performance.now();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,10 +82,16 @@ async function keptInternalKey(file: string): Promise<string> {
     await writeFile(file, `${generated}\n`, { flag: 'wx', mode: 0o600 });
     return generated;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') fail(`cannot write the internal key to ${shown(file)}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      fail(`cannot write the internal key to ${shown(file)}: ${(err as Error).message}`);
   }
-  const kept = (await readFile(file, 'utf8').catch((err: Error) => fail(`cannot read the internal key from ${shown(file)}: ${err.message}`))).trim();
-  if (kept.length < 16 || /\s/.test(kept)) fail(`${shown(file)} holds no usable internal key (one line of at least 16 characters, no spaces): delete it to have a new one generated`);
+  const kept = (
+    await readFile(file, 'utf8').catch((err: Error) => fail(`cannot read the internal key from ${shown(file)}: ${err.message}`))
+  ).trim();
+  if (kept.length < 16 || /\s/.test(kept))
+    fail(
+      `${shown(file)} holds no usable internal key (one line of at least 16 characters, no spaces): delete it to have a new one generated`,
+    );
   await chmod(file, 0o600).catch(() => undefined);
   return kept;
 }
@@ -99,7 +111,9 @@ if (DB_SERVICES.length > 0) {
     embedded = await openEmbeddedDatabase(pgDir, { holder: 'platform', share: true, join: false, maxConnections: connections });
   } catch (err) {
     if (err instanceof EmbeddedEngineMissingError) {
-      fail(`no database URL (${DB_SERVICES.map((s) => `${s.prefix}__DB_URL`).join(', ')}) and ${err.message}: set the URLs of a PostgreSQL server, or install the engine (\`npm ci\` without --omit=optional)`);
+      fail(
+        `no database URL (${DB_SERVICES.map((s) => `${s.prefix}__DB_URL`).join(', ')}) and ${err.message}: set the URLs of a PostgreSQL server, or install the engine (\`npm ci\` without --omit=optional)`,
+      );
     }
     if (!(err instanceof EmbeddedDatabaseBusyError)) throw err;
     const { pid, holder } = err.holder;

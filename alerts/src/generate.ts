@@ -45,7 +45,10 @@ function sloAlertTests() {
       const rule = alerts.find((a) => a.alert === sloAlertName(slo) && a.labels.long === w.long)!;
       const forMin = minutes(w.for);
       const labels = { slo: slo.name, service: slo.service };
-      const series = (window: string) => ({ series: `slo:sli_error:ratio_rate${window}{slo="${labels.slo}",service="${labels.service}"}`, values: `1x${forMin + 10}` });
+      const series = (window: string) => ({
+        series: `slo:sli_error:ratio_rate${window}{slo="${labels.slo}",service="${labels.service}"}`,
+        values: `1x${forMin + 10}`,
+      });
       tests.push({
         name: `${rule.alert} (${w.long}/${w.short}) is silent before ${w.for} and fires at it`,
         interval: '1m',
@@ -58,7 +61,10 @@ function sloAlertTests() {
             exp_alerts: [
               {
                 exp_labels: rule.labels,
-                exp_annotations: { ...rule.annotations, description: rule.annotations.description.replace('{{ $value | humanizePercentage }}', '100%') },
+                exp_annotations: {
+                  ...rule.annotations,
+                  description: rule.annotations.description.replace('{{ $value | humanizePercentage }}', '100%'),
+                },
               },
             ],
           },

@@ -40,7 +40,11 @@ export function runbookAnchor(alert: string): string {
 function withLinks(rule: AlertRule, dashboard: string): AlertRule {
   return {
     ...rule,
-    annotations: { ...rule.annotations, runbook_url: `${RUNBOOK_BASE}#${runbookAnchor(rule.alert)}`, dashboard_url: `${GRAFANA_BASE}/d/${dashboard}` },
+    annotations: {
+      ...rule.annotations,
+      runbook_url: `${RUNBOOK_BASE}#${runbookAnchor(rule.alert)}`,
+      dashboard_url: `${GRAFANA_BASE}/d/${dashboard}`,
+    },
   };
 }
 
@@ -69,7 +73,8 @@ export function loadSlos(file: string): { period: string; slos: Slo[] } {
     seen.add(s.name);
     if (!(SERVICES as readonly string[]).includes(s.service)) problems.push(`slo ${s.name}: unknown service ${s.service}`);
     if (!(s.objective > 0 && s.objective < 1)) problems.push(`slo ${s.name}: objective must be between 0 and 1`);
-    for (const k of ['errors', 'total'] as const) if (!s[k]?.includes('[{{window}}]')) problems.push(`slo ${s.name}: ${k} must use [{{window}}]`);
+    for (const k of ['errors', 'total'] as const)
+      if (!s[k]?.includes('[{{window}}]')) problems.push(`slo ${s.name}: ${k} must use [{{window}}]`);
   }
   if (!doc.slos?.length) problems.push('no slos');
   if (problems.length) throw new Error(`alerts/slos.yaml: ${problems.join('; ')}`);
@@ -177,7 +182,10 @@ export function redRules(): RuleGroup {
     [0.95, 'p95'],
     [0.99, 'p99'],
   ] as const) {
-    rules.push({ record: `service_route:${m}:${name}_rate5m`, expr: `histogram_quantile(${q}, sum by (service, route, le) (rate(${m}_bucket[5m])))` });
+    rules.push({
+      record: `service_route:${m}:${name}_rate5m`,
+      expr: `histogram_quantile(${q}, sum by (service, route, le) (rate(${m}_bucket[5m])))`,
+    });
     rules.push({ record: `service:${m}:${name}_rate5m`, expr: `histogram_quantile(${q}, sum by (service, le) (rate(${m}_bucket[5m])))` });
   }
   return { name: 'codelab-red', interval: '30s', rules };
@@ -198,7 +206,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'critical' },
         annotations: {
           summary: 'Prometheus cannot scrape {{ $labels.job }}',
-          description: 'The {{ $labels.job }} target {{ $labels.instance }} has not answered /metrics for 2 minutes: the service is down or unreachable.',
+          description:
+            'The {{ $labels.job }} target {{ $labels.instance }} has not answered /metrics for 2 minutes: the service is down or unreachable.',
         },
       },
       'codelab-overview',
@@ -211,7 +220,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: '{{ $labels.service }} is not ready: {{ $labels.check }} fails',
-          description: 'The readiness check {{ $labels.check }} of {{ $labels.service }} has failed for 5 minutes; /ready answers 503 and load balancers take it out.',
+          description:
+            'The readiness check {{ $labels.check }} of {{ $labels.service }} has failed for 5 minutes; /ready answers 503 and load balancers take it out.',
         },
       },
       'codelab-overview',
@@ -224,7 +234,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: '{{ $labels.service }} waits for PostgreSQL connections',
-          description: '{{ $value }} queries of {{ $labels.service }} have been waiting for a free connection of pool {{ $labels.pool }} for 5 minutes: the pool is saturated.',
+          description:
+            '{{ $value }} queries of {{ $labels.service }} have been waiting for a free connection of pool {{ $labels.pool }} for 5 minutes: the pool is saturated.',
         },
       },
       'codelab-datastores',
@@ -237,7 +248,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: '{{ $labels.job }} event loop lags',
-          description: 'The p99 event-loop delay of {{ $labels.job }} has been {{ $value | humanizeDuration }} for 10 minutes: every request on it waits that long.',
+          description:
+            'The p99 event-loop delay of {{ $labels.job }} has been {{ $value | humanizeDuration }} for 10 minutes: every request on it waits that long.',
         },
       },
       'codelab-node',
@@ -252,7 +264,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: 'Many WebSocket clients are dropped for reading too slowly',
-          description: '{{ $value }} connections were closed with 4008 in 10 minutes: clients (or the network to them) cannot keep up with the answers.',
+          description:
+            '{{ $value }} connections were closed with 4008 in 10 minutes: clients (or the network to them) cannot keep up with the answers.',
         },
       },
       'codelab-gateway',
@@ -267,7 +280,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: 'auth cannot reach Redis: brute-force limits are per instance',
-          description: '{{ $value }} Redis errors in 5 minutes on {{ $labels.job }}: lockouts and rate limits fall back to each instance\'s memory.',
+          description:
+            "{{ $value }} Redis errors in 5 minutes on {{ $labels.job }}: lockouts and rate limits fall back to each instance's memory.",
         },
       },
       'codelab-auth',
@@ -308,7 +322,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: 'The LLM fails {{ $value | humanizePercentage }} of requests for {{ $labels.model }}',
-          description: 'More than 10% of chat completions for {{ $labels.model }} have failed for 5 minutes (upstream errors, timeouts or an open breaker).',
+          description:
+            'More than 10% of chat completions for {{ $labels.model }} have failed for 5 minutes (upstream errors, timeouts or an open breaker).',
         },
       },
       'codelab-llm',
@@ -321,7 +336,8 @@ export function causeRules(): RuleGroup[] {
         labels: { severity: 'warning' },
         annotations: {
           summary: 'The circuit breaker of upstream {{ $labels.upstream }} is open',
-          description: 'Requests to {{ $labels.upstream }} fail fast (503) or go to a fallback model: the upstream failed repeatedly and its probes keep failing.',
+          description:
+            'Requests to {{ $labels.upstream }} fail fast (503) or go to a fallback model: the upstream failed repeatedly and its probes keep failing.',
         },
       },
       'codelab-llm',

@@ -23,7 +23,16 @@ const generated = path.join(ALERTS_DIR, 'generated');
 const ruleFiles = readdirSync(generated).filter((f) => f.endsWith('.rules.yml'));
 const groups = ruleFiles.flatMap((f) => (parse(readFileSync(path.join(generated, f), 'utf8')) as { groups: RuleGroup[] }).groups);
 const alerts = groups.flatMap((g) => g.rules).filter((r): r is AlertRule => 'alert' in r);
-const DASHBOARDS = ['codelab-overview', 'codelab-gateway', 'codelab-runtime', 'codelab-llm', 'codelab-auth', 'codelab-datastores', 'codelab-node', 'codelab-slo'];
+const DASHBOARDS = [
+  'codelab-overview',
+  'codelab-gateway',
+  'codelab-runtime',
+  'codelab-llm',
+  'codelab-auth',
+  'codelab-datastores',
+  'codelab-node',
+  'codelab-slo',
+];
 /** Label names whose values are unbounded: they belong in traces and logs, never in series. */
 const UNBOUNDED = ['user', 'user_id', 'username', 'session', 'session_id', 'ip', 'client_ip', 'trace_id', 'span_id', 'jti', 'sub', 'token'];
 
@@ -35,22 +44,36 @@ describe('alert and recording rules', () => {
   });
 
   it.skipIf(missingProgram('promtool', 'prometheus'))('pass promtool check rules', () => {
-    const out = execFileSync(findProgram('promtool')!, ['check', 'rules', ...ruleFiles.map((f) => path.join(generated, f))], { encoding: 'utf8' });
+    const out = execFileSync(findProgram('promtool')!, ['check', 'rules', ...ruleFiles.map((f) => path.join(generated, f))], {
+      encoding: 'utf8',
+    });
     expect(out).not.toContain('FAILED');
   });
 
-  it.skipIf(missingProgram('promtool', 'prometheus'))('pass their promtool unit tests', () => {
-    const tests = [path.join(generated, 'slo-alerts.test.yml'), ...readdirSync(path.join(ALERTS_DIR, 'tests')).map((f) => path.join(ALERTS_DIR, 'tests', f))];
-    // promtool exits non-zero when any test fails; execFileSync then throws with its output
-    const out = execFileSync(findProgram('promtool')!, ['test', 'rules', ...tests], { encoding: 'utf8' });
-    expect(out.match(/SUCCESS/g)).toHaveLength(tests.length);
-  }, 180_000); // ~20 s alone, much longer while the rest of the suite loads the machine
+  it.skipIf(missingProgram('promtool', 'prometheus'))(
+    'pass their promtool unit tests',
+    () => {
+      const tests = [
+        path.join(generated, 'slo-alerts.test.yml'),
+        ...readdirSync(path.join(ALERTS_DIR, 'tests')).map((f) => path.join(ALERTS_DIR, 'tests', f)),
+      ];
+      // promtool exits non-zero when any test fails; execFileSync then throws with its output
+      const out = execFileSync(findProgram('promtool')!, ['test', 'rules', ...tests], { encoding: 'utf8' });
+      expect(out.match(/SUCCESS/g)).toHaveLength(tests.length);
+    },
+    180_000,
+  ); // ~20 s alone, much longer while the rest of the suite loads the machine
 
   it('give every alert a unit test that checks it fires, with its labels and annotations', () => {
-    const testText = [path.join(generated, 'slo-alerts.test.yml'), ...readdirSync(path.join(ALERTS_DIR, 'tests')).map((f) => path.join(ALERTS_DIR, 'tests', f))]
+    const testText = [
+      path.join(generated, 'slo-alerts.test.yml'),
+      ...readdirSync(path.join(ALERTS_DIR, 'tests')).map((f) => path.join(ALERTS_DIR, 'tests', f)),
+    ]
       .map((f) => readFileSync(f, 'utf8'))
       .join('\n');
-    const untested = [...new Set(alerts.map((a) => a.alert))].filter((name) => !new RegExp(`alertname: ${name}\\n\\s+exp_alerts:\\n\\s+- exp_labels`).test(testText));
+    const untested = [...new Set(alerts.map((a) => a.alert))].filter(
+      (name) => !new RegExp(`alertname: ${name}\\n\\s+exp_alerts:\\n\\s+- exp_labels`).test(testText),
+    );
     expect(untested).toEqual([]);
   });
 
@@ -61,7 +84,8 @@ describe('alert and recording rules', () => {
     for (const a of alerts) {
       if (!['critical', 'warning', 'info'].includes(a.labels.severity)) problems.push(`${a.alert}: severity ${a.labels.severity}`);
       if (!a.annotations.summary || !a.annotations.description) problems.push(`${a.alert}: summary and description are required`);
-      if (!/\{\{ *\$(value|labels)/.test(a.annotations.description + a.annotations.summary)) problems.push(`${a.alert}: the description should carry values or labels`);
+      if (!/\{\{ *\$(value|labels)/.test(a.annotations.description + a.annotations.summary))
+        problems.push(`${a.alert}: the description should carry values or labels`);
       const anchor = a.annotations.runbook_url?.split('#')[1];
       if (!anchor || !anchors.has(anchor)) problems.push(`${a.alert}: runbook anchor #${anchor} not in docs/runbooks.md`);
       const uid = a.annotations.dashboard_url?.split('/d/')[1];
@@ -76,7 +100,8 @@ describe('alert and recording rules', () => {
     for (const rule of groups.flatMap((g) => g.rules)) {
       const name = 'alert' in rule ? rule.alert : rule.record;
       for (const m of rule.expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
-        for (const label of m[1]!.split(',').map((l) => l.trim())) if (UNBOUNDED.includes(label)) problems.push(`${name} aggregates by ${label}`);
+        for (const label of m[1]!.split(',').map((l) => l.trim()))
+          if (UNBOUNDED.includes(label)) problems.push(`${name} aggregates by ${label}`);
       }
       for (const label of Object.keys(rule.labels ?? {})) if (UNBOUNDED.includes(label)) problems.push(`${name} sets label ${label}`);
     }
@@ -114,10 +139,12 @@ describe('SLOs', () => {
       const reads = [...slo.errors.matchAll(/(\w+)_bucket\{[^}]*le="([^"]+)"/g)];
       if (reads.length !== 1) problems.push(`${slo.name}: its errors should read one bucket, read ${reads.length}`);
       for (const [, metric, le] of reads) {
-        if (Number(le) !== slo.threshold_seconds) problems.push(`${slo.name}: reads le="${le}" for a threshold of ${slo.threshold_seconds} s`);
+        if (Number(le) !== slo.threshold_seconds)
+          problems.push(`${slo.name}: reads le="${le}" for a threshold of ${slo.threshold_seconds} s`);
         const b = bounds.get(metric!);
         if (!b) problems.push(`${slo.name}: no service defines the histogram ${metric}`);
-        else if (!b.includes(slo.threshold_seconds!)) problems.push(`${slo.name}: ${slo.threshold_seconds} s is not a bucket boundary of ${metric} (${b.join(', ')})`);
+        else if (!b.includes(slo.threshold_seconds!))
+          problems.push(`${slo.name}: ${slo.threshold_seconds} s is not a bucket boundary of ${metric} (${b.join(', ')})`);
       }
     }
     expect(problems).toEqual([]);
@@ -132,10 +159,16 @@ describe('Alertmanager configuration', () => {
     expect(out).toContain('SUCCESS');
   });
 
-  it.skipIf(missingProgram('amtool', 'prometheus-alertmanager'))('routes critical to the pager, warning to tickets and info nowhere', () => {
-    const route = (labels: string) => execFileSync(findProgram('amtool')!, ['config', 'routes', 'test', `--config.file=${file}`, ...labels.split(' ')], { encoding: 'utf8' }).trim();
-    expect(route('severity=critical service=auth alertname=X')).toBe('pager');
-    expect(route('severity=warning service=auth alertname=X')).toBe('ticket');
-    expect(route('severity=info service=auth alertname=X')).toBe('annotate-only');
-  });
+  it.skipIf(missingProgram('amtool', 'prometheus-alertmanager'))(
+    'routes critical to the pager, warning to tickets and info nowhere',
+    () => {
+      const route = (labels: string) =>
+        execFileSync(findProgram('amtool')!, ['config', 'routes', 'test', `--config.file=${file}`, ...labels.split(' ')], {
+          encoding: 'utf8',
+        }).trim();
+      expect(route('severity=critical service=auth alertname=X')).toBe('pager');
+      expect(route('severity=warning service=auth alertname=X')).toBe('ticket');
+      expect(route('severity=info service=auth alertname=X')).toBe('annotate-only');
+    },
+  );
 });

@@ -9,7 +9,12 @@ const DAY = 86_400;
 
 export function authDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / Auth', 'The OAuth 2 token service: token requests and issuance latency, lockouts and rate limits, refresh token reuse, revocations, signing keys and the limiter’s store.', ['auth'])
+    codelabDashboard(
+      uid,
+      'CodeLab / Auth',
+      'The OAuth 2 token service: token requests and issuance latency, lockouts and rate limits, refresh token reuse, revocations, signing keys and the limiter’s store.',
+      ['auth'],
+    )
       .withVariable(labelVariable('grant_type', 'auth_token_requests_total', 'grant_type', 'OAuth 2 grant type'))
       .withRow(new RowBuilder('Tokens'))
       .withPanel(
@@ -34,7 +39,8 @@ export function authDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'Issuance latency',
-          description: 'Duration of successful token requests, from the parsed request to the signed and recorded token(s), by grant type (p50, p95, p99). The password grant spends about 100 ms in scrypt.',
+          description:
+            'Duration of successful token requests, from the parsed request to the signed and recorded token(s), by grant type (p50, p95, p99). The password grant spends about 100 ms in scrypt.',
           queries: [
             { expr: q.issueDuration(0.5), legend: '{{grant_type}} p50' },
             { expr: q.issueDuration(0.95), legend: '{{grant_type}} p95' },
@@ -54,7 +60,8 @@ export function authDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Refresh token reuse',
-          description: 'Refresh tokens presented again after rotation or revocation, per second. Each revokes its lineage; a burst suggests stolen tokens or a client that retries a refresh.',
+          description:
+            'Refresh tokens presented again after rotation or revocation, per second. Each revokes its lineage; a burst suggests stolen tokens or a client that retries a refresh.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.refreshReuse(), legend: 'reuse detected' }],
         }),
@@ -81,7 +88,8 @@ export function authDashboard(): Dashboard {
       .withPanel(
         stat({
           title: 'Limiter backend',
-          description: 'The store of the lockout and rate-limit counters: redis (shared) or memory (per instance, when Redis is unset or unreachable). 1 marks the backend in use.',
+          description:
+            'The store of the lockout and rate-limit counters: redis (shared) or memory (per instance, when Redis is unset or unreachable). 1 marks the backend in use.',
           unit: UNITS.none,
           queries: [{ expr: q.limiterBackend(), legend: '{{backend}}' }],
           mappings: { '0': { text: 'unused', color: 'text' }, '1': { text: 'in use', color: 'green' } },
@@ -92,7 +100,8 @@ export function authDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Limiter Redis errors',
-          description: 'Redis commands of the lockout and rate-limit counters that failed or timed out per second (answered from memory instead).',
+          description:
+            'Redis commands of the lockout and rate-limit counters that failed or timed out per second (answered from memory instead).',
           unit: UNITS.perSecond,
           queries: [{ expr: q.limiterRedisErrors(), legend: 'errors' }],
         }),

@@ -7,7 +7,12 @@ export const uid = 'codelab-datastores';
 
 export function datastoresDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / Data stores', 'PostgreSQL connection pools (total, idle, used, waiting) and query durations per service; the Redis behind the auth limiter.', ['postgresql', 'redis'])
+    codelabDashboard(
+      uid,
+      'CodeLab / Data stores',
+      'PostgreSQL connection pools (total, idle, used, waiting) and query durations per service; the Redis behind the auth limiter.',
+      ['postgresql', 'redis'],
+    )
       .withVariable(serviceVariable('db_client_connections_max'))
       .withRow(new RowBuilder('PostgreSQL pools'))
       .withPanel(
@@ -37,7 +42,8 @@ export function datastoresDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Waiting clients',
-          description: 'Queries waiting for a pool connection (saturation). Anything above zero for long means the pool is too small or queries are slow.',
+          description:
+            'Queries waiting for a pool connection (saturation). Anything above zero for long means the pool is too small or queries are slow.',
           unit: UNITS.count,
           queries: [{ expr: q.pendingRequests(), legend: '{{service}}/{{pool}}' }],
           min: 0,
@@ -48,7 +54,8 @@ export function datastoresDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'Query duration p95 by operation',
-          description: '95th percentile of query duration, including the wait for a pool connection, by service and operation (select, insert, update, begin, commit…).',
+          description:
+            '95th percentile of query duration, including the wait for a pool connection, by service and operation (select, insert, update, begin, commit…).',
           queries: [{ expr: q.operationDuration(0.95), legend: '{{service}} {{operation}}' }],
           w: 8,
         }),
@@ -76,7 +83,8 @@ export function datastoresDashboard(): Dashboard {
       .withPanel(
         stat({
           title: 'Limiter backend',
-          description: 'Where auth keeps its lockout and rate-limit counters: redis (shared by every instance) or memory (per instance, when Redis is unset or unreachable). 1 marks the backend in use.',
+          description:
+            'Where auth keeps its lockout and rate-limit counters: redis (shared by every instance) or memory (per instance, when Redis is unset or unreachable). 1 marks the backend in use.',
           unit: UNITS.none,
           queries: [{ expr: q.limiterBackend(), legend: '{{backend}}' }],
           mappings: { '0': { text: 'unused', color: 'text' }, '1': { text: 'in use', color: 'green' } },

@@ -7,7 +7,12 @@ export const uid = 'codelab-gateway';
 
 export function gatewayDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / Gateway', 'The edge of the platform: WebSocket connections and frames, conversation turns as the IDE sees them, bearer token verification and the JWKS cache.', ['gateway'])
+    codelabDashboard(
+      uid,
+      'CodeLab / Gateway',
+      'The edge of the platform: WebSocket connections and frames, conversation turns as the IDE sees them, bearer token verification and the JWKS cache.',
+      ['gateway'],
+    )
       .withRow(new RowBuilder('WebSocket'))
       .withPanel(
         timeseries({
@@ -22,7 +27,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Frames by type and direction',
-          description: 'WebSocket frames per second, in (from the IDE) and out (to the IDE), by protocol frame type (`invalid`, `binary` or `other` for frames outside the protocol).',
+          description:
+            'WebSocket frames per second, in (from the IDE) and out (to the IDE), by protocol frame type (`invalid`, `binary` or `other` for frames outside the protocol).',
           unit: UNITS.perSecond,
           queries: [{ expr: q.wsFramesByType(), legend: '{{direction}} {{type}}' }],
           w: 8,
@@ -31,7 +37,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Closes by code',
-          description: 'WebSocket connections closed per second by close code: 1000 normal, 1001 going away, 1006 abnormal (no close frame), 1009 frame too large, 4008 slow reader, 4401 unauthorized, 4403 session of another user.',
+          description:
+            'WebSocket connections closed per second by close code: 1000 normal, 1001 going away, 1006 abnormal (no close frame), 1009 frame too large, 4008 slow reader, 4401 unauthorized, 4403 session of another user.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.wsClosesByCode(), legend: '{{code}}' }],
           w: 8,
@@ -40,7 +47,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Slow-reader drops',
-          description: 'Connections closed with 4008 per second because more than GATEWAY__WS_MAX_BUFFERED_BYTES waited to be sent (alert GatewayWebSocketSlowReaderDrops).',
+          description:
+            'Connections closed with 4008 per second because more than GATEWAY__WS_MAX_BUFFERED_BYTES waited to be sent (alert GatewayWebSocketSlowReaderDrops).',
           unit: UNITS.perSecond,
           queries: [{ expr: q.wsSlowReaderDrops(), legend: '{{instance}}' }],
           w: 8,
@@ -59,7 +67,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Sessions denied (4403)',
-          description: 'WebSocket connections closed per second with 4403 because the session belongs to another user. A steady rate suggests a client bug or session-id probing.',
+          description:
+            'WebSocket connections closed per second with 4403 because the session belongs to another user. A steady rate suggests a client bug or session-id probing.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.wsSessionDenied(), legend: 'denied' }],
         }),
@@ -68,7 +77,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'Turn time to first token',
-          description: 'Time from a user_message frame to the first token frame sent back, as the IDE sees it (p50, p95, p99). Exemplars open the turn’s trace.',
+          description:
+            'Time from a user_message frame to the first token frame sent back, as the IDE sees it (p50, p95, p99). Exemplars open the turn’s trace.',
           queries: [
             { expr: q.turnTimeToFirstToken(0.5), legend: 'p50' },
             { expr: q.turnTimeToFirstToken(0.95), legend: 'p95' },
@@ -120,7 +130,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'REST API latency',
-          description: 'REST API request latency (p50, p95, p99), from the request to the response sent (SLO rest-api-latency: 250 ms). Exemplars open the request’s trace.',
+          description:
+            'REST API request latency (p50, p95, p99), from the request to the response sent (SLO rest-api-latency: 250 ms). Exemplars open the request’s trace.',
           queries: [
             { expr: q.restLatency(0.5), legend: 'p50' },
             { expr: q.restLatency(0.95), legend: 'p95' },
@@ -133,7 +144,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'JWT verifications by outcome',
-          description: 'Bearer token verifications per second by outcome (ok, missing, invalid, expired, not_yet_valid, unknown_kid, wrong_type, revoked, insufficient_scope, jwks_unavailable).',
+          description:
+            'Bearer token verifications per second by outcome (ok, missing, invalid, expired, not_yet_valid, unknown_kid, wrong_type, revoked, insufficient_scope, jwks_unavailable).',
           unit: UNITS.perSecond,
           queries: [{ expr: q.jwtVerificationsByOutcome(), legend: '{{outcome}}' }],
           w: 8,
@@ -151,7 +163,8 @@ export function gatewayDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Revocation polls',
-          description: 'Polls of the auth service’s revoked token families per second, by outcome. Errors mean revoked logins may stay usable until their access tokens expire.',
+          description:
+            'Polls of the auth service’s revoked token families per second, by outcome. Errors mean revoked logins may stay usable until their access tokens expire.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.revocationPolls(), legend: '{{outcome}}' }],
           w: 8,

@@ -27,7 +27,15 @@ import {
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as TimeseriesPanelBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { PanelBuilder as StatPanelBuilder } from '@grafana/grafana-foundation-sdk/stat';
-import { LegendDisplayMode, LegendPlacement, ReduceDataOptionsBuilder, SortOrder, TooltipDisplayMode, VizLegendOptionsBuilder, VizTooltipOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
+import {
+  LegendDisplayMode,
+  LegendPlacement,
+  ReduceDataOptionsBuilder,
+  SortOrder,
+  TooltipDisplayMode,
+  VizLegendOptionsBuilder,
+  VizTooltipOptionsBuilder,
+} from '@grafana/grafana-foundation-sdk/common';
 
 // ---- datasources -------------------------------------------------------------------------------
 
@@ -149,9 +157,7 @@ function targets(queries: Query[]): DataqueryBuilder[] {
 }
 
 function thresholds(steps: Threshold[] | undefined): ThresholdsConfigBuilder {
-  return new ThresholdsConfigBuilder()
-    .mode(ThresholdsMode.Absolute)
-    .steps(steps ?? [{ value: null as unknown as number, color: 'green' }]);
+  return new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps(steps ?? [{ value: null as unknown as number, color: 'green' }]);
 }
 
 /** A time series panel. */
@@ -267,8 +273,14 @@ export function allPanelQueries(options: { dir?: string; rateInterval?: string }
   const dir = options.dir ?? GENERATED_DIR;
   const rateInterval = options.rateInterval ?? '1m';
   const out: PanelQuery[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
-    const d = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { uid: string; panels?: JsonPanel[]; templating?: { list?: { name: string; allValue?: string }[] } };
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
+    const d = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+      uid: string;
+      panels?: JsonPanel[];
+      templating?: { list?: { name: string; allValue?: string }[] };
+    };
     const vars = (d.templating?.list ?? []).map((v) => ({ name: v.name, value: v.allValue ?? '.+' }));
     const walk = (panels: JsonPanel[]): void => {
       for (const p of panels) {
@@ -286,7 +298,21 @@ export function allPanelQueries(options: { dir?: string; rateInterval?: string }
   return out;
 }
 
-const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
+const PROMQL_WORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /**
  * The metric names (and recording rule names) a PromQL expression reads: identifiers that are not

@@ -13,13 +13,19 @@ const BREAKER = {
 
 export function llmDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / LLM', 'The llm-proxy: latency of streamed answers, token throughput and usage, requests by outcome, the upstream circuit breakers, queueing, and the proxy’s own overhead.', ['llm-proxy'])
+    codelabDashboard(
+      uid,
+      'CodeLab / LLM',
+      'The llm-proxy: latency of streamed answers, token throughput and usage, requests by outcome, the upstream circuit breakers, queueing, and the proxy’s own overhead.',
+      ['llm-proxy'],
+    )
       .withVariable(labelVariable('model', 'llm_proxy_requests_total', 'model', 'Public model name (configured names, or `other`)'))
       .withRow(new RowBuilder('Latency'))
       .withPanel(
         latency({
           title: 'Time to first token',
-          description: 'Time from a chat completion request to the first output token sent to the client, by model (p50, p95, p99). Exemplars open the trace.',
+          description:
+            'Time from a chat completion request to the first output token sent to the client, by model (p50, p95, p99). Exemplars open the trace.',
           queries: [
             { expr: q.timeToFirstToken(0.5), legend: '{{model}} p50' },
             { expr: q.timeToFirstToken(0.95), legend: '{{model}} p95' },
@@ -53,7 +59,8 @@ export function llmDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'Proxy overhead',
-          description: 'The proxy’s own added time to first token: client-side TTFT minus the answering upstream attempt’s TTFT, including queueing, retries and back-off (p50, p95, p99).',
+          description:
+            'The proxy’s own added time to first token: client-side TTFT minus the answering upstream attempt’s TTFT, including queueing, retries and back-off (p50, p95, p99).',
           queries: [
             { expr: q.proxyOverhead(0.5), legend: 'p50' },
             { expr: q.proxyOverhead(0.95), legend: 'p95' },
@@ -130,7 +137,8 @@ export function llmDashboard(): Dashboard {
       .withPanel(
         stat({
           title: 'Circuit breaker state',
-          description: 'Circuit breaker state per upstream model: closed (0) lets requests through, half-open (1) lets a probe through, open (2) fails fast.',
+          description:
+            'Circuit breaker state per upstream model: closed (0) lets requests through, half-open (1) lets a probe through, open (2) fails fast.',
           unit: UNITS.none,
           queries: [{ expr: q.breakerState(), legend: '{{upstream}}' }],
           mappings: BREAKER,
@@ -168,7 +176,8 @@ export function llmDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Upstream fallbacks',
-          description: 'Times per second an upstream model gave up and the next one of the model map was tried, by the upstream that gave up.',
+          description:
+            'Times per second an upstream model gave up and the next one of the model map was tried, by the upstream that gave up.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.upstreamFallbacks(), legend: '{{upstream}}' }],
           w: 8,

@@ -7,7 +7,12 @@ export const uid = 'codelab-node';
 
 export function nodeDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / Node.js runtime', 'Event loop lag, heap and memory, garbage collection, CPU and handles of every service process, per scrape job.', ['nodejs'])
+    codelabDashboard(
+      uid,
+      'CodeLab / Node.js runtime',
+      'Event loop lag, heap and memory, garbage collection, CPU and handles of every service process, per scrape job.',
+      ['nodejs'],
+    )
       .withVariable(jobVariable())
       .withRow(new RowBuilder('Event loop'))
       .withPanel(

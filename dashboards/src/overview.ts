@@ -8,13 +8,19 @@ export const uid = 'codelab-overview';
 
 export function overviewDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / Overview', 'Rate, error ratio and latency of every CodeLab service (gateway, runtime, llm-proxy, auth), per service and route.', ['overview'])
+    codelabDashboard(
+      uid,
+      'CodeLab / Overview',
+      'Rate, error ratio and latency of every CodeLab service (gateway, runtime, llm-proxy, auth), per service and route.',
+      ['overview'],
+    )
       .withVariable(serviceVariable())
       .withRow(new RowBuilder('Per service'))
       .withPanel(
         timeseries({
           title: 'Request rate',
-          description: 'HTTP requests per second answered by each service (streaming responses excluded: they are in http_server_stream_duration_seconds).',
+          description:
+            'HTTP requests per second answered by each service (streaming responses excluded: they are in http_server_stream_duration_seconds).',
           unit: UNITS.reqps,
           queries: [{ expr: q.requestRateByService(), legend: '{{service}}' }],
           w: 8,
@@ -23,7 +29,8 @@ export function overviewDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Error ratio (5xx)',
-          description: 'Share of HTTP requests answered with a 5xx status, per service. 4xx answers are the caller’s errors and are not counted.',
+          description:
+            'Share of HTTP requests answered with a 5xx status, per service. 4xx answers are the caller’s errors and are not counted.',
           unit: UNITS.percentUnit,
           queries: [{ expr: q.errorRatioByService(), legend: '{{service}}' }],
           min: 0,
@@ -83,7 +90,8 @@ export function overviewDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Outbound call rate',
-          description: 'Calls per second from a service to another service or to the LLM upstream, by caller, peer and status (`error` when no response arrived).',
+          description:
+            'Calls per second from a service to another service or to the LLM upstream, by caller, peer and status (`error` when no response arrived).',
           unit: UNITS.reqps,
           queries: [{ expr: q.outboundRate(), legend: '{{service}} → {{peer}} {{status_code}}' }],
         }),

@@ -7,7 +7,12 @@ export const uid = 'codelab-runtime';
 
 export function runtimeDashboard(): Dashboard {
   return finish(
-    codelabDashboard(uid, 'CodeLab / Agent runtime', 'Conversation turns in the runtime, the messages it persists, and the LLM calls it makes through the llm-proxy.', ['runtime'])
+    codelabDashboard(
+      uid,
+      'CodeLab / Agent runtime',
+      'Conversation turns in the runtime, the messages it persists, and the LLM calls it makes through the llm-proxy.',
+      ['runtime'],
+    )
       .withRow(new RowBuilder('Turns'))
       .withPanel(
         timeseries({
@@ -70,7 +75,8 @@ export function runtimeDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Tool calls by outcome',
-          description: 'Tool calls per second by tool and outcome: forbidden and invalid calls became error results for the LLM; expired approvals were rejected.',
+          description:
+            'Tool calls per second by tool and outcome: forbidden and invalid calls became error results for the LLM; expired approvals were rejected.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.toolCallsByOutcome(), legend: '{{tool}} {{outcome}}' }],
           w: 8,
@@ -79,7 +85,8 @@ export function runtimeDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Agent switches',
-          description: 'Agent switches per second by source (routing by the orchestrator, the user, an agent’s switch_mode) and target agent.',
+          description:
+            'Agent switches per second by source (routing by the orchestrator, the user, an agent’s switch_mode) and target agent.',
           unit: UNITS.perSecond,
           queries: [{ expr: q.agentSwitches(), legend: '{{source}} → {{to}}' }],
           w: 8,
@@ -88,7 +95,8 @@ export function runtimeDashboard(): Dashboard {
       .withPanel(
         timeseries({
           title: 'Approvals by decision',
-          description: 'Human decisions on tool calls per second: approve, edit, reject, expired (no decision within AGENT_RUNTIME__APPROVAL_TIMEOUT).',
+          description:
+            'Human decisions on tool calls per second: approve, edit, reject, expired (no decision within AGENT_RUNTIME__APPROVAL_TIMEOUT).',
           unit: UNITS.perSecond,
           queries: [{ expr: q.approvalsByDecision(), legend: '{{decision}}' }],
           w: 8,
@@ -120,7 +128,8 @@ export function runtimeDashboard(): Dashboard {
       .withPanel(
         latency({
           title: 'LLM time to first chunk',
-          description: 'Time from the runtime’s LLM request to its first streamed token, by model (p50, p95): includes the llm-proxy and the network.',
+          description:
+            'Time from the runtime’s LLM request to its first streamed token, by model (p50, p95): includes the llm-proxy and the network.',
           queries: [
             { expr: q.llmTimeToFirstChunk(0.5), legend: '{{model}} p50' },
             { expr: q.llmTimeToFirstChunk(0.95), legend: '{{model}} p95' },

@@ -14,7 +14,12 @@ const PAIRS = [
 ] as const;
 
 export function sloDashboard(): Dashboard {
-  let d = codelabDashboard(uid, 'CodeLab / SLOs', 'Error budget left over 30 days and burn rates of every SLO of alerts/slos.yaml, over the windows of the multiwindow, multi-burn-rate alerts.', ['slo'])
+  let d = codelabDashboard(
+    uid,
+    'CodeLab / SLOs',
+    'Error budget left over 30 days and burn rates of every SLO of alerts/slos.yaml, over the windows of the multiwindow, multi-burn-rate alerts.',
+    ['slo'],
+  )
     .withVariable(labelVariable('slo', 'slo:error_budget_remaining:ratio', 'slo', 'SLO name (alerts/slos.yaml)'))
     .withRow(new RowBuilder('Error budget'))
     .withPanel(

@@ -14,7 +14,16 @@ import { DASHBOARDS, renderDashboards } from '../src/index.ts';
 import { allPanelQueries, DATASOURCE_UIDS, GENERATED_DIR, metricNamesOf } from '../src/lib.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const EXPECTED_UIDS = ['codelab-overview', 'codelab-gateway', 'codelab-runtime', 'codelab-llm', 'codelab-auth', 'codelab-datastores', 'codelab-node', 'codelab-slo'];
+const EXPECTED_UIDS = [
+  'codelab-overview',
+  'codelab-gateway',
+  'codelab-runtime',
+  'codelab-llm',
+  'codelab-auth',
+  'codelab-datastores',
+  'codelab-node',
+  'codelab-slo',
+];
 const FIXED_UIDS = new Set<string>(Object.values(DATASOURCE_UIDS));
 
 interface JsonPanel {
@@ -33,7 +42,10 @@ interface JsonDashboard {
   templating?: { list?: { name: string; datasource?: { uid?: string } }[] };
 }
 
-const generatedFiles = (): string[] => readdirSync(GENERATED_DIR).filter((f) => f.endsWith('.json')).sort();
+const generatedFiles = (): string[] =>
+  readdirSync(GENERATED_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 const load = (file: string): JsonDashboard => JSON.parse(readFileSync(join(GENERATED_DIR, file), 'utf8')) as JsonDashboard;
 const dashboards = (): JsonDashboard[] => generatedFiles().map(load);
 function panelsOf(d: JsonDashboard): JsonPanel[] {
@@ -53,7 +65,8 @@ describe('dashboards', () => {
     it('is what `npm run dashboards` builds now, byte for byte, with no stale file', () => {
       const built = renderDashboards();
       expect(generatedFiles()).toEqual([...built.keys()].sort());
-      for (const [file, content] of built) expect(readFileSync(join(GENERATED_DIR, file), 'utf8'), `${file} is stale: run npm run dashboards`).toBe(content);
+      for (const [file, content] of built)
+        expect(readFileSync(join(GENERATED_DIR, file), 'utf8'), `${file} is stale: run npm run dashboards`).toBe(content);
     });
 
     it('has every dashboard under its fixed uid, in <uid>.json', () => {
@@ -68,7 +81,8 @@ describe('dashboards', () => {
         expect(text, file).not.toContain('${DS_');
         expect(text, file).not.toContain('__inputs');
         const d = load(file);
-        for (const v of d.templating?.list ?? []) if (v.datasource) expect(FIXED_UIDS.has(v.datasource.uid ?? ''), `${file} variable ${v.name}`).toBe(true);
+        for (const v of d.templating?.list ?? [])
+          if (v.datasource) expect(FIXED_UIDS.has(v.datasource.uid ?? ''), `${file} variable ${v.name}`).toBe(true);
         for (const p of panelsOf(d)) {
           expect(FIXED_UIDS.has(p.datasource?.uid ?? ''), `${file} / ${p.title}`).toBe(true);
           for (const t of p.targets ?? []) expect(FIXED_UIDS.has(t.datasource?.uid ?? ''), `${file} / ${p.title} / ${t.refId}`).toBe(true);
@@ -124,7 +138,11 @@ describe('dashboards', () => {
     it('are listed by allPanelQueries() for every panel, evaluable (no Grafana variable left)', () => {
       const queries = allPanelQueries();
       for (const d of dashboards()) {
-        for (const p of panelsOf(d)) expect(queries.some((q) => q.dashboard === d.uid && q.panel === p.title), `${d.uid} / ${p.title}`).toBe(true);
+        for (const p of panelsOf(d))
+          expect(
+            queries.some((q) => q.dashboard === d.uid && q.panel === p.title),
+            `${d.uid} / ${p.title}`,
+          ).toBe(true);
       }
       for (const q of queries) expect(q.expr, `${q.dashboard} / ${q.panel}`).not.toContain('$');
     });
@@ -148,7 +166,9 @@ describe('dashboards', () => {
           readdirSync(join(ROOT, top)).flatMap((pkg) => {
             const src = join(ROOT, top, pkg, 'src');
             try {
-              return readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(src, f), 'utf8'));
+              return readdirSync(src, { recursive: true, encoding: 'utf8' })
+                .filter((f) => f.endsWith('.ts'))
+                .map((f) => readFileSync(join(src, f), 'utf8'));
             } catch {
               return [];
             }
@@ -159,7 +179,9 @@ describe('dashboards', () => {
           .map((f) => readFileSync(join(ROOT, 'node_modules/prom-client/lib/metrics', f), 'utf8')),
       ].join('\n');
       const rulesDir = join(ROOT, 'alerts/generated');
-      const rules = readdirSync(rulesDir).map((f) => readFileSync(join(rulesDir, f), 'utf8')).join('\n');
+      const rules = readdirSync(rulesDir)
+        .map((f) => readFileSync(join(rulesDir, f), 'utf8'))
+        .join('\n');
       const missing: string[] = [];
       for (const q of allPanelQueries()) {
         for (const name of metricNamesOf(q.expr)) {
@@ -178,7 +200,9 @@ describe('dashboards', () => {
 
 describe('metricNamesOf', () => {
   it('keeps metric and rule names, drops functions, keywords, labels and durations', () => {
-    expect(metricNamesOf('histogram_quantile(0.95, sum by (le, service) (rate(x_bucket{service=~"a|b", le="1"}[1m])))')).toEqual(['x_bucket']);
+    expect(metricNamesOf('histogram_quantile(0.95, sum by (le, service) (rate(x_bucket{service=~"a|b", le="1"}[1m])))')).toEqual([
+      'x_bucket',
+    ]);
     expect(metricNamesOf('slo:a:ratio{slo="x"} / on (slo) (1 - slo:b:ratio) or y * 0')).toEqual(['slo:a:ratio', 'slo:b:ratio', 'y']);
   });
 });

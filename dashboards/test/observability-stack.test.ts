@@ -20,7 +20,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const COMPOSE_FILE = 'docker-compose.observability.yml';
 const MAIN_COMPOSE_FILE = 'docker-compose.yml';
 const PROMETHEUS_CONFIGS = ['prometheus.yml', 'prometheus.compose.yml'] as const;
-const JOINED_COMMAND = 'PROMETHEUS_CONFIG=prometheus.compose.yml docker compose -f docker-compose.yml -f docker-compose.observability.yml up -d';
+const JOINED_COMMAND =
+  'PROMETHEUS_CONFIG=prometheus.compose.yml docker compose -f docker-compose.yml -f docker-compose.observability.yml up -d';
 const JOINED_ENV = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318', LOKI_URL: 'http://loki:3100' };
 const PLATFORM_SERVICES = ['auth', 'gateway', 'runtime', 'llm-proxy'];
 
@@ -49,7 +50,11 @@ function prometheusConfigFlag(): { dir: string; fallback: string } {
   return { dir: match![1]!, fallback: match![2]! };
 }
 
-type Job = { job_name: string; static_configs?: { targets: string[] }[]; dns_sd_configs?: { names: string[]; type: string; port: number }[] };
+type Job = {
+  job_name: string;
+  static_configs?: { targets: string[] }[];
+  dns_sd_configs?: { names: string[]; type: string; port: number }[];
+};
 const jobs = (file: string): Job[] => readYaml(`deploy/prometheus/${file}`).scrape_configs as Job[];
 
 /**
@@ -102,7 +107,8 @@ function resolvedMounts(service: Yaml): Map<string, string> {
   return out;
 }
 /** Networks a resolved service is on (none listed: the project's default network). */
-const serviceNetworks = (service: Yaml): string[] => (service.networks ? (Array.isArray(service.networks) ? service.networks : Object.keys(service.networks)) : ['default']);
+const serviceNetworks = (service: Yaml): string[] =>
+  service.networks ? (Array.isArray(service.networks) ? service.networks : Object.keys(service.networks)) : ['default'];
 
 describe('docker-compose.observability.yml', () => {
   it.skipIf(missingProgram('docker-compose', 'docker-compose'))('is valid for docker-compose (config -q)', () => {
@@ -111,7 +117,8 @@ describe('docker-compose.observability.yml', () => {
 
   it('runs Prometheus, Alertmanager, Grafana, Loki, Tempo and the OpenTelemetry Collector on pinned images', () => {
     const services = compose().services as Record<string, { image: string }>;
-    for (const name of ['prometheus', 'alertmanager', 'grafana', 'loki', 'tempo', 'otel-collector']) expect(services[name], name).toBeDefined();
+    for (const name of ['prometheus', 'alertmanager', 'grafana', 'loki', 'tempo', 'otel-collector'])
+      expect(services[name], name).toBeDefined();
     for (const [name, s] of Object.entries(services)) {
       expect(s.image, name).toMatch(/^[\w./-]+:v?\d+\.\d+(\.\d+)?$/);
     }
@@ -126,7 +133,7 @@ describe('docker-compose.observability.yml', () => {
     }
   });
 
-  it('leaves the network to Compose: standalone its own default network, merged the main stack\'s', () => {
+  it("leaves the network to Compose: standalone its own default network, merged the main stack's", () => {
     expect(compose().networks).toBeUndefined();
     for (const [name, s] of Object.entries(compose().services as Record<string, Yaml>)) {
       expect(s.networks, name).toBeUndefined();
@@ -150,7 +157,10 @@ describe('docker-compose.observability.yml', () => {
       // rule_files are relative to the config file: they must land in a mounted rules directory.
       for (const rule of (readYaml(`deploy/prometheus/${file}`).rule_files ?? []) as string[]) {
         const resolved = posix.resolve(posix.dirname(configPath), rule);
-        expect(ruleDirs.some((d) => resolved.startsWith(`${d}/`)), `${file}: ${rule} → ${resolved}`).toBe(true);
+        expect(
+          ruleDirs.some((d) => resolved.startsWith(`${d}/`)),
+          `${file}: ${rule} → ${resolved}`,
+        ).toBe(true);
       }
     }
   });
@@ -158,7 +168,8 @@ describe('docker-compose.observability.yml', () => {
   it('prometheus.yml scrapes the services on the host through host.docker.internal', () => {
     for (const job of jobs('prometheus.yml')) {
       expect(job.static_configs, job.job_name).toBeDefined();
-      for (const target of (job.static_configs ?? []).flatMap((s) => s.targets)) expect(target, job.job_name).toMatch(/^host\.docker\.internal:\d+$/);
+      for (const target of (job.static_configs ?? []).flatMap((s) => s.targets))
+        expect(target, job.job_name).toMatch(/^host\.docker\.internal:\d+$/);
     }
   });
 
@@ -166,9 +177,15 @@ describe('docker-compose.observability.yml', () => {
     const host = readYaml('deploy/prometheus/prometheus.yml');
     const inCompose = readYaml('deploy/prometheus/prometheus.compose.yml');
     for (const key of ['global', 'rule_files', 'alerting']) expect(inCompose[key], key).toEqual(host[key]);
-    const hostPorts = new Map(jobs('prometheus.yml').map((j) => [j.job_name, j.static_configs!.flatMap((s) => s.targets).map((t) => Number(t.split(':')[1]))]));
+    const hostPorts = new Map(
+      jobs('prometheus.yml').map((j) => [j.job_name, j.static_configs!.flatMap((s) => s.targets).map((t) => Number(t.split(':')[1]))]),
+    );
     const mainServices = readYaml(MAIN_COMPOSE_FILE).services as Record<string, Yaml>;
-    expect(jobs('prometheus.compose.yml').map((j) => j.job_name).sort()).toEqual([...hostPorts.keys()].sort());
+    expect(
+      jobs('prometheus.compose.yml')
+        .map((j) => j.job_name)
+        .sort(),
+    ).toEqual([...hostPorts.keys()].sort());
     for (const job of jobs('prometheus.compose.yml')) {
       expect(job.static_configs, job.job_name).toBeUndefined();
       expect(job.dns_sd_configs, job.job_name).toHaveLength(1);
@@ -178,12 +195,20 @@ describe('docker-compose.observability.yml', () => {
       expect(mainServices[job.job_name], `${job.job_name} is a service of ${MAIN_COMPOSE_FILE}`).toBeDefined();
       expect([sd.port], job.job_name).toEqual(hostPorts.get(job.job_name));
     }
-    expect(jobs('prometheus.compose.yml').map((j) => j.job_name).sort()).toEqual([...PLATFORM_SERVICES].sort());
+    expect(
+      jobs('prometheus.compose.yml')
+        .map((j) => j.job_name)
+        .sort(),
+    ).toEqual([...PLATFORM_SERVICES].sort());
   });
 
   it.skipIf(missingProgram('promtool', 'prometheus'))('both Prometheus configs pass promtool check config (with their rule files)', () => {
     for (const file of PROMETHEUS_CONFIGS) {
-      const out = execFileSync('promtool', ['check', 'config', `deploy/prometheus/${file}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = execFileSync('promtool', ['check', 'config', `deploy/prometheus/${file}`], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       expect(out, file).toContain(`SUCCESS: deploy/prometheus/${file} is valid prometheus config file syntax`);
       expect(out, file).not.toContain('FAILED');
     }
@@ -197,8 +222,15 @@ describe('docker-compose.observability.yml', () => {
 
   it('provisions Grafana with the datasources and the generated dashboards, read-only', () => {
     const volumes = compose().services.grafana.volumes as string[];
-    for (const host of ['./deploy/grafana/provisioning/datasources/', './deploy/grafana/provisioning/dashboards/', './dashboards/generated/']) {
-      expect(volumes.find((v) => v.startsWith(`${host}:`)), host).toMatch(/:ro$/);
+    for (const host of [
+      './deploy/grafana/provisioning/datasources/',
+      './deploy/grafana/provisioning/dashboards/',
+      './dashboards/generated/',
+    ]) {
+      expect(
+        volumes.find((v) => v.startsWith(`${host}:`)),
+        host,
+      ).toMatch(/:ro$/);
     }
     const provider = readYaml('deploy/grafana/provisioning/dashboards/dashboards.yaml').providers[0];
     expect(provider.type).toBe('file');
@@ -221,63 +253,79 @@ describe('docker-compose.observability.yml', () => {
     }
     // The two URLs name services of this file, on the ports they listen on.
     expect(compose().services['otel-collector']).toBeDefined();
-    expect(readYaml('deploy/otel-collector/config.yaml').receivers.otlp.protocols.http.endpoint).toBe(`0.0.0.0:${new URL(JOINED_ENV.OTEL_EXPORTER_OTLP_ENDPOINT).port}`);
+    expect(readYaml('deploy/otel-collector/config.yaml').receivers.otlp.protocols.http.endpoint).toBe(
+      `0.0.0.0:${new URL(JOINED_ENV.OTEL_EXPORTER_OTLP_ENDPOINT).port}`,
+    );
     expect(compose().services.loki).toBeDefined();
     expect(readYaml('deploy/loki/config.yaml').server.http_listen_port).toBe(Number(new URL(JOINED_ENV.LOKI_URL).port));
   });
 });
 
-describe.skipIf(missingProgram('docker-compose', 'docker-compose'))('docker-compose.observability.yml as docker-compose resolves it', () => {
-  const observabilityServices = (): string[] => Object.keys(compose().services as object);
+describe.skipIf(missingProgram('docker-compose', 'docker-compose'))(
+  'docker-compose.observability.yml as docker-compose resolves it',
+  () => {
+    const observabilityServices = (): string[] => Object.keys(compose().services as object);
 
-  it('standalone: scrapes the host with prometheus.yml, on its own default network, ports on 127.0.0.1', () => {
-    const config = resolvedConfig([COMPOSE_FILE]);
-    const p = config.services.prometheus;
-    expect(p.command).toContain('--config.file=/codelab/deploy/prometheus/prometheus.yml');
-    const m = resolvedMounts(p);
-    for (const file of PROMETHEUS_CONFIGS) expect(m.get(`/codelab/deploy/prometheus/${file}`), file).toBe(`${ROOT}deploy/prometheus/${file}`);
-    expect(config.networks?.default?.name).not.toBe('codelab');
-    for (const name of observabilityServices()) {
-      expect(serviceNetworks(config.services[name]), name).toEqual(['default']);
-      for (const port of publishedPorts(config.services[name])) expect(port, name).toMatchObject({ hostIp: '127.0.0.1', published: port.target });
-    }
-    expect(publishedPorts(p)).toEqual([{ hostIp: '127.0.0.1', published: 9090, target: 9090 }]);
-  });
+    it('standalone: scrapes the host with prometheus.yml, on its own default network, ports on 127.0.0.1', () => {
+      const config = resolvedConfig([COMPOSE_FILE]);
+      const p = config.services.prometheus;
+      expect(p.command).toContain('--config.file=/codelab/deploy/prometheus/prometheus.yml');
+      const m = resolvedMounts(p);
+      for (const file of PROMETHEUS_CONFIGS)
+        expect(m.get(`/codelab/deploy/prometheus/${file}`), file).toBe(`${ROOT}deploy/prometheus/${file}`);
+      expect(config.networks?.default?.name).not.toBe('codelab');
+      for (const name of observabilityServices()) {
+        expect(serviceNetworks(config.services[name]), name).toEqual(['default']);
+        for (const port of publishedPorts(config.services[name]))
+          expect(port, name).toMatchObject({ hostIp: '127.0.0.1', published: port.target });
+      }
+      expect(publishedPorts(p)).toEqual([{ hostIp: '127.0.0.1', published: 9090, target: 9090 }]);
+    });
 
-  it('OBSERVABILITY_BIND_ADDRESS moves every published port', () => {
-    const config = resolvedConfig([COMPOSE_FILE], { OBSERVABILITY_BIND_ADDRESS: '0.0.0.0' });
-    const ports = observabilityServices().flatMap((name) => publishedPorts(config.services[name]));
-    expect(ports.length).toBeGreaterThanOrEqual(6);
-    for (const port of ports) expect(port.hostIp).toBe('0.0.0.0');
-  });
+    it('OBSERVABILITY_BIND_ADDRESS moves every published port', () => {
+      const config = resolvedConfig([COMPOSE_FILE], { OBSERVABILITY_BIND_ADDRESS: '0.0.0.0' });
+      const ports = observabilityServices().flatMap((name) => publishedPorts(config.services[name]));
+      expect(ports.length).toBeGreaterThanOrEqual(6);
+      for (const port of ports) expect(port.hostIp).toBe('0.0.0.0');
+    });
 
-  it('joined to docker-compose.yml: on the main stack network, scraping the containers with prometheus.compose.yml, telemetry passed through', () => {
-    const network = 'codelab-observability-test';
-    const config = resolvedConfig([MAIN_COMPOSE_FILE, COMPOSE_FILE], { ...MAIN_SECRETS, ...JOINED_ENV, CODELAB_NETWORK: network, PROMETHEUS_CONFIG: 'prometheus.compose.yml' });
-    // One default network, the main stack's (named by CODELAB_NETWORK), shared by both files' services.
-    expect(config.networks.default.name).toBe(network);
-    expect(serviceNetworks(config.services.nginx)).toEqual(['default']);
-    for (const name of observabilityServices()) expect(serviceNetworks(config.services[name]), name).toEqual(['default']);
-    for (const name of PLATFORM_SERVICES) expect(serviceNetworks(config.services[name]), name).toEqual(['default']);
+    it('joined to docker-compose.yml: on the main stack network, scraping the containers with prometheus.compose.yml, telemetry passed through', () => {
+      const network = 'codelab-observability-test';
+      const config = resolvedConfig([MAIN_COMPOSE_FILE, COMPOSE_FILE], {
+        ...MAIN_SECRETS,
+        ...JOINED_ENV,
+        CODELAB_NETWORK: network,
+        PROMETHEUS_CONFIG: 'prometheus.compose.yml',
+      });
+      // One default network, the main stack's (named by CODELAB_NETWORK), shared by both files' services.
+      expect(config.networks.default.name).toBe(network);
+      expect(serviceNetworks(config.services.nginx)).toEqual(['default']);
+      for (const name of observabilityServices()) expect(serviceNetworks(config.services[name]), name).toEqual(['default']);
+      for (const name of PLATFORM_SERVICES) expect(serviceNetworks(config.services[name]), name).toEqual(['default']);
 
-    const p = config.services.prometheus;
-    expect(p.command).toContain('--config.file=/codelab/deploy/prometheus/prometheus.compose.yml');
-    expect(resolvedMounts(p).get('/codelab/deploy/prometheus/prometheus.compose.yml')).toBe(`${ROOT}deploy/prometheus/prometheus.compose.yml`);
-    for (const job of jobs('prometheus.compose.yml')) for (const name of job.dns_sd_configs![0]!.names) expect(config.services[name], name).toBeDefined();
+      const p = config.services.prometheus;
+      expect(p.command).toContain('--config.file=/codelab/deploy/prometheus/prometheus.compose.yml');
+      expect(resolvedMounts(p).get('/codelab/deploy/prometheus/prometheus.compose.yml')).toBe(
+        `${ROOT}deploy/prometheus/prometheus.compose.yml`,
+      );
+      for (const job of jobs('prometheus.compose.yml'))
+        for (const name of job.dns_sd_configs![0]!.names) expect(config.services[name], name).toBeDefined();
 
-    // The services send traces to the collector and logs to Loki by name.
-    for (const name of PLATFORM_SERVICES) expect(config.services[name].environment, name).toMatchObject(JOINED_ENV);
-    // Still loopback only by default: the main stack publishes nginx, the observability stack nothing outside.
-    for (const name of observabilityServices()) for (const port of publishedPorts(config.services[name])) expect(port.hostIp, name).toBe('127.0.0.1');
-  });
+      // The services send traces to the collector and logs to Loki by name.
+      for (const name of PLATFORM_SERVICES) expect(config.services[name].environment, name).toMatchObject(JOINED_ENV);
+      // Still loopback only by default: the main stack publishes nginx, the observability stack nothing outside.
+      for (const name of observabilityServices())
+        for (const port of publishedPorts(config.services[name])) expect(port.hostIp, name).toBe('127.0.0.1');
+    });
 
-  it('joined without PROMETHEUS_CONFIG: still valid, Prometheus on the default (host) config', () => {
-    const config = resolvedConfig([MAIN_COMPOSE_FILE, COMPOSE_FILE], MAIN_SECRETS);
-    expect(config.networks.default.name).toBe('codelab');
-    expect(serviceNetworks(config.services.prometheus)).toEqual(['default']);
-    expect(config.services.prometheus.command).toContain('--config.file=/codelab/deploy/prometheus/prometheus.yml');
-  });
-});
+    it('joined without PROMETHEUS_CONFIG: still valid, Prometheus on the default (host) config', () => {
+      const config = resolvedConfig([MAIN_COMPOSE_FILE, COMPOSE_FILE], MAIN_SECRETS);
+      expect(config.networks.default.name).toBe('codelab');
+      expect(serviceNetworks(config.services.prometheus)).toEqual(['default']);
+      expect(config.services.prometheus.command).toContain('--config.file=/codelab/deploy/prometheus/prometheus.yml');
+    });
+  },
+);
 
 describe('deploy/grafana datasources', () => {
   const list = (): Yaml[] => readYaml('deploy/grafana/provisioning/datasources/datasources.yaml').datasources;
@@ -300,7 +348,13 @@ describe('deploy/grafana datasources', () => {
   it('links the trace_id of a JSON log line to Tempo', () => {
     const field = byType('loki').jsonData.derivedFields[0];
     expect(field.datasourceUid).toBe(DATASOURCE_UIDS.tempo);
-    const line = JSON.stringify({ level: 30, service: 'gateway', trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b7169203331', msg: 'request completed' });
+    const line = JSON.stringify({
+      level: 30,
+      service: 'gateway',
+      trace_id: '0af7651916cd43dd8448eb211c80319c',
+      span_id: 'b7ad6b7169203331',
+      msg: 'request completed',
+    });
     expect(new RegExp(field.matcherRegex as string).exec(line)?.[1]).toBe('0af7651916cd43dd8448eb211c80319c');
   });
 
@@ -316,7 +370,8 @@ describe('deploy/grafana datasources', () => {
 
 describe('deploy collector, Loki and Tempo configs', () => {
   it('parse as YAML', () => {
-    for (const f of ['deploy/otel-collector/config.yaml', 'deploy/loki/config.yaml', 'deploy/tempo/config.yaml']) expect(readYaml(f), f).toBeTypeOf('object');
+    for (const f of ['deploy/otel-collector/config.yaml', 'deploy/loki/config.yaml', 'deploy/tempo/config.yaml'])
+      expect(readYaml(f), f).toBeTypeOf('object');
   });
 
   it('send OTLP traces from the collector to the OTLP receiver of Tempo', () => {
@@ -329,7 +384,9 @@ describe('deploy collector, Loki and Tempo configs', () => {
     expect(exporter.endpoint).toBe('tempo:4317');
     const tempo = readYaml('deploy/tempo/config.yaml');
     expect(tempo.distributor.receivers.otlp.protocols.grpc.endpoint).toBe('0.0.0.0:4317');
-    expect(compose().services['otel-collector'].command).toContain(`--config=${mounts('otel-collector').get('./deploy/otel-collector/config.yaml')}`);
+    expect(compose().services['otel-collector'].command).toContain(
+      `--config=${mounts('otel-collector').get('./deploy/otel-collector/config.yaml')}`,
+    );
   });
 
   it('serve Loki and Tempo where Grafana and the services look for them', () => {

@@ -168,7 +168,8 @@ export class ArrivalRateExecutor {
 
   constructor(opts: ExecutorOptions) {
     const { preAllocatedVUs, maxVUs } = opts.profile;
-    if (!(preAllocatedVUs >= 0) || !(maxVUs >= 1) || maxVUs < preAllocatedVUs) throw new Error(`bad VU pool: preAllocatedVUs ${preAllocatedVUs}, maxVUs ${maxVUs}`);
+    if (!(preAllocatedVUs >= 0) || !(maxVUs >= 1) || maxVUs < preAllocatedVUs)
+      throw new Error(`bad VU pool: preAllocatedVUs ${preAllocatedVUs}, maxVUs ${maxVUs}`);
     this.opts = opts;
     this.schedule = new Schedule(opts.profile, opts.durationScale ?? 1);
   }
@@ -186,7 +187,17 @@ export class ArrivalRateExecutor {
     for (let vu = preAllocatedVUs; vu >= 1; vu--) free.push(vu);
     const st = this.state;
     st.allocated = preAllocatedVUs;
-    const result: ExecutorResult = { started: 0, dropped: 0, completed: 0, failed: 0, interrupted: 0, maxAllocatedVUs: preAllocatedVUs, scheduleSeconds: 0, elapsedSeconds: 0, aborted: false };
+    const result: ExecutorResult = {
+      started: 0,
+      dropped: 0,
+      completed: 0,
+      failed: 0,
+      interrupted: 0,
+      maxAllocatedVUs: preAllocatedVUs,
+      scheduleSeconds: 0,
+      elapsedSeconds: 0,
+      aborted: false,
+    };
     const running = new Set<Promise<void>>();
     const t0 = now();
     let n = 0;

@@ -69,13 +69,16 @@ export class Http {
 
   private readonly registry: Registry | undefined;
 
-  constructor(
-    registry: Registry | undefined,
-    opts: HttpOptions,
-  ) {
+  constructor(registry: Registry | undefined, opts: HttpOptions) {
     this.registry = registry;
     this.timeoutMs = opts.timeoutMs;
-    this.agent = new Agent({ connections: opts.connections, keepAliveTimeout: 10_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connectTimeout: Math.min(10_000, opts.timeoutMs) });
+    this.agent = new Agent({
+      connections: opts.connections,
+      keepAliveTimeout: 10_000,
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      connectTimeout: Math.min(10_000, opts.timeoutMs),
+    });
   }
 
   /** A request that is timed and recorded in the run's metrics. */
@@ -85,7 +88,11 @@ export class Http {
     return res;
   }
 
-  record(spec: Pick<RequestSpec, 'name' | 'method' | 'expect'>, res: Pick<Response, 'status' | 'ok' | 'durationMs'>, extraTags?: Tags): void {
+  record(
+    spec: Pick<RequestSpec, 'name' | 'method' | 'expect'>,
+    res: Pick<Response, 'status' | 'ok' | 'durationMs'>,
+    extraTags?: Tags,
+  ): void {
     this.statuses.set(res.status, (this.statuses.get(res.status) ?? 0) + 1);
     if (!this.registry) return;
     const tags = { name: spec.name, method: spec.method ?? 'GET', status: String(res.status), ...extraTags };

@@ -60,7 +60,9 @@ class TrendAgg {
   add(v: number): void {
     if (!Number.isFinite(v)) return;
     const value = Math.max(0, v);
-    (this.hist ??= build({ numberOfSignificantValueDigits: 3, autoResize: true, bitBucketSize: 'packed' })).recordValue(Math.round(value * SCALE));
+    (this.hist ??= build({ numberOfSignificantValueDigits: 3, autoResize: true, bitBucketSize: 'packed' })).recordValue(
+      Math.round(value * SCALE),
+    );
     this.count++;
     this.sum += value;
     if (value < this.min) this.min = value;
@@ -409,9 +411,24 @@ export class Registry {
         p99: p(99),
       };
     }
-    if (agg instanceof RateAgg) return { ...head, count: agg.total, rate: r(agg.total / secs), value: r(agg.value * 1e6) / 1e6, passes: agg.passes, fails: agg.total - agg.passes };
+    if (agg instanceof RateAgg)
+      return {
+        ...head,
+        count: agg.total,
+        rate: r(agg.total / secs),
+        value: r(agg.value * 1e6) / 1e6,
+        passes: agg.passes,
+        fails: agg.total - agg.passes,
+      };
     if (agg instanceof CounterAgg) return { ...head, count: r(agg.sum), rate: r(agg.sum / secs), value: r(agg.sum) };
-    return { ...head, count: agg.count, rate: r(agg.count / secs), value: agg.last, min: agg.count ? agg.min : null, max: agg.count ? agg.max : null };
+    return {
+      ...head,
+      count: agg.count,
+      rate: r(agg.count / secs),
+      value: agg.last,
+      min: agg.count ? agg.min : null,
+      max: agg.count ? agg.max : null,
+    };
   }
 
   /** Every metric and tracked sub-metric, by key (metrics in definition order, each followed by its sub-metrics). */

@@ -60,13 +60,17 @@ run); 2: bad arguments; 1: the platform was not ready or setup failed; 105: inte
 `;
 
 function timestamp(d = new Date()): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  return d
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
 }
 
 function positive(name: string, raw: string | undefined, fallback: number, allowZero = false): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) throw new UsageError(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got "${raw}"`);
+  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0))
+    throw new UsageError(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got "${raw}"`);
   return n;
 }
 
@@ -82,7 +86,8 @@ function url(name: string, raw: string | undefined, fallback: string): string {
   return value.replace(/\/+$/, '');
 }
 
-const dataFile = (env: NodeJS.ProcessEnv, ...parts: string[]): string => path.join(env.CODELAB_DATA_DIR || path.join(ROOT, 'data'), ...parts);
+const dataFile = (env: NodeJS.ProcessEnv, ...parts: string[]): string =>
+  path.join(env.CODELAB_DATA_DIR || path.join(ROOT, 'data'), ...parts);
 
 /** The admin password `npm start` keeps, if this checkout has one. */
 function passwordFile(env: NodeJS.ProcessEnv): string {
@@ -129,10 +134,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (v.help) return 'help';
   const [scenario, ...extra] = parsed.positionals;
   if (!scenario) throw new UsageError(`name a scenario: ${SCENARIOS.join(', ')}`);
-  if (!(SCENARIOS as readonly string[]).includes(scenario)) throw new UsageError(`unknown scenario "${scenario}": expected one of ${SCENARIOS.join(', ')}`);
+  if (!(SCENARIOS as readonly string[]).includes(scenario))
+    throw new UsageError(`unknown scenario "${scenario}": expected one of ${SCENARIOS.join(', ')}`);
   if (extra.length) throw new UsageError(`unexpected argument(s): ${extra.join(' ')}`);
   const profile = v.profile ?? 'smoke';
-  if (!(PROFILES as readonly string[]).includes(profile)) throw new UsageError(`unknown profile "${profile}": expected one of ${PROFILES.join(', ')}`);
+  if (!(PROFILES as readonly string[]).includes(profile))
+    throw new UsageError(`unknown profile "${profile}": expected one of ${PROFILES.join(', ')}`);
 
   let password = v.password;
   let passwordSource = '--password';

@@ -25,7 +25,8 @@ const clock = (s: number): string => {
   return `${h ? `${h}:` : ''}${String(m).padStart(h ? 2 : 1, '0')}:${String(sec).padStart(2, '0')}`;
 };
 
-const fmtMs = (ms: number): string => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)}s` : ms >= 100 ? `${Math.round(ms)}ms` : `${ms.toFixed(1)}ms`);
+const fmtMs = (ms: number): string =>
+  ms >= 10_000 ? `${(ms / 1000).toFixed(1)}s` : ms >= 100 ? `${Math.round(ms)}ms` : `${ms.toFixed(1)}ms`;
 
 export function progressLine(src: ProgressSource, elapsed: number): string {
   const { state, registry, schedule } = src;
@@ -54,11 +55,7 @@ export class Progress {
   private readonly out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   private readonly plainEverySeconds: number;
 
-  constructor(
-    src: ProgressSource,
-    out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
-    plainEverySeconds = 5,
-  ) {
+  constructor(src: ProgressSource, out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }, plainEverySeconds = 5) {
     this.src = src;
     this.out = out;
     this.plainEverySeconds = plainEverySeconds;

@@ -69,7 +69,9 @@ export async function runLoad(opts: LoadOptions, io: RunIO): Promise<RunOutcome>
   const impl = SCENARIO_IMPLS[opts.scenario];
   const prof = profileOf(opts.scenario, opts.profile);
   const planned = new Schedule(prof, opts.durationScale);
-  const registry = new Registry([...BUILTIN_METRICS, ...impl.metrics], { bucketSeconds: planned.duration + opts.gracefulStop > 600 ? 5 : 1 });
+  const registry = new Registry([...BUILTIN_METRICS, ...impl.metrics], {
+    bucketSeconds: planned.duration + opts.gracefulStop > 600 ? 5 : 1,
+  });
   registry.breakdown('http_req_duration', 'name');
   registry.breakdown('checks', 'check');
   let thresholds: Threshold[];
@@ -132,7 +134,9 @@ export async function runLoad(opts: LoadOptions, io: RunIO): Promise<RunOutcome>
           metrics.check('iteration: no exception', false);
           if (++iterationErrors <= 5) {
             progress?.clear();
-            io.stderr.write(`iteration failed: ${(error as Error)?.stack ?? String(error)}${iterationErrors === 5 ? '\n(further iteration errors are counted, not printed)' : ''}\n`);
+            io.stderr.write(
+              `iteration failed: ${(error as Error)?.stack ?? String(error)}${iterationErrors === 5 ? '\n(further iteration errors are counted, not printed)' : ''}\n`,
+            );
           }
         }
       },
@@ -147,7 +151,20 @@ export async function runLoad(opts: LoadOptions, io: RunIO): Promise<RunOutcome>
     },
   });
   const label = `${opts.scenario}/${opts.profile}`;
-  const progress = opts.progress ? new Progress({ label, schedule: executor.schedule, state: executor.state, registry, latencyMetric: impl.ttftMetric ?? impl.latencyMetric, errorMetric: impl.errorMetric }, io.stderr, opts.progressInterval) : undefined;
+  const progress = opts.progress
+    ? new Progress(
+        {
+          label,
+          schedule: executor.schedule,
+          state: executor.state,
+          registry,
+          latencyMetric: impl.ttftMetric ?? impl.latencyMetric,
+          errorMetric: impl.errorMetric,
+        },
+        io.stderr,
+        opts.progressInterval,
+      )
+    : undefined;
   const startedAt = new Date();
   registry.start();
   registry.add('vus', 0);
@@ -214,7 +231,11 @@ export async function runLoad(opts: LoadOptions, io: RunIO): Promise<RunOutcome>
 }
 
 /** The CLI: parses argv (without node and the script) and runs; returns the exit code. */
-export async function main(argv: string[], io: RunIO = { stdout: process.stdout, stderr: process.stderr }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(
+  argv: string[],
+  io: RunIO = { stdout: process.stdout, stderr: process.stderr },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   let opts;
   try {
     opts = parseOptions(argv, env);

@@ -50,7 +50,8 @@ const AGGREGATIONS: Record<MetricType, Aggregation[]> = {
   gauge: ['value'],
 };
 
-const EXPR = /^\s*(avg|min|max|med|count|rate|value|p\(\s*(\d+(?:\.\d+)?)\s*\))\s*(<=|>=|===|==|!=|<|>)\s*(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*$/;
+const EXPR =
+  /^\s*(avg|min|max|med|count|rate|value|p\(\s*(\d+(?:\.\d+)?)\s*\))\s*(<=|>=|===|==|!=|<|>)\s*(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*$/;
 
 /** Parses `p(95)<500`, `rate<0.01`, `count==0`, … */
 export function parseExpression(source: string): Expression {
@@ -60,7 +61,13 @@ export function parseExpression(source: string): Expression {
   const percentile = agg === 'p' ? Number(m[2]) : undefined;
   if (percentile !== undefined && (percentile < 0 || percentile > 100)) throw new Error(`percentile out of range in "${source}"`);
   const op = (m[3] === '===' ? '==' : m[3]) as Operator;
-  return { source: source.trim(), aggregation: agg, ...(percentile !== undefined ? { percentile } : {}), operator: op, value: Number(m[4]) };
+  return {
+    source: source.trim(),
+    aggregation: agg,
+    ...(percentile !== undefined ? { percentile } : {}),
+    operator: op,
+    value: Number(m[4]),
+  };
 }
 
 export function compare(actual: number, op: Operator, expected: number): boolean {
@@ -88,9 +95,15 @@ export function parseThresholds(spec: Record<string, ThresholdSpec[]>): Threshol
     if (!Array.isArray(list)) throw new Error(`thresholds of ${metric} must be a list`);
     for (const item of list) {
       const obj = typeof item === 'string' ? { threshold: item } : item;
-      if (typeof obj?.threshold !== 'string') throw new Error(`threshold of ${metric} has no "threshold" expression: ${JSON.stringify(item)}`);
+      if (typeof obj?.threshold !== 'string')
+        throw new Error(`threshold of ${metric} has no "threshold" expression: ${JSON.stringify(item)}`);
       const expr = parseExpression(obj.threshold);
-      out.push({ ...expr, metric, abortOnFail: obj.abortOnFail === true, delayAbortEval: obj.delayAbortEval ? seconds(obj.delayAbortEval) : 0 });
+      out.push({
+        ...expr,
+        metric,
+        abortOnFail: obj.abortOnFail === true,
+        delayAbortEval: obj.delayAbortEval ? seconds(obj.delayAbortEval) : 0,
+      });
     }
   }
   return out;
@@ -103,7 +116,9 @@ export function bindThresholds(thresholds: Threshold[], registry: Registry): voi
     const def = registry.defs.get(metric);
     if (!def) throw new Error(`threshold "${t.metric}: ${t.source}": the scenario has no metric ${metric}`);
     if (!AGGREGATIONS[def.type].includes(t.aggregation)) {
-      throw new Error(`threshold "${t.metric}: ${t.source}": ${metric} is a ${def.type}, which has ${AGGREGATIONS[def.type].map((a) => (a === 'p' ? 'p(N)' : a)).join(', ')}`);
+      throw new Error(
+        `threshold "${t.metric}: ${t.source}": ${metric} is a ${def.type}, which has ${AGGREGATIONS[def.type].map((a) => (a === 'p' ? 'p(N)' : a)).join(', ')}`,
+      );
     }
     registry.submetric(t.metric);
   }

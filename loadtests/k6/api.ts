@@ -59,13 +59,21 @@ export function openSession(data: Data): void {
 
   const path = encodeURIComponent(id);
   const history = http.get(`${BASE_URL}/api/v1/sessions/${path}/history`, { headers, tags: { name: 'GET /api/v1/sessions/:id/history' } });
-  check(history, { 'the new session has an empty history': (r) => r.status === 200 && (json(r)?.messages as unknown[] | undefined)?.length === 0 });
+  check(history, {
+    'the new session has an empty history': (r) => r.status === 200 && (json(r)?.messages as unknown[] | undefined)?.length === 0,
+  });
 
-  const pending = http.get(`${BASE_URL}/api/v1/sessions/${path}/pending-approvals`, { headers, tags: { name: 'GET /api/v1/sessions/:id/pending-approvals' } });
+  const pending = http.get(`${BASE_URL}/api/v1/sessions/${path}/pending-approvals`, {
+    headers,
+    tags: { name: 'GET /api/v1/sessions/:id/pending-approvals' },
+  });
   check(pending, { 'the new session has no pending approval': (r) => r.status === 200 && json(r)?.count === 0 });
 
   const agent = http.get(`${BASE_URL}/api/v1/agents/${path}/current`, { headers, tags: { name: 'GET /api/v1/agents/:id/current' } });
-  check(agent, { 'the new session has a current agent': (r) => r.status === 200 && typeof (json(r)?.context as { current_agent?: unknown } | undefined)?.current_agent === 'string' });
+  check(agent, {
+    'the new session has a current agent': (r) =>
+      r.status === 200 && typeof (json(r)?.context as { current_agent?: unknown } | undefined)?.current_agent === 'string',
+  });
 
   roundDuration.add(Date.now() - started);
 }

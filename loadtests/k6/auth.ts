@@ -29,7 +29,8 @@ export function setup(): Credentials {
   assertReady('auth', AUTH_URL);
   const creds = credentials();
   const res = passwordGrant(AUTH_URL, creds);
-  if (!tokenOf(res)) throw new Error(`login of ${creds.username} with client ${creds.clientId} failed: ${res.status} ${String(res.body).slice(0, 200)}`);
+  if (!tokenOf(res))
+    throw new Error(`login of ${creds.username} with client ${creds.clientId} failed: ${res.status} ${String(res.body).slice(0, 200)}`);
   return creds;
 }
 
@@ -48,7 +49,8 @@ export function signIn(creds: Credentials): void {
   const refreshed = tokenOf(refresh);
   check(refresh, {
     'the refresh grant answers 200 with new tokens': () => refreshed !== undefined,
-    'the refresh grant rotates the refresh token': () => refreshed?.refresh_token !== undefined && refreshed.refresh_token !== tokens.refresh_token,
+    'the refresh grant rotates the refresh token': () =>
+      refreshed?.refresh_token !== undefined && refreshed.refresh_token !== tokens.refresh_token,
   });
   if (refreshed) signInDuration.add(Date.now() - started);
 }

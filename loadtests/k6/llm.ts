@@ -42,7 +42,10 @@ const requestsFailed = new Rate('http_req_failed');
 
 // setup: the llm-proxy is up and takes the key
 export function setup(): void {
-  if (!LLM_PROXY_KEY) throw new Error('LLM_PROXY_KEY is not set: run with -e LLM_PROXY_KEY=<the services internal key> (npm start generates one unless LLM_PROXY__INTERNAL_API_KEY is set)');
+  if (!LLM_PROXY_KEY)
+    throw new Error(
+      'LLM_PROXY_KEY is not set: run with -e LLM_PROXY_KEY=<the services internal key> (npm start generates one unless LLM_PROXY__INTERNAL_API_KEY is set)',
+    );
   assertReady('llm-proxy', LLM_PROXY_URL);
 }
 

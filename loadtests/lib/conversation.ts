@@ -35,10 +35,12 @@ function toolResult(tool: string | undefined): unknown {
  * the message), the answer to a tool call (approve first when it needs approval, else its result),
  * or `undefined` when the turn ended otherwise (an error): the message is given up.
  */
-export function nextTurnFrame(final: { type: string; call_id?: string; tool_name?: string; requires_approval?: boolean }):
-  | 'answered'
-  | ({ type: 'hitl_decision' | 'tool_result'; call_id: string } & Record<string, unknown>)
-  | undefined {
+export function nextTurnFrame(final: {
+  type: string;
+  call_id?: string;
+  tool_name?: string;
+  requires_approval?: boolean;
+}): 'answered' | ({ type: 'hitl_decision' | 'tool_result'; call_id: string } & Record<string, unknown>) | undefined {
   if (final.type === 'assistant_message') return 'answered';
   if (final.type !== 'tool_call' || typeof final.call_id !== 'string') return undefined;
   return final.requires_approval

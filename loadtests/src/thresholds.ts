@@ -41,12 +41,18 @@ export function thresholdsFromSlos(slos: readonly Slo[]): Record<ScenarioName, S
   const out: Record<ScenarioName, ScenarioThresholds> = {
     auth: { dropped_iterations: ['count==0'], checks: ['rate>0.99'] },
     api: { dropped_iterations: ['count==0'], checks: ['rate>0.99'] },
-    chat: { dropped_iterations: ['count==0'], checks: ['rate>0.99'], chat_frames_missed: ['count==0'], chat_frames_out_of_order: ['count==0'] },
+    chat: {
+      dropped_iterations: ['count==0'],
+      checks: ['rate>0.99'],
+      chat_frames_missed: ['count==0'],
+      chat_frames_out_of_order: ['count==0'],
+    },
     llm: { dropped_iterations: ['count==0'], checks: ['rate>0.99'] },
   };
   for (const slo of slos) {
     const place = SLO_METRICS[slo.name];
-    if (!place) throw new Error(`alerts/slos.yaml: SLO ${slo.name} has no load-test metric; add it to SLO_METRICS in loadtests/src/thresholds.ts`);
+    if (!place)
+      throw new Error(`alerts/slos.yaml: SLO ${slo.name} has no load-test metric; add it to SLO_METRICS in loadtests/src/thresholds.ts`);
     const list = (out[place.scenario][place.metric] ??= []);
     if (place.kind === 'latency') {
       if (slo.threshold_seconds === undefined) throw new Error(`SLO ${slo.name} is a latency SLO without threshold_seconds`);

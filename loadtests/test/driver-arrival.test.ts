@@ -36,7 +36,15 @@ describe('arrival schedule', () => {
   });
 
   it('follows several stages, ramping up, holding and down to zero', () => {
-    const s = new Schedule({ startRate: 0, timeUnit: '1s', stages: [{ duration: '4s', target: 4 }, { duration: '4s', target: 4 }, { duration: '4s', target: 0 }] });
+    const s = new Schedule({
+      startRate: 0,
+      timeUnit: '1s',
+      stages: [
+        { duration: '4s', target: 4 },
+        { duration: '4s', target: 4 },
+        { duration: '4s', target: 0 },
+      ],
+    });
     const starts = [...s.starts()];
     expect(starts).toHaveLength(8 + 16 + 8);
     expect(perSecond(starts, 12).slice(4, 8)).toEqual([4, 4, 4, 4]);

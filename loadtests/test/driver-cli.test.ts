@@ -55,17 +55,60 @@ describe('load CLI arguments', () => {
 
   it('reads the admin password npm start keeps, unless LOAD_PASSWORD or --password says otherwise', () => {
     const env = { CODELAB_DATA_DIR: dataDir };
-    expect(parseOptions(['api'], env)).toMatchObject({ password: 'from-the-file', passwordSource: expect.stringContaining('admin-password') });
-    expect(parseOptions(['api'], { ...env, LOAD_PASSWORD: 'from-env' })).toMatchObject({ password: 'from-env', passwordSource: 'LOAD_PASSWORD' });
-    expect(parseOptions(['api', '--password', 'flag'], { ...env, LOAD_PASSWORD: 'from-env' })).toMatchObject({ password: 'flag', passwordSource: '--password' });
+    expect(parseOptions(['api'], env)).toMatchObject({
+      password: 'from-the-file',
+      passwordSource: expect.stringContaining('admin-password'),
+    });
+    expect(parseOptions(['api'], { ...env, LOAD_PASSWORD: 'from-env' })).toMatchObject({
+      password: 'from-env',
+      passwordSource: 'LOAD_PASSWORD',
+    });
+    expect(parseOptions(['api', '--password', 'flag'], { ...env, LOAD_PASSWORD: 'from-env' })).toMatchObject({
+      password: 'flag',
+      passwordSource: '--password',
+    });
   });
 
   it('takes every target and tunable from flags or LOAD_* variables', () => {
     const o = parseOptions(
-      ['llm', '-p', 'ci', '--gateway', 'http://127.0.0.3:9000/', '--auth', 'https://auth.local', '--llm-key', 'k', '--duration-scale', '0.3', '--graceful-stop', '0', '--http-timeout', '5', '--turn-timeout', '7', '--out', 'x', '--no-progress', '--username', 'u'],
+      [
+        'llm',
+        '-p',
+        'ci',
+        '--gateway',
+        'http://127.0.0.3:9000/',
+        '--auth',
+        'https://auth.local',
+        '--llm-key',
+        'k',
+        '--duration-scale',
+        '0.3',
+        '--graceful-stop',
+        '0',
+        '--http-timeout',
+        '5',
+        '--turn-timeout',
+        '7',
+        '--out',
+        'x',
+        '--no-progress',
+        '--username',
+        'u',
+      ],
       { LOAD_LLM_URL: 'http://127.0.0.2:1', LOAD_LLM_KEY: 'ignored' },
     ) as LoadOptions;
-    expect(o).toMatchObject({ profile: 'ci', targets: { gateway: 'http://127.0.0.3:9000', auth: 'https://auth.local', llm: 'http://127.0.0.2:1' }, llmKey: 'k', durationScale: 0.3, gracefulStop: 0, httpTimeout: 5, turnTimeout: 7, out: path.resolve('x'), progress: false, username: 'u' });
+    expect(o).toMatchObject({
+      profile: 'ci',
+      targets: { gateway: 'http://127.0.0.3:9000', auth: 'https://auth.local', llm: 'http://127.0.0.2:1' },
+      llmKey: 'k',
+      durationScale: 0.3,
+      gracefulStop: 0,
+      httpTimeout: 5,
+      turnTimeout: 7,
+      out: path.resolve('x'),
+      progress: false,
+      username: 'u',
+    });
     expect(parseOptions(['llm'], { LOAD_LLM_KEY: 'from-env' })).toMatchObject({ llmKey: 'from-env' });
     const dataDir = mkdtempSync(path.join(tmpdir(), 'codelab-load-key-'));
     expect(parseOptions(['llm'], { CODELAB_DATA_DIR: dataDir })).toMatchObject({ llmKey: undefined });
@@ -94,10 +137,18 @@ describe('load CLI arguments', () => {
     const stderr = new Capture();
     expect(await main(['chat', '--profile', 'nope'], { stdout, stderr }, {})).toBe(2);
     expect(stderr.text).toMatch(/^error: unknown profile "nope".*\n\(npm run load -- --help for the options\)/);
-    const bad = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'load.ts'), 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'load.ts'), 'nope'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('unknown scenario "nope"');
-    const help = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'load.ts'), '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    const help = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'load.ts'), '--help'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/usage: npm run load -- <scenario>[\s\S]*--duration-scale/);
   }, 30_000);
@@ -127,12 +178,28 @@ describe('progress line', () => {
     registry.add('failed', true);
     registry.add('failed', false);
     now = 12_000;
-    const schedule = new Schedule({ startRate: 0, timeUnit: '1s', stages: [{ duration: '20s', target: 4 }, { duration: '40s', target: 4 }] });
-    return { label: 'chat/ci', schedule, state: { started: 31, dropped: 2, busy: 3, allocated: 10 }, registry, latencyMetric: 'lat', errorMetric: 'failed' };
+    const schedule = new Schedule({
+      startRate: 0,
+      timeUnit: '1s',
+      stages: [
+        { duration: '20s', target: 4 },
+        { duration: '40s', target: 4 },
+      ],
+    });
+    return {
+      label: 'chat/ci',
+      schedule,
+      state: { started: 31, dropped: 2, busy: 3, allocated: 10 },
+      registry,
+      latencyMetric: 'lat',
+      errorMetric: 'failed',
+    };
   };
 
   it('shows elapsed/total, the target rate, started and dropped iterations, VUs, p95 and errors', () => {
-    expect(progressLine(source(), 12)).toBe('chat/ci 0:12/1:00  target 2.40/s  started 31  dropped 2  VUs 3/10  p95 lat 950ms  failed 1/2 (50.0%)');
+    expect(progressLine(source(), 12)).toBe(
+      'chat/ci 0:12/1:00  target 2.40/s  started 31  dropped 2  VUs 3/10  p95 lat 950ms  failed 1/2 (50.0%)',
+    );
   });
 
   it('rewrites one line in place on a TTY and prints plain lines otherwise', () => {

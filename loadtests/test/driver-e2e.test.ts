@@ -30,7 +30,14 @@ function holds(expression: string, actual: number): boolean {
   const m = /^[a-z]+(?:\([\d.]+\))?\s*(<=|>=|==|!=|<|>)\s*([\d.eE+-]+)$/.exec(expression);
   if (!m) throw new Error(`unexpected threshold expression ${expression}`);
   const limit = Number(m[2]);
-  return { '<': actual < limit, '<=': actual <= limit, '>': actual > limit, '>=': actual >= limit, '==': actual === limit, '!=': actual !== limit }[m[1]!]!;
+  return {
+    '<': actual < limit,
+    '<=': actual <= limit,
+    '>': actual > limit,
+    '>=': actual >= limit,
+    '==': actual === limit,
+    '!=': actual !== limit,
+  }[m[1]!]!;
 }
 
 /** Thresholds that depend on how fast the machine is: latencies, and iterations a busy machine starts late (dropped). */
@@ -44,7 +51,10 @@ const SPEED_DEPENDENT = /duration|time_to_first_token|dropped_iterations/;
  * performance is for benchmarks.
  */
 async function speedFreeThresholds(keep: string[] = []): Promise<string> {
-  const generated = JSON.parse(await readFile(new URL('../generated/thresholds.json', import.meta.url), 'utf8')) as Record<string, Record<string, ThresholdSpec[]>>;
+  const generated = JSON.parse(await readFile(new URL('../generated/thresholds.json', import.meta.url), 'utf8')) as Record<
+    string,
+    Record<string, ThresholdSpec[]>
+  >;
   const unbreachable = (metric: string, spec: ThresholdSpec): ThresholdSpec => {
     if (!SPEED_DEPENDENT.test(metric) || keep.includes(metric)) return spec;
     const expression = typeof spec === 'string' ? spec : spec.threshold;
@@ -53,7 +63,10 @@ async function speedFreeThresholds(keep: string[] = []): Promise<string> {
   };
   const file = path.join(outRoot, `thresholds-${keep.join('-') || 'speed-free'}.json`);
   const relaxed = Object.fromEntries(
-    Object.entries(generated).map(([scenario, metrics]) => [scenario, Object.fromEntries(Object.entries(metrics).map(([m, specs]) => [m, specs.map((x) => unbreachable(m, x))]))]),
+    Object.entries(generated).map(([scenario, metrics]) => [
+      scenario,
+      Object.fromEntries(Object.entries(metrics).map(([m, specs]) => [m, specs.map((x) => unbreachable(m, x))])),
+    ]),
   );
   await writeFile(file, JSON.stringify(relaxed, null, 2));
   return file;
@@ -70,8 +83,12 @@ function expectEvaluatedOnFigures(r: { code: number; stdout: string; stderr: str
   expect(failed, 'no threshold fails: the speed-dependent ones are out of reach, the others are about correctness').toEqual([]);
   expect(s).toMatchObject({ verdict: 'passed', exitCode: 0 });
   expect(r.code, r.stdout + r.stderr).toBe(0);
-  for (const t of s.thresholds.filter((x) => x.metric === 'checks' || x.metric.endsWith('_failed'))) expect(t, `${t.metric}: ${t.expression}`).toMatchObject({ passed: true });
-  expect(s.thresholds.find((t) => t.metric === 'dropped_iterations')).toMatchObject({ expression: 'count<1000000', actual: s.metrics.dropped_iterations!.count });
+  for (const t of s.thresholds.filter((x) => x.metric === 'checks' || x.metric.endsWith('_failed')))
+    expect(t, `${t.metric}: ${t.expression}`).toMatchObject({ passed: true });
+  expect(s.thresholds.find((t) => t.metric === 'dropped_iterations')).toMatchObject({
+    expression: 'count<1000000',
+    actual: s.metrics.dropped_iterations!.count,
+  });
   expect(s.executor.started + s.metrics.dropped_iterations!.count).toBe(s.executor.expectedIterations);
   expect(s.executor.started).toBeGreaterThan(0);
 }
@@ -86,7 +103,11 @@ afterAll(async () => {
   await rm(outRoot, { recursive: true, force: true });
 });
 
-async function run(stack: Stack, scenario: string, extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string; out: string }> {
+async function run(
+  stack: Stack,
+  scenario: string,
+  extra: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string; out: string }> {
   const out = path.join(outRoot, `${scenario}-${Math.random().toString(36).slice(2, 8)}`);
   const stdout = new Capture();
   const stderr = new Capture();
@@ -129,36 +150,40 @@ describe('load driver against the platform', () => {
   });
   afterAll(() => stack?.close());
 
-  it.each(['chat', 'api'])('runs %s on the smoke profile: thresholds evaluated on the figures, nothing failed, reports written', async (scenario) => {
-    const r = await run(stack, scenario);
-    const s = await summaryOf(r.out);
-    expect(s).toMatchObject({ scenario, profile: 'smoke', aborted: null });
-    expect(s.thresholds.length).toBeGreaterThanOrEqual(4);
-    expectEvaluatedOnFigures(r, s);
-    expect(s.executor.interrupted).toBe(0);
-    expect(s.metrics.checks).toMatchObject({ value: 1, fails: 0 });
-    expect(s.checks.length).toBeGreaterThan(2);
-    if (scenario === 'chat') {
-      // every conversation: 3 messages, 2 tool calls answered, 1 approval → 6 turns, none failed
-      expect(s.metrics.chat_turns_failed).toMatchObject({ count: s.executor.started * 6, value: 0 });
-      expect(s.metrics.chat_time_to_first_token!.count).toBeGreaterThanOrEqual(s.executor.started * 3);
-      expect(s.metrics.chat_frames_missed!.count).toBe(0);
-      expect(s.metrics.chat_frames_out_of_order!.count).toBe(0);
-      expect(s.metrics.chat_inter_token_gap!.count).toBeGreaterThan(0);
-      expect(s.metrics.chat_turn_duration!.p95).toBeGreaterThan(0);
-    } else {
-      expect(s.metrics.http_reqs!.count).toBe(s.executor.started * 5);
-      expect(s.metrics.http_req_failed).toMatchObject({ value: 0 });
-      expect(Object.keys(s.metrics)).toContain('http_req_duration{name:POST /api/v1/sessions}');
-    }
-    // the k6-like table on stdout and the files
-    expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*✓ dropped_iterations\s+count<1000000\s+actual \d/);
-    const html = await readFile(path.join(r.out, 'report.html'), 'utf8');
-    expect(r.stdout).toMatch(/PASSED: all \d+ thresholds passed/);
-    expect(html).toContain('PASSED');
-    const tl = JSON.parse(await readFile(path.join(r.out, 'timeline.json'), 'utf8')) as { bucketSeconds: number; started: number[] };
-    expect(tl.started.reduce((a, b) => a + b, 0) * tl.bucketSeconds).toBeCloseTo(s.executor.started, 5);
-  }, 60_000);
+  it.each(['chat', 'api'])(
+    'runs %s on the smoke profile: thresholds evaluated on the figures, nothing failed, reports written',
+    async (scenario) => {
+      const r = await run(stack, scenario);
+      const s = await summaryOf(r.out);
+      expect(s).toMatchObject({ scenario, profile: 'smoke', aborted: null });
+      expect(s.thresholds.length).toBeGreaterThanOrEqual(4);
+      expectEvaluatedOnFigures(r, s);
+      expect(s.executor.interrupted).toBe(0);
+      expect(s.metrics.checks).toMatchObject({ value: 1, fails: 0 });
+      expect(s.checks.length).toBeGreaterThan(2);
+      if (scenario === 'chat') {
+        // every conversation: 3 messages, 2 tool calls answered, 1 approval → 6 turns, none failed
+        expect(s.metrics.chat_turns_failed).toMatchObject({ count: s.executor.started * 6, value: 0 });
+        expect(s.metrics.chat_time_to_first_token!.count).toBeGreaterThanOrEqual(s.executor.started * 3);
+        expect(s.metrics.chat_frames_missed!.count).toBe(0);
+        expect(s.metrics.chat_frames_out_of_order!.count).toBe(0);
+        expect(s.metrics.chat_inter_token_gap!.count).toBeGreaterThan(0);
+        expect(s.metrics.chat_turn_duration!.p95).toBeGreaterThan(0);
+      } else {
+        expect(s.metrics.http_reqs!.count).toBe(s.executor.started * 5);
+        expect(s.metrics.http_req_failed).toMatchObject({ value: 0 });
+        expect(Object.keys(s.metrics)).toContain('http_req_duration{name:POST /api/v1/sessions}');
+      }
+      // the k6-like table on stdout and the files
+      expect(r.stdout).toMatch(/THRESHOLDS[\s\S]*✓ dropped_iterations\s+count<1000000\s+actual \d/);
+      const html = await readFile(path.join(r.out, 'report.html'), 'utf8');
+      expect(r.stdout).toMatch(/PASSED: all \d+ thresholds passed/);
+      expect(html).toContain('PASSED');
+      const tl = JSON.parse(await readFile(path.join(r.out, 'timeline.json'), 'utf8')) as { bucketSeconds: number; started: number[] };
+      expect(tl.started.reduce((a, b) => a + b, 0) * tl.bucketSeconds).toBeCloseTo(s.executor.started, 5);
+    },
+    60_000,
+  );
 
   it('runs llm and auth on the smoke profile too (SSE read with undici; password then refresh grant)', async () => {
     const llm = await run(stack, 'llm');
@@ -184,7 +209,11 @@ describe('load driver against the platform', () => {
     const stdout = new Capture();
     const stderr = new Capture();
     // a data directory without the key npm start keeps (data/internal-api-key)
-    const code = await main(['llm', '--llm', stack.url.llm, '--out', path.join(outRoot, 'nokey')], { stdout, stderr }, { CODELAB_DATA_DIR: outRoot });
+    const code = await main(
+      ['llm', '--llm', stack.url.llm, '--out', path.join(outRoot, 'nokey')],
+      { stdout, stderr },
+      { CODELAB_DATA_DIR: outRoot },
+    );
     expect(code).toBe(1);
     expect(stderr.text).toMatch(/no internal key for the llm-proxy: pass --llm-key or set LOAD_LLM_KEY/);
   }, 30_000);
@@ -199,7 +228,12 @@ describe('load driver against a slowed mock LLM', () => {
 
   it('fails the chat run on chat_time_to_first_token, naming it, with exit code 99', async () => {
     // the real TTFT limit (p95 < 2.5 s) against a mock that waits 3 s: no machine is fast enough to pass
-    const r = await run(stack, 'chat', ['--duration-scale', '0.2', '--thresholds', await speedFreeThresholds(['chat_time_to_first_token'])]);
+    const r = await run(stack, 'chat', [
+      '--duration-scale',
+      '0.2',
+      '--thresholds',
+      await speedFreeThresholds(['chat_time_to_first_token']),
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(99);
     const s = await summaryOf(r.out);
     expect(s.verdict).toBe('failed');

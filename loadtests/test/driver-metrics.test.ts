@@ -11,14 +11,20 @@ describe('metrics registry', () => {
     // a skewed distribution: mostly fast, a slow tail
     const values: number[] = [];
     let seed = 7;
-    const rnd = (): number => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    const rnd = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
     for (let i = 0; i < 20_000; i++) values.push(i % 50 === 0 ? 800 + rnd() * 4000 : 2 + rnd() * 40);
     for (const v of values) r.add('d', v);
     const sorted = [...values].sort((a, b) => a - b);
     const exact = (p: number): number => sorted[Math.ceil((p / 100) * sorted.length) - 1]!;
     const s = r.summary('d');
     expect(s.count).toBe(20_000);
-    for (const [p, got] of [[50, s.p50], [90, s.p90], [95, s.p95], [99, s.p99]] as const) expect(Math.abs(got! - exact(p)) / exact(p)).toBeLessThan(0.001);
+    for (const [p, got] of [
+      [50, s.p50],
+      [90, s.p90],
+      [95, s.p95],
+      [99, s.p99],
+    ] as const)
+      expect(Math.abs(got! - exact(p)) / exact(p)).toBeLessThan(0.001);
     expect(s.min).toBeCloseTo(sorted[0]!, 3);
     expect(s.max).toBeCloseTo(sorted.at(-1)!, 3);
     expect(s.avg).toBeCloseTo(values.reduce((a, b) => a + b, 0) / values.length, 2);

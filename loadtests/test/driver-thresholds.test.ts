@@ -8,7 +8,16 @@ import { describe, expect, it } from 'vitest';
 import { Registry, type MetricDef } from '../driver/metrics.ts';
 import { BUILTIN_METRICS } from '../driver/run.ts';
 import { SCENARIO_IMPLS } from '../driver/scenarios/index.ts';
-import { abortingThreshold, bindThresholds, compare, evaluate, evaluateAll, parseExpression, parseThresholds, type ThresholdSpec } from '../driver/thresholds.ts';
+import {
+  abortingThreshold,
+  bindThresholds,
+  compare,
+  evaluate,
+  evaluateAll,
+  parseExpression,
+  parseThresholds,
+  type ThresholdSpec,
+} from '../driver/thresholds.ts';
 import { DEFAULT_THRESHOLDS } from '../driver/options.ts';
 import { SCENARIOS } from '../lib/profiles.ts';
 
@@ -51,7 +60,15 @@ describe('threshold expressions', () => {
   });
 
   it('compares with every operator', () => {
-    expect([compare(1, '<', 2), compare(2, '<', 2), compare(2, '<=', 2), compare(3, '>', 2), compare(2, '>=', 2), compare(0, '==', 0), compare(1, '!=', 0)]).toEqual([true, false, true, true, true, true, true]);
+    expect([
+      compare(1, '<', 2),
+      compare(2, '<', 2),
+      compare(2, '<=', 2),
+      compare(3, '>', 2),
+      compare(2, '>=', 2),
+      compare(0, '==', 0),
+      compare(1, '!=', 0),
+    ]).toEqual([true, false, true, true, true, true, true]);
   });
 
   it('reads the object form with abortOnFail and delayAbortEval', () => {
@@ -141,7 +158,10 @@ describe('threshold evaluation', () => {
       const t = parseThresholds(all[sc]!);
       expect(t.length, sc).toBeGreaterThan(2);
       expect(() => bindThresholds(t, r), sc).not.toThrow();
-      expect(t.some((x) => x.metric === 'dropped_iterations' && x.source === 'count==0'), sc).toBe(true);
+      expect(
+        t.some((x) => x.metric === 'dropped_iterations' && x.source === 'count==0'),
+        sc,
+      ).toBe(true);
     }
   });
 });

@@ -19,7 +19,10 @@ import { nextTurnFrame, userMessage } from '../lib/conversation.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const K6_DIR = path.join(ROOT, 'loadtests', 'k6');
-const THRESHOLDS = JSON.parse(readFileSync(path.join(ROOT, 'loadtests', 'generated', 'thresholds.json'), 'utf8')) as Record<ScenarioName, Record<string, unknown[]>>;
+const THRESHOLDS = JSON.parse(readFileSync(path.join(ROOT, 'loadtests', 'generated', 'thresholds.json'), 'utf8')) as Record<
+  ScenarioName,
+  Record<string, unknown[]>
+>;
 
 // The k6 init-context globals the option helpers use, as k6 provides them.
 const k6Globals = globalThis as unknown as { __ENV: Record<string, string>; open: (file: string) => string };
@@ -79,7 +82,8 @@ const BUILTIN: Record<string, MetricType> = {
 function definedMetrics(file: string): Map<string, MetricType> {
   const out = new Map<string, MetricType>();
   for (const module of moduleGraph(file)) {
-    for (const [, ctor, name] of source(module).matchAll(/new (Counter|Gauge|Rate|Trend)\(\s*'([^']+)'/g)) out.set(name!, CONSTRUCTORS[ctor!]!);
+    for (const [, ctor, name] of source(module).matchAll(/new (Counter|Gauge|Rate|Trend)\(\s*'([^']+)'/g))
+      out.set(name!, CONSTRUCTORS[ctor!]!);
   }
   return out;
 }
@@ -90,7 +94,12 @@ function aggregation(expr: string): string {
   if (!m) throw new Error(`not a k6 threshold expression: ${expr}`);
   return m[1]!.startsWith('p(') ? 'p' : m[1]!;
 }
-const AGGREGATIONS: Record<MetricType, string[]> = { trend: ['avg', 'min', 'max', 'med', 'p'], rate: ['rate'], counter: ['count', 'rate'], gauge: ['value'] };
+const AGGREGATIONS: Record<MetricType, string[]> = {
+  trend: ['avg', 'min', 'max', 'med', 'p'],
+  rate: ['rate'],
+  counter: ['count', 'rate'],
+  gauge: ['value'],
+};
 
 describe('the k6 scripts', () => {
   it('type-check against @types/k6 alone, without Node types (k6 is not Node)', () => {
@@ -128,7 +137,8 @@ describe('the k6 scripts', () => {
   });
 
   it('every profile of every scenario is profile() plus the generated thresholds, in whole iterations per time unit', () => {
-    const wholeRates = (p: { startRate: number; stages: { target: number }[] }): boolean => [p.startRate, ...p.stages.map((s) => s.target)].every(Number.isInteger);
+    const wholeRates = (p: { startRate: number; stages: { target: number }[] }): boolean =>
+      [p.startRate, ...p.stages.map((s) => s.target)].every(Number.isInteger);
     for (const scenario of SCENARIOS) {
       for (const name of PROFILES) {
         const expected = profile(scenario, name);
@@ -159,17 +169,36 @@ describe('the k6 scripts', () => {
 
   it('restates fractional rates per 10 s (3.2/s → 32 per 10 s) and leaves whole ones alone', () => {
     const base = { executor: 'ramping-arrival-rate' as const, timeUnit: '1s' as const, preAllocatedVUs: 2, maxVUs: 4 };
-    expect(k6Arrivals({ ...base, startRate: 0, stages: [{ duration: '2m', target: 3.2 }, { duration: '1h', target: 0.8 }] })).toEqual({
+    expect(
+      k6Arrivals({
+        ...base,
+        startRate: 0,
+        stages: [
+          { duration: '2m', target: 3.2 },
+          { duration: '1h', target: 0.8 },
+        ],
+      }),
+    ).toEqual({
       ...base,
       timeUnit: '10s',
       startRate: 0,
-      stages: [{ duration: '2m', target: 32 }, { duration: '1h', target: 8 }],
+      stages: [
+        { duration: '2m', target: 32 },
+        { duration: '1h', target: 8 },
+      ],
     });
-    expect(k6Arrivals({ ...base, startRate: 0.25, stages: [{ duration: '10s', target: 0.25 }] })).toMatchObject({ timeUnit: '100s', startRate: 25, stages: [{ target: 25 }] });
+    expect(k6Arrivals({ ...base, startRate: 0.25, stages: [{ duration: '10s', target: 0.25 }] })).toMatchObject({
+      timeUnit: '100s',
+      startRate: 25,
+      stages: [{ target: 25 }],
+    });
     const wholeProfile = { ...base, startRate: 1, stages: [{ duration: '10s', target: 4 }] };
     expect(k6Arrivals(wholeProfile)).toBe(wholeProfile);
     // the shared profiles that need it today: soak and spike of auth and chat
-    expect(buildOptions('chat', 'soak').scenarios.soak).toMatchObject({ timeUnit: '10s', stages: [{ target: 32 }, { target: 32 }, { target: 0 }] });
+    expect(buildOptions('chat', 'soak').scenarios.soak).toMatchObject({
+      timeUnit: '10s',
+      stages: [{ target: 32 }, { target: 32 }, { target: 0 }],
+    });
   });
 
   it('takes the profile from PROFILE (smoke when unset) and refuses an unknown one', () => {
@@ -183,17 +212,20 @@ describe('the k6 scripts', () => {
     expect(profileSeconds('api', 'soak')).toBe(3840);
   });
 
-  it.each(SCENARIOS)('every threshold of %s is on a metric its script defines, or a k6 built-in, of a type its aggregation fits', (scenario) => {
-    const defined = definedMetrics(script(scenario));
-    for (const [metric, list] of Object.entries(THRESHOLDS[scenario])) {
-      const type = defined.get(metric) ?? BUILTIN[metric];
-      expect(type, `${scenario}: ${metric}`).toBeDefined();
-      for (const t of list) {
-        const expr = typeof t === 'string' ? t : (t as { threshold: string }).threshold;
-        expect(AGGREGATIONS[type!], `${scenario}: ${metric} ${expr}`).toContain(aggregation(expr));
+  it.each(SCENARIOS)(
+    'every threshold of %s is on a metric its script defines, or a k6 built-in, of a type its aggregation fits',
+    (scenario) => {
+      const defined = definedMetrics(script(scenario));
+      for (const [metric, list] of Object.entries(THRESHOLDS[scenario])) {
+        const type = defined.get(metric) ?? BUILTIN[metric];
+        expect(type, `${scenario}: ${metric}`).toBeDefined();
+        for (const t of list) {
+          const expr = typeof t === 'string' ? t : (t as { threshold: string }).threshold;
+          expect(AGGREGATIONS[type!], `${scenario}: ${metric} ${expr}`).toContain(aggregation(expr));
+        }
       }
-    }
-  });
+    },
+  );
 
   it.each(SCENARIOS)('the custom metrics of %s are prefixed with the journey (a built-in is only reused with its own type)', (scenario) => {
     for (const [name, type] of definedMetrics(script(scenario))) {
@@ -212,7 +244,10 @@ describe('the k6 scripts', () => {
     // the messages come from the script shared with the Node driver
     expect(src).toMatch(/import \{ MAX_TURNS_PER_MESSAGE, nextTurnFrame, userMessage \} from '\.\.\/lib\/conversation\.ts'/);
     const messages = Array.from({ length: CHAT_TURNS }, (_, i) => userMessage(i)).join('\n');
-    const calls = [...messages.matchAll(/\[\[mock:tool_call (\w+) (\{.*?\})\]\]/g)].map(([, tool, args]) => ({ tool, args: JSON.parse(args!) as unknown }));
+    const calls = [...messages.matchAll(/\[\[mock:tool_call (\w+) (\{.*?\})\]\]/g)].map(([, tool, args]) => ({
+      tool,
+      args: JSON.parse(args!) as unknown,
+    }));
     expect(calls).toEqual([
       { tool: 'read_file', args: { path: 'src/list.ts' } },
       { tool: 'write_file', args: { path: 'src/list.ts', content: 'export class List {}' } },
@@ -220,8 +255,16 @@ describe('the k6 scripts', () => {
     expect(messages).toMatch(/\[\[mock:words \d+\]\]/);
     expect(CHAT_TURNS).toBeGreaterThanOrEqual(3); // the messages with tool calls are the 2nd and 3rd
     // a call that needs approval is approved first, then its result goes back; an answer ends the message
-    expect(nextTurnFrame({ type: 'tool_call', call_id: 'c1', tool_name: 'write_file', requires_approval: true })).toEqual({ type: 'hitl_decision', call_id: 'c1', decision: 'approve' });
-    expect(nextTurnFrame({ type: 'tool_call', call_id: 'c1', tool_name: 'read_file', requires_approval: false })).toMatchObject({ type: 'tool_result', call_id: 'c1', result: { content: expect.any(String) } });
+    expect(nextTurnFrame({ type: 'tool_call', call_id: 'c1', tool_name: 'write_file', requires_approval: true })).toEqual({
+      type: 'hitl_decision',
+      call_id: 'c1',
+      decision: 'approve',
+    });
+    expect(nextTurnFrame({ type: 'tool_call', call_id: 'c1', tool_name: 'read_file', requires_approval: false })).toMatchObject({
+      type: 'tool_result',
+      call_id: 'c1',
+      result: { content: expect.any(String) },
+    });
     expect(nextTurnFrame({ type: 'assistant_message' })).toBe('answered');
     expect(nextTurnFrame({ type: 'error' })).toBeUndefined();
     expect(src).toMatch(/\?access_token=\$\{encodeURIComponent\(data\.token\)\}/);
@@ -230,7 +273,12 @@ describe('the k6 scripts', () => {
   it('writes its summary as JSON under SUMMARY_DIR (loadtests/results by default) and prints the thresholds', () => {
     const data = {
       metrics: {
-        chat_time_to_first_token: { type: 'trend' as const, contains: 'time' as const, values: { 'p(95)': 41.5 }, thresholds: { 'p(95)<2500': { ok: true } } },
+        chat_time_to_first_token: {
+          type: 'trend' as const,
+          contains: 'time' as const,
+          values: { 'p(95)': 41.5 },
+          thresholds: { 'p(95)<2500': { ok: true } },
+        },
         chat_turns_failed: { type: 'rate' as const, values: { rate: 0.25 }, thresholds: { 'rate<0.01': { ok: false } } },
         iterations: { type: 'counter' as const, values: { count: 12 } },
       },
@@ -277,7 +325,9 @@ describe('frame accounting of a conversation', () => {
 
   it('a tool call ends a turn without a token; an error frame, a timeout or a lost connection fail it', () => {
     const call = new TurnRecorder(0);
-    expect(call.add({ type: 'tool_call', call_id: 'c1', tool_name: 'read_file', requires_approval: false, is_final: true, seq: 7 }, 30)).toBe(true);
+    expect(
+      call.add({ type: 'tool_call', call_id: 'c1', tool_name: 'read_file', requires_approval: false, is_final: true, seq: 7 }, 30),
+    ).toBe(true);
     expect(call.finish(30)).toMatchObject({ timeToFirstToken: undefined, failed: false, final: { type: 'tool_call' } });
 
     const error = new TurnRecorder(0);
@@ -286,7 +336,13 @@ describe('frame accounting of a conversation', () => {
 
     const slow = new TurnRecorder(0);
     slow.add({ type: 'assistant_message', token: 'w0', is_final: false, seq: 1 }, 10);
-    expect(slow.finish(30_000, 'timeout')).toMatchObject({ failed: true, reason: 'timeout', final: undefined, timeToFirstToken: 10, duration: 30_000 });
+    expect(slow.finish(30_000, 'timeout')).toMatchObject({
+      failed: true,
+      reason: 'timeout',
+      final: undefined,
+      timeToFirstToken: 10,
+      duration: 30_000,
+    });
     expect(new TurnRecorder(0).finish(1, 'closed')).toMatchObject({ failed: true, reason: 'closed' });
   });
 
@@ -313,7 +369,10 @@ describe('the load-tests workflow', () => {
     jobs: Record<string, { steps: Step[] }>;
   };
   const steps = (job: string): Step[] => wf.jobs[job]!.steps;
-  const runs = (job: string): string => steps(job).map((s) => s.run ?? '').join('\n');
+  const runs = (job: string): string =>
+    steps(job)
+      .map((s) => s.run ?? '')
+      .join('\n');
 
   it('runs on pull requests and by hand with a profile (ci by default)', () => {
     expect(Object.keys(wf.on).sort()).toEqual(['pull_request', 'workflow_dispatch']);

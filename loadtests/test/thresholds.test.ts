@@ -23,7 +23,10 @@ describe('load-test thresholds', () => {
     const t = thresholdsFromSlos(slos);
     for (const slo of slos) {
       const { scenario, metric, kind } = SLO_METRICS[slo.name]!;
-      const expected = kind === 'latency' ? `p(${Number((slo.objective * 100).toPrecision(3))})<${slo.threshold_seconds! * 1000}` : `rate<${Number((1 - slo.objective).toPrecision(6))}`;
+      const expected =
+        kind === 'latency'
+          ? `p(${Number((slo.objective * 100).toPrecision(3))})<${slo.threshold_seconds! * 1000}`
+          : `rate<${Number((1 - slo.objective).toPrecision(6))}`;
       expect(t[scenario][metric], slo.name).toContain(expected);
     }
     expect(t.api.http_req_duration).toEqual(['p(99)<250']);
@@ -39,16 +42,20 @@ describe('load-test thresholds', () => {
 });
 
 describe('load profiles', () => {
-  it.each(SCENARIOS.flatMap((s) => PROFILES.map((p) => [s, p] as const)))('%s/%s is an open-model arrival-rate scenario with bounded VUs', (s, p) => {
-    const prof = profile(s, p);
-    expect(prof.executor).toBe('ramping-arrival-rate');
-    expect(prof.maxVUs).toBeGreaterThanOrEqual(prof.preAllocatedVUs);
-    expect(prof.stages.length).toBeGreaterThan(0);
-    for (const st of prof.stages) expect(seconds(st.duration)).toBeGreaterThan(0);
-  });
+  it.each(SCENARIOS.flatMap((s) => PROFILES.map((p) => [s, p] as const)))(
+    '%s/%s is an open-model arrival-rate scenario with bounded VUs',
+    (s, p) => {
+      const prof = profile(s, p);
+      expect(prof.executor).toBe('ramping-arrival-rate');
+      expect(prof.maxVUs).toBeGreaterThanOrEqual(prof.preAllocatedVUs);
+      expect(prof.stages.length).toBeGreaterThan(0);
+      for (const st of prof.stages) expect(seconds(st.duration)).toBeGreaterThan(0);
+    },
+  );
 
   it('keeps smoke to seconds and ci to a minute or two', () => {
-    const total = (s: (typeof SCENARIOS)[number], p: (typeof PROFILES)[number]) => profile(s, p).stages.reduce((n, st) => n + seconds(st.duration), 0);
+    const total = (s: (typeof SCENARIOS)[number], p: (typeof PROFILES)[number]) =>
+      profile(s, p).stages.reduce((n, st) => n + seconds(st.duration), 0);
     for (const s of SCENARIOS) {
       expect(total(s, 'smoke')).toBeLessThanOrEqual(30);
       expect(total(s, 'ci')).toBeGreaterThanOrEqual(60);

@@ -16,7 +16,11 @@ import { REPO_ROOT } from '../../test/helpers/processes.ts';
 
 const BENCHES: { name: string; script: string; defaults: Record<string, string> }[] = [
   { name: 'rest', script: 'scripts/bench/rest.ts', defaults: { BENCH_SECONDS: '5', BENCH_ROUNDS: '2' } },
-  { name: 'telemetry', script: 'scripts/bench/telemetry.ts', defaults: { BENCH_SECONDS: '6', BENCH_ROUNDS: '2', BENCH_WARMUP_SECONDS: '3' } },
+  {
+    name: 'telemetry',
+    script: 'scripts/bench/telemetry.ts',
+    defaults: { BENCH_SECONDS: '6', BENCH_ROUNDS: '2', BENCH_WARMUP_SECONDS: '3' },
+  },
   { name: 'ttft', script: 'scripts/bench/ttft.ts', defaults: { BENCH_ROUNDS: '4', BENCH_TURNS: '5' } },
   { name: 'ws-idle', script: 'scripts/bench/ws-idle.ts', defaults: { BENCH_WS_CONNECTIONS: '10000' } },
 ];

@@ -42,7 +42,9 @@ const rps = (r: Result): number => r.requests / r.seconds;
 
 function print(r: Result, reference?: Result): void {
   const ratio = reference ? ` | ${fmt(rps(reference) / rps(r))}x fewer req/s than ${reference.name}` : '';
-  console.log(`${r.name.padEnd(34)} ${fmt(rps(r)).padStart(7)} req/s  p50 ${fmt(pct(r.latenciesMs, 50)).padStart(6)} ms  p99 ${fmt(pct(r.latenciesMs, 99)).padStart(6)} ms${ratio}`);
+  console.log(
+    `${r.name.padEnd(34)} ${fmt(rps(r)).padStart(7)} req/s  p50 ${fmt(pct(r.latenciesMs, 50)).padStart(6)} ms  p99 ${fmt(pct(r.latenciesMs, 99)).padStart(6)} ms${ratio}`,
+  );
 }
 
 /** Runs `total` calls of `fn(worker)` over `concurrency` workers; each call is timed. */
@@ -125,7 +127,12 @@ try {
   const referenceSeq = await run('GET /health, sequential', REFERENCE_REQUESTS, 1, health);
   const referenceConc = await run(`GET /health, ${CONCURRENCY} concurrent`, REFERENCE_REQUESTS, CONCURRENCY, health);
   const passwordSeq = await run('password grant, sequential', Math.ceil(PASSWORD_REQUESTS / 2), 1, async () => void (await password()));
-  const passwordConc = await run(`password grant, ${CONCURRENCY} concurrent`, PASSWORD_REQUESTS, CONCURRENCY, async () => void (await password()));
+  const passwordConc = await run(
+    `password grant, ${CONCURRENCY} concurrent`,
+    PASSWORD_REQUESTS,
+    CONCURRENCY,
+    async () => void (await password()),
+  );
   const refreshSeq = await run('refresh grant, sequential', Math.ceil(REFRESH_REQUESTS / 2), 1, () => refresh(0));
   const refreshConc = await run(`refresh grant, ${CONCURRENCY} concurrent`, REFRESH_REQUESTS, CONCURRENCY, refresh);
 

@@ -98,7 +98,8 @@ export async function scrapeAll(platform: Platform): Promise<Scrapes> {
 /** Where a turn's time goes between two scrapes, from the services' own histograms (means; p99 as a bucket bound). */
 export function whereTimeGoes(a: Scrapes, b: Scrapes, turns: number): string {
   const ms = (n: number): string => (Number.isFinite(n) ? `${f1(n)} ms` : 'n/a');
-  const queries = metricSum(b.runtime, 'db_client_operation_duration_seconds_count') - metricSum(a.runtime, 'db_client_operation_duration_seconds_count');
+  const queries =
+    metricSum(b.runtime, 'db_client_operation_duration_seconds_count') - metricSum(a.runtime, 'db_client_operation_duration_seconds_count');
   return [
     `gateway TTFT (frame in → first token out) mean ${ms(histMeanMs(a.gateway, b.gateway, 'gateway_turn_time_to_first_token_seconds'))}, p99 <= ${ms(histPctMs(a.gateway, b.gateway, 'gateway_turn_time_to_first_token_seconds', 99))}`,
     // until response headers, waiting for a free pooled connection included (PeerClient: 64 per peer)
@@ -137,8 +138,12 @@ if (isMain(import.meta.url)) {
     const ttft = samples.map((x) => x.ttftMs);
     const total = samples.map((x) => x.totalMs);
     const ideal = s.ttftMs + s.tokenDelayMs * (s.words - 1);
-    console.log(`turns: ${samples.length} in ${f1(seconds)} s = ${f1(samples.length / seconds)} turns/s (ideal with no overhead: ${f1((s.conversations * 1000) / ideal)} turns/s)`);
-    console.log(`client TTFT: p50 ${f1(pct(ttft, 50))} ms  p95 ${f1(pct(ttft, 95))} ms  p99 ${f1(pct(ttft, 99))} ms  (the mock's own: ${s.ttftMs} ms)`);
+    console.log(
+      `turns: ${samples.length} in ${f1(seconds)} s = ${f1(samples.length / seconds)} turns/s (ideal with no overhead: ${f1((s.conversations * 1000) / ideal)} turns/s)`,
+    );
+    console.log(
+      `client TTFT: p50 ${f1(pct(ttft, 50))} ms  p95 ${f1(pct(ttft, 95))} ms  p99 ${f1(pct(ttft, 99))} ms  (the mock's own: ${s.ttftMs} ms)`,
+    );
     console.log(`platform-added TTFT: p50 ${f1(pct(ttft, 50) - s.ttftMs)} ms  p99 ${f1(pct(ttft, 99) - s.ttftMs)} ms`);
     console.log(`turn duration: p50 ${f1(pct(total, 50))} ms  p99 ${f1(pct(total, 99))} ms  (the mock alone: ${ideal} ms)`);
     console.log(

@@ -121,13 +121,18 @@ async function imageExists(image: string): Promise<boolean> {
 /** `docker save IMAGE | gzip -c | wc -c`: what a registry stores and a node pulls, about. */
 function gzippedSize(image: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/bin/bash', ['-o', 'pipefail', '-c', `"${DOCKER}" save "$1" | gzip -c | wc -c`, 'bash', image], { env: dockerEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/bin/bash', ['-o', 'pipefail', '-c', `"${DOCKER}" save "$1" | gzip -c | wc -c`, 'bash', image], {
+      env: dockerEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`docker save ${image} | gzip exited ${code}: ${err}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve(Number(out.trim())) : reject(new Error(`docker save ${image} | gzip exited ${code}: ${err}`)),
+    );
   });
 }
 
@@ -213,7 +218,17 @@ function probe(url: string, timeoutMs: number): Promise<number> {
 async function coldStart(t: ColdTarget, network: string): Promise<ColdStart> {
   const hostPort = await freePort();
   const name = uniqueName(`cl-bench-cold-${t.name}`);
-  const args = ['create', '--name', name, '--network', network, '-p', `127.0.0.1:${hostPort}:${t.port}`, '--label', 'org.codelab.bench=deploy'];
+  const args = [
+    'create',
+    '--name',
+    name,
+    '--network',
+    network,
+    '-p',
+    `127.0.0.1:${hostPort}:${t.port}`,
+    '--label',
+    'org.codelab.bench=deploy',
+  ];
   for (const k of Object.keys(t.env)) args.push('-e', k);
   for (const v of t.volumes) args.push('-v', v);
   args.push(t.image, ...t.command);
@@ -254,7 +269,11 @@ async function serviceTarget(s: ComposeStack, service: ServiceImage): Promise<Co
     const i = kv.indexOf('=');
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  const mounts = JSON.parse(await dockerOk(['inspect', '-f', '{{json .Mounts}}', id])) as { Type: string; Name?: string; Destination: string }[];
+  const mounts = JSON.parse(await dockerOk(['inspect', '-f', '{{json .Mounts}}', id])) as {
+    Type: string;
+    Name?: string;
+    Destination: string;
+  }[];
   const volumes = mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => `${m.Name}:${m.Destination}:ro`);
   return { name: service, image: imageTag(service), port: PORTS[service], env, volumes, command: [] };
 }
@@ -294,7 +313,12 @@ interface Conversations {
  * `n` conversations opened, then TURNS turns of MESSAGE on each, the `n` turns of a round at once:
  * one result per round (the first is a new session's first turn).
  */
-async function conversations(n: number, connect: (sessionId: string) => Promise<FrameClient>, label: string, turns = TURNS): Promise<Conversations[]> {
+async function conversations(
+  n: number,
+  connect: (sessionId: string) => Promise<FrameClient>,
+  label: string,
+  turns = TURNS,
+): Promise<Conversations[]> {
   const clients = await Promise.all(Array.from({ length: n }, (_, i) => connect(`bench-deploy-${label}-${i}-${randomUUID()}`)));
   const rounds: Conversations[] = [];
   try {
@@ -307,7 +331,8 @@ async function conversations(n: number, connect: (sessionId: string) => Promise<
           try {
             const t = await turn(c, MESSAGE);
             const took = performance.now() - sent;
-            if (t.final.type !== 'assistant_message' || !Number.isFinite(t.ttftMs)) res.failures.push(JSON.stringify(t.final).slice(0, 300));
+            if (t.final.type !== 'assistant_message' || !Number.isFinite(t.ttftMs))
+              res.failures.push(JSON.stringify(t.final).slice(0, 300));
             else {
               res.ttft.push(t.ttftMs);
               res.turn.push(took);
@@ -357,7 +382,8 @@ async function startLauncher(): Promise<{ seconds: number; output: () => string 
   child.stderr!.on('data', keep);
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`npm start exited (${child.signalCode ?? child.exitCode}):\n${out.slice(-4000)}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`npm start exited (${child.signalCode ?? child.exitCode}):\n${out.slice(-4000)}`);
     if ((await probe('http://127.0.0.1:8000/ready', 1000)) === 200) break;
     if (Date.now() > deadline) throw new Error(`npm start: the gateway's /ready did not answer 200 within 120 s:\n${out.slice(-4000)}`);
     await sleep(50);
@@ -384,7 +410,8 @@ async function main(): Promise<void> {
   const missing = dockerMissing();
   if (missing) throw new Error(missing);
   for (const image of [IMAGES.node, IMAGES.postgres, IMAGES.redis, IMAGES.nginx]) {
-    if (!(await imageExists(image))) throw new Error(`${image} is not on the daemon: build the stand-ins first (test/deploy/stand-ins/build.sh)`);
+    if (!(await imageExists(image)))
+      throw new Error(`${image} is not on the daemon: build the stand-ins first (test/deploy/stand-ins/build.sh)`);
   }
   const busy = await busyPorts();
   if (busy.length) throw new Error(`ports ${busy.join(', ')} on 127.0.0.1 are taken: the npm start phase needs 8000-8003 free`);
@@ -408,11 +435,31 @@ async function main(): Promise<void> {
   log(`docker-compose -p ${stack.project} up…`);
   const upSeconds = await stack.up();
   const network = stack.env.CODELAB_NETWORK!;
-  const reference: ColdTarget = { name: REFERENCE, image: IMAGES.node, port: 8000, env: {}, volumes: [], command: ['node', '-e', REFERENCE_SCRIPT] };
+  const reference: ColdTarget = {
+    name: REFERENCE,
+    image: IMAGES.node,
+    port: 8000,
+    env: {},
+    volumes: [],
+    command: ['node', '-e', REFERENCE_SCRIPT],
+  };
   // the reference's idle memory: one bare node container on the same network, idle as long
   const idleRef = uniqueName('cl-bench-idle-ref');
   containers.add(idleRef);
-  await dockerOk(['run', '-d', '--name', idleRef, '--network', network, '--label', 'org.codelab.bench=deploy', IMAGES.node, 'node', '-e', REFERENCE_SCRIPT]);
+  await dockerOk([
+    'run',
+    '-d',
+    '--name',
+    idleRef,
+    '--network',
+    network,
+    '--label',
+    'org.codelab.bench=deploy',
+    IMAGES.node,
+    'node',
+    '-e',
+    REFERENCE_SCRIPT,
+  ]);
   log(`up and healthy in ${upSeconds.toFixed(1)} s; idle for ${IDLE_SECONDS} s…`);
   await sleep(IDLE_SECONDS * 1000);
   const states = await stack.states();
@@ -472,10 +519,18 @@ async function main(): Promise<void> {
   // ---------------------------------------------------------------------------------------------
   // the table
   const out: string[] = [];
-  out.push(`\nbench:deploy on ${CPUS} CPUs, Docker at ${dockerHost() ?? 'the default socket'} (shared daemon and machine: figures are noisy, compare the ratios)`);
-  out.push(`\nimages${buildSeconds === undefined ? ' (present, not built by this run)' : ` (built by this run in ${buildSeconds.toFixed(1)} s)`}; MB = 10^6 bytes; target <= ${SIZE_TARGET_MB} MB per service image`);
-  out.push(`  ${'image'.padEnd(40)} ${'size MB'.padStart(8)} ${'gzip MB'.padStart(8)} ${'+base MB'.padStart(9)} ${'+gz MB'.padStart(7)} ${'x base'.padStart(7)}  target (size / gzip)`);
-  out.push(`  ${`${IMAGES.node} (reference)`.padEnd(40)} ${mb(base.bytes).padStart(8)} ${mb(base.gzipBytes).padStart(8)} ${''.padStart(9)} ${''.padStart(7)} ${''.padStart(7)}`);
+  out.push(
+    `\nbench:deploy on ${CPUS} CPUs, Docker at ${dockerHost() ?? 'the default socket'} (shared daemon and machine: figures are noisy, compare the ratios)`,
+  );
+  out.push(
+    `\nimages${buildSeconds === undefined ? ' (present, not built by this run)' : ` (built by this run in ${buildSeconds.toFixed(1)} s)`}; MB = 10^6 bytes; target <= ${SIZE_TARGET_MB} MB per service image`,
+  );
+  out.push(
+    `  ${'image'.padEnd(40)} ${'size MB'.padStart(8)} ${'gzip MB'.padStart(8)} ${'+base MB'.padStart(9)} ${'+gz MB'.padStart(7)} ${'x base'.padStart(7)}  target (size / gzip)`,
+  );
+  out.push(
+    `  ${`${IMAGES.node} (reference)`.padEnd(40)} ${mb(base.bytes).padStart(8)} ${mb(base.gzipBytes).padStart(8)} ${''.padStart(9)} ${''.padStart(7)} ${''.padStart(7)}`,
+  );
   for (const sv of SERVICE_IMAGES) {
     const i = sizes[sv]!;
     out.push(
@@ -485,14 +540,24 @@ async function main(): Promise<void> {
   }
 
   const refMedian = median(cold[REFERENCE]!.map((c) => c.healthyMs));
-  out.push(`\ncold start, docker start -> first 200 on /health (the host starts a GET on the published 127.0.0.1 port every ${POLL_MS} ms), ${REPEATS} runs each; target <= ${COLD_TARGET_MS} ms`);
-  out.push(`  ${'container'.padEnd(12)} ${'start p50'.padStart(10)} ${'200 p50'.padStart(8)} ${'200 max'.padStart(8)} ${'/ ref p50'.padStart(10)}  target (max)`);
+  out.push(
+    `\ncold start, docker start -> first 200 on /health (the host starts a GET on the published 127.0.0.1 port every ${POLL_MS} ms), ${REPEATS} runs each; target <= ${COLD_TARGET_MS} ms`,
+  );
+  out.push(
+    `  ${'container'.padEnd(12)} ${'start p50'.padStart(10)} ${'200 p50'.padStart(8)} ${'200 max'.padStart(8)} ${'/ ref p50'.padStart(10)}  target (max)`,
+  );
   const coldReport: Record<string, unknown> = {};
   for (const t of targets) {
     const runs = cold[t.name]!;
     const h = runs.map((c) => c.healthyMs);
     const st = runs.map((c) => c.startMs);
-    coldReport[t.name] = { start_ms_p50: median(st), healthy_ms: h, healthy_ms_p50: median(h), healthy_ms_max: Math.max(...h), ratio_p50: median(h) / refMedian };
+    coldReport[t.name] = {
+      start_ms_p50: median(st),
+      healthy_ms: h,
+      healthy_ms_p50: median(h),
+      healthy_ms_max: Math.max(...h),
+      ratio_p50: median(h) / refMedian,
+    };
     out.push(
       `  ${(t.name === REFERENCE ? 'bare node' : t.name).padEnd(12)} ${ms0(median(st)).padStart(7)} ms ${ms0(median(h)).padStart(5)} ms ${ms0(Math.max(...h)).padStart(5)} ms ${(t.name === REFERENCE ? '' : x2(median(h) / refMedian)).padStart(10)}  ` +
         (t.name === REFERENCE ? '(reference)' : verdict(Math.max(...h) <= COLD_TARGET_MS)),
@@ -500,7 +565,9 @@ async function main(): Promise<void> {
   }
   report.cold_start = { repeats: REPEATS, poll_ms: POLL_MS, target_ms: COLD_TARGET_MS, containers: coldReport };
 
-  out.push(`\nstack up (nothing running -> every container healthy and nginx answering): ${upSeconds.toFixed(1)} s; npm start -> gateway /ready: ${local.seconds.toFixed(1)} s (x${(upSeconds / local.seconds).toFixed(2)}); scale to 3 gateways + 2 runtimes: ${scaleSeconds.toFixed(1)} s`);
+  out.push(
+    `\nstack up (nothing running -> every container healthy and nginx answering): ${upSeconds.toFixed(1)} s; npm start -> gateway /ready: ${local.seconds.toFixed(1)} s (x${(upSeconds / local.seconds).toFixed(2)}); scale to 3 gateways + 2 runtimes: ${scaleSeconds.toFixed(1)} s`,
+  );
   out.push(`idle memory after ${IDLE_SECONDS} s idle (docker stats), MiB; reference: a bare node container ${f1(refMem / 1024 ** 2)} MiB`);
   const memReport: Record<string, unknown> = {};
   let total = 0;
@@ -508,10 +575,20 @@ async function main(): Promise<void> {
     if (m.service === REFERENCE) continue;
     total += m.used;
     memReport[m.service] = { used_bytes: m.used, limit_bytes: m.limit };
-    out.push(`  ${m.service.padEnd(12)} ${f1(m.used / 1024 ** 2).padStart(7)} MiB of ${f1(m.limit / 1024 ** 2).padStart(6)}  ${['auth', 'gateway', 'runtime', 'llm-proxy'].includes(m.service) ? `${x2(m.used / refMem)} ref` : ''}`);
+    out.push(
+      `  ${m.service.padEnd(12)} ${f1(m.used / 1024 ** 2).padStart(7)} MiB of ${f1(m.limit / 1024 ** 2).padStart(6)}  ${['auth', 'gateway', 'runtime', 'llm-proxy'].includes(m.service) ? `${x2(m.used / refMem)} ref` : ''}`,
+    );
   }
   out.push(`  ${'total'.padEnd(12)} ${f1(total / 1024 ** 2).padStart(7)} MiB`);
-  report.stack = { up_seconds: upSeconds, npm_start_ready_seconds: local.seconds, scale_seconds: scaleSeconds, idle_seconds: IDLE_SECONDS, memory: memReport, reference_memory_bytes: refMem, total_memory_bytes: total };
+  report.stack = {
+    up_seconds: upSeconds,
+    npm_start_ready_seconds: local.seconds,
+    scale_seconds: scaleSeconds,
+    idle_seconds: IDLE_SECONDS,
+    memory: memReport,
+    reference_memory_bytes: refMem,
+    total_memory_bytes: total,
+  };
 
   const row = (name: string, c: Conversations): string =>
     `  ${name.padEnd(48)} ${f1(pct(c.ttft, 50)).padStart(8)} ${f1(pct(c.ttft, 99)).padStart(7)} ${f1(pct(c.turn, 50)).padStart(8)} ${f1(pct(c.turn, 99)).padStart(7)}  ${c.ttft.length}/${c.ttft.length + c.failures.length}`;
@@ -525,7 +602,9 @@ async function main(): Promise<void> {
     const which = k === 0 ? 'turn 1 (new session)' : `turn ${k + 1}`;
     out.push(row(`${which}: docker (nginx, 3 gw, 2 rt)`, dockerRounds[k]!));
     out.push(row(`${which}: npm start (reference)`, localRounds[k]!));
-    out.push(`  ${`${which}: docker / npm start`.padEnd(48)} ${x2(ratio(k, 50, 'ttft')).padStart(8)} ${x2(ratio(k, 99, 'ttft')).padStart(7)} ${x2(ratio(k, 50, 'turn')).padStart(8)} ${x2(ratio(k, 99, 'turn')).padStart(7)}`);
+    out.push(
+      `  ${`${which}: docker / npm start`.padEnd(48)} ${x2(ratio(k, 50, 'ttft')).padStart(8)} ${x2(ratio(k, 99, 'ttft')).padStart(7)} ${x2(ratio(k, 50, 'turn')).padStart(8)} ${x2(ratio(k, 99, 'turn')).padStart(7)}`,
+    );
   }
   const named: [string, Conversations][] = [
     ['docker warm-up', dockerWarm[0]!],
@@ -534,7 +613,14 @@ async function main(): Promise<void> {
     ...localRounds.map((c, k): [string, Conversations] => [`npm start turn ${k + 1}`, c]),
   ];
   for (const [name, c] of named) if (c.failures.length) out.push(`  ${name}: ${c.failures.length} failed, e.g. ${c.failures[0]}`);
-  const conv = (c: Conversations) => ({ ttft_ms_p50: pct(c.ttft, 50), ttft_ms_p99: pct(c.ttft, 99), turn_ms_p50: pct(c.turn, 50), turn_ms_p99: pct(c.turn, 99), ok: c.ttft.length, failed: c.failures.length });
+  const conv = (c: Conversations) => ({
+    ttft_ms_p50: pct(c.ttft, 50),
+    ttft_ms_p99: pct(c.ttft, 99),
+    turn_ms_p50: pct(c.turn, 50),
+    turn_ms_p99: pct(c.turn, 99),
+    ok: c.ttft.length,
+    failed: c.failures.length,
+  });
   report.conversations = {
     n: CONVERSATIONS,
     turns: TURNS,
@@ -542,7 +628,12 @@ async function main(): Promise<void> {
     message: MESSAGE,
     docker: dockerRounds.map(conv),
     npm_start: localRounds.map(conv),
-    ratio: dockerRounds.map((_, k) => ({ ttft_p50: ratio(k, 50, 'ttft'), ttft_p99: ratio(k, 99, 'ttft'), turn_p50: ratio(k, 50, 'turn'), turn_p99: ratio(k, 99, 'turn') })),
+    ratio: dockerRounds.map((_, k) => ({
+      ttft_p50: ratio(k, 50, 'ttft'),
+      ttft_p99: ratio(k, 99, 'ttft'),
+      turn_p50: ratio(k, 50, 'turn'),
+      turn_p99: ratio(k, 99, 'turn'),
+    })),
   };
   console.log(out.join('\n'));
 
@@ -555,7 +646,9 @@ async function main(): Promise<void> {
     `images <= ${mb(largest)} MB (${mb(largestGz)} MB gzip; base ${mb(base.bytes)} / ${mb(base.gzipBytes)} MB), target ${SIZE_TARGET_MB} MB: ${verdict(largest <= SIZE_TARGET_MB * 1e6)}; ` +
       `cold start max ${ms0(slowest)} ms (bare node p50 ${ms0(refMedian)} ms), target ${COLD_TARGET_MS} ms: ${verdict(slowest <= COLD_TARGET_MS)}; up ${upSeconds.toFixed(1)} s; ` +
       `${CONVERSATIONS} conversations, TTFT p99 of a new session's first turn: docker ${f1(pct(dockerRounds[0]!.ttft, 99))} ms vs npm start ${f1(pct(localRounds[0]!.ttft, 99))} ms (${x2(ratio(0, 99, 'ttft'))})` +
-        (TURNS > 1 ? `, of turn ${TURNS}: ${f1(pct(dockerRounds[TURNS - 1]!.ttft, 99))} vs ${f1(pct(localRounds[TURNS - 1]!.ttft, 99))} ms (${x2(ratio(TURNS - 1, 99, 'ttft'))})` : ''),
+      (TURNS > 1
+        ? `, of turn ${TURNS}: ${f1(pct(dockerRounds[TURNS - 1]!.ttft, 99))} vs ${f1(pct(localRounds[TURNS - 1]!.ttft, 99))} ms (${x2(ratio(TURNS - 1, 99, 'ttft'))})`
+        : ''),
   );
   console.log(JSON.stringify(report));
   if (named.some(([, c]) => c.failures.length)) process.exitCode = 1;

@@ -36,7 +36,11 @@ async function timeAsyncLoop(fn: () => Promise<unknown>, ms: number): Promise<nu
   return n / (ms / 1000);
 }
 
-async function httpLoad(url: string, headers: Record<string, string>, seconds: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+async function httpLoad(
+  url: string,
+  headers: Record<string, string>,
+  seconds: number,
+): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
   const latencies: number[] = [];
   let errors = 0;
   const end = performance.now() + seconds * 1000;
@@ -52,7 +56,12 @@ async function httpLoad(url: string, headers: Record<string, string>, seconds: n
     }),
   );
   latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / seconds, p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]!, errors };
+  return {
+    rps: latencies.length / seconds,
+    p50: latencies[Math.floor(latencies.length * 0.5)]!,
+    p99: latencies[Math.floor(latencies.length * 0.99)]!,
+    errors,
+  };
 }
 
 let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
@@ -77,7 +86,11 @@ try {
   })();
   const { createGatewayMetrics } = await import('@codelab/gateway/metrics');
   const metrics = createGatewayMetrics(new ServiceMetrics('bench'));
-  const jwks = new JwksCache({ auth: new PeerClient({ peer: 'auth', baseUrl: withAuth.url.auth, metrics: new ServiceMetrics('bench2') }), metrics, logger: silentLoggerForBench() });
+  const jwks = new JwksCache({
+    auth: new PeerClient({ peer: 'auth', baseUrl: withAuth.url.auth, metrics: new ServiceMetrics('bench2') }),
+    metrics,
+    logger: silentLoggerForBench(),
+  });
   const verify = createJwtVerifier({ jwks, issuer: 'https://auth.codelab.local', audience: 'codelab-api', revoked: { has: () => false } });
   await verify(token);
   const jwk = ((await (await fetch(`${withAuth.url.auth}/.well-known/jwks.json`)).json()) as { keys: JsonWebKey[] }).keys[0]!;
@@ -93,7 +106,9 @@ try {
   const claims = decodeJwt(token);
   const kid = JSON.parse(Buffer.from(h, 'base64url').toString()).kid as string;
   const fresh = await Promise.all(
-    Array.from({ length: 400 }, (_, i) => new SignJWT({ ...claims, jti: `bench-${i}` }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid }).sign(signingKey)),
+    Array.from({ length: 400 }, (_, i) =>
+      new SignJWT({ ...claims, jti: `bench-${i}` }).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid }).sign(signingKey),
+    ),
   );
   const t0 = performance.now();
   for (const t of fresh) await verify(t);
@@ -113,7 +128,9 @@ try {
   console.log(`GET ${path} (${CONCURRENCY} concurrent, ${SECONDS}s each, database: ${embedded ? 'embedded' : 'BENCH_DATABASE_URL'})`);
   console.log(`  JWT on : ${on.rps.toFixed(0)} req/s, p50 ${on.p50.toFixed(2)} ms, p99 ${on.p99.toFixed(2)} ms, errors ${on.errors}`);
   console.log(`  JWT off: ${off.rps.toFixed(0)} req/s, p50 ${off.p50.toFixed(2)} ms, p99 ${off.p99.toFixed(2)} ms, errors ${off.errors}`);
-  console.log(`  on / off: ${((on.rps / off.rps) * 100).toFixed(0)}% of the throughput; +${(1000 / on.rps - 1000 / off.rps).toFixed(3)} ms of single-process time per request`);
+  console.log(
+    `  on / off: ${((on.rps / off.rps) * 100).toFixed(0)}% of the throughput; +${(1000 / on.rps - 1000 / off.rps).toFixed(3)} ms of single-process time per request`,
+  );
 } finally {
   await withAuth.close();
   await withoutAuth.close();

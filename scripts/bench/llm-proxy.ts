@@ -66,7 +66,8 @@ async function batch(url: string, n: number): Promise<{ samples: Sample[]; token
 async function overheadBuckets(url: string): Promise<Map<number, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const out = new Map<number, number>();
-  for (const m of text.matchAll(/^llm_proxy_overhead_seconds_bucket\{le="([^"]+)"[^}]*\} (\S+)$/gm)) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  for (const m of text.matchAll(/^llm_proxy_overhead_seconds_bucket\{le="([^"]+)"[^}]*\} (\S+)$/gm))
+    out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
   return out;
 }
 /** Upper bound (ms) of the bucket holding percentile p of the observations between two scrapes. */
@@ -81,7 +82,12 @@ const procs: RunningProcess[] = [];
 try {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-bench-llmp-'));
   const common = { CODELAB_DATA_DIR: dataDir, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__LOG_LEVEL: 'warn' };
-  const mock = await startProcess('llm-proxy', { ...common, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0', LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096' });
+  const mock = await startProcess('llm-proxy', {
+    ...common,
+    LLM_PROXY__MOCK_TTFT_MS: '0',
+    LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+    LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096',
+  });
   procs.push(mock);
   const proxy = await startProcess('llm-proxy', {
     ...common,
@@ -91,7 +97,9 @@ try {
     LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096',
   });
   procs.push(proxy);
-  console.log(`mock upstream ${mock.url}, proxy ${proxy.url}; ${WORDS} tokens per stream, ${ROUNDS} rounds per level (after 3 warm-up rounds)`);
+  console.log(
+    `mock upstream ${mock.url}, proxy ${proxy.url}; ${WORDS} tokens per stream, ${ROUNDS} rounds per level (after 3 warm-up rounds)`,
+  );
   console.log('streams | direct TTFT p50 / p99 ms | proxy TTFT p50 / p99 ms | added p50 / p99 ms | direct tok/s | proxy tok/s | ratio');
   for (const n of LEVELS) {
     for (let i = 0; i < 3; i++) {
@@ -102,7 +110,15 @@ try {
     const direct = { ttft: [] as number[], tokens: 0, ms: 0 };
     const proxied = { ttft: [] as number[], tokens: 0, ms: 0 };
     for (let r = 0; r < ROUNDS; r++) {
-      for (const [url, acc] of r % 2 === 0 ? ([[mock.url, direct], [proxy.url, proxied]] as const) : ([[proxy.url, proxied], [mock.url, direct]] as const)) {
+      for (const [url, acc] of r % 2 === 0
+        ? ([
+            [mock.url, direct],
+            [proxy.url, proxied],
+          ] as const)
+        : ([
+            [proxy.url, proxied],
+            [mock.url, direct],
+          ] as const)) {
         const b = await batch(url, n);
         acc.ttft.push(...b.samples.map((s) => s.ttftMs));
         acc.tokens += b.tokens;
@@ -116,10 +132,14 @@ try {
       `${String(n).padStart(7)} | ${f2(d50).padStart(8)} / ${f2(d99).padEnd(8)}     | ${f2(p50).padStart(8)} / ${f2(p99).padEnd(8)}    | ${f2(p50 - d50).padStart(7)} / ${f2(p99 - d99).padEnd(7)} | ${dTps.toFixed(0).padStart(12)} | ${pTps.toFixed(0).padStart(11)} | ${((pTps / dTps) * 100).toFixed(0)}%`,
     );
     const after = await overheadBuckets(proxy.url);
-    console.log(`        | the proxy's own llm_proxy_overhead_seconds at this level: p50 <= ${bucketPct(before, after, 50)} ms, p99 <= ${bucketPct(before, after, 99)} ms`);
+    console.log(
+      `        | the proxy's own llm_proxy_overhead_seconds at this level: p50 <= ${bucketPct(before, after, 50)} ms, p99 <= ${bucketPct(before, after, 99)} ms`,
+    );
   }
   console.log('goal: added TTFT p99 < 5 ms at 200 streams, proxy tokens/s >= 70% of direct');
-  console.log(`(client, mock and proxy are three processes on ${(await import('node:os')).availableParallelism()} CPUs: through the proxy they share the same cores)`);
+  console.log(
+    `(client, mock and proxy are three processes on ${(await import('node:os')).availableParallelism()} CPUs: through the proxy they share the same cores)`,
+  );
 } finally {
   for (const p of procs) await p.stop();
   await agent.close();

@@ -30,7 +30,15 @@ export function load(opts: LoadOptions): Promise<LoadResult> {
       (err, r) => {
         if (err) return reject(err);
         const ok = r['2xx'];
-        resolve({ name: opts.name, rps: ok / r.duration, ok, failed: r.non2xx + r.errors, p50: pct(latencies, 50), p99: pct(latencies, 99), seconds: r.duration });
+        resolve({
+          name: opts.name,
+          rps: ok / r.duration,
+          ok,
+          failed: r.non2xx + r.errors,
+          p50: pct(latencies, 50),
+          p99: pct(latencies, 99),
+          seconds: r.duration,
+        });
       },
     );
     instance.on('response', (_client, status, _bytes, ms) => {

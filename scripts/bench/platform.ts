@@ -47,7 +47,13 @@ export interface ProcOptions {
 const KEEP = 64 * 1024;
 
 /** Runs `node <script>` with only `env` (plus PATH/HOME), waits until `url` answers. */
-export async function startNode(name: string, script: string, port: number, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
+export async function startNode(
+  name: string,
+  script: string,
+  port: number,
+  env: Record<string, string>,
+  opts: ProcOptions = {},
+): Promise<Proc> {
   const args = [...(opts.nodeArgs ?? []), script];
   const logFd = opts.logFile ? openSync(opts.logFile, 'a') : undefined;
   const stdio: ['ignore', 'pipe' | number, 'pipe'] = ['ignore', logFd ?? 'pipe', 'pipe'];
@@ -106,9 +112,16 @@ export async function startService(name: ServiceName, env: Record<string, string
 }
 
 /** The run's PostgreSQL: BENCH_DATABASE_URL, else an embedded engine (PGlite over the wire protocol). */
-export async function benchDatabase(maxConnections = 32): Promise<{ url: string; embedded: boolean; describe: string; stop(): Promise<void> }> {
+export async function benchDatabase(
+  maxConnections = 32,
+): Promise<{ url: string; embedded: boolean; describe: string; stop(): Promise<void> }> {
   if (process.env.BENCH_DATABASE_URL) {
-    return { url: process.env.BENCH_DATABASE_URL, embedded: false, describe: 'PostgreSQL (BENCH_DATABASE_URL)', stop: async () => undefined };
+    return {
+      url: process.env.BENCH_DATABASE_URL,
+      embedded: false,
+      describe: 'PostgreSQL (BENCH_DATABASE_URL)',
+      stop: async () => undefined,
+    };
   }
   const e = await startEmbeddedPostgres(undefined, maxConnections);
   return { url: e.url, embedded: true, describe: 'embedded PGlite (set BENCH_DATABASE_URL for a real PostgreSQL)', stop: () => e.stop() };
@@ -158,7 +171,10 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     ...opts.env,
     ...opts.services?.[name],
   });
-  const procOpts = (name: ServiceName): ProcOptions => ({ ...(opts.logDir ? { logFile: path.join(opts.logDir, `${name}.log`) } : {}), ...opts.procs?.[name] });
+  const procOpts = (name: ServiceName): ProcOptions => ({
+    ...(opts.logDir ? { logFile: path.join(opts.logDir, `${name}.log`) } : {}),
+    ...opts.procs?.[name],
+  });
   const started: Proc[] = [];
   const up = async (name: ServiceName, env: Record<string, string>): Promise<Proc> => {
     const p = await startService(name, { ...env, ...envFor(name), ...opts.services?.[name] }, procOpts(name));
@@ -172,7 +188,11 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         LLM_PROXY__MOCK_TOKEN_DELAY_MS: String(opts.mock?.tokenDelayMs ?? 0),
         LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096',
       }),
-      up('auth', { AUTH_SERVICE__DB_URL: opts.databaseUrl, AUTH_SERVICE__MASTER_KEY: 'bench-admin-password', AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false' }),
+      up('auth', {
+        AUTH_SERVICE__DB_URL: opts.databaseUrl,
+        AUTH_SERVICE__MASTER_KEY: 'bench-admin-password',
+        AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false',
+      }),
     ]);
     const runtime = await up('runtime', {
       AGENT_RUNTIME__DB_URL: opts.databaseUrl,
@@ -370,8 +390,10 @@ export function platformCpuGroups(p: Platform, extra: Record<string, () => numbe
     auth: () => [p.auth.pid],
     ...extra,
   };
-  if (process.env.BENCH_DATABASE_URL && /@(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_DATABASE_URL)) groups.postgres = () => pidsByName('postgres');
-  if (process.env.BENCH_REDIS_URL && /\/\/(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_REDIS_URL)) groups.redis = () => pidsByName('redis-server');
+  if (process.env.BENCH_DATABASE_URL && /@(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_DATABASE_URL))
+    groups.postgres = () => pidsByName('postgres');
+  if (process.env.BENCH_REDIS_URL && /\/\/(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_REDIS_URL))
+    groups.redis = () => pidsByName('redis-server');
   return groups;
 }
 

@@ -15,7 +15,22 @@
  */
 import { freePort } from '@codelab/service-kit/testing';
 import { checkLoad, f1, f2, load, type LoadResult } from './load.ts';
-import { benchDatabase, CpuMeter, cpuPerOp, CPUS, histMeanMs, metricSum, platformCpuGroups, result, scrape, startNode, startPlatform, TEST_INTERNAL_KEY, type Platform, type Proc } from './platform.ts';
+import {
+  benchDatabase,
+  CpuMeter,
+  cpuPerOp,
+  CPUS,
+  histMeanMs,
+  metricSum,
+  platformCpuGroups,
+  result,
+  scrape,
+  startNode,
+  startPlatform,
+  TEST_INTERNAL_KEY,
+  type Platform,
+  type Proc,
+} from './platform.ts';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
 const SECONDS = Number(process.env.BENCH_SECONDS || 5);
@@ -46,18 +61,31 @@ let platform: Platform | undefined;
 let hello: Proc | undefined;
 const db = await benchDatabase(48);
 try {
-  platform = await startPlatform({ databaseUrl: db.url, redisUrl: process.env.BENCH_REDIS_URL, logLevel: process.env.BENCH_LOG_LEVEL || 'warn' });
+  platform = await startPlatform({
+    databaseUrl: db.url,
+    redisUrl: process.env.BENCH_REDIS_URL,
+    logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
+  });
   const port = await freePort();
   hello = await startNode('hello-fastify', 'scripts/bench/hello-fastify.ts', port, { PORT: String(port) }, { readyPath: '/' });
   const auth = { authorization: `Bearer ${platform.token}` };
   // The user's sessions: a full page to list.
   for (let i = 0; i < LIMIT; i++) {
-    const res = await fetch(`${platform.gateway.url}/api/v1/sessions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${platform.gateway.url}/api/v1/sessions`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{}',
+    });
     if (res.status !== 201) throw new Error(`POST /api/v1/sessions: ${res.status} ${await res.text()}`);
   }
   const targets: Target[] = [
     { key: 'fastify', name: 'bare fastify hello-world (reference)', url: `${hello.url}/` },
-    { key: 'gateway', name: `gateway GET /api/v1/sessions?limit=${LIMIT} + JWT`, url: `${platform.gateway.url}/api/v1/sessions?limit=${LIMIT}`, headers: auth },
+    {
+      key: 'gateway',
+      name: `gateway GET /api/v1/sessions?limit=${LIMIT} + JWT`,
+      url: `${platform.gateway.url}/api/v1/sessions?limit=${LIMIT}`,
+      headers: auth,
+    },
   ];
   if (BREAKDOWN) {
     targets.push(
@@ -82,7 +110,9 @@ try {
   );
   for (const t of targets) checkLoad(await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: 2 }));
 
-  const totals = new Map<string, Totals>(targets.map((t) => [t.key, { ok: 0, seconds: 0, p50: [], p99: [], cpu: {}, queries: 0, queryMs: [] }]));
+  const totals = new Map<string, Totals>(
+    targets.map((t) => [t.key, { ok: 0, seconds: 0, p50: [], p99: [], cpu: {}, queries: 0, queryMs: [] }]),
+  );
   const perRound: Record<string, number>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
@@ -90,11 +120,15 @@ try {
     for (const t of order) {
       const metricsBefore = await scrape(platform.runtime.url);
       meter.start();
-      const res: LoadResult = checkLoad(await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: SECONDS }));
+      const res: LoadResult = checkLoad(
+        await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: SECONDS }),
+      );
       const { cpu } = meter.stop();
       const metricsAfter = await scrape(platform.runtime.url);
       const acc = totals.get(t.key)!;
-      acc.queries += metricSum(metricsAfter, 'db_client_operation_duration_seconds_count') - metricSum(metricsBefore, 'db_client_operation_duration_seconds_count');
+      acc.queries +=
+        metricSum(metricsAfter, 'db_client_operation_duration_seconds_count') -
+        metricSum(metricsBefore, 'db_client_operation_duration_seconds_count');
       acc.queryMs.push(histMeanMs(metricsBefore, metricsAfter, 'db_client_operation_duration_seconds'));
       acc.ok += res.ok;
       acc.seconds += res.seconds;
@@ -102,7 +136,9 @@ try {
       acc.p99.push(res.p99);
       for (const [k, ms] of Object.entries(cpu)) acc.cpu[k] = (acc.cpu[k] ?? 0) + ms;
       rates[t.key] = res.rps;
-      console.log(`  round ${r + 1}: ${t.name.padEnd(46)} ${res.rps.toFixed(0).padStart(6)} req/s  p50 ${f2(res.p50)} ms  p99 ${f2(res.p99)} ms`);
+      console.log(
+        `  round ${r + 1}: ${t.name.padEnd(46)} ${res.rps.toFixed(0).padStart(6)} req/s  p50 ${f2(res.p50)} ms  p99 ${f2(res.p99)} ms`,
+      );
     }
     perRound.push(rates);
   }
@@ -114,7 +150,9 @@ try {
     const acc = totals.get(t.key)!;
     const shown = (k: string): boolean => (t.key === 'fastify' ? k === 'hello-fastify' || k === 'client' : k !== 'hello-fastify');
     const cpu = Object.fromEntries(Object.entries(acc.cpu).filter(([k]) => shown(k)));
-    console.log(`${t.name.padEnd(46)} ${rps(t.key).toFixed(0).padStart(7)} ${f2(median(acc.p50)).padStart(8)} ${f2(median(acc.p99)).padStart(8)} | ${cpuPerOp(cpu, acc.ok)}`);
+    console.log(
+      `${t.name.padEnd(46)} ${rps(t.key).toFixed(0).padStart(7)} ${f2(median(acc.p50)).padStart(8)} ${f2(median(acc.p99)).padStart(8)} | ${cpuPerOp(cpu, acc.ok)}`,
+    );
   }
   const ratio = rps('gateway') / rps('fastify');
   const roundRatios = perRound.map((r) => r.gateway! / r.fastify!);
@@ -125,7 +163,10 @@ try {
   if (BREAKDOWN) {
     const gw = totals.get('gateway')!;
     const per = (k: string): number => (gw.cpu[k] ?? 0) / gw.ok;
-    const serverMs = Object.entries(gw.cpu).filter(([k]) => k !== 'client' && k !== 'hello-fastify').reduce((a, [, ms]) => a + ms, 0) / gw.ok;
+    const serverMs =
+      Object.entries(gw.cpu)
+        .filter(([k]) => k !== 'client' && k !== 'hello-fastify')
+        .reduce((a, [, ms]) => a + ms, 0) / gw.ok;
     console.log(
       `where a gateway read goes (CPU per request): gateway ${f2(per('gateway'))} ms, runtime ${f2(per('runtime'))} ms` +
         `${gw.cpu.postgres !== undefined ? `, PostgreSQL ${f2(per('postgres'))} ms` : ''}${gw.cpu.redis !== undefined ? `, Redis ${f2(per('redis'))} ms` : ''}, load generator ${f2(per('client'))} ms; ` +

@@ -27,7 +27,19 @@ import path from 'node:path';
 import { freePort } from '@codelab/service-kit/testing';
 import { FrameClient } from '../../test/helpers/stack.ts';
 import { checkLoad, f1, f2, load } from './load.ts';
-import { benchDatabase, CpuMeter, cpuPerOp, CPUS, platformCpuGroups, result, scrape, startNode, startPlatform, type Platform, type Proc } from './platform.ts';
+import {
+  benchDatabase,
+  CpuMeter,
+  cpuPerOp,
+  CPUS,
+  platformCpuGroups,
+  result,
+  scrape,
+  startNode,
+  startPlatform,
+  type Platform,
+  type Proc,
+} from './platform.ts';
 import { timedTurn } from './timing.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
@@ -157,7 +169,9 @@ async function runWindow(stack: Stack, seconds: number): Promise<Window> {
   const logsBefore = logBytes(stack.logDir);
   let scrapes = 0;
   const scrapeAll = async (): Promise<void> => {
-    await Promise.all(platform.procs.map((p) => scrape(p.url, 'application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5')));
+    await Promise.all(
+      platform.procs.map((p) => scrape(p.url, 'application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5')),
+    );
     scrapes += platform.procs.length;
   };
   const scraper = config.scrape ? setInterval(() => void scrapeAll().catch(() => undefined), SCRAPE_SECONDS * 1000) : undefined;
@@ -168,7 +182,13 @@ async function runWindow(stack: Stack, seconds: number): Promise<Window> {
   let failed = 0;
   let k = 0;
   const [rest] = await Promise.all([
-    load({ name: `${config.name}: REST`, url: `${platform.gateway.url}/api/v1/sessions?limit=${LIMIT}`, headers: { authorization: `Bearer ${platform.token}` }, connections: REST_CONNECTIONS, seconds }),
+    load({
+      name: `${config.name}: REST`,
+      url: `${platform.gateway.url}/api/v1/sessions?limit=${LIMIT}`,
+      headers: { authorization: `Bearer ${platform.token}` },
+      connections: REST_CONNECTIONS,
+      seconds,
+    }),
     ...stack.conversations.map(async (c) => {
       while (performance.now() < end) {
         if (!(await c.turn(`telemetry turn ${k++} [[mock:words ${WORDS}]]`))) {
@@ -208,12 +228,22 @@ try {
       let sink: Proc | undefined;
       if (config.ratio !== undefined || config.loki) {
         const port = await freePort();
-        sink = await startNode(`telemetry-sink (${config.key})`, 'scripts/bench/telemetry-sink.ts', port, { PORT: String(port) }, { readyPath: '/health' });
+        sink = await startNode(
+          `telemetry-sink (${config.key})`,
+          'scripts/bench/telemetry-sink.ts',
+          port,
+          { PORT: String(port) },
+          { readyPath: '/health' },
+        );
         sinks.push(sink);
       }
       const env: Record<string, string> = {
         ...(config.ratio !== undefined
-          ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink!.url, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(config.ratio) }
+          ? {
+              OTEL_EXPORTER_OTLP_ENDPOINT: sink!.url,
+              OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+              OTEL_TRACES_SAMPLER_ARG: String(config.ratio),
+            }
           : {}),
         ...(config.loki ? { LOKI_URL: sink!.url } : {}),
       };
@@ -237,7 +267,11 @@ try {
   }
   for (const { config, platform, logDir, sink } of platforms) {
     for (let i = 0; i < LIMIT; i++) {
-      const res = await fetch(`${platform.gateway.url}/api/v1/sessions`, { method: 'POST', headers: { authorization: `Bearer ${platform.token}`, 'content-type': 'application/json' }, body: '{}' });
+      const res = await fetch(`${platform.gateway.url}/api/v1/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${platform.token}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
       if (res.status !== 201) throw new Error(`POST /api/v1/sessions: ${res.status}`);
     }
     stacks.push({
@@ -256,7 +290,12 @@ try {
   );
   for (const s of stacks) await runWindow(s, WARMUP_SECONDS);
 
-  const totals = new Map<string, Window>(CONFIGS.map((c) => [c.key, { rest: 0, turns: 0, failed: 0, seconds: 0, spans: 0, traceBytes: 0, lokiBytes: 0, logBytes: 0, scrapes: 0, cpu: {} }]));
+  const totals = new Map<string, Window>(
+    CONFIGS.map((c) => [
+      c.key,
+      { rest: 0, turns: 0, failed: 0, seconds: 0, spans: 0, traceBytes: 0, lokiBytes: 0, logBytes: 0, scrapes: 0, cpu: {} },
+    ]),
+  );
   const rounds: Record<string, Window>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const round: Record<string, Window> = {};
@@ -265,9 +304,12 @@ try {
       const w = await runWindow(s, SECONDS);
       round[s.config.key] = w;
       const t = totals.get(s.config.key)!;
-      for (const k of ['rest', 'turns', 'failed', 'seconds', 'spans', 'traceBytes', 'lokiBytes', 'logBytes', 'scrapes'] as const) t[k] += w[k];
+      for (const k of ['rest', 'turns', 'failed', 'seconds', 'spans', 'traceBytes', 'lokiBytes', 'logBytes', 'scrapes'] as const)
+        t[k] += w[k];
       for (const [g, ms] of Object.entries(w.cpu)) t.cpu[g] = (t.cpu[g] ?? 0) + ms;
-      console.log(`  round ${r + 1}: ${s.config.name.padEnd(30)} REST ${(w.rest / w.seconds).toFixed(0).padStart(5)} req/s, ${(w.turns / w.seconds).toFixed(1).padStart(6)} turns/s, ${(w.spans / w.seconds).toFixed(0)} spans/s exported${w.failed ? `, ${w.failed} FAILED turns (${s.conversations.find((c) => c.lastError)?.lastError})` : ''}`);
+      console.log(
+        `  round ${r + 1}: ${s.config.name.padEnd(30)} REST ${(w.rest / w.seconds).toFixed(0).padStart(5)} req/s, ${(w.turns / w.seconds).toFixed(1).padStart(6)} turns/s, ${(w.spans / w.seconds).toFixed(0)} spans/s exported${w.failed ? `, ${w.failed} FAILED turns (${s.conversations.find((c) => c.lastError)?.lastError})` : ''}`,
+      );
     }
     rounds.push(round);
   }
@@ -280,11 +322,20 @@ try {
     const turns = 1 - on.turns / off.turns;
     // both workloads together: the geometric mean of the two throughput ratios
     const both = 1 - Math.sqrt((on.rest / off.rest) * (on.turns / off.turns));
-    const perRound = rounds.map((rd) => 1 - Math.sqrt(((rd[key]!.rest / rd[key]!.seconds) * (rd[key]!.turns / rd[key]!.seconds)) / ((rd.off!.rest / rd.off!.seconds) * (rd.off!.turns / rd.off!.seconds))));
+    const perRound = rounds.map(
+      (rd) =>
+        1 -
+        Math.sqrt(
+          ((rd[key]!.rest / rd[key]!.seconds) * (rd[key]!.turns / rd[key]!.seconds)) /
+            ((rd.off!.rest / rd.off!.seconds) * (rd.off!.turns / rd.off!.seconds)),
+        ),
+    );
     return { rest, turns, both, perRound };
   };
   const pctS = (x: number): string => `${(x * 100).toFixed(1)}%`;
-  console.log(`\n${'configuration'.padEnd(30)}  REST req/s  turns/s | exported per op (REST request or turn): spans, trace KiB, Loki KiB, stdout KiB | CPU ms per op, by process`);
+  console.log(
+    `\n${'configuration'.padEnd(30)}  REST req/s  turns/s | exported per op (REST request or turn): spans, trace KiB, Loki KiB, stdout KiB | CPU ms per op, by process`,
+  );
   for (const c of CONFIGS) {
     const t = totals.get(c.key)!;
     const r = rate(t);
@@ -301,7 +352,10 @@ try {
       `\n                        traces 10%:  REST ${pctS(c10.rest)}, turns ${pctS(c10.turns)}, both ${pctS(c10.both)} (rounds: ${c10.perRound.map(pctS).join(', ')}); target <= 5%: ${verdict(c10, 0.05)}`,
   );
   // 'both' = 1 - geometric mean of the REST and turn throughput ratios (each workload counts alike)
-  const cpuOf = (key: string): number => Object.entries(totals.get(key)!.cpu).filter(([g]) => g !== 'client').reduce((a, [, ms]) => a + ms, 0);
+  const cpuOf = (key: string): number =>
+    Object.entries(totals.get(key)!.cpu)
+      .filter(([g]) => g !== 'client')
+      .reduce((a, [, ms]) => a + ms, 0);
   const opsOf = (key: string): number => totals.get(key)!.rest + totals.get(key)!.turns;
   const cpuPer = (key: string): number => cpuOf(key) / opsOf(key);
   console.log(

@@ -31,7 +31,11 @@ export async function timedTurn(client: FrameClient, content: string, timeoutMs 
   const frames = await client.until((f) => f.is_final === true, from, timeoutMs);
   const final = frames.at(-1)!;
   if (final.type !== 'assistant_message') throw new Error(`turn failed: ${JSON.stringify(final)}`);
-  return { ttftMs: first - started, totalMs: performance.now() - started, tokens: frames.filter((f) => typeof f.token === 'string').length };
+  return {
+    ttftMs: first - started,
+    totalMs: performance.now() - started,
+    tokens: frames.filter((f) => typeof f.token === 'string').length,
+  };
 }
 
 export interface DirectStream {

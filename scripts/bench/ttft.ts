@@ -21,7 +21,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import type { FrameClient } from '../../test/helpers/stack.ts';
-import { conversationSettings, openConversations, samplePeaks, scrapeAll, startConversationPlatform, whereTimeGoes, type Scrapes } from './conversations.ts';
+import {
+  conversationSettings,
+  openConversations,
+  samplePeaks,
+  scrapeAll,
+  startConversationPlatform,
+  whereTimeGoes,
+  type Scrapes,
+} from './conversations.ts';
 import { f1 } from './load.ts';
 import { benchDatabase, CpuMeter, cpuPerOp, CPUS, platformCpuGroups, result, TEST_INTERNAL_KEY, type Platform } from './platform.ts';
 import { directStream, pct, timedTurn } from './timing.ts';
@@ -58,7 +66,8 @@ try {
       `mock: TTFT ${s.ttftMs} ms, ${s.tokenDelayMs} ms between tokens, ${s.words} tokens (a turn >= ${ideal} ms); database: ${db.describe}${process.env.BENCH_REDIS_URL ? ', Redis' : ''}; ${CPUS} CPUs`,
   );
   clients = await openConversations(p, s);
-  const direct = (i: number, k: number) => directStream(p.llm.url, TEST_INTERNAL_KEY, `direct ${i} turn ${k} [[mock:words ${s.words}]]`, agent).then((r) => r.ttftMs);
+  const direct = (i: number, k: number) =>
+    directStream(p.llm.url, TEST_INTERNAL_KEY, `direct ${i} turn ${k} [[mock:words ${s.words}]]`, agent).then((r) => r.ttftMs);
   const viaPlatform = async (i: number, k: number): Promise<number> => {
     const c = clients[i]!;
     const t = await timedTurn(c, `conversation ${i} turn ${k} [[mock:words ${s.words}]]`);
@@ -93,7 +102,11 @@ try {
         const ph = await phase(viaPlatform);
         const m = meter.stop();
         const pk = sampler.stop();
-        peaks = { pending: Math.max(peaks.pending, pk.pending), lagRuntime: Math.max(peaks.lagRuntime, pk.lagRuntime), lagGateway: Math.max(peaks.lagGateway, pk.lagGateway) };
+        peaks = {
+          pending: Math.max(peaks.pending, pk.pending),
+          lagRuntime: Math.max(peaks.lagRuntime, pk.lagRuntime),
+          lagGateway: Math.max(peaks.lagGateway, pk.lagGateway),
+        };
         for (const [g, ms] of Object.entries(m.cpu)) cpu[g] = (cpu[g] ?? 0) + ms;
         platformSeconds += ph.seconds;
         platformTtft.push(...ph.ttft);
@@ -102,10 +115,13 @@ try {
       }
     }
     roundP99.push(round);
-    console.log(`  round ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms`);
+    console.log(
+      `  round ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms`,
+    );
   }
 
-  const line = (name: string, xs: number[]): string => `${name.padEnd(34)} p50 ${f1(pct(xs, 50)).padStart(6)} ms  p95 ${f1(pct(xs, 95)).padStart(6)} ms  p99 ${f1(pct(xs, 99)).padStart(6)} ms  max ${f1(Math.max(...xs)).padStart(6)} ms  (${xs.length} turns)`;
+  const line = (name: string, xs: number[]): string =>
+    `${name.padEnd(34)} p50 ${f1(pct(xs, 50)).padStart(6)} ms  p95 ${f1(pct(xs, 95)).padStart(6)} ms  p99 ${f1(pct(xs, 99)).padStart(6)} ms  max ${f1(Math.max(...xs)).padStart(6)} ms  (${xs.length} turns)`;
   console.log(`\n${line('mock, direct (reference)', directTtft)}`);
   console.log(line('platform (WS → gw → rt → llm-proxy)', platformTtft));
   const added50 = pct(platformTtft, 50) - pct(directTtft, 50);

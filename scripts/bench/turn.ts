@@ -37,7 +37,12 @@ function summarize(name: string, samples: Sample[]): { ttftP50: number; ttftP99:
   const tokensPerSec = tokens / seconds;
   console.log(
     `${name.padEnd(28)} TTFT p50 ${fmt(pct(ttft, 50))} ms  p95 ${fmt(pct(ttft, 95))} ms  p99 ${fmt(pct(ttft, 99))} ms | ` +
-      `turn p50 ${fmt(pct(samples.map((s) => s.totalMs), 50))} ms | ${fmt(tokensPerSec)} tokens/s (${(tokens / samples.length).toFixed(0)} tokens per turn)`,
+      `turn p50 ${fmt(
+        pct(
+          samples.map((s) => s.totalMs),
+          50,
+        ),
+      )} ms | ${fmt(tokensPerSec)} tokens/s (${(tokens / samples.length).toFixed(0)} tokens per turn)`,
   );
   return { ttftP50: pct(ttft, 50), ttftP99: pct(ttft, 99), tokensPerSec };
 }
@@ -86,19 +91,47 @@ try {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-bench-'));
   const common = { CODELAB_DATA_DIR: dataDir };
   const quiet = (p: string) => ({ [`${p}__LOG_LEVEL`]: 'warn' });
-  const llm = await startProcess('llm-proxy', { ...common, ...quiet('LLM_PROXY'), LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
-  const auth = await startProcess('auth', { ...common, ...quiet('AUTH_SERVICE'), AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AUTH_SERVICE__DB_URL: databaseUrl, AUTH_SERVICE__MASTER_KEY: 'bench-admin-password' });
-  const runtime = await startProcess('runtime', { ...common, ...quiet('AGENT_RUNTIME'), AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AGENT_RUNTIME__DB_URL: databaseUrl, AGENT_RUNTIME__LLM_PROXY_URL: llm.url });
-  const gateway = await startProcess('gateway', { ...common, ...quiet('GATEWAY'), GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: runtime.url, GATEWAY__AUTH_SERVICE_URL: auth.url });
+  const llm = await startProcess('llm-proxy', {
+    ...common,
+    ...quiet('LLM_PROXY'),
+    LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+    LLM_PROXY__MOCK_TTFT_MS: '0',
+    LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+  });
+  const auth = await startProcess('auth', {
+    ...common,
+    ...quiet('AUTH_SERVICE'),
+    AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+    AUTH_SERVICE__DB_URL: databaseUrl,
+    AUTH_SERVICE__MASTER_KEY: 'bench-admin-password',
+  });
+  const runtime = await startProcess('runtime', {
+    ...common,
+    ...quiet('AGENT_RUNTIME'),
+    AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+    AGENT_RUNTIME__DB_URL: databaseUrl,
+    AGENT_RUNTIME__LLM_PROXY_URL: llm.url,
+  });
+  const gateway = await startProcess('gateway', {
+    ...common,
+    ...quiet('GATEWAY'),
+    GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+    GATEWAY__AGENT_URL: runtime.url,
+    GATEWAY__AUTH_SERVICE_URL: auth.url,
+  });
   procs.push(gateway, runtime, auth, llm);
-  console.log(`services up in ${((performance.now() - t0) / 1000).toFixed(1)} s (database: ${embedded ? 'embedded PGlite' : 'BENCH_DATABASE_URL'}); ${TURNS} turns after ${WARMUP} warm-up`);
+  console.log(
+    `services up in ${((performance.now() - t0) / 1000).toFixed(1)} s (database: ${embedded ? 'embedded PGlite' : 'BENCH_DATABASE_URL'}); ${TURNS} turns after ${WARMUP} warm-up`,
+  );
 
   const user = { username: `bench-${randomUUID()}`, password: randomUUID() };
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
   await createUser(pool, { username: user.username, email: `${user.username}@bench.local`, password: user.password });
   await pool.end();
   const token = await passwordToken(auth.url, user.username, user.password);
-  const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/bench-${randomUUID()}`, { authorization: `Bearer ${token}` });
+  const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/bench-${randomUUID()}`, {
+    authorization: `Bearer ${token}`,
+  });
   await client.open();
 
   const prompt = 'Explain dependency injection in one paragraph';

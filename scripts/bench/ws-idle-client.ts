@@ -71,7 +71,13 @@ send({ type: 'opened', opened, failed, error });
 
 process.on('message', (m: { type: string }) => {
   if (m.type === 'stats') {
-    send({ type: 'stats', open: sockets.filter((s) => s.readyState === WebSocket.OPEN).length, closedEarly, codes, rss: process.memoryUsage().rss });
+    send({
+      type: 'stats',
+      open: sockets.filter((s) => s.readyState === WebSocket.OPEN).length,
+      closedEarly,
+      codes,
+      rss: process.memoryUsage().rss,
+    });
   } else if (m.type === 'close') {
     closing = true;
     let left = sockets.length;

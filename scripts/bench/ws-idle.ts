@@ -52,7 +52,12 @@ async function read(platform: Platform): Promise<Reading> {
   } catch {
     // not Linux
   }
-  return { rss: rssBytes(platform.gateway.pid), heapUsed: metricSum(text, 'nodejs_heap_size_used_bytes'), external: metricSum(text, 'nodejs_external_memory_bytes'), fds };
+  return {
+    rss: rssBytes(platform.gateway.pid),
+    heapUsed: metricSum(text, 'nodejs_heap_size_used_bytes'),
+    external: metricSum(text, 'nodejs_external_memory_bytes'),
+    fds,
+  };
 }
 
 /** A full GC in the gateway, through its inspector (Chrome DevTools protocol). */
@@ -115,7 +120,16 @@ function startWorker(i: number, count: number, base: string, token: string): Wor
     ],
     {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', WS_BASE: base, TOKEN: token, COUNT: String(count), PARALLEL: String(PARALLEL), LOCAL_ADDRESS: `127.0.0.${2 + (i % 250)}`, WORKER: String(i) },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        WS_BASE: base,
+        TOKEN: token,
+        COUNT: String(count),
+        PARALLEL: String(PARALLEL),
+        LOCAL_ADDRESS: `127.0.0.${2 + (i % 250)}`,
+        WORKER: String(i),
+      },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
   );
@@ -181,7 +195,10 @@ try {
   const base = p.wsUrl('');
   const warm = await Promise.all(
     Array.from({ length: 200 }, () => {
-      const ws = new WebSocket(`${base}warmup-${Math.random().toString(36).slice(2)}`, { headers: { authorization: `Bearer ${p.token}` }, perMessageDeflate: false });
+      const ws = new WebSocket(`${base}warmup-${Math.random().toString(36).slice(2)}`, {
+        headers: { authorization: `Bearer ${p.token}` },
+        perMessageDeflate: false,
+      });
       return new Promise<WebSocket>((resolve, reject) => {
         ws.once('open', () => resolve(ws));
         ws.once('error', reject);
@@ -212,7 +229,9 @@ try {
   const openSeconds = (performance.now() - started) / 1000;
   const opened = workers.reduce((n, w) => n + w.opened, 0);
   const failed = workers.reduce((n, w) => n + w.failed, 0);
-  console.log(`opened ${opened} of ${N} in ${f1(openSeconds)} s (${(opened / openSeconds).toFixed(0)} handshakes/s, JWT + session access check each)${failed ? `; ${failed} FAILED: ${workers.find((w) => w.error)?.error}` : ''}`);
+  console.log(
+    `opened ${opened} of ${N} in ${f1(openSeconds)} s (${(opened / openSeconds).toFixed(0)} handshakes/s, JWT + session access check each)${failed ? `; ${failed} FAILED: ${workers.find((w) => w.error)?.error}` : ''}`,
+  );
   if (opened === 0) throw new Error('no connection opened');
 
   await sleep(HOLD * 1000);
@@ -220,7 +239,9 @@ try {
   await collectGarbage(inspector);
   const after = await read(p);
   const gauge = metricSum(await scrape(p.gateway.url), 'gateway_ws_connections');
-  const stats = await Promise.all(workers.map((w) => w.request<{ open: number; closedEarly: number; codes: Record<string, number>; rss: number }>('stats')));
+  const stats = await Promise.all(
+    workers.map((w) => w.request<{ open: number; closedEarly: number; codes: Record<string, number>; rss: number }>('stats')),
+  );
   const stillOpen = stats.reduce((n, s) => n + s.open, 0);
   const closedEarly = stats.reduce((n, s) => n + s.closedEarly, 0);
   const clientRss = stats.reduce((n, s) => n + s.rss, 0);
@@ -232,11 +253,21 @@ try {
       `${closedEarly ? `; ${closedEarly} closed by the gateway (codes ${JSON.stringify(stats.map((s) => s.codes))})` : ''}`,
   );
   console.log(`gateway memory             before        after     per connection`);
-  console.log(`  RSS, after a full GC     ${mib(before.rss).padStart(10)} ${mib(after.rss).padStart(12)}     ${per(before.rss, after.rss)}`);
-  console.log(`  RSS, as it was           ${mib(rawBefore.rss).padStart(10)} ${mib(rawAfter.rss).padStart(12)}     ${per(rawBefore.rss, rawAfter.rss)}`);
-  console.log(`  V8 heap used (after GC)  ${mib(before.heapUsed).padStart(10)} ${mib(after.heapUsed).padStart(12)}     ${per(before.heapUsed, after.heapUsed)}`);
-  console.log(`  external (after GC)      ${mib(before.external).padStart(10)} ${mib(after.external).padStart(12)}     ${per(before.external, after.external)}`);
-  console.log(`client side: ${WORKERS} processes, ${mib(clientRss)} RSS together (${f1(clientRss / KiB / opened)} KiB per connection, process baseline included)`);
+  console.log(
+    `  RSS, after a full GC     ${mib(before.rss).padStart(10)} ${mib(after.rss).padStart(12)}     ${per(before.rss, after.rss)}`,
+  );
+  console.log(
+    `  RSS, as it was           ${mib(rawBefore.rss).padStart(10)} ${mib(rawAfter.rss).padStart(12)}     ${per(rawBefore.rss, rawAfter.rss)}`,
+  );
+  console.log(
+    `  V8 heap used (after GC)  ${mib(before.heapUsed).padStart(10)} ${mib(after.heapUsed).padStart(12)}     ${per(before.heapUsed, after.heapUsed)}`,
+  );
+  console.log(
+    `  external (after GC)      ${mib(before.external).padStart(10)} ${mib(after.external).padStart(12)}     ${per(before.external, after.external)}`,
+  );
+  console.log(
+    `client side: ${WORKERS} processes, ${mib(clientRss)} RSS together (${f1(clientRss / KiB / opened)} KiB per connection, process baseline included)`,
+  );
   const perKiB = (after.rss - before.rss) / KiB / opened;
   const verdict = opened >= N && perKiB < TARGET_KIB ? 'met' : 'MISSED';
   result(

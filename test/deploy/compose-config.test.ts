@@ -30,7 +30,10 @@ interface ComposeService {
   volumes?: string[];
 }
 
-const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+};
 const envExample = readFileSync(path.join(REPO_ROOT, '.env.example'), 'utf8');
 const dockerfile = readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
 
@@ -63,7 +66,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes one port, nginx, and gives every service a healthcheck, a restart policy and limits', () => {
-    const published = Object.entries(compose.services).filter(([, s]) => s.ports?.length).map(([n]) => n);
+    const published = Object.entries(compose.services)
+      .filter(([, s]) => s.ports?.length)
+      .map(([n]) => n);
     expect(published).toEqual(['nginx']);
     for (const [name, s] of Object.entries(compose.services)) {
       expect(s.restart, name).toBe('unless-stopped');
@@ -97,26 +102,43 @@ describe('.env.example', () => {
   });
 
   it('has no working secret: every required one is a placeholder the services refuse', () => {
-    const values = Object.fromEntries(envExample.split('\n').filter((l) => /^[A-Z]/.test(l)).map((l) => l.split('=', 2) as [string, string]));
+    const values = Object.fromEntries(
+      envExample
+        .split('\n')
+        .filter((l) => /^[A-Z]/.test(l))
+        .map((l) => l.split('=', 2) as [string, string]),
+    );
     for (const secret of ['CODELAB_INTERNAL_API_KEY', 'POSTGRES_PASSWORD', 'AUTH_SERVICE__MASTER_KEY']) {
       expect(isPlaceholderSecret(values[secret] ?? ''), secret).toBe(true);
     }
   });
 
-  it.skipIf(missingProgram('docker-compose', 'docker-compose'))('is a complete .env for docker-compose config (docker-compose from Debian)', () => {
-    // `config` resolves every variable: a missing required one fails with its message
-    const out = execFileSync(findProgram('docker-compose')!, ['--env-file', '.env.example', '-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: 'pipe', env: { PATH: process.env.PATH } });
-    expect(out).toBe('');
-    const noEnv = (() => {
-      try {
-        const empty = path.join(mkdtempSync(path.join(tmpdir(), 'codelab-env-')), '.env');
-        writeFileSync(empty, '');
-        execFileSync(findProgram('docker-compose')!, ['--env-file', empty, '-f', 'docker-compose.yml', 'config', '--quiet'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: 'pipe', env: { PATH: process.env.PATH } });
-        return '';
-      } catch (err) {
-        return String((err as { stderr?: string }).stderr);
-      }
-    })();
-    expect(noEnv).toMatch(/set CODELAB_INTERNAL_API_KEY in \.env/);
-  });
+  it.skipIf(missingProgram('docker-compose', 'docker-compose'))(
+    'is a complete .env for docker-compose config (docker-compose from Debian)',
+    () => {
+      // `config` resolves every variable: a missing required one fails with its message
+      const out = execFileSync(
+        findProgram('docker-compose')!,
+        ['--env-file', '.env.example', '-f', 'docker-compose.yml', 'config', '--quiet'],
+        { cwd: REPO_ROOT, encoding: 'utf8', stdio: 'pipe', env: { PATH: process.env.PATH } },
+      );
+      expect(out).toBe('');
+      const noEnv = (() => {
+        try {
+          const empty = path.join(mkdtempSync(path.join(tmpdir(), 'codelab-env-')), '.env');
+          writeFileSync(empty, '');
+          execFileSync(findProgram('docker-compose')!, ['--env-file', empty, '-f', 'docker-compose.yml', 'config', '--quiet'], {
+            cwd: REPO_ROOT,
+            encoding: 'utf8',
+            stdio: 'pipe',
+            env: { PATH: process.env.PATH },
+          });
+          return '';
+        } catch (err) {
+          return String((err as { stderr?: string }).stderr);
+        }
+      })();
+      expect(noEnv).toMatch(/set CODELAB_INTERNAL_API_KEY in \.env/);
+    },
+  );
 });

@@ -90,7 +90,8 @@ export class ComposeStack {
 
   async composeOk(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
     const r = await this.compose(args, options);
-    if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${r.code}:\n${r.stderr.slice(-4000)}\n${r.stdout.slice(-2000)}`);
+    if (r.code !== 0)
+      throw new Error(`docker-compose ${args.join(' ')} exited ${r.code}:\n${r.stderr.slice(-4000)}\n${r.stdout.slice(-2000)}`);
     return r.stdout;
   }
 
@@ -113,24 +114,54 @@ export class ComposeStack {
       timeoutMs,
       500,
     );
-    await waitFor(`${this.project}: nginx answers`, async () => (await fetch(`${this.url}/gateway-health`)).ok && (await fetch(`${this.url}/auth-health`)).ok, 60_000);
+    await waitFor(
+      `${this.project}: nginx answers`,
+      async () => (await fetch(`${this.url}/gateway-health`)).ok && (await fetch(`${this.url}/auth-health`)).ok,
+      60_000,
+    );
   }
 
   /** Container ids of a service (every replica), or of the whole stack. */
   async ids(service?: string): Promise<string[]> {
     const out = await this.composeOk(['ps', '-q', ...(service ? [service] : [])]);
-    return out.split('\n').map((l) => l.trim()).filter(Boolean);
+    return out
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   }
 
   /** State of every container of the stack (or of a service). */
-  async states(service?: string): Promise<{ id: string; name: string; service: string; running: boolean; health: string; restarts: number; exitCode: number; startedAt: string; oomKilled: boolean }[]> {
+  async states(service?: string): Promise<
+    {
+      id: string;
+      name: string;
+      service: string;
+      running: boolean;
+      health: string;
+      restarts: number;
+      exitCode: number;
+      startedAt: string;
+      oomKilled: boolean;
+    }[]
+  > {
     const ids = await this.ids(service);
     if (ids.length === 0) return [];
-    const format = '{{.Id}}|{{.Name}}|{{index .Config.Labels "com.docker.compose.service"}}|{{.State.Running}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}|{{.RestartCount}}|{{.State.ExitCode}}|{{.State.StartedAt}}|{{.State.OOMKilled}}';
+    const format =
+      '{{.Id}}|{{.Name}}|{{index .Config.Labels "com.docker.compose.service"}}|{{.State.Running}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}|{{.RestartCount}}|{{.State.ExitCode}}|{{.State.StartedAt}}|{{.State.OOMKilled}}';
     const out = await dockerOk(['inspect', '-f', format, ...ids]);
     return out.split('\n').map((line) => {
       const [id, name, svc, running, health, restarts, exitCode, startedAt, oom] = line.split('|');
-      return { id: id!, name: name!.replace(/^\//, ''), service: svc!, running: running === 'true', health: health!, restarts: Number(restarts), exitCode: Number(exitCode), startedAt: startedAt!, oomKilled: oom === 'true' };
+      return {
+        id: id!,
+        name: name!.replace(/^\//, ''),
+        service: svc!,
+        running: running === 'true',
+        health: health!,
+        restarts: Number(restarts),
+        exitCode: Number(exitCode),
+        startedAt: startedAt!,
+        oomKilled: oom === 'true',
+      };
     });
   }
 
@@ -162,7 +193,12 @@ export class ComposeStack {
   async adminToken(): Promise<string> {
     const res = await fetch(`${this.url}/oauth/token`, {
       method: 'POST',
-      body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username: 'admin', password: this.secrets.AUTH_SERVICE__MASTER_KEY }),
+      body: new URLSearchParams({
+        grant_type: 'password',
+        client_id: 'codelab-flutter-app',
+        username: 'admin',
+        password: this.secrets.AUTH_SERVICE__MASTER_KEY,
+      }),
     });
     const body = (await res.json()) as { access_token?: string };
     if (res.status !== 200 || !body.access_token) throw new Error(`token through nginx: ${res.status} ${JSON.stringify(body)}`);
@@ -172,7 +208,11 @@ export class ComposeStack {
   /** A WebSocket through nginx (resuming after `lastSeq` when given), open. */
   async connect(token: string, sessionId: string, lastSeq?: number): Promise<FrameClient> {
     const query = lastSeq === undefined ? '' : `?last_seq=${lastSeq}`;
-    const client = new FrameClient(`${this.ws}/api/v1/ws/${sessionId}${query}`, { authorization: `Bearer ${token}` }, { timeoutMs: 60_000 });
+    const client = new FrameClient(
+      `${this.ws}/api/v1/ws/${sessionId}${query}`,
+      { authorization: `Bearer ${token}` },
+      { timeoutMs: 60_000 },
+    );
     await client.open();
     return client;
   }
@@ -191,7 +231,12 @@ export async function turn(client: FrameClient, content: string, timeoutMs = 60_
   const sent = performance.now();
   let ttftMs = Number.NaN;
   client.send({ type: 'user_message', content });
-  await client.until((f) => typeof f.token === 'string', from, timeoutMs).then(() => (ttftMs = performance.now() - sent), () => undefined);
+  await client
+    .until((f) => typeof f.token === 'string', from, timeoutMs)
+    .then(
+      () => (ttftMs = performance.now() - sent),
+      () => undefined,
+    );
   const frames = await client.until((f) => f.is_final === true, from, timeoutMs);
   return { frames, ttftMs, final: frames.at(-1)! };
 }

@@ -33,7 +33,8 @@ import { REPO_ROOT, runProcess } from '../helpers/processes.ts';
 const SCRIPT = path.join(REPO_ROOT, 'scripts', 'debug-info.sh');
 const GUIDE = readFileSync(path.join(REPO_ROOT, 'docs', 'troubleshooting.md'), 'utf8');
 /** The guide without its table of what upstream's guide says (names that do not exist here, on purpose). */
-const GUIDE_OWN = GUIDE.slice(0, GUIDE.indexOf('## Where this guide differs from the upstream guide')) + GUIDE.slice(GUIDE.indexOf('## Getting help'));
+const GUIDE_OWN =
+  GUIDE.slice(0, GUIDE.indexOf('## Where this guide differs from the upstream guide')) + GUIDE.slice(GUIDE.indexOf('## Getting help'));
 const noShellcheck = missingProgram('shellcheck', 'shellcheck');
 const SERVICES = [
   ['gateway', 'GATEWAY'],
@@ -51,8 +52,11 @@ interface Run {
 /** The script as a user runs it: bash, from the repository, with only the environment given. */
 function debugInfo(args: string[], env: Record<string, string>, cwd = REPO_ROOT): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('bash', [SCRIPT, ...args], { cwd, env: { HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env }, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+    execFile(
+      'bash',
+      [SCRIPT, ...args],
+      { cwd, env: { HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env }, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
     );
   });
 }
@@ -132,7 +136,9 @@ describe('scripts/debug-info.sh', () => {
 
     // One turn, so that the runtime's metrics have something to compute.
     const token = await passwordToken(url('auth'), 'admin', adminPassword);
-    const client = new FrameClient(`ws://127.0.0.1:${ports.gateway}/api/v1/ws/debug-info-${randomUUID()}`, { authorization: `Bearer ${token}` });
+    const client = new FrameClient(`ws://127.0.0.1:${ports.gateway}/api/v1/ws/debug-info-${randomUUID()}`, {
+      authorization: `Bearer ${token}`,
+    });
     await client.open();
     client.send({ type: 'user_message', content: 'What is dependency injection?', role: 'user' });
     await client.until((f) => f.is_final === true);
@@ -161,11 +167,11 @@ describe('scripts/debug-info.sh', () => {
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     /** Secrets an operator's shell may hold while running the script. */
     const shellSecrets = {
-      'AUTH_SERVICE__MASTER_KEY': `master-${fake}`,
-      'LLM_PROXY__LITELLM_API_KEY': `sk-test-${fake}`,
+      AUTH_SERVICE__MASTER_KEY: `master-${fake}`,
+      LLM_PROXY__LITELLM_API_KEY: `sk-test-${fake}`,
       'the database URL password': `pg-pw-${fake}`,
       'the Redis URL password': `redis-pw-${fake}`,
-      'CODELAB_DEPLOY_TOKEN': `deploy-token-${fake}`,
+      CODELAB_DEPLOY_TOKEN: `deploy-token-${fake}`,
     };
     let closedPort: number;
     let report: Run;
@@ -213,7 +219,10 @@ describe('scripts/debug-info.sh', () => {
         'npm start: Redis',
         'Summary',
       ]) {
-        expect(titles.some((t) => t.startsWith(title)), `section "${title}" in ${JSON.stringify(titles)}`).toBe(true);
+        expect(
+          titles.some((t) => t.startsWith(title)),
+          `section "${title}" in ${JSON.stringify(titles)}`,
+        ).toBe(true);
       }
       // No Docker daemon at DOCKER_HOST: the Compose section says why in one line, and the report goes on.
       const compose = section(report.out, 'Compose: stack').trim();
@@ -250,7 +259,9 @@ describe('scripts/debug-info.sh', () => {
       expect(section(report.out, 'npm start: Redis')).toContain(`AGENT_RUNTIME__REDIS_URL=redis://:<redacted>@127.0.0.1:${closedPort}/0: `);
       // The Redis that does not answer is a problem the summary names.
       expect(section(report.out, 'Summary')).toMatch(/redis \(AGENT_RUNTIME__REDIS_URL\): PING answered: .*refused/i);
-      expect(section(report.out, 'Summary')).toContain(`the database of AUTH_SERVICE__DB_URL: pg_isready says: 127.0.0.1:${closedPort} - no response`);
+      expect(section(report.out, 'Summary')).toContain(
+        `the database of AUTH_SERVICE__DB_URL: pg_isready says: 127.0.0.1:${closedPort} - no response`,
+      );
     });
 
     it('shows settings by name, secrets as <set, N chars>', () => {
@@ -303,7 +314,17 @@ describe('scripts/debug-info.sh', () => {
   it('answers --help, and refuses a bad option with exit 2', async () => {
     const help = await debugInfo(['--help'], { PATH: process.env.PATH ?? '' });
     expect(help.code).toBe(0);
-    for (const word of ['--mode', '--project-name', '--file', '--tail', 'COMPOSE_PROJECT_NAME', 'COMPOSE_FILE', 'DOCKER_HOST', 'CODELAB_DATA_DIR']) expect(help.out).toContain(word);
+    for (const word of [
+      '--mode',
+      '--project-name',
+      '--file',
+      '--tail',
+      'COMPOSE_PROJECT_NAME',
+      'COMPOSE_FILE',
+      'DOCKER_HOST',
+      'CODELAB_DATA_DIR',
+    ])
+      expect(help.out).toContain(word);
     for (const args of [['--bogus'], ['--mode', 'kubernetes'], ['--tail', 'many'], ['-p']]) {
       const run = await debugInfo(args, { PATH: process.env.PATH ?? '' });
       expect(run.code, args.join(' ')).toBe(2);
@@ -314,7 +335,13 @@ describe('scripts/debug-info.sh', () => {
 
   describe('docs/troubleshooting.md names only what exists', () => {
     it('error codes: every one it names is a code a service answers with', () => {
-      const codes = new Set([...Object.keys(kitErrors), ...Object.keys(gatewayErrors), ...Object.keys(runtimeErrors), ...Object.keys(LLMP_ERRORS), ...Object.keys(OAUTH_ERROR_TABLE)]);
+      const codes = new Set([
+        ...Object.keys(kitErrors),
+        ...Object.keys(gatewayErrors),
+        ...Object.keys(runtimeErrors),
+        ...Object.keys(LLMP_ERRORS),
+        ...Object.keys(OAUTH_ERROR_TABLE),
+      ]);
       const nodes = new Set(['ERR_UNKNOWN_FILE_EXTENSION']); // Node's own, quoted as Node prints it
       const named = [...GUIDE.matchAll(/\b((?:GW_|RT_|LLMP_)?ERR_[A-Z_]+)\b/g)].map((m) => m[1]!).filter((code) => !nodes.has(code));
       expect(named.length).toBeGreaterThan(15);
@@ -323,14 +350,22 @@ describe('scripts/debug-info.sh', () => {
 
     it("settings: every <P>__* it names (outside the table of upstream's) is one a service reads", () => {
       const all = new Set<string>();
-      for (const [prefix, spec] of [['GATEWAY', gatewaySettings], ['AGENT_RUNTIME', runtimeSettings], ['LLM_PROXY', llmProxySettings], ['AUTH_SERVICE', authSettings]] as const) {
-        for (const [key, s] of Object.entries({ ...commonSettings({ port: 0 }), ...spec })) all.add(envName(prefix, key, s as SettingSpec<unknown>));
+      for (const [prefix, spec] of [
+        ['GATEWAY', gatewaySettings],
+        ['AGENT_RUNTIME', runtimeSettings],
+        ['LLM_PROXY', llmProxySettings],
+        ['AUTH_SERVICE', authSettings],
+      ] as const) {
+        for (const [key, s] of Object.entries({ ...commonSettings({ port: 0 }), ...spec }))
+          all.add(envName(prefix, key, s as SettingSpec<unknown>));
       }
       const named = [...GUIDE_OWN.matchAll(/\b((?:GATEWAY|AGENT_RUNTIME|LLM_PROXY|AUTH_SERVICE)__[A-Z_]*[A-Z])\b/g)].map((m) => m[1]!);
       expect(named.length).toBeGreaterThan(40);
       expect([...new Set(named)].filter((name) => !all.has(name))).toEqual([]);
       // and the deployment's own variables are those of docker-compose.yml, .env.example or the launcher
-      const deployment = ['docker-compose.yml', '.env.example', 'scripts/start.ts', 'README.md'].map((f) => readFileSync(path.join(REPO_ROOT, f), 'utf8')).join('\n');
+      const deployment = ['docker-compose.yml', '.env.example', 'scripts/start.ts', 'README.md']
+        .map((f) => readFileSync(path.join(REPO_ROOT, f), 'utf8'))
+        .join('\n');
       const own = [...GUIDE_OWN.matchAll(/\b((?:CODELAB|NGINX|POSTGRES|REDIS|NODE_BASE)_[A-Z_]*[A-Z])\b/g)].map((m) => m[1]!);
       expect([...new Set(own)].filter((name) => !deployment.includes(name))).toEqual([]);
     });
@@ -344,7 +379,9 @@ describe('scripts/debug-info.sh', () => {
 
     it("metrics: every one it names is on a service's /metrics", async () => {
       const scrapes = (await Promise.all(SERVICES.map(async ([name]) => (await fetch(`${url(name)}/metrics`)).text()))).join('\n');
-      const named = [...GUIDE.matchAll(/`((?:gateway|runtime|llm_proxy|auth|db_client|http|gen_ai|nodejs|process|service)_[a-z0-9_]+)(?:\{[^`]*\})?`/g)].map((m) => m[1]!);
+      const named = [
+        ...GUIDE.matchAll(/`((?:gateway|runtime|llm_proxy|auth|db_client|http|gen_ai|nodejs|process|service)_[a-z0-9_]+)(?:\{[^`]*\})?`/g),
+      ].map((m) => m[1]!);
       expect(named.length).toBeGreaterThan(25);
       expect([...new Set(named)].filter((metric) => !scrapes.includes(`# TYPE ${metric} `))).toEqual([]);
     });
@@ -431,9 +468,9 @@ else if (args[0] === 'exec') {
 
     const composeSecrets = () => ({
       'the internal key (a container environment)': internalKey,
-      'POSTGRES_PASSWORD': pgPassword,
-      'AUTH_SERVICE__MASTER_KEY': masterKey,
-      'LLM_PROXY__LITELLM_API_KEY': litellmKey,
+      POSTGRES_PASSWORD: pgPassword,
+      AUTH_SERVICE__MASTER_KEY: masterKey,
+      LLM_PROXY__LITELLM_API_KEY: litellmKey,
       'the internal key of .env': envFileKey,
       'a JWT in a log line': jwt.split('.')[2]!,
       'an access_token in a log line': accessToken,
@@ -461,28 +498,65 @@ else if (args[0] === 'exec') {
       const dbUrl = `postgres://codelab:${pgPassword}@postgres:5432/codelab`;
       const common = { PATH: '/usr/local/bin:/usr/bin', NODE_VERSION: '26.10.0', NODE_ENV: 'production', CODELAB_DATA_DIR: '/data' };
       let count = 0;
-      const container = (service: string, n: number, prefix: string | null, env: Record<string, string>, extra: Record<string, unknown> = {}) => ({
+      const container = (
+        service: string,
+        n: number,
+        prefix: string | null,
+        env: Record<string, string>,
+        extra: Record<string, unknown> = {},
+      ) => ({
         id: `c0de${String(++count).padStart(8, '0')}`,
         service,
         name: `codelab-test-${service}-${n}`,
         image: `codelab/${service}`,
-        env: { ...common, ...(prefix ? { [`${prefix}__PORT`]: String(ports[service as Name]), [`${prefix}__INTERNAL_API_KEY`]: internalKey, [`${prefix}__ENVIRONMENT`]: 'production', [`${prefix}__LOG_LEVEL`]: '' } : {}), ...env },
+        env: {
+          ...common,
+          ...(prefix
+            ? {
+                [`${prefix}__PORT`]: String(ports[service as Name]),
+                [`${prefix}__INTERNAL_API_KEY`]: internalKey,
+                [`${prefix}__ENVIRONMENT`]: 'production',
+                [`${prefix}__LOG_LEVEL`]: '',
+              }
+            : {}),
+          ...env,
+        },
         ...extra,
       });
       const containers = [
         container('nginx', 1, null, {}),
-        container('auth', 1, 'AUTH_SERVICE', { AUTH_SERVICE__DB_URL: dbUrl, AUTH_SERVICE__MASTER_KEY: masterKey, AUTH_SERVICE__PRIVATE_KEY: pem, AUTH_SERVICE__PRIVATE_KEY_PATH: '/data/auth/keys/private_key.pem' }),
+        container('auth', 1, 'AUTH_SERVICE', {
+          AUTH_SERVICE__DB_URL: dbUrl,
+          AUTH_SERVICE__MASTER_KEY: masterKey,
+          AUTH_SERVICE__PRIVATE_KEY: pem,
+          AUTH_SERVICE__PRIVATE_KEY_PATH: '/data/auth/keys/private_key.pem',
+        }),
         container('gateway', 1, 'GATEWAY', { GATEWAY__AGENT_URL: 'http://runtime:8001' }),
         container('gateway', 2, 'GATEWAY', { GATEWAY__AGENT_URL: 'http://runtime:8001' }),
-        container('runtime', 1, 'AGENT_RUNTIME', { AGENT_RUNTIME__DB_URL: dbUrl, AGENT_RUNTIME__REDIS_URL: 'redis://redis:6379/0' }, { restarts: 3 }),
+        container(
+          'runtime',
+          1,
+          'AGENT_RUNTIME',
+          { AGENT_RUNTIME__DB_URL: dbUrl, AGENT_RUNTIME__REDIS_URL: 'redis://redis:6379/0' },
+          { restarts: 3 },
+        ),
         container('llm-proxy', 1, 'LLM_PROXY', { LLM_PROXY__LITELLM_API_KEY: litellmKey, LLM_PROXY__LLM_MODE: 'openai' }),
         container('postgres', 1, null, { POSTGRES_USER: 'codelab', POSTGRES_DB: 'codelab', POSTGRES_PASSWORD: pgPassword }),
         container('redis', 1, null, {}),
       ];
       const logs = {
         nginx: [`{"path":"/api/v1/ws/s1","status":101,"query":"access_token=${accessToken}"}`],
-        gateway: [`{"level":30,"msg":"request","headers":{"authorization":"Bearer ${jwt}"}}`, `GET /api/v1/ws/s1?access_token=${accessToken} 101`, `retry with: curl -H "Authorization: Bearer ${jwt}" http://gateway:8000/api/v1/sessions`],
-        auth: [`{"level":40,"msg":"login","password":"${masterKey}"}`, `connecting to ${dbUrl}`, `key loaded: ${pem.split('\n').join('\n')}`, 'after the key: still printed'],
+        gateway: [
+          `{"level":30,"msg":"request","headers":{"authorization":"Bearer ${jwt}"}}`,
+          `GET /api/v1/ws/s1?access_token=${accessToken} 101`,
+          `retry with: curl -H "Authorization: Bearer ${jwt}" http://gateway:8000/api/v1/sessions`,
+        ],
+        auth: [
+          `{"level":40,"msg":"login","password":"${masterKey}"}`,
+          `connecting to ${dbUrl}`,
+          `key loaded: ${pem.split('\n').join('\n')}`,
+          'after the key: still printed',
+        ],
         runtime: [`{"level":50,"msg":"internal call refused","x-internal-auth":"${internalKey}"}`, `X-Internal-Auth: ${envFileKey}`],
         'llm-proxy': [`upstream answered 401 for key ${litellmKey}`],
         postgres: ['database system is ready to accept connections'],
@@ -492,14 +566,23 @@ else if (args[0] === 'exec') {
       writeFileSync(path.join(dir, 'fake-docker.mjs'), FAKE_DOCKER);
       mkdirSync(path.join(dir, 'bin'));
       for (const prog of ['docker', 'docker-compose']) {
-        writeFileSync(path.join(dir, 'bin', prog), `#!/bin/sh\nexec "${process.execPath}" "${path.join(dir, 'fake-docker.mjs')}" ${prog} "$@"\n`);
+        writeFileSync(
+          path.join(dir, 'bin', prog),
+          `#!/bin/sh\nexec "${process.execPath}" "${path.join(dir, 'fake-docker.mjs')}" ${prog} "$@"\n`,
+        );
         chmodSync(path.join(dir, 'bin', prog), 0o755);
       }
       mkdirSync(path.join(dir, 'stack'));
       // biome-ignore-start lint/suspicious/noTemplateCurlyInString: Compose's ${VAR:?message} interpolation
-      writeFileSync(path.join(dir, 'stack', 'docker-compose.yml'), 'services:\n  auth:\n    environment:\n      AUTH_SERVICE__INTERNAL_API_KEY: ${CODELAB_INTERNAL_API_KEY:?set it in .env}\n');
+      writeFileSync(
+        path.join(dir, 'stack', 'docker-compose.yml'),
+        'services:\n  auth:\n    environment:\n      AUTH_SERVICE__INTERNAL_API_KEY: ${CODELAB_INTERNAL_API_KEY:?set it in .env}\n',
+      );
       // biome-ignore-end lint/suspicious/noTemplateCurlyInString: end
-      writeFileSync(path.join(dir, 'stack', '.env'), `# the stack's secrets\nCODELAB_INTERNAL_API_KEY="${envFileKey}"\nPOSTGRES_PASSWORD=${pgPassword}\n`);
+      writeFileSync(
+        path.join(dir, 'stack', '.env'),
+        `# the stack's secrets\nCODELAB_INTERNAL_API_KEY="${envFileKey}"\nPOSTGRES_PASSWORD=${pgPassword}\n`,
+      );
     }, 60_000);
     afterAll(async () => {
       await new Promise((resolve) => nginx?.close(resolve));
@@ -543,11 +626,16 @@ else if (args[0] === 'exec') {
         expect(health).toMatch(new RegExp(`^codelab-test-${name}-1 /ready 200 \\{"status":"ready"`, 'm'));
       }
       expect(health).toMatch(/^codelab-test-gateway-2 \/ready 200 /m);
-      for (const [name] of SERVICES) expect(section(out, 'Versions')).toMatch(new RegExp(`^compose ${name}\\s+${versions[name]} \\(codelab-test-${name}-1\\)$`, 'm'));
+      for (const [name] of SERVICES)
+        expect(section(out, 'Versions')).toMatch(new RegExp(`^compose ${name}\\s+${versions[name]} \\(codelab-test-${name}-1\\)$`, 'm'));
       expect(section(out, 'Versions')).toMatch(new RegExp(`^compose gateway\\s+${versions.gateway} \\(codelab-test-gateway-2\\)$`, 'm'));
 
       const nginxSection = section(out, 'Compose: through nginx');
-      for (const p of ['/nginx-health 200 healthy', `/gateway-health 200 {"status":"healthy","service":"gateway","version":"${versions.gateway}"}`, '/auth-health 200 ']) {
+      for (const p of [
+        '/nginx-health 200 healthy',
+        `/gateway-health 200 {"status":"healthy","service":"gateway","version":"${versions.gateway}"}`,
+        '/auth-health 200 ',
+      ]) {
         expect(nginxSection).toContain(`http://127.0.0.1:${nginxPort}${p}`);
       }
       expect(section(out, 'Compose: PostgreSQL')).toContain('pg_isready: /var/run/postgresql:5432 - accepting connections');
@@ -558,7 +646,8 @@ else if (args[0] === 'exec') {
 
       // Logs: every service's, scrubbed (the line after a private key is kept).
       const logs = section(out, 'Compose: logs (last 50 lines');
-      for (const service of ['nginx', 'gateway', 'auth', 'runtime', 'llm-proxy', 'postgres', 'redis']) expect(logs).toContain(`--- ${service}\n`);
+      for (const service of ['nginx', 'gateway', 'auth', 'runtime', 'llm-proxy', 'postgres', 'redis'])
+        expect(logs).toContain(`--- ${service}\n`);
       expect(logs).toContain('"authorization":"<redacted>"');
       expect(logs).toContain('curl -H "Authorization: Bearer <redacted');
       expect(logs).toContain('access_token=<redacted>');
@@ -595,7 +684,15 @@ else if (args[0] === 'exec') {
       try {
         writeFileSync(path.join(dir, 'calls.jsonl'), '');
         const file = path.join(dir, 'stack', 'docker-compose.yml');
-        const run = await debugInfo([], composeEnv({ COMPOSE_PROJECT_NAME: 'from-env', COMPOSE_FILE: file, ...platformEnv(), PATH: `${path.join(dir, 'bin')}:${process.env.PATH ?? ''}` }));
+        const run = await debugInfo(
+          [],
+          composeEnv({
+            COMPOSE_PROJECT_NAME: 'from-env',
+            COMPOSE_FILE: file,
+            ...platformEnv(),
+            PATH: `${path.join(dir, 'bin')}:${process.env.PATH ?? ''}`,
+          }),
+        );
         expect(run.code, run.err).toBe(0);
         expect(sections(run.out).has('Compose: stack (docker-compose ps)')).toBe(true);
         const v1 = calls().filter((c) => c.prog === 'docker-compose');
@@ -606,7 +703,9 @@ else if (args[0] === 'exec') {
         }
         expect(section(run.out, 'Compose: stack')).toContain('project: from-env');
         // The file's required variable, set nowhere: Compose is read with a stand-in value, and says so.
-        expect(section(run.out, 'Compose: stack')).toContain("(the Compose file's required variables are set neither here nor in .env: read with stand-in values; the first error was: ");
+        expect(section(run.out, 'Compose: stack')).toContain(
+          "(the Compose file's required variables are set neither here nor in .env: read with stand-in values; the first error was: ",
+        );
         expect(v1.filter((c) => c.args[0] !== 'version').at(-1)!.env.CODELAB_INTERNAL_API_KEY).toBe('stand-in-for-debug-info');
         // auto mode: the npm start platform is reported too, in its own sections.
         expect(section(run.out, 'npm start: health and readiness')).toMatch(/\/ready 200 /);

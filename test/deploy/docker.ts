@@ -79,8 +79,13 @@ export function dockerMissing(options: { compose?: boolean } = {}): string | und
         missingReason = undefined;
       } catch (err) {
         const e = err as { stdout?: Buffer; stderr?: Buffer; message: string };
-        const lines = `${e.stderr?.toString() ?? ''}\n${e.stdout?.toString() ?? ''}\n${e.message}`.split('\n').map((l) => l.replace(/^ERROR: /, '').trim());
-        const detail = lines.find((l) => /cannot connect|permission denied|error during connect|timed out|ETIMEDOUT/i.test(l)) ?? lines.find((l) => l) ?? '';
+        const lines = `${e.stderr?.toString() ?? ''}\n${e.stdout?.toString() ?? ''}\n${e.message}`
+          .split('\n')
+          .map((l) => l.replace(/^ERROR: /, '').trim());
+        const detail =
+          lines.find((l) => /cannot connect|permission denied|error during connect|timed out|ETIMEDOUT/i.test(l)) ??
+          lines.find((l) => l) ??
+          '';
         missingReason = `no Docker daemon answers at ${dockerHost() ?? 'the default socket'} (${detail}): start one with ${START}`;
       }
     }
@@ -131,7 +136,25 @@ function runCommand(file: string, args: string[], options: CommandOptions = {}):
   });
 }
 
-const BOOLEAN_FLAGS = new Set(['-d', '--detach', '--rm', '-i', '--interactive', '-t', '--tty', '-it', '-ti', '--init', '--privileged', '--read-only', '--no-healthcheck', '-q', '--quiet', '--oom-kill-disable', '--sig-proxy']);
+const BOOLEAN_FLAGS = new Set([
+  '-d',
+  '--detach',
+  '--rm',
+  '-i',
+  '--interactive',
+  '-t',
+  '--tty',
+  '-it',
+  '-ti',
+  '--init',
+  '--privileged',
+  '--read-only',
+  '--no-healthcheck',
+  '-q',
+  '--quiet',
+  '--oom-kill-disable',
+  '--sig-proxy',
+]);
 
 /**
  * Refuses a published port on anything but 127.0.0.1 (this workplace's traffic rule): the options
@@ -204,7 +227,11 @@ export function run(image: string, command: string[] = [], options: RunOptions =
 }
 
 /** `docker exec [-u USER] [-e K=V] CONTAINER COMMAND…`: stdout, stderr and exit code. */
-export function exec(container: string, command: string[], options: CommandOptions & { user?: string; containerEnv?: Record<string, string> } = {}): Promise<Result> {
+export function exec(
+  container: string,
+  command: string[],
+  options: CommandOptions & { user?: string; containerEnv?: Record<string, string> } = {},
+): Promise<Result> {
   const args = ['exec', '-i'];
   if (options.user) args.push('--user', options.user);
   for (const [k, v] of Object.entries(options.containerEnv ?? {})) args.push('-e', `${k}=${v}`);
@@ -229,10 +256,17 @@ export interface ComposeOptions extends CommandOptions {
  * in `env`; NGINX_BIND_ADDRESS defaults to 127.0.0.1 and must stay there (the only published port
  * is nginx's). Resolves whatever the exit code.
  */
-export function compose(projectName: string, args: string[], env: Record<string, string | undefined> = {}, options: ComposeOptions = {}): Promise<Result> {
-  if (!/^[a-z0-9][a-z0-9_-]*$/.test(projectName)) throw new Error(`compose project names are lowercase letters, digits, - and _: ${projectName}`);
+export function compose(
+  projectName: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  options: ComposeOptions = {},
+): Promise<Result> {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(projectName))
+    throw new Error(`compose project names are lowercase letters, digits, - and _: ${projectName}`);
   const merged = { NGINX_BIND_ADDRESS: '127.0.0.1', ...env };
-  if (merged.NGINX_BIND_ADDRESS !== '127.0.0.1') throw new Error(`publish on 127.0.0.1 only, not NGINX_BIND_ADDRESS=${merged.NGINX_BIND_ADDRESS}`);
+  if (merged.NGINX_BIND_ADDRESS !== '127.0.0.1')
+    throw new Error(`publish on 127.0.0.1 only, not NGINX_BIND_ADDRESS=${merged.NGINX_BIND_ADDRESS}`);
   const files = (options.files ?? [COMPOSE_FILE]).flatMap((f) => ['-f', f]);
   return runCommand(findProgram('docker-compose') ?? 'docker-compose', ['-p', projectName, ...files, ...args], {
     timeoutMs: 10 * 60_000,
@@ -246,7 +280,14 @@ export function compose(projectName: string, args: string[], env: Record<string,
  * here), handing the npm CA of a TLS-intercepting proxy in as the secret `extra_ca` when
  * NODE_EXTRA_CA_CERTS names one (`RUN --mount=type=secret,id=extra_ca,required=false …`).
  */
-export function dockerBuild(options: { context?: string; file?: string; target?: string; tags: string[]; buildArgs?: Record<string, string>; timeoutMs?: number }): Promise<Result> {
+export function dockerBuild(options: {
+  context?: string;
+  file?: string;
+  target?: string;
+  tags: string[];
+  buildArgs?: Record<string, string>;
+  timeoutMs?: number;
+}): Promise<Result> {
   const args = ['build', '--progress=plain'];
   if (options.file) args.push('-f', options.file);
   if (options.target) args.push('--target', options.target);

@@ -31,7 +31,10 @@ const CANARY = {
  */
 function contextWithSecrets(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'codelab-context-'));
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT }).toString().split('\0').filter(Boolean);
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT })
+    .toString()
+    .split('\0')
+    .filter(Boolean);
   for (const file of files) {
     if (!existsSync(path.join(REPO_ROOT, file))) continue; // deleted but not yet staged
     mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
@@ -40,7 +43,10 @@ function contextWithSecrets(): string {
   writeFileSync(path.join(dir, '.env'), `CODELAB_INTERNAL_API_KEY=${CANARY.env}\n`);
   mkdirSync(path.join(dir, 'data/auth/keys'), { recursive: true });
   writeFileSync(path.join(dir, 'data/internal-api-key'), CANARY.internalKey);
-  writeFileSync(path.join(dir, 'data/auth/keys/private.pem'), `-----BEGIN PRIVATE KEY-----\n${CANARY.privateKey}\n-----END PRIVATE KEY-----\n`);
+  writeFileSync(
+    path.join(dir, 'data/auth/keys/private.pem'),
+    `-----BEGIN PRIVATE KEY-----\n${CANARY.privateKey}\n-----END PRIVATE KEY-----\n`,
+  );
   writeFileSync(path.join(dir, 'services/auth/.env'), `AUTH_SERVICE__MASTER_KEY=${CANARY.env}\n`);
   return dir;
 }
@@ -89,7 +95,11 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
 
   it('refuses to start with a placeholder secret and says which', async () => {
     const r = await run(imageTag('auth'), [], {
-      containerEnv: { AUTH_SERVICE__INTERNAL_API_KEY: 'change-me-internal-api-key', AUTH_SERVICE__MASTER_KEY: 'a real one 0123456789', AUTH_SERVICE__ENVIRONMENT: 'production' },
+      containerEnv: {
+        AUTH_SERVICE__INTERNAL_API_KEY: 'change-me-internal-api-key',
+        AUTH_SERVICE__MASTER_KEY: 'a real one 0123456789',
+        AUTH_SERVICE__ENVIRONMENT: 'production',
+      },
       timeoutMs: 60_000,
     });
     expect(r.code).not.toBe(0);
@@ -100,204 +110,281 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     expect(config.stderr).toContain('POSTGRES_PASSWORD');
   }, 120_000);
 
-  it('builds images that run as a non-root user with no secret, key or .env in any layer', async () => {
-    const images = SERVICE_IMAGES.map(imageTag);
-    for (const image of images) {
-      const config = JSON.parse(await dockerOk(['image', 'inspect', '-f', '{{json .Config}}', image])) as { User: string; Healthcheck?: { Test: string[] }; Env: string[] };
-      expect(config.User, image).toBe('node');
-      expect(config.Healthcheck?.Test.join(' '), image).toContain('/health');
-      expect(config.Env.join('\n'), image).not.toMatch(/KEY=|PASSWORD=|SECRET=/);
-    }
-    expect(await foundInImages(images, Object.values(CANARY))).toEqual([]);
-    // and no test file, .env or data directory was copied in
-    const listing = await run(imageTag('runtime'), ['sh', '-c', 'find /app -name "*.test.ts" -o -name .env -o -name "*.pem" -o -path /app/data | grep -v /node_modules/ || true'], { timeoutMs: 60_000 });
-    expect(listing.stdout.trim()).toBe('');
-  }, 10 * 60_000);
+  it(
+    'builds images that run as a non-root user with no secret, key or .env in any layer',
+    async () => {
+      const images = SERVICE_IMAGES.map(imageTag);
+      for (const image of images) {
+        const config = JSON.parse(await dockerOk(['image', 'inspect', '-f', '{{json .Config}}', image])) as {
+          User: string;
+          Healthcheck?: { Test: string[] };
+          Env: string[];
+        };
+        expect(config.User, image).toBe('node');
+        expect(config.Healthcheck?.Test.join(' '), image).toContain('/health');
+        expect(config.Env.join('\n'), image).not.toMatch(/KEY=|PASSWORD=|SECRET=/);
+      }
+      expect(await foundInImages(images, Object.values(CANARY))).toEqual([]);
+      // and no test file, .env or data directory was copied in
+      const listing = await run(
+        imageTag('runtime'),
+        ['sh', '-c', 'find /app -name "*.test.ts" -o -name .env -o -name "*.pem" -o -path /app/data | grep -v /node_modules/ || true'],
+        { timeoutMs: 60_000 },
+      );
+      expect(listing.stdout.trim()).toBe('');
+    },
+    10 * 60_000,
+  );
 
-  it('goes from nothing to all healthy; through nginx: token, JWKS, health and a streamed conversation', async () => {
-    const seconds = await stack.up();
-    process.stderr.write(`deploy: images built in ${buildSeconds.images.toFixed(1)} s; up to healthy in ${seconds.toFixed(1)} s\n`);
-    for (const p of ['/nginx-health', '/gateway-health', '/auth-health']) expect((await fetch(`${stack.url}${p}`)).status, p).toBe(200);
-    expect(((await (await fetch(`${stack.url}/gateway-health`)).json()) as { service: string }).service).toBe('gateway');
-    expect(((await (await fetch(`${stack.url}/auth-health`)).json()) as { service: string }).service).toBe('auth');
-    const jwks = (await (await fetch(`${stack.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string; kty: string }[] };
-    expect(jwks.keys.length).toBeGreaterThan(0);
-    expect(jwks.keys[0]!.kty).toBe('RSA');
-    const pgReady = await stack.compose(['exec', '-T', 'postgres', 'pg_isready']);
-    expect(pgReady.code, pgReady.stdout + pgReady.stderr).toBe(0);
+  it(
+    'goes from nothing to all healthy; through nginx: token, JWKS, health and a streamed conversation',
+    async () => {
+      const seconds = await stack.up();
+      process.stderr.write(`deploy: images built in ${buildSeconds.images.toFixed(1)} s; up to healthy in ${seconds.toFixed(1)} s\n`);
+      for (const p of ['/nginx-health', '/gateway-health', '/auth-health']) expect((await fetch(`${stack.url}${p}`)).status, p).toBe(200);
+      expect(((await (await fetch(`${stack.url}/gateway-health`)).json()) as { service: string }).service).toBe('gateway');
+      expect(((await (await fetch(`${stack.url}/auth-health`)).json()) as { service: string }).service).toBe('auth');
+      const jwks = (await (await fetch(`${stack.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string; kty: string }[] };
+      expect(jwks.keys.length).toBeGreaterThan(0);
+      expect(jwks.keys[0]!.kty).toBe('RSA');
+      const pgReady = await stack.compose(['exec', '-T', 'postgres', 'pg_isready']);
+      expect(pgReady.code, pgReady.stdout + pgReady.stderr).toBe(0);
 
-    token = await stack.adminToken();
-    const sessionId = `deploy-${randomUUID()}`;
-    const client = await stack.connect(token, sessionId);
-    const t = await turn(client, 'hello through nginx [[mock:words 5]]');
-    expect(t.final).toMatchObject({ type: 'assistant_message', is_final: true, content: 'w0 w1 w2 w3 w4' });
-    expect(t.frames.filter((f) => f.is_final === false).map((f) => f.token).join('')).toBe('w0 w1 w2 w3 w4');
-    acknowledged.push({ sessionId, content: 'hello through nginx [[mock:words 5]]' });
-    client.close();
-    // an unknown path answers the platform's JSON error, not nginx's page
-    const missingRoute = await fetch(`${stack.url}/nope`);
-    expect(missingRoute.status).toBe(404);
-  }, 10 * 60_000);
+      token = await stack.adminToken();
+      const sessionId = `deploy-${randomUUID()}`;
+      const client = await stack.connect(token, sessionId);
+      const t = await turn(client, 'hello through nginx [[mock:words 5]]');
+      expect(t.final).toMatchObject({ type: 'assistant_message', is_final: true, content: 'w0 w1 w2 w3 w4' });
+      expect(
+        t.frames
+          .filter((f) => f.is_final === false)
+          .map((f) => f.token)
+          .join(''),
+      ).toBe('w0 w1 w2 w3 w4');
+      acknowledged.push({ sessionId, content: 'hello through nginx [[mock:words 5]]' });
+      client.close();
+      // an unknown path answers the platform's JSON error, not nginx's page
+      const missingRoute = await fetch(`${stack.url}/nope`);
+      expect(missingRoute.status).toBe(404);
+    },
+    10 * 60_000,
+  );
 
-  it('scales to 3 gateways and 2 runtimes: 30 concurrent conversations through nginx land on every gateway, none fails', async () => {
-    await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']);
-    const gateways = await stack.ids('gateway');
-    expect(gateways).toHaveLength(3);
-    expect(await stack.ids('runtime')).toHaveLength(2);
-    const received = async (): Promise<number[]> =>
-      Promise.all(
-        gateways.map(async (id) => {
-          const { body } = await stack.inside(id, 'gateway', '/metrics');
-          return Number(/^gateway_ws_messages_total\{direction="in",type="user_message"\} (\d+)/m.exec(body)?.[1] ?? 0);
+  it(
+    'scales to 3 gateways and 2 runtimes: 30 concurrent conversations through nginx land on every gateway, none fails',
+    async () => {
+      await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']);
+      const gateways = await stack.ids('gateway');
+      expect(gateways).toHaveLength(3);
+      expect(await stack.ids('runtime')).toHaveLength(2);
+      const received = async (): Promise<number[]> =>
+        Promise.all(
+          gateways.map(async (id) => {
+            const { body } = await stack.inside(id, 'gateway', '/metrics');
+            return Number(/^gateway_ws_messages_total\{direction="in",type="user_message"\} (\d+)/m.exec(body)?.[1] ?? 0);
+          }),
+        );
+      const before = await received();
+      const results = await Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const sessionId = `scale-${i}-${randomUUID()}`;
+          const client = await stack.connect(token, sessionId);
+          try {
+            const content = `conversation ${i} [[mock:words 20]]`;
+            const t = await turn(client, content);
+            if (t.final.type === 'assistant_message') acknowledged.push({ sessionId, content });
+            return t.final;
+          } finally {
+            client.close();
+          }
         }),
       );
-    const before = await received();
-    const results = await Promise.all(
-      Array.from({ length: 30 }, async (_, i) => {
-        const sessionId = `scale-${i}-${randomUUID()}`;
-        const client = await stack.connect(token, sessionId);
-        try {
-          const content = `conversation ${i} [[mock:words 20]]`;
-          const t = await turn(client, content);
-          if (t.final.type === 'assistant_message') acknowledged.push({ sessionId, content });
-          return t.final;
-        } finally {
-          client.close();
-        }
-      }),
-    );
-    expect(results.filter((f) => f.type !== 'assistant_message')).toEqual([]);
-    const after = await received();
-    const perGateway = after.map((n, i) => n - before[i]!);
-    expect(perGateway.reduce((a, b) => a + b, 0)).toBe(30);
-    expect(perGateway.every((n) => n > 0), `user messages per gateway: ${perGateway.join(', ')}`).toBe(true);
-  }, 10 * 60_000);
+      expect(results.filter((f) => f.type !== 'assistant_message')).toEqual([]);
+      const after = await received();
+      const perGateway = after.map((n, i) => n - before[i]!);
+      expect(perGateway.reduce((a, b) => a + b, 0)).toBe(30);
+      expect(
+        perGateway.every((n) => n > 0),
+        `user messages per gateway: ${perGateway.join(', ')}`,
+      ).toBe(true);
+    },
+    10 * 60_000,
+  );
 
-  it('debug-info reports the stack (every replica ready, nginx, PostgreSQL, Redis) without a secret', async () => {
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile('bash', [path.join(REPO_ROOT, 'scripts/debug-info.sh'), '--mode', 'compose', '-p', stack.project, '-f', path.join(REPO_ROOT, 'docker-compose.yml'), '--nginx-url', stack.url], { env: dockerEnv({ ...stack.env, NGINX_BIND_ADDRESS: '127.0.0.1' }), cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 5 * 60_000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+  it(
+    'debug-info reports the stack (every replica ready, nginx, PostgreSQL, Redis) without a secret',
+    async () => {
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(
+          'bash',
+          [
+            path.join(REPO_ROOT, 'scripts/debug-info.sh'),
+            '--mode',
+            'compose',
+            '-p',
+            stack.project,
+            '-f',
+            path.join(REPO_ROOT, 'docker-compose.yml'),
+            '--nginx-url',
+            stack.url,
+          ],
+          {
+            env: dockerEnv({ ...stack.env, NGINX_BIND_ADDRESS: '127.0.0.1' }),
+            cwd: REPO_ROOT,
+            maxBuffer: 64 * 1024 * 1024,
+            timeout: 5 * 60_000,
+          },
+          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+        );
+      });
+      expect(out).toContain('Compose stack: found (10 containers)');
+      expect(out).toMatch(/problems seen: none/);
+      expect(out.match(/^\S*gateway\S* \/ready 200 /gm) ?? [], out).toHaveLength(3);
+      expect(out).toContain(`${stack.url}/gateway-health 200`);
+      for (const [name, value] of Object.entries(stack.secrets)) expect(out.includes(value), `${name} in the report`).toBe(false);
+      expect(out.includes(token), 'the access token in the report').toBe(false);
+    },
+    6 * 60_000,
+  );
+
+  it(
+    'kills the gateway of a conversation mid-turn: the client resumes through nginx with last_seq and gets every frame once',
+    async () => {
+      const sessionId = `kill-${randomUUID()}`;
+      const first = await stack.connect(token, sessionId);
+      first.send({ type: 'user_message', content: 'a long answer [[mock:words 300]] [[mock:token_delay 20]]' });
+      await first.until((f) => typeof f.token === 'string' && (f.seq as number) >= 5);
+      // the gateway holding the connection: the one with an open WebSocket
+      const gateways = await stack.ids('gateway');
+      const open = await Promise.all(
+        gateways.map(async (id) =>
+          Number(/^gateway_ws_connections (\d+)/m.exec((await stack.inside(id, 'gateway', '/metrics')).body)?.[1] ?? 0),
+        ),
       );
-    });
-    expect(out).toContain('Compose stack: found (10 containers)');
-    expect(out).toMatch(/problems seen: none/);
-    expect(out.match(/^\S*gateway\S* \/ready 200 /gm) ?? [], out).toHaveLength(3);
-    expect(out).toContain(`${stack.url}/gateway-health 200`);
-    for (const [name, value] of Object.entries(stack.secrets)) expect(out.includes(value), `${name} in the report`).toBe(false);
-    expect(out.includes(token), 'the access token in the report').toBe(false);
-  }, 6 * 60_000);
+      expect(open.filter((n) => n === 1)).toHaveLength(1);
+      const victim = gateways[open.indexOf(1)]!;
+      await dockerOk(['kill', victim]);
+      await first.closed();
+      const lastSeq = Math.max(...first.frames.map((f) => f.seq as number).filter(Number.isFinite));
 
-  it('kills the gateway of a conversation mid-turn: the client resumes through nginx with last_seq and gets every frame once', async () => {
-    const sessionId = `kill-${randomUUID()}`;
-    const first = await stack.connect(token, sessionId);
-    first.send({ type: 'user_message', content: 'a long answer [[mock:words 300]] [[mock:token_delay 20]]' });
-    await first.until((f) => typeof f.token === 'string' && (f.seq as number) >= 5);
-    // the gateway holding the connection: the one with an open WebSocket
-    const gateways = await stack.ids('gateway');
-    const open = await Promise.all(gateways.map(async (id) => Number(/^gateway_ws_connections (\d+)/m.exec((await stack.inside(id, 'gateway', '/metrics')).body)?.[1] ?? 0)));
-    expect(open.filter((n) => n === 1)).toHaveLength(1);
-    const victim = gateways[open.indexOf(1)]!;
-    await dockerOk(['kill', victim]);
-    await first.closed();
-    const lastSeq = Math.max(...first.frames.map((f) => f.seq as number).filter(Number.isFinite));
+      const second = await stack.connect(token, sessionId, lastSeq);
+      const rest = await second
+        .until((f) => f.is_final === true, 0, 120_000)
+        .catch(async (err: Error) => {
+          // what the services saw, to tell a slow machine from a lost turn
+          const logs = await stack.compose(['logs', '--no-color', '--tail', '60', 'runtime', 'gateway']);
+          throw new Error(
+            `${err.message}\nfirst client's frames: ${JSON.stringify(first.frames.slice(-3))}\n${logs.stdout.slice(-15_000)}`,
+          );
+        });
+      const seqs = [...first.frames, ...rest].map((f) => f.seq as number);
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // every frame exactly once, in order
+      const final = rest.at(-1)!;
+      expect(final).toMatchObject({ type: 'assistant_message', is_final: true });
+      const words = [...first.frames, ...rest]
+        .filter((f) => f.is_final === false)
+        .map((f) => f.token)
+        .join('');
+      expect(words).toBe(final.content);
+      acknowledged.push({ sessionId, content: 'a long answer [[mock:words 300]] [[mock:token_delay 20]]' });
+      second.close();
+      // a killed container stays down (Docker's restart policy ignores `docker kill`); up brings it back
+      expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(2);
+      await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']);
+      expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(3);
+    },
+    8 * 60_000,
+  );
 
-    const second = await stack.connect(token, sessionId, lastSeq);
-    const rest = await second.until((f) => f.is_final === true, 0, 120_000).catch(async (err: Error) => {
-      // what the services saw, to tell a slow machine from a lost turn
-      const logs = await stack.compose(['logs', '--no-color', '--tail', '60', 'runtime', 'gateway']);
-      throw new Error(`${err.message}\nfirst client's frames: ${JSON.stringify(first.frames.slice(-3))}\n${logs.stdout.slice(-15_000)}`);
-    });
-    const seqs = [...first.frames, ...rest].map((f) => f.seq as number);
-    expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // every frame exactly once, in order
-    const final = rest.at(-1)!;
-    expect(final).toMatchObject({ type: 'assistant_message', is_final: true });
-    const words = [...first.frames, ...rest].filter((f) => f.is_final === false).map((f) => f.token).join('');
-    expect(words).toBe(final.content);
-    acknowledged.push({ sessionId, content: 'a long answer [[mock:words 300]] [[mock:token_delay 20]]' });
-    second.close();
-    // a killed container stays down (Docker's restart policy ignores `docker kill`); up brings it back
-    expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(2);
-    await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']);
-    expect((await stack.states('gateway')).filter((s) => s.running)).toHaveLength(3);
-  }, 8 * 60_000);
-
-  it('restarts postgres during conversations: /ready names postgres while it is down, nothing acknowledged is lost, no service restarts', async () => {
-    await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']); // as the test before left it (or should have)
-    const before = new Map((await stack.states()).map((s) => [s.id, s]));
-    const runtimes = await stack.ids('runtime');
-    let stop = false;
-    const outcomes: string[] = [];
-    const loops = Array.from({ length: 4 }, async (_, i) => {
-      const sessionId = `pg-${i}-${randomUUID()}`;
-      const client = await stack.connect(token, sessionId);
-      for (let n = 0; !stop; n++) {
-        const content = `turn ${n} of loop ${i} [[mock:words 10]]`;
-        try {
-          const t = await turn(client, content);
-          outcomes.push(String(t.final.type === 'assistant_message' ? 'ok' : t.final.code));
-          if (t.final.type === 'assistant_message') acknowledged.push({ sessionId, content });
-        } catch (err) {
-          outcomes.push(`no final frame: ${(err as Error).message.slice(0, 200)}`);
-          break;
+  it(
+    'restarts postgres during conversations: /ready names postgres while it is down, nothing acknowledged is lost, no service restarts',
+    async () => {
+      await stack.up(['--scale', 'gateway=3', '--scale', 'runtime=2']); // as the test before left it (or should have)
+      const before = new Map((await stack.states()).map((s) => [s.id, s]));
+      const runtimes = await stack.ids('runtime');
+      let stop = false;
+      const outcomes: string[] = [];
+      const loops = Array.from({ length: 4 }, async (_, i) => {
+        const sessionId = `pg-${i}-${randomUUID()}`;
+        const client = await stack.connect(token, sessionId);
+        for (let n = 0; !stop; n++) {
+          const content = `turn ${n} of loop ${i} [[mock:words 10]]`;
+          try {
+            const t = await turn(client, content);
+            outcomes.push(String(t.final.type === 'assistant_message' ? 'ok' : t.final.code));
+            if (t.final.type === 'assistant_message') acknowledged.push({ sessionId, content });
+          } catch (err) {
+            outcomes.push(`no final frame: ${(err as Error).message.slice(0, 200)}`);
+            break;
+          }
         }
+        client.close();
+      });
+      await waitFor('a few turns before the restart', async () => outcomes.length >= 8, 60_000);
+      await stack.composeOk(['stop', 'postgres']);
+      await waitFor(
+        'the runtime reports postgres failing',
+        async () => {
+          const ready = await stack.inside(runtimes[0]!, 'runtime', '/ready');
+          return ready.status === 503 && (JSON.parse(ready.body) as { failed: string[] }).failed.includes('postgres');
+        },
+        60_000,
+      );
+      const failing = outcomes.length;
+      await stack.composeOk(['start', 'postgres']);
+      await stack.waitHealthy();
+      for (const id of runtimes) {
+        await waitFor(
+          `runtime ${id.slice(0, 12)} ready again`,
+          async () => (await stack.inside(id, 'runtime', '/ready')).status === 200,
+          60_000,
+        );
       }
-      client.close();
-    });
-    await waitFor('a few turns before the restart', async () => outcomes.length >= 8, 60_000);
-    await stack.composeOk(['stop', 'postgres']);
-    await waitFor(
-      'the runtime reports postgres failing',
-      async () => {
-        const ready = await stack.inside(runtimes[0]!, 'runtime', '/ready');
-        return ready.status === 503 && (JSON.parse(ready.body) as { failed: string[] }).failed.includes('postgres');
-      },
-      60_000,
-    );
-    const failing = outcomes.length;
-    await stack.composeOk(['start', 'postgres']);
-    await stack.waitHealthy();
-    for (const id of runtimes) {
-      await waitFor(`runtime ${id.slice(0, 12)} ready again`, async () => (await stack.inside(id, 'runtime', '/ready')).status === 200, 60_000);
-    }
-    await waitFor('turns after the restart', async () => outcomes.slice(failing).filter((o) => o === 'ok').length >= 8, 120_000);
-    stop = true;
-    await Promise.all(loops);
-    // every turn ended with a final frame (an answer, or a clear error while the database was away)
-    expect(outcomes.filter((o) => o.startsWith('no final frame'))).toEqual([]);
-    // no service container restarted or was replaced
-    for (const s of await stack.states()) {
-      if (s.service === 'postgres') continue;
-      const was = before.get(s.id);
-      expect(was, `${s.name} is new`).toBeDefined();
-      expect(s.startedAt, `${s.name} restarted`).toBe(was!.startedAt);
-      expect(s.restarts, `${s.name} restarted`).toBe(0);
-    }
-    await expectAcknowledgedKept(stack, token, acknowledged);
-  }, 10 * 60_000);
+      await waitFor('turns after the restart', async () => outcomes.slice(failing).filter((o) => o === 'ok').length >= 8, 120_000);
+      stop = true;
+      await Promise.all(loops);
+      // every turn ended with a final frame (an answer, or a clear error while the database was away)
+      expect(outcomes.filter((o) => o.startsWith('no final frame'))).toEqual([]);
+      // no service container restarted or was replaced
+      for (const s of await stack.states()) {
+        if (s.service === 'postgres') continue;
+        const was = before.get(s.id);
+        expect(was, `${s.name} is new`).toBeDefined();
+        expect(s.startedAt, `${s.name} restarted`).toBe(was!.startedAt);
+        expect(s.restarts, `${s.name} restarted`).toBe(0);
+      }
+      await expectAcknowledgedKept(stack, token, acknowledged);
+    },
+    10 * 60_000,
+  );
 
-  it('keeps the data over down + up (users, keys, sessions) and stop drains a turn in flight with close 1001', async () => {
-    await stack.composeOk(['down']);
-    expect((await stack.volumes()).length).toBeGreaterThanOrEqual(3);
-    await stack.up();
-    // the token from before still verifies (the auth keys volume) and the history is there
-    await expectAcknowledgedKept(stack, token, acknowledged);
-    token = await stack.adminToken();
+  it(
+    'keeps the data over down + up (users, keys, sessions) and stop drains a turn in flight with close 1001',
+    async () => {
+      await stack.composeOk(['down']);
+      expect((await stack.volumes()).length).toBeGreaterThanOrEqual(3);
+      await stack.up();
+      // the token from before still verifies (the auth keys volume) and the history is there
+      await expectAcknowledgedKept(stack, token, acknowledged);
+      token = await stack.adminToken();
 
-    const client = await stack.connect(token, `drain-${randomUUID()}`);
-    client.send({ type: 'user_message', content: 'a long answer [[mock:words 200]] [[mock:token_delay 20]]' });
-    await client.until((f) => typeof f.token === 'string');
-    const gateway = (await stack.ids('gateway'))[0]!;
-    const stopped = stack.compose(['stop', 'gateway']);
-    const code = await client.closed();
-    expect(code).toBe(1001);
-    const final = client.frames.find((f) => f.is_final === true);
-    expect(final, 'the turn ended or got an error frame before the close').toBeDefined();
-    expect((await stopped).code).toBe(0);
-    // it exited by itself within the grace period, not killed at its end
-    const [state] = await stack.states('gateway');
-    expect(state?.id.startsWith(gateway) || state?.id === gateway).toBe(true);
-    expect(state?.exitCode, 'exit code of the stopped gateway (137: killed after the grace period)').toBe(0);
-  }, 10 * 60_000);
+      const client = await stack.connect(token, `drain-${randomUUID()}`);
+      client.send({ type: 'user_message', content: 'a long answer [[mock:words 200]] [[mock:token_delay 20]]' });
+      await client.until((f) => typeof f.token === 'string');
+      const gateway = (await stack.ids('gateway'))[0]!;
+      const stopped = stack.compose(['stop', 'gateway']);
+      const code = await client.closed();
+      expect(code).toBe(1001);
+      const final = client.frames.find((f) => f.is_final === true);
+      expect(final, 'the turn ended or got an error frame before the close').toBeDefined();
+      expect((await stopped).code).toBe(0);
+      // it exited by itself within the grace period, not killed at its end
+      const [state] = await stack.states('gateway');
+      expect(state?.id.startsWith(gateway) || state?.id === gateway).toBe(true);
+      expect(state?.exitCode, 'exit code of the stopped gateway (137: killed after the grace period)').toBe(0);
+    },
+    10 * 60_000,
+  );
 
   it('has no secret in any container log', async () => {
     const logs = await stack.logs();
@@ -306,16 +393,24 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     expect(logs.includes(token), 'an access token in the logs').toBe(false);
   }, 120_000);
 
-  it('down -v wipes it: containers, network and volumes', async () => {
-    await stack.composeOk(['down', '-v']);
-    expect(await stack.volumes()).toEqual([]);
-    expect(await stack.ids()).toEqual([]);
-    const networks = await docker(['network', 'inspect', stack.project]);
-    expect(networks.code).not.toBe(0);
-  }, 5 * 60_000);
+  it(
+    'down -v wipes it: containers, network and volumes',
+    async () => {
+      await stack.composeOk(['down', '-v']);
+      expect(await stack.volumes()).toEqual([]);
+      expect(await stack.ids()).toEqual([]);
+      const networks = await docker(['network', 'inspect', stack.project]);
+      expect(networks.code).not.toBe(0);
+    },
+    5 * 60_000,
+  );
 });
 
-async function expectAcknowledgedKept(stack: ComposeStack, token: string, acknowledged: { sessionId: string; content: string }[]): Promise<void> {
+async function expectAcknowledgedKept(
+  stack: ComposeStack,
+  token: string,
+  acknowledged: { sessionId: string; content: string }[],
+): Promise<void> {
   const bySession = new Map<string, string[]>();
   for (const a of acknowledged) bySession.set(a.sessionId, [...(bySession.get(a.sessionId) ?? []), a.content]);
   for (const [sessionId, contents] of bySession) {

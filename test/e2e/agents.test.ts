@@ -35,10 +35,7 @@ class Conversation {
   readonly client: FrameClient;
   readonly sessionId: string;
 
-  constructor(
-    client: FrameClient,
-    sessionId: string,
-  ) {
+  constructor(client: FrameClient, sessionId: string) {
     this.client = client;
     this.sessionId = sessionId;
   }
@@ -81,9 +78,19 @@ describe('agents, tools and approvals over the WebSocket', () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const history = async (sessionId: string) =>
-    ((await get(`/api/v1/sessions/${sessionId}/history`)).body.messages as { role: string; content: string; tool_call_id?: string; tool_calls?: { id: string; function: { name: string } }[] }[]);
+    (await get(`/api/v1/sessions/${sessionId}/history`)).body.messages as {
+      role: string;
+      content: string;
+      tool_call_id?: string;
+      tool_calls?: { id: string; function: { name: string } }[];
+    }[];
   const toolRow = async (sessionId: string, callId: string) =>
-    (await db.query('SELECT status, decision, decision_reason, final_arguments FROM tool_calls WHERE session_id = $1 AND call_id = $2', [sessionId, callId])).rows[0] as Record<string, unknown>;
+    (
+      await db.query('SELECT status, decision, decision_reason, final_arguments FROM tool_calls WHERE session_id = $1 AND call_id = $2', [
+        sessionId,
+        callId,
+      ])
+    ).rows[0] as Record<string, unknown>;
 
   it.each([
     ['Please implement a linked list', 'coder'],
@@ -93,7 +100,13 @@ describe('agents, tools and approvals over the WebSocket', () => {
   ])('routes "%s" to the %s agent (whole-word classification), then the agent answers', async (content, agent) => {
     const c = await open();
     const frames = await c.turn({ type: 'user_message', content, role: 'user' });
-    expect(frames[0]).toMatchObject({ type: 'agent_switched', is_final: false, from_agent: 'orchestrator', to_agent: agent, metadata: { from_agent: 'orchestrator', to_agent: agent, classification_method: 'llm' } });
+    expect(frames[0]).toMatchObject({
+      type: 'agent_switched',
+      is_final: false,
+      from_agent: 'orchestrator',
+      to_agent: agent,
+      metadata: { from_agent: 'orchestrator', to_agent: agent, classification_method: 'llm' },
+    });
     expect(frames.at(-1)).toMatchObject({ type: 'assistant_message', is_final: true });
     expect(frames.filter((f) => f.token).length).toBeGreaterThan(5);
     // sticky: the next message goes straight to the same agent
@@ -105,9 +118,19 @@ describe('agents, tools and approvals over the WebSocket', () => {
 
   it('a read-only tool call goes to the IDE without approval; its tool_result continues the agent', async () => {
     const c = await open();
-    const frames = await c.turn({ type: 'user_message', content: `explain src/app.ts ${toolCall('read_file', { path: 'src/app.ts' })}`, role: 'user' });
+    const frames = await c.turn({
+      type: 'user_message',
+      content: `explain src/app.ts ${toolCall('read_file', { path: 'src/app.ts' })}`,
+      role: 'user',
+    });
     const call = frames.at(-1)!;
-    expect(call).toMatchObject({ type: 'tool_call', tool_name: 'read_file', arguments: { path: 'src/app.ts' }, requires_approval: false, is_final: true });
+    expect(call).toMatchObject({
+      type: 'tool_call',
+      tool_name: 'read_file',
+      arguments: { path: 'src/app.ts' },
+      requires_approval: false,
+      is_final: true,
+    });
     const answer = await c.turn({ type: 'tool_result', call_id: call.call_id, result: { content: 'export const app = 1;' } });
     expect(answer.at(-1)).toMatchObject({ type: 'assistant_message', is_final: true });
     expect(String(answer.at(-1)!.content)).toContain('read_file returned');
@@ -120,7 +143,11 @@ describe('agents, tools and approvals over the WebSocket', () => {
   });
 
   const askToWrite = async (c: Conversation, path = 'src/list.ts'): Promise<Frame> => {
-    const frames = await c.turn({ type: 'user_message', content: `implement it ${toolCall('write_file', { path, content: 'export {}' })}`, role: 'user' });
+    const frames = await c.turn({
+      type: 'user_message',
+      content: `implement it ${toolCall('write_file', { path, content: 'export {}' })}`,
+      role: 'user',
+    });
     const call = frames.at(-1)!;
     expect(call).toMatchObject({ type: 'tool_call', tool_name: 'write_file', requires_approval: true, is_final: true });
     return call;
@@ -130,7 +157,12 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const c = await open();
     const call = await askToWrite(c);
     const pending = await get(`/api/v1/sessions/${c.sessionId}/pending-approvals`);
-    expect(pending.body).toMatchObject({ count: 1, pending_approvals: [{ call_id: call.call_id, request_id: call.call_id, tool_name: 'write_file', subject: 'write_file', request_type: 'tool' }] });
+    expect(pending.body).toMatchObject({
+      count: 1,
+      pending_approvals: [
+        { call_id: call.call_id, request_id: call.call_id, tool_name: 'write_file', subject: 'write_file', request_type: 'tool' },
+      ],
+    });
     const answer = await c.turn({ type: 'tool_result', call_id: call.call_id, result: { success: true } });
     expect(answer.at(-1)).toMatchObject({ type: 'assistant_message', is_final: true });
     expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({ status: 'completed', decision: 'approve' });
@@ -142,7 +174,11 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const c = await open();
     const call = await askToWrite(c);
     await c.turn({ type: 'tool_result', call_id: call.call_id, error: 'Операция отклонена: write_file' });
-    expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({ status: 'rejected', decision: 'reject', decision_reason: 'Tool execution failed: Операция отклонена: write_file' });
+    expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({
+      status: 'rejected',
+      decision: 'reject',
+      decision_reason: 'Tool execution failed: Операция отклонена: write_file',
+    });
     expect((await history(c.sessionId))[2]).toMatchObject({ role: 'tool', content: 'Error: Операция отклонена: write_file' });
     c.close();
   });
@@ -152,7 +188,15 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const call = await askToWrite(c);
     const approved = await c.turn({ type: 'hitl_decision', call_id: call.call_id, decision: 'approve' });
     expect(approved).toHaveLength(1);
-    expect(approved[0]).toMatchObject({ type: 'tool_call', call_id: call.call_id, tool_name: 'write_file', arguments: call.arguments, requires_approval: false, is_final: true, metadata: { approved: true, decision: 'approve' } });
+    expect(approved[0]).toMatchObject({
+      type: 'tool_call',
+      call_id: call.call_id,
+      tool_name: 'write_file',
+      arguments: call.arguments,
+      requires_approval: false,
+      is_final: true,
+      metadata: { approved: true, decision: 'approve' },
+    });
     const answer = await c.turn({ type: 'tool_result', call_id: call.call_id, result: 'written' });
     expect(answer.at(-1)).toMatchObject({ type: 'assistant_message', is_final: true });
     expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({ status: 'completed', decision: 'approve' });
@@ -164,8 +208,18 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const call = await askToWrite(c);
     const edited = { path: 'src/v2.ts', content: 'export const v = 2;' };
     const frames = await c.turn({ type: 'hitl_decision', call_id: call.call_id, decision: 'EDIT', modified_arguments: edited });
-    expect(frames[0]).toMatchObject({ type: 'tool_call', call_id: call.call_id, arguments: edited, requires_approval: false, metadata: { decision: 'edit' } });
-    expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({ status: 'approved', decision: 'edit', final_arguments: edited });
+    expect(frames[0]).toMatchObject({
+      type: 'tool_call',
+      call_id: call.call_id,
+      arguments: edited,
+      requires_approval: false,
+      metadata: { decision: 'edit' },
+    });
+    expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({
+      status: 'approved',
+      decision: 'edit',
+      final_arguments: edited,
+    });
     await c.turn({ type: 'tool_result', call_id: call.call_id, result: { success: true } });
     c.close();
   });
@@ -186,7 +240,9 @@ describe('agents, tools and approvals over the WebSocket', () => {
   it('an approval nobody answers expires: rejected with reason expired, answered for the LLM, late answers refused', async () => {
     const c = await open();
     const call = await askToWrite(c);
-    await expect.poll(async () => (await toolRow(c.sessionId, String(call.call_id))).status, { timeout: 10_000, interval: 200 }).toBe('rejected');
+    await expect
+      .poll(async () => (await toolRow(c.sessionId, String(call.call_id))).status, { timeout: 10_000, interval: 200 })
+      .toBe('rejected');
     expect(await toolRow(c.sessionId, String(call.call_id))).toMatchObject({ decision: 'expired', decision_reason: 'expired' });
     expect((await get(`/api/v1/sessions/${c.sessionId}/pending-approvals`)).body).toMatchObject({ count: 0 });
     expect(JSON.parse((await history(c.sessionId))[2]!.content)).toMatchObject({ status: 'rejected', reason: 'expired' });
@@ -200,7 +256,11 @@ describe('agents, tools and approvals over the WebSocket', () => {
 
   it('a tool the agent may not use becomes an error result for the LLM, never a call to the IDE nor an orphan in history', async () => {
     const c = await open();
-    const frames = await c.turn({ type: 'user_message', content: `explain and save it ${toolCall('write_file', { path: 'notes.txt', content: 'x' })}`, role: 'user' });
+    const frames = await c.turn({
+      type: 'user_message',
+      content: `explain and save it ${toolCall('write_file', { path: 'notes.txt', content: 'x' })}`,
+      role: 'user',
+    });
     expect(frames[0]).toMatchObject({ type: 'agent_switched', to_agent: 'ask' });
     expect(frames.some((f) => f.type === 'tool_call')).toBe(false);
     expect(frames.at(-1)).toMatchObject({ type: 'assistant_message', is_final: true });
@@ -214,9 +274,15 @@ describe('agents, tools and approvals over the WebSocket', () => {
   it('the architect writes markdown only', async () => {
     const c = await open();
     await c.turn({ type: 'switch_agent', agent_type: 'architect' });
-    const md = await c.turn({ type: 'user_message', content: `write the plan ${toolCall('write_file', { path: 'docs/plan.md', content: '# Plan' })}` });
+    const md = await c.turn({
+      type: 'user_message',
+      content: `write the plan ${toolCall('write_file', { path: 'docs/plan.md', content: '# Plan' })}`,
+    });
     expect(md.at(-1)).toMatchObject({ type: 'tool_call', tool_name: 'write_file', requires_approval: true });
-    const code = await c.turn({ type: 'user_message', content: `now the code ${toolCall('write_file', { path: 'src/plan.ts', content: 'x' })}` });
+    const code = await c.turn({
+      type: 'user_message',
+      content: `now the code ${toolCall('write_file', { path: 'src/plan.ts', content: 'x' })}`,
+    });
     expect(code.some((f) => f.type === 'tool_call')).toBe(false);
     const h = await history(c.sessionId);
     expect(h.at(-2)!.content).toMatch(/^Error: Architect agent can only create\/edit markdown \(\.md\) files/);
@@ -249,10 +315,19 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const c = await open();
     const frames = await c.turn({ type: 'switch_agent', agent_type: 'architect', content: 'Design auth', reason: 'User requested' });
     expect(frames).toHaveLength(1);
-    expect(frames[0]).toMatchObject({ type: 'agent_switched', content: 'Switched to architect agent', is_final: true, from_agent: 'orchestrator', to_agent: 'architect', metadata: { from_agent: 'orchestrator', to_agent: 'architect', reason: 'User requested', confidence: 'high' } });
+    expect(frames[0]).toMatchObject({
+      type: 'agent_switched',
+      content: 'Switched to architect agent',
+      is_final: true,
+      from_agent: 'orchestrator',
+      to_agent: 'architect',
+      metadata: { from_agent: 'orchestrator', to_agent: 'architect', reason: 'User requested', confidence: 'high' },
+    });
     const withAgent = await c.turn({ type: 'user_message', content: 'a question', agent_type: 'debug' });
     expect(withAgent[0]).toMatchObject({ type: 'agent_switched', from_agent: 'architect', to_agent: 'debug', is_final: false });
-    const current = (await get(`/api/v1/agents/${c.sessionId}/current?include_history=true`)).body as { context: { current_agent: string; switch_count: number; switch_history: { to_agent: string }[] } };
+    const current = (await get(`/api/v1/agents/${c.sessionId}/current?include_history=true`)).body as {
+      context: { current_agent: string; switch_count: number; switch_history: { to_agent: string }[] };
+    };
     expect(current.context).toMatchObject({ current_agent: 'debug', switch_count: 2 });
     expect(current.context.switch_history.map((s) => s.to_agent)).toEqual(['architect', 'debug']);
     const bad = await c.turn({ type: 'switch_agent', agent_type: 'wizard' });
@@ -267,9 +342,17 @@ describe('agents, tools and approvals over the WebSocket', () => {
     const again = new FrameClient(`${stack.url.ws}/api/v1/ws/${c.sessionId}`, { authorization: `Bearer ${token}` });
     await again.open();
     const [resent] = await again.until((f) => f.type === 'tool_call');
-    expect(resent).toMatchObject({ call_id: call.call_id, tool_name: 'write_file', arguments: call.arguments, requires_approval: true, metadata: { resent: true } });
+    expect(resent).toMatchObject({
+      call_id: call.call_id,
+      tool_name: 'write_file',
+      arguments: call.arguments,
+      requires_approval: true,
+      metadata: { resent: true },
+    });
     again.send({ type: 'hitl_decision', call_id: call.call_id, decision: 'reject', feedback: 'not now' });
-    expect((await again.until((f) => f.is_final === true && f.type === 'assistant_message')).at(-1)).toMatchObject({ type: 'assistant_message' });
+    expect((await again.until((f) => f.is_final === true && f.type === 'assistant_message')).at(-1)).toMatchObject({
+      type: 'assistant_message',
+    });
     again.close();
   });
 

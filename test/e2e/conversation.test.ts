@@ -24,7 +24,10 @@ describe('conversation over the gateway WebSocket', () => {
   };
   const history = async (sessionId: string) => {
     const res = await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${token}` } });
-    return { status: res.status, body: (await res.json()) as { messages: { role: string; content: string; seq: number }[]; message_count: number } };
+    return {
+      status: res.status,
+      body: (await res.json()) as { messages: { role: string; content: string; seq: number }[]; message_count: number },
+    };
   };
 
   it('streams token frames, then one final frame whose content is the concatenated tokens, and stores both messages', async () => {
@@ -40,7 +43,12 @@ describe('conversation over the gateway WebSocket', () => {
     for (const f of frames) for (const v of Object.values(f)) expect(v).not.toBeNull();
     expect(Object.keys(tokens[0]!).sort()).toEqual(['is_final', 'seq', 'token', 'type']);
     // the orchestrator routed the first message ("explain" → ask) before the answer streamed
-    expect(frames[0]).toMatchObject({ type: 'agent_switched', from_agent: 'orchestrator', to_agent: 'ask', metadata: { from_agent: 'orchestrator', to_agent: 'ask' } });
+    expect(frames[0]).toMatchObject({
+      type: 'agent_switched',
+      from_agent: 'orchestrator',
+      to_agent: 'ask',
+      metadata: { from_agent: 'orchestrator', to_agent: 'ask' },
+    });
     // every frame of the turn is numbered, in order
     expect(frames.map((f) => f.seq)).toEqual(frames.map((_, i) => i + 1));
 
@@ -76,12 +84,27 @@ describe('conversation over the gateway WebSocket', () => {
     const cases: [string, string | Buffer, string, RegExp][] = [
       ['malformed JSON', '{"type": "user_message", ', 'GW_ERR_WS_INVALID_JSON', /Invalid JSON message/],
       ['a JSON array', '[1,2]', 'GW_ERR_WS_INVALID_JSON', /expected a JSON object/],
-      ['an unknown type', JSON.stringify({ type: 'make_coffee', content: 'x' }), 'GW_ERR_WS_UNKNOWN_TYPE', /Unknown message type: make_coffee/],
+      [
+        'an unknown type',
+        JSON.stringify({ type: 'make_coffee', content: 'x' }),
+        'GW_ERR_WS_UNKNOWN_TYPE',
+        /Unknown message type: make_coffee/,
+      ],
       ['no type', JSON.stringify({ content: 'x' }), 'GW_ERR_WS_INVALID_FRAME', /Message type is required/],
       ['a missing content', JSON.stringify({ type: 'user_message', role: 'user' }), 'GW_ERR_WS_INVALID_FRAME', /"content" is required/],
       ['an empty content', JSON.stringify({ type: 'user_message', content: '  ' }), 'GW_ERR_WS_INVALID_FRAME', /must not be empty/],
-      ['a bad role', JSON.stringify({ type: 'user_message', content: 'x', role: 'wizard' }), 'GW_ERR_WS_INVALID_FRAME', /"role" must be one of/],
-      ['a tool_result without call_id', JSON.stringify({ type: 'tool_result', result: {} }), 'GW_ERR_WS_INVALID_FRAME', /"call_id" is required/],
+      [
+        'a bad role',
+        JSON.stringify({ type: 'user_message', content: 'x', role: 'wizard' }),
+        'GW_ERR_WS_INVALID_FRAME',
+        /"role" must be one of/,
+      ],
+      [
+        'a tool_result without call_id',
+        JSON.stringify({ type: 'tool_result', result: {} }),
+        'GW_ERR_WS_INVALID_FRAME',
+        /"call_id" is required/,
+      ],
       ['a binary frame', Buffer.from([1, 2, 3]), 'GW_ERR_WS_BINARY_FRAME', /Binary frames are not supported/],
     ];
     it.each(cases)('%s', async (_name, payload, code, message) => {
@@ -127,14 +150,29 @@ describe('conversation over the gateway WebSocket', () => {
   it('creates and lists sessions over REST, with a true total', async () => {
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const id = `s-${randomUUID()}`;
-    const created = await fetch(`${stack.url.gateway}/api/v1/sessions`, { method: 'POST', headers: auth, body: JSON.stringify({ session_id: id }) });
+    const created = await fetch(`${stack.url.gateway}/api/v1/sessions`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ session_id: id }),
+    });
     expect(created.status).toBe(201);
     expect(await created.json()).toMatchObject({ id, message_count: 0, is_active: true, current_agent: 'orchestrator' });
-    const again = await fetch(`${stack.url.gateway}/api/v1/sessions`, { method: 'POST', headers: auth, body: JSON.stringify({ session_id: id }) });
+    const again = await fetch(`${stack.url.gateway}/api/v1/sessions`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ session_id: id }),
+    });
     expect(again.status).toBe(409);
-    const generated = await fetch(`${stack.url.gateway}/api/v1/sessions`, { method: 'POST', headers: { authorization: auth.authorization } });
+    const generated = await fetch(`${stack.url.gateway}/api/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: auth.authorization },
+    });
     expect(generated.status).toBe(201);
-    const list = (await (await fetch(`${stack.url.gateway}/api/v1/sessions?limit=1&offset=0`, { headers: auth })).json()) as { sessions: unknown[]; total: number; limit: number };
+    const list = (await (await fetch(`${stack.url.gateway}/api/v1/sessions?limit=1&offset=0`, { headers: auth })).json()) as {
+      sessions: unknown[];
+      total: number;
+      limit: number;
+    };
     expect(list.sessions).toHaveLength(1);
     expect(list.limit).toBe(1);
     expect(list.total).toBeGreaterThanOrEqual(2);
@@ -148,7 +186,10 @@ describe('an LLM failure mid-turn', () => {
   let stack: Stack;
   beforeAll(async () => {
     // The runtime talks to an llm-proxy port where nothing listens.
-    stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { runtime: { AGENT_RUNTIME__LLM_PROXY_URL: 'http://127.0.0.1:9' } } });
+    stack = await startStack({
+      databaseUrl: inject('databaseUrl'),
+      env: { runtime: { AGENT_RUNTIME__LLM_PROXY_URL: 'http://127.0.0.1:9' } },
+    });
   });
   afterAll(() => stack?.close());
 
@@ -187,4 +228,3 @@ describe('gateway readiness', () => {
     }
   });
 });
-

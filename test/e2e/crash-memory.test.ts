@@ -26,7 +26,11 @@ describe('a runtime killed in the middle of a turn and started again (no Redis)'
   afterAll(() => stack?.close());
 
   const connect = async (gateway: number, sessionId: string, lastSeq?: number): Promise<FrameClient> => {
-    const c = new FrameClient(`${stack.url.wss[gateway]}/api/v1/ws/${sessionId}${lastSeq !== undefined ? `?last_seq=${lastSeq}` : ''}`, { authorization: `Bearer ${token}` }, { timeoutMs: 60_000 });
+    const c = new FrameClient(
+      `${stack.url.wss[gateway]}/api/v1/ws/${sessionId}${lastSeq !== undefined ? `?last_seq=${lastSeq}` : ''}`,
+      { authorization: `Bearer ${token}` },
+      { timeoutMs: 60_000 },
+    );
     await c.open();
     return c;
   };
@@ -54,7 +58,9 @@ describe('a runtime killed in the middle of a turn and started again (no Redis)'
     expect(b).toEqual([end]);
     expect(first.frames.filter((f) => f.is_final === true)).toEqual([end]);
 
-    const res = await fetch(`${stack.url.gateways[1]}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${stack.url.gateways[1]}/api/v1/sessions/${sessionId}/history`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     const { messages } = (await res.json()) as { messages: { role: string }[] };
     expect(messages.map((m) => m.role)).toEqual(['user']);
 

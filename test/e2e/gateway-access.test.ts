@@ -32,7 +32,16 @@ describe('gateway access control', () => {
   const claims = () => {
     const now = Math.floor(Date.now() / 1000);
     const real = decodeJwt(good);
-    return { sub: real.sub!, type: 'access', client_id: 'codelab-flutter-app', scope: 'api:read api:write', iat: now, nbf: now, exp: now + 600, jti: randomUUID() };
+    return {
+      sub: real.sub!,
+      type: 'access',
+      client_id: 'codelab-flutter-app',
+      scope: 'api:read api:write',
+      iat: now,
+      nbf: now,
+      exp: now + 600,
+      jti: randomUUID(),
+    };
   };
   const sign = (payload: Record<string, unknown>, opts: { key?: CryptoKey; kid?: string; iss?: string; aud?: string } = {}) =>
     new SignJWT(payload)
@@ -47,7 +56,11 @@ describe('gateway access control', () => {
       'HS256 signed with the public key',
       async () => {
         const publicPem = await readFile(path.join(stack.dataDir, 'auth', 'keys', 'public_key.pem'));
-        return new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid }).setIssuer(ISSUER).setAudience(AUDIENCE).sign(new Uint8Array(publicPem));
+        return new SignJWT(claims())
+          .setProtectedHeader({ alg: 'HS256', kid })
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .sign(new Uint8Array(publicPem));
       },
     ],
     ['expired', () => sign({ ...claims(), iat: Math.floor(Date.now() / 1000) - 1000, exp: Math.floor(Date.now() / 1000) - 10 })],
@@ -64,7 +77,10 @@ describe('gateway access control', () => {
         return `${h}.${payload}.${s}`;
       },
     ],
-    ['refresh token used as access token', async () => (await passwordTokens(stack.url.auth, stack.user.username, stack.user.password)).refresh_token],
+    [
+      'refresh token used as access token',
+      async () => (await passwordTokens(stack.url.auth, stack.user.username, stack.user.password)).refresh_token,
+    ],
     ['no type claim', async () => sign({ ...claims(), type: undefined })],
     ['garbage', async () => 'not.a.jwt'],
   ];
@@ -91,9 +107,13 @@ describe('gateway access control', () => {
   it('refuses every access token of a revoked lineage (refresh-token reuse) on REST and the WebSocket handshake', async () => {
     const first = await passwordTokens(stack.url.auth, stack.user.username, stack.user.password);
     const refresh = (token: string) =>
-      fetch(`${stack.url.auth}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'codelab-flutter-app', refresh_token: token }) });
+      fetch(`${stack.url.auth}/oauth/token`, {
+        method: 'POST',
+        body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'codelab-flutter-app', refresh_token: token }),
+      });
     const rotated = (await (await refresh(first.refresh_token)).json()) as { access_token: string };
-    const rest = (token: string) => fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    const rest = (token: string) =>
+      fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
     expect(await rest(first.access_token)).toBe(200);
     expect(await rest(rotated.access_token)).toBe(200);
     expect(decodeJwt(rotated.access_token).sid).toBe(decodeJwt(first.access_token).sid); // one family
@@ -118,7 +138,10 @@ describe('gateway access control', () => {
     const kept = new FrameClient(`${stack.url.ws}/api/v1/ws/s-${randomUUID()}`, { authorization: `Bearer ${other}` });
     await doomed.open();
     await kept.open();
-    const revoke = await fetch(`${stack.url.auth}/oauth/revoke`, { method: 'POST', body: new URLSearchParams({ client_id: 'codelab-flutter-app', token: login.refresh_token }) });
+    const revoke = await fetch(`${stack.url.auth}/oauth/revoke`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: 'codelab-flutter-app', token: login.refresh_token }),
+    });
     expect(revoke.status).toBe(200);
     expect(await doomed.closed()).toBe(4401);
     kept.send({ type: 'ping', timestamp: 1 });
@@ -143,7 +166,9 @@ describe('gateway access control', () => {
   it('keeps sessions to their owner: another user gets 404 on REST and close 4403 on the WebSocket', async () => {
     const other = { username: `other-${randomUUID()}`, password: `pw-${randomUUID()}` };
     const pool = new pg.Pool({ connectionString: inject('databaseUrl'), max: 1 });
-    await createUser(pool, { username: other.username, email: `${other.username}@test.local`, password: other.password }).finally(() => pool.end());
+    await createUser(pool, { username: other.username, email: `${other.username}@test.local`, password: other.password }).finally(() =>
+      pool.end(),
+    );
     const otherToken = await passwordToken(stack.url.auth, other.username, other.password);
 
     const sessionId = `mine-${randomUUID()}`;
@@ -153,10 +178,14 @@ describe('gateway access control', () => {
     await owner.until((f) => f.is_final === true);
     owner.close();
 
-    const history = await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${otherToken}` } });
+    const history = await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, {
+      headers: { authorization: `Bearer ${otherToken}` },
+    });
     expect(history.status).toBe(404);
     expect(await history.json()).toMatchObject({ error: { code: 'RT_ERR_SESSION_NOT_FOUND' } });
-    const list = (await (await fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${otherToken}` } })).json()) as { sessions: { id: string }[] };
+    const list = (await (
+      await fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${otherToken}` } })
+    ).json()) as { sessions: { id: string }[] };
     expect(list.sessions.map((s) => s.id)).not.toContain(sessionId);
 
     const intruder = new FrameClient(`${stack.url.ws}/api/v1/ws/${sessionId}`, { authorization: `Bearer ${otherToken}` });
@@ -164,7 +193,9 @@ describe('gateway access control', () => {
     intruder.send({ type: 'user_message', content: 'let me in' });
     expect(await intruder.closed()).toBe(4403);
     expect(intruder.frames).toEqual([]);
-    const mine = (await (await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${good}` } })).json()) as { messages: unknown[] };
+    const mine = (await (
+      await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${good}` } })
+    ).json()) as { messages: unknown[] };
     expect(mine.messages).toHaveLength(2);
   });
 });
@@ -198,7 +229,10 @@ describe('gateway while the auth service is down', () => {
     }
 
     // A gateway that never reached auth cannot verify anything: 503, not 401.
-    const cold = await startStack({ databaseUrl: inject('databaseUrl'), env: { gateway: { GATEWAY__AUTH_SERVICE_URL: 'http://127.0.0.1:9' } } });
+    const cold = await startStack({
+      databaseUrl: inject('databaseUrl'),
+      env: { gateway: { GATEWAY__AUTH_SERVICE_URL: 'http://127.0.0.1:9' } },
+    });
     try {
       const token = await cold.token();
       const res = await fetch(`${cold.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } });
@@ -214,11 +248,20 @@ describe('gateway while the auth service is down', () => {
     try {
       const key = (await generateKeyPair('RS256')).privateKey;
       for (let i = 0; i < 5; i++) {
-        const t = await new SignJWT({ type: 'access', scope: 'api:read' }).setProtectedHeader({ alg: 'RS256', kid: `forged-${i}` }).setSubject('x').setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(key);
+        const t = await new SignJWT({ type: 'access', scope: 'api:read' })
+          .setProtectedHeader({ alg: 'RS256', kid: `forged-${i}` })
+          .setSubject('x')
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .setExpirationTime('5m')
+          .sign(key);
         expect((await fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${t}` } })).status).toBe(401);
       }
       const metrics = await (await fetch(`${stack.url.gateway}/metrics`)).text();
-      const fetches = [...metrics.matchAll(/^gateway_jwks_refreshes_total\{reason="(\w+)",outcome="ok"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
+      const fetches = [...metrics.matchAll(/^gateway_jwks_refreshes_total\{reason="(\w+)",outcome="ok"\} (\d+)$/gm)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]);
       expect(Object.fromEntries(fetches)).toEqual({ initial: 1, unknown_kid: 1 });
     } finally {
       await stack.close();
@@ -228,7 +271,10 @@ describe('gateway while the auth service is down', () => {
 
 describe('verified-token cache', () => {
   it('still refuses a cached token once it expires or its key is retired', async () => {
-    const stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { gateway: { GATEWAY__JWKS_MAX_AGE: '1', GATEWAY__JWKS_REFETCH_COOLDOWN: '0' } } });
+    const stack = await startStack({
+      databaseUrl: inject('databaseUrl'),
+      env: { gateway: { GATEWAY__JWKS_MAX_AGE: '1', GATEWAY__JWKS_REFETCH_COOLDOWN: '0' } },
+    });
     try {
       const key = await importPKCS8(await readFile(path.join(stack.dataDir, 'auth', 'keys', 'private_key.pem'), 'utf8'), 'RS256');
       const kid = decodeProtectedHeader(await stack.token()).kid!;
@@ -241,7 +287,8 @@ describe('verified-token cache', () => {
         .setIssuedAt(now)
         .setExpirationTime(now + 2)
         .sign(key);
-      const call = () => fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${shortLived}` } }).then((r) => r.status);
+      const call = () =>
+        fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${shortLived}` } }).then((r) => r.status);
       expect(await call()).toBe(200);
       expect(await call()).toBe(200); // from the cache
       await new Promise((r) => setTimeout(r, 2100));
@@ -249,7 +296,8 @@ describe('verified-token cache', () => {
 
       // a token cached under a key that auth stops publishing is refused after the next JWKS refresh
       const token = await stack.token();
-      const authed = () => fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+      const authed = () =>
+        fetch(`${stack.url.gateway}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
       expect(await authed()).toBe(200);
       await rm(path.join(stack.dataDir, 'auth', 'keys'), { recursive: true }); // auth starts with a brand-new key
       await stack.restartAuth({});

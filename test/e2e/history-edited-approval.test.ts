@@ -10,7 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { FrameClient, startStack, type Stack } from '../helpers/stack.ts';
 
 interface ChatRequest {
-  messages: { role: string; content: string; tool_call_id?: string; tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[] }[];
+  messages: {
+    role: string;
+    content: string;
+    tool_call_id?: string;
+    tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[];
+  }[];
 }
 
 /** Forwards every request to `target` unchanged (streams included) and keeps the chat requests' bodies. */
@@ -81,7 +86,9 @@ describe('an edited approval, as the LLM and the history see it', () => {
     const sent = recorder.requests.slice(before).find((r) => r.messages.some((m) => m.role === 'tool'));
     expect(sent).toBeDefined();
     const assistant = sent!.messages.find((m) => m.tool_calls?.length)!;
-    expect(assistant.tool_calls).toEqual([{ id: call.call_id, type: 'function', function: { name: 'write_file', arguments: JSON.stringify(edited) } }]);
+    expect(assistant.tool_calls).toEqual([
+      { id: call.call_id, type: 'function', function: { name: 'write_file', arguments: JSON.stringify(edited) } },
+    ]);
     const results = sent!.messages.filter((m) => m.role === 'tool');
     expect(results).toHaveLength(1); // answered exactly once
     expect(results[0]!.tool_call_id).toBe(call.call_id);
@@ -95,7 +102,9 @@ describe('an edited approval, as the LLM and the history see it', () => {
     const history = (await res.json()) as { messages: (ChatRequest['messages'][number] & { original_tool_calls?: unknown[] })[] };
     const stored = history.messages.find((m) => m.tool_calls?.length)!;
     expect(stored.tool_calls![0]!.function.arguments).toBe(JSON.stringify(edited));
-    expect(stored.original_tool_calls).toEqual([{ id: call.call_id, type: 'function', function: { name: 'write_file', arguments: JSON.stringify(proposed) } }]);
+    expect(stored.original_tool_calls).toEqual([
+      { id: call.call_id, type: 'function', function: { name: 'write_file', arguments: JSON.stringify(proposed) } },
+    ]);
     expect(history.messages.find((m) => m.role === 'tool')!.content).toBe(results[0]!.content);
     client.close();
   });

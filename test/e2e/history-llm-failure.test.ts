@@ -37,12 +37,28 @@ describe('an LLM failure as the user reads it', () => {
     return { sessionId, client, turn };
   };
   const history = async (sessionId: string) =>
-    ((await (await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${token}` } })).json()) as { messages: { role: string; content: string }[] }).messages;
+    (
+      (await (
+        await fetch(`${stack.url.gateway}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${token}` } })
+      ).json()) as { messages: { role: string; content: string }[] }
+    ).messages;
 
   it.each([
-    ['the connection drops mid-answer', '[[mock:disconnect_after 3]]', 'The language model stopped answering mid-answer; your message is kept, send it again.'],
-    ['the stream ends with an error event', '[[mock:error_after 3 502]]', 'The language model stopped answering mid-answer; your message is kept, send it again.'],
-    ['the proxy refuses for load before answering', '[[mock:error 503]]', 'The language model is overloaded right now; your message is kept, send it again.'],
+    [
+      'the connection drops mid-answer',
+      '[[mock:disconnect_after 3]]',
+      'The language model stopped answering mid-answer; your message is kept, send it again.',
+    ],
+    [
+      'the stream ends with an error event',
+      '[[mock:error_after 3 502]]',
+      'The language model stopped answering mid-answer; your message is kept, send it again.',
+    ],
+    [
+      'the proxy refuses for load before answering',
+      '[[mock:error 503]]',
+      'The language model is overloaded right now; your message is kept, send it again.',
+    ],
   ])('%s: a readable sentence with RT_ERR_LLM_UNAVAILABLE, the message kept', async (_name, directive, sentence) => {
     const c = await open();
     const content = `explain closures ${directive}`;
@@ -60,12 +76,21 @@ describe('an LLM failure as the user reads it', () => {
   it('a failure after a tool result keeps the result and says how to go on', async () => {
     const c = await open();
     // the tool call streams whole; the answer to its result breaks off after 12 tokens
-    const frames = await c.turn({ type: 'user_message', content: 'explain src/a.ts [[mock:tool_call read_file {"path":"src/a.ts"}]] [[mock:disconnect_after 12]]' });
+    const frames = await c.turn({
+      type: 'user_message',
+      content: 'explain src/a.ts [[mock:tool_call read_file {"path":"src/a.ts"}]] [[mock:disconnect_after 12]]',
+    });
     const call = frames.at(-1)!;
     expect(call).toMatchObject({ type: 'tool_call', tool_name: 'read_file' });
     const after = await c.turn({ type: 'tool_result', call_id: call.call_id, result: 'export const a = 1;' });
     const sentence = 'The language model stopped answering mid-answer; your answer is kept, send a message to continue.';
-    expect(after.at(-1)).toMatchObject({ type: 'error', code: 'RT_ERR_LLM_UNAVAILABLE', is_final: true, content: sentence, error: sentence });
+    expect(after.at(-1)).toMatchObject({
+      type: 'error',
+      code: 'RT_ERR_LLM_UNAVAILABLE',
+      is_final: true,
+      content: sentence,
+      error: sentence,
+    });
     expect(after.filter((f) => f.token).length).toBeGreaterThan(0); // it had started
     expect((await history(c.sessionId)).map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
     c.client.close();
@@ -78,12 +103,16 @@ describe('an LLM failure as the user reads it', () => {
     expect(line).toMatchObject({ llm_failure: 'interrupted', err: { message: expect.stringMatching(/other side closed|\[DONE\]/) } });
     // events are written in batches: wait until the session's are there
     const failed = async (): Promise<unknown> => {
-      const res = await fetch(`${stack.url.gateway}/api/v1/events/metrics/session/${c.sessionId}`, { headers: { authorization: `Bearer ${token}` } });
+      const res = await fetch(`${stack.url.gateway}/api/v1/events/metrics/session/${c.sessionId}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       if (res.status !== 200) return `status ${res.status}`;
       const metrics = (await res.json()) as { requests: { success: boolean; error: string | null }[] };
       return metrics.requests.filter((r) => !r.success);
     };
-    await expect.poll(failed, { timeout: 15_000 }).toEqual([expect.objectContaining({ error: 'The language model stopped answering mid-answer' })]);
+    await expect
+      .poll(failed, { timeout: 15_000 })
+      .toEqual([expect.objectContaining({ error: 'The language model stopped answering mid-answer' })]);
     c.client.close();
   });
 });

@@ -51,9 +51,15 @@ describe('sessions REST: privacy, activity, agent history', () => {
     const aliceId = `alice-s1-${randomUUID()}`;
     expect((await call(alice, 'POST', '/api/v1/sessions', { session_id: aliceId })).status).toBe(201);
     // a session with history, an agent, LLM usage and an approval waiting
-    await turn(alice, aliceId, { type: 'user_message', content: 'implement it [[mock:tool_call write_file {"path":"a.py","content":"A"}]]' });
+    await turn(alice, aliceId, {
+      type: 'user_message',
+      content: 'implement it [[mock:tool_call write_file {"path":"a.py","content":"A"}]]',
+    });
     // the owner hears that the id is taken
-    expect(await call(alice, 'POST', '/api/v1/sessions', { session_id: aliceId })).toMatchObject({ status: 409, body: { error: { code: 'RT_ERR_SESSION_EXISTS' } } });
+    expect(await call(alice, 'POST', '/api/v1/sessions', { session_id: aliceId })).toMatchObject({
+      status: 409,
+      body: { error: { code: 'RT_ERR_SESSION_EXISTS' } },
+    });
 
     const nobodyId = `nobody-${randomUUID()}`;
     const routes: [string, (id: string) => string, unknown?][] = [
@@ -80,11 +86,21 @@ describe('sessions REST: privacy, activity, agent history', () => {
   });
 
   it('a session is active while it has had a message within the idle timeout, a turn running or a call waiting', async () => {
-    const ids = { recent: `recent-${randomUUID()}`, idle: `idle-${randomUUID()}`, waiting: `waiting-${randomUUID()}`, running: `running-${randomUUID()}` };
+    const ids = {
+      recent: `recent-${randomUUID()}`,
+      idle: `idle-${randomUUID()}`,
+      waiting: `waiting-${randomUUID()}`,
+      running: `running-${randomUUID()}`,
+    };
     for (const id of Object.values(ids)) expect((await call(alice, 'POST', '/api/v1/sessions', { session_id: id })).status).toBe(201);
-    await turn(alice, ids.waiting, { type: 'user_message', content: 'implement it [[mock:tool_call write_file {"path":"w.py","content":"W"}]]' });
+    await turn(alice, ids.waiting, {
+      type: 'user_message',
+      content: 'implement it [[mock:tool_call write_file {"path":"w.py","content":"W"}]]',
+    });
     // idle for two hours (AGENT_RUNTIME__SESSION_IDLE_TIMEOUT defaults to one)
-    await db.query(`UPDATE sessions SET last_activity = now() - interval '2 hours' WHERE id = ANY($1::text[])`, [[ids.idle, ids.waiting, ids.running]]);
+    await db.query(`UPDATE sessions SET last_activity = now() - interval '2 hours' WHERE id = ANY($1::text[])`, [
+      [ids.idle, ids.waiting, ids.running],
+    ]);
     await db.query(`UPDATE sessions SET lease_owner = 'test:turn', lease_until = now() + interval '1 minute' WHERE id = $1`, [ids.running]);
     try {
       const listed = async (query: string) => {
@@ -109,12 +125,28 @@ describe('sessions REST: privacy, activity, agent history', () => {
   it("/history's agent_history lists the switches as /agents/:id/current?include_history does", async () => {
     const id = `switches-${randomUUID()}`;
     await turn(alice, id, { type: 'user_message', content: 'Explain what a closure is' }); // routed: orchestrator → ask
-    expect((await call(alice, 'POST', `/api/v1/agents/${id}/switch`, { target_agent: 'coder', reason: 'time to write code', confidence: 'high' })).status).toBe(200);
+    expect(
+      (
+        await call(alice, 'POST', `/api/v1/agents/${id}/switch`, {
+          target_agent: 'coder',
+          reason: 'time to write code',
+          confidence: 'high',
+        })
+      ).status,
+    ).toBe(200);
     const history = (await call(alice, 'GET', `/api/v1/sessions/${id}/history`)).body;
-    const current = (await call(alice, 'GET', `/api/v1/agents/${id}/current?include_history=true`)).body as { context: { switch_history: unknown[] } };
+    const current = (await call(alice, 'GET', `/api/v1/agents/${id}/current?include_history=true`)).body as {
+      context: { switch_history: unknown[] };
+    };
     expect(history.agent_history).toEqual(current.context.switch_history);
     expect(history.agent_history).toEqual([
-      { from_agent: 'orchestrator', to_agent: 'ask', reason: expect.any(String), switched_at: expect.any(String), confidence: expect.any(String) },
+      {
+        from_agent: 'orchestrator',
+        to_agent: 'ask',
+        reason: expect.any(String),
+        switched_at: expect.any(String),
+        confidence: expect.any(String),
+      },
       { from_agent: 'ask', to_agent: 'coder', reason: 'time to write code', switched_at: expect.any(String), confidence: 'high' },
     ]);
     expect(history.current_agent).toBe('coder');

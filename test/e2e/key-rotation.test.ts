@@ -11,7 +11,10 @@ import { startStack } from '../helpers/stack.ts';
 
 describe('signing key rotation', () => {
   it('never answers 401 to a client while the key is published, switched and retired', async () => {
-    const stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { gateway: { GATEWAY__JWKS_MAX_AGE: '1', GATEWAY__JWKS_REFETCH_COOLDOWN: '0' } } });
+    const stack = await startStack({
+      databaseUrl: inject('databaseUrl'),
+      env: { gateway: { GATEWAY__JWKS_MAX_AGE: '1', GATEWAY__JWKS_REFETCH_COOLDOWN: '0' } },
+    });
     const keysDir = path.join(stack.dataDir, 'auth', 'keys');
     const a = { priv: path.join(keysDir, 'private_key.pem'), pub: path.join(keysDir, 'public_key.pem') };
     const b = { priv: path.join(stack.dataDir, 'next', 'private_key.pem'), pub: path.join(stack.dataDir, 'next', 'public_key.pem') };
@@ -46,7 +49,11 @@ describe('signing key rotation', () => {
       await stack.restartAuth({ AUTH_SERVICE__ADDITIONAL_PUBLIC_KEY_PATHS: b.pub });
       await pause(1500);
       // 2. switch signing to the next key; the old public key stays published
-      await stack.restartAuth({ AUTH_SERVICE__PRIVATE_KEY_PATH: b.priv, AUTH_SERVICE__PUBLIC_KEY_PATH: b.pub, AUTH_SERVICE__ADDITIONAL_PUBLIC_KEY_PATHS: a.pub });
+      await stack.restartAuth({
+        AUTH_SERVICE__PRIVATE_KEY_PATH: b.priv,
+        AUTH_SERVICE__PUBLIC_KEY_PATH: b.pub,
+        AUTH_SERVICE__ADDITIONAL_PUBLIC_KEY_PATHS: a.pub,
+      });
       await pause(1000);
       const fresh = await stack.token();
       expect(decodeProtectedHeader(fresh).kid).not.toBe(oldKid);

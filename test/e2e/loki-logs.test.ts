@@ -27,10 +27,14 @@ describe('log shipping to Loki', () => {
     try {
       const llm = await startProcess('llm-proxy', { LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LOKI_URL: lokiUrl });
       const traceId = 'aaaabbbbccccddddeeeeffff00001111';
-      const res = await fetch(`${llm.url}/v1/models`, { headers: { 'x-internal-auth': TEST_INTERNAL_KEY, traceparent: `00-${traceId}-1111222233334444-01` } });
+      const res = await fetch(`${llm.url}/v1/models`, {
+        headers: { 'x-internal-auth': TEST_INTERNAL_KEY, traceparent: `00-${traceId}-1111222233334444-01` },
+      });
       expect(res.status).toBe(200);
       expect(await llm.stop()).toBe(0); // the last batch is flushed on exit
-      const lines = pushes.flatMap((p) => p.streams.flatMap((s) => s.values.map(([, line]) => ({ labels: s.stream, entry: JSON.parse(line) as Record<string, unknown> }))));
+      const lines = pushes.flatMap((p) =>
+        p.streams.flatMap((s) => s.values.map(([, line]) => ({ labels: s.stream, entry: JSON.parse(line) as Record<string, unknown> }))),
+      );
       const request = lines.filter((l) => l.entry.trace_id === traceId);
       expect(request.length).toBeGreaterThanOrEqual(2); // incoming request + request completed
       expect(request[0]!.labels).toMatchObject({ service: 'llm-proxy', environment: 'development' });

@@ -14,7 +14,12 @@ describe('two runtimes on one session', () => {
   let stack: Stack;
   beforeAll(async () => {
     const redisUrl = inject('redisUrl');
-    stack = await startStack({ databaseUrl: inject('databaseUrl'), runtimes: 2, gateways: 2, env: { runtime: redisUrl ? { AGENT_RUNTIME__REDIS_URL: redisUrl } : {} } });
+    stack = await startStack({
+      databaseUrl: inject('databaseUrl'),
+      runtimes: 2,
+      gateways: 2,
+      env: { runtime: redisUrl ? { AGENT_RUNTIME__REDIS_URL: redisUrl } : {} },
+    });
   });
   afterAll(() => stack?.close());
 
@@ -25,17 +30,25 @@ describe('two runtimes on one session', () => {
       const res = await fetch(`${stack.url.runtimes[i % 2]}/agent/message/stream`, {
         method: 'POST',
         headers: { 'x-internal-auth': TEST_INTERNAL_KEY, 'content-type': 'application/json' },
-        body: JSON.stringify({ session_id: sessionId, message: { type: 'user_message', content: `message ${i} [[mock:reply answer ${i} in five tokens]]` } }),
+        body: JSON.stringify({
+          session_id: sessionId,
+          message: { type: 'user_message', content: `message ${i} [[mock:reply answer ${i} in five tokens]]` },
+        }),
       });
       expect(res.status).toBe(200);
       const chunks: Record<string, unknown>[] = [];
-      for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) chunks.push(JSON.parse(ev.data) as Record<string, unknown>);
+      for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>))
+        chunks.push(JSON.parse(ev.data) as Record<string, unknown>);
       return chunks;
     };
     const turns = await Promise.all(Array.from({ length: n }, (_, i) => turn(i)));
 
     for (const [i, chunks] of turns.entries()) {
-      expect(chunks.at(-1), `turn ${i}`).toMatchObject({ type: 'assistant_message', is_final: true, content: `answer ${i} in five tokens` });
+      expect(chunks.at(-1), `turn ${i}`).toMatchObject({
+        type: 'assistant_message',
+        is_final: true,
+        content: `answer ${i} in five tokens`,
+      });
       // a turn's frames are numbered consecutively: nothing of another turn came in between
       const seqs = chunks.map((c) => c.seq as number);
       expect(seqs).toEqual(seqs.map((_, k) => seqs[0]! + k));

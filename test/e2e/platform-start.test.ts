@@ -61,8 +61,11 @@ async function exitCodeWithin(run: ReturnType<typeof runProcess>, ms = 20_000): 
 /** A shell command as an operator types it (curl, $(cat …)), from the repository root. */
 function shell(command: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('sh', ['-c', command], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      'sh',
+      ['-c', command],
+      { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -81,7 +84,8 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
   const url = (name: keyof typeof ports) => `http://127.0.0.1:${ports[name]}`;
   const internalKeyFile = () => path.join(dataDir, 'internal-api-key');
   /** The seed's command: `curl -s -H "X-Internal-Auth: $(cat data/internal-api-key)" …/events/metrics | jq .computed`. */
-  const computedMetrics = () => shell(`curl -s -H "X-Internal-Auth: $(cat '${internalKeyFile()}')" ${url('runtime')}/events/metrics | jq -c .computed`);
+  const computedMetrics = () =>
+    shell(`curl -s -H "X-Internal-Auth: $(cat '${internalKeyFile()}')" ${url('runtime')}/events/metrics | jq -c .computed`);
 
   let sessionId: string;
   let finalContent: string;
@@ -96,7 +100,10 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
         expect(res.status).toBe(200);
       }
       // the launcher's line once everything is ready (a service's log line may still follow it)
-      const banner = launcher.output().split('\n').find((l) => l.includes(`gateway http://127.0.0.1:${ports.gateway}`));
+      const banner = launcher
+        .output()
+        .split('\n')
+        .find((l) => l.includes(`gateway http://127.0.0.1:${ports.gateway}`));
       expect(banner, launcher.output().slice(-2000)).toBeDefined();
       expect(banner).toContain(`/oauth/token`);
       expect(banner).toContain('admin-password');
@@ -124,7 +131,9 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
       const computed = await computedMetrics();
       expect(computed.code).toBe(0);
       expect(JSON.parse(computed.stdout)).toEqual(expect.any(Object));
-      const wrongKey = await shell(`curl -s -o /dev/null -w '%{http_code}' -H "X-Internal-Auth: not-the-key" ${url('runtime')}/events/metrics`);
+      const wrongKey = await shell(
+        `curl -s -o /dev/null -w '%{http_code}' -H "X-Internal-Auth: not-the-key" ${url('runtime')}/events/metrics`,
+      );
       expect(wrongKey.stdout).toBe('401');
       token = await passwordToken(url('auth'), 'admin', password);
       sessionId = `start-${randomUUID()}`;
@@ -142,9 +151,15 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
       expect(gw).toMatch(/^gateway_ws_connections \d+$/m);
       expect(gw).toMatch(/^gateway_ws_messages_total\{direction="in",type="user_message"\} 1$/m);
       expect(gw).toMatch(/^gateway_ws_messages_total\{direction="out",type="assistant_message"\} \d+$/m);
-      for (const [name, service] of [['runtime', 'runtime'], ['auth', 'auth']] as const) {
+      for (const [name, service] of [
+        ['runtime', 'runtime'],
+        ['auth', 'auth'],
+      ] as const) {
         const text = await scrape(name);
-        for (const state of ['idle', 'used']) expect(text).toMatch(new RegExp(`^db_client_connections\\{service="${service}",pool="${service}",state="${state}"\\} \\d+$`, 'm'));
+        for (const state of ['idle', 'used'])
+          expect(text).toMatch(
+            new RegExp(`^db_client_connections\\{service="${service}",pool="${service}",state="${state}"\\} \\d+$`, 'm'),
+          );
         expect(text).toMatch(new RegExp(`^db_client_connection_pending_requests\\{service="${service}",pool="${service}"\\} \\d+$`, 'm'));
         expect(text).toMatch(new RegExp(`^db_client_connections_max\\{service="${service}",pool="${service}"\\} [1-9]\\d*$`, 'm'));
       }
@@ -172,7 +187,9 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
     const run = runProcess(['scripts/start.ts'], other.env);
     try {
       expect(await exitCodeWithin(run)).toBe(1);
-      expect(run.output()).toContain(`npm start: ${path.join(other.dataDir, 'internal-api-key')} holds no usable internal key (one line of at least 16 characters, no spaces): delete it to have a new one generated`);
+      expect(run.output()).toContain(
+        `npm start: ${path.join(other.dataDir, 'internal-api-key')} holds no usable internal key (one line of at least 16 characters, no spaces): delete it to have a new one generated`,
+      );
       expect(existsSync(path.join(other.dataDir, 'pg.lock'))).toBe(false);
     } finally {
       await rm(other.dataDir, { recursive: true, force: true });
@@ -223,21 +240,37 @@ describe('operating the platform npm start runs', () => {
   const url = (name: keyof Ports) => `http://127.0.0.1:${ports[name]}`;
   /** `npm run auth -- …` as the operator runs it, with nothing configured but the data directory. */
   const auth = (args: string[], stdin = '') =>
-    shell(`npm run --silent auth -- ${args.map((a) => `'${a}'`).join(' ')}${stdin ? ` <<'EOF'\n${stdin}\nEOF` : ''}`, { CODELAB_DATA_DIR: dataDir });
+    shell(`npm run --silent auth -- ${args.map((a) => `'${a}'`).join(' ')}${stdin ? ` <<'EOF'\n${stdin}\nEOF` : ''}`, {
+      CODELAB_DATA_DIR: dataDir,
+    });
   /** The operator's documented command for an admin token (README), for any user. */
   const tokenCommand = (username: string, password: string) =>
     shell(
       `curl -s ${url('auth')}/oauth/token -d grant_type=password -d client_id=codelab-flutter-app -d username=${username} ` +
         `--data-urlencode password="${password}" -d scope="api:read api:write api:admin"`,
     );
-  const adminView = async (token: string) => (await fetch(`${url('gateway')}/api/v1/events/metrics`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const adminView = async (token: string) =>
+    (await fetch(`${url('gateway')}/api/v1/events/metrics`, { headers: { authorization: `Bearer ${token}` } })).status;
 
   // Regression: the CLI used data/auth/pg, so its client answered invalid_client and its list had no admin.
   it("runs the auth CLI on the running platform's database, and says so", async () => {
     const clientId = `bot-${randomUUID().slice(0, 8)}`;
-    const created = await auth(['create-client', '--client-id', clientId, '--name', 'Bot', '--scopes', 'api:read', '--grants', 'client_credentials', '--confidential']);
+    const created = await auth([
+      'create-client',
+      '--client-id',
+      clientId,
+      '--name',
+      'Bot',
+      '--scopes',
+      'api:read',
+      '--grants',
+      'client_credentials',
+      '--confidential',
+    ]);
     expect(created.code, created.stderr).toBe(0);
-    expect(created.stderr).toContain(`auth: using the embedded database of the running platform (pid ${launcher.child.pid}, ${path.join(dataDir, 'pg')})`);
+    expect(created.stderr).toContain(
+      `auth: using the embedded database of the running platform (pid ${launcher.child.pid}, ${path.join(dataDir, 'pg')})`,
+    );
     const secret = /^client_secret \(shown once\): (\S+)$/m.exec(created.stdout)![1]!;
     const res = await fetch(`${url('auth')}/oauth/token`, {
       method: 'POST',
@@ -260,7 +293,9 @@ describe('operating the platform npm start runs', () => {
 
     const username = `ada-${randomUUID().slice(0, 8)}`;
     const password = 'a long enough password';
-    expect((await auth(['create-user', '--username', username, '--email', `${username}@example.test`, '--password-stdin'], password)).code).toBe(0);
+    expect(
+      (await auth(['create-user', '--username', username, '--email', `${username}@example.test`, '--password-stdin'], password)).code,
+    ).toBe(0);
     const plain = JSON.parse((await tokenCommand(username, password)).stdout) as { access_token: string; scope: string };
     expect(plain.scope).toBe('api:read api:write');
     expect(await adminView(plain.access_token)).toBe(403);
@@ -298,9 +333,15 @@ describe('operating the platform npm start runs', () => {
     await rm(other.dataDir, { recursive: true, force: true });
     const second = runProcess(['scripts/start.ts'], { ...other.env, CODELAB_DATA_DIR: dataDir });
     expect(await exitCodeWithin(second)).toBe(1);
-    expect(second.output()).toContain(`npm start: the platform is already running on ${dataDir} (pid ${launcher.child.pid}): stop it first`);
+    expect(second.output()).toContain(
+      `npm start: the platform is already running on ${dataDir} (pid ${launcher.child.pid}): stop it first`,
+    );
     // The first is untouched, and keeps its lock.
     expect((await fetch(`${url('auth')}/health`)).status).toBe(200);
-    expect(JSON.parse(await readFile(path.join(dataDir, 'pg.lock'), 'utf8'))).toMatchObject({ pid: launcher.child.pid, holder: 'platform', state: 'serving' });
+    expect(JSON.parse(await readFile(path.join(dataDir, 'pg.lock'), 'utf8'))).toMatchObject({
+      pid: launcher.child.pid,
+      holder: 'platform',
+      state: 'serving',
+    });
   });
 });

@@ -26,7 +26,9 @@ describe('resume and cancel over real services', () => {
   afterAll(() => stack?.close());
 
   const connect = async (gateway: number, sessionId: string, lastSeq?: number): Promise<FrameClient> => {
-    const c = new FrameClient(`${stack.url.wss[gateway]}/api/v1/ws/${sessionId}${lastSeq !== undefined ? `?last_seq=${lastSeq}` : ''}`, { authorization: `Bearer ${token}` });
+    const c = new FrameClient(`${stack.url.wss[gateway]}/api/v1/ws/${sessionId}${lastSeq !== undefined ? `?last_seq=${lastSeq}` : ''}`, {
+      authorization: `Bearer ${token}`,
+    });
     await c.open();
     return c;
   };
@@ -51,7 +53,9 @@ describe('resume and cancel over real services', () => {
     expect(tokens).toHaveLength(60);
     expect(final.content).toBe(tokens.join(''));
 
-    const res = await fetch(`${stack.url.gateways[1]}/api/v1/sessions/${sessionId}/history`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${stack.url.gateways[1]}/api/v1/sessions/${sessionId}/history`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     const { messages } = (await res.json()) as { messages: { role: string; content: string }[] };
     expect(messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     expect(messages[1]!.content).toBe(final.content);
@@ -89,7 +93,9 @@ describe('resume and cancel over real services', () => {
     c.send({ type: 'cancel' });
     expect((await c.until((f) => f.type === 'error', frames.length)).at(-1)).toMatchObject({ code: 'GW_ERR_NOTHING_TO_CANCEL' });
     c.send({ type: 'user_message', content: 'short one [[mock:words 3]]' });
-    expect((await c.until((f) => f.is_final === true && f.type === 'assistant_message', c.frames.length)).at(-1)).toMatchObject({ content: 'w0 w1 w2' });
+    expect((await c.until((f) => f.is_final === true && f.type === 'assistant_message', c.frames.length)).at(-1)).toMatchObject({
+      content: 'w0 w1 w2',
+    });
     c.close();
   }, 30_000);
 

@@ -76,7 +76,10 @@ describe('graceful shutdown of the gateway', () => {
   beforeAll(async () => {
     stack = await startStack({
       databaseUrl: inject('databaseUrl'),
-      env: { llm: { LLM_PROXY__MOCK_TTFT_MS: '20', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '20' }, gateway: { GATEWAY__SHUTDOWN_GRACE_SECONDS: '15' } },
+      env: {
+        llm: { LLM_PROXY__MOCK_TTFT_MS: '20', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '20' },
+        gateway: { GATEWAY__SHUTDOWN_GRACE_SECONDS: '15' },
+      },
     });
   });
   afterAll(() => stack?.close());

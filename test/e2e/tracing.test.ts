@@ -19,7 +19,12 @@ describe('distributed tracing of a turn', () => {
   beforeAll(async () => {
     await receiver.start();
     const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, CODELAB_DATA_DIR: `/tmp/codelab-trace-${randomUUID()}` };
-    const llm = await startProcess('llm-proxy', { ...otel, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
+    const llm = await startProcess('llm-proxy', {
+      ...otel,
+      LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      LLM_PROXY__MOCK_TTFT_MS: '0',
+      LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+    });
     procs.push(llm);
     const runtime = await startProcess('runtime', {
       ...otel,
@@ -29,7 +34,12 @@ describe('distributed tracing of a turn', () => {
       AGENT_RUNTIME__LLM_PROXY_URL: llm.url,
     });
     procs.push(runtime);
-    gateway = await startProcess('gateway', { ...otel, GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: runtime.url, GATEWAY__USE_JWT_AUTH: 'false' });
+    gateway = await startProcess('gateway', {
+      ...otel,
+      GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      GATEWAY__AGENT_URL: runtime.url,
+      GATEWAY__USE_JWT_AUTH: 'false',
+    });
     procs.push(gateway);
   }, 90_000);
 
@@ -54,7 +64,8 @@ describe('distributed tracing of a turn', () => {
     await receiver.waitFor(() => wsSpans().length === 1);
     const [wsSpan] = wsSpans();
     const traceId = wsSpan!.traceId;
-    const llmServerSpan = (): ReceivedSpan | undefined => receiver.spans.find((s) => s.service === 'llm-proxy' && s.kind === SERVER && s.traceId === traceId);
+    const llmServerSpan = (): ReceivedSpan | undefined =>
+      receiver.spans.find((s) => s.service === 'llm-proxy' && s.kind === SERVER && s.traceId === traceId);
     await receiver.waitFor(() => {
       const span = llmServerSpan();
       return span !== undefined && receiver.ancestry(span).at(-1)!.spanId === wsSpan!.spanId;
@@ -103,7 +114,9 @@ describe('distributed tracing of a turn', () => {
   it('joins the trace of a traceparent header on the WebSocket handshake', async () => {
     const handshakeTrace = randomBytes(16).toString('hex');
     const handshakeSpan = randomBytes(8).toString('hex');
-    const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`, { traceparent: `00-${handshakeTrace}-${handshakeSpan}-01` });
+    const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`, {
+      traceparent: `00-${handshakeTrace}-${handshakeSpan}-01`,
+    });
     await client.open();
     await turn(client, { type: 'user_message', content: 'handshake context' });
     // each process exports on its own schedule: wait for the gateway's span too, not only the llm-proxy's
@@ -118,7 +131,11 @@ describe('distributed tracing of a turn', () => {
     const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`);
     await client.open();
     const clientTrace = randomBytes(16).toString('hex');
-    await turn(client, { type: 'user_message', content: 'last words', traceparent: `00-${clientTrace}-${randomBytes(8).toString('hex')}-01` });
+    await turn(client, {
+      type: 'user_message',
+      content: 'last words',
+      traceparent: `00-${clientTrace}-${randomBytes(8).toString('hex')}-01`,
+    });
     client.close();
     // stop at once: the batch processor has not exported yet, shutdown must flush it
     for (const p of procs.splice(0).reverse()) expect(await p.stop()).toBe(0);

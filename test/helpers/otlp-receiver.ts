@@ -18,7 +18,17 @@ export interface ReceivedSpan {
 interface OtlpJson {
   resourceSpans?: {
     resource?: { attributes?: { key: string; value: Record<string, unknown> }[] };
-    scopeSpans?: { spans?: { name: string; traceId: string; spanId: string; parentSpanId?: string; kind: number; attributes?: { key: string; value: Record<string, unknown> }[]; links?: { traceId: string; spanId: string }[] }[] }[];
+    scopeSpans?: {
+      spans?: {
+        name: string;
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        kind: number;
+        attributes?: { key: string; value: Record<string, unknown> }[];
+        links?: { traceId: string; spanId: string }[];
+      }[];
+    }[];
   }[];
 }
 
@@ -70,7 +80,8 @@ export class OtlpReceiver {
   async waitFor(pred: (spans: ReceivedSpan[]) => boolean, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this.spans)) {
-      if (Date.now() > deadline) throw new Error(`spans not received in time; have: ${this.spans.map((s) => `${s.service}:${s.name}`).join(', ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`spans not received in time; have: ${this.spans.map((s) => `${s.service}:${s.name}`).join(', ')}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -79,7 +90,8 @@ export class OtlpReceiver {
   ancestry(span: ReceivedSpan): ReceivedSpan[] {
     const byId = new Map(this.spans.map((s) => [s.spanId, s]));
     const chain = [span];
-    for (let p = span.parentSpanId && byId.get(span.parentSpanId); p; p = p.parentSpanId ? byId.get(p.parentSpanId) : undefined) chain.push(p);
+    for (let p = span.parentSpanId && byId.get(span.parentSpanId); p; p = p.parentSpanId ? byId.get(p.parentSpanId) : undefined)
+      chain.push(p);
     return chain;
   }
 

@@ -25,7 +25,10 @@ export interface RunningProcess {
   exited(): Promise<number | null>;
 }
 
-export function runProcess(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; exited: () => Promise<number | null> } {
+export function runProcess(
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; output: () => string; exited: () => Promise<number | null> } {
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env },
@@ -101,17 +104,41 @@ export async function startPlatformProcesses(opts: PlatformOptions): Promise<Pla
     return p;
   };
   try {
-    const llm = await start('llm-proxy', { LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
-    const auth = await start('auth', { AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AUTH_SERVICE__DB_URL: opts.databaseUrl, AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false' });
-    const runtime = await start('runtime', { AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AGENT_RUNTIME__DB_URL: opts.databaseUrl, AGENT_RUNTIME__LLM_PROXY_URL: llm.url });
+    const llm = await start('llm-proxy', {
+      LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      LLM_PROXY__MOCK_TTFT_MS: '0',
+      LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+    });
+    const auth = await start('auth', {
+      AUTH_SERVICE__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      AUTH_SERVICE__DB_URL: opts.databaseUrl,
+      AUTH_SERVICE__ENABLE_RATE_LIMITING: 'false',
+    });
+    const runtime = await start('runtime', {
+      AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      AGENT_RUNTIME__DB_URL: opts.databaseUrl,
+      AGENT_RUNTIME__LLM_PROXY_URL: llm.url,
+    });
     let agentUrl = runtime.url;
     if (opts.runtimeLatencyMs) {
       const network = await startTcpProxy([runtime.url], { delayMs: opts.runtimeLatencyMs });
       closers.push(network.close);
       agentUrl = network.url;
     }
-    const gateway = await start('gateway', { GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: agentUrl, GATEWAY__AUTH_SERVICE_URL: auth.url });
-    return { llm, auth, runtime, gateway, dataDir, urls: { gateway: gateway.url, runtime: runtime.url, 'llm-proxy': llm.url, auth: auth.url }, stop };
+    const gateway = await start('gateway', {
+      GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      GATEWAY__AGENT_URL: agentUrl,
+      GATEWAY__AUTH_SERVICE_URL: auth.url,
+    });
+    return {
+      llm,
+      auth,
+      runtime,
+      gateway,
+      dataDir,
+      urls: { gateway: gateway.url, runtime: runtime.url, 'llm-proxy': llm.url, auth: auth.url },
+      stop,
+    };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

@@ -61,7 +61,12 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     findProgram('prometheus')!,
-    [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--enable-feature=exemplar-storage'],
+    [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--enable-feature=exemplar-storage',
+    ],
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -86,7 +91,10 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     url,
     close,
     query: async (expr, time) => {
-      const result = (await api('query', { query: expr, ...(time !== undefined ? { time: String(time) } : {}) })) as { metric: Record<string, string>; value: [number, string] }[];
+      const result = (await api('query', { query: expr, ...(time !== undefined ? { time: String(time) } : {}) })) as {
+        metric: Record<string, string>;
+        value: [number, string];
+      }[];
       return result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
     },
     scrapeTimes: async (job, from, to) => {

@@ -63,7 +63,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
   try {
     const llm = await buildLlmProxy(
-      readLlmProxyConfig({ ...common, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0', ...opts.env?.llm }),
+      readLlmProxyConfig({
+        ...common,
+        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        LLM_PROXY__MOCK_TTFT_MS: '0',
+        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+        ...opts.env?.llm,
+      }),
       { logger },
     );
     const llmUrl = await up(llm);
@@ -174,7 +180,10 @@ async function startRuntimeProcess(env: Record<string, string>): Promise<Runtime
     const p = runProcess(['services/runtime/src/main.ts'], { AGENT_RUNTIME__PORT: String(port), ...env });
     proc = p;
     try {
-      await Promise.race([waitForHttp(`${url}/health`, 60_000), p.exited().then((code) => Promise.reject(new Error(`runtime exited with ${code}:\n${p.output()}`)))]);
+      await Promise.race([
+        waitForHttp(`${url}/health`, 60_000),
+        p.exited().then((code) => Promise.reject(new Error(`runtime exited with ${code}:\n${p.output()}`))),
+      ]);
     } catch (err) {
       p.child.kill('SIGKILL');
       throw err;
@@ -223,7 +232,13 @@ export async function startProcessStack(opts: ProcessStackOptions): Promise<Proc
   };
   try {
     const llm = await buildLlmProxy(
-      readLlmProxyConfig({ ...common, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0', ...opts.env?.llm }),
+      readLlmProxyConfig({
+        ...common,
+        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        LLM_PROXY__MOCK_TTFT_MS: '0',
+        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+        ...opts.env?.llm,
+      }),
       { logger },
     );
     const llmUrl = await up(llm);
@@ -266,7 +281,13 @@ export async function startProcessStack(opts: ProcessStackOptions): Promise<Proc
         agentUrl = proxy.url;
       }
       const gateway = await buildGateway(
-        readGatewayConfig({ ...common, GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: agentUrl, GATEWAY__AUTH_SERVICE_URL: authUrl, ...opts.env?.gateway }),
+        readGatewayConfig({
+          ...common,
+          GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+          GATEWAY__AGENT_URL: agentUrl,
+          GATEWAY__AUTH_SERVICE_URL: authUrl,
+          ...opts.env?.gateway,
+        }),
         { logger },
       );
       gateways.push(gateway);
@@ -274,7 +295,13 @@ export async function startProcessStack(opts: ProcessStackOptions): Promise<Proc
     }
     const user = await createStackUser(opts.databaseUrl);
     return {
-      url: { auth: authUrl, llm: llmUrl, runtimes: runtimes.map((r) => r.url), gateways: gatewayUrls, wss: gatewayUrls.map((u) => u.replace(/^http/, 'ws')) },
+      url: {
+        auth: authUrl,
+        llm: llmUrl,
+        runtimes: runtimes.map((r) => r.url),
+        gateways: gatewayUrls,
+        wss: gatewayUrls.map((u) => u.replace(/^http/, 'ws')),
+      },
       runtimes,
       gateways,
       user,
@@ -305,13 +332,25 @@ export async function passwordToken(authUrl: string, username: string, password:
   return (await passwordTokens(authUrl, username, password, scope)).access_token;
 }
 
-export async function passwordTokens(authUrl: string, username: string, password: string, scope?: string): Promise<{ access_token: string; refresh_token: string }> {
+export async function passwordTokens(
+  authUrl: string,
+  username: string,
+  password: string,
+  scope?: string,
+): Promise<{ access_token: string; refresh_token: string }> {
   const res = await fetch(`${authUrl}/oauth/token`, {
     method: 'POST',
-    body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username, password, ...(scope ? { scope } : {}) }),
+    body: new URLSearchParams({
+      grant_type: 'password',
+      client_id: 'codelab-flutter-app',
+      username,
+      password,
+      ...(scope ? { scope } : {}),
+    }),
   });
   const body = (await res.json()) as { access_token?: string; refresh_token?: string };
-  if (res.status !== 200 || !body.access_token || !body.refresh_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
+  if (res.status !== 200 || !body.access_token || !body.refresh_token)
+    throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
   return { access_token: body.access_token, refresh_token: body.refresh_token };
 }
 
@@ -330,7 +369,9 @@ export class FrameClient {
     this.ws = new WebSocket(url, { headers, autoPong: opts.autoPong ?? true });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
-      this.ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`handshake refused: ${res.statusCode}`), { statusCode: res.statusCode })));
+      this.ws.once('unexpected-response', (_req, res) =>
+        reject(Object.assign(new Error(`handshake refused: ${res.statusCode}`), { statusCode: res.statusCode })),
+      );
       this.ws.once('error', reject);
     });
     this.opened.catch(() => undefined);
@@ -350,12 +391,17 @@ export class FrameClient {
   }
 
   /** Resolves with the frames up to and including the first one (from `from`) matching `pred`. */
-  async until(pred: (f: Record<string, unknown>) => boolean, from = 0, timeoutMs = this.opts.timeoutMs ?? 15_000): Promise<Record<string, unknown>[]> {
+  async until(
+    pred: (f: Record<string, unknown>) => boolean,
+    from = 0,
+    timeoutMs = this.opts.timeoutMs ?? 15_000,
+  ): Promise<Record<string, unknown>[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.frames.findIndex((f, idx) => idx >= from && pred(f));
       if (i >= 0) return this.frames.slice(from, i + 1);
-      if (Date.now() > deadline) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(from))}`);
+      if (Date.now() > deadline)
+        throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(from))}`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 100);

@@ -48,7 +48,12 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
     await new Promise<void>((ok) => webhook.listen(0, '127.0.0.1', ok));
     const hook = `http://127.0.0.1:${(webhook.address() as { port: number }).port}`;
 
-    llm = await startProcess('llm-proxy', { CODELAB_DATA_DIR: dir, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
+    llm = await startProcess('llm-proxy', {
+      CODELAB_DATA_DIR: dir,
+      LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      LLM_PROXY__MOCK_TTFT_MS: '0',
+      LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+    });
 
     // the shipped routing, with the test's receivers and short waits
     const am = parse(await readFile(path.join(REPO_ROOT, 'deploy', 'alertmanager', 'alertmanager.yml'), 'utf8')) as {
@@ -60,22 +65,43 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
     await writeFile(path.join(dir, 'alertmanager.yml'), stringify(am));
     const amPort = await freePort();
     children.push(
-      spawn(findProgram('prometheus-alertmanager')!, [`--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${path.join(dir, 'am')}`, `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address='], { stdio: 'ignore' }),
+      spawn(
+        findProgram('prometheus-alertmanager')!,
+        [
+          `--config.file=${path.join(dir, 'alertmanager.yml')}`,
+          `--storage.path=${path.join(dir, 'am')}`,
+          `--web.listen-address=127.0.0.1:${amPort}`,
+          '--cluster.listen-address=',
+        ],
+        { stdio: 'ignore' },
+      ),
     );
     await waitForHttp(`http://127.0.0.1:${amPort}/-/ready`, 30_000);
 
     // the shipped SLO rules for the LLM, 60 times faster
     const { slos } = loadSlos(path.join(REPO_ROOT, 'alerts', 'slos.yaml'));
-    const groups = sloRules(slos.filter((s) => s.name === 'llm-availability'), { scale: 60 }).map((g) => ({ ...g, interval: '1s' }));
+    const groups = sloRules(
+      slos.filter((s) => s.name === 'llm-availability'),
+      { scale: 60 },
+    ).map((g) => ({ ...g, interval: '1s' }));
     await writeFile(path.join(dir, 'slo.rules.yml'), stringify({ groups }));
-    prometheus = await startPrometheus({ dir, targets: { 'llm-proxy': llm.url }, ruleFiles: [path.join(dir, 'slo.rules.yml')], alertmanager: `127.0.0.1:${amPort}` });
+    prometheus = await startPrometheus({
+      dir,
+      targets: { 'llm-proxy': llm.url },
+      ruleFiles: [path.join(dir, 'slo.rules.yml')],
+      alertmanager: `127.0.0.1:${amPort}`,
+    });
 
     // steady traffic: failing while `failing`, healthy afterwards
     traffic = (async () => {
       while (!stopTraffic) {
         await fetch(`${llm.url}/v1/chat/completions`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-internal-auth': TEST_INTERNAL_KEY, ...(failing ? { 'x-mock': '[[mock:error 503]]' } : {}) },
+          headers: {
+            'content-type': 'application/json',
+            'x-internal-auth': TEST_INTERNAL_KEY,
+            ...(failing ? { 'x-mock': '[[mock:error 503]]' } : {}),
+          },
           body: JSON.stringify({ model: 'fake-llm', messages: [{ role: 'user', content: 'hello' }] }),
         })
           .then((r) => r.arrayBuffer())
@@ -97,12 +123,16 @@ describe.skipIf(noPrometheus || noAlertmanager)('LLM failure → page → resolv
   const waitFor = async (pred: () => boolean, timeoutMs: number, what: string): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`${what} did not arrive within ${timeoutMs} ms; got ${JSON.stringify(notifications.map((n) => [n.path, n.body.status, n.body.alerts.map((a) => `${a.labels.alertname}/${a.labels.long}`)]))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${what} did not arrive within ${timeoutMs} ms; got ${JSON.stringify(notifications.map((n) => [n.path, n.body.status, n.body.alerts.map((a) => `${a.labels.alertname}/${a.labels.long}`)]))}`,
+        );
       await new Promise((r) => setTimeout(r, 250));
     }
   };
   const page = (status: 'firing' | 'resolved') => (n: { path: string; body: Notification }) =>
-    n.path === '/pager' && n.body.alerts.some((a) => a.labels.alertname === 'LlmProxyLlmAvailabilityBudgetBurn' && a.labels.long === '1h' && a.status === status);
+    n.path === '/pager' &&
+    n.body.alerts.some((a) => a.labels.alertname === 'LlmProxyLlmAvailabilityBudgetBurn' && a.labels.long === '1h' && a.status === status);
 
   it('pages through the pager webhook while the LLM fails, and resolves once it heals', async () => {
     await waitFor(() => notifications.some(page('firing')), 60_000, 'the page');

@@ -47,7 +47,16 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
     // traffic mix: logins (and failures, and a lockout), REST reads and errors, conversations, bad frames
     const { username, password } = await createStackUser(inject('databaseUrl'), 'live');
     const token = await passwordToken(auth.url, username, password);
-    for (let i = 0; i < 6; i++) await fetch(`${auth.url}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username: `nobody-${username}`, password: 'wrong' }) });
+    for (let i = 0; i < 6; i++)
+      await fetch(`${auth.url}/oauth/token`, {
+        method: 'POST',
+        body: new URLSearchParams({
+          grant_type: 'password',
+          client_id: 'codelab-flutter-app',
+          username: `nobody-${username}`,
+          password: 'wrong',
+        }),
+      });
     const headers = { authorization: `Bearer ${token}` };
     for (let i = 0; i < 3; i++) {
       await fetch(`${gateway.url}/api/v1/sessions`, { headers });
@@ -76,9 +85,17 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
     client.close();
     // a few scrapes, then until every recording rule has been evaluated with data (bounded)
     await new Promise((r) => setTimeout(r, 4000));
-    const records = [...new Set(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => r.record))];
+    const records = [
+      ...new Set(
+        ruleGroups()
+          .flatMap((g) => g.rules)
+          .filter((r): r is RecordingRule => 'record' in r)
+          .map((r) => r.record),
+      ),
+    ];
     const deadline = Date.now() + 30_000;
-    for (const name of records) while ((await query(name)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    for (const name of records)
+      while ((await query(name)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
   }, 120_000);
 
   afterAll(async () => {
@@ -92,14 +109,36 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
   });
 
   it('evaluates every recording rule to at least one series', async () => {
-    const records = [...new Set(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => r.record))];
-    const health = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
-    const errors = new Map(health.data.groups.flatMap((g) => g.rules).filter((r) => r.lastError).map((r) => [r.name, r.lastError!]));
+    const records = [
+      ...new Set(
+        ruleGroups()
+          .flatMap((g) => g.rules)
+          .filter((r): r is RecordingRule => 'record' in r)
+          .map((r) => r.record),
+      ),
+    ];
+    const health = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+    };
+    const errors = new Map(
+      health.data.groups
+        .flatMap((g) => g.rules)
+        .filter((r) => r.lastError)
+        .map((r) => [r.name, r.lastError!]),
+    );
     const empty: string[] = [];
-    const exprOf = new Map(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => [r.record, r.expr]));
+    const exprOf = new Map(
+      ruleGroups()
+        .flatMap((g) => g.rules)
+        .filter((r): r is RecordingRule => 'record' in r)
+        .map((r) => [r.record, r.expr]),
+    );
     for (const name of records) {
       if ((await query(name)).length > 0) continue;
-      const direct = await query(exprOf.get(name)!).then((r) => JSON.stringify(r).slice(0, 200), (e: Error) => e.message);
+      const direct = await query(exprOf.get(name)!).then(
+        (r) => JSON.stringify(r).slice(0, 200),
+        (e: Error) => e.message,
+      );
       empty.push(`${name}${errors.has(name) ? `: ${errors.get(name)}` : ''} (its expression now: ${direct})`);
     }
     expect(empty).toEqual([]);
@@ -108,8 +147,15 @@ describe.skipIf(missingProgram('prometheus', 'prometheus'))('rules and dashboard
   it('finds in a scrape every metric an alert or a dashboard panel names', async () => {
     const res = (await (await fetch(`${prometheus.url}/api/v1/label/__name__/values`)).json()) as { data: string[] };
     const known = new Set(res.data);
-    const recorded = new Set(ruleGroups().flatMap((g) => g.rules).filter((r): r is RecordingRule => 'record' in r).map((r) => r.record));
-    const alerts = ruleGroups().flatMap((g) => g.rules).filter((r): r is AlertRule => 'alert' in r);
+    const recorded = new Set(
+      ruleGroups()
+        .flatMap((g) => g.rules)
+        .filter((r): r is RecordingRule => 'record' in r)
+        .map((r) => r.record),
+    );
+    const alerts = ruleGroups()
+      .flatMap((g) => g.rules)
+      .filter((r): r is AlertRule => 'alert' in r);
     const used = new Map<string, string>();
     for (const a of alerts) for (const m of metricNamesOf(a.expr)) used.set(m, `alert ${a.alert}`);
     for (const q of allPanelQueries()) for (const m of metricNamesOf(q.expr)) used.set(m, `panel ${q.dashboard}/${q.panel}`);

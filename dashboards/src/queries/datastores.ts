@@ -49,4 +49,3 @@ export function limiterBackend(): string {
 export function redisErrors(): string {
   return 'sum(rate(auth_limiter_redis_errors_total[$__rate_interval]))';
 }
-

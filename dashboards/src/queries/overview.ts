@@ -45,4 +45,3 @@ export function outboundRate(): string {
 export function outboundLatencyP95(): string {
   return quantile(0.95, 'http_client_request_duration_seconds', ['service', 'peer'], SERVICE);
 }
-

@@ -8,7 +8,18 @@
 import { formatActual, shown, type Summary, type TimelineData } from './summary.ts';
 import { esc, formatTime, formatValue, renderChart } from './svg.ts';
 
-const COLORS = { p50: '#3b82c4', p95: '#e8890c', p99: '#d9363e', target: '#8a9099', started: '#1c64b8', completed: '#2f9e44', dropped: '#d9363e', errors: '#d9363e', checks: '#e8890c', vus: '#7048e8' };
+const COLORS = {
+  p50: '#3b82c4',
+  p95: '#e8890c',
+  p99: '#d9363e',
+  target: '#8a9099',
+  started: '#1c64b8',
+  completed: '#2f9e44',
+  dropped: '#d9363e',
+  errors: '#d9363e',
+  checks: '#e8890c',
+  vus: '#7048e8',
+};
 
 const CSS = `
 *{box-sizing:border-box}
@@ -51,7 +62,8 @@ svg .nodata{fill:#9aa0a8;font-size:13px}
 footer{color:#7a808a;font-size:12px;margin-top:28px}
 `;
 
-const fmt = (v: number | null | undefined, unit?: string): string => (v === null || v === undefined ? '–' : unit === 'ms' ? formatValue(v, 'ms') : formatValue(v, ''));
+const fmt = (v: number | null | undefined, unit?: string): string =>
+  v === null || v === undefined ? '–' : unit === 'ms' ? formatValue(v, 'ms') : formatValue(v, '');
 
 /** Busy VUs are only sampled when they change: carry the last value forward. */
 function forwardFill(values: (number | null)[]): (number | null)[] {
@@ -68,12 +80,17 @@ export function renderReport(s: Summary, tl: TimelineData): string {
   const ttft = s.keyMetrics.ttft ? m[s.keyMetrics.ttft] : undefined;
   const thresholdFailedOn = new Set(s.thresholds.filter((t) => !t.passed).map((t) => t.metric));
 
-  const tile = (k: string, v: string, bad = false): string => `<div class="tile${bad ? ' bad' : ''}"><div class="k">${esc(k)}</div><div class="v">${esc(v)}</div></div>`;
+  const tile = (k: string, v: string, bad = false): string =>
+    `<div class="tile${bad ? ' bad' : ''}"><div class="k">${esc(k)}</div><div class="v">${esc(v)}</div></div>`;
   const tiles = [
     tile('iterations started', `${ex.started} / ${ex.expectedIterations}`),
     tile('dropped iterations', String(ex.dropped), ex.dropped > 0),
     tile(`p95 ${s.keyMetrics.latency}`, fmt(lat?.p95, lat?.unit), thresholdFailedOn.has(s.keyMetrics.latency)),
-    tile(s.keyMetrics.errors, err ? `${((err.value ?? 0) * 100).toFixed(2)}% (${err.passes}/${err.count})` : '–', thresholdFailedOn.has(s.keyMetrics.errors)),
+    tile(
+      s.keyMetrics.errors,
+      err ? `${((err.value ?? 0) * 100).toFixed(2)}% (${err.passes}/${err.count})` : '–',
+      thresholdFailedOn.has(s.keyMetrics.errors),
+    ),
     ...(ttft ? [tile(`p95 ${s.keyMetrics.ttft}`, fmt(ttft.p95, 'ms'), thresholdFailedOn.has(s.keyMetrics.ttft!))] : []),
     tile('checks', m.checks ? `${((m.checks.value ?? 0) * 100).toFixed(2)}%` : '–', thresholdFailedOn.has('checks')),
   ].join('');
@@ -125,7 +142,14 @@ export function renderReport(s: Summary, tl: TimelineData): string {
       ],
     }),
     ...(tl.ttft ? [pctChart('chart-ttft', `Time to first token: ${tl.ttft.metric} p50 / p95 / p99 (${bucket})`, tl.ttft)] : []),
-    renderChart({ ...common, id: 'chart-vus', title: 'Busy VUs (iterations in flight)', unit: '', height: 180, series: [{ name: 'busy VUs', color: COLORS.vus, values: forwardFill(tl.vus), area: true }] }),
+    renderChart({
+      ...common,
+      id: 'chart-vus',
+      title: 'Busy VUs (iterations in flight)',
+      unit: '',
+      height: 180,
+      series: [{ name: 'busy VUs', color: COLORS.vus, values: forwardFill(tl.vus), area: true }],
+    }),
   ]
     .map((c) => `<div class="card">${c}</div>`)
     .join('\n');
@@ -138,20 +162,35 @@ export function renderReport(s: Summary, tl: TimelineData): string {
       const cls = isSub ? ' class="sub"' : mark;
       const cells =
         v.type === 'trend'
-          ? [fmt(v.p50, v.unit), fmt(v.p90, v.unit), fmt(v.p95, v.unit), fmt(v.p99, v.unit), fmt(v.min, v.unit), fmt(v.max, v.unit), fmt(v.avg, v.unit)].map((c) => `<td class="num">${esc(c)}</td>`).join('')
+          ? [
+              fmt(v.p50, v.unit),
+              fmt(v.p90, v.unit),
+              fmt(v.p95, v.unit),
+              fmt(v.p99, v.unit),
+              fmt(v.min, v.unit),
+              fmt(v.max, v.unit),
+              fmt(v.avg, v.unit),
+            ]
+              .map((c) => `<td class="num">${esc(c)}</td>`)
+              .join('')
           : `<td colspan="7">${esc(v.type === 'rate' ? `${((v.value ?? 0) * 100).toFixed(2)}% · ${v.passes} of ${v.count} true` : v.type === 'gauge' ? `value ${fmt(v.value)} · min ${fmt(v.min)} · max ${fmt(v.max)}` : '')}</td>`;
       return `<tr${cls}><td><code>${esc(isSub ? k.slice(k.indexOf('{')) : k)}</code></td><td>${v.type}</td><td class="num">${esc(fmt(v.count))}</td><td class="num">${esc(fmt(v.rate))}</td>${cells}</tr>`;
     })
     .join('\n');
 
   const checkRows = s.checks
-    .map((c) => `<tr class="${c.fails ? 'fail' : 'pass'}"><td>${esc(c.name)}</td><td class="num">${c.passes}</td><td class="num">${c.fails}</td><td class="result">${c.fails ? '✗' : '✓'}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr class="${c.fails ? 'fail' : 'pass'}"><td>${esc(c.name)}</td><td class="num">${c.passes}</td><td class="num">${c.fails}</td><td class="result">${c.fails ? '✗' : '✓'}</td></tr>`,
+    )
     .join('\n');
 
   const abort = s.aborted
     ? `<div class="abort">Run aborted after ${s.aborted.atSeconds.toFixed(1)} s: ${s.aborted.by === 'threshold' ? `threshold <code>${esc(s.aborted.threshold)}</code> failed (abortOnFail)` : 'interrupted'}.</div>`
     : '';
-  const failedList = s.failedThresholds.length ? `<p class="sub">Failed: ${s.failedThresholds.map((f) => `<code>${esc(f)}</code>`).join(', ')}</p>` : '';
+  const failedList = s.failedThresholds.length
+    ? `<p class="sub">Failed: ${s.failedThresholds.map((f) => `<code>${esc(f)}</code>`).join(', ')}</p>`
+    : '';
 
   return `<!doctype html>
 <html lang="en">

@@ -13,7 +13,12 @@ export interface ReportFiles {
 
 export async function writeReports(dir: string, summary: Summary, timeline: TimelineData): Promise<ReportFiles> {
   await mkdir(dir, { recursive: true });
-  const files: ReportFiles = { dir, summary: path.join(dir, 'summary.json'), timeline: path.join(dir, 'timeline.json'), html: path.join(dir, 'report.html') };
+  const files: ReportFiles = {
+    dir,
+    summary: path.join(dir, 'summary.json'),
+    timeline: path.join(dir, 'timeline.json'),
+    html: path.join(dir, 'report.html'),
+  };
   await writeFile(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(files.timeline, `${JSON.stringify(timeline)}\n`);
   await writeFile(files.html, renderReport(summary, timeline));

@@ -32,7 +32,10 @@ export interface Summary {
   durationScale: number;
   gracefulStopSeconds: number;
   targets: Partial<Targets>;
-  executor: ArrivalProfile & Pick<ExecutorResult, 'started' | 'dropped' | 'completed' | 'failed' | 'interrupted' | 'maxAllocatedVUs'> & { expectedIterations: number };
+  executor: ArrivalProfile &
+    Pick<ExecutorResult, 'started' | 'dropped' | 'completed' | 'failed' | 'interrupted' | 'maxAllocatedVUs'> & {
+      expectedIterations: number;
+    };
   /** Which metrics the progress line and the charts follow. */
   keyMetrics: { latency: string; errors: string; ttft?: string };
   thresholds: ThresholdResult[];
@@ -86,7 +89,13 @@ function limitsOf(metric: string, thresholds: ThresholdResult[]): { label: strin
   return out;
 }
 
-function buildTimeline(registry: Registry, schedule: Schedule, untilSeconds: number, keys: Summary['keyMetrics'], thresholds: ThresholdResult[]): TimelineData {
+function buildTimeline(
+  registry: Registry,
+  schedule: Schedule,
+  untilSeconds: number,
+  keys: Summary['keyMetrics'],
+  thresholds: ThresholdResult[],
+): TimelineData {
   const tl: Timeline = registry.timeline(untilSeconds);
   const b = tl.bucketSeconds;
   const col = (name: string) => tl.metrics[name] ?? tl.t.map(() => null);
@@ -101,7 +110,12 @@ function buildTimeline(registry: Registry, schedule: Schedule, untilSeconds: num
   return {
     bucketSeconds: b,
     t: tl.t,
-    target: tl.t.map((t) => Math.round(((schedule.areaUntil(Math.min(t + b, schedule.duration)) - schedule.areaUntil(Math.min(t, schedule.duration))) / b) * 1000) / 1000),
+    target: tl.t.map(
+      (t) =>
+        Math.round(
+          ((schedule.areaUntil(Math.min(t + b, schedule.duration)) - schedule.areaUntil(Math.min(t, schedule.duration))) / b) * 1000,
+        ) / 1000,
+    ),
     started: col('iterations_started').map((v) => perSecond(v?.value, b)),
     dropped: col('dropped_iterations').map((v) => perSecond(v?.value, b)),
     completed: col('iterations').map((v) => perSecond(v?.value, b)),
@@ -212,15 +226,24 @@ export function formatSummary(s: Summary, reportPath?: string): string {
   const lines: string[] = [];
   const ex = s.executor;
   lines.push('');
-  lines.push(`  scenario ${s.scenario} · profile ${s.profile}${s.durationScale !== 1 ? ` (durations ×${s.durationScale})` : ''} · ${s.durationSeconds.toFixed(1)}s of ${s.plannedSeconds.toFixed(1)}s planned`);
-  lines.push(`  iterations: ${ex.started} started of ${ex.expectedIterations} scheduled, ${ex.dropped} dropped, ${ex.completed} completed, ${ex.failed} threw, ${ex.interrupted} interrupted; ${ex.maxAllocatedVUs} VUs allocated (max ${ex.maxVUs})`);
-  if (s.aborted) lines.push(`  ABORTED after ${s.aborted.atSeconds.toFixed(1)}s: ${s.aborted.by === 'threshold' ? `threshold ${s.aborted.threshold} failed (abortOnFail)` : 'interrupted'}`);
+  lines.push(
+    `  scenario ${s.scenario} · profile ${s.profile}${s.durationScale !== 1 ? ` (durations ×${s.durationScale})` : ''} · ${s.durationSeconds.toFixed(1)}s of ${s.plannedSeconds.toFixed(1)}s planned`,
+  );
+  lines.push(
+    `  iterations: ${ex.started} started of ${ex.expectedIterations} scheduled, ${ex.dropped} dropped, ${ex.completed} completed, ${ex.failed} threw, ${ex.interrupted} interrupted; ${ex.maxAllocatedVUs} VUs allocated (max ${ex.maxVUs})`,
+  );
+  if (s.aborted)
+    lines.push(
+      `  ABORTED after ${s.aborted.atSeconds.toFixed(1)}s: ${s.aborted.by === 'threshold' ? `threshold ${s.aborted.threshold} failed (abortOnFail)` : 'interrupted'}`,
+    );
   lines.push('');
   lines.push('  THRESHOLDS');
   const tw = Math.max(...s.thresholds.map((t) => t.metric.length), 10);
   const ew = Math.max(...s.thresholds.map((t) => t.expression.length), 10);
   for (const t of s.thresholds) {
-    lines.push(`    ${t.passed ? '✓' : '✗'} ${pad(t.metric, tw)}  ${pad(t.expression, ew)}  actual ${formatActual(t, s.metrics)}${t.samples === 0 && ['trend', 'rate'].includes(s.metrics[t.metric]?.type ?? '') ? ' (no samples)' : ''}${t.abortOnFail ? `  [abortOnFail after ${t.delayAbortEval}]` : ''}`);
+    lines.push(
+      `    ${t.passed ? '✓' : '✗'} ${pad(t.metric, tw)}  ${pad(t.expression, ew)}  actual ${formatActual(t, s.metrics)}${t.samples === 0 && ['trend', 'rate'].includes(s.metrics[t.metric]?.type ?? '') ? ' (no samples)' : ''}${t.abortOnFail ? `  [abortOnFail after ${t.delayAbortEval}]` : ''}`,
+    );
   }
   lines.push('');
   lines.push('  METRICS');
@@ -231,23 +254,47 @@ export function formatSummary(s: Summary, reportPath?: string): string {
     if (key.startsWith('checks{') || !shown(key, m, s.thresholds)) continue;
     const mark = failedMetric.has(key) ? (failedMetric.get(key) ? '✓' : '✗') : ' ';
     const name = key.includes('{') ? `  ${key.slice(key.indexOf('{'))}` : key;
-    if (m.type === 'trend') rows.push([mark, name, String(m.count), num(m.rate), num(m.p50, m.unit), num(m.p95, m.unit), num(m.p99, m.unit), num(m.min, m.unit), num(m.max, m.unit), num(m.avg, m.unit)]);
+    if (m.type === 'trend')
+      rows.push([
+        mark,
+        name,
+        String(m.count),
+        num(m.rate),
+        num(m.p50, m.unit),
+        num(m.p95, m.unit),
+        num(m.p99, m.unit),
+        num(m.min, m.unit),
+        num(m.max, m.unit),
+        num(m.avg, m.unit),
+      ]);
     // rates and gauges: one text after rate/s, outside the percentile columns
-    else if (m.type === 'rate') rows.push([mark, name, String(m.count), num(m.rate), `${((m.value ?? 0) * 100).toFixed(2)}% (${m.passes} of ${m.count})`]);
+    else if (m.type === 'rate')
+      rows.push([mark, name, String(m.count), num(m.rate), `${((m.value ?? 0) * 100).toFixed(2)}% (${m.passes} of ${m.count})`]);
     else if (m.type === 'counter') rows.push([mark, name, num(m.count), num(m.rate)]);
     else rows.push([mark, name, String(m.count), '', `value ${num(m.value)}, min ${num(m.min)}, max ${num(m.max)}`]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.filter((r) => r.length === 10 || i < 4).map((r) => (r[i] ?? '').length)));
-  for (const r of rows) lines.push(`    ${r.map((c, i) => (i === r.length - 1 ? c : pad(c, widths[i]!))).join('  ').trimEnd()}`);
+  for (const r of rows)
+    lines.push(
+      `    ${r
+        .map((c, i) => (i === r.length - 1 ? c : pad(c, widths[i]!)))
+        .join('  ')
+        .trimEnd()}`,
+    );
   if (s.checks.length) {
     lines.push('');
     lines.push('  CHECKS');
-    for (const c of s.checks) lines.push(`    ${c.fails === 0 ? '✓' : '✗'} ${c.name}  ${c.passes} passed${c.fails ? `, ${c.fails} failed` : ''}`);
+    for (const c of s.checks)
+      lines.push(`    ${c.fails === 0 ? '✓' : '✗'} ${c.name}  ${c.passes} passed${c.fails ? `, ${c.fails} failed` : ''}`);
   }
   lines.push('');
-  if (s.aborted?.by === 'signal') lines.push(`  INTERRUPTED after ${s.aborted.atSeconds.toFixed(1)}s (exit ${s.exitCode})${s.failedThresholds.length ? `; failing when stopped: ${s.failedThresholds.join('; ')}` : ''}`);
+  if (s.aborted?.by === 'signal')
+    lines.push(
+      `  INTERRUPTED after ${s.aborted.atSeconds.toFixed(1)}s (exit ${s.exitCode})${s.failedThresholds.length ? `; failing when stopped: ${s.failedThresholds.join('; ')}` : ''}`,
+    );
   else if (s.verdict === 'passed') lines.push(`  PASSED: all ${s.thresholds.length} thresholds passed`);
-  else if (s.failedThresholds.length) lines.push(`  FAILED: ${s.failedThresholds.length} threshold(s) failed: ${s.failedThresholds.join('; ')}`);
+  else if (s.failedThresholds.length)
+    lines.push(`  FAILED: ${s.failedThresholds.length} threshold(s) failed: ${s.failedThresholds.join('; ')}`);
   else lines.push('  FAILED: the run was interrupted');
   if (reportPath) lines.push(`  report: ${reportPath}`);
   lines.push('');

@@ -71,7 +71,9 @@ export function renderChart(spec: ChartSpec): string {
   const x = (i: number): number => L + (((i + 0.5) * spec.bucketSeconds) / span) * pw;
   const y = (v: number): number => T + ph - (Math.min(v, max) / max) * ph;
   const out: string[] = [];
-  out.push(`<svg class="chart" id="${esc(spec.id)}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(spec.title)}" xmlns="http://www.w3.org/2000/svg">`);
+  out.push(
+    `<svg class="chart" id="${esc(spec.id)}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(spec.title)}" xmlns="http://www.w3.org/2000/svg">`,
+  );
   out.push(`<text class="chart-title" x="${L}" y="16">${esc(spec.title)}</text>`);
   // legend, right-aligned on the title line
   let lx = W - R;
@@ -87,20 +89,26 @@ export function renderChart(spec: ChartSpec): string {
   // grid and y axis
   for (let v = 0; v <= max + 1e-9; v += step) {
     const yy = y(v).toFixed(1);
-    out.push(`<line class="grid" x1="${L}" y1="${yy}" x2="${W - R}" y2="${yy}"/><text class="tick" x="${L - 6}" y="${(+yy + 4).toFixed(1)}" text-anchor="end">${esc(formatValue(v, spec.unit))}</text>`);
+    out.push(
+      `<line class="grid" x1="${L}" y1="${yy}" x2="${W - R}" y2="${yy}"/><text class="tick" x="${L - 6}" y="${(+yy + 4).toFixed(1)}" text-anchor="end">${esc(formatValue(v, spec.unit))}</text>`,
+    );
   }
   // x axis: about 8 labels on round times
   const tStep = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].find((s) => span / s <= 9) ?? 3600;
   for (let s = 0; s <= span + 1e-9; s += tStep) {
     const xx = (L + (s / span) * pw).toFixed(1);
-    out.push(`<line class="xtick" x1="${xx}" y1="${T + ph}" x2="${xx}" y2="${T + ph + 4}"/><text class="tick" x="${xx}" y="${T + ph + 17}" text-anchor="middle">${formatTime(s)}</text>`);
+    out.push(
+      `<line class="xtick" x1="${xx}" y1="${T + ph}" x2="${xx}" y2="${T + ph + 4}"/><text class="tick" x="${xx}" y="${T + ph + 17}" text-anchor="middle">${formatTime(s)}</text>`,
+    );
   }
   out.push(`<line class="axis" x1="${L}" y1="${T + ph}" x2="${W - R}" y2="${T + ph}"/>`);
   // threshold limits
   for (const l of limits) {
     if (l.value > max) continue;
     const yy = y(l.value).toFixed(1);
-    out.push(`<g class="limit"><line x1="${L}" y1="${yy}" x2="${W - R}" y2="${yy}"/><text x="${W - R - 4}" y="${(+yy - 4).toFixed(1)}" text-anchor="end">threshold ${esc(l.label)}</text></g>`);
+    out.push(
+      `<g class="limit"><line x1="${L}" y1="${yy}" x2="${W - R}" y2="${yy}"/><text x="${W - R - 4}" y="${(+yy - 4).toFixed(1)}" text-anchor="end">threshold ${esc(l.label)}</text></g>`,
+    );
   }
   // series
   let drawn = 0;
@@ -111,9 +119,18 @@ export function renderChart(spec: ChartSpec): string {
     const flush = (): void => {
       if (run.length === 0) return;
       // a lone point still shows: a short flat segment across its bucket
-      const pts: [number, number][] = run.length === 1 ? [[run[0]![0] - 2, run[0]![1]], [run[0]![0] + 2, run[0]![1]]] : run;
+      const pts: [number, number][] =
+        run.length === 1
+          ? [
+              [run[0]![0] - 2, run[0]![1]],
+              [run[0]![0] + 2, run[0]![1]],
+            ]
+          : run;
       parts.push(`M${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join('L')}`);
-      if (s.area) areas.push(`M${pts[0]![0].toFixed(1)},${T + ph}L${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join('L')}L${pts.at(-1)![0].toFixed(1)},${T + ph}Z`);
+      if (s.area)
+        areas.push(
+          `M${pts[0]![0].toFixed(1)},${T + ph}L${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join('L')}L${pts.at(-1)![0].toFixed(1)},${T + ph}Z`,
+        );
       drawn += run.length;
       run = [];
     };
@@ -125,15 +142,21 @@ export function renderChart(spec: ChartSpec): string {
     const points = s.values.filter((v) => v !== null).length;
     if (areas.length) out.push(`<path class="area" d="${areas.join('')}" fill="${s.color}"/>`);
     if (parts.length) {
-      out.push(`<path class="series" data-series="${esc(s.name)}" data-points="${points}" d="${parts.join('')}" stroke="${s.color}"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
+      out.push(
+        `<path class="series" data-series="${esc(s.name)}" data-points="${points}" d="${parts.join('')}" stroke="${s.color}"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`,
+      );
     }
   }
   if (drawn === 0) out.push(`<text class="nodata" x="${L + pw / 2}" y="${T + ph / 2}" text-anchor="middle">no data</text>`);
   // hover bands: one per bucket, its tooltip lists the values
   const bw = (spec.bucketSeconds / span) * pw;
   for (let i = 0; i < n; i++) {
-    const lines = spec.series.map((s) => `${s.name}: ${s.values[i] === null || s.values[i] === undefined ? '–' : formatValue(s.values[i]!, spec.unit)}`);
-    out.push(`<rect class="band" x="${(L + i * bw).toFixed(1)}" y="${T}" width="${Math.max(bw, 0.5).toFixed(2)}" height="${ph}"><title>${esc(`${formatTime(spec.t[i]!)}–${formatTime(spec.t[i]! + spec.bucketSeconds)}\n${lines.join('\n')}`)}</title></rect>`);
+    const lines = spec.series.map(
+      (s) => `${s.name}: ${s.values[i] === null || s.values[i] === undefined ? '–' : formatValue(s.values[i]!, spec.unit)}`,
+    );
+    out.push(
+      `<rect class="band" x="${(L + i * bw).toFixed(1)}" y="${T}" width="${Math.max(bw, 0.5).toFixed(2)}" height="${ph}"><title>${esc(`${formatTime(spec.t[i]!)}–${formatTime(spec.t[i]! + spec.bucketSeconds)}\n${lines.join('\n')}`)}</title></rect>`,
+    );
   }
   out.push('</svg>');
   return out.join('\n');

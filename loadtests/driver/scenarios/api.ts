@@ -32,18 +32,32 @@ export const api: Scenario<{ tokens: TokenSource }> = {
     metrics.check('creating a session answers 201 with its id', created.status === 201 && id !== undefined);
 
     const list = await http.send({ name: 'GET /api/v1/sessions', url: `${base}/sessions?limit=20`, headers, signal });
-    metrics.check('listing sessions answers 200 with a page of sessions', list.status === 200 && Array.isArray(list.json<Json>()?.sessions));
+    metrics.check(
+      'listing sessions answers 200 with a page of sessions',
+      list.status === 200 && Array.isArray(list.json<Json>()?.sessions),
+    );
     if (id === undefined || signal.aborted) return;
 
     const path = encodeURIComponent(id);
     const history = await http.send({ name: 'GET /api/v1/sessions/:id/history', url: `${base}/sessions/${path}/history`, headers, signal });
-    metrics.check('the new session has an empty history', history.status === 200 && (history.json<Json>()?.messages as unknown[] | undefined)?.length === 0);
+    metrics.check(
+      'the new session has an empty history',
+      history.status === 200 && (history.json<Json>()?.messages as unknown[] | undefined)?.length === 0,
+    );
 
-    const pending = await http.send({ name: 'GET /api/v1/sessions/:id/pending-approvals', url: `${base}/sessions/${path}/pending-approvals`, headers, signal });
+    const pending = await http.send({
+      name: 'GET /api/v1/sessions/:id/pending-approvals',
+      url: `${base}/sessions/${path}/pending-approvals`,
+      headers,
+      signal,
+    });
     metrics.check('the new session has no pending approval', pending.status === 200 && pending.json<Json>()?.count === 0);
 
     const agent = await http.send({ name: 'GET /api/v1/agents/:id/current', url: `${base}/agents/${path}/current`, headers, signal });
-    metrics.check('the new session has a current agent', agent.status === 200 && typeof (agent.json<Json>()?.context as { current_agent?: unknown } | undefined)?.current_agent === 'string');
+    metrics.check(
+      'the new session has a current agent',
+      agent.status === 200 && typeof (agent.json<Json>()?.context as { current_agent?: unknown } | undefined)?.current_agent === 'string',
+    );
 
     metrics.add('api_round_duration', performance.now() - started);
   },

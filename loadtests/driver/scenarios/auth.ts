@@ -31,7 +31,10 @@ export const auth: Scenario<{ password: string }> = {
   latencyMetric: 'http_req_duration',
   errorMetric: 'http_req_failed',
   async setup(env) {
-    if (!env.password) throw new SetupError(`no password for ${env.username}: pass --password or set LOAD_PASSWORD (npm start keeps the admin's in data/auth/admin-password)`);
+    if (!env.password)
+      throw new SetupError(
+        `no password for ${env.username}: pass --password or set LOAD_PASSWORD (npm start keeps the admin's in data/auth/admin-password)`,
+      );
     await TokenSource.login(env); // the credentials work: a wrong password would only measure refusals
     return { password: env.password };
   },
@@ -60,7 +63,10 @@ export const auth: Scenario<{ password: string }> = {
     });
     const refreshed = tokenOf(refresh);
     metrics.check('the refresh grant answers 200 with new tokens', refreshed !== undefined);
-    metrics.check('the refresh grant rotates the refresh token', refreshed?.refresh_token !== undefined && refreshed.refresh_token !== tokens.refresh_token);
+    metrics.check(
+      'the refresh grant rotates the refresh token',
+      refreshed?.refresh_token !== undefined && refreshed.refresh_token !== tokens.refresh_token,
+    );
     if (refreshed) metrics.add('auth_sign_in_duration', performance.now() - started);
   },
 };

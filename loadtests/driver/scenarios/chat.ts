@@ -49,10 +49,7 @@ class Conversation {
   readonly ws: WebSocket;
   private readonly metrics: Recorder;
 
-  constructor(
-    ws: WebSocket,
-    metrics: Recorder,
-  ) {
+  constructor(ws: WebSocket, metrics: Recorder) {
     this.ws = ws;
     this.metrics = metrics;
     ws.on('message', (data, isBinary) => {

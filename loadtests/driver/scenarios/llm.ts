@@ -42,11 +42,21 @@ export const llm: Scenario<{ key: string; url: string }> = {
           '$CODELAB_DATA_DIR/internal-api-key (data/internal-api-key), which is read when neither is given: is the platform started from this checkout?',
       );
     }
-    const models = await env.http.raw({ name: 'setup models', url: `${env.targets.llm}/v1/models`, headers: { authorization: `Bearer ${key}` }, expect: [200] });
-    if (models.status === 401) throw new SetupError(`the llm-proxy at ${env.targets.llm} refused the internal key (401): pass the key the platform was started with`);
-    if (!models.ok) throw new SetupError(`GET ${env.targets.llm}/v1/models failed: ${models.error ?? `${models.status} ${models.text.slice(0, 200)}`}`);
+    const models = await env.http.raw({
+      name: 'setup models',
+      url: `${env.targets.llm}/v1/models`,
+      headers: { authorization: `Bearer ${key}` },
+      expect: [200],
+    });
+    if (models.status === 401)
+      throw new SetupError(
+        `the llm-proxy at ${env.targets.llm} refused the internal key (401): pass the key the platform was started with`,
+      );
+    if (!models.ok)
+      throw new SetupError(`GET ${env.targets.llm}/v1/models failed: ${models.error ?? `${models.status} ${models.text.slice(0, 200)}`}`);
     const ids = (models.json<{ data?: { id?: string }[] }>()?.data ?? []).map((m) => m.id);
-    if (!ids.includes(LLM_MODEL)) throw new SetupError(`the llm-proxy does not serve ${LLM_MODEL} (it serves ${ids.join(', ') || 'nothing'})`);
+    if (!ids.includes(LLM_MODEL))
+      throw new SetupError(`the llm-proxy does not serve ${LLM_MODEL} (it serves ${ids.join(', ') || 'nothing'})`);
     return { key, url: `${env.targets.llm}/v1/chat/completions` };
   },
   async iteration(state, ctx, env) {
@@ -125,7 +135,8 @@ export const llm: Scenario<{ key: string; url: string }> = {
     http.record(spec, { status, ok, durationMs: performance.now() - sent });
     const received = usageTokens ?? tokens;
     metrics.add('llm_tokens', received);
-    if (first !== undefined && last !== undefined && received > 1 && last > first) metrics.add('llm_tokens_per_second', ((received - 1) * 1000) / (last - first));
+    if (first !== undefined && last !== undefined && received > 1 && last > first)
+      metrics.add('llm_tokens_per_second', ((received - 1) * 1000) / (last - first));
     metrics.check('the completion stream answers 200', status === 200);
     metrics.check('the stream ends with [DONE] and no error event', done && !streamError);
     metrics.check('the answer has the tokens asked for', received === LLM_WORDS);

@@ -27,12 +27,7 @@ export class TokenSource {
   private readonly username: string;
   private readonly password: string;
 
-  private constructor(
-    http: Http,
-    authUrl: string,
-    username: string,
-    password: string,
-  ) {
+  private constructor(http: Http, authUrl: string, username: string, password: string) {
     this.http = http;
     this.authUrl = authUrl;
     this.username = username;
@@ -42,7 +37,9 @@ export class TokenSource {
   /** Logs in with the password grant, or fails setup saying why. */
   static async login(env: ScenarioEnv): Promise<TokenSource> {
     if (!env.password) {
-      throw new SetupError(`no password for ${env.username}: pass --password, set LOAD_PASSWORD, or run against the platform \`npm start\` made (its admin password is in data/auth/admin-password)`);
+      throw new SetupError(
+        `no password for ${env.username}: pass --password, set LOAD_PASSWORD, or run against the platform \`npm start\` made (its admin password is in data/auth/admin-password)`,
+      );
     }
     const src = new TokenSource(env.http, env.targets.auth, env.username, env.password);
     await src.grant({ grant_type: 'password', client_id: CLIENT_ID, username: env.username, password: env.password }, env.passwordSource);
@@ -50,11 +47,22 @@ export class TokenSource {
   }
 
   private async grant(form: Record<string, string>, passwordSource?: string): Promise<void> {
-    const res = await this.http.raw({ name: 'setup token', method: 'POST', url: `${this.authUrl}/oauth/token`, body: new URLSearchParams(form), expect: [200] });
+    const res = await this.http.raw({
+      name: 'setup token',
+      method: 'POST',
+      url: `${this.authUrl}/oauth/token`,
+      body: new URLSearchParams(form),
+      expect: [200],
+    });
     const body = res.json<TokenAnswer>();
     if (!res.ok || !body?.access_token) {
       const why = res.error ?? `${res.status} ${body?.error ?? ''} ${body?.error_description ?? res.text.slice(0, 200)}`.trim();
-      const hint = res.status === 401 && passwordSource ? ` (the password came from ${passwordSource})` : res.status === 429 ? ' (the auth service rate-limits /oauth/token per address: start it with AUTH_SERVICE__ENABLE_RATE_LIMITING=false for load tests)' : '';
+      const hint =
+        res.status === 401 && passwordSource
+          ? ` (the password came from ${passwordSource})`
+          : res.status === 429
+            ? ' (the auth service rate-limits /oauth/token per address: start it with AUTH_SERVICE__ENABLE_RATE_LIMITING=false for load tests)'
+            : '';
       throw new SetupError(`${form.grant_type} grant for ${this.username} at ${this.authUrl} failed: ${why}${hint}`);
     }
     this.access = body.access_token;
@@ -84,5 +92,7 @@ export async function ensureReady(http: Http, service: string, url: string, opti
   const res = await http.raw({ name: 'ready', url: `${url.replace(/\/$/, '')}/ready`, expect: [200], signal: AbortSignal.timeout(5000) });
   if (res.ok) return;
   const why = res.error ? `unreachable (${res.error})` : `answered ${res.status} ${res.text.slice(0, 300)}`;
-  throw new SetupError(`the ${service} at ${url} is not ready: GET /ready ${why}. Start the platform (npm start) or point ${option} at a running ${service}.`);
+  throw new SetupError(
+    `the ${service} at ${url} is not ready: GET /ready ${why}. Start the platform (npm start) or point ${option} at a running ${service}.`,
+  );
 }

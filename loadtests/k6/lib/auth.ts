@@ -23,7 +23,8 @@ export interface TokenResponse {
 /** `CLIENT_ID` (codelab-flutter-app), `USERNAME` (admin) and `PASSWORD` (required: `data/auth/admin-password` after `npm start`). */
 export function credentials(env: Record<string, string | undefined> = __ENV): Credentials {
   const password = env.PASSWORD;
-  if (!password) throw new Error('PASSWORD is not set: run k6 with -e PASSWORD="$(cat data/auth/admin-password)" (the admin password npm start wrote)');
+  if (!password)
+    throw new Error('PASSWORD is not set: run k6 with -e PASSWORD="$(cat data/auth/admin-password)" (the admin password npm start wrote)');
   return { clientId: env.CLIENT_ID || 'codelab-flutter-app', username: env.USERNAME || 'admin', password };
 }
 
@@ -64,7 +65,10 @@ export function tokenOf(res: RefinedResponse<'text'>): TokenResponse | undefined
 export function loginForRun(authUrl: string, runSeconds: number, creds: Credentials = credentials()): string {
   const res = passwordGrant(authUrl, creds);
   const token = tokenOf(res);
-  if (!token) throw new Error(`login of ${creds.username} with client ${creds.clientId} at ${authUrl} failed: ${res.status} ${String(res.body).slice(0, 200)}`);
+  if (!token)
+    throw new Error(
+      `login of ${creds.username} with client ${creds.clientId} at ${authUrl} failed: ${res.status} ${String(res.body).slice(0, 200)}`,
+    );
   const needed = runSeconds + 60;
   if (token.expires_in < needed) {
     throw new Error(

@@ -52,7 +52,8 @@ export function k6Arrivals(arrivals: ArrivalProfile): K6Arrivals {
 /** `PROFILE` from the environment (smoke when unset); an unknown name stops the run at once. */
 export function profileName(env: Record<string, string | undefined> = __ENV): ProfileName {
   const name = env.PROFILE || 'smoke';
-  if (!(PROFILES as readonly string[]).includes(name)) throw new Error(`PROFILE=${name} is not a profile: expected one of ${PROFILES.join(', ')}`);
+  if (!(PROFILES as readonly string[]).includes(name))
+    throw new Error(`PROFILE=${name} is not a profile: expected one of ${PROFILES.join(', ')}`);
   return name as ProfileName;
 }
 

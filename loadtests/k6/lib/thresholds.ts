@@ -8,4 +8,7 @@ import type { ScenarioName } from '../../lib/profiles.ts';
 
 export type ScenarioThresholds = Record<string, Threshold[]>;
 
-export const THRESHOLDS = JSON.parse(open(import.meta.resolve('../../generated/thresholds.json'))) as Record<ScenarioName, ScenarioThresholds>;
+export const THRESHOLDS = JSON.parse(open(import.meta.resolve('../../generated/thresholds.json'))) as Record<
+  ScenarioName,
+  ScenarioThresholds
+>;

@@ -1,4 +1,12 @@
-export { CONTROL_FRAME_TYPES, FRAME_SEQ_HEADER, INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, TURN_FRAME_TYPES, WS_CLOSE, withoutNulls } from './ws-frames.ts';
+export {
+  CONTROL_FRAME_TYPES,
+  FRAME_SEQ_HEADER,
+  INBOUND_FRAME_TYPES,
+  OUTBOUND_FRAME_TYPES,
+  TURN_FRAME_TYPES,
+  WS_CLOSE,
+  withoutNulls,
+} from './ws-frames.ts';
 export type {
   InboundFrame,
   InboundFrameType,
@@ -29,6 +37,16 @@ export type {
   SessionAccess,
   SessionSummary,
 } from './runtime-api.ts';
-export type { ChatMessage, ChatCompletionRequest, ChatCompletionChunk, ChatCompletion, FinishReason, ToolCall, ToolCallDelta, Usage, OpenAIErrorBody } from './openai.ts';
+export type {
+  ChatMessage,
+  ChatCompletionRequest,
+  ChatCompletionChunk,
+  ChatCompletion,
+  FinishReason,
+  ToolCall,
+  ToolCallDelta,
+  Usage,
+  OpenAIErrorBody,
+} from './openai.ts';
 export { addToolCallDeltas, openAIErrorOf, readOpenAIErrorBody, ToolCallAssembler } from './openai-parsing.ts';
 export type { OpenAIErrorFields } from './openai-parsing.ts';

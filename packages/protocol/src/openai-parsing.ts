@@ -76,6 +76,8 @@ export function readOpenAIErrorBody(text: string, maxChars = 300): { message: st
   } catch {
     /* not JSON: the text is the message */
   }
-  const found = openAIErrorOf(parsed) ?? (isObject(parsed) ? { ...fieldsOf(parsed), message: textOf(parsed.message) ?? textOf(parsed.detail) } : undefined);
+  const found =
+    openAIErrorOf(parsed) ??
+    (isObject(parsed) ? { ...fieldsOf(parsed), message: textOf(parsed.message) ?? textOf(parsed.detail) } : undefined);
   return { message: found?.message ?? text.slice(0, maxChars), type: found?.type ?? null, code: found?.code ?? null };
 }

@@ -50,7 +50,11 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: 'assistant'; content?: string | null; tool_calls?: ToolCallDelta[] }; finish_reason: string | null }[];
+  choices: {
+    index: number;
+    delta: { role?: 'assistant'; content?: string | null; tool_calls?: ToolCallDelta[] };
+    finish_reason: string | null;
+  }[];
   usage?: Usage | null;
 }
 

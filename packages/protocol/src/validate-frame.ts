@@ -38,7 +38,11 @@ const DECISIONS = new Set(['approve', 'edit', 'reject']);
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function problem(kind: FrameProblemKind, message: string, more: { type?: string; apiMessage?: string } = {}): { ok: false; problem: FrameProblem } {
+function problem(
+  kind: FrameProblemKind,
+  message: string,
+  more: { type?: string; apiMessage?: string } = {},
+): { ok: false; problem: FrameProblem } {
   return { ok: false, problem: { kind, message, ...more } };
 }
 
@@ -65,7 +69,8 @@ export function parseInboundFrame(text: string): FrameValidation<InboundFrame> {
 export function validateInboundFrame(raw: unknown): FrameValidation<InboundFrame> {
   if (!isObject(raw)) return problem('invalid_json', 'Invalid JSON message: expected a JSON object');
   const f = raw;
-  if (f.type === undefined) return problem('missing_type', 'Message type is required', { apiMessage: 'Unsupported message type: undefined' });
+  if (f.type === undefined)
+    return problem('missing_type', 'Message type is required', { apiMessage: 'Unsupported message type: undefined' });
   if (!isString(f.type) || !INBOUND.has(f.type)) return unknownType(f.type);
   if (f.traceparent !== undefined && !isString(f.traceparent)) return invalid(f.type, 'traceparent must be a string');
   const ok = (frame: object): FrameValidation<InboundFrame> => ({ ok: true, frame: frame as InboundFrame });
@@ -79,11 +84,13 @@ export function validateInboundFrame(raw: unknown): FrameValidation<InboundFrame
       return ok({ ...f, role });
     }
     case 'tool_result':
-      if (!isString(f.call_id) || f.call_id === '') return invalid(f.type, 'field "call_id" is required', 'call_id is required for tool_result message');
+      if (!isString(f.call_id) || f.call_id === '')
+        return invalid(f.type, 'field "call_id" is required', 'call_id is required for tool_result message');
       if (f.error !== undefined && f.error !== null && !isString(f.error)) return invalid(f.type, 'field "error" must be a string');
       return ok(f);
     case 'switch_agent':
-      if (!isString(f.agent_type) || f.agent_type === '') return invalid(f.type, 'field "agent_type" is required', 'agent_type is required for switch_agent message');
+      if (!isString(f.agent_type) || f.agent_type === '')
+        return invalid(f.type, 'field "agent_type" is required', 'agent_type is required for switch_agent message');
       return ok(f);
     case 'hitl_decision': {
       if (!isString(f.call_id) || f.call_id === '') {

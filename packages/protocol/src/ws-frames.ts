@@ -79,7 +79,16 @@ export type InboundFrame = TurnFrame | ControlFrame;
  * could not run (a bad frame, a full queue, the runtime refusing it or out of reach) has no `seq`
  * but `is_final: true`: it is that frame's answer.
  */
-export const OUTBOUND_FRAME_TYPES = ['assistant_message', 'tool_call', 'agent_switched', 'error', 'done', 'session_info', 'pong', 'cancel_ack'] as const;
+export const OUTBOUND_FRAME_TYPES = [
+  'assistant_message',
+  'tool_call',
+  'agent_switched',
+  'error',
+  'done',
+  'session_info',
+  'pong',
+  'cancel_ack',
+] as const;
 export type OutboundFrameType = (typeof OUTBOUND_FRAME_TYPES)[number];
 
 /**

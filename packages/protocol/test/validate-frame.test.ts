@@ -27,33 +27,79 @@ describe('validate-frame', () => {
     });
 
     it('defaults the role to user, lower-cases the decision and keeps unknown fields', () => {
-      expect(parseInboundFrame('{"type":"user_message","content":"hi","x":1}')).toEqual({ ok: true, frame: { type: 'user_message', content: 'hi', role: 'user', x: 1 } });
-      expect(parseInboundFrame('{"type":"hitl_decision","call_id":"c","decision":"EDIT","modified_arguments":{"a":1}}')).toMatchObject({ ok: true, frame: { decision: 'edit' } });
+      expect(parseInboundFrame('{"type":"user_message","content":"hi","x":1}')).toEqual({
+        ok: true,
+        frame: { type: 'user_message', content: 'hi', role: 'user', x: 1 },
+      });
+      expect(parseInboundFrame('{"type":"hitl_decision","call_id":"c","decision":"EDIT","modified_arguments":{"a":1}}')).toMatchObject({
+        ok: true,
+        frame: { decision: 'edit' },
+      });
     });
 
     it.each<[string, string, Record<string, unknown>]>([
       ['not JSON', '{"type":', { kind: 'invalid_json', message: expect.stringMatching(/^Invalid JSON message: /) }],
       ['an array', '[1]', { kind: 'invalid_json', message: 'Invalid JSON message: expected a JSON object' }],
       ['no type', '{"content":"x"}', { kind: 'missing_type', message: 'Message type is required' }],
-      ['an unknown type', '{"type":"telepathy"}', { kind: 'unknown_type', message: 'Unknown message type: telepathy', apiMessage: 'Unsupported message type: telepathy' }],
+      [
+        'an unknown type',
+        '{"type":"telepathy"}',
+        { kind: 'unknown_type', message: 'Unknown message type: telepathy', apiMessage: 'Unsupported message type: telepathy' },
+      ],
       ['a null type', '{"type":null}', { kind: 'unknown_type', message: 'Unknown message type: null' }],
-      ['an empty content', '{"type":"user_message","content":" "}', { kind: 'invalid_field', type: 'user_message', message: 'Invalid user_message message: field "content" must not be empty' }],
-      ['a bad role', '{"type":"user_message","content":"x","role":"wizard"}', { kind: 'invalid_field', message: expect.stringContaining('"role" must be one of') }],
+      [
+        'an empty content',
+        '{"type":"user_message","content":" "}',
+        { kind: 'invalid_field', type: 'user_message', message: 'Invalid user_message message: field "content" must not be empty' },
+      ],
+      [
+        'a bad role',
+        '{"type":"user_message","content":"x","role":"wizard"}',
+        { kind: 'invalid_field', message: expect.stringContaining('"role" must be one of') },
+      ],
       [
         'a tool_result without call_id',
         '{"type":"tool_result"}',
-        { kind: 'invalid_field', message: 'Invalid tool_result message: field "call_id" is required', apiMessage: 'call_id is required for tool_result message' },
+        {
+          kind: 'invalid_field',
+          message: 'Invalid tool_result message: field "call_id" is required',
+          apiMessage: 'call_id is required for tool_result message',
+        },
       ],
-      ['a switch_agent without agent_type', '{"type":"switch_agent"}', { kind: 'invalid_field', apiMessage: 'agent_type is required for switch_agent message' }],
-      ['a bad decision', '{"type":"hitl_decision","call_id":"c","decision":"maybe"}', { kind: 'invalid_field', apiMessage: 'Invalid HITL decision: maybe' }],
-      ['a missing decision', '{"type":"hitl_decision","call_id":"c"}', { kind: 'invalid_field', apiMessage: 'Invalid HITL decision: undefined' }],
+      [
+        'a switch_agent without agent_type',
+        '{"type":"switch_agent"}',
+        { kind: 'invalid_field', apiMessage: 'agent_type is required for switch_agent message' },
+      ],
+      [
+        'a bad decision',
+        '{"type":"hitl_decision","call_id":"c","decision":"maybe"}',
+        { kind: 'invalid_field', apiMessage: 'Invalid HITL decision: maybe' },
+      ],
+      [
+        'a missing decision',
+        '{"type":"hitl_decision","call_id":"c"}',
+        { kind: 'invalid_field', apiMessage: 'Invalid HITL decision: undefined' },
+      ],
       [
         'an edit without modified_arguments',
         '{"type":"hitl_decision","call_id":"c","decision":"edit"}',
-        { kind: 'invalid_field', type: 'hitl_decision', message: 'Invalid hitl_decision message: field "modified_arguments" is required for an edit and must be a JSON object' },
+        {
+          kind: 'invalid_field',
+          type: 'hitl_decision',
+          message: 'Invalid hitl_decision message: field "modified_arguments" is required for an edit and must be a JSON object',
+        },
       ],
-      ['an edit with null modified_arguments', '{"type":"hitl_decision","call_id":"c","decision":"edit","modified_arguments":null}', { kind: 'invalid_field' }],
-      ['an edit with string modified_arguments', '{"type":"hitl_decision","call_id":"c","decision":"edit","modified_arguments":"{}"}', { kind: 'invalid_field' }],
+      [
+        'an edit with null modified_arguments',
+        '{"type":"hitl_decision","call_id":"c","decision":"edit","modified_arguments":null}',
+        { kind: 'invalid_field' },
+      ],
+      [
+        'an edit with string modified_arguments',
+        '{"type":"hitl_decision","call_id":"c","decision":"edit","modified_arguments":"{}"}',
+        { kind: 'invalid_field' },
+      ],
       ['a bad control frame', '{"type":"resume","last_seq":-1}', { kind: 'invalid_field', type: 'resume' }],
     ])('names %s', (_name, text, expected) => {
       expect(problemOf(text)).toMatchObject(expected);
@@ -68,7 +114,10 @@ describe('validate-frame', () => {
     it('takes the turn frames and refuses the control frames as unknown types', () => {
       expect(validateTurnFrame({ type: 'user_message', content: 'x' }).ok).toBe(true);
       for (const type of ['cancel', 'ping']) {
-        expect(validateTurnFrame({ type })).toMatchObject({ ok: false, problem: { kind: 'unknown_type', apiMessage: `Unsupported message type: ${type}` } });
+        expect(validateTurnFrame({ type })).toMatchObject({
+          ok: false,
+          problem: { kind: 'unknown_type', apiMessage: `Unsupported message type: ${type}` },
+        });
       }
       expect(validateInboundFrame({ type: 'ping' }).ok).toBe(true);
     });
@@ -93,7 +142,12 @@ describe('validate-frame', () => {
       ['a control frame', { type: 'resume', last_seq: 1 }, 'UNSUPPORTED', 'Unsupported message type: resume'],
       ['no type', {}, 'UNSUPPORTED', 'Unsupported message type: undefined'],
       ['a bad decision', { type: 'hitl_decision', call_id: 'c', decision: 'maybe' }, 'INVALID', 'Invalid HITL decision: maybe'],
-      ['an edit without arguments', { type: 'hitl_decision', call_id: 'c', decision: 'edit' }, 'INVALID', /"modified_arguments" is required for an edit/],
+      [
+        'an edit without arguments',
+        { type: 'hitl_decision', call_id: 'c', decision: 'edit' },
+        'INVALID',
+        /"modified_arguments" is required for an edit/,
+      ],
       ['an empty user message', { type: 'user_message', content: '   ' }, 'INVALID', /"content" must not be empty/],
       ['a tool_result without call_id', { type: 'tool_result', result: {} }, 'INVALID', 'call_id is required for tool_result message'],
       ['not an object', 'hello', 'INVALID', 'Invalid JSON message: expected a JSON object'],

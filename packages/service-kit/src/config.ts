@@ -24,7 +24,8 @@ export interface SettingSpec<T> {
 
 type AnySpec = SettingSpec<unknown>;
 /** A setting's value type: possibly undefined unless it is required or has a fallback. */
-type ValueOf<Sp> = Sp extends SettingSpec<infer T> ? (Sp extends { required: true } ? T : undefined extends Sp['fallback'] ? T | undefined : T) : never;
+type ValueOf<Sp> =
+  Sp extends SettingSpec<infer T> ? (Sp extends { required: true } ? T : undefined extends Sp['fallback'] ? T | undefined : T) : never;
 type Resolved<S extends Record<string, AnySpec>> = { readonly [K in keyof S]: ValueOf<S[K]> };
 
 export class ConfigError extends Error {
@@ -85,7 +86,10 @@ export const setting = {
       ...opts,
     };
   },
-  oneOf<const V extends string, const O extends Partial<SettingSpec<V>> & { caseInsensitive?: boolean } = Record<never, never>>(values: readonly V[], opts: O = {} as O): SettingSpec<V> & O {
+  oneOf<const V extends string, const O extends Partial<SettingSpec<V>> & { caseInsensitive?: boolean } = Record<never, never>>(
+    values: readonly V[],
+    opts: O = {} as O,
+  ): SettingSpec<V> & O {
     return {
       expects: `one of ${values.join(', ')}`,
       parse: (raw) => {
@@ -109,7 +113,11 @@ export const setting = {
   list<const O extends Partial<SettingSpec<string[]>>>(opts: O = {} as O): SettingSpec<string[]> & O {
     return {
       expects: 'a comma-separated list',
-      parse: (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean),
+      parse: (raw) =>
+        raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
       ...opts,
     };
   },

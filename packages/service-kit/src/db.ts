@@ -115,7 +115,9 @@ function hideCredentials(url: string): string {
 }
 
 /** Without a URL: the data directory's embedded database, or an engine in memory (see DatabaseOptions). */
-async function openEmbedded(opts: DatabaseOptions): Promise<{ embedded: Embedded; embeddedEngine: NonNullable<Database['embeddedEngine']> }> {
+async function openEmbedded(
+  opts: DatabaseOptions,
+): Promise<{ embedded: Embedded; embeddedEngine: NonNullable<Database['embeddedEngine']> }> {
   const dir = opts.embeddedDataDir ?? (opts.dataDir !== undefined ? embeddedDatabaseDir(opts.dataDir) : undefined);
   // The multiplexer refuses connections past its limit, so it gets headroom over the pool (and,
   // when shared, room for the other processes' pools: a runtime, the CLI).
@@ -127,7 +129,10 @@ async function openEmbedded(opts: DatabaseOptions): Promise<{ embedded: Embedded
       maxConnections: opts.poolMax + 2 + (share ? SHARED_EMBEDDED_HEADROOM : 0),
     });
     if (shared.servedBy) {
-      opts.logger.info({ data_dir: dir, served_by: shared.servedBy.holder, pid: shared.servedBy.pid }, `using the embedded PostgreSQL (PGlite) of the running ${shared.servedBy.holder}`);
+      opts.logger.info(
+        { data_dir: dir, served_by: shared.servedBy.holder, pid: shared.servedBy.pid },
+        `using the embedded PostgreSQL (PGlite) of the running ${shared.servedBy.holder}`,
+      );
     } else {
       opts.logger.info({ data_dir: dir, shared: share }, 'embedded PostgreSQL (PGlite) started');
     }
@@ -156,7 +161,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     }
     url = embedded.url;
   }
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolMax, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, application_name: `codelab-${opts.service}` } as pg.PoolConfig);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolMax,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    application_name: `codelab-${opts.service}`,
+  } as pg.PoolConfig);
   // An idle client that errors (server restart) must not crash the process.
   pool.on('error', (err) => opts.logger.warn({ err }, 'idle PostgreSQL connection failed'));
 
@@ -331,8 +342,12 @@ export async function migrate(db: Database, service: string, dir: string, logger
         );
         if (claimed.rowCount === 0) {
           await client.query('ROLLBACK');
-          const { rows } = await client.query<{ checksum: string }>('SELECT checksum FROM schema_migrations WHERE service = $1 AND version = $2', [service, m.version]);
-          if (rows[0]?.checksum !== m.checksum) throw new Error(`migration ${service}/${m.name} was changed after it was applied; add a new migration instead`);
+          const { rows } = await client.query<{ checksum: string }>(
+            'SELECT checksum FROM schema_migrations WHERE service = $1 AND version = $2',
+            [service, m.version],
+          );
+          if (rows[0]?.checksum !== m.checksum)
+            throw new Error(`migration ${service}/${m.name} was changed after it was applied; add a new migration instead`);
           continue;
         }
         await client.query(m.sql);

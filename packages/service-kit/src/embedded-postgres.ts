@@ -134,11 +134,7 @@ export class EmbeddedDatabaseBusyError extends Error {
   readonly holder: EmbeddedLockRecord;
   readonly lockFile: string;
 
-  constructor(
-    message: string,
-    holder: EmbeddedLockRecord,
-    lockFile: string,
-  ) {
+  constructor(message: string, holder: EmbeddedLockRecord, lockFile: string) {
     super(message);
     this.holder = holder;
     this.lockFile = lockFile;
@@ -180,7 +176,12 @@ function alive(pid: number): boolean {
 function parseLock(text: string): EmbeddedLockRecord | 'unreadable' {
   try {
     const r = JSON.parse(text) as Partial<EmbeddedLockRecord>;
-    if (Number.isInteger(r.pid) && Number(r.pid) > 0 && typeof r.holder === 'string' && ['starting', 'serving', 'private'].includes(String(r.state))) {
+    if (
+      Number.isInteger(r.pid) &&
+      Number(r.pid) > 0 &&
+      typeof r.holder === 'string' &&
+      ['starting', 'serving', 'private'].includes(String(r.state))
+    ) {
       return { pid: r.pid!, holder: r.holder, state: r.state!, ...(typeof r.url === 'string' ? { url: r.url } : {}) };
     }
   } catch {
@@ -328,7 +329,11 @@ export async function openEmbeddedDatabase(dir: string, opts: EmbeddedDatabaseOp
       return { dir, url: held.url, servedBy: { pid: held.pid, holder: held.holder }, stop: async () => undefined };
     }
     if (Date.now() >= deadline) {
-      throw new EmbeddedDatabaseBusyError(`${inUse}, whose engine did not start within ${Math.round(waitMs / 1000)} s; ${hint}`, held, file);
+      throw new EmbeddedDatabaseBusyError(
+        `${inUse}, whose engine did not start within ${Math.round(waitMs / 1000)} s; ${hint}`,
+        held,
+        file,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

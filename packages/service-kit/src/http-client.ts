@@ -45,7 +45,10 @@ export class PeerUnavailableError extends Error {
   readonly peer: string;
   readonly timeout: boolean;
   constructor(peer: string, cause: Error) {
-    const timeout = cause instanceof undiciErrors.HeadersTimeoutError || cause instanceof undiciErrors.ConnectTimeoutError || cause instanceof undiciErrors.BodyTimeoutError;
+    const timeout =
+      cause instanceof undiciErrors.HeadersTimeoutError ||
+      cause instanceof undiciErrors.ConnectTimeoutError ||
+      cause instanceof undiciErrors.BodyTimeoutError;
     super(`${peer} ${timeout ? 'did not answer in time' : 'is unreachable'}: ${cause.message}`, { cause });
     this.name = 'PeerUnavailableError';
     this.peer = peer;
@@ -93,12 +96,22 @@ export class PeerClient {
         body,
         signal: req.signal,
       });
-      ServiceMetrics.observe(this.opts.metrics.clientDuration, { ...labels, status_code: String(res.statusCode) }, (performance.now() - started) / 1000, activeTraceIds());
+      ServiceMetrics.observe(
+        this.opts.metrics.clientDuration,
+        { ...labels, status_code: String(res.statusCode) },
+        (performance.now() - started) / 1000,
+        activeTraceIds(),
+      );
       return { statusCode: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       const e = err as Error;
       const aborted = e.name === 'AbortError' || req.signal?.aborted === true;
-      ServiceMetrics.observe(this.opts.metrics.clientDuration, { ...labels, status_code: aborted ? 'aborted' : 'error' }, (performance.now() - started) / 1000, activeTraceIds());
+      ServiceMetrics.observe(
+        this.opts.metrics.clientDuration,
+        { ...labels, status_code: aborted ? 'aborted' : 'error' },
+        (performance.now() - started) / 1000,
+        activeTraceIds(),
+      );
       if (aborted) throw e;
       throw new PeerUnavailableError(this.peer, e);
     }

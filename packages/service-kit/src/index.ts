@@ -1,4 +1,14 @@
-export { ConfigError, commonSettings, defineSettings, envName, isPlaceholderSecret, loadConfigOrExit, pinoLevel, readConfig, setting } from './config.ts';
+export {
+  ConfigError,
+  commonSettings,
+  defineSettings,
+  envName,
+  isPlaceholderSecret,
+  loadConfigOrExit,
+  pinoLevel,
+  readConfig,
+  setting,
+} from './config.ts';
 export type { SettingSpec } from './config.ts';
 export { AppError, defineErrors, kitErrors } from './errors.ts';
 export type { ErrorDef, ErrorFactory } from './errors.ts';

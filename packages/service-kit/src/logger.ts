@@ -91,5 +91,11 @@ export function createLogger(s: LoggerSettings): Logger {
       propsToLabels: ['level'],
     },
   });
-  return pino(options, pino.multistream([{ stream: process.stdout, level: options.level as pino.Level }, { stream: loki, level: options.level as pino.Level }]));
+  return pino(
+    options,
+    pino.multistream([
+      { stream: process.stdout, level: options.level as pino.Level },
+      { stream: loki, level: options.level as pino.Level },
+    ]),
+  );
 }

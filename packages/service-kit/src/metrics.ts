@@ -126,7 +126,12 @@ export class ServiceMetrics {
    * Observes a histogram, with the trace ids as exemplar when known. Histograms created with
    * `enableExemplars` only take the object form, so every observation of them goes through here.
    */
-  static observe<L extends string>(h: client.Histogram<L>, labels: Partial<Record<L, string | number>>, value: number, exemplar: Exemplar): void {
+  static observe<L extends string>(
+    h: client.Histogram<L>,
+    labels: Partial<Record<L, string | number>>,
+    value: number,
+    exemplar: Exemplar,
+  ): void {
     if ((h as unknown as { enableExemplars?: boolean }).enableExemplars) {
       h.observe({ labels, value, exemplarLabels: (exemplar ?? {}) as unknown as Partial<Record<L, string | number>> });
     } else h.observe(labels, value);

@@ -96,7 +96,8 @@ export function createService(opts: ServiceOptions): Service {
   app.decorateRequest('traceIds', function traceIds(this: FastifyRequest): TraceIds {
     const active = activeTraceIds();
     if (active) return active;
-    this.fallbackTrace ??= (this.raw as unknown as { fallbackTrace?: TraceIds }).fallbackTrace ?? fallbackTraceIds(this.headers.traceparent);
+    this.fallbackTrace ??=
+      (this.raw as unknown as { fallbackTrace?: TraceIds }).fallbackTrace ?? fallbackTraceIds(this.headers.traceparent);
     return this.fallbackTrace;
   });
 
@@ -134,7 +135,8 @@ export function createService(opts: ServiceOptions): Service {
       return reply.status(400).send(kitErrors.ERR_VALIDATION(err.message).toJSON());
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send(kitErrors.ERR_PAYLOAD_TOO_LARGE().toJSON());
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send(kitErrors.ERR_UNSUPPORTED_MEDIA_TYPE(err.message).toJSON());
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return reply.status(415).send(kitErrors.ERR_UNSUPPORTED_MEDIA_TYPE(err.message).toJSON());
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send(kitErrors.ERR_VALIDATION(err.message).toJSON());
     }
@@ -180,7 +182,13 @@ export function createService(opts: ServiceOptions): Service {
   app.get('/ready', { config: { public: true }, logLevel: 'warn' }, async (_request, reply) => {
     const { results, failed } = await runChecks();
     if (draining) failed.unshift('shutdown');
-    const body = { status: failed.length ? 'not_ready' : 'ready', service: opts.name, version: opts.version, checks: results, ...(failed.length ? { failed } : {}) };
+    const body = {
+      status: failed.length ? 'not_ready' : 'ready',
+      service: opts.name,
+      version: opts.version,
+      checks: results,
+      ...(failed.length ? { failed } : {}),
+    };
     return reply.status(failed.length ? 503 : 200).send(body);
   });
 

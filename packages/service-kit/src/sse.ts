@@ -114,7 +114,7 @@ export function startSse(reply: FastifyReply, extraHeaders: Record<string, strin
     raw: write,
     comment: (text) => write(`: ${text}\n\n`),
     end: (last) => {
-      if (!res.writableEnded) (last && !res.destroyed ? res.end(last) : res.end());
+      if (!res.writableEnded) last && !res.destroyed ? res.end(last) : res.end();
     },
     get closed() {
       return abort.signal.aborted || res.destroyed;

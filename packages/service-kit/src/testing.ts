@@ -17,7 +17,15 @@ export function silentLogger(): Logger {
 export function capturingLogger(level = 'info'): { logger: Logger; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
   const logger = pino({ level }, { write: (s: string) => void chunks.push(s) });
-  return { logger, lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    logger,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** Path of an installed program, or undefined. */

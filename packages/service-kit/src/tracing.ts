@@ -46,22 +46,35 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
   const { register } = await import('import-in-the-middle/register-hooks.mjs');
   register();
 
-  const [api, core, { AsyncLocalStorageContextManager }, sdk, { OTLPTraceExporter }, resources, { registerInstrumentations }, http, undici, pg, ioredis, pino, fastifyOtel] =
-    await Promise.all([
-      import('@opentelemetry/api'),
-      import('@opentelemetry/core'),
-      import('@opentelemetry/context-async-hooks'),
-      import('@opentelemetry/sdk-trace'),
-      import('@opentelemetry/exporter-trace-otlp-http'),
-      import('@opentelemetry/resources'),
-      import('@opentelemetry/instrumentation'),
-      import('@opentelemetry/instrumentation-http'),
-      import('@opentelemetry/instrumentation-undici'),
-      import('@opentelemetry/instrumentation-pg'),
-      import('@opentelemetry/instrumentation-ioredis'),
-      import('@opentelemetry/instrumentation-pino'),
-      import('@fastify/otel'),
-    ]);
+  const [
+    api,
+    core,
+    { AsyncLocalStorageContextManager },
+    sdk,
+    { OTLPTraceExporter },
+    resources,
+    { registerInstrumentations },
+    http,
+    undici,
+    pg,
+    ioredis,
+    pino,
+    fastifyOtel,
+  ] = await Promise.all([
+    import('@opentelemetry/api'),
+    import('@opentelemetry/core'),
+    import('@opentelemetry/context-async-hooks'),
+    import('@opentelemetry/sdk-trace'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/instrumentation'),
+    import('@opentelemetry/instrumentation-http'),
+    import('@opentelemetry/instrumentation-undici'),
+    import('@opentelemetry/instrumentation-pg'),
+    import('@opentelemetry/instrumentation-ioredis'),
+    import('@opentelemetry/instrumentation-pino'),
+    import('@fastify/otel'),
+  ]);
   const { getNumberFromEnv, getStringFromEnv, getStringListFromEnv } = core;
 
   const logLevel = getStringFromEnv('OTEL_LOG_LEVEL');
@@ -128,7 +141,8 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     parentbased_traceidratio: () => new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(ratio()) }),
   };
   const samplerName = getStringFromEnv('OTEL_TRACES_SAMPLER');
-  if (samplerName && !samplers[samplerName]) api.diag.error(`unknown OTEL_TRACES_SAMPLER value "${samplerName}", using parentbased_always_on`);
+  if (samplerName && !samplers[samplerName])
+    api.diag.error(`unknown OTEL_TRACES_SAMPLER value "${samplerName}", using parentbased_always_on`);
 
   const positive = (name: string): number | undefined => {
     const value = getNumberFromEnv(name);
@@ -139,11 +153,14 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     sampler: (samplers[samplerName ?? ''] ?? samplers.parentbased_always_on!)(),
     spanLimits: {
       attributeCountLimit: getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_COUNT_LIMIT'),
-      attributeValueLengthLimit: getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'),
+      attributeValueLengthLimit:
+        getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'),
       eventCountLimit: getNumberFromEnv('OTEL_SPAN_EVENT_COUNT_LIMIT'),
       linkCountLimit: getNumberFromEnv('OTEL_SPAN_LINK_COUNT_LIMIT'),
-      attributePerEventCountLimit: getNumberFromEnv('OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT'),
-      attributePerLinkCountLimit: getNumberFromEnv('OTEL_LINK_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT'),
+      attributePerEventCountLimit:
+        getNumberFromEnv('OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT'),
+      attributePerLinkCountLimit:
+        getNumberFromEnv('OTEL_LINK_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT'),
     },
     spanProcessors: [
       new sdk.BatchSpanProcessor({

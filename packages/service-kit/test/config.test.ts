@@ -93,12 +93,16 @@ describe('config', () => {
     it('matches case when caseInsensitive is false', () => {
       const spec = { mode: setting.oneOf(['Mock', 'live'] as const, { caseInsensitive: false }) };
       expect(readConfig('APP', spec, { APP__MODE: 'Mock' })).toEqual({ mode: 'Mock' });
-      expect(problemsOf(() => readConfig('APP', spec, { APP__MODE: 'mock' }))).toEqual(['APP__MODE="mock" is invalid: expected one of Mock, live']);
+      expect(problemsOf(() => readConfig('APP', spec, { APP__MODE: 'mock' }))).toEqual([
+        'APP__MODE="mock" is invalid: expected one of Mock, live',
+      ]);
     });
 
     it('rejects a value outside the list, listing the allowed ones', () => {
       const spec = { mode: setting.oneOf(['mock', 'live'] as const) };
-      expect(problemsOf(() => readConfig('APP', spec, { APP__MODE: 'replay' }))).toEqual(['APP__MODE="replay" is invalid: expected one of mock, live']);
+      expect(problemsOf(() => readConfig('APP', spec, { APP__MODE: 'replay' }))).toEqual([
+        'APP__MODE="replay" is invalid: expected one of mock, live',
+      ]);
     });
   });
 
@@ -121,7 +125,9 @@ describe('config', () => {
 
   describe('setting.list', () => {
     it('splits on commas, trimming and dropping empty items', () => {
-      expect(readConfig('APP', { origins: setting.list() }, { APP__ORIGINS: ' a.test, ,b.test,' })).toEqual({ origins: ['a.test', 'b.test'] });
+      expect(readConfig('APP', { origins: setting.list() }, { APP__ORIGINS: ' a.test, ,b.test,' })).toEqual({
+        origins: ['a.test', 'b.test'],
+      });
     });
   });
 
@@ -135,13 +141,19 @@ describe('config', () => {
 
   describe('readConfig', () => {
     it('treats a blank value as unset, falling back to the default', () => {
-      const spec = defineSettings({ port: setting.int({ fallback: 8000 }), name: setting.string({ fallback: 'x' }), token: setting.string() });
+      const spec = defineSettings({
+        port: setting.int({ fallback: 8000 }),
+        name: setting.string({ fallback: 'x' }),
+        token: setting.string(),
+      });
       expect(readConfig('APP', spec, { APP__PORT: '   ', APP__NAME: '', APP__TOKEN: '' })).toEqual({ port: 8000, name: 'x' });
       expect('token' in readConfig('APP', spec, { APP__TOKEN: '  ' })).toBe(false);
     });
 
     it('reports a blank required value as missing', () => {
-      expect(problemsOf(() => readConfig('APP', { key: setting.string({ required: true }) }, { APP__KEY: ' ' }))).toEqual(['APP__KEY is required: expected a string']);
+      expect(problemsOf(() => readConfig('APP', { key: setting.string({ required: true }) }, { APP__KEY: ' ' }))).toEqual([
+        'APP__KEY is required: expected a string',
+      ]);
     });
 
     it('evaluates function fallbacks after the other settings, from their values', () => {
@@ -204,8 +216,16 @@ describe('config', () => {
     });
 
     it('takes real secrets, and placeholders in settings that are not secret', () => {
-      expect(readConfig('APP', { key: setting.string({ secret: true }) }, { APP__KEY: 'q8Jr2-not-a-placeholder-3Kx' }).key).toBe('q8Jr2-not-a-placeholder-3Kx');
-      expect(readConfig('APP', { url: setting.url({ protocols: ['postgres:'], secret: true }) }, { APP__URL: 'postgres://codelab:s3cr3t-Vq9@db/codelab' }).url).toContain('s3cr3t');
+      expect(readConfig('APP', { key: setting.string({ secret: true }) }, { APP__KEY: 'q8Jr2-not-a-placeholder-3Kx' }).key).toBe(
+        'q8Jr2-not-a-placeholder-3Kx',
+      );
+      expect(
+        readConfig(
+          'APP',
+          { url: setting.url({ protocols: ['postgres:'], secret: true }) },
+          { APP__URL: 'postgres://codelab:s3cr3t-Vq9@db/codelab' },
+        ).url,
+      ).toContain('s3cr3t');
       expect(readConfig('APP', { name: setting.string() }, { APP__NAME: 'change-me' }).name).toBe('change-me');
     });
 
@@ -260,7 +280,9 @@ describe('config', () => {
     });
 
     it('requires GATEWAY__INTERNAL_API_KEY', () => {
-      expect(problemsOf(() => readConfig('GATEWAY', spec, {}))).toEqual(['GATEWAY__INTERNAL_API_KEY is required: expected a string of at least 16 characters']);
+      expect(problemsOf(() => readConfig('GATEWAY', spec, {}))).toEqual([
+        'GATEWAY__INTERNAL_API_KEY is required: expected a string of at least 16 characters',
+      ]);
     });
 
     it('refuses an internal key under 16 characters without showing it', () => {
@@ -277,7 +299,11 @@ describe('config', () => {
     });
 
     it('refuses a port out of range and an unknown log level together', () => {
-      expect(problemsOf(() => readConfig('GATEWAY', spec, { GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__PORT: '65536', GATEWAY__LOG_LEVEL: 'loud' }))).toEqual([
+      expect(
+        problemsOf(() =>
+          readConfig('GATEWAY', spec, { GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__PORT: '65536', GATEWAY__LOG_LEVEL: 'loud' }),
+        ),
+      ).toEqual([
         'GATEWAY__PORT="65536" is invalid: expected an integer from 0 to 65535',
         'GATEWAY__LOG_LEVEL="loud" is invalid: expected one of trace, debug, info, warn, warning, error, fatal, critical',
       ]);

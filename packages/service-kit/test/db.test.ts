@@ -33,7 +33,10 @@ async function cuttableProxy(databaseUrl: string): Promise<{ url: string; cut():
   const server = net.createServer((client) => {
     accepted++;
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       sockets.add(a);
       a.on('error', () => b.destroy());
       a.on('close', () => b.destroy());
@@ -91,7 +94,13 @@ describe('db', () => {
 
     it('names its target without the password', async () => {
       // The pool connects lazily: nothing listens on port 1 and nothing needs to.
-      const other = await openDatabase({ service: 'svc', url: 'postgres://app:s3cret@127.0.0.1:1/codelab', poolMax: 1, logger: silentLogger(), metrics: new ServiceMetrics('svc') });
+      const other = await openDatabase({
+        service: 'svc',
+        url: 'postgres://app:s3cret@127.0.0.1:1/codelab',
+        poolMax: 1,
+        logger: silentLogger(),
+        metrics: new ServiceMetrics('svc'),
+      });
       expect(other.target).toBe('postgres://app:***@127.0.0.1:1/codelab');
       await other.close();
     });
@@ -296,7 +305,12 @@ describe('db', () => {
     });
 
     const recorded = async () =>
-      (await db.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations WHERE service = $1 ORDER BY version', [service])).rows;
+      (
+        await db.query<{ version: number; name: string }>(
+          'SELECT version, name FROM schema_migrations WHERE service = $1 ORDER BY version',
+          [service],
+        )
+      ).rows;
 
     it('applies the migrations in order, once', async () => {
       expect(await migrate(db, service, dir, silentLogger())).toEqual([1, 2, 3]);
@@ -340,9 +354,13 @@ describe('db', () => {
 
     it('stops at a failing migration, rolling it back and keeping the ones before', async () => {
       await writeFile(path.join(dir, '002_add_name.sql'), `ALTER TABLE ${table} ADD COLUMN name text; SELECT * FROM no_such_table_kit;`);
-      await expect(migrate(db, service, dir, silentLogger())).rejects.toThrow(new RegExp(`^migration ${service}/002_add_name failed: .*no_such_table_kit`));
+      await expect(migrate(db, service, dir, silentLogger())).rejects.toThrow(
+        new RegExp(`^migration ${service}/002_add_name failed: .*no_such_table_kit`),
+      );
       expect(await recorded()).toEqual([{ version: 1, name: '001_create' }]);
-      const columns = await db.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_name = $1', [table]);
+      const columns = await db.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_name = $1', [
+        table,
+      ]);
       expect(columns.rows.map((r) => r.column_name)).toEqual(['id']);
       // Fixed, it applies from where it stopped.
       await writeFile(path.join(dir, '002_add_name.sql'), `ALTER TABLE ${table} ADD COLUMN name text;`);
@@ -356,7 +374,10 @@ describe('db', () => {
       const first = await open(new ServiceMetrics('svc'), 2);
       const second = await open(new ServiceMetrics('svc'), 2);
       try {
-        const results = await Promise.allSettled([migrate(first, service, dir, silentLogger()), migrate(second, service, dir, silentLogger())]);
+        const results = await Promise.allSettled([
+          migrate(first, service, dir, silentLogger()),
+          migrate(second, service, dir, silentLogger()),
+        ]);
         expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))).toEqual(['ok', 'ok']);
         const applied = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
         expect(applied.sort()).toEqual([1, 2, 3]);
@@ -448,7 +469,14 @@ describe('db', () => {
       const logger = silentLogger();
       const first = await openDatabase({ service: 'auth', url: undefined, dataDir, poolMax: 2, logger, metrics: new ServiceMetrics('a') });
       try {
-        const second = await openDatabase({ service: 'runtime', url: undefined, dataDir, poolMax: 2, logger, metrics: new ServiceMetrics('b') });
+        const second = await openDatabase({
+          service: 'runtime',
+          url: undefined,
+          dataDir,
+          poolMax: 2,
+          logger,
+          metrics: new ServiceMetrics('b'),
+        });
         try {
           expect(first.embeddedEngine).toEqual({ dir, servedBy: undefined });
           expect(second.embeddedEngine).toEqual({ dir, servedBy: { pid: process.pid, holder: 'auth service' } });
@@ -472,10 +500,14 @@ describe('db', () => {
       await expect(cli).rejects.toThrow(`the embedded database in ${dir} is in use by the auth CLI (pid ${pid}), which keeps it to itself`);
 
       await writeLock({ pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' });
-      const launcher = await openEmbeddedDatabase(dir, { holder: 'platform', share: true, join: false, maxConnections: 4 }).catch((e: unknown) => e);
+      const launcher = await openEmbeddedDatabase(dir, { holder: 'platform', share: true, join: false, maxConnections: 4 }).catch(
+        (e: unknown) => e,
+      );
       expect(launcher).toBeInstanceOf(EmbeddedDatabaseBusyError);
       expect((launcher as EmbeddedDatabaseBusyError).holder).toMatchObject({ pid, holder: 'platform' });
-      expect((launcher as Error).message).toContain(`in use by the platform (pid ${pid}); if that process does not use it, delete ${lockFile}`);
+      expect((launcher as Error).message).toContain(
+        `in use by the platform (pid ${pid}); if that process does not use it, delete ${lockFile}`,
+      );
     });
 
     it('waits for a holder that is starting its engine, then connects to it', async () => {

@@ -35,10 +35,19 @@ describe('without the embedded engine installed', () => {
         cwd: ROOT,
         encoding: 'utf8',
         timeout: 30_000,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', CODELAB_DATA_DIR: dir, AGENT_RUNTIME__PORT: '0', AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY },
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '/tmp',
+          NO_COLOR: '1',
+          CODELAB_DATA_DIR: dir,
+          AGENT_RUNTIME__PORT: '0',
+          AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        },
       });
       expect(run.status, run.stderr).toBe(1);
-      expect(run.stderr).toContain('runtime: failed to start: Error: no database URL (AGENT_RUNTIME__DB_URL) and the embedded PostgreSQL engine is not installed');
+      expect(run.stderr).toContain(
+        'runtime: failed to start: Error: no database URL (AGENT_RUNTIME__DB_URL) and the embedded PostgreSQL engine is not installed',
+      );
       expect(run.stderr).toContain('npm ci --omit=optional');
     } finally {
       await rm(dir, { recursive: true, force: true });

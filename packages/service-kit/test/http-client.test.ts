@@ -32,7 +32,9 @@ describe('http-client', () => {
       key: request.headers['x-internal-auth'],
       extra: request.headers['x-extra'] ?? null,
     }));
-    peer.app.post('/things', async (request, reply) => reply.status(201).send({ got: request.body, contentType: request.headers['content-type'] }));
+    peer.app.post('/things', async (request, reply) =>
+      reply.status(201).send({ got: request.body, contentType: request.headers['content-type'] }),
+    );
     peer.app.get('/text', async (_request, reply) => reply.type('text/plain').send('upstream exploded'));
     peer.app.get('/empty', async (_request, reply) => reply.status(204).send());
     peer.app.get('/slow', async () => {
@@ -48,14 +50,23 @@ describe('http-client', () => {
 
   function client(extra: Partial<ConstructorParameters<typeof PeerClient>[0]> = {}): { client: PeerClient; metrics: ServiceMetrics } {
     const metrics = new ServiceMetrics('gateway');
-    return { client: new PeerClient({ peer: 'runtime', baseUrl: `${base}/`, internalApiKey: TEST_INTERNAL_KEY, metrics, ...extra }), metrics };
+    return {
+      client: new PeerClient({ peer: 'runtime', baseUrl: `${base}/`, internalApiKey: TEST_INTERNAL_KEY, metrics, ...extra }),
+      metrics,
+    };
   }
 
   describe('PeerClient.request', () => {
     it('sends the internal key, the query and the caller headers', async () => {
       const { client: c } = client();
       try {
-        const res = await c.request({ method: 'GET', path: '/echo/7', route: '/echo/:id', query: { a: 1, b: true, skip: undefined, s: 'x y' }, headers: { 'x-extra': 'yes' } });
+        const res = await c.request({
+          method: 'GET',
+          path: '/echo/7',
+          route: '/echo/:id',
+          query: { a: 1, b: true, skip: undefined, s: 'x y' },
+          headers: { 'x-extra': 'yes' },
+        });
         expect(res.statusCode).toBe(200);
         expect(await res.body.json()).toEqual({ id: '7', query: { a: '1', b: 'true', s: 'x y' }, key: TEST_INTERNAL_KEY, extra: 'yes' });
       } finally {
@@ -67,7 +78,10 @@ describe('http-client', () => {
       const { client: c } = client({ internalApiKey: undefined });
       try {
         const res = await c.json({ method: 'GET', path: '/echo/7', route: '/echo/:id' });
-        expect(res).toEqual({ statusCode: 401, body: { error: { code: 'ERR_UNAUTHORIZED', message: 'Missing or invalid x-internal-auth header' } } });
+        expect(res).toEqual({
+          statusCode: 401,
+          body: { error: { code: 'ERR_UNAUTHORIZED', message: 'Missing or invalid x-internal-auth header' } },
+        });
       } finally {
         await c.close();
       }
@@ -81,10 +95,22 @@ describe('http-client', () => {
         const error = await c.request({ method: 'GET', path: '/v1/models', route: '/v1/models' }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(PeerUnavailableError);
         const e = error as PeerUnavailableError;
-        expect({ name: e.name, peer: e.peer, timeout: e.timeout }).toEqual({ name: 'PeerUnavailableError', peer: 'llm-proxy', timeout: false });
+        expect({ name: e.name, peer: e.peer, timeout: e.timeout }).toEqual({
+          name: 'PeerUnavailableError',
+          peer: 'llm-proxy',
+          timeout: false,
+        });
         expect(e.message).toMatch(/^llm-proxy is unreachable: .*ECONNREFUSED/);
         const { body } = await metrics.render(undefined);
-        expect(value(body, 'http_client_request_duration_seconds_count', { service: 'gateway', peer: 'llm-proxy', method: 'GET', route: '/v1/models', status_code: 'error' })).toBe(1);
+        expect(
+          value(body, 'http_client_request_duration_seconds_count', {
+            service: 'gateway',
+            peer: 'llm-proxy',
+            method: 'GET',
+            route: '/v1/models',
+            status_code: 'error',
+          }),
+        ).toBe(1);
       } finally {
         await c.close();
       }
@@ -103,7 +129,9 @@ describe('http-client', () => {
         expect(elapsed).toBeGreaterThanOrEqual(150);
         expect(elapsed).toBeLessThan(3000);
         const { body } = await metrics.render(undefined);
-        expect(value(body, 'http_client_request_duration_seconds_count', { peer: 'runtime', route: '/slow', status_code: 'error' })).toBe(1);
+        expect(value(body, 'http_client_request_duration_seconds_count', { peer: 'runtime', route: '/slow', status_code: 'error' })).toBe(
+          1,
+        );
       } finally {
         await c.close();
       }
@@ -118,7 +146,9 @@ describe('http-client', () => {
         expect(error).not.toBeInstanceOf(PeerUnavailableError);
         expect((error as Error).name).toBe('AbortError');
         const { body } = await metrics.render(undefined);
-        expect(find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value])).toEqual([['aborted', 1]]);
+        expect(
+          find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
+        ).toEqual([['aborted', 1]]);
       } finally {
         await c.close();
       }
@@ -135,7 +165,9 @@ describe('http-client', () => {
         expect(error).not.toBeInstanceOf(PeerUnavailableError);
         expect((error as Error).message).toBe('client disconnected');
         const { body } = await metrics.render(undefined);
-        expect(find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value])).toEqual([['aborted', 1]]);
+        expect(
+          find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
+        ).toEqual([['aborted', 1]]);
       } finally {
         await c.close();
       }
@@ -147,8 +179,24 @@ describe('http-client', () => {
         for (const id of ['1', '2', '3']) await (await c.request({ method: 'GET', path: `/echo/${id}`, route: '/echo/:id' })).body.dump();
         await (await c.request({ method: 'GET', path: '/missing', route: '/missing' })).body.dump();
         const { body } = await metrics.render(undefined);
-        expect(value(body, 'http_client_request_duration_seconds_count', { service: 'gateway', peer: 'runtime', method: 'GET', route: '/echo/:id', status_code: '200' })).toBe(3);
-        expect(value(body, 'http_client_request_duration_seconds_count', { service: 'gateway', peer: 'runtime', method: 'GET', route: '/missing', status_code: '404' })).toBe(1);
+        expect(
+          value(body, 'http_client_request_duration_seconds_count', {
+            service: 'gateway',
+            peer: 'runtime',
+            method: 'GET',
+            route: '/echo/:id',
+            status_code: '200',
+          }),
+        ).toBe(3);
+        expect(
+          value(body, 'http_client_request_duration_seconds_count', {
+            service: 'gateway',
+            peer: 'runtime',
+            method: 'GET',
+            route: '/missing',
+            status_code: '404',
+          }),
+        ).toBe(1);
         expect(find(body, 'http_client_request_duration_seconds_count').map((s) => s.labels.route)).toEqual(['/echo/:id', '/missing']);
       } finally {
         await c.close();

@@ -14,7 +14,12 @@ function memoryLogger(level = 'info') {
     },
   });
   const logger = createLogger({ service: 'svc', level, destination });
-  const lines = () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = () =>
+    chunks
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { logger, lines };
 }
 
@@ -42,7 +47,19 @@ describe('logger', () => {
 
     it('redacts secret fields at the top level', () => {
       const { logger, lines } = memoryLogger();
-      logger.info({ authorization: 'Bearer abc', password: 'p', token: 't', access_token: 'a', refresh_token: 'r', client_secret: 'c', internalApiKey: 'k', username: 'ada' }, 'm');
+      logger.info(
+        {
+          authorization: 'Bearer abc',
+          password: 'p',
+          token: 't',
+          access_token: 'a',
+          refresh_token: 'r',
+          client_secret: 'c',
+          internalApiKey: 'k',
+          username: 'ada',
+        },
+        'm',
+      );
       expect(lines()[0]).toMatchObject({
         authorization: R,
         password: R,
@@ -57,7 +74,13 @@ describe('logger', () => {
 
     it('redacts secret fields one level deep', () => {
       const { logger, lines } = memoryLogger();
-      logger.info({ body: { password: 'p', token: 't', access_token: 'a', refresh_token: 'r', client_secret: 'c', grant_type: 'password' }, config: { internalApiKey: 'k', port: 1 } }, 'm');
+      logger.info(
+        {
+          body: { password: 'p', token: 't', access_token: 'a', refresh_token: 'r', client_secret: 'c', grant_type: 'password' },
+          config: { internalApiKey: 'k', port: 1 },
+        },
+        'm',
+      );
       expect(lines()[0]).toMatchObject({
         body: { password: R, token: R, access_token: R, refresh_token: R, client_secret: R, grant_type: 'password' },
         config: { internalApiKey: R, port: 1 },
@@ -85,10 +108,19 @@ describe('logger', () => {
       const { logger, lines } = memoryLogger();
       const { app } = createService({ name: 'svc', version: '1.0.0', logLevel: 'info', logger });
       app.get('/ws', async () => ({ ok: true }));
-      await app.inject({ method: 'GET', url: '/ws?access_token=eyJsecret&x=1', headers: { authorization: 'Bearer eyJsecret', 'user-agent': 'test-agent' } });
+      await app.inject({
+        method: 'GET',
+        url: '/ws?access_token=eyJsecret&x=1',
+        headers: { authorization: 'Bearer eyJsecret', 'user-agent': 'test-agent' },
+      });
       await app.close();
       const incoming = lines().find((l) => l.msg === 'incoming request');
-      expect(incoming!.req).toEqual({ method: 'GET', url: `/ws?access_token=${R}&x=1`, remote_address: '127.0.0.1', user_agent: 'test-agent' });
+      expect(incoming!.req).toEqual({
+        method: 'GET',
+        url: `/ws?access_token=${R}&x=1`,
+        remote_address: '127.0.0.1',
+        user_agent: 'test-agent',
+      });
       expect(JSON.stringify(lines())).not.toContain('eyJsecret');
     });
   });
@@ -136,7 +168,11 @@ describe('logger', () => {
 
     it('continues the trace id of an incoming traceparent', async () => {
       const { service, lines } = tracedService();
-      const res = await service.app.inject({ method: 'GET', url: '/work', headers: { traceparent: TRACEPARENT, 'x-request-id': 'req-tp' } });
+      const res = await service.app.inject({
+        method: 'GET',
+        url: '/work',
+        headers: { traceparent: TRACEPARENT, 'x-request-id': 'req-tp' },
+      });
       await service.app.close();
       expect(res.json().trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
       const mine = lines().filter((l) => l.reqId === 'req-tp');
@@ -151,7 +187,13 @@ describe('logger', () => {
       await service.app.inject({ method: 'GET', url: '/work', headers: { 'x-request-id': 'req-a' } });
       await service.app.inject({ method: 'GET', url: '/work', headers: { 'x-request-id': 'req-b' } });
       await service.app.close();
-      const traceOf = (id: string) => [...new Set(lines().filter((l) => l.reqId === id).map((l) => l.trace_id))];
+      const traceOf = (id: string) => [
+        ...new Set(
+          lines()
+            .filter((l) => l.reqId === id)
+            .map((l) => l.trace_id),
+        ),
+      ];
       const a = traceOf('req-a');
       const b = traceOf('req-b');
       expect(a).toHaveLength(1);

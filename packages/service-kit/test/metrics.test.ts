@@ -1,6 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { DB_DURATION_BUCKETS, fineBuckets, HTTP_DURATION_BUCKETS, OPERATION_DURATION_BUCKETS, ServiceMetrics, TPOT_BUCKETS, TTFT_BUCKETS } from '../src/metrics.ts';
+import {
+  DB_DURATION_BUCKETS,
+  fineBuckets,
+  HTTP_DURATION_BUCKETS,
+  OPERATION_DURATION_BUCKETS,
+  ServiceMetrics,
+  TPOT_BUCKETS,
+  TTFT_BUCKETS,
+} from '../src/metrics.ts';
 import { missingProgram } from '@codelab/service-kit/testing';
 import { find, types, value } from './prom-text.ts';
 
@@ -73,7 +81,9 @@ const LATENCY_BUCKETS = [
 describe('metrics', () => {
   describe('HTTP_DURATION_BUCKETS', () => {
     it('hold the OpenTelemetry advised buckets for http.server.request.duration', () => {
-      expect(HTTP_DURATION_BUCKETS).toEqual(expect.arrayContaining([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]));
+      expect(HTTP_DURATION_BUCKETS).toEqual(
+        expect.arrayContaining([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]),
+      );
     });
 
     it('are the buckets of the server and client request histograms', async () => {
@@ -95,7 +105,9 @@ describe('metrics', () => {
     });
 
     it('steps twenty times a decade (R20) when asked', () => {
-      expect(fineBuckets(1, 10, 20)).toEqual([1, 1.12, 1.25, 1.4, 1.6, 1.8, 2, 2.24, 2.5, 2.8, 3.15, 3.55, 4, 4.5, 5, 5.6, 6.3, 7.1, 8, 9, 10]);
+      expect(fineBuckets(1, 10, 20)).toEqual([
+        1, 1.12, 1.25, 1.4, 1.6, 1.8, 2, 2.24, 2.5, 2.8, 3.15, 3.55, 4, 4.5, 5, 5.6, 6.3, 7.1, 8, 9, 10,
+      ]);
     });
   });
 
@@ -105,7 +117,8 @@ describe('metrics', () => {
       const fine = buckets.filter((b) => b >= from && b <= to);
       expect(fine[0]).toBe(from);
       expect(fine.at(-1)).toBe(to);
-      for (let i = 1; i < fine.length; i++) expect(fine[i]! / fine[i - 1]!, `${fine[i - 1]} → ${fine[i]}`).toBeLessThanOrEqual(maxStep + 1e-9);
+      for (let i = 1; i < fine.length; i++)
+        expect(fine[i]! / fine[i - 1]!, `${fine[i - 1]} → ${fine[i]}`).toBeLessThanOrEqual(maxStep + 1e-9);
     });
 
     it(`read p50, p95 and p99 within 10% of the truth for latencies inside that range, log-normal from σ ${sigmas[0]} or exponential`, () => {
@@ -155,9 +168,14 @@ describe('metrics', () => {
       expect(body.endsWith('\n# EOF\n')).toBe(true);
       const buckets = find(body, 'http_server_request_duration_seconds_bucket', GET_X);
       // 0.07 s falls in (0.06, 0.075]: that bucket and every one above count it
-      expect(buckets.map((s) => [s.labels.le, s.value])).toEqual([...HTTP_DURATION_BUCKETS.map((le) => [String(le), le >= 0.075 ? 1 : 0]), ['+Inf', 1]]);
+      expect(buckets.map((s) => [s.labels.le, s.value])).toEqual([
+        ...HTTP_DURATION_BUCKETS.map((le) => [String(le), le >= 0.075 ? 1 : 0]),
+        ['+Inf', 1],
+      ]);
       // The exemplar sits on the bucket the observation fell in, and only there.
-      expect(buckets.filter((s) => s.exemplar).map((s) => [s.labels.le, s.exemplar])).toEqual([['0.075', { labels: EXEMPLAR, value: 0.07 }]]);
+      expect(buckets.filter((s) => s.exemplar).map((s) => [s.labels.le, s.exemplar])).toEqual([
+        ['0.075', { labels: EXEMPLAR, value: 0.07 }],
+      ]);
     });
 
     it('keeps `_total` on counters in Prometheus text, before and after OpenMetrics renders', async () => {
@@ -213,21 +231,30 @@ describe('metrics', () => {
       expect(t.has('nodejs_active_resources_total')).toBe(false);
     });
 
-    it.skipIf(missingProgram('promtool', 'prometheus'))('passes `promtool check metrics` with a counter, a gauge, an exemplar histogram and the default metrics', async () => {
-      const m = new ServiceMetrics('svc');
-      m.counter({ name: 'svc_jobs_total', help: 'Jobs', labelNames: ['kind'] }).inc({ kind: 'a' });
-      m.gauge({ name: 'svc_queue_depth', help: 'Queue depth' }).set(4);
-      const h = m.histogram({ name: 'svc_step_duration_seconds', help: 'Step duration', labelNames: ['step'], buckets: [0.1, 1], enableExemplars: true });
-      ServiceMetrics.observe(h, { step: 'parse' }, 0.05, EXEMPLAR);
-      ServiceMetrics.observe(m.httpDuration, GET_X, 0.07, EXEMPLAR);
-      // An OpenMetrics render first, as a Prometheus scrape would do, must not spoil the next text one.
-      await m.render(OPENMETRICS);
-      const { body } = await m.render(undefined);
-      expect(value(body, 'svc_jobs_total', { kind: 'a' })).toBe(1);
-      expect(value(body, 'svc_queue_depth')).toBe(4);
-      const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 10_000 });
-      expect({ status: check.status, stdout: check.stdout, stderr: check.stderr }).toEqual({ status: 0, stdout: '', stderr: '' });
-    });
+    it.skipIf(missingProgram('promtool', 'prometheus'))(
+      'passes `promtool check metrics` with a counter, a gauge, an exemplar histogram and the default metrics',
+      async () => {
+        const m = new ServiceMetrics('svc');
+        m.counter({ name: 'svc_jobs_total', help: 'Jobs', labelNames: ['kind'] }).inc({ kind: 'a' });
+        m.gauge({ name: 'svc_queue_depth', help: 'Queue depth' }).set(4);
+        const h = m.histogram({
+          name: 'svc_step_duration_seconds',
+          help: 'Step duration',
+          labelNames: ['step'],
+          buckets: [0.1, 1],
+          enableExemplars: true,
+        });
+        ServiceMetrics.observe(h, { step: 'parse' }, 0.05, EXEMPLAR);
+        ServiceMetrics.observe(m.httpDuration, GET_X, 0.07, EXEMPLAR);
+        // An OpenMetrics render first, as a Prometheus scrape would do, must not spoil the next text one.
+        await m.render(OPENMETRICS);
+        const { body } = await m.render(undefined);
+        expect(value(body, 'svc_jobs_total', { kind: 'a' })).toBe(1);
+        expect(value(body, 'svc_queue_depth')).toBe(4);
+        const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 10_000 });
+        expect({ status: check.status, stdout: check.stdout, stderr: check.stderr }).toEqual({ status: 0, stdout: '', stderr: '' });
+      },
+    );
   });
 
   describe('ServiceMetrics.observe', () => {

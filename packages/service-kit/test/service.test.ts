@@ -30,7 +30,11 @@ function build(opts: Partial<ServiceOptions> = {}): Service {
   app.get('/boom', async () => {
     throw new Error('secret database password in a message');
   });
-  app.post('/things', { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } }, async (request) => request.body);
+  app.post(
+    '/things',
+    { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } },
+    async (request) => request.body,
+  );
   return service;
 }
 
@@ -115,7 +119,13 @@ describe('service', () => {
         const res = await service.app.inject({ method: 'GET', url: '/ready' });
         await service.app.close();
         expect(res.statusCode).toBe(503);
-        expect(res.json()).toEqual({ status: 'not_ready', service: 'svc', version: '1.2.3', checks: { database: 'ok' }, failed: ['shutdown'] });
+        expect(res.json()).toEqual({
+          status: 'not_ready',
+          service: 'svc',
+          version: '1.2.3',
+          checks: { database: 'ok' },
+          failed: ['shutdown'],
+        });
       });
     });
 
@@ -216,7 +226,12 @@ describe('service', () => {
       });
 
       it('answers 400 ERR_VALIDATION to malformed JSON', async () => {
-        const res = await service.app.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
+        const res = await service.app.inject({
+          method: 'POST',
+          url: '/things',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"name":',
+        });
         expect(res.statusCode).toBe(400);
         expect(res.json().error.code).toBe('ERR_VALIDATION');
       });
@@ -228,7 +243,12 @@ describe('service', () => {
       });
 
       it('answers 415 ERR_UNSUPPORTED_MEDIA_TYPE to a body type it cannot parse', async () => {
-        const res = await service.app.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'application/xml' }, payload: '<a/>' });
+        const res = await service.app.inject({
+          method: 'POST',
+          url: '/things',
+          headers: { 'content-type': 'application/xml' },
+          payload: '<a/>',
+        });
         expect(res.statusCode).toBe(415);
         expect(res.json().error.code).toBe('ERR_UNSUPPORTED_MEDIA_TYPE');
       });
@@ -248,7 +268,11 @@ describe('service', () => {
       it('keeps a well-formed x-request-id and replaces anything else by a UUID', async () => {
         const service = build();
         const kept = await service.app.inject({ method: 'GET', url: '/items/1', headers: { 'x-request-id': 'abc-123.def_4' } });
-        const replaced = await service.app.inject({ method: 'GET', url: '/items/1', headers: { 'x-request-id': 'has spaces and "quotes"' } });
+        const replaced = await service.app.inject({
+          method: 'GET',
+          url: '/items/1',
+          headers: { 'x-request-id': 'has spaces and "quotes"' },
+        });
         await service.app.close();
         expect(kept.json().requestId).toBe('abc-123.def_4');
         expect(replaced.json().requestId).toMatch(/^[\da-f]{8}-[\da-f]{4}-4[\da-f]{3}-[89ab][\da-f]{3}-[\da-f]{12}$/);
@@ -270,7 +294,12 @@ describe('service', () => {
         await service.app.inject({ method: 'GET', url: '/items/44' });
         const body = await metricsText();
         const count = (status: string) =>
-          value(body, 'http_server_request_duration_seconds_count', { service: 'svc', method: 'GET', route: '/items/:id', status_code: status });
+          value(body, 'http_server_request_duration_seconds_count', {
+            service: 'svc',
+            method: 'GET',
+            route: '/items/:id',
+            status_code: status,
+          });
         expect(count('200')).toBe(2);
         expect(count('401')).toBe(1);
         expect(find(body, 'http_server_request_duration_seconds_count').filter((s) => s.labels.route!.startsWith('/items/4'))).toEqual([]);
@@ -280,13 +309,17 @@ describe('service', () => {
         await service.app.inject({ method: 'GET', url: '/nope/1', headers: key });
         await service.app.inject({ method: 'GET', url: '/nope/2', headers: key });
         const body = await metricsText();
-        expect(value(body, 'http_server_request_duration_seconds_count', { method: 'GET', route: '__unmatched__', status_code: '404' })).toBe(2);
+        expect(
+          value(body, 'http_server_request_duration_seconds_count', { method: 'GET', route: '__unmatched__', status_code: '404' }),
+        ).toBe(2);
         expect(find(body, 'http_server_request_duration_seconds_count').filter((s) => s.labels.route!.startsWith('/nope'))).toEqual([]);
       });
 
       it('keeps exactly the service, method, route and status_code labels', async () => {
         const body = await metricsText();
-        const labelSets = new Set(find(body, 'http_server_request_duration_seconds_count').map((s) => Object.keys(s.labels).sort().join(',')));
+        const labelSets = new Set(
+          find(body, 'http_server_request_duration_seconds_count').map((s) => Object.keys(s.labels).sort().join(',')),
+        );
         expect([...labelSets]).toEqual(['method,route,service,status_code']);
       });
 
@@ -315,7 +348,9 @@ describe('service', () => {
           expect(await request).toBe('AbortError');
           await finished;
           const body = (await listening.app.inject({ method: 'GET', url: '/metrics' })).body;
-          expect(find(body, 'http_server_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value])).toEqual([['499', 1]]);
+          expect(
+            find(body, 'http_server_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
+          ).toEqual([['499', 1]]);
         } finally {
           await listening.app.close();
         }
@@ -324,7 +359,9 @@ describe('service', () => {
       it('attaches the request trace id as exemplar (OpenMetrics)', async () => {
         await service.app.inject({ method: 'GET', url: '/open', headers: { traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` } });
         const res = await service.app.inject({ method: 'GET', url: '/metrics', headers: { accept: OPENMETRICS } });
-        const exemplars = find(res.body, 'http_server_request_duration_seconds_bucket', { route: '/open' }).flatMap((s) => (s.exemplar ? [s.exemplar.labels.trace_id] : []));
+        const exemplars = find(res.body, 'http_server_request_duration_seconds_bucket', { route: '/open' }).flatMap((s) =>
+          s.exemplar ? [s.exemplar.labels.trace_id] : [],
+        );
         expect(exemplars).toEqual([TRACE_ID]);
       });
     });
@@ -352,7 +389,13 @@ describe('service', () => {
 
 describe('createService from a service config', () => {
   it('never requires the internal key just because the config carries one', async () => {
-    const service = createService({ name: 'svc', version: '1.0.0', logLevel: 'info', internalApiKey: TEST_INTERNAL_KEY, logger: silentLogger() } as Parameters<typeof createService>[0]);
+    const service = createService({
+      name: 'svc',
+      version: '1.0.0',
+      logLevel: 'info',
+      internalApiKey: TEST_INTERNAL_KEY,
+      logger: silentLogger(),
+    } as Parameters<typeof createService>[0]);
     service.app.get('/open-by-default', async () => ({ ok: true }));
     const res = await service.app.inject({ method: 'GET', url: '/open-by-default' });
     expect(res.statusCode).toBe(200);

@@ -88,7 +88,9 @@ describe('sse', () => {
     });
 
     it('ignores unknown fields and events that carry no data', async () => {
-      expect(await collect(['id: 7\nretry: 1000\nevent: lonely\n\nfoo: bar\ndata: kept\n\n'])).toEqual([{ event: undefined, data: 'kept' }]);
+      expect(await collect(['id: 7\nretry: 1000\nevent: lonely\n\nfoo: bar\ndata: kept\n\n'])).toEqual([
+        { event: undefined, data: 'kept' },
+      ]);
     });
 
     it('yields nothing for an empty or comment-only stream', async () => {
@@ -116,11 +118,18 @@ describe('sse', () => {
       client.abort();
       return new TextDecoder().decode(first.value);
     };
-    const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise((r) => setTimeout(() => r(`nothing within ${ms} ms`), ms))]);
+    const within = <T>(p: Promise<T>, ms: number) =>
+      Promise.race([p, new Promise((r) => setTimeout(() => r(`nothing within ${ms} ms`), ms))]);
 
     beforeAll(async () => {
       // fetch reconnects after an abort; closing must not wait for that spare socket to idle out.
-      service = createService({ name: 'svc', version: '1.0.0', logLevel: 'info', logger: silentLogger(), fastify: { forceCloseConnections: true } });
+      service = createService({
+        name: 'svc',
+        version: '1.0.0',
+        logLevel: 'info',
+        logger: silentLogger(),
+        fastify: { forceCloseConnections: true },
+      });
       service.app.get('/stream', async (_request, reply) => {
         const sse = startSse(reply, { 'x-stream-id': 's1' });
         await sse.send({ type: 'start', n: 1 });
@@ -201,11 +210,17 @@ describe('sse', () => {
       await within(aborted('b').promise, 3000);
       // The abort hook runs on the same close event as the signal; give it a moment.
       let body = await render();
-      for (let i = 0; i < 50 && value(body, 'http_server_stream_duration_seconds_count', { route: '/hang', status_code: '499' }) !== before + 1; i++) {
+      for (
+        let i = 0;
+        i < 50 && value(body, 'http_server_stream_duration_seconds_count', { route: '/hang', status_code: '499' }) !== before + 1;
+        i++
+      ) {
         await new Promise((r) => setTimeout(r, 20));
         body = await render();
       }
-      expect(find(body, 'http_server_stream_duration_seconds_count', { route: '/hang' }).map((s) => [s.labels.status_code, s.value])).toEqual([['499', before + 1]]);
+      expect(
+        find(body, 'http_server_stream_duration_seconds_count', { route: '/hang' }).map((s) => [s.labels.status_code, s.value]),
+      ).toEqual([['499', before + 1]]);
     });
   });
 });

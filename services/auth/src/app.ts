@@ -86,7 +86,9 @@ export async function buildApp(config: AuthConfig, deps: AuthDeps = {}): Promise
         },
       });
     }
-    metrics.gauge({ name: 'auth_jwks_keys', help: 'Public keys published in the JWKS (more than one during a rotation)' }).set(keys.verificationKeys.length);
+    metrics
+      .gauge({ name: 'auth_jwks_keys', help: 'Public keys published in the JWKS (more than one during a rotation)' })
+      .set(keys.verificationKeys.length);
     await seed(db, { masterKey: config.masterKey, environment: config.environment, dataDir: config.dataDir, logger });
 
     const tokens = createTokenIssuer({ keys, issuer: config.jwtIssuer, audience: config.jwtAudience });

@@ -38,7 +38,6 @@ export interface Command {
   prepare(values: Values, io: CliIo): Promise<(db: Database) => Promise<void>>;
 }
 
-
 const str = (values: Values, name: string): string | undefined => {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
@@ -96,7 +95,14 @@ function lifetime(values: Values, name: 'access-lifetime' | 'refresh-lifetime'):
 /** Left-aligned columns. */
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return `${[header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n')}\n`;
+  return `${[header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
 }
 
 const minute = (d: Date | null): string => (d ? d.toISOString().slice(0, 16).replace('T', ' ') : '-');
@@ -113,7 +119,8 @@ export const COMMANDS: Record<string, Command> = {
     async prepare(values, io) {
       const username = checkUsername(required(values, 'username'));
       const email = required(values, 'email');
-      if (!EMAIL.test(email) || email.length > 255) throw new UsageError(`invalid --email '${email}': expected an address like name@example.com`);
+      if (!EMAIL.test(email) || email.length > 255)
+        throw new UsageError(`invalid --email '${email}': expected an address like name@example.com`);
       const { password, generated } = await passwordOf(values, io);
       const isAdmin = values.admin === true;
       return async (db) => {
@@ -169,7 +176,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   'set-admin': {
     usage: 'set-admin --username NAME [--revoke]',
-    summary: "make a user an admin (its tokens may carry api:admin when asked for), or no longer with --revoke",
+    summary: 'make a user an admin (its tokens may carry api:admin when asked for), or no longer with --revoke',
     options: { ...USERNAME_OPTION, revoke: { type: 'boolean' } },
     async prepare(values, io) {
       const username = required(values, 'username');
@@ -210,12 +217,17 @@ export const COMMANDS: Record<string, Command> = {
       if (name.length > 255) throw new UsageError('--name is too long: at most 255 characters');
       const scopes = listOf(required(values, 'scopes'));
       const unknownScopes = scopes.filter((s) => !(KNOWN_SCOPES as readonly string[]).includes(s));
-      if (unknownScopes.length) throw new UsageError(`unknown scope(s) ${unknownScopes.join(', ')} in --scopes: expected some of ${KNOWN_SCOPES.join(', ')}`);
+      if (unknownScopes.length)
+        throw new UsageError(`unknown scope(s) ${unknownScopes.join(', ')} in --scopes: expected some of ${KNOWN_SCOPES.join(', ')}`);
       const grants = listOf(required(values, 'grants'));
       const unknownGrants = grants.filter((g) => !(SUPPORTED_GRANT_TYPES as readonly string[]).includes(g));
-      if (unknownGrants.length) throw new UsageError(`unknown grant(s) ${unknownGrants.join(', ')} in --grants: expected some of ${SUPPORTED_GRANT_TYPES.join(', ')}`);
+      if (unknownGrants.length)
+        throw new UsageError(
+          `unknown grant(s) ${unknownGrants.join(', ')} in --grants: expected some of ${SUPPORTED_GRANT_TYPES.join(', ')}`,
+        );
       const confidential = values.confidential === true;
-      if (grants.includes('client_credentials') && !confidential) throw new UsageError('the client_credentials grant needs a confidential client: add --confidential');
+      if (grants.includes('client_credentials') && !confidential)
+        throw new UsageError('the client_credentials grant needs a confidential client: add --confidential');
       const accessTokenLifetime = lifetime(values, 'access-lifetime');
       const refreshTokenLifetime = lifetime(values, 'refresh-lifetime');
 
@@ -267,7 +279,15 @@ export const COMMANDS: Record<string, Command> = {
     options: {},
     async prepare(_values, io) {
       return async (db) => {
-        const rows = (await listUsers(db)).map((u) => [u.username, u.email, yesNo(u.isAdmin), yesNo(u.isActive), yesNo(u.isVerified), minute(u.createdAt), minute(u.lastLoginAt)]);
+        const rows = (await listUsers(db)).map((u) => [
+          u.username,
+          u.email,
+          yesNo(u.isAdmin),
+          yesNo(u.isActive),
+          yesNo(u.isVerified),
+          minute(u.createdAt),
+          minute(u.lastLoginAt),
+        ]);
         io.stdout(table(['USERNAME', 'EMAIL', 'ADMIN', 'ACTIVE', 'VERIFIED', 'CREATED', 'LAST LOGIN'], rows));
       };
     },

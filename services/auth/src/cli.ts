@@ -14,7 +14,15 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { ConfigError, readConfig, EmbeddedDatabaseBusyError, migrate, openDatabase, type Database, ServiceMetrics } from '@codelab/service-kit';
+import {
+  ConfigError,
+  readConfig,
+  EmbeddedDatabaseBusyError,
+  migrate,
+  openDatabase,
+  type Database,
+  ServiceMetrics,
+} from '@codelab/service-kit';
 import { COMMANDS, UsageError, type CliIo, type Values } from './cli-commands.ts';
 import { authSettings } from './config.ts';
 
@@ -55,7 +63,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   let values: Values;
   try {
-    ({ values } = parseArgs({ args: [...rest], options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: [...rest],
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     io.stderr(`auth: ${(err as Error).message}\nusage: npm run auth -- ${command.usage}\n`);
     return 1;

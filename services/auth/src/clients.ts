@@ -107,7 +107,10 @@ export function createPublicClient(db: Queryable, client: NewClient): Promise<bo
 
 /** Turns a client on or off; false when there is no such client. */
 export async function setClientActive(db: Queryable, clientId: string, active: boolean): Promise<boolean> {
-  const { rowCount } = await db.query('UPDATE oauth_clients SET is_active = $2, updated_at = now() WHERE client_id = $1', [clientId, active]);
+  const { rowCount } = await db.query('UPDATE oauth_clients SET is_active = $2, updated_at = now() WHERE client_id = $1', [
+    clientId,
+    active,
+  ]);
   return rowCount === 1;
 }
 

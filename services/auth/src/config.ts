@@ -6,8 +6,10 @@ import path from 'node:path';
 import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/boot';
 import { createClientIpResolver } from './limits/client-ip.ts';
 
-const keyPath = (file: string) => (partial: Record<string, unknown>): string =>
-  path.join(String(partial.dataDir), 'auth', 'keys', file);
+const keyPath =
+  (file: string) =>
+  (partial: Record<string, unknown>): string =>
+    path.join(String(partial.dataDir), 'auth', 'keys', file);
 
 export const authSettings = defineSettings({
   ...commonSettings({ port: 8003 }),
@@ -66,7 +68,9 @@ export function readAuthConfig(env: NodeJS.ProcessEnv = process.env) {
   try {
     createClientIpResolver(config.trustedProxies);
   } catch (err) {
-    throw new ConfigError([`AUTH_SERVICE__TRUSTED_PROXIES is invalid: ${(err as Error).message}; expected IP addresses or CIDR ranges, comma-separated`]);
+    throw new ConfigError([
+      `AUTH_SERVICE__TRUSTED_PROXIES is invalid: ${(err as Error).message}; expected IP addresses or CIDR ranges, comma-separated`,
+    ]);
   }
   return config;
 }

@@ -17,7 +17,10 @@ export const OAUTH_ERROR_TABLE = {
   unsupported_grant_type: { status: 400, message: 'The grant type is not supported' },
   invalid_scope: { status: 400, message: 'The requested scope is invalid or exceeds the scope allowed for the client' },
   /** RFC 7009 §2.2.1: access tokens are self-contained JWTs and cannot be revoked before they expire. */
-  unsupported_token_type: { status: 400, message: 'Access tokens cannot be revoked: they expire after their lifetime; revoke the refresh token' },
+  unsupported_token_type: {
+    status: 400,
+    message: 'Access tokens cannot be revoked: they expire after their lifetime; revoke the refresh token',
+  },
   /** Upstream's 429 of its rate limiter (not an RFC 6749 code; OAuth clients treat it as an error string). */
   rate_limit_exceeded: { status: 429, message: 'Too many requests. Please try again later.' },
   server_error: { status: 500, message: 'An internal error occurred' },
@@ -33,7 +36,9 @@ export interface OAuthError extends AppError {
 }
 
 /** `oauthErrors.invalid_grant('message')`: kit AppErrors whose code is the RFC 6749 error. */
-export const oauthErrors = defineErrors(OAUTH_ERROR_TABLE) as { [K in OAuthErrorCode]: (message?: string, details?: Record<string, unknown>) => OAuthError };
+export const oauthErrors = defineErrors(OAUTH_ERROR_TABLE) as {
+  [K in OAuthErrorCode]: (message?: string, details?: Record<string, unknown>) => OAuthError;
+};
 
 /** The password grant's failure: invalid_grant with upstream's 401 (RFC 6749 would say 400). */
 export function invalidCredentials(): OAuthError {
@@ -45,7 +50,10 @@ export function invalidCredentials(): OAuthError {
  * invalid_grant). The same answer whether the username exists or not.
  */
 export function lockedOut(scope: 'username' | 'ip', retryAfterSeconds: number): OAuthError {
-  const message = scope === 'ip' ? `Too many failed attempts from this IP. Try again in ${retryAfterSeconds} seconds.` : `Too many failed attempts. Try again in ${retryAfterSeconds} seconds.`;
+  const message =
+    scope === 'ip'
+      ? `Too many failed attempts from this IP. Try again in ${retryAfterSeconds} seconds.`
+      : `Too many failed attempts. Try again in ${retryAfterSeconds} seconds.`;
   return new AppError('invalid_grant', { status: 429, message }, undefined, { retryAfterSeconds }) as OAuthError;
 }
 
@@ -84,6 +92,7 @@ export function sendOAuthError(reply: FastifyReply, err: OAuthError): FastifyRep
   if (err.code === 'invalid_client') reply.header('www-authenticate', 'Basic realm="codelab"');
   const retryAfter = err.details?.retryAfterSeconds;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
-  if (typeof err.details?.limit === 'number') reply.headers({ 'x-ratelimit-limit': String(err.details.limit), 'x-ratelimit-remaining': '0' });
+  if (typeof err.details?.limit === 'number')
+    reply.headers({ 'x-ratelimit-limit': String(err.details.limit), 'x-ratelimit-remaining': '0' });
   return reply.status(err.statusCode).headers(NO_STORE_HEADERS).send({ error: err.code, error_description: err.message });
 }

@@ -128,7 +128,8 @@ async function generatePemPair(files: KeyFiles): Promise<{ privatePem: string; p
     return { privatePem, publicPem, generated: true };
   }
   const theirs = await awaitPair(files, 10_000);
-  if (!theirs) throw new Error(`signing key pair incomplete: ${files.privateKeyPath} appeared but ${files.publicKeyPath} did not follow within 10 s`);
+  if (!theirs)
+    throw new Error(`signing key pair incomplete: ${files.privateKeyPath} appeared but ${files.publicKeyPath} did not follow within 10 s`);
   return { ...theirs, generated: false };
 }
 
@@ -166,7 +167,9 @@ export async function loadKeyRing(files: KeyFiles): Promise<KeyRing> {
   if (privatePem === undefined || publicPem === undefined) {
     const missing = privatePem === undefined ? files.privateKeyPath : files.publicKeyPath;
     const present = privatePem === undefined ? files.publicKeyPath : files.privateKeyPath;
-    throw new Error(`signing key pair incomplete: ${missing} is missing but ${present} exists; restore the missing file or remove both to generate a new pair`);
+    throw new Error(
+      `signing key pair incomplete: ${missing} is missing but ${present} exists; restore the missing file or remove both to generate a new pair`,
+    );
   }
 
   let signingKey: CryptoKey;
@@ -186,7 +189,8 @@ export async function loadKeyRing(files: KeyFiles): Promise<KeyRing> {
   if (fromPrivate.n !== jwk.n || fromPrivate.e !== jwk.e) {
     throw new Error(`${files.publicKeyPath} is not the public key of ${files.privateKeyPath}`);
   }
-  if (Buffer.from(jwk.n, 'base64url').length * 8 < 2048) throw new Error(`${files.privateKeyPath}: RS256 keys must have at least 2048 bits`);
+  if (Buffer.from(jwk.n, 'base64url').length * 8 < 2048)
+    throw new Error(`${files.privateKeyPath}: RS256 keys must have at least 2048 bits`);
   const createdAt = fromEnv ? undefined : (await stat(files.privateKeyPath)).mtime;
 
   const additional: VerificationKey[] = [];

@@ -28,7 +28,15 @@ const IMPLEMENTED_GRANTS: readonly GrantTypeLabel[] = ['password', 'refresh_toke
  * (invalid, expired or not ours: 200 with nothing done), `access_token` (unsupported_token_type),
  * or the error code of a refused request.
  */
-export const REVOCATION_OUTCOMES = ['revoked', 'unknown_token', 'access_token', 'invalid_grant', 'invalid_client', 'invalid_request', 'server_error'] as const;
+export const REVOCATION_OUTCOMES = [
+  'revoked',
+  'unknown_token',
+  'access_token',
+  'invalid_grant',
+  'invalid_client',
+  'invalid_request',
+  'server_error',
+] as const;
 export type RevocationOutcome = (typeof REVOCATION_OUTCOMES)[number];
 
 export function grantTypeLabel(value: unknown): GrantTypeLabel {

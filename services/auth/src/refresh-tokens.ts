@@ -113,7 +113,9 @@ export function revokeTokensOfUser(db: Queryable, userId: string): Promise<numbe
 
 /** Revokes every live refresh token issued to a client (disabled client). */
 export function revokeTokensOfClient(db: Queryable, clientId: string): Promise<number> {
-  return revokeAndListFamilies(db, 'WITH targets AS (SELECT jti_hash FROM refresh_tokens WHERE client_id = $1 AND NOT revoked)', [clientId]);
+  return revokeAndListFamilies(db, 'WITH targets AS (SELECT jti_hash FROM refresh_tokens WHERE client_id = $1 AND NOT revoked)', [
+    clientId,
+  ]);
 }
 
 /** Families revoked whose access tokens may still be valid: what verifiers must refuse. */

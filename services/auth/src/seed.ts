@@ -69,7 +69,9 @@ async function seedAdmin(db: Database, opts: SeedOptions, username: string, emai
 
   const masterKey = opts.masterKey || undefined;
   if (!masterKey && opts.environment === 'production') {
-    throw new Error(`no '${username}' user exists and AUTH_SERVICE__MASTER_KEY is not set: in production the admin password must come from AUTH_SERVICE__MASTER_KEY`);
+    throw new Error(
+      `no '${username}' user exists and AUTH_SERVICE__MASTER_KEY is not set: in production the admin password must come from AUTH_SERVICE__MASTER_KEY`,
+    );
   }
   const password = masterKey ?? randomPassword();
   const file = masterKey ? undefined : adminPasswordFile(opts.dataDir);

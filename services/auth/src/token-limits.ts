@@ -15,7 +15,8 @@ const COUNTED_FAILURES = new Set(['unknown_user', 'wrong_password', 'inactive_us
 
 export function createTokenLimits(opts: { db: Database; guard: LoginGuard; limiter: RateLimiter | undefined }): TokenHooks {
   const { db, guard, limiter } = opts;
-  const username = (ctx: TokenRequestContext): string | undefined => (ctx.grantType === 'password' && ctx.form.username ? ctx.form.username : undefined);
+  const username = (ctx: TokenRequestContext): string | undefined =>
+    ctx.grantType === 'password' && ctx.form.username ? ctx.form.username : undefined;
 
   return {
     async beforeCredentials(ctx) {
@@ -24,7 +25,11 @@ export function createTokenLimits(opts: { db: Database; guard: LoginGuard; limit
         if (!r.allowed) {
           ctx.failureReason = 'rate_limited';
           if (r.firstRefusal) {
-            await auditRequest(db, ctx, { eventType: 'rate_limited', success: false, eventData: { endpoint: 'token', limit: r.limit, retry_after_seconds: r.retryAfterSeconds } });
+            await auditRequest(db, ctx, {
+              eventType: 'rate_limited',
+              success: false,
+              eventData: { endpoint: 'token', limit: r.limit, retry_after_seconds: r.retryAfterSeconds },
+            });
           }
           throw rateLimited(r.limit, r.retryAfterSeconds);
         }
@@ -45,7 +50,12 @@ export function createTokenLimits(opts: { db: Database; guard: LoginGuard; limit
       for (const scope of outcome.lockouts) {
         const retry = outcome.status.locked ? outcome.status.retryAfterSeconds : undefined;
         ctx.request.log.warn({ scope, retry_after_seconds: retry }, 'login locked after repeated failures');
-        await auditRequest(db, ctx, { eventType: 'lockout', success: false, userId: ctx.userId, eventData: { scope, username: user.slice(0, 255), retry_after_seconds: retry } });
+        await auditRequest(db, ctx, {
+          eventType: 'lockout',
+          success: false,
+          userId: ctx.userId,
+          eventData: { scope, username: user.slice(0, 255), retry_after_seconds: retry },
+        });
       }
     },
     async afterSuccess(ctx) {

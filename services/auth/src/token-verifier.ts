@@ -31,7 +31,13 @@ export function createTokenVerifier(opts: { keys: KeyRing; issuer: string; audie
           requiredClaims: ['sub', 'jti', 'exp', 'iat', 'nbf'],
         });
         const { type, client_id: clientId, scope } = payload as Record<string, unknown>;
-        if ((type !== 'access' && type !== 'refresh') || !isString(clientId) || typeof scope !== 'string' || !isString(payload.sub) || !isString(payload.jti)) {
+        if (
+          (type !== 'access' && type !== 'refresh') ||
+          !isString(clientId) ||
+          typeof scope !== 'string' ||
+          !isString(payload.sub) ||
+          !isString(payload.jti)
+        ) {
           return undefined;
         }
         return payload as unknown as TokenClaims;

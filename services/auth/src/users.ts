@@ -75,9 +75,15 @@ export interface UserSummary {
 }
 
 export async function listUsers(db: Queryable): Promise<UserSummary[]> {
-  const { rows } = await db.query<{ username: string; email: string; is_active: boolean; is_verified: boolean; is_admin: boolean; created_at: Date; last_login_at: Date | null }>(
-    'SELECT username, email, is_active, is_verified, is_admin, created_at, last_login_at FROM users ORDER BY lower(username)',
-  );
+  const { rows } = await db.query<{
+    username: string;
+    email: string;
+    is_active: boolean;
+    is_verified: boolean;
+    is_admin: boolean;
+    created_at: Date;
+    last_login_at: Date | null;
+  }>('SELECT username, email, is_active, is_verified, is_admin, created_at, last_login_at FROM users ORDER BY lower(username)');
   return rows.map((r) => ({
     username: r.username,
     email: r.email,

@@ -16,7 +16,17 @@ import type { Queryable } from '@codelab/service-kit';
 import { createPublicClient, findClient } from '../src/clients.ts';
 import { DEFAULT_CLIENT } from '../src/seed.ts';
 import { createUser, findUserByUsername, setUserAdmin, type User } from '../src/users.ts';
-import { auditRowsOfClient, basicAuth, newClient, newUser, PASSWORD, postForm, PUBLIC_CLIENT_ID, useTestApp, type TokenBody } from './helpers.ts';
+import {
+  auditRowsOfClient,
+  basicAuth,
+  newClient,
+  newUser,
+  PASSWORD,
+  postForm,
+  PUBLIC_CLIENT_ID,
+  useTestApp,
+  type TokenBody,
+} from './helpers.ts';
 
 const ALL = 'api:read api:write api:admin';
 
@@ -24,9 +34,20 @@ describe('the admin role (users.is_admin)', () => {
   const suite = useTestApp();
 
   const passwordGrant = (user: User, scope?: string, clientId = PUBLIC_CLIENT_ID) =>
-    postForm(suite.app, '/oauth/token', { grant_type: 'password', client_id: clientId, username: user.username, password: PASSWORD, ...(scope ? { scope } : {}) });
+    postForm(suite.app, '/oauth/token', {
+      grant_type: 'password',
+      client_id: clientId,
+      username: user.username,
+      password: PASSWORD,
+      ...(scope ? { scope } : {}),
+    });
   const refresh = (refreshToken: string, scope?: string, clientId = PUBLIC_CLIENT_ID) =>
-    postForm(suite.app, '/oauth/token', { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken, ...(scope ? { scope } : {}) });
+    postForm(suite.app, '/oauth/token', {
+      grant_type: 'refresh_token',
+      client_id: clientId,
+      refresh_token: refreshToken,
+      ...(scope ? { scope } : {}),
+    });
   const tokenScope = (body: TokenBody): string => String(decodeJwt(body.access_token).scope);
 
   describe('password grant through the seeded public client', () => {
@@ -47,7 +68,11 @@ describe('the admin role (users.is_admin)', () => {
     });
 
     it('drops api:admin for a user who is not an admin, saying so in the answer and the audit log (RFC 6749 §3.3)', async () => {
-      const client = await newClient(suite.db, { confidential: false, scopes: ['api:read', 'api:write', 'api:admin'], grants: ['password', 'refresh_token'] });
+      const client = await newClient(suite.db, {
+        confidential: false,
+        scopes: ['api:read', 'api:write', 'api:admin'],
+        grants: ['password', 'refresh_token'],
+      });
       const user = await newUser(suite.db);
       const res = await passwordGrant(user, ALL, client.clientId);
       expect(res.statusCode).toBe(200);
@@ -55,7 +80,11 @@ describe('the admin role (users.is_admin)', () => {
       expect(body.scope).toBe('api:read api:write');
       expect(tokenScope(body)).toBe('api:read api:write');
       const [row] = await auditRowsOfClient(suite.db, client.clientId);
-      expect(row).toMatchObject({ event_type: 'login_success', user_id: user.id, event_data: { scope: 'api:read api:write', refused_scope: 'api:admin' } });
+      expect(row).toMatchObject({
+        event_type: 'login_success',
+        user_id: user.id,
+        event_data: { scope: 'api:read api:write', refused_scope: 'api:admin' },
+      });
     });
 
     it('answers invalid_scope when api:admin is all a non-admin asked for', async () => {
@@ -77,7 +106,12 @@ describe('the admin role (users.is_admin)', () => {
       const client = await newClient(suite.db, { scopes: ['api:read', 'api:admin'], grants: ['password', 'client_credentials'] });
       const user = await newUser(suite.db);
       const auth = { authorization: basicAuth(client.clientId, client.secret!) };
-      const login = await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD, scope: 'api:read api:admin' }, auth);
+      const login = await postForm(
+        suite.app,
+        '/oauth/token',
+        { grant_type: 'password', username: user.username, password: PASSWORD, scope: 'api:read api:admin' },
+        auth,
+      );
       expect(login.json<TokenBody>().scope).toBe('api:read');
       // client_credentials: the client's scopes, no user involved.
       const cc = await postForm(suite.app, '/oauth/token', { grant_type: 'client_credentials', scope: 'api:read api:admin' }, auth);
@@ -144,8 +178,11 @@ describe('migration 004 (existing installations)', () => {
     try {
       await client.query('BEGIN');
       await client.query(`CREATE SCHEMA ${schema}; SET LOCAL search_path TO ${schema}, public`);
-      for (const file of ['001_users_clients_tokens.sql', '002_refresh_token_lineage.sql', '003_token_families.sql']) await client.query(await sql(file));
-      await client.query(`INSERT INTO users (username, email, password_hash) VALUES ('admin', 'admin@codelab.local', 'x'), ('bob', 'bob@example.test', 'x')`);
+      for (const file of ['001_users_clients_tokens.sql', '002_refresh_token_lineage.sql', '003_token_families.sql'])
+        await client.query(await sql(file));
+      await client.query(
+        `INSERT INTO users (username, email, password_hash) VALUES ('admin', 'admin@codelab.local', 'x'), ('bob', 'bob@example.test', 'x')`,
+      );
       await createPublicClient(db, { ...DEFAULT_CLIENT, allowedScopes: ['api:read', 'api:write'] });
       await createPublicClient(db, { ...DEFAULT_CLIENT, clientId: 'other-app', allowedScopes: ['api:read'] });
 

@@ -29,7 +29,12 @@ describe('buildApp', () => {
       // Which suite created `admin` first (and so its password) is not known in the shared database.
       const db = await openTestDatabase();
       try {
-        expect(await findUserByLogin(db, 'admin')).toMatchObject({ username: 'admin', email: 'admin@codelab.local', isActive: true, isVerified: true });
+        expect(await findUserByLogin(db, 'admin')).toMatchObject({
+          username: 'admin',
+          email: 'admin@codelab.local',
+          isActive: true,
+          isVerified: true,
+        });
         expect(await findClient(db, 'codelab-flutter-app')).toMatchObject({ isActive: true, isConfidential: false });
       } finally {
         await db.close();
@@ -50,7 +55,11 @@ describe('buildApp', () => {
     try {
       const res = await testApp.service.app.inject({ method: 'GET', url: '/ready' });
       expect(res.statusCode).toBe(503);
-      expect(res.json()).toMatchObject({ status: 'not_ready', checks: { postgres: 'ok', redis: expect.stringMatching(/^error: /) }, failed: ['redis'] });
+      expect(res.json()).toMatchObject({
+        status: 'not_ready',
+        checks: { postgres: 'ok', redis: expect.stringMatching(/^error: /) },
+        failed: ['redis'],
+      });
     } finally {
       await testApp.close();
     }
@@ -67,7 +76,12 @@ describe('buildApp', () => {
           method: 'POST',
           url: '/oauth/token',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: new URLSearchParams({ grant_type: 'password', client_id: 'codelab-flutter-app', username: 'admin', password: TEST_MASTER_KEY }).toString(),
+          payload: new URLSearchParams({
+            grant_type: 'password',
+            client_id: 'codelab-flutter-app',
+            username: 'admin',
+            password: TEST_MASTER_KEY,
+          }).toString(),
         });
         expect(token.statusCode).toBe(200);
         const metrics = await app.inject({ method: 'GET', url: '/metrics' });

@@ -17,10 +17,14 @@ describe('audit retention', () => {
   async function row(ageDays: number): Promise<string> {
     const marker = randomUUID();
     await writeAudit(db, { eventType: 'login_failed', success: false, eventData: { marker } });
-    await db.query(`UPDATE audit_logs SET created_at = now() - make_interval(days => $2) WHERE event_data->>'marker' = $1`, [marker, ageDays]);
+    await db.query(`UPDATE audit_logs SET created_at = now() - make_interval(days => $2) WHERE event_data->>'marker' = $1`, [
+      marker,
+      ageDays,
+    ]);
     return marker;
   }
-  const exists = async (marker: string): Promise<boolean> => ((await db.query(`SELECT 1 FROM audit_logs WHERE event_data->>'marker' = $1`, [marker])).rowCount ?? 0) > 0;
+  const exists = async (marker: string): Promise<boolean> =>
+    ((await db.query(`SELECT 1 FROM audit_logs WHERE event_data->>'marker' = $1`, [marker])).rowCount ?? 0) > 0;
 
   describe('deleteExpiredAuditRows', () => {
     it('deletes rows older than the retention and keeps newer ones', async () => {
@@ -41,7 +45,14 @@ describe('audit retention', () => {
       try {
         const fake = { query: vi.fn(async () => ({ rowCount: 0, rows: [] })) };
         const counts: number[] = [];
-        const job = startAuditRetention({ db: fake as never, retentionDays: 90, intervalMs: 60_000, firstRunDelayMs: 1000, logger: silentLogger(), onDeleted: (n) => counts.push(n) });
+        const job = startAuditRetention({
+          db: fake as never,
+          retentionDays: 90,
+          intervalMs: 60_000,
+          firstRunDelayMs: 1000,
+          logger: silentLogger(),
+          onDeleted: (n) => counts.push(n),
+        });
         await vi.advanceTimersByTimeAsync(999);
         expect(fake.query).not.toHaveBeenCalled();
         await vi.advanceTimersByTimeAsync(1);

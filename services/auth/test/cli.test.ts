@@ -28,7 +28,13 @@ interface Run {
 function cli(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<Run> {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', AUTH_SERVICE__DB_URL: inject('databaseUrl'), ...opts.env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      NO_COLOR: '1',
+      AUTH_SERVICE__DB_URL: inject('databaseUrl'),
+      ...opts.env,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -64,10 +70,15 @@ describe('auth CLI', () => {
   async function liveTokenOf(userId: string, clientId?: string): Promise<string> {
     clientId ??= (await newClient(db, { confidential: false })).clientId;
     const jtiHash = uniqueName('jti').padEnd(64, '0');
-    await db.query(`INSERT INTO refresh_tokens (jti_hash, user_id, client_id, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')`, [jtiHash, userId, clientId]);
+    await db.query(`INSERT INTO refresh_tokens (jti_hash, user_id, client_id, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')`, [
+      jtiHash,
+      userId,
+      clientId,
+    ]);
     return jtiHash;
   }
-  const isRevoked = async (jtiHash: string) => (await db.query<{ revoked: boolean }>('SELECT revoked FROM refresh_tokens WHERE jti_hash = $1', [jtiHash])).rows[0]?.revoked;
+  const isRevoked = async (jtiHash: string) =>
+    (await db.query<{ revoked: boolean }>('SELECT revoked FROM refresh_tokens WHERE jti_hash = $1', [jtiHash])).rows[0]?.revoked;
 
   describe('usage', () => {
     it('prints the commands on --help (exit 0), and on no command or an unknown one (exit 1)', async () => {
@@ -79,7 +90,17 @@ describe('auth CLI', () => {
         cliInProcess(['create-user', '--help']),
       ]);
       expect(help.code).toBe(0);
-      for (const command of ['create-user', 'reset-password', 'disable-user', 'enable-user', 'set-admin', 'create-client', 'disable-client', 'list-users', 'list-clients']) {
+      for (const command of [
+        'create-user',
+        'reset-password',
+        'disable-user',
+        'enable-user',
+        'set-admin',
+        'create-client',
+        'disable-client',
+        'list-users',
+        'list-clients',
+      ]) {
         expect(help.stdout).toContain(command);
       }
       expect(none.code).toBe(1);
@@ -134,11 +155,27 @@ describe('auth CLI', () => {
       const platform = await openEmbeddedDatabase(path.join(tmp.dir, 'pg'), { holder: 'platform', share: true, maxConnections: 20 });
       try {
         const clientId = uniqueName('cli-running');
-        const run = await cli(['create-client', '--client-id', clientId, '--name', 'Bot', '--scopes', 'api:read', '--grants', 'client_credentials', '--confidential'], {
-          env: embeddedEnv(tmp.dir),
-        });
+        const run = await cli(
+          [
+            'create-client',
+            '--client-id',
+            clientId,
+            '--name',
+            'Bot',
+            '--scopes',
+            'api:read',
+            '--grants',
+            'client_credentials',
+            '--confidential',
+          ],
+          {
+            env: embeddedEnv(tmp.dir),
+          },
+        );
         expect(run.code, run.stderr).toBe(0);
-        expect(run.stderr).toBe(`auth: using the embedded database of the running platform (pid ${process.pid}, ${path.join(tmp.dir, 'pg')})\n`);
+        expect(run.stderr).toBe(
+          `auth: using the embedded database of the running platform (pid ${process.pid}, ${path.join(tmp.dir, 'pg')})\n`,
+        );
         // The platform's engine has it, and still serves (the CLI stopped nothing).
         const platformDb = new pg.Client({ connectionString: platform.url });
         await platformDb.connect();
@@ -148,7 +185,11 @@ describe('auth CLI', () => {
         } finally {
           await platformDb.end();
         }
-        expect(await readEmbeddedLock(embeddedLockFile(platform.dir))).toMatchObject({ pid: process.pid, holder: 'platform', state: 'serving' });
+        expect(await readEmbeddedLock(embeddedLockFile(platform.dir))).toMatchObject({
+          pid: process.pid,
+          holder: 'platform',
+          state: 'serving',
+        });
       } finally {
         await platform.stop();
         await tmp.remove();
@@ -159,7 +200,9 @@ describe('auth CLI', () => {
       const tmp = await tempDataDir();
       try {
         const username = uniqueName('cli-offline');
-        const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`, '--admin'], { env: embeddedEnv(tmp.dir) });
+        const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`, '--admin'], {
+          env: embeddedEnv(tmp.dir),
+        });
         expect(run.code, run.stderr).toBe(0);
         expect(run.stderr).toBe(`auth: embedded database in ${path.join(tmp.dir, 'pg')} (the platform is not running)\n`);
         expect(await readEmbeddedLock(embeddedLockFile(path.join(tmp.dir, 'pg')))).toBeUndefined();
@@ -183,7 +226,10 @@ describe('auth CLI', () => {
       try {
         const gone = spawn(process.execPath, ['-e', '']);
         await new Promise((resolve) => gone.once('exit', resolve));
-        await writeFile(path.join(tmp.dir, 'pg.lock'), `${JSON.stringify({ pid: gone.pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' })}\n`);
+        await writeFile(
+          path.join(tmp.dir, 'pg.lock'),
+          `${JSON.stringify({ pid: gone.pid, holder: 'platform', state: 'serving', url: 'postgres://postgres@127.0.0.1:1/postgres' })}\n`,
+        );
         const run = await cli(['list-users'], { env: embeddedEnv(tmp.dir) });
         expect(run.code, run.stderr).toBe(0);
         expect(run.stderr).toContain('(the platform is not running)');
@@ -199,7 +245,9 @@ describe('auth CLI', () => {
         try {
           const run = await cli(['list-users'], { env: embeddedEnv(tmp.dir) });
           expect(run.code).toBe(2);
-          expect(run.stderr).toContain(`is in use by the auth CLI (pid ${process.pid}), which keeps it to itself: try again when it has finished`);
+          expect(run.stderr).toContain(
+            `is in use by the auth CLI (pid ${process.pid}), which keeps it to itself: try again when it has finished`,
+          );
         } finally {
           await other.stop();
         }
@@ -213,7 +261,10 @@ describe('auth CLI', () => {
     it('create-user generates a password, prints it once, and the user can log in with it', async () => {
       const username = uniqueName('cli-user');
       const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`]);
-      expect(run).toMatchObject({ code: 0, stderr: expect.stringMatching(/^auth: using the database of AUTH_SERVICE__DB_URL, postgres:\/\/\S+\n$/) });
+      expect(run).toMatchObject({
+        code: 0,
+        stderr: expect.stringMatching(/^auth: using the database of AUTH_SERVICE__DB_URL, postgres:\/\/\S+\n$/),
+      });
       expect(run.stdout).toMatch(new RegExp(`^created user ${username} \\([0-9a-f-]{36}\\)$`, 'm'));
       const password = generated(run.stdout, 'password');
       expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
@@ -224,7 +275,9 @@ describe('auth CLI', () => {
 
     it('create-user takes the password from stdin', async () => {
       const username = uniqueName('cli-stdin');
-      const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`, '--password-stdin'], { stdin: 'a long enough password\n' });
+      const run = await cli(['create-user', '--username', username, '--email', `${username}@example.test`, '--password-stdin'], {
+        stdin: 'a long enough password\n',
+      });
       expect(run.code).toBe(0);
       expect(run.stdout).not.toContain('shown once');
       expect(await verifyPassword('a long enough password', (await findUserByUsername(db, username))!.passwordHash)).toBe(true);
@@ -241,7 +294,10 @@ describe('auth CLI', () => {
         [['--username', name], '--email is required'],
         [['--username', name, '--email', email, '--password', 'short'], 'the password is too short: at least 12 characters (got 5)'],
         [['--username', name, '--email', email, '--password-stdin'], 'the password is too short', 'tiny\n'],
-        [['--username', name, '--email', email, '--password', 'long enough password', '--password-stdin'], 'use --password or --password-stdin, not both'],
+        [
+          ['--username', name, '--email', email, '--password', 'long enough password', '--password-stdin'],
+          'use --password or --password-stdin, not both',
+        ],
       ];
       const runs = await Promise.all(cases.map(([args, , stdin]) => cliInProcess(['create-user', ...args], stdin ? { stdin } : {})));
       runs.forEach((run, i) => {
@@ -299,7 +355,9 @@ describe('auth CLI', () => {
       const granted = await cli(['set-admin', '--username', user.username]);
       expect(granted).toMatchObject({ code: 0, stdout: `${user.username} is now an admin: a login asking for api:admin gets it\n` });
       expect(await admin(user.username)).toBe(true);
-      expect((await cliInProcess(['set-admin', '--username', user.username])).stdout).toBe(`${user.username} is already an admin: nothing to do\n`);
+      expect((await cliInProcess(['set-admin', '--username', user.username])).stdout).toBe(
+        `${user.username} is already an admin: nothing to do\n`,
+      );
       const list = await cli(['list-users']);
       expect(list.stdout).toMatch(new RegExp(`^${user.username}\\s+${user.email}\\s+yes\\s+yes\\s`, 'm'));
 
@@ -307,11 +365,16 @@ describe('auth CLI', () => {
       expect(revoked.code).toBe(0);
       expect(revoked.stdout).toContain(`${user.username} is no longer an admin: its tokens lose api:admin at their next refresh`);
       expect(await admin(user.username)).toBe(false);
-      expect((await cliInProcess(['set-admin', '--username', user.username, '--revoke'])).stdout).toBe(`${user.username} is not an admin: nothing to do\n`);
+      expect((await cliInProcess(['set-admin', '--username', user.username, '--revoke'])).stdout).toBe(
+        `${user.username} is not an admin: nothing to do\n`,
+      );
     });
 
     it('set-admin validates its input (exit 1)', async () => {
-      const [missing, badOption] = await Promise.all([cliInProcess(['set-admin']), cliInProcess(['set-admin', '--username', 'x', '--revoke=yes'])]);
+      const [missing, badOption] = await Promise.all([
+        cliInProcess(['set-admin']),
+        cliInProcess(['set-admin', '--username', 'x', '--revoke=yes']),
+      ]);
       expect(missing).toMatchObject({ code: 1, stderr: 'auth: --username is required\n' });
       expect(badOption.code).toBe(1);
       expect(badOption.stderr).toContain("--revoke' does not take an argument");
@@ -319,7 +382,9 @@ describe('auth CLI', () => {
 
     it('answers exit 1 for an unknown user', async () => {
       const ghost = uniqueName('ghost');
-      const runs = await Promise.all(['reset-password', 'disable-user', 'enable-user', 'set-admin'].map((c) => cliInProcess([c, '--username', ghost])));
+      const runs = await Promise.all(
+        ['reset-password', 'disable-user', 'enable-user', 'set-admin'].map((c) => cliInProcess([c, '--username', ghost])),
+      );
       for (const run of runs) {
         expect(run.code).toBe(1);
         expect(run.stderr).toContain(`no user '${ghost}'`);
@@ -339,8 +404,18 @@ describe('auth CLI', () => {
     it('create-client --confidential prints a secret once that authenticates the client', async () => {
       const clientId = uniqueName('cli-client');
       const run = await cli([
-        'create-client', '--client-id', clientId, '--name', 'Build bot', '--scopes', 'api:read,api:admin',
-        '--grants', 'client_credentials', '--confidential', '--access-lifetime', '300',
+        'create-client',
+        '--client-id',
+        clientId,
+        '--name',
+        'Build bot',
+        '--scopes',
+        'api:read,api:admin',
+        '--grants',
+        'client_credentials',
+        '--confidential',
+        '--access-lifetime',
+        '300',
       ]);
       expect(run.code).toBe(0);
       expect(run.stdout).toContain(`created confidential client ${clientId}`);
@@ -361,7 +436,19 @@ describe('auth CLI', () => {
 
     it('create-client makes a public client without a secret', async () => {
       const clientId = uniqueName('cli-public');
-      const run = await cli(['create-client', '--client-id', clientId, '--name', 'IDE', '--scopes', 'api:read api:write', '--grants', 'password,refresh_token', '--refresh-lifetime', '86400']);
+      const run = await cli([
+        'create-client',
+        '--client-id',
+        clientId,
+        '--name',
+        'IDE',
+        '--scopes',
+        'api:read api:write',
+        '--grants',
+        'password,refresh_token',
+        '--refresh-lifetime',
+        '86400',
+      ]);
       expect(run.code).toBe(0);
       expect(run.stdout).not.toContain('client_secret');
       expect(await findClient(db, clientId)).toMatchObject({ isConfidential: false, secretHash: undefined, refreshTokenLifetime: 86400 });
@@ -376,7 +463,10 @@ describe('auth CLI', () => {
         [[...base, '--scopes', 'api:read', '--grants', 'implicit'], 'unknown grant(s) implicit in --grants'],
         [[...base, '--scopes', 'api:read', '--grants', 'client_credentials'], 'the client_credentials grant needs a confidential client'],
         [[...base, '--scopes', 'api:read', '--grants', 'password', '--access-lifetime', '0'], "invalid --access-lifetime '0'"],
-        [[...base, '--scopes', 'api:read', '--grants', 'password', '--refresh-lifetime', 'forever'], "invalid --refresh-lifetime 'forever'"],
+        [
+          [...base, '--scopes', 'api:read', '--grants', 'password', '--refresh-lifetime', 'forever'],
+          "invalid --refresh-lifetime 'forever'",
+        ],
         [[...base, '--grants', 'password'], '--scopes is required'],
       ];
       const runs = await Promise.all(cases.map(([args]) => cliInProcess(['create-client', ...args])));
@@ -396,14 +486,30 @@ describe('auth CLI', () => {
 
     it('disable-client turns the client off and revokes its tokens; list-clients shows it', async () => {
       const clientId = uniqueName('cli-off');
-      expect((await cli(['create-client', '--client-id', clientId, '--name', 'Off', '--scopes', 'api:read', '--grants', 'password,refresh_token'])).code).toBe(0);
+      expect(
+        (
+          await cli([
+            'create-client',
+            '--client-id',
+            clientId,
+            '--name',
+            'Off',
+            '--scopes',
+            'api:read',
+            '--grants',
+            'password,refresh_token',
+          ])
+        ).code,
+      ).toBe(0);
       const token = await liveTokenOf((await newUser(db)).id, clientId);
       const run = await cli(['disable-client', '--client-id', clientId]);
       expect(run.code).toBe(0);
       expect(run.stdout).toContain(`disabled client ${clientId}; 1 refresh token(s) revoked`);
       expect(await isRevoked(token)).toBe(true);
       const list = await cli(['list-clients']);
-      expect(list.stdout).toMatch(new RegExp(`^${clientId}\\s+Off\\s+public\\s+no\\s+api:read\\s+password,refresh_token\\s+default\\s+default$`, 'm'));
+      expect(list.stdout).toMatch(
+        new RegExp(`^${clientId}\\s+Off\\s+public\\s+no\\s+api:read\\s+password,refresh_token\\s+default\\s+default$`, 'm'),
+      );
       expect((await cli(['disable-client', '--client-id', uniqueName('ghost')])).code).toBe(1);
     });
   });

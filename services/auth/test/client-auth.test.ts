@@ -19,14 +19,34 @@ const INVALID_CLIENT = { error: 'invalid_client', error_description: 'Client aut
 describe('client authentication', () => {
   describe('readClientCredentials', () => {
     it('reads client_secret_basic, form-url-decoding both parts (RFC 6749 §2.3.1)', () => {
-      expect(readClientCredentials(basicAuth('my client', 's:e%c+r t'), {})).toEqual({ clientId: 'my client', secret: 's:e%c+r t', method: 'client_secret_basic' });
-      expect(readClientCredentials(`basic ${Buffer.from('id:').toString('base64')}`, {})).toEqual({ clientId: 'id', secret: undefined, method: 'client_secret_basic' });
+      expect(readClientCredentials(basicAuth('my client', 's:e%c+r t'), {})).toEqual({
+        clientId: 'my client',
+        secret: 's:e%c+r t',
+        method: 'client_secret_basic',
+      });
+      expect(readClientCredentials(`basic ${Buffer.from('id:').toString('base64')}`, {})).toEqual({
+        clientId: 'id',
+        secret: undefined,
+        method: 'client_secret_basic',
+      });
     });
 
     it('reads client_secret_post, and none with client_id alone', () => {
-      expect(readClientCredentials(undefined, { client_id: 'a', client_secret: 'b' })).toEqual({ clientId: 'a', secret: 'b', method: 'client_secret_post' });
-      expect(readClientCredentials(undefined, { client_id: 'a', client_secret: '' })).toEqual({ clientId: 'a', secret: undefined, method: 'none' });
-      expect(readClientCredentials('Bearer some.jwt.token', { client_id: 'a' })).toEqual({ clientId: 'a', secret: undefined, method: 'none' });
+      expect(readClientCredentials(undefined, { client_id: 'a', client_secret: 'b' })).toEqual({
+        clientId: 'a',
+        secret: 'b',
+        method: 'client_secret_post',
+      });
+      expect(readClientCredentials(undefined, { client_id: 'a', client_secret: '' })).toEqual({
+        clientId: 'a',
+        secret: undefined,
+        method: 'none',
+      });
+      expect(readClientCredentials('Bearer some.jwt.token', { client_id: 'a' })).toEqual({
+        clientId: 'a',
+        secret: undefined,
+        method: 'none',
+      });
     });
 
     it.each([
@@ -40,9 +60,16 @@ describe('client authentication', () => {
     });
 
     it('refuses two methods at once, or a body client_id other than the Basic one, with invalid_request', () => {
-      expect(() => readClientCredentials(basicAuth('a', 'b'), { client_secret: 'b' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
-      expect(() => readClientCredentials(basicAuth('a', 'b'), { client_id: 'other' })).toThrow(expect.objectContaining({ code: 'invalid_request' }));
-      expect(readClientCredentials(basicAuth('a', 'b'), { client_id: 'a' })).toMatchObject({ clientId: 'a', method: 'client_secret_basic' });
+      expect(() => readClientCredentials(basicAuth('a', 'b'), { client_secret: 'b' })).toThrow(
+        expect.objectContaining({ code: 'invalid_request' }),
+      );
+      expect(() => readClientCredentials(basicAuth('a', 'b'), { client_id: 'other' })).toThrow(
+        expect.objectContaining({ code: 'invalid_request' }),
+      );
+      expect(readClientCredentials(basicAuth('a', 'b'), { client_id: 'a' })).toMatchObject({
+        clientId: 'a',
+        method: 'client_secret_basic',
+      });
     });
   });
 
@@ -51,7 +78,12 @@ describe('client authentication', () => {
 
     const passwordGrant = async (extra: Record<string, string>, headers: Record<string, string> = {}) => {
       const user = await newUser(suite.db);
-      return postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD, ...extra }, headers);
+      return postForm(
+        suite.app,
+        '/oauth/token',
+        { grant_type: 'password', username: user.username, password: PASSWORD, ...extra },
+        headers,
+      );
     };
 
     it('accepts a confidential client with client_secret_basic', async () => {
@@ -70,7 +102,13 @@ describe('client authentication', () => {
     it('decodes a Basic id and secret with reserved characters', async () => {
       const clientId = `${uniqueName('odd')}.client`;
       const secret = 'a secret: 100% + more';
-      await createClient(suite.db, { clientId, name: 'odd', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], secretHash: await hashPassword(secret) });
+      await createClient(suite.db, {
+        clientId,
+        name: 'odd',
+        allowedScopes: ['api:read'],
+        allowedGrantTypes: ['password'],
+        secretHash: await hashPassword(secret),
+      });
       const res = await passwordGrant({}, { authorization: basicAuth(clientId, secret) });
       expect(res.statusCode).toBe(200);
     });
@@ -79,7 +117,10 @@ describe('client authentication', () => {
       const client = await newClient(suite.db);
       const res = await passwordGrant({ client_secret: client.secret! }, { authorization: basicAuth(client.clientId, client.secret!) });
       expect(res.statusCode).toBe(400);
-      expect(res.json()).toEqual({ error: 'invalid_request', error_description: 'Use one client authentication method: HTTP Basic or client_secret in the body, not both' });
+      expect(res.json()).toEqual({
+        error: 'invalid_request',
+        error_description: 'Use one client authentication method: HTTP Basic or client_secret in the body, not both',
+      });
     });
 
     it.each([
@@ -122,7 +163,14 @@ describe('client authentication', () => {
       const client = await newClient(suite.db);
       await passwordGrant({}, { authorization: basicAuth(client.clientId, 'the-wrong-secret') });
       const rows = await auditRowsOfClient(suite.db, client.clientId);
-      expect(rows).toEqual([expect.objectContaining({ event_type: 'login_failed', success: false, client_id: client.clientId, event_data: expect.objectContaining({ reason: 'wrong_secret' }) })]);
+      expect(rows).toEqual([
+        expect.objectContaining({
+          event_type: 'login_failed',
+          success: false,
+          client_id: client.clientId,
+          event_data: expect.objectContaining({ reason: 'wrong_secret' }),
+        }),
+      ]);
       expect(JSON.stringify(rows)).not.toContain('the-wrong-secret');
     });
 
@@ -132,7 +180,12 @@ describe('client authentication', () => {
         const times: number[] = [];
         for (let i = 0; i < 3; i++) {
           const started = performance.now();
-          const res = await postForm(suite.app, '/oauth/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(id, 'wrong-secret') });
+          const res = await postForm(
+            suite.app,
+            '/oauth/token',
+            { grant_type: 'client_credentials' },
+            { authorization: basicAuth(id, 'wrong-secret') },
+          );
           times.push(performance.now() - started);
           expect(res.statusCode).toBe(401);
         }

@@ -77,7 +77,9 @@ describe('readAuthConfig', () => {
 
   it('rejects a bad port naming AUTH_SERVICE__PORT', () => {
     expect(() => readAuthConfig({ ...base, AUTH_SERVICE__PORT: 'eighty' })).toThrow(ConfigError);
-    expect(problemsOf({ ...base, AUTH_SERVICE__PORT: '70000' })).toEqual([expect.stringContaining('AUTH_SERVICE__PORT="70000" is invalid')]);
+    expect(problemsOf({ ...base, AUTH_SERVICE__PORT: '70000' })).toEqual([
+      expect.stringContaining('AUTH_SERVICE__PORT="70000" is invalid'),
+    ]);
   });
 
   it('reports every bad setting at once and never echoes secrets', () => {

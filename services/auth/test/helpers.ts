@@ -103,7 +103,13 @@ export function useTestApp(env: Record<string, string> = {}): TestSuite {
 /** A handle on the run's database with the auth schema applied (for arranging and inspecting rows). */
 export async function openTestDatabase(): Promise<Database> {
   const logger = silentLogger();
-  const db = await openDatabase({ service: 'auth-test', url: inject('databaseUrl'), poolMax: 2, logger, metrics: new ServiceMetrics('auth-test') });
+  const db = await openDatabase({
+    service: 'auth-test',
+    url: inject('databaseUrl'),
+    poolMax: 2,
+    logger,
+    metrics: new ServiceMetrics('auth-test'),
+  });
   await migrate(db, 'auth', MIGRATIONS_DIR, logger);
   return db;
 }
@@ -127,7 +133,14 @@ export interface TestClient {
 /** A client of the test's own: confidential (with a secret) unless `confidential: false`. */
 export async function newClient(
   db: Database,
-  opts: { confidential?: boolean; scopes?: string[]; grants?: GrantType[]; accessTokenLifetime?: number; refreshTokenLifetime?: number; isActive?: boolean } = {},
+  opts: {
+    confidential?: boolean;
+    scopes?: string[];
+    grants?: GrantType[];
+    accessTokenLifetime?: number;
+    refreshTokenLifetime?: number;
+    isActive?: boolean;
+  } = {},
 ): Promise<TestClient> {
   const clientId = uniqueName(opts.confidential === false ? 'public' : 'confidential');
   const secret = opts.confidential === false ? undefined : `secret-${randomUUID()}`;
@@ -151,7 +164,12 @@ export function basicAuth(clientId: string, secret: string): string {
 }
 
 /** POSTs a form to an OAuth endpoint of the app. */
-export function postForm(app: FastifyInstance, url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+export function postForm(
+  app: FastifyInstance,
+  url: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<LightMyRequestResponse> {
   return app.inject({
     method: 'POST',
     url,

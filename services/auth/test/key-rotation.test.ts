@@ -54,8 +54,12 @@ describe('key rotation', () => {
 
   it('refuses to start when an additional key is missing or not a public key', async () => {
     await loadKeyRing(pair('a'));
-    await expect(loadKeyRing({ ...pair('a'), additionalPublicKeyPaths: [path.join(dir, 'nope.pem')] })).rejects.toThrow(/additional public key .*nope\.pem does not exist/);
-    await expect(loadKeyRing({ ...pair('a'), additionalPublicKeyPaths: [pair('a').privateKeyPath] })).rejects.toThrow(/is not an SPKI PEM RSA public key/);
+    await expect(loadKeyRing({ ...pair('a'), additionalPublicKeyPaths: [path.join(dir, 'nope.pem')] })).rejects.toThrow(
+      /additional public key .*nope\.pem does not exist/,
+    );
+    await expect(loadKeyRing({ ...pair('a'), additionalPublicKeyPaths: [pair('a').privateKeyPath] })).rejects.toThrow(
+      /is not an SPKI PEM RSA public key/,
+    );
   });
 
   it('takes the signing pair from PEM text (the environment), escaped newlines included, and never writes files', async () => {
@@ -67,7 +71,9 @@ describe('key rotation', () => {
     expect(ring.kid).toBe(a.kid);
     expect(ring.signingKeyCreatedAt).toBeUndefined();
     await expect(readFile(target.privateKeyPath)).rejects.toThrow(/ENOENT/);
-    await expect(loadKeyRing({ ...target, privateKeyPem })).rejects.toThrow(/set both AUTH_SERVICE__PRIVATE_KEY and AUTH_SERVICE__PUBLIC_KEY/);
+    await expect(loadKeyRing({ ...target, privateKeyPem })).rejects.toThrow(
+      /set both AUTH_SERVICE__PRIVATE_KEY and AUTH_SERVICE__PUBLIC_KEY/,
+    );
   });
 
   it('reports when the signing key was made (its file time), for the rotation-age alert', async () => {

@@ -6,7 +6,11 @@ import { capturingLogger, silentLogger } from '@codelab/service-kit/testing';
 import { loadKeyRing, type KeyFiles } from '../src/keys.ts';
 import { tempDir } from './helpers.ts';
 
-const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 describe('keys', () => {
   let dir: string;

@@ -31,7 +31,9 @@ describe('refresh-tokens', () => {
     return h;
   }
   async function revokedOf(h: Record<string, string>): Promise<string[]> {
-    const { rows } = await db.query<{ jti_hash: string }>('SELECT jti_hash FROM refresh_tokens WHERE jti_hash = ANY($1) AND revoked', [Object.values(h)]);
+    const { rows } = await db.query<{ jti_hash: string }>('SELECT jti_hash FROM refresh_tokens WHERE jti_hash = ANY($1) AND revoked', [
+      Object.values(h),
+    ]);
     const names = Object.fromEntries(Object.entries(h).map(([k, v]) => [v, k]));
     return rows.map((r) => names[r.jti_hash]!).sort();
   }
@@ -68,16 +70,44 @@ describe('revoked token families', () => {
     const t = await buildTestApp();
     try {
       const user = await newUser(db);
-      const login = async () => (await postForm(t.service.app, '/oauth/token', { grant_type: 'password', client_id: PUBLIC_CLIENT_ID, username: user.username, password: PASSWORD })).json() as { access_token: string; refresh_token: string };
+      const login = async () =>
+        (
+          await postForm(t.service.app, '/oauth/token', {
+            grant_type: 'password',
+            client_id: PUBLIC_CLIENT_ID,
+            username: user.username,
+            password: PASSWORD,
+          })
+        ).json() as { access_token: string; refresh_token: string };
       const one = await login();
       const two = await login();
       const families = async () =>
-        (await t.service.app.inject({ method: 'GET', url: '/internal/revoked-token-families', headers: { 'x-internal-auth': t.config.internalApiKey } })).json().families as string[];
+        (
+          await t.service.app.inject({
+            method: 'GET',
+            url: '/internal/revoked-token-families',
+            headers: { 'x-internal-auth': t.config.internalApiKey },
+          })
+        ).json().families as string[];
       const sid = (token: string) => decodeJwt(token).sid as string;
       expect(await families()).not.toContain(sid(one.access_token));
-      const rotated = (await postForm(t.service.app, '/oauth/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT_ID, refresh_token: one.refresh_token })).json() as { access_token: string };
+      const rotated = (
+        await postForm(t.service.app, '/oauth/token', {
+          grant_type: 'refresh_token',
+          client_id: PUBLIC_CLIENT_ID,
+          refresh_token: one.refresh_token,
+        })
+      ).json() as { access_token: string };
       expect(sid(rotated.access_token)).toBe(sid(one.access_token));
-      expect((await postForm(t.service.app, '/oauth/token', { grant_type: 'refresh_token', client_id: PUBLIC_CLIENT_ID, refresh_token: one.refresh_token })).statusCode).toBe(400);
+      expect(
+        (
+          await postForm(t.service.app, '/oauth/token', {
+            grant_type: 'refresh_token',
+            client_id: PUBLIC_CLIENT_ID,
+            refresh_token: one.refresh_token,
+          })
+        ).statusCode,
+      ).toBe(400);
       const listed = await families();
       expect(listed).toContain(sid(one.access_token));
       expect(listed).not.toContain(sid(two.access_token));

@@ -25,7 +25,14 @@ describe('seed', () => {
   /** Seeding options for an admin of its own (the real `admin` belongs to the whole shared database). */
   const options = (overrides: Partial<SeedOptions> = {}): SeedOptions => {
     const username = uniqueName('admin');
-    return { masterKey: undefined, environment: 'development', dataDir, logger: silentLogger(), admin: { username, email: `${username}@codelab.test` }, ...overrides };
+    return {
+      masterKey: undefined,
+      environment: 'development',
+      dataDir,
+      logger: silentLogger(),
+      admin: { username, email: `${username}@codelab.test` },
+      ...overrides,
+    };
   };
 
   it('creates the admin with the master key, then never changes its password', async () => {
@@ -70,7 +77,9 @@ describe('seed', () => {
   it('starts in production without a master key once the admin exists', async () => {
     const opts = options({ masterKey: 'm' });
     await seed(db, opts);
-    await expect(seed(db, { ...opts, masterKey: undefined, environment: 'production' })).resolves.toMatchObject({ admin: { created: false } });
+    await expect(seed(db, { ...opts, masterKey: undefined, environment: 'production' })).resolves.toMatchObject({
+      admin: { created: false },
+    });
   });
 
   it('never gives the admin role back to an admin demoted since', async () => {

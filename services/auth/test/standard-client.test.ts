@@ -42,14 +42,22 @@ describe('a standard OAuth client library (oauth4webapi)', () => {
       await oauth.genericTokenEndpointRequest(as, client, auth, 'password', { username: user.username, password: PASSWORD }, HTTP),
     );
     expect(decodeJwt(login.access_token).sub).toBe(user.id);
-    const refreshed = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, auth, login.refresh_token!, HTTP));
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      client,
+      await oauth.refreshTokenGrantRequest(as, client, auth, login.refresh_token!, HTTP),
+    );
     expect(refreshed.refresh_token).toBeDefined();
     expect(refreshed.refresh_token).not.toBe(login.refresh_token);
     expect(decodeJwt(refreshed.access_token).sub).toBe(user.id);
 
     // The rotated token again: the library surfaces the RFC 6749 error.
     const reuse = await oauth.refreshTokenGrantRequest(as, client, auth, login.refresh_token!, HTTP);
-    await expect(oauth.processRefreshTokenResponse(as, client, reuse)).rejects.toMatchObject({ code: oauth.RESPONSE_BODY_ERROR, error: 'invalid_grant', status: 400 });
+    await expect(oauth.processRefreshTokenResponse(as, client, reuse)).rejects.toMatchObject({
+      code: oauth.RESPONSE_BODY_ERROR,
+      error: 'invalid_grant',
+      status: 400,
+    });
 
     // Revocation of a fresh login's refresh token, then its refresh fails.
     const second = await oauth.processGenericTokenEndpointResponse(
@@ -71,7 +79,14 @@ describe('a standard OAuth client library (oauth4webapi)', () => {
     const publicLogin = await oauth.processGenericTokenEndpointResponse(
       as,
       publicClient,
-      await oauth.genericTokenEndpointRequest(as, publicClient, oauth.None(), 'password', { username: user.username, password: PASSWORD }, HTTP),
+      await oauth.genericTokenEndpointRequest(
+        as,
+        publicClient,
+        oauth.None(),
+        'password',
+        { username: user.username, password: PASSWORD },
+        HTTP,
+      ),
     );
     const publicRefresh = await oauth.processRefreshTokenResponse(
       as,

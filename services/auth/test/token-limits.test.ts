@@ -41,7 +41,10 @@ describe('token endpoint defences', () => {
       for (let i = 0; i < 5; i++) expect((await login(t.service.app, client.clientId, victim.username, 'wrong')).statusCode).toBe(401);
       const locked = await login(t.service.app, client.clientId, victim.username, PASSWORD);
       expect(locked.statusCode).toBe(429);
-      expect(locked.json()).toEqual({ error: 'invalid_grant', error_description: expect.stringMatching(/^Too many failed attempts\. Try again in \d+ seconds\.$/) });
+      expect(locked.json()).toEqual({
+        error: 'invalid_grant',
+        error_description: expect.stringMatching(/^Too many failed attempts\. Try again in \d+ seconds\.$/),
+      });
       expect(Number(locked.headers['retry-after'])).toBeGreaterThan(800);
       // the lock is per normalized username: case and spaces do not escape it
       expect((await login(t.service.app, client.clientId, ` ${victim.username.toUpperCase()} `, PASSWORD)).statusCode).toBe(429);
@@ -81,7 +84,10 @@ describe('token endpoint defences', () => {
     it('locks an address after 10 failures over different usernames; a spoofed X-Forwarded-For from an untrusted peer changes nothing', async () => {
       const client = await newClient(db, { confidential: false });
       for (let i = 0; i < 10; i++) {
-        const res = await login(direct.service.app, client.clientId, uniqueName('guess'), 'wrong', { ip: '10.5.5.5', xff: `203.0.113.${i}` });
+        const res = await login(direct.service.app, client.clientId, uniqueName('guess'), 'wrong', {
+          ip: '10.5.5.5',
+          xff: `203.0.113.${i}`,
+        });
         expect(res.statusCode).toBe(401);
       }
       const user = await newUser(db);
@@ -93,22 +99,35 @@ describe('token endpoint defences', () => {
 
     it('believes X-Forwarded-For from a trusted proxy: clients behind it are counted apart', async () => {
       const client = await newClient(db, { confidential: false });
-      for (let i = 0; i < 10; i++) await login(proxied.service.app, client.clientId, uniqueName('guess'), 'wrong', { ip: '10.9.0.1', xff: '198.51.100.1' });
+      for (let i = 0; i < 10; i++)
+        await login(proxied.service.app, client.clientId, uniqueName('guess'), 'wrong', { ip: '10.9.0.1', xff: '198.51.100.1' });
       const user = await newUser(db);
-      expect((await login(proxied.service.app, client.clientId, user.username, PASSWORD, { ip: '10.9.0.1', xff: '198.51.100.1' })).statusCode).toBe(429);
-      expect((await login(proxied.service.app, client.clientId, user.username, PASSWORD, { ip: '10.9.0.1', xff: '198.51.100.2' })).statusCode).toBe(200);
+      expect(
+        (await login(proxied.service.app, client.clientId, user.username, PASSWORD, { ip: '10.9.0.1', xff: '198.51.100.1' })).statusCode,
+      ).toBe(429);
+      expect(
+        (await login(proxied.service.app, client.clientId, user.username, PASSWORD, { ip: '10.9.0.1', xff: '198.51.100.2' })).statusCode,
+      ).toBe(200);
       // the rightmost untrusted hop counts: a client cannot prepend an address of its choice
-      expect((await login(proxied.service.app, client.clientId, user.username, PASSWORD, { ip: '10.9.0.1', xff: '198.51.100.2, 198.51.100.1' })).statusCode).toBe(429);
+      expect(
+        (await login(proxied.service.app, client.clientId, user.username, PASSWORD, { ip: '10.9.0.1', xff: '198.51.100.2, 198.51.100.1' }))
+          .statusCode,
+      ).toBe(429);
     });
   });
 
   describe('rate limit per address', () => {
     it('answers 429 rate_limit_exceeded with Retry-After past the limit, and audits it once', async () => {
-      const t = await buildTestApp({ AUTH_SERVICE__ENABLE_RATE_LIMITING: 'true', AUTH_SERVICE__RATE_LIMIT_PER_IP: '3', AUTH_SERVICE__RATE_LIMIT_WINDOW: '60' });
+      const t = await buildTestApp({
+        AUTH_SERVICE__ENABLE_RATE_LIMITING: 'true',
+        AUTH_SERVICE__RATE_LIMIT_PER_IP: '3',
+        AUTH_SERVICE__RATE_LIMIT_WINDOW: '60',
+      });
       try {
         const client = await newClient(db, { confidential: false });
         const user = await newUser(db);
-        for (let i = 0; i < 3; i++) expect((await login(t.service.app, client.clientId, user.username, PASSWORD, { ip: '10.7.7.7' })).statusCode).toBe(200);
+        for (let i = 0; i < 3; i++)
+          expect((await login(t.service.app, client.clientId, user.username, PASSWORD, { ip: '10.7.7.7' })).statusCode).toBe(200);
         for (let i = 0; i < 2; i++) {
           const res = await login(t.service.app, client.clientId, user.username, PASSWORD, { ip: '10.7.7.7' });
           expect(res.statusCode).toBe(429);
@@ -147,7 +166,9 @@ describe('token endpoint defences', () => {
         const user = await newUser(db);
         const other = await newUser(db);
         expect((await login(t.service.app, client.clientId, user.username, PASSWORD)).statusCode).toBe(200);
-        expect((await t.service.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^auth_limiter_backend\{backend="redis"\} 1$/m);
+        expect((await t.service.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(
+          /^auth_limiter_backend\{backend="redis"\} 1$/m,
+        );
         await killProcess(redis);
         const started = Date.now();
         expect((await login(t.service.app, client.clientId, user.username, PASSWORD)).statusCode).toBe(200);

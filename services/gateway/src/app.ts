@@ -41,10 +41,29 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
   let verifier: JwtVerifier | undefined;
   const openLogins = new OpenLogins();
   if (config.useJwtAuth) {
-    const auth = new PeerClient({ peer: 'auth', baseUrl: config.authServiceUrl, metrics: service.metrics, headersTimeoutMs: 2000, bodyTimeoutMs: 2000 });
+    const auth = new PeerClient({
+      peer: 'auth',
+      baseUrl: config.authServiceUrl,
+      metrics: service.metrics,
+      headersTimeoutMs: 2000,
+      bodyTimeoutMs: 2000,
+    });
     app.addHook('onClose', () => auth.close());
-    const jwks = new JwksCache({ auth, metrics, logger, startupGraceMs: JWKS_STARTUP_GRACE_MS, maxAgeMs: config.jwksMaxAge * 1000, unknownKidCooldownMs: config.jwksRefetchCooldown * 1000 });
-    const revoked = new RevokedFamilies({ auth, internalApiKey: config.internalApiKey, intervalMs: config.revocationPollInterval * 1000, metrics, logger });
+    const jwks = new JwksCache({
+      auth,
+      metrics,
+      logger,
+      startupGraceMs: JWKS_STARTUP_GRACE_MS,
+      maxAgeMs: config.jwksMaxAge * 1000,
+      unknownKidCooldownMs: config.jwksRefetchCooldown * 1000,
+    });
+    const revoked = new RevokedFamilies({
+      auth,
+      internalApiKey: config.internalApiKey,
+      intervalMs: config.revocationPollInterval * 1000,
+      metrics,
+      logger,
+    });
     revoked.onUpdate((isRevoked) => {
       const closed = openLogins.closeRevoked(isRevoked);
       if (closed > 0) logger.info({ closed }, 'websockets of revoked logins closed (4401)');
@@ -70,11 +89,17 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
     });
     verifier = createJwtVerifier({ jwks, issuer: config.jwtIssuer, audience: config.jwtAudience, revoked });
     service.addReadinessCheck('auth', async () => {
-      const { statusCode, body } = await auth.json<{ keys?: unknown[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
+      const { statusCode, body } = await auth.json<{ keys?: unknown[] }>({
+        method: 'GET',
+        path: '/.well-known/jwks.json',
+        route: '/.well-known/jwks.json',
+      });
       if (statusCode !== 200 || !body?.keys?.length) throw new Error(`JWKS answered ${statusCode} with ${body?.keys?.length ?? 0} keys`);
     });
   } else {
-    logger.warn('GATEWAY__USE_JWT_AUTH=false: AUTHENTICATION IS OFF. Anyone who can reach this gateway can use it, as any user. Never run like this outside local development.');
+    logger.warn(
+      'GATEWAY__USE_JWT_AUTH=false: AUTHENTICATION IS OFF. Anyone who can reach this gateway can use it, as any user. Never run like this outside local development.',
+    );
   }
   const authenticate = createAuthenticate(verifier, metrics);
   app.decorateRequest('principal', undefined);

@@ -10,7 +10,11 @@ const FRAME_TYPES = new Set<string>([...INBOUND_FRAME_TYPES, ...OUTBOUND_FRAME_T
 const CLOSE_CODES = new Set<number>([...Object.values(WS_CLOSE), 1005, 1006]);
 
 export function createGatewayMetrics(m: ServiceMetrics) {
-  const messages = m.counter({ name: 'gateway_ws_messages_total', help: 'WebSocket frames by direction (in, out) and frame type', labelNames: ['direction', 'type'] });
+  const messages = m.counter({
+    name: 'gateway_ws_messages_total',
+    help: 'WebSocket frames by direction (in, out) and frame type',
+    labelNames: ['direction', 'type'],
+  });
   const closes = m.counter({ name: 'gateway_ws_closes_total', help: 'WebSocket connections closed, by close code', labelNames: ['code'] });
   return {
     connections: m.gauge({ name: 'gateway_ws_connections', help: 'Open WebSocket connections' }),
@@ -41,14 +45,24 @@ export function createGatewayMetrics(m: ServiceMetrics) {
       labelNames: ['reason', 'outcome'],
     }),
     jwksKeys: m.gauge({ name: 'gateway_jwks_keys', help: 'Signing keys in the cached JWKS' }),
-    revocationPolls: m.counter({ name: 'gateway_token_revocation_polls_total', help: 'Polls of the revoked token families by outcome', labelNames: ['outcome'] }),
+    revocationPolls: m.counter({
+      name: 'gateway_token_revocation_polls_total',
+      help: 'Polls of the revoked token families by outcome',
+      labelNames: ['outcome'],
+    }),
     revokedFamilies: m.gauge({ name: 'gateway_token_revoked_families', help: 'Token families (logins) currently revoked' }),
     slowReaderDrops: m.counter({
       name: 'gateway_ws_slow_reader_drops_total',
       help: 'WebSocket connections closed (4008) because the client read too slowly and the send buffer passed its limit',
     }),
-    queuedFrames: m.gauge({ name: 'gateway_ws_queued_frames', help: 'Inbound frames waiting behind a running turn, over every connection' }),
-    framesQueued: m.counter({ name: 'gateway_ws_frames_queued_total', help: 'Inbound frames that had to wait behind a running turn (or a replay) on their connection' }),
+    queuedFrames: m.gauge({
+      name: 'gateway_ws_queued_frames',
+      help: 'Inbound frames waiting behind a running turn, over every connection',
+    }),
+    framesQueued: m.counter({
+      name: 'gateway_ws_frames_queued_total',
+      help: 'Inbound frames that had to wait behind a running turn (or a replay) on their connection',
+    }),
     queueFull: m.counter({
       name: 'gateway_ws_queue_full_total',
       help: 'Inbound frames refused (GW_ERR_WS_QUEUE_FULL) because GATEWAY__WS_MAX_QUEUED_FRAMES already waited on their connection',
@@ -68,7 +82,10 @@ export function createGatewayMetrics(m: ServiceMetrics) {
       help: 'cancel frames by outcome (cancelled: answered cancel_ack, nothing_running, failed)',
       labelNames: ['outcome'],
     }),
-    approvalsResent: m.counter({ name: 'gateway_ws_approvals_resent_total', help: 'Pending tool approvals re-sent as tool_call frames when a client connects' }),
+    approvalsResent: m.counter({
+      name: 'gateway_ws_approvals_resent_total',
+      help: 'Pending tool approvals re-sent as tool_call frames when a client connects',
+    }),
     wsSessionDenied: m.counter({
       name: 'gateway_ws_session_denied_total',
       help: 'WebSocket connections closed with 4403 because the session belongs to another user',

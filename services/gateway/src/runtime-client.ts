@@ -6,7 +6,14 @@
  */
 import type { FastifyReply } from 'fastify';
 import { PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
-import { CALLER_HEADER, type AgentStreamRequest, type Caller, type CancelResult, type PendingApprovalList, type SessionAccess } from '@codelab/protocol';
+import {
+  CALLER_HEADER,
+  type AgentStreamRequest,
+  type Caller,
+  type CancelResult,
+  type PendingApprovalList,
+  type SessionAccess,
+} from '@codelab/protocol';
 import { gatewayErrors } from './errors.ts';
 
 /** The authenticated user, or undefined when authentication is off (the protocol's `Caller`). */
@@ -19,12 +26,24 @@ export class RuntimeClient {
   /** Longest silence from the runtime during a turn (GATEWAY__AGENT_STREAM_TIMEOUT): also how long a broken turn stream is retried. */
   readonly streamIdleTimeoutMs: number;
 
-  constructor(opts: { baseUrl: string; internalApiKey: string; metrics: ServiceMetrics; requestTimeoutMs: number; streamIdleTimeoutMs: number; streamConnections?: number }) {
+  constructor(opts: {
+    baseUrl: string;
+    internalApiKey: string;
+    metrics: ServiceMetrics;
+    requestTimeoutMs: number;
+    streamIdleTimeoutMs: number;
+    streamConnections?: number;
+  }) {
     this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs;
     const common = { peer: 'runtime', baseUrl: opts.baseUrl, internalApiKey: opts.internalApiKey, metrics: opts.metrics };
     this.rest = new PeerClient({ ...common, headersTimeoutMs: opts.requestTimeoutMs, bodyTimeoutMs: opts.requestTimeoutMs });
     // a turn holds its stream connection until its final frame: as many as turns may run at once
-    this.stream = new PeerClient({ ...common, headersTimeoutMs: opts.streamIdleTimeoutMs, bodyTimeoutMs: opts.streamIdleTimeoutMs, connections: opts.streamConnections });
+    this.stream = new PeerClient({
+      ...common,
+      headersTimeoutMs: opts.streamIdleTimeoutMs,
+      bodyTimeoutMs: opts.streamIdleTimeoutMs,
+      connections: opts.streamConnections,
+    });
   }
 
   /** Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer. */
@@ -44,7 +63,14 @@ export class RuntimeClient {
    */
   async openTurn(body: AgentStreamRequest, caller: Caller, signal: AbortSignal) {
     try {
-      return await this.stream.request({ method: 'POST', path: '/agent/message/stream', route: '/agent/message/stream', body, signal, headers: callerHeaders(caller) });
+      return await this.stream.request({
+        method: 'POST',
+        path: '/agent/message/stream',
+        route: '/agent/message/stream',
+        body,
+        signal,
+        headers: callerHeaders(caller),
+      });
     } catch (err) {
       throw unavailable(err);
     }
@@ -86,7 +112,11 @@ export class RuntimeClient {
   }
 
   /** The session's tool calls waiting for the user's approval (404 for an unknown or foreign session). */
-  async pendingApprovals(sessionId: string, caller: Caller, signal?: AbortSignal): Promise<{ statusCode: number; body: Partial<PendingApprovalList> | undefined }> {
+  async pendingApprovals(
+    sessionId: string,
+    caller: Caller,
+    signal?: AbortSignal,
+  ): Promise<{ statusCode: number; body: Partial<PendingApprovalList> | undefined }> {
     try {
       return await this.rest.json<Partial<PendingApprovalList> | undefined>({
         method: 'GET',
@@ -109,7 +139,8 @@ export class RuntimeClient {
         route: '/sessions/:id/access',
         headers: callerHeaders(caller),
       });
-      if (statusCode !== 200) throw gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE(`the runtime answered ${statusCode} to a session access check`);
+      if (statusCode !== 200)
+        throw gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE(`the runtime answered ${statusCode} to a session access check`);
       return body;
     } catch (err) {
       throw unavailable(err);

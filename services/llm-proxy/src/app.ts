@@ -24,7 +24,9 @@ export async function buildApp(config: LlmProxyConfig, deps: { logger?: Logger }
   const upstreams = [...new Set([...modelMap.values()].flatMap((r) => r.targets))];
   const metrics = createLlmProxyMetrics(service.metrics, [...modelMap.keys()], upstreams);
   const provider: Provider =
-    config.llmMode === 'mock' ? new MockProvider(config) : new OpenAIUpstreamProvider(config, metrics, service.metrics, app.log as unknown as Logger, upstreams);
+    config.llmMode === 'mock'
+      ? new MockProvider(config)
+      : new OpenAIUpstreamProvider(config, metrics, service.metrics, app.log as unknown as Logger, upstreams);
   const limiter = new ConcurrencyLimiter({
     maxConcurrent: config.maxConcurrentRequests,
     maxQueued: config.maxQueuedRequests,
@@ -46,7 +48,10 @@ export async function buildApp(config: LlmProxyConfig, deps: { logger?: Logger }
       if (request.routeOptions.config?.public) return;
       const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
       if (!checkInternalKey(request.headers[INTERNAL_AUTH_HEADER] ?? bearer, config.internalApiKey)) {
-        throw new OpenAIError('LLMP_ERR_UNAUTHORIZED', `Missing or invalid API key (send ${INTERNAL_AUTH_HEADER} or Authorization: Bearer).`);
+        throw new OpenAIError(
+          'LLMP_ERR_UNAUTHORIZED',
+          `Missing or invalid API key (send ${INTERNAL_AUTH_HEADER} or Authorization: Bearer).`,
+        );
       }
     });
     api.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; validationContext?: string }, request, reply) => {
@@ -55,10 +60,14 @@ export async function buildApp(config: LlmProxyConfig, deps: { logger?: Logger }
         return reply.status(err.statusCode).send(err.toJSON());
       }
       if (err.validation || (err.statusCode && err.statusCode < 500)) {
-        return reply.status(err.statusCode && err.statusCode !== 500 ? err.statusCode : 400).send(new OpenAIError('LLMP_ERR_INVALID_REQUEST', err.message).toJSON());
+        return reply
+          .status(err.statusCode && err.statusCode !== 500 ? err.statusCode : 400)
+          .send(new OpenAIError('LLMP_ERR_INVALID_REQUEST', err.message).toJSON());
       }
       request.log.error({ err }, 'unhandled error');
-      return reply.status(500).send(new OpenAIError('LLMP_ERR_INTERNAL', 'The server had an error while processing your request.').toJSON());
+      return reply
+        .status(500)
+        .send(new OpenAIError('LLMP_ERR_INTERNAL', 'The server had an error while processing your request.').toJSON());
     });
     registerChatCompletions(api, { config, metrics, provider, modelMap, limiter });
     registerModels(api, { config, names: [...modelMap.keys()] });

@@ -4,7 +4,14 @@
  * Labels are bounded: `model` takes configured public names or `other`, `provider` is `mock` or
  * `openai`, `upstream` takes upstream model names of the model map or `other`.
  */
-import { fineBuckets, GENAI_TOKEN_BUCKETS, OPERATION_DURATION_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
+import {
+  fineBuckets,
+  GENAI_TOKEN_BUCKETS,
+  OPERATION_DURATION_BUCKETS,
+  TPOT_BUCKETS,
+  TTFT_BUCKETS,
+  type ServiceMetrics,
+} from '@codelab/service-kit';
 
 /** The proxy's own added latency (seconds, 0.1 to 2 ms without queueing): fine from 0.1 ms to 10 ms, up to 1 s. */
 export const OVERHEAD_BUCKETS = [...fineBuckets(0.0001, 0.01), 0.025, 0.05, 0.1, 0.25, 0.5, 1];
@@ -20,11 +27,27 @@ export function createLlmProxyMetrics(m: ServiceMetrics, models: readonly string
       help: 'Chat completion requests by model, provider, streaming or not, and outcome (ok, client_disconnected, or the OpenAI error code)',
       labelNames: ['model', 'provider', 'stream', 'outcome'],
     }),
-    inflight: m.gauge({ name: 'llm_proxy_inflight_requests', help: 'Chat completion requests being answered now (past the queue)', labelNames: ['model'] }),
+    inflight: m.gauge({
+      name: 'llm_proxy_inflight_requests',
+      help: 'Chat completion requests being answered now (past the queue)',
+      labelNames: ['model'],
+    }),
     queued: m.gauge({ name: 'llm_proxy_queued_requests', help: 'Chat completion requests waiting in the concurrency queue' }),
-    retries: m.counter({ name: 'llm_proxy_upstream_retries_total', help: 'Retried upstream attempts by upstream model and reason', labelNames: ['upstream', 'reason'] }),
-    fallbacks: m.counter({ name: 'llm_proxy_upstream_fallbacks_total', help: 'Times an upstream model gave up and the next one of the model map was tried', labelNames: ['upstream'] }),
-    breakerState: m.gauge({ name: 'llm_proxy_circuit_breaker_state', help: 'Circuit breaker state per upstream model: 0 closed, 1 half-open, 2 open', labelNames: ['upstream'] }),
+    retries: m.counter({
+      name: 'llm_proxy_upstream_retries_total',
+      help: 'Retried upstream attempts by upstream model and reason',
+      labelNames: ['upstream', 'reason'],
+    }),
+    fallbacks: m.counter({
+      name: 'llm_proxy_upstream_fallbacks_total',
+      help: 'Times an upstream model gave up and the next one of the model map was tried',
+      labelNames: ['upstream'],
+    }),
+    breakerState: m.gauge({
+      name: 'llm_proxy_circuit_breaker_state',
+      help: 'Circuit breaker state per upstream model: 0 closed, 1 half-open, 2 open',
+      labelNames: ['upstream'],
+    }),
     duration: m.histogram({
       name: 'gen_ai_server_request_duration_seconds',
       help: 'Time to answer a chat completion, until the last chunk (gen_ai.server.request.duration)',

@@ -21,7 +21,8 @@ export type ModelMap = ReadonlyMap<string, ModelRoute>;
 
 function parseModelMap(json: unknown, source = 'model map'): ModelMap {
   const models = (json as { models?: unknown } | null)?.models;
-  if (!models || typeof models !== 'object' || Array.isArray(models)) throw new ConfigError([`${source}: expected {"models": {"<public name>": {"upstream": "...", "fallbacks": [...]}}}`]);
+  if (!models || typeof models !== 'object' || Array.isArray(models))
+    throw new ConfigError([`${source}: expected {"models": {"<public name>": {"upstream": "...", "fallbacks": [...]}}}`]);
   const map = new Map<string, ModelRoute>();
   const problems: string[] = [];
   for (const [name, spec] of Object.entries(models as Record<string, unknown>)) {

@@ -43,7 +43,12 @@ const auth = { authorization: `Bearer ${TEST_INTERNAL_KEY}`, 'content-type': 'ap
 
 /** POST /v1/chat/completions with fetch (for what the SDK hides: raw SSE, headers). */
 export function chat(url: string, body: Record<string, unknown>, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: 'fake-llm', ...body }), ...init });
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify({ model: 'fake-llm', ...body }),
+    ...init,
+  });
 }
 
 export const user = (content: string) => [{ role: 'user' as const, content }];

@@ -132,7 +132,16 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     }),
   };
   const heartbeatMs = config.sseHeartbeatInterval * 1000;
-  registerAgentStream(app, { services, store, leases, running, interrupted, heartbeatMs, lockTimeoutMs: config.sessionLockTimeout * 1000, isDraining: () => service.draining });
+  registerAgentStream(app, {
+    services,
+    store,
+    leases,
+    running,
+    interrupted,
+    heartbeatMs,
+    lockTimeoutMs: config.sessionLockTimeout * 1000,
+    isDraining: () => service.draining,
+  });
   registerFrameRoutes(app, { store, interrupted, running, metrics, heartbeatMs });
   const expiry = startApprovalExpiry(services, leases, logger);
   app.addHook('onClose', () => expiry.stop());

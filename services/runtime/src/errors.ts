@@ -18,7 +18,14 @@ export const runtimeErrors = defineErrors({
   RT_ERR_INVALID_AGENT: { status: 400, message: 'No such agent in this mode' },
   RT_ERR_AGENT_ALREADY_ACTIVE: { status: 400, message: 'The agent is already active' },
   RT_ERR_NO_SESSION_METRICS: { status: 404, message: 'No metrics found for the session' },
-  RT_ERR_TURN_INTERRUPTED: { status: 500, message: 'The answer was interrupted: the server running it stopped. Your message is kept, the partial answer was not saved; send a message to continue' },
-  RT_ERR_FRAMES_LOST: { status: 410, message: 'These frames can no longer be replayed (the server restarted or they expired); the session history keeps every stored message' },
+  RT_ERR_TURN_INTERRUPTED: {
+    status: 500,
+    message:
+      'The answer was interrupted: the server running it stopped. Your message is kept, the partial answer was not saved; send a message to continue',
+  },
+  RT_ERR_FRAMES_LOST: {
+    status: 410,
+    message:
+      'These frames can no longer be replayed (the server restarted or they expired); the session history keeps every stored message',
+  },
 });
-

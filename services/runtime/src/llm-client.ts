@@ -8,7 +8,15 @@
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { parseSse, PeerClient, PeerUnavailableError, type ServiceMetrics } from '@codelab/service-kit';
-import { openAIErrorOf, readOpenAIErrorBody, ToolCallAssembler, type ChatCompletionChunk, type ChatMessage, type ToolCall, type Usage } from '@codelab/protocol';
+import {
+  openAIErrorOf,
+  readOpenAIErrorBody,
+  ToolCallAssembler,
+  type ChatCompletionChunk,
+  type ChatMessage,
+  type ToolCall,
+  type Usage,
+} from '@codelab/protocol';
 import type { RuntimeMetrics } from './metrics.ts';
 
 const tracer = trace.getTracer('codelab-runtime');
@@ -103,7 +111,11 @@ export class LlmClient {
    * Streams one chat completion. The span `chat {model}` covers the whole stream. `tools` are
    * OpenAI function specs; `extra` more request fields (e.g. the classifier's temperature).
    */
-  async *streamChat(messages: ChatMessage[], signal?: AbortSignal, opts: { tools?: unknown[]; extra?: Record<string, unknown> } = {}): AsyncGenerator<LlmEvent> {
+  async *streamChat(
+    messages: ChatMessage[],
+    signal?: AbortSignal,
+    opts: { tools?: unknown[]; extra?: Record<string, unknown> } = {},
+  ): AsyncGenerator<LlmEvent> {
     const model = this.opts.model;
     const span = tracer.startSpan(`chat ${model}`, {
       kind: SpanKind.CLIENT,
@@ -121,13 +133,23 @@ export class LlmClient {
           method: 'POST',
           path: '/v1/chat/completions',
           route: '/v1/chat/completions',
-          body: { ...opts.extra, model, messages, stream: true, stream_options: { include_usage: true }, ...(opts.tools?.length ? { tools: opts.tools } : {}) },
+          body: {
+            ...opts.extra,
+            model,
+            messages,
+            stream: true,
+            stream_options: { include_usage: true },
+            ...(opts.tools?.length ? { tools: opts.tools } : {}),
+          },
           ...(signal ? { signal } : {}),
         }),
       );
       if (res.statusCode !== 200) {
         const { message, code } = readOpenAIErrorBody(await res.body.text());
-        throw new LlmError(`LLM proxy answered ${res.statusCode}${code ? ` (${code})` : ''}: ${message}`, res.statusCode, { code, failure: statusFailure(res.statusCode, code) });
+        throw new LlmError(`LLM proxy answered ${res.statusCode}${code ? ` (${code})` : ''}: ${message}`, res.statusCode, {
+          code,
+          failure: statusFailure(res.statusCode, code),
+        });
       }
       streaming = true;
       const tools = new ToolCallAssembler();
@@ -145,10 +167,16 @@ export class LlmClient {
         }
         const error = openAIErrorOf(chunk);
         if (error) {
-          throw new LlmError(`LLM stream failed${error.code ? ` (${error.code})` : ''}: ${error.message ?? 'unknown error'}`, 502, { code: error.code, failure: 'interrupted' });
+          throw new LlmError(`LLM stream failed${error.code ? ` (${error.code})` : ''}: ${error.message ?? 'unknown error'}`, 502, {
+            code: error.code,
+            failure: 'interrupted',
+          });
         }
         if (chunk.usage) {
-          span.setAttributes({ 'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens, 'gen_ai.usage.output_tokens': chunk.usage.completion_tokens });
+          span.setAttributes({
+            'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens,
+            'gen_ai.usage.output_tokens': chunk.usage.completion_tokens,
+          });
           yield { kind: 'usage', usage: chunk.usage };
         }
         const choice = chunk.choices?.[0];
@@ -174,12 +202,19 @@ export class LlmClient {
           yield { kind: 'finish', reason: choice.finish_reason };
         }
       }
-      if (!done) throw new LlmError('LLM stream ended before [DONE] (the llm-proxy or its upstream broke off)', 502, { failure: 'interrupted' });
+      if (!done)
+        throw new LlmError('LLM stream ended before [DONE] (the llm-proxy or its upstream broke off)', 502, { failure: 'interrupted' });
     } catch (err) {
       outcome = 'error';
       // the raw cause (e.g. undici's "other side closed") stays here, in the span and the caller's log
       const failure: LlmFailure =
-        err instanceof LlmError ? err.failure : streaming ? 'interrupted' : err instanceof PeerUnavailableError && err.timeout ? 'timeout' : 'unreachable';
+        err instanceof LlmError
+          ? err.failure
+          : streaming
+            ? 'interrupted'
+            : err instanceof PeerUnavailableError && err.timeout
+              ? 'timeout'
+              : 'unreachable';
       span.recordException(err as Error);
       span.setAttribute('error.type', failure);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });

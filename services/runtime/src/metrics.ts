@@ -41,13 +41,21 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       labelNames: ['model', 'outcome'],
       buckets: OPERATION_DURATION_BUCKETS,
     }),
-    messagesPersisted: m.counter({ name: 'runtime_messages_persisted_total', help: 'Messages appended to session history, by role', labelNames: ['role'] }),
+    messagesPersisted: m.counter({
+      name: 'runtime_messages_persisted_total',
+      help: 'Messages appended to session history, by role',
+      labelNames: ['role'],
+    }),
     toolCalls: m.counter({
       name: 'runtime_tool_calls_total',
       help: 'Tool calls by tool and outcome (requested, forbidden, invalid, sent, completed, failed, rejected, expired, superseded)',
       labelNames: ['tool', 'outcome'],
     }),
-    approvals: m.counter({ name: 'runtime_approvals_total', help: 'Human decisions on tool calls by tool and decision (approve, edit, reject, expired)', labelNames: ['tool', 'decision'] }),
+    approvals: m.counter({
+      name: 'runtime_approvals_total',
+      help: 'Human decisions on tool calls by tool and decision (approve, edit, reject, expired)',
+      labelNames: ['tool', 'decision'],
+    }),
     approvalDecisionSeconds: m.histogram({
       name: 'runtime_approval_decision_seconds',
       help: 'Time from a tool call needing approval being sent to its decision, by decision',
@@ -59,14 +67,21 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       help: 'Agent switches by source (routing, user, agent), from and to agent',
       labelNames: ['source', 'from', 'to'],
     }),
-    routing: m.counter({ name: 'runtime_routing_total', help: 'Orchestrator classifications by method (llm, keywords, single_agent) and chosen agent', labelNames: ['method', 'agent'] }),
+    routing: m.counter({
+      name: 'runtime_routing_total',
+      help: 'Orchestrator classifications by method (llm, keywords, single_agent) and chosen agent',
+      labelNames: ['method', 'agent'],
+    }),
     historyTrimmed: m.counter({ name: 'runtime_history_trimmed_total', help: 'LLM calls whose history was cut to the token budget' }),
     sessionLockWait: m.histogram({
       name: 'runtime_session_lock_wait_seconds',
       help: 'Time a turn waited for its session lease (another turn of the session, on any instance)',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
     }),
-    sessionLockTimeouts: m.counter({ name: 'runtime_session_lock_timeouts_total', help: 'Turns refused because another turn of the session kept it past AGENT_RUNTIME__SESSION_LOCK_TIMEOUT' }),
+    sessionLockTimeouts: m.counter({
+      name: 'runtime_session_lock_timeouts_total',
+      help: 'Turns refused because another turn of the session kept it past AGENT_RUNTIME__SESSION_LOCK_TIMEOUT',
+    }),
     frameLogErrors: m.counter({ name: 'runtime_frame_log_errors_total', help: 'Frames the resume log could not keep (Redis failures)' }),
     resumes: m.counter({
       name: 'runtime_frame_follows_total',
@@ -78,7 +93,11 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       help: 'Turns closed with RT_ERR_TURN_INTERRUPTED because their runtime stopped before the final frame, by who found them (follower: a client following the session; next_lease: the next lease of the session)',
       labelNames: ['detected_by'],
     }),
-    cancels: m.counter({ name: 'runtime_turn_cancels_total', help: 'Cancel requests by result (cancelled, nothing_running)', labelNames: ['result'] }),
+    cancels: m.counter({
+      name: 'runtime_turn_cancels_total',
+      help: 'Cancel requests by result (cancelled, nothing_running)',
+      labelNames: ['result'],
+    }),
   };
 }
 

@@ -29,7 +29,14 @@ describe('LlmClient', () => {
   };
 
   beforeAll(async () => {
-    llm = await buildLlmProxy(readLlmProxyConfig({ LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' }), { logger: silentLogger() });
+    llm = await buildLlmProxy(
+      readLlmProxyConfig({
+        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        LLM_PROXY__MOCK_TTFT_MS: '0',
+        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+      }),
+      { logger: silentLogger() },
+    );
     llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
     client = clientFor(llmUrl);
   });
@@ -54,7 +61,9 @@ describe('LlmClient', () => {
   });
 
   it('assembles streamed tool-call deltas into complete tool calls', async () => {
-    const events = await collect('Look [[mock:tool_call read_file {"path":"src/some/long/path.ts","lines":[1,20]}]] [[mock:tool_call grep {"q":"x"}]]');
+    const events = await collect(
+      'Look [[mock:tool_call read_file {"path":"src/some/long/path.ts","lines":[1,20]}]] [[mock:tool_call grep {"q":"x"}]]',
+    );
     const calls = events.filter((e) => e.kind === 'tool_calls');
     expect(calls).toHaveLength(1);
     const list = calls[0]!.kind === 'tool_calls' ? calls[0]!.calls : [];
@@ -69,7 +78,11 @@ describe('LlmClient', () => {
   it('surfaces an HTTP error status as LlmError with status and code', async () => {
     const err = await collect('[[mock:error 503]]').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LlmError);
-    expect(err).toMatchObject({ status: 503, code: 'upstream_unavailable', message: expect.stringContaining('503 (upstream_unavailable)') });
+    expect(err).toMatchObject({
+      status: 503,
+      code: 'upstream_unavailable',
+      message: expect.stringContaining('503 (upstream_unavailable)'),
+    });
   });
 
   it('surfaces a mid-stream error event as LlmError, after the tokens that came before', async () => {

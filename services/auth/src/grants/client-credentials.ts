@@ -10,7 +10,12 @@ import { auditSuccess, refuse, requireGrant, type GrantHandler } from './context
 export const clientCredentialsGrant: GrantHandler = async (deps, ctx, client) => {
   const { db, tokens, config } = deps;
   if (!client.isConfidential) {
-    throw await refuse(db, ctx, 'public_client', oauthErrors.unauthorized_client('Public clients may not use the client_credentials grant'));
+    throw await refuse(
+      db,
+      ctx,
+      'public_client',
+      oauthErrors.unauthorized_client('Public clients may not use the client_credentials grant'),
+    );
   }
   await requireGrant(db, ctx, client, 'client_credentials');
   const scope = grantedScope(ctx.form.scope, client.allowedScopes);

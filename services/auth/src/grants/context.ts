@@ -57,7 +57,11 @@ const FAILURE_EVENT: Record<GrantTypeLabel, AuditEventType | undefined> = {
 };
 
 /** The audit row of this request's success, written in the transaction that issues its tokens (both or neither). */
-export function auditSuccess(tx: Queryable, ctx: TokenRequestContext, event: Omit<AuditEvent, 'clientId' | 'ipAddress' | 'userAgent' | 'success'> & { clientId: string }): Promise<void> {
+export function auditSuccess(
+  tx: Queryable,
+  ctx: TokenRequestContext,
+  event: Omit<AuditEvent, 'clientId' | 'ipAddress' | 'userAgent' | 'success'> & { clientId: string },
+): Promise<void> {
   return writeAudit(tx, { ...event, success: true, ipAddress: ctx.ip, userAgent: ctx.request.headers['user-agent'] });
 }
 
@@ -68,7 +72,12 @@ export async function auditRequest(
   event: Omit<AuditEvent, 'clientId' | 'ipAddress' | 'userAgent'>,
 ): Promise<void> {
   try {
-    await writeAudit(db, { ...event, clientId: ctx.clientId ?? ctx.form.client_id, ipAddress: ctx.ip, userAgent: ctx.request.headers['user-agent'] });
+    await writeAudit(db, {
+      ...event,
+      clientId: ctx.clientId ?? ctx.form.client_id,
+      ipAddress: ctx.ip,
+      userAgent: ctx.request.headers['user-agent'],
+    });
   } catch (err) {
     ctx.request.log.error({ err, event_type: event.eventType }, 'audit log write failed');
   }
@@ -104,6 +113,11 @@ export async function refuse(
 /** unauthorized_client unless the client may use this grant. */
 export async function requireGrant(db: Database, ctx: TokenRequestContext, client: OAuthClient, grantType: string): Promise<void> {
   if (!client.allowedGrantTypes.includes(grantType)) {
-    throw await refuse(db, ctx, 'unauthorized_client', oauthErrors.unauthorized_client(`Client '${client.clientId}' may not use the ${grantType} grant`));
+    throw await refuse(
+      db,
+      ctx,
+      'unauthorized_client',
+      oauthErrors.unauthorized_client(`Client '${client.clientId}' may not use the ${grantType} grant`),
+    );
   }
 }

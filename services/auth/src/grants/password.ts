@@ -48,8 +48,19 @@ export const passwordGrant: GrantHandler = async (deps, ctx, client) => {
       accessTokenLifetime: client.accessTokenLifetime ?? config.accessTokenLifetime,
       refreshTokenLifetime: client.refreshTokenLifetime ?? config.refreshTokenLifetime,
     });
-    await auditSuccess(tx, ctx, { eventType: 'login_success', userId: user.id, clientId: client.clientId, eventData: { scope, ...refused } });
+    await auditSuccess(tx, ctx, {
+      eventType: 'login_success',
+      userId: user.id,
+      clientId: client.clientId,
+      eventData: { scope, ...refused },
+    });
     return issued;
   });
-  return { access_token: pair.accessToken, refresh_token: pair.refreshToken, token_type: 'bearer', expires_in: pair.expiresIn, scope: pair.scope };
+  return {
+    access_token: pair.accessToken,
+    refresh_token: pair.refreshToken,
+    token_type: 'bearer',
+    expires_in: pair.expiresIn,
+    scope: pair.scope,
+  };
 };

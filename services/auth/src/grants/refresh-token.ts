@@ -45,7 +45,12 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
   const allowed = splitScope(claims.scope).filter((s) => client.allowedScopes.includes(s));
   const requested = grantedScope(ctx.form.scope, allowed);
   if (requested === undefined) {
-    throw await refuse(db, ctx, 'invalid_scope', oauthErrors.invalid_scope(`Scope must be a subset of the original grant: ${allowed.join(' ')}`));
+    throw await refuse(
+      db,
+      ctx,
+      'invalid_scope',
+      oauthErrors.invalid_scope(`Scope must be a subset of the original grant: ${allowed.join(' ')}`),
+    );
   }
   // Never escalates: a user demoted since the login loses api:admin here (RFC 6749 §3.3).
   const { scope, dropped } = scopeForUser(requested, user.isAdmin);
@@ -66,7 +71,12 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
       parentJtiHash: jtiHash,
       ...(claimed.familyId ? { familyId: claimed.familyId } : {}),
     });
-    await auditSuccess(tx, ctx, { eventType: 'token_refresh', userId: user.id, clientId: client.clientId, eventData: { scope, ...(dropped.length ? { refused_scope: dropped.join(' ') } : {}) } });
+    await auditSuccess(tx, ctx, {
+      eventType: 'token_refresh',
+      userId: user.id,
+      clientId: client.clientId,
+      eventData: { scope, ...(dropped.length ? { refused_scope: dropped.join(' ') } : {}) },
+    });
     return issued;
   });
 
@@ -76,7 +86,10 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
       const revoked = await revokeLineage(db, jtiHash);
       metrics.refreshReuseDetected.inc();
       ctx.failureReason = 'reuse_detected';
-      ctx.request.log.warn({ client_id: client.clientId, user_id: user.id, revoked_tokens: revoked }, 'refresh token reuse detected: lineage revoked');
+      ctx.request.log.warn(
+        { client_id: client.clientId, user_id: user.id, revoked_tokens: revoked },
+        'refresh token reuse detected: lineage revoked',
+      );
       const error = oauthErrors.invalid_grant('Refresh token has been revoked (reuse detected)');
       await auditRequest(db, ctx, {
         eventType: 'refresh_reuse_detected',
@@ -94,5 +107,11 @@ export const refreshTokenGrant: GrantHandler = async (deps, ctx, client) => {
       oauthErrors.invalid_grant(state === 'expired' ? 'Refresh token has expired' : 'Refresh token not found'),
     );
   }
-  return { access_token: pair.accessToken, refresh_token: pair.refreshToken, token_type: 'bearer', expires_in: pair.expiresIn, scope: pair.scope };
+  return {
+    access_token: pair.accessToken,
+    refresh_token: pair.refreshToken,
+    token_type: 'bearer',
+    expires_in: pair.expiresIn,
+    scope: pair.scope,
+  };
 };

@@ -119,7 +119,15 @@ export function createLoginGuard(opts: LoginGuardOptions): LoginGuard {
       const pair = scopes(username, ip);
       const remaining = await store.run(
         async (redis) => {
-          const left = numbers(await runScript(redis, LOCKS_REMAINING, pair.map((s) => s.lock), []), 2);
+          const left = numbers(
+            await runScript(
+              redis,
+              LOCKS_REMAINING,
+              pair.map((s) => s.lock),
+              [],
+            ),
+            2,
+          );
           mirrorLocks(pair, left);
           return left;
         },
@@ -140,7 +148,9 @@ export function createLoginGuard(opts: LoginGuardOptions): LoginGuard {
         async (redis) => {
           const member = randomBytes(8).toString('hex');
           const replies = await Promise.all(
-            pair.map(async (s) => numbers(await runScript(redis, RECORD_FAILURE, [s.events, s.lock], [windowMs, s.threshold, lockoutMs, member]), 3)),
+            pair.map(async (s) =>
+              numbers(await runScript(redis, RECORD_FAILURE, [s.events, s.lock], [windowMs, s.threshold, lockoutMs, member]), 3),
+            ),
           );
           return { fromRedis: true, replies };
         },
@@ -152,7 +162,10 @@ export function createLoginGuard(opts: LoginGuardOptions): LoginGuard {
         // counted twice): the counts, without memory locks of their own, and Redis's locks.
         const now = store.now();
         for (const s of pair) memory.add(s.events, now, windowMs, s.threshold);
-        mirrorLocks(pair, answer.replies.map((r) => r[2]!));
+        mirrorLocks(
+          pair,
+          answer.replies.map((r) => r[2]!),
+        );
         results = answer.replies.map(([, lockedNow, remaining]) => ({ lockedNow: lockedNow === 1, remaining: Math.max(0, remaining!) }));
       }
       const lockouts = pair.filter((_, i) => results[i]!.lockedNow).map((s) => s.scope);

@@ -27,7 +27,13 @@ export class MemoryWindows {
    * Adds an event at `now` unless the window already holds `onlyBelow` events; returns the count in
    * the window (after adding) and the oldest time in it.
    */
-  add(key: string, now: number, windowMs: number, maxEntries: number, onlyBelow = Infinity): { added: boolean; count: number; oldest: number | undefined } {
+  add(
+    key: string,
+    now: number,
+    windowMs: number,
+    maxEntries: number,
+    onlyBelow = Infinity,
+  ): { added: boolean; count: number; oldest: number | undefined } {
     const entry = this.touch(key, now) ?? { times: [], lockedUntil: 0, expiresAt: 0 };
     const times = entry.times.filter((t) => t > now - windowMs);
     const added = times.length < onlyBelow;

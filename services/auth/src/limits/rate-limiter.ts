@@ -60,7 +60,8 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       const redisKey = `${store.keyPrefix}rl:${endpoint}:${key}`;
       const refusedKey = `${redisKey}:refused`;
       const [allowed, remaining, waitMs, first] = await store.run(
-        async (redis) => numbers(await runScript(redis, RATE_HIT, [redisKey, refusedKey], [windowMs, limit, randomBytes(8).toString('hex')]), 4),
+        async (redis) =>
+          numbers(await runScript(redis, RATE_HIT, [redisKey, refusedKey], [windowMs, limit, randomBytes(8).toString('hex')]), 4),
         () => {
           const now = store.now();
           const { added, count, oldest } = store.memory.add(redisKey, now, windowMs, limit, limit);
@@ -70,7 +71,13 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       );
       if (allowed !== 1) {
         store.metrics.rateLimited.inc({ endpoint });
-        return { allowed: false, limit, remaining: 0, retryAfterSeconds: Math.max(1, Math.ceil(waitMs! / 1000)), firstRefusal: first === 1 };
+        return {
+          allowed: false,
+          limit,
+          remaining: 0,
+          retryAfterSeconds: Math.max(1, Math.ceil(waitMs! / 1000)),
+          firstRefusal: first === 1,
+        };
       }
       return { allowed: true, limit, remaining: remaining!, retryAfterSeconds: 0, firstRefusal: false };
     },

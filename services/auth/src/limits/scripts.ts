@@ -75,7 +75,12 @@ return {0, 0, tonumber(oldest[2]) + window - now, first}
 `);
 
 /** Runs a script by SHA, loading it when Redis answers NOSCRIPT. */
-export async function runScript(redis: Redis, script: LuaScript, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+export async function runScript(
+  redis: Redis,
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
   try {
     return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
   } catch (err) {

@@ -50,7 +50,11 @@ export async function registerOAuthRevokeRoutes(app: FastifyInstance, deps: OAut
           const error = toOAuthError(err);
           if (error.code === 'server_error') request.log.error({ err }, 'revocation request failed');
           const outcome: RevocationOutcome =
-            error.code === 'unsupported_token_type' ? 'access_token' : error.code === 'invalid_grant' || error.code === 'invalid_client' || error.code === 'server_error' ? error.code : 'invalid_request';
+            error.code === 'unsupported_token_type'
+              ? 'access_token'
+              : error.code === 'invalid_grant' || error.code === 'invalid_client' || error.code === 'server_error'
+                ? error.code
+                : 'invalid_request';
           metrics.revocations.inc({ outcome });
           return sendOAuthError(reply, error);
         },

@@ -78,7 +78,12 @@ export async function registerOAuthTokenRoutes(app: FastifyInstance, deps: OAuth
       async (request, reply) => {
         const started = performance.now();
         const form = formOf(request.body);
-        const ctx: TokenRequestContext = { request, form, grantType: grantTypeLabel(form.grant_type), ip: deps.clientIp?.(request) ?? request.ip };
+        const ctx: TokenRequestContext = {
+          request,
+          form,
+          grantType: grantTypeLabel(form.grant_type),
+          ip: deps.clientIp?.(request) ?? request.ip,
+        };
         let body;
         try {
           body = await handle(ctx);

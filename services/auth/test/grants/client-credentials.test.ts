@@ -18,7 +18,10 @@ describe('client_credentials grant', () => {
     expect(body).toEqual({ access_token: expect.any(String), token_type: 'bearer', expires_in: 120, scope: 'api:admin api:read' });
 
     const jwks = (await suite.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json<JSONWebKeySet>();
-    const { payload } = await jwtVerify(body.access_token, createLocalJWKSet(jwks), { issuer: suite.testApp.config.jwtIssuer, audience: suite.testApp.config.jwtAudience });
+    const { payload } = await jwtVerify(body.access_token, createLocalJWKSet(jwks), {
+      issuer: suite.testApp.config.jwtIssuer,
+      audience: suite.testApp.config.jwtAudience,
+    });
     expect(payload).toMatchObject({ sub: client.clientId, client_id: client.clientId, type: 'access', scope: 'api:admin api:read' });
     expect(payload.exp! - payload.iat!).toBe(120);
 
@@ -31,7 +34,8 @@ describe('client_credentials grant', () => {
         ip_address: '127.0.0.1',
         user_agent: 'vitest-agent',
         event_data: { scope: 'api:admin api:read' },
-        error_message: null },
+        error_message: null,
+      },
     ]);
     const { rowCount } = await suite.db.query('SELECT 1 FROM refresh_tokens WHERE client_id = $1', [client.clientId]);
     expect(rowCount).toBe(0);
@@ -39,7 +43,12 @@ describe('client_credentials grant', () => {
 
   it('accepts client_secret_post and a narrower scope', async () => {
     const client = await newClient(suite.db);
-    const res = await postForm(suite.app, '/oauth/token', { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.secret!, scope: 'api:read' });
+    const res = await postForm(suite.app, '/oauth/token', {
+      grant_type: 'client_credentials',
+      client_id: client.clientId,
+      client_secret: client.secret!,
+      scope: 'api:read',
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json<TokenBody>().scope).toBe('api:read');
   });
@@ -54,13 +63,18 @@ describe('client_credentials grant', () => {
   it('answers 400 unauthorized_client for a public client, or a client without the grant', async () => {
     const publicRes = await postForm(suite.app, '/oauth/token', { grant_type: 'client_credentials', client_id: PUBLIC_CLIENT_ID });
     expect(publicRes.statusCode).toBe(400);
-    expect(publicRes.json()).toEqual({ error: 'unauthorized_client', error_description: 'Public clients may not use the client_credentials grant' });
+    expect(publicRes.json()).toEqual({
+      error: 'unauthorized_client',
+      error_description: 'Public clients may not use the client_credentials grant',
+    });
 
     const client = await newClient(suite.db, { grants: ['password'] });
     const res = await grant(client.clientId, client.secret!);
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'unauthorized_client' });
-    expect(await auditRowsOfClient(suite.db, client.clientId)).toEqual([expect.objectContaining({ event_type: 'client_credentials', success: false, event_data: { reason: 'unauthorized_client' } })]);
+    expect(await auditRowsOfClient(suite.db, client.clientId)).toEqual([
+      expect.objectContaining({ event_type: 'client_credentials', success: false, event_data: { reason: 'unauthorized_client' } }),
+    ]);
   });
 
   it('answers 401 invalid_client for a wrong secret', async () => {

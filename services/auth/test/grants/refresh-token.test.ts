@@ -6,7 +6,19 @@ import { silentLogger } from '@codelab/service-kit/testing';
 import { loadKeyRing, type KeyRing } from '../../src/keys.ts';
 import { hashJti } from '../../src/tokens.ts';
 import { setUserActive, type User } from '../../src/users.ts';
-import { auditRowsOfClient, basicAuth, buildTestApp, newClient, newUser, openTestDatabase, PASSWORD, postForm, type TestApp, type TestClient, type TokenBody } from '../helpers.ts';
+import {
+  auditRowsOfClient,
+  basicAuth,
+  buildTestApp,
+  newClient,
+  newUser,
+  openTestDatabase,
+  PASSWORD,
+  postForm,
+  type TestApp,
+  type TestClient,
+  type TokenBody,
+} from '../helpers.ts';
 
 describe('refresh_token grant', () => {
   let testApp: TestApp;
@@ -27,11 +39,18 @@ describe('refresh_token grant', () => {
   });
 
   /** A public client of its own (so that its audit rows and tokens are the test's alone). */
-  const publicClient = (opts: Parameters<typeof newClient>[1] = {}) => newClient(db, { confidential: false, grants: ['password', 'refresh_token'], ...opts });
+  const publicClient = (opts: Parameters<typeof newClient>[1] = {}) =>
+    newClient(db, { confidential: false, grants: ['password', 'refresh_token'], ...opts });
 
   async function login(client: TestClient, user?: User, scope?: string): Promise<{ user: User; body: TokenBody }> {
     user ??= await newUser(db);
-    const res = await postForm(app, '/oauth/token', { grant_type: 'password', client_id: client.clientId, username: user.username, password: PASSWORD, ...(scope ? { scope } : {}) });
+    const res = await postForm(app, '/oauth/token', {
+      grant_type: 'password',
+      client_id: client.clientId,
+      username: user.username,
+      password: PASSWORD,
+      ...(scope ? { scope } : {}),
+    });
     expect(res.statusCode).toBe(200);
     return { user, body: res.json<TokenBody>() };
   }
@@ -64,9 +83,20 @@ describe('refresh_token grant', () => {
       expect(res.headers['cache-control']).toBe('no-store');
       expect(res.headers.pragma).toBe('no-cache');
       const second = res.json<TokenBody>();
-      expect(second).toEqual({ access_token: expect.any(String), refresh_token: expect.any(String), token_type: 'bearer', expires_in: 900, scope: 'api:read api:write' });
+      expect(second).toEqual({
+        access_token: expect.any(String),
+        refresh_token: expect.any(String),
+        token_type: 'bearer',
+        expires_in: 900,
+        scope: 'api:read api:write',
+      });
       expect(second.refresh_token).not.toBe(first.refresh_token);
-      expect(decodeJwt(second.access_token)).toMatchObject({ sub: user.id, type: 'access', client_id: client.clientId, scope: 'api:read api:write' });
+      expect(decodeJwt(second.access_token)).toMatchObject({
+        sub: user.id,
+        type: 'access',
+        client_id: client.clientId,
+        scope: 'api:read api:write',
+      });
       expect(decodeJwt(second.refresh_token!)).toMatchObject({ sub: user.id, type: 'refresh', client_id: client.clientId });
 
       expect(await rows(user.id)).toEqual([
@@ -108,9 +138,19 @@ describe('refresh_token grant', () => {
       const user = await newUser(db);
       const auth = { authorization: basicAuth(client.clientId, client.secret!) };
       const first = await postForm(app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth);
-      const res = await postForm(app, '/oauth/token', { grant_type: 'refresh_token', refresh_token: first.json<TokenBody>().refresh_token! }, auth);
+      const res = await postForm(
+        app,
+        '/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: first.json<TokenBody>().refresh_token! },
+        auth,
+      );
       expect(res.statusCode).toBe(200);
-      const wrong = await postForm(app, '/oauth/token', { grant_type: 'refresh_token', refresh_token: res.json<TokenBody>().refresh_token! }, { authorization: basicAuth(client.clientId, 'wrong') });
+      const wrong = await postForm(
+        app,
+        '/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: res.json<TokenBody>().refresh_token! },
+        { authorization: basicAuth(client.clientId, 'wrong') },
+      );
       expect(wrong.statusCode).toBe(401);
       expect(wrong.json()).toMatchObject({ error: 'invalid_client' });
     });
@@ -128,7 +168,10 @@ describe('refresh_token grant', () => {
 
       const widened = await refresh(client, next.refresh_token!, { scope: 'api:read api:write' });
       expect(widened.statusCode).toBe(400);
-      expect(widened.json()).toEqual({ error: 'invalid_scope', error_description: 'Scope must be a subset of the original grant: api:read' });
+      expect(widened.json()).toEqual({
+        error: 'invalid_scope',
+        error_description: 'Scope must be a subset of the original grant: api:read',
+      });
       // A refused request does not consume the token.
       const again = await refresh(client, next.refresh_token!);
       expect(again.statusCode).toBe(200);

@@ -128,7 +128,11 @@ describe('rate-limiter', () => {
 
     limiterBehaviour(() => {
       const store = newStore();
-      return { store, limiter: (limit, windowSeconds, endpoint = 'token') => createRateLimiter({ store, endpoint, limit, windowSeconds }), advance: sleep };
+      return {
+        store,
+        limiter: (limit, windowSeconds, endpoint = 'token') => createRateLimiter({ store, endpoint, limit, windowSeconds }),
+        advance: sleep,
+      };
     });
 
     it('shares the count between instances, under one expiring key', async () => {
@@ -137,7 +141,10 @@ describe('rate-limiter', () => {
       expect((await one.hit('203.0.113.1')).allowed).toBe(true);
       expect((await other.hit('203.0.113.1')).allowed).toBe(true);
       expect((await one.hit('203.0.113.1')).allowed).toBe(false);
-      expect(await listKeys(onRedis.redis(), onRedis.prefix())).toEqual([`${onRedis.prefix()}rl:token:203.0.113.1`, `${onRedis.prefix()}rl:token:203.0.113.1:refused`]);
+      expect(await listKeys(onRedis.redis(), onRedis.prefix())).toEqual([
+        `${onRedis.prefix()}rl:token:203.0.113.1`,
+        `${onRedis.prefix()}rl:token:203.0.113.1:refused`,
+      ]);
       expect(await onRedis.redis().zcard(`${onRedis.prefix()}rl:token:203.0.113.1`)).toBe(2);
       expect(await onRedis.redis().pttl(`${onRedis.prefix()}rl:token:203.0.113.1`)).toBeGreaterThan(59_000);
     });
@@ -146,7 +153,12 @@ describe('rate-limiter', () => {
       const l = createRateLimiter({ store: newStore(), endpoint: 'token', limit: 10, windowSeconds: 60 });
       const results = await Promise.all(Array.from({ length: 40 }, () => l.hit('k')));
       expect(results.filter((r) => r.allowed)).toHaveLength(10);
-      expect(results.filter((r) => r.allowed).map((r) => r.remaining).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(
+        results
+          .filter((r) => r.allowed)
+          .map((r) => r.remaining)
+          .sort((a, b) => a - b),
+      ).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     });
   });
 });

@@ -41,7 +41,10 @@ describe('GET /.well-known/oauth-authorization-server', () => {
 
   it('is also served at the RFC 8414 §3.1 path of an issuer with a path', async () => {
     expect(metadataPaths('https://auth.codelab.local')).toEqual(['/.well-known/oauth-authorization-server']);
-    expect(metadataPaths('https://example.test/tenants/a/')).toEqual(['/.well-known/oauth-authorization-server', '/.well-known/oauth-authorization-server/tenants/a']);
+    expect(metadataPaths('https://example.test/tenants/a/')).toEqual([
+      '/.well-known/oauth-authorization-server',
+      '/.well-known/oauth-authorization-server/tenants/a',
+    ]);
     expect(metadataPaths('not a url')).toEqual(['/.well-known/oauth-authorization-server']);
     testApp = await buildTestApp({ AUTH_SERVICE__JWT_ISSUER: 'https://example.test/tenants/a' });
     const res = await testApp.service.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server/tenants/a' });

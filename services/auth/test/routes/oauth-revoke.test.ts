@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { hashJti } from '../../src/tokens.ts';
-import { auditRowsOfClient, basicAuth, newClient, newUser, PASSWORD, postForm, type TestClient, type TokenBody, useTestApp } from '../helpers.ts';
+import {
+  auditRowsOfClient,
+  basicAuth,
+  newClient,
+  newUser,
+  PASSWORD,
+  postForm,
+  type TestClient,
+  type TokenBody,
+  useTestApp,
+} from '../helpers.ts';
 
 describe('POST /oauth/revoke', () => {
   const suite = useTestApp();
@@ -10,13 +20,21 @@ describe('POST /oauth/revoke', () => {
 
   async function login(client: TestClient): Promise<{ userId: string; body: TokenBody }> {
     const user = await newUser(suite.db);
-    const res = await postForm(suite.app, '/oauth/token', { grant_type: 'password', client_id: client.clientId, username: user.username, password: PASSWORD });
+    const res = await postForm(suite.app, '/oauth/token', {
+      grant_type: 'password',
+      client_id: client.clientId,
+      username: user.username,
+      password: PASSWORD,
+    });
     return { userId: user.id, body: res.json<TokenBody>() };
   }
-  const refresh = (client: TestClient, token: string) => postForm(suite.app, '/oauth/token', { grant_type: 'refresh_token', client_id: client.clientId, refresh_token: token });
-  const revoke = (form: Record<string, string>, headers: Record<string, string> = {}) => postForm(suite.app, '/oauth/revoke', form, headers);
+  const refresh = (client: TestClient, token: string) =>
+    postForm(suite.app, '/oauth/token', { grant_type: 'refresh_token', client_id: client.clientId, refresh_token: token });
+  const revoke = (form: Record<string, string>, headers: Record<string, string> = {}) =>
+    postForm(suite.app, '/oauth/revoke', form, headers);
   const revoked = async (token: string) =>
-    (await suite.db.query<{ revoked: boolean }>('SELECT revoked FROM refresh_tokens WHERE jti_hash = $1', [hashJti(decodeJwt(token).jti!)])).rows[0]?.revoked;
+    (await suite.db.query<{ revoked: boolean }>('SELECT revoked FROM refresh_tokens WHERE jti_hash = $1', [hashJti(decodeJwt(token).jti!)]))
+      .rows[0]?.revoked;
 
   async function revocationMetric(outcome: string): Promise<number> {
     const body = (await suite.app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -50,7 +68,8 @@ describe('POST /oauth/revoke', () => {
         ip_address: '127.0.0.1',
         user_agent: 'vitest-agent',
         event_data: { token_type: 'refresh_token', revoked_tokens: 1 },
-        error_message: null },
+        error_message: null,
+      },
     ]);
   });
 
@@ -79,7 +98,8 @@ describe('POST /oauth/revoke', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({
       error: 'unsupported_token_type',
-      error_description: 'Access tokens cannot be revoked: they expire after their lifetime; revoke the refresh token' });
+      error_description: 'Access tokens cannot be revoked: they expire after their lifetime; revoke the refresh token',
+    });
   });
 
   it("refuses another client's token with invalid_grant and does not revoke it (RFC 7009 §2.1)", async () => {
@@ -96,8 +116,12 @@ describe('POST /oauth/revoke', () => {
     const client = await newClient(suite.db);
     const user = await newUser(suite.db);
     const auth = { authorization: basicAuth(client.clientId, client.secret!) };
-    const login1 = (await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)).json<TokenBody>();
-    const login2 = (await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)).json<TokenBody>();
+    const login1 = (
+      await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)
+    ).json<TokenBody>();
+    const login2 = (
+      await postForm(suite.app, '/oauth/token', { grant_type: 'password', username: user.username, password: PASSWORD }, auth)
+    ).json<TokenBody>();
 
     for (const [form, headers] of [
       [{ token: login1.refresh_token!, client_id: client.clientId }, {}],
@@ -112,15 +136,23 @@ describe('POST /oauth/revoke', () => {
     expect(await revoked(login1.refresh_token!)).toBe(false);
 
     expect((await revoke({ token: login1.refresh_token! }, auth)).statusCode).toBe(200);
-    expect((await revoke({ token: login2.refresh_token!, client_id: client.clientId, client_secret: client.secret! })).statusCode).toBe(200);
+    expect((await revoke({ token: login2.refresh_token!, client_id: client.clientId, client_secret: client.secret! })).statusCode).toBe(
+      200,
+    );
     expect(await revoked(login1.refresh_token!)).toBe(true);
     expect(await revoked(login2.refresh_token!)).toBe(true);
   });
 
   it('answers 400 invalid_request without a token or a client, or with a JSON body', async () => {
     const client = await publicClient();
-    expect((await revoke({ client_id: client.clientId })).json()).toEqual({ error: 'invalid_request', error_description: 'Missing required parameter: token' });
-    expect((await revoke({ token: 'x' })).json()).toEqual({ error: 'invalid_request', error_description: 'Missing required parameter: client_id' });
+    expect((await revoke({ client_id: client.clientId })).json()).toEqual({
+      error: 'invalid_request',
+      error_description: 'Missing required parameter: token',
+    });
+    expect((await revoke({ token: 'x' })).json()).toEqual({
+      error: 'invalid_request',
+      error_description: 'Missing required parameter: client_id',
+    });
     const json = await suite.app.inject({ method: 'POST', url: '/oauth/revoke', payload: { token: 'x', client_id: client.clientId } });
     expect(json.statusCode).toBe(400);
     expect(json.json()).toMatchObject({ error: 'invalid_request' });

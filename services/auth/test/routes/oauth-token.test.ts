@@ -30,14 +30,23 @@ describe('POST /oauth/token', () => {
       method: 'POST',
       url: '/oauth/token',
       headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'vitest-agent', ...headers },
-      payload: new URLSearchParams(form).toString() });
+      payload: new URLSearchParams(form).toString(),
+    });
   }
 
   const passwordGrant = (username: string, password = PASSWORD, extra: Record<string, string> = {}) =>
     token({ grant_type: 'password', client_id: CLIENT_ID, username, password, ...extra });
 
   async function auditRows(username: string) {
-    const { rows } = await suite.db.query<{ event_type: string; success: boolean; user_id: string | null; client_id: string; ip_address: string; user_agent: string; event_data: Record<string, unknown> }>(
+    const { rows } = await suite.db.query<{
+      event_type: string;
+      success: boolean;
+      user_id: string | null;
+      client_id: string;
+      ip_address: string;
+      user_agent: string;
+      event_data: Record<string, unknown>;
+    }>(
       `SELECT event_type, success, user_id, client_id, ip_address, user_agent, event_data FROM audit_logs
         WHERE user_id = (SELECT id FROM users WHERE lower(username) = lower($1)) OR event_data->>'username' = $1 ORDER BY created_at`,
       [username],
@@ -53,7 +62,13 @@ describe('POST /oauth/token', () => {
       expect(res.headers['cache-control']).toBe('no-store');
       expect(res.headers.pragma).toBe('no-cache');
       const body = res.json<{ access_token: string; refresh_token: string; token_type: string; expires_in: number; scope: string }>();
-      expect(body).toEqual({ access_token: expect.any(String), refresh_token: expect.any(String), token_type: 'bearer', expires_in: 900, scope: 'api:read api:write' });
+      expect(body).toEqual({
+        access_token: expect.any(String),
+        refresh_token: expect.any(String),
+        token_type: 'bearer',
+        expires_in: 900,
+        scope: 'api:read api:write',
+      });
 
       const jwksRes = await suite.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
       const jwks = jwksRes.json<JSONWebKeySet>();
@@ -74,7 +89,8 @@ describe('POST /oauth/token', () => {
         client_id: CLIENT_ID,
         scope: 'api:read api:write',
         // the token family (one per login), which a revocation lists for verifiers
-        sid: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+        sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      });
       expect(Math.abs(access.payload.iat! - Date.now() / 1000)).toBeLessThan(30);
 
       const refresh = await jwtVerify(body.refresh_token, keySet, verifyOpts);
@@ -84,17 +100,32 @@ describe('POST /oauth/token', () => {
       expect(refresh.payload.sid).toBe(access.payload.sid);
 
       // Only sha256(jti) of the refresh token is stored.
-      const { rows } = await suite.db.query<{ user_id: string; client_id: string; scope: string; expires_at: Date; revoked: boolean; parent_jti_hash: string | null }>(
-        'SELECT user_id, client_id, scope, expires_at, revoked, parent_jti_hash FROM refresh_tokens WHERE jti_hash = $1',
-        [hashJti(refresh.payload.jti!)],
-      );
+      const { rows } = await suite.db.query<{
+        user_id: string;
+        client_id: string;
+        scope: string;
+        expires_at: Date;
+        revoked: boolean;
+        parent_jti_hash: string | null;
+      }>('SELECT user_id, client_id, scope, expires_at, revoked, parent_jti_hash FROM refresh_tokens WHERE jti_hash = $1', [
+        hashJti(refresh.payload.jti!),
+      ]);
       expect(rows).toEqual([
-        { user_id: user.id, client_id: CLIENT_ID, scope: 'api:read api:write', expires_at: new Date(refresh.payload.exp! * 1000), revoked: false, parent_jti_hash: null },
+        {
+          user_id: user.id,
+          client_id: CLIENT_ID,
+          scope: 'api:read api:write',
+          expires_at: new Date(refresh.payload.exp! * 1000),
+          revoked: false,
+          parent_jti_hash: null,
+        },
       ]);
       const { rowCount } = await suite.db.query('SELECT 1 FROM refresh_tokens WHERE jti_hash = $1', [hashJti(access.payload.jti!)]);
       expect(rowCount).toBe(0);
 
-      expect((await suite.db.query('SELECT last_login_at FROM users WHERE id = $1', [user.id])).rows[0]?.last_login_at).toBeInstanceOf(Date);
+      expect((await suite.db.query('SELECT last_login_at FROM users WHERE id = $1', [user.id])).rows[0]?.last_login_at).toBeInstanceOf(
+        Date,
+      );
     });
 
     it('logs in with the username in any case, or with the email', async () => {
@@ -127,8 +158,24 @@ describe('POST /oauth/token', () => {
       await passwordGrant(user.username);
       const rows = await auditRows(user.username);
       expect(rows).toEqual([
-        { event_type: 'login_failed', success: false, user_id: user.id, client_id: CLIENT_ID, ip_address: '127.0.0.1', user_agent: 'vitest-agent', event_data: { username: user.username, reason: 'wrong_password' } },
-        { event_type: 'login_success', success: true, user_id: user.id, client_id: CLIENT_ID, ip_address: '127.0.0.1', user_agent: 'vitest-agent', event_data: { scope: 'api:read api:write' } },
+        {
+          event_type: 'login_failed',
+          success: false,
+          user_id: user.id,
+          client_id: CLIENT_ID,
+          ip_address: '127.0.0.1',
+          user_agent: 'vitest-agent',
+          event_data: { username: user.username, reason: 'wrong_password' },
+        },
+        {
+          event_type: 'login_success',
+          success: true,
+          user_id: user.id,
+          client_id: CLIENT_ID,
+          ip_address: '127.0.0.1',
+          user_agent: 'vitest-agent',
+          event_data: { scope: 'api:read api:write' },
+        },
       ]);
       expect(JSON.stringify(rows)).not.toContain(PASSWORD);
     });
@@ -151,7 +198,9 @@ describe('POST /oauth/token', () => {
       expect(res.statusCode).toBe(401);
       expect(res.json()).toEqual(INVALID_GRANT);
       expect(res.headers['www-authenticate']).toBeUndefined();
-      expect(await auditRows(username)).toEqual([expect.objectContaining({ event_type: 'login_failed', user_id: null, event_data: { username, reason: 'unknown_user' } })]);
+      expect(await auditRows(username)).toEqual([
+        expect.objectContaining({ event_type: 'login_failed', user_id: null, event_data: { username, reason: 'unknown_user' } }),
+      ]);
     });
 
     it('refuses an inactive user with the right password', async () => {
@@ -177,9 +226,16 @@ describe('POST /oauth/token', () => {
     });
 
     it('answers 400 invalid_request for a JSON body or no body', async () => {
-      const json = await suite.app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', client_id: CLIENT_ID } });
+      const json = await suite.app.inject({
+        method: 'POST',
+        url: '/oauth/token',
+        payload: { grant_type: 'password', client_id: CLIENT_ID },
+      });
       expect(json.statusCode).toBe(400);
-      expect(json.json()).toEqual({ error: 'invalid_request', error_description: 'Content-Type must be application/x-www-form-urlencoded' });
+      expect(json.json()).toEqual({
+        error: 'invalid_request',
+        error_description: 'Content-Type must be application/x-www-form-urlencoded',
+      });
       const empty = await suite.app.inject({ method: 'POST', url: '/oauth/token' });
       expect(empty.statusCode).toBe(400);
       expect(empty.json()).toMatchObject({ error: 'invalid_request' });
@@ -190,20 +246,30 @@ describe('POST /oauth/token', () => {
         method: 'POST',
         url: '/oauth/token',
         headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
-        payload: 'grant_type=password&client_id=a&client_id=b' });
+        payload: 'grant_type=password&client_id=a&client_id=b',
+      });
       expect(res.statusCode).toBe(400);
       expect(res.json()).toEqual({ error: 'invalid_request', error_description: "Parameter 'client_id' must not be repeated" });
     });
 
-    it.each(['implicit', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'])('answers 400 unsupported_grant_type for %s', async (grantType) => {
-      const res = await token({ grant_type: grantType, client_id: CLIENT_ID });
-      expect(res.statusCode).toBe(400);
-      expect(res.json()).toEqual({ error: 'unsupported_grant_type', error_description: `Grant type '${grantType}' is not supported` });
-    });
+    it.each(['implicit', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'])(
+      'answers 400 unsupported_grant_type for %s',
+      async (grantType) => {
+        const res = await token({ grant_type: grantType, client_id: CLIENT_ID });
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toEqual({ error: 'unsupported_grant_type', error_description: `Grant type '${grantType}' is not supported` });
+      },
+    );
 
     it('answers 401 invalid_client with WWW-Authenticate for an unknown or inactive client', async () => {
       const inactive = uniqueName('inactive-client');
-      await createPublicClient(suite.db, { clientId: inactive, name: 'off', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], isActive: false });
+      await createPublicClient(suite.db, {
+        clientId: inactive,
+        name: 'off',
+        allowedScopes: ['api:read'],
+        allowedGrantTypes: ['password'],
+        isActive: false,
+      });
       const user = await newUser();
       for (const clientId of [uniqueName('no-such-client'), inactive]) {
         const res = await passwordGrant(user.username, PASSWORD, { client_id: clientId });
@@ -215,7 +281,12 @@ describe('POST /oauth/token', () => {
 
     it('answers 400 unauthorized_client when the client may not use the password grant', async () => {
       const clientId = uniqueName('refresh-only');
-      await createPublicClient(suite.db, { clientId, name: 'refresh only', allowedScopes: ['api:read'], allowedGrantTypes: ['refresh_token'] });
+      await createPublicClient(suite.db, {
+        clientId,
+        name: 'refresh only',
+        allowedScopes: ['api:read'],
+        allowedGrantTypes: ['refresh_token'],
+      });
       const user = await newUser();
       const res = await passwordGrant(user.username, PASSWORD, { client_id: clientId });
       expect(res.statusCode).toBe(400);
@@ -224,7 +295,13 @@ describe('POST /oauth/token', () => {
 
     it('uses the client lifetimes, else the service defaults', async () => {
       const clientId = uniqueName('short-lived');
-      await createPublicClient(suite.db, { clientId, name: 'short', allowedScopes: ['api:read'], allowedGrantTypes: ['password'], accessTokenLifetime: 60 });
+      await createPublicClient(suite.db, {
+        clientId,
+        name: 'short',
+        allowedScopes: ['api:read'],
+        allowedGrantTypes: ['password'],
+        accessTokenLifetime: 60,
+      });
       const user = await newUser();
       const res = await passwordGrant(user.username, PASSWORD, { client_id: clientId });
       const body = res.json<{ access_token: string; refresh_token: string; expires_in: number; scope: string }>();
@@ -268,7 +345,12 @@ describe('POST /oauth/token', () => {
 
   describe('hooks', () => {
     it('calls beforeCredentials first (which may refuse), then afterFailure or afterSuccess with the context', async () => {
-      const keys = await loadKeyRing({ privateKeyPath: suite.testApp.config.privateKeyPath, publicKeyPath: suite.testApp.config.publicKeyPath, generate: true, logger: silentLogger() });
+      const keys = await loadKeyRing({
+        privateKeyPath: suite.testApp.config.privateKeyPath,
+        publicKeyPath: suite.testApp.config.publicKeyPath,
+        generate: true,
+        logger: silentLogger(),
+      });
       const { jwtIssuer: issuer, jwtAudience: audience } = suite.testApp.config;
       const calls: string[] = [];
       const hooked = Fastify();
@@ -289,14 +371,25 @@ describe('POST /oauth/token', () => {
           },
           async afterSuccess(ctx) {
             calls.push(`success ${ctx.userId === user.id}`);
-          } } });
+          },
+        },
+      });
       const user = await newUser();
       const post = (form: Record<string, string>) =>
-        hooked.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() });
+        hooked.inject({
+          method: 'POST',
+          url: '/oauth/token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams(form).toString(),
+        });
       try {
         expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: 'locked-out', password: 'x' })).statusCode).toBe(400);
-        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: user.username, password: 'wrong' })).statusCode).toBe(401);
-        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: user.username, password: PASSWORD })).statusCode).toBe(200);
+        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: user.username, password: 'wrong' })).statusCode).toBe(
+          401,
+        );
+        expect((await post({ grant_type: 'password', client_id: CLIENT_ID, username: user.username, password: PASSWORD })).statusCode).toBe(
+          200,
+        );
         expect(calls).toEqual([
           'before password 203.0.113.9',
           'failure invalid_grant undefined',

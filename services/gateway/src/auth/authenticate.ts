@@ -46,7 +46,10 @@ export function createAuthenticate(verify: JwtVerifier | undefined, metrics: Gat
           request.log.warn('JWKS unavailable: cannot verify tokens');
           throw gatewayErrors.GW_ERR_AUTH_UNAVAILABLE(rejected.message);
         }
-        reply.header('www-authenticate', `Bearer realm="codelab", error="${rejected.outcome === 'missing' ? 'invalid_request' : 'invalid_token'}"`);
+        reply.header(
+          'www-authenticate',
+          `Bearer realm="codelab", error="${rejected.outcome === 'missing' ? 'invalid_request' : 'invalid_token'}"`,
+        );
         throw gatewayErrors.GW_ERR_UNAUTHORIZED(rejected.message);
       }
       if (!principal.scopes.has(opts.scope)) {

@@ -136,7 +136,11 @@ export class JwksCache {
   private async fetch(reason: Reason): Promise<void> {
     this.lastAttempt = Date.now();
     try {
-      const { statusCode, body } = await this.opts.auth.json<{ keys?: JWK[] }>({ method: 'GET', path: '/.well-known/jwks.json', route: '/.well-known/jwks.json' });
+      const { statusCode, body } = await this.opts.auth.json<{ keys?: JWK[] }>({
+        method: 'GET',
+        path: '/.well-known/jwks.json',
+        route: '/.well-known/jwks.json',
+      });
       if (statusCode !== 200 || !Array.isArray(body?.keys)) throw new Error(`JWKS answered ${statusCode}`);
       const next = new Map<string, CryptoKey>();
       for (const jwk of body.keys) {

@@ -15,7 +15,16 @@ export interface Principal {
   familyId?: string | undefined;
 }
 
-export type VerifyOutcome = 'ok' | 'missing' | 'invalid' | 'expired' | 'not_yet_valid' | 'unknown_kid' | 'wrong_type' | 'revoked' | 'jwks_unavailable';
+export type VerifyOutcome =
+  | 'ok'
+  | 'missing'
+  | 'invalid'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'unknown_kid'
+  | 'wrong_type'
+  | 'revoked'
+  | 'jwks_unavailable';
 
 export class TokenRejected extends Error {
   readonly outcome: VerifyOutcome;
@@ -36,7 +45,12 @@ interface Verified {
   sid: string | undefined;
 }
 
-export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audience: string; revoked?: { has(familyId: string): boolean } }) {
+export function createJwtVerifier(opts: {
+  jwks: JwksCache;
+  issuer: string;
+  audience: string;
+  revoked?: { has(familyId: string): boolean };
+}) {
   // Signature checks cost ~0.1 ms each (jose, WebCrypto); a token is usually presented many
   // times. The cache is keyed by the whole token (its signature included), and every use still
   // checks expiry, not-before, revocation, and that the signing key is still published.
@@ -69,10 +83,16 @@ export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audie
     const cached = fromCache(token);
     if (cached) return cached;
     try {
-      const { payload, protectedHeader } = await jwtVerify(token, keyFor, { issuer: opts.issuer, audience: opts.audience, algorithms: ['RS256'], clockTolerance: 0 });
+      const { payload, protectedHeader } = await jwtVerify(token, keyFor, {
+        issuer: opts.issuer,
+        audience: opts.audience,
+        algorithms: ['RS256'],
+        clockTolerance: 0,
+      });
       if (payload.type !== 'access') throw new TokenRejected('wrong_type', 'Invalid token type: an access token is required');
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenRejected('invalid', 'The token has no subject');
-      if (typeof payload.sid === 'string' && opts.revoked?.has(payload.sid)) throw new TokenRejected('revoked', 'The token has been revoked');
+      if (typeof payload.sid === 'string' && opts.revoked?.has(payload.sid))
+        throw new TokenRejected('revoked', 'The token has been revoked');
       const principal: Principal = {
         sub: payload.sub,
         scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
@@ -80,14 +100,22 @@ export function createJwtVerifier(opts: { jwks: JwksCache; issuer: string; audie
         familyId: typeof payload.sid === 'string' ? payload.sid : undefined,
       };
       if (typeof payload.exp === 'number') {
-        remember(token, { principal, kid: protectedHeader.kid!, exp: payload.exp, nbf: payload.nbf ?? 0, sid: typeof payload.sid === 'string' ? payload.sid : undefined });
+        remember(token, {
+          principal,
+          kid: protectedHeader.kid!,
+          exp: payload.exp,
+          nbf: payload.nbf ?? 0,
+          sid: typeof payload.sid === 'string' ? payload.sid : undefined,
+        });
       }
       return principal;
     } catch (err) {
       if (err instanceof TokenRejected) throw err;
-      if (err instanceof JwksUnavailableError) throw new TokenRejected('jwks_unavailable', 'Tokens cannot be verified right now: the auth service is unreachable');
+      if (err instanceof JwksUnavailableError)
+        throw new TokenRejected('jwks_unavailable', 'Tokens cannot be verified right now: the auth service is unreachable');
       if (err instanceof joseErrors.JWTExpired) throw new TokenRejected('expired', 'The token has expired');
-      if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'nbf') throw new TokenRejected('not_yet_valid', 'The token is not valid yet');
+      if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'nbf')
+        throw new TokenRejected('not_yet_valid', 'The token is not valid yet');
       throw new TokenRejected('invalid', `Invalid token: ${(err as Error).message}`);
     }
   };

@@ -14,7 +14,13 @@ export class RevokedFamilies {
   private polling: Promise<void> | undefined;
   private readonly listeners = new Set<(has: (familyId: string) => boolean) => void>();
 
-  private readonly opts: { auth: PeerClient; internalApiKey: string; intervalMs: number; metrics: GatewayMetrics; logger: FastifyBaseLogger };
+  private readonly opts: {
+    auth: PeerClient;
+    internalApiKey: string;
+    intervalMs: number;
+    metrics: GatewayMetrics;
+    logger: FastifyBaseLogger;
+  };
 
   constructor(opts: { auth: PeerClient; internalApiKey: string; intervalMs: number; metrics: GatewayMetrics; logger: FastifyBaseLogger }) {
     this.opts = opts;
@@ -62,7 +68,10 @@ export class RevokedFamilies {
       for (const listener of this.listeners) listener((id) => this.families.has(id));
     } catch (err) {
       this.opts.metrics.revocationPolls.inc({ outcome: 'error' });
-      this.opts.logger.warn({ err: { message: (err as Error).message }, known: this.families.size }, 'revoked token families could not be fetched; keeping the last list');
+      this.opts.logger.warn(
+        { err: { message: (err as Error).message }, known: this.families.size },
+        'revoked token families could not be fetched; keeping the last list',
+      );
     }
   }
 }

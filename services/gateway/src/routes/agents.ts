@@ -35,8 +35,15 @@ export function registerAgentRoutes(
         summary: "A session's agent context",
         security: securityFor('api:read'),
         params: sessionIdParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { include_history: { type: 'boolean', description: 'include switch_history (default false)' } } },
-        response: responses({ id: 'AgentContext', description: 'The current agent and switch count' }, { 404: 'Unknown session, or another user’s (RT_ERR_SESSION_NOT_FOUND)' }),
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { include_history: { type: 'boolean', description: 'include switch_history (default false)' } },
+        },
+        response: responses(
+          { id: 'AgentContext', description: 'The current agent and switch count' },
+          { 404: 'Unknown session, or another user’s (RT_ERR_SESSION_NOT_FOUND)' },
+        ),
       },
     },
     (request, reply) =>
@@ -71,7 +78,10 @@ export function registerAgentRoutes(
         },
         response: responses(
           { id: 'AgentContext', description: 'The new context, with its switch history' },
-          { 404: 'Unknown session, or another user’s (RT_ERR_SESSION_NOT_FOUND)', 400: 'Not an agent of this mode (RT_ERR_INVALID_AGENT), the active agent (RT_ERR_AGENT_ALREADY_ACTIVE), or invalid body (ERR_VALIDATION)' },
+          {
+            404: 'Unknown session, or another user’s (RT_ERR_SESSION_NOT_FOUND)',
+            400: 'Not an agent of this mode (RT_ERR_INVALID_AGENT), the active agent (RT_ERR_AGENT_ALREADY_ACTIVE), or invalid body (ERR_VALIDATION)',
+          },
         ),
       },
     },

@@ -46,7 +46,8 @@ export function registerEventRoutes(
         response: responses({ id: 'MetricsSessions', description: 'Session ids, in the order of their first LLM call' }),
       },
     },
-    (_request, reply) => runtime.relay(reply, undefined, { method: 'GET', path: '/events/metrics/sessions', route: '/events/metrics/sessions' }),
+    (_request, reply) =>
+      runtime.relay(reply, undefined, { method: 'GET', path: '/events/metrics/sessions', route: '/events/metrics/sessions' }),
   );
 
   app.get<{ Params: { sessionId: string } }>(
@@ -97,7 +98,12 @@ export function registerEventRoutes(
     },
     (request, reply) => {
       const { session_id, event_type, limit } = request.query;
-      return runtime.relay(reply, undefined, { method: 'GET', path: '/events/audit-log', route: '/events/audit-log', query: { session_id, event_type, limit } });
+      return runtime.relay(reply, undefined, {
+        method: 'GET',
+        path: '/events/audit-log',
+        route: '/events/audit-log',
+        query: { session_id, event_type, limit },
+      });
     },
   );
 

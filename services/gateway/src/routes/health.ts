@@ -2,5 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 
 export function registerHealthRoutes(app: FastifyInstance, { version }: { version: string }): void {
-  app.get('/api/v1/health', { config: { public: true }, logLevel: 'warn' }, async () => ({ status: 'healthy', service: 'gateway', version }));
+  app.get('/api/v1/health', { config: { public: true }, logLevel: 'warn' }, async () => ({
+    status: 'healthy',
+    service: 'gateway',
+    version,
+  }));
 }

@@ -54,7 +54,12 @@ export async function registerOpenApi(app: FastifyInstance, opts: { version: str
     // @fastify/swagger marks every request body required; a body schema that admits null is optional.
     transformObject: (documentObject) => {
       const doc = 'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject;
-      for (const ops of Object.values((doc.paths ?? {}) as Record<string, Record<string, { requestBody?: { required?: boolean; content?: Record<string, { schema?: { type?: unknown } }> } }>>)) {
+      for (const ops of Object.values(
+        (doc.paths ?? {}) as Record<
+          string,
+          Record<string, { requestBody?: { required?: boolean; content?: Record<string, { schema?: { type?: unknown } }> } }>
+        >,
+      )) {
         for (const op of Object.values(ops)) {
           const type = op.requestBody?.content?.['application/json']?.schema?.type;
           if (Array.isArray(type) && type.includes('null')) op.requestBody!.required = false;

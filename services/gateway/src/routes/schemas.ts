@@ -27,22 +27,46 @@ const SHARED = [
     description: 'Every error: a stable code (README error table) and a message',
     type: 'object',
     required: ['error'],
-    properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } } },
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
+      },
+    },
   },
   {
     $id: 'SessionSummary',
     type: 'object',
-    properties: { id: { type: 'string' }, title: nullable('string'), message_count: { type: 'integer' }, last_activity: iso, is_active: { type: 'boolean' }, current_agent: nullable('string') },
+    properties: {
+      id: { type: 'string' },
+      title: nullable('string'),
+      message_count: { type: 'integer' },
+      last_activity: iso,
+      is_active: { type: 'boolean' },
+      current_agent: nullable('string'),
+    },
   },
   {
     $id: 'SessionCreated',
     type: 'object',
-    properties: { id: { type: 'string' }, message_count: { type: 'integer' }, created_at: iso, is_active: { type: 'boolean' }, current_agent: { type: 'string' } },
+    properties: {
+      id: { type: 'string' },
+      message_count: { type: 'integer' },
+      created_at: iso,
+      is_active: { type: 'boolean' },
+      current_agent: { type: 'string' },
+    },
   },
   {
     $id: 'SessionList',
     type: 'object',
-    properties: { sessions: { type: 'array', items: { $ref: 'SessionSummary#' } }, total: { type: 'integer', description: 'all of the caller’s matching sessions' }, limit: { type: 'integer' }, offset: { type: 'integer' } },
+    properties: {
+      sessions: { type: 'array', items: { $ref: 'SessionSummary#' } },
+      total: { type: 'integer', description: 'all of the caller’s matching sessions' },
+      limit: { type: 'integer' },
+      offset: { type: 'integer' },
+    },
   },
   {
     $id: 'Message',
@@ -94,8 +118,14 @@ const SHARED = [
             content: { type: 'string' },
             name: { type: 'string' },
             tool_call_id: { type: 'string' },
-            tool_calls: { type: 'array', description: 'with the arguments each call was approved with (after a person edited it, the edited ones)' },
-            original_tool_calls: { type: 'array', description: 'only when a person edited a call of this message before approving it: the calls as the LLM proposed them' },
+            tool_calls: {
+              type: 'array',
+              description: 'with the arguments each call was approved with (after a person edited it, the edited ones)',
+            },
+            original_tool_calls: {
+              type: 'array',
+              description: 'only when a person edited a call of this message before approving it: the calls as the LLM proposed them',
+            },
             seq: { type: 'integer' },
             created_at: iso,
           },
@@ -109,7 +139,13 @@ const SHARED = [
         description: 'the agent switches, oldest first (as /agents/:id/current?include_history=true lists them)',
         items: {
           type: 'object',
-          properties: { from_agent: nullable('string'), to_agent: { type: 'string' }, reason: nullable('string'), switched_at: iso, confidence: nullable('string') },
+          properties: {
+            from_agent: nullable('string'),
+            to_agent: { type: 'string' },
+            reason: nullable('string'),
+            switched_at: iso,
+            confidence: nullable('string'),
+          },
         },
       },
     },
@@ -176,7 +212,13 @@ const SHARED = [
             description: 'only with include_history=true (always after a switch)',
             items: {
               type: 'object',
-              properties: { from_agent: nullable('string'), to_agent: { type: 'string' }, reason: nullable('string'), switched_at: iso, confidence: nullable('string') },
+              properties: {
+                from_agent: nullable('string'),
+                to_agent: { type: 'string' },
+                reason: nullable('string'),
+                switched_at: iso,
+                confidence: nullable('string'),
+              },
             },
           },
           last_switch_at: isoOrNull,
@@ -197,10 +239,18 @@ const SHARED = [
           agent_processing: { type: 'object', additionalProperties: counts('count', 'success_count', 'failure_count') },
           tool_executions: { type: 'object', additionalProperties: counts('requested', 'completed', 'failed', 'requires_approval') },
           hitl_decisions: { type: 'object', additionalProperties: counts('APPROVE', 'EDIT', 'REJECT') },
-          errors: { type: 'object', description: 'agent → error type → count', additionalProperties: { type: 'object', additionalProperties: { type: 'integer' } } },
+          errors: {
+            type: 'object',
+            description: 'agent → error type → count',
+            additionalProperties: { type: 'object', additionalProperties: { type: 'integer' } },
+          },
         },
       },
-      computed: { type: 'object', description: '"<agent>_avg_duration_ms" and "<tool>_success_rate"', additionalProperties: { type: 'number' } },
+      computed: {
+        type: 'object',
+        description: '"<agent>_avg_duration_ms" and "<tool>_success_rate"',
+        additionalProperties: { type: 'number' },
+      },
       timestamp: iso,
     },
   },
@@ -215,7 +265,16 @@ const SHARED = [
     type: 'object',
     properties: {
       session_id: { type: 'string' },
-      ...counts('total_requests', 'successful_requests', 'failed_requests', 'total_duration_ms', 'total_prompt_tokens', 'total_completion_tokens', 'total_tokens', 'requests_with_tools').properties,
+      ...counts(
+        'total_requests',
+        'successful_requests',
+        'failed_requests',
+        'total_duration_ms',
+        'total_prompt_tokens',
+        'total_completion_tokens',
+        'total_tokens',
+        'requests_with_tools',
+      ).properties,
       average_duration_ms: { type: 'number' },
       average_tokens_per_request: { type: 'number' },
       requests: {
@@ -242,19 +301,33 @@ const SHARED = [
         type: 'array',
         items: {
           type: 'object',
-          description: 'the base fields, then the event’s own data (e.g. agent, error_message, error_type; tool_name, call_id, reason, arguments)',
-          properties: { timestamp: iso, event_type: { type: 'string', enum: [...AUDIT_EVENT_TYPE_NAMES] }, event_id: { type: 'string' }, session_id: nullable('string'), correlation_id: nullable('string') },
+          description:
+            'the base fields, then the event’s own data (e.g. agent, error_message, error_type; tool_name, call_id, reason, arguments)',
+          properties: {
+            timestamp: iso,
+            event_type: { type: 'string', enum: [...AUDIT_EVENT_TYPE_NAMES] },
+            event_id: { type: 'string' },
+            session_id: nullable('string'),
+            correlation_id: nullable('string'),
+          },
           additionalProperties: true,
         },
       },
       count: { type: 'integer' },
-      filters: { type: 'object', properties: { session_id: nullable('string'), event_type: nullable('string'), limit: { type: 'integer' } } },
+      filters: {
+        type: 'object',
+        properties: { session_id: nullable('string'), event_type: nullable('string'), limit: { type: 'integer' } },
+      },
     },
   },
   {
     $id: 'EventStats',
     type: 'object',
-    properties: { ...counts('total_published', 'successful_handlers', 'failed_handlers').properties, last_event_time: isoOrNull, success_rate: { type: 'number' } },
+    properties: {
+      ...counts('total_published', 'successful_handlers', 'failed_handlers').properties,
+      last_event_time: isoOrNull,
+      success_rate: { type: 'number' },
+    },
   },
 ];
 
@@ -275,7 +348,10 @@ const ERRORS = {
 };
 
 /** Response documentation of a relayed route: its success schema, its own errors and the common ones. */
-export function responses(ok: { status?: number; id: string; description: string }, own: Record<number, string> = {}): FastifySchema['response'] {
+export function responses(
+  ok: { status?: number; id: string; description: string },
+  own: Record<number, string> = {},
+): FastifySchema['response'] {
   return {
     [ok.status ?? 200]: { description: ok.description, ...ref(ok.id) },
     ...Object.fromEntries(Object.entries(own).map(([status, description]) => [status, { description, ...ref('Error') }])),

@@ -29,7 +29,10 @@ export function registerSessionRoutes(
         body: { type: ['object', 'null'], properties: { session_id: { type: 'string', pattern: SESSION_ID_PATTERN } } },
         response: responses(
           { status: 201, id: 'SessionCreated', description: 'Created' },
-          { 404: 'The id is another user’s session: the answer every route gives for a session the caller cannot see (RT_ERR_SESSION_NOT_FOUND)', 409: 'The caller already has a session with this id (RT_ERR_SESSION_EXISTS)' },
+          {
+            404: 'The id is another user’s session: the answer every route gives for a session the caller cannot see (RT_ERR_SESSION_NOT_FOUND)',
+            409: 'The caller already has a session with this id (RT_ERR_SESSION_EXISTS)',
+          },
         ),
       },
     },
@@ -64,7 +67,8 @@ export function registerSessionRoutes(
         response: responses({ id: 'SessionList', description: 'A page of sessions' }),
       },
     },
-    (request, reply) => runtime.relay(reply, request.principal?.sub, { method: 'GET', path: '/sessions', route: '/sessions', query: request.query }),
+    (request, reply) =>
+      runtime.relay(reply, request.principal?.sub, { method: 'GET', path: '/sessions', route: '/sessions', query: request.query }),
   );
 
   app.get<{ Params: { sessionId: string }; Querystring: { include_messages?: boolean } }>(
@@ -77,7 +81,11 @@ export function registerSessionRoutes(
         summary: 'A session',
         security: securityFor('api:read'),
         params: sessionIdParams,
-        querystring: { type: 'object', additionalProperties: false, properties: { include_messages: { type: 'boolean', description: 'include the messages (default false)' } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { include_messages: { type: 'boolean', description: 'include the messages (default false)' } },
+        },
         response: responses({ id: 'SessionDetail', description: 'The session' }, NOT_FOUND),
       },
     },
@@ -106,7 +114,11 @@ export function registerSessionRoutes(
       },
     },
     (request, reply) =>
-      runtime.relay(reply, request.principal?.sub, { method: 'GET', path: `/sessions/${encodeURIComponent(request.params.sessionId)}/history`, route: '/sessions/:id/history' }),
+      runtime.relay(reply, request.principal?.sub, {
+        method: 'GET',
+        path: `/sessions/${encodeURIComponent(request.params.sessionId)}/history`,
+        route: '/sessions/:id/history',
+      }),
   );
 
   app.get<{ Params: { sessionId: string } }>(

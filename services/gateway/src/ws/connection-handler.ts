@@ -111,7 +111,9 @@ class ConnectionHandler {
     const { conn, socket, deps } = this;
     deps.metrics.connections.inc();
     conn.log.info({ last_seq: this.lastSeq }, 'websocket connected');
-    deps.heartbeat?.track(socket, () => conn.log.warn('websocket terminated: the client answered no ping within GATEWAY__WS_CLOSE_TIMEOUT'));
+    deps.heartbeat?.track(socket, () =>
+      conn.log.warn('websocket terminated: the client answered no ping within GATEWAY__WS_CLOSE_TIMEOUT'),
+    );
     socket.on('message', (data: Buffer, isBinary: boolean) => this.received(data, isBinary));
     socket.on('close', (code: number) => this.closed(code));
     socket.on('error', (err: Error) => conn.log.warn({ err: { message: err.message } }, 'websocket error'));
@@ -135,7 +137,9 @@ class ConnectionHandler {
 
   /** Work in flight on this connection: awaited by graceful shutdown, its failure logged. */
   private track(work: Promise<void>): Promise<void> {
-    const p = work.catch((err: unknown) => this.conn.log.error({ err }, 'frame processing failed')).finally(() => this.deps.inFlight.delete(p));
+    const p = work
+      .catch((err: unknown) => this.conn.log.error({ err }, 'frame processing failed'))
+      .finally(() => this.deps.inFlight.delete(p));
     this.deps.inFlight.add(p);
     return p;
   }
@@ -224,7 +228,10 @@ class ConnectionHandler {
     const { conn, deps } = this;
     if (!this.queue.push(item)) {
       deps.metrics.queueFull.inc();
-      conn.sendError(gatewayErrors.GW_ERR_WS_QUEUE_FULL.code, `${gatewayErrors.GW_ERR_WS_QUEUE_FULL.def.message} (at most ${deps.maxQueuedFrames})`);
+      conn.sendError(
+        gatewayErrors.GW_ERR_WS_QUEUE_FULL.code,
+        `${gatewayErrors.GW_ERR_WS_QUEUE_FULL.def.message} (at most ${deps.maxQueuedFrames})`,
+      );
       return;
     }
     if (this.streaming) deps.metrics.framesQueued.inc();
@@ -235,7 +242,8 @@ class ConnectionHandler {
     const { conn, deps } = this;
     if (frame.type === 'ping') answerPing(conn, frame);
     else if (frame.type === 'cancel') void this.track(cancelTurn(conn, deps.runtime, deps.metrics, frame));
-    else if (deps.isDraining()) conn.sendControlError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
+    else if (deps.isDraining())
+      conn.sendControlError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
     else if (!this.done) {
       this.pendingResume = frame;
       this.schedule();
@@ -244,20 +252,31 @@ class ConnectionHandler {
 
   private received(data: Buffer, isBinary: boolean): void {
     const { conn, deps } = this;
-    const shuttingDown = (): void => conn.sendError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
+    const shuttingDown = (): void =>
+      conn.sendError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
     if (isBinary) {
       deps.metrics.frame('in', 'binary');
       if (deps.isDraining()) shuttingDown();
-      else this.enqueue({ kind: 'error', error: gatewayErrors.GW_ERR_WS_BINARY_FRAME, message: gatewayErrors.GW_ERR_WS_BINARY_FRAME.def.message });
+      else
+        this.enqueue({
+          kind: 'error',
+          error: gatewayErrors.GW_ERR_WS_BINARY_FRAME,
+          message: gatewayErrors.GW_ERR_WS_BINARY_FRAME.def.message,
+        });
       return;
     }
     const parsed = parseFrame(data.toString('utf8'));
     deps.metrics.frame('in', parsed.ok ? parsed.frame.type : 'invalid');
     if (parsed.ok && isControlFrame(parsed.frame)) return this.control(parsed.frame);
     // a malformed control frame is answered at once too, as a control answer
-    if (!parsed.ok && parsed.type !== undefined && isControlType(parsed.type)) return conn.sendControlError(parsed.error.code, parsed.message);
+    if (!parsed.ok && parsed.type !== undefined && isControlType(parsed.type))
+      return conn.sendControlError(parsed.error.code, parsed.message);
     if (deps.isDraining()) return shuttingDown();
-    this.enqueue(parsed.ok ? { kind: 'frame', frame: parsed.frame as TurnFrame, receivedAt: performance.now() } : { kind: 'error', error: parsed.error, message: parsed.message });
+    this.enqueue(
+      parsed.ok
+        ? { kind: 'frame', frame: parsed.frame as TurnFrame, receivedAt: performance.now() }
+        : { kind: 'error', error: parsed.error, message: parsed.message },
+    );
   }
 
   private closed(code: number): void {

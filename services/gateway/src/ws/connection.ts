@@ -118,9 +118,16 @@ export class Connection {
   startSpan(name: string, frame?: FrameTraceContext, attributes: Attributes = {}): { span: Span; ctx: Context } {
     const parent =
       frame?.traceparent !== undefined
-        ? propagation.extract(ROOT_CONTEXT, { traceparent: frame.traceparent, ...(frame.tracestate ? { tracestate: frame.tracestate } : {}) })
+        ? propagation.extract(ROOT_CONTEXT, {
+            traceparent: frame.traceparent,
+            ...(frame.tracestate ? { tracestate: frame.tracestate } : {}),
+          })
         : this.handshakeContext;
-    const span = tracer.startSpan(name, { kind: SpanKind.SERVER, links: this.links, attributes: { 'codelab.session.id': this.realId ?? this.pathId, ...attributes } }, parent);
+    const span = tracer.startSpan(
+      name,
+      { kind: SpanKind.SERVER, links: this.links, attributes: { 'codelab.session.id': this.realId ?? this.pathId, ...attributes } },
+      parent,
+    );
     return { span, ctx: trace.setSpan(parent, span) };
   }
 }

@@ -42,7 +42,8 @@ export async function cancelTurn(conn: Connection, runtime: RuntimeClient, metri
       } else {
         outcome = 'nothing_running'; // a new_ path id whose session does not exist yet
       }
-      if (outcome === 'nothing_running') conn.sendControlError(gatewayErrors.GW_ERR_NOTHING_TO_CANCEL.code, gatewayErrors.GW_ERR_NOTHING_TO_CANCEL.def.message);
+      if (outcome === 'nothing_running')
+        conn.sendControlError(gatewayErrors.GW_ERR_NOTHING_TO_CANCEL.code, gatewayErrors.GW_ERR_NOTHING_TO_CANCEL.def.message);
       else conn.send({ type: 'cancel_ack', content: CANCEL_ACK_TEXT });
     } catch (err) {
       const e = err instanceof AppError ? err : gatewayErrors.GW_ERR_RUNTIME_UNAVAILABLE((err as Error).message);

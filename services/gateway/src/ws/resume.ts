@@ -25,7 +25,13 @@ type ResumeSource = 'url' | 'frame' | 'turn';
 type ResumeOutcome = 'ok' | 'not_found' | 'skipped' | 'failed' | 'client_gone';
 
 /** Replays the frames after `after`; `frame` is the resume frame that asked (none for `?last_seq=`). */
-export async function replayFrames(conn: Connection, runtime: RuntimeClient, metrics: GatewayMetrics, after: number, frame?: ResumeFrame): Promise<void> {
+export async function replayFrames(
+  conn: Connection,
+  runtime: RuntimeClient,
+  metrics: GatewayMetrics,
+  after: number,
+  frame?: ResumeFrame,
+): Promise<void> {
   const source: ResumeSource = frame ? 'frame' : 'url';
   const { span, ctx } = frame ? conn.frameSpan(frame) : conn.startSpan('ws.resume', undefined, { 'codelab.resume.after': after });
   let outcome: ResumeOutcome = 'ok';
@@ -46,7 +52,10 @@ export async function replayFrames(conn: Connection, runtime: RuntimeClient, met
       if (res.statusCode >= 400) {
         const { detail } = runtimeError(await res.body.text());
         outcome = 'failed';
-        conn.sendControlError(gatewayErrors.GW_ERR_RESUME_FAILED.code, `${gatewayErrors.GW_ERR_RESUME_FAILED.def.message}: the runtime answered ${res.statusCode}: ${detail}`);
+        conn.sendControlError(
+          gatewayErrors.GW_ERR_RESUME_FAILED.code,
+          `${gatewayErrors.GW_ERR_RESUME_FAILED.def.message}: the runtime answered ${res.statusCode}: ${detail}`,
+        );
         return;
       }
       conn.delivered.startRun();
@@ -85,7 +94,14 @@ export async function replayFrames(conn: Connection, runtime: RuntimeClient, met
  * (GATEWAY__AGENT_STREAM_TIMEOUT) since the last answer. Answers the final frame relayed, or
  * undefined (the caller then sends GW_ERR_STREAM_INTERRUPTED).
  */
-export async function followTurn(conn: Connection, runtime: RuntimeClient, metrics: GatewayMetrics, sessionId: string, after: number, span: Span): Promise<StreamChunk | undefined> {
+export async function followTurn(
+  conn: Connection,
+  runtime: RuntimeClient,
+  metrics: GatewayMetrics,
+  sessionId: string,
+  after: number,
+  span: Span,
+): Promise<StreamChunk | undefined> {
   const signal = conn.closed.signal;
   let last = after;
   let final: StreamChunk | undefined;
@@ -121,7 +137,10 @@ export async function followTurn(conn: Connection, runtime: RuntimeClient, metri
       } else await res.body.dump(); // a runtime draining or failing: another attempt may reach another one
     } catch (err) {
       if (signal.aborted) break;
-      conn.log.info({ err: { message: (err as Error).message }, attempt: attempts }, 'no runtime answered the frame log follow yet; retrying');
+      conn.log.info(
+        { err: { message: (err as Error).message }, attempt: attempts },
+        'no runtime answered the frame log follow yet; retrying',
+      );
     }
     if (final || signal.aborted) break;
     await sleep(delay, undefined, { signal }).catch(() => undefined);
@@ -131,7 +150,10 @@ export async function followTurn(conn: Connection, runtime: RuntimeClient, metri
   metrics.resumes.inc({ source: 'turn', outcome });
   if (sent > 0) metrics.resumedFrames.inc(sent);
   span.setAttributes({ 'codelab.resume.outcome': outcome, 'codelab.resume.frames': sent, 'codelab.resume.attempts': attempts });
-  conn.log.info({ after, frames: sent, attempts, outcome, source: 'turn', final_code: final?.code }, 'turn followed through the frame log after its stream broke');
+  conn.log.info(
+    { after, frames: sent, attempts, outcome, source: 'turn', final_code: final?.code },
+    'turn followed through the frame log after its stream broke',
+  );
   return final;
 }
 
@@ -166,6 +188,7 @@ export async function resendPendingApprovals(conn: Connection, runtime: RuntimeC
       conn.log.info({ count: resent }, 'pending approvals re-sent');
     }
   } catch (err) {
-    if (!conn.closed.signal.aborted) conn.log.warn({ err: { message: (err as Error).message } }, 'pending approvals could not be read; none re-sent');
+    if (!conn.closed.signal.aborted)
+      conn.log.warn({ err: { message: (err as Error).message } }, 'pending approvals could not be read; none re-sent');
   }
 }

@@ -8,7 +8,10 @@ import { parseSse } from '@codelab/service-kit';
 import type { StreamChunk } from '@codelab/protocol';
 
 /** The stream's chunks, until it ends (or `[DONE]`, `event: done`); chunks that are not JSON are logged and skipped. */
-export async function* runtimeChunks(body: AsyncIterable<Uint8Array | string>, log: FastifyBaseLogger): AsyncGenerator<{ chunk: StreamChunk; raw: string }> {
+export async function* runtimeChunks(
+  body: AsyncIterable<Uint8Array | string>,
+  log: FastifyBaseLogger,
+): AsyncGenerator<{ chunk: StreamChunk; raw: string }> {
   for await (const ev of parseSse(body)) {
     if (ev.data === '[DONE]' || ev.event === 'done') return;
     let chunk: StreamChunk;

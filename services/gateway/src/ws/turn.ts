@@ -37,14 +37,22 @@ function headerSeq(value: string | string[] | undefined): number | undefined {
   return value !== undefined && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-export async function runTurn(conn: Connection, runtime: RuntimeClient, metrics: GatewayMetrics, frame: TurnFrame, receivedAt: number): Promise<void> {
+export async function runTurn(
+  conn: Connection,
+  runtime: RuntimeClient,
+  metrics: GatewayMetrics,
+  frame: TurnFrame,
+  receivedAt: number,
+): Promise<void> {
   const { traceparent: _tp, tracestate: _ts, ...message } = frame;
   const { span, ctx } = conn.frameSpan(frame);
   let outcome = 'ok';
   await context.with(ctx, async () => {
     try {
       const sessionId = conn.sessionId;
-      const body: AgentStreamRequest = sessionId ? { session_id: sessionId, message: message as TurnFrame } : { new_session: true, message: message as TurnFrame };
+      const body: AgentStreamRequest = sessionId
+        ? { session_id: sessionId, message: message as TurnFrame }
+        : { new_session: true, message: message as TurnFrame };
       const res = await runtime.openTurn(body, conn.userId, conn.closed.signal);
       if (res.statusCode >= 400) {
         const { code, detail } = runtimeError(await res.body.text());
@@ -60,7 +68,13 @@ export async function runTurn(conn: Connection, runtime: RuntimeClient, metrics:
       conn.delivered.startRun();
       try {
         for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
-          if (chunk.type === 'session_info' && conn.autoSession && !conn.sessionId && typeof chunk.session_id === 'string' && chunk.session_id !== '') {
+          if (
+            chunk.type === 'session_info' &&
+            conn.autoSession &&
+            !conn.sessionId &&
+            typeof chunk.session_id === 'string' &&
+            chunk.session_id !== ''
+          ) {
             conn.adopt(chunk.session_id);
             span.setAttribute('codelab.session.id', chunk.session_id);
           }
@@ -85,15 +99,22 @@ export async function runTurn(conn: Connection, runtime: RuntimeClient, metrics:
         return;
       }
       // the stream ended before the turn's final frame: the runtime died, or the way to it
-      conn.log.warn({ err: broke && { message: broke.message }, last_seq: lastSeq }, 'turn stream broke before its final frame; following the frame log');
+      conn.log.warn(
+        { err: broke && { message: broke.message }, last_seq: lastSeq },
+        'turn stream broke before its final frame; following the frame log',
+      );
       span.addEvent('turn stream broke', { 'codelab.frame.seq': lastSeq ?? -1, ...(broke ? { 'exception.message': broke.message } : {}) });
       const session = conn.sessionId;
-      const end = session !== undefined && lastSeq !== undefined ? await followTurn(conn, runtime, metrics, session, lastSeq, span) : undefined;
+      const end =
+        session !== undefined && lastSeq !== undefined ? await followTurn(conn, runtime, metrics, session, lastSeq, span) : undefined;
       span.setAttribute('codelab.turn.recovered', end !== undefined);
       if (end) outcome = outcomeOf(end);
       else if (!conn.closed.signal.aborted) {
         outcome = 'interrupted';
-        conn.sendError(gatewayErrors.GW_ERR_STREAM_INTERRUPTED.code, broke ? `Streaming error: ${broke.message}` : gatewayErrors.GW_ERR_STREAM_INTERRUPTED.def.message);
+        conn.sendError(
+          gatewayErrors.GW_ERR_STREAM_INTERRUPTED.code,
+          broke ? `Streaming error: ${broke.message}` : gatewayErrors.GW_ERR_STREAM_INTERRUPTED.def.message,
+        );
       } else outcome = 'client_gone';
     } catch (err) {
       if (conn.closed.signal.aborted) {

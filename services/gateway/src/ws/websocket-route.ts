@@ -18,7 +18,10 @@ import { Heartbeat } from './heartbeat.ts';
 import type { OpenLogins } from './open-logins.ts';
 
 export interface WebSocketRouteDeps {
-  config: Pick<GatewayConfig, 'wsMaxMessageBytes' | 'wsMaxQueuedFrames' | 'wsMaxBufferedBytes' | 'wsHeartbeatInterval' | 'wsCloseTimeout' | 'shutdownGraceSeconds'>;
+  config: Pick<
+    GatewayConfig,
+    'wsMaxMessageBytes' | 'wsMaxQueuedFrames' | 'wsMaxBufferedBytes' | 'wsHeartbeatInterval' | 'wsCloseTimeout' | 'shutdownGraceSeconds'
+  >;
   /** Its metrics, and the draining state graceful shutdown starts. */
   service: Service;
   runtime: RuntimeClient;
@@ -27,7 +30,10 @@ export interface WebSocketRouteDeps {
   openLogins: OpenLogins;
 }
 
-export async function registerWebSocketRoute(app: FastifyInstance, { config, service, runtime, metrics, authenticate, openLogins }: WebSocketRouteDeps): Promise<void> {
+export async function registerWebSocketRoute(
+  app: FastifyInstance,
+  { config, service, runtime, metrics, authenticate, openLogins }: WebSocketRouteDeps,
+): Promise<void> {
   const inFlight = new Set<Promise<void>>();
   const heartbeat = new Heartbeat({ intervalMs: config.wsHeartbeatInterval * 1000, timeoutMs: config.wsCloseTimeout * 1000, metrics });
   app.addHook('onClose', async () => heartbeat.stop());

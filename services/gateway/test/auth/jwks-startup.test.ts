@@ -39,7 +39,9 @@ async function fakeAuth(port: number) {
 
 /** Warnings and errors about auth (the keys, the revoked logins). */
 const levels = (lines: Record<string, unknown>[]) =>
-  lines.filter((l) => (l.level === 40 || l.level === 50) && /auth|jwks|revoked/i.test(String(l.msg))).map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? '')}`);
+  lines
+    .filter((l) => (l.level === 40 || l.level === 50) && /auth|jwks|revoked/i.test(String(l.msg)))
+    .map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? '')}`);
 
 describe('JwksCache.warmUp', () => {
   it('retries an unreachable auth at info within the start-up window, and warns once past it', async () => {
@@ -57,7 +59,13 @@ describe('JwksCache.warmUp', () => {
     await vi.waitFor(() => expect(calls).toBeGreaterThanOrEqual(2), { timeout: 5000 });
     expect(levels(lines())).toEqual([]);
     expect(lines().some((l) => l.msg === 'waiting for auth: its signing keys cannot be fetched yet' && l.level === 30)).toBe(true);
-    await vi.waitFor(() => expect(levels(lines())).toEqual([expect.stringContaining('auth still unreachable: tokens cannot be verified until it answers (retrying)')]), { timeout: 10_000 });
+    await vi.waitFor(
+      () =>
+        expect(levels(lines())).toEqual([
+          expect.stringContaining('auth still unreachable: tokens cannot be verified until it answers (retrying)'),
+        ]),
+      { timeout: 10_000 },
+    );
     const after = calls;
     await vi.waitFor(() => expect(calls).toBeGreaterThan(after + 1), { timeout: 10_000 });
     expect(levels(lines())).toHaveLength(1); // still retrying, quietly
@@ -78,18 +86,34 @@ describe('a gateway started before auth', () => {
     const authPort = await freePort();
     const { logger, lines } = capturingLogger('info');
     gateway = await buildApp(
-      readGatewayConfig({ GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AUTH_SERVICE_URL: `http://127.0.0.1:${authPort}`, GATEWAY__AGENT_URL: 'http://127.0.0.1:9' }),
+      readGatewayConfig({
+        GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        GATEWAY__AUTH_SERVICE_URL: `http://127.0.0.1:${authPort}`,
+        GATEWAY__AGENT_URL: 'http://127.0.0.1:9',
+      }),
       { logger },
     );
     const url = await listen(gateway, { host: '127.0.0.1', port: 0 });
-    await vi.waitFor(() => expect(lines().filter((l) => l.msg === 'waiting for auth: its signing keys cannot be fetched yet').length).toBeGreaterThanOrEqual(2), { timeout: 10_000 });
+    await vi.waitFor(
+      () =>
+        expect(lines().filter((l) => l.msg === 'waiting for auth: its signing keys cannot be fetched yet').length).toBeGreaterThanOrEqual(
+          2,
+        ),
+      { timeout: 10_000 },
+    );
     auth = await fakeAuth(authPort);
     await vi.waitFor(() => expect(lines().some((l) => l.msg === 'auth reachable: signing keys loaded')).toBe(true), { timeout: 10_000 });
     // verified, then relayed to a runtime that is not there (502): not 401, not 503
     const res = await fetch(`${url}/api/v1/agents`, { headers: { authorization: `Bearer ${await auth.token()}` } });
     expect(res.status).not.toBe(401);
     expect(res.status).not.toBe(503);
-    await vi.waitFor(() => expect(gateway!.metrics.registry.getSingleMetricAsString('gateway_token_revocation_polls_total')).resolves.toMatch(/outcome="ok"\} [1-9]/), { timeout: 10_000 });
+    await vi.waitFor(
+      () =>
+        expect(gateway!.metrics.registry.getSingleMetricAsString('gateway_token_revocation_polls_total')).resolves.toMatch(
+          /outcome="ok"\} [1-9]/,
+        ),
+      { timeout: 10_000 },
+    );
     expect(levels(lines())).toEqual([]);
   });
 });

@@ -22,7 +22,12 @@ describe('issue 13: an edit decision without modified_arguments', () => {
     client.send({ type: 'hitl_decision', call_id: 'call_1', decision: 'edit' });
     const [error] = await client.until((f) => f.type === 'error');
     // a turn frame the gateway could not run: its answer, final, without seq
-    expect(error).toMatchObject({ type: 'error', code: 'GW_ERR_WS_INVALID_FRAME', is_final: true, content: expect.stringContaining('"modified_arguments" is required') });
+    expect(error).toMatchObject({
+      type: 'error',
+      code: 'GW_ERR_WS_INVALID_FRAME',
+      is_final: true,
+      content: expect.stringContaining('"modified_arguments" is required'),
+    });
     expect(error!.seq).toBeUndefined();
     expect(h.runtime.callsTo('POST', '/agent/message/stream')).toHaveLength(0);
 
@@ -32,8 +37,15 @@ describe('issue 13: an edit decision without modified_arguments', () => {
   });
 
   it('is the runtime check too: the same rule refuses it as an invalid message', () => {
-    const errors = { invalid: (m: string) => Object.assign(new Error(m), { code: 'invalid' }), unsupported: (m: string) => Object.assign(new Error(m), { code: 'unsupported' }) };
-    expect(() => assertTurnFrame({ type: 'hitl_decision', call_id: 'call_1', decision: 'edit' }, errors)).toThrow(expect.objectContaining({ code: 'invalid' }));
-    expect(() => assertTurnFrame({ type: 'hitl_decision', call_id: 'call_1', decision: 'edit', modified_arguments: { path: 'v2.py' } }, errors)).not.toThrow();
+    const errors = {
+      invalid: (m: string) => Object.assign(new Error(m), { code: 'invalid' }),
+      unsupported: (m: string) => Object.assign(new Error(m), { code: 'unsupported' }),
+    };
+    expect(() => assertTurnFrame({ type: 'hitl_decision', call_id: 'call_1', decision: 'edit' }, errors)).toThrow(
+      expect.objectContaining({ code: 'invalid' }),
+    );
+    expect(() =>
+      assertTurnFrame({ type: 'hitl_decision', call_id: 'call_1', decision: 'edit', modified_arguments: { path: 'v2.py' } }, errors),
+    ).not.toThrow();
   });
 });

@@ -17,9 +17,17 @@ describe('gateway events routes', () => {
   async function sessionWithActivity(auth: Record<string, string>): Promise<string> {
     const id = await createSession(s.gateway, auth);
     const event = (type: string, category: string, data: unknown) =>
-      s.db.query('INSERT INTO events (id, event_type, category, session_id, data, created_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())', [randomUUID(), type, category, id, JSON.stringify(data)]);
+      s.db.query(
+        'INSERT INTO events (id, event_type, category, session_id, data, created_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())',
+        [randomUUID(), type, category, id, JSON.stringify(data)],
+      );
     await event('agent.switched', 'agent', { from_agent: 'orchestrator', to_agent: 'coder', reason: 'r', confidence: 'high' });
-    await event('tool.approval.required', 'hitl', { tool_name: 'write_file', call_id: 'c1', reason: 'File modification requires user approval', arguments: {} });
+    await event('tool.approval.required', 'hitl', {
+      tool_name: 'write_file',
+      call_id: 'c1',
+      reason: 'File modification requires user approval',
+      arguments: {},
+    });
     await event('agent.error.occurred', 'agent', { agent: 'coder', error_message: 'boom', error_type: 'LlmUnavailableError' });
     await s.db.query(
       `INSERT INTO llm_requests (id, session_id, agent, model, duration_ms, prompt_tokens, completion_tokens, has_tool_calls, success)
@@ -83,7 +91,11 @@ describe('gateway events routes', () => {
       },
     ]);
     const all = await call(`${s.gateway}/api/v1/events/audit-log?session_id=${id}`, { headers: admin.auth });
-    expect(all.body.audit_log.map((e: { event_type: string }) => e.event_type)).toEqual(['agent_switched', 'tool_approval_required', 'agent_error']);
+    expect(all.body.audit_log.map((e: { event_type: string }) => e.event_type)).toEqual([
+      'agent_switched',
+      'tool_approval_required',
+      'agent_error',
+    ]);
     expect(all.body.filters).toEqual({ session_id: id, event_type: null, limit: 100 });
     const last = await call(`${s.gateway}/api/v1/events/audit-log?session_id=${id}&limit=1`, { headers: admin.auth });
     expect(last.body.audit_log.map((e: { event_type: string }) => e.event_type)).toEqual(['agent_error']);
@@ -98,12 +110,18 @@ describe('gateway events routes', () => {
   });
 
   describe('GET /api/v1/events/metrics/session/:id', () => {
-    it("answers the owner (api:read) and an admin, and 404 to another user", async () => {
+    it('answers the owner (api:read) and an admin, and 404 to another user', async () => {
       const owner = await s.user('api:read api:write');
       const id = await sessionWithActivity(owner.auth);
       const mine = await call(`${s.gateway}/api/v1/events/metrics/session/${id}`, { headers: owner.auth });
       expect(mine.status).toBe(200);
-      expect(mine.body).toMatchObject({ session_id: id, total_requests: 1, successful_requests: 1, total_duration_ms: 250, total_tokens: 15 });
+      expect(mine.body).toMatchObject({
+        session_id: id,
+        total_requests: 1,
+        successful_requests: 1,
+        total_duration_ms: 250,
+        total_tokens: 15,
+      });
       expect(mine.body.requests).toHaveLength(1);
 
       const admin = await s.user('api:read api:admin');

@@ -53,7 +53,11 @@ export async function startRestStack(databaseUrl: string): Promise<RestStack> {
       const text = await (await fetch(`${stack.url.gateway}/metrics`)).text();
       let n = 0;
       for (const line of text.split('\n')) {
-        if (line.startsWith('http_client_request_duration_seconds_count{') && line.includes('peer="runtime"') && line.includes(`route="${route}"`)) {
+        if (
+          line.startsWith('http_client_request_duration_seconds_count{') &&
+          line.includes('peer="runtime"') &&
+          line.includes(`route="${route}"`)
+        ) {
           n += Number(line.slice(line.lastIndexOf(' ') + 1));
         }
       }
@@ -70,7 +74,10 @@ export async function startRestStack(databaseUrl: string): Promise<RestStack> {
 type JsonBody = any;
 
 /** fetch() JSON with a method, headers and optional body; answers status and parsed body. */
-export async function call(url: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {}): Promise<{ status: number; body: JsonBody; headers: Headers }> {
+export async function call(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<{ status: number; body: JsonBody; headers: Headers }> {
   const res = await fetch(url, {
     method: opts.method ?? 'GET',
     headers: { ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },

@@ -54,15 +54,37 @@ describe('GET /openapi.json', () => {
 
   it('documents the parameters and answers of the routes', () => {
     const audit = doc.paths['/api/v1/events/audit-log'].get;
-    expect(audit.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual(['query:event_type', 'query:limit', 'query:session_id']);
+    expect(audit.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual([
+      'query:event_type',
+      'query:limit',
+      'query:session_id',
+    ]);
     expect(audit.responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/AuditLog' });
     const current = doc.paths['/api/v1/agents/{sessionId}/current'].get;
-    expect(current.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual(['path:sessionId', 'query:include_history']);
-    expect(doc.paths['/api/v1/sessions/{sessionId}'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['include_messages', 'sessionId']);
-    expect(doc.paths['/api/v1/agents/{sessionId}/switch'].post.requestBody.content['application/json'].schema).toMatchObject({ required: ['target_agent', 'reason'] });
+    expect(current.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual([
+      'path:sessionId',
+      'query:include_history',
+    ]);
+    expect(doc.paths['/api/v1/sessions/{sessionId}'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual([
+      'include_messages',
+      'sessionId',
+    ]);
+    expect(doc.paths['/api/v1/agents/{sessionId}/switch'].post.requestBody.content['application/json'].schema).toMatchObject({
+      required: ['target_agent', 'reason'],
+    });
     expect(doc.paths['/api/v1/sessions'].post.requestBody.required).toBe(false);
     expect(doc.paths['/api/v1/agents/{sessionId}/switch'].post.requestBody.required).toBe(true);
-    for (const name of ['Error', 'AgentList', 'AgentContext', 'SessionDetail', 'PendingApprovals', 'EventMetrics', 'SessionMetrics', 'AuditLog', 'EventStats']) {
+    for (const name of [
+      'Error',
+      'AgentList',
+      'AgentContext',
+      'SessionDetail',
+      'PendingApprovals',
+      'EventMetrics',
+      'SessionMetrics',
+      'AuditLog',
+      'EventStats',
+    ]) {
       expect(doc.components.schemas[name], name).toBeDefined();
     }
   });
@@ -81,7 +103,10 @@ describe('GET /openapi.json', () => {
         const scopes = op.security![0]!.bearerAuth!;
         expect(scopes).toHaveLength(1);
         const others = ALL_SCOPES.filter((x) => x !== scopes[0]).join(' ');
-        const res = await call(url, { method: method.toUpperCase(), headers: { authorization: `Bearer ${await s.token(user.sub, others)}` } });
+        const res = await call(url, {
+          method: method.toUpperCase(),
+          headers: { authorization: `Bearer ${await s.token(user.sub, others)}` },
+        });
         expect(res.status, `${method} ${p} without ${scopes[0]}`).toBe(403);
         checked.push(`${method} ${p}`);
       }

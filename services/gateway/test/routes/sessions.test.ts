@@ -20,7 +20,15 @@ describe('gateway sessions routes', () => {
       expect(plain.body.session).toMatchObject({ id, messages: null, description: null, is_active: true });
       const full = await call(`${s.gateway}/api/v1/sessions/${id}?include_messages=true`, { headers: user.auth });
       expect(full.body.session.messages).toEqual([
-        { id: expect.any(String), role: 'user', content: 'hello', name: null, tool_call_id: null, tool_calls: null, created_at: expect.any(String) },
+        {
+          id: expect.any(String),
+          role: 'user',
+          content: 'hello',
+          name: null,
+          tool_call_id: null,
+          tool_calls: null,
+          created_at: expect.any(String),
+        },
       ]);
     });
 

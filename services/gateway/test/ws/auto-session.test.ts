@@ -29,7 +29,10 @@ describe('new_ session ids', () => {
     client.send({ type: 'user_message', content: 'second' });
     await client.until((f) => f.token === 'Thinking', 1 + first.length);
     client.send({ type: 'cancel' });
-    await client.until((f) => f.is_final === true && (f.metadata as { cancelled?: boolean } | undefined)?.cancelled === true, 1 + first.length);
+    await client.until(
+      (f) => f.is_final === true && (f.metadata as { cancelled?: boolean } | undefined)?.cancelled === true,
+      1 + first.length,
+    );
     h.runtime.script = answerTurn;
     client.send({ type: 'resume', last_seq: 4 });
     client.send({ type: 'user_message', content: 'third' });

@@ -81,7 +81,7 @@ describe('control frames', () => {
     expect(await h.metrics()).toMatch(/^gateway_ws_cancels_total\{outcome="nothing_running"\} 2$/m);
   });
 
-  it('acknowledges a cancel sent from a second connection on the session; the turn\'s own connection gets its cancelled final frame', async () => {
+  it("acknowledges a cancel sent from a second connection on the session; the turn's own connection gets its cancelled final frame", async () => {
     const held = heldTurn();
     h.runtime.script = held.script;
     const running = await h.connect('s-two');

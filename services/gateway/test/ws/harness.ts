@@ -28,7 +28,12 @@ export async function startHarness(env: Record<string, string> = {}, logger: Log
   const runtime = new StubRuntime();
   const runtimeUrl = await runtime.start();
   const gateway = await buildApp(
-    readGatewayConfig({ GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, GATEWAY__AGENT_URL: runtimeUrl, GATEWAY__USE_JWT_AUTH: 'false', ...env }),
+    readGatewayConfig({
+      GATEWAY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      GATEWAY__AGENT_URL: runtimeUrl,
+      GATEWAY__USE_JWT_AUTH: 'false',
+      ...env,
+    }),
     { logger },
   );
   const url = await listen(gateway, { host: '127.0.0.1', port: 0 });

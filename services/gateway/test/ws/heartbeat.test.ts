@@ -36,7 +36,9 @@ describe('heartbeats over real sockets', () => {
     const metrics = await h.metrics();
     expect(metrics).toMatch(/^gateway_ws_dead_peers_total 1$/m);
     expect(metrics).toMatch(/^gateway_ws_closes_total\{code="1006"\} 1$/m);
-    expect(logs.lines().filter((l) => String(l.msg).includes('answered no ping'))).toEqual([expect.objectContaining({ session_id: 's-dead', level: 40 })]);
+    expect(logs.lines().filter((l) => String(l.msg).includes('answered no ping'))).toEqual([
+      expect.objectContaining({ session_id: 's-dead', level: 40 }),
+    ]);
     live.close();
     chatty.close();
   });

@@ -10,7 +10,10 @@ import { answerTurn, heldTurn } from './stub-runtime.ts';
 import { FrameClient, startHarness, type Harness } from './harness.ts';
 
 const logged = (n: number, from = 1): StreamChunk[] =>
-  Array.from({ length: n }, (_, i) => ({ type: 'assistant_message', token: `old-${from + i}`, is_final: false, seq: from + i }) as StreamChunk);
+  Array.from(
+    { length: n },
+    (_, i) => ({ type: 'assistant_message', token: `old-${from + i}`, is_final: false, seq: from + i }) as StreamChunk,
+  );
 
 describe('resume', () => {
   let h: Harness;
@@ -29,7 +32,9 @@ describe('resume', () => {
     expect(frames.map((f) => f.seq)).toEqual([3, 4, 5, 6, 7, 8, 9]);
     expect(frames.slice(0, 3).map((f) => f.token)).toEqual(['old-3', 'old-4', 'old-5']);
     expect(frames.at(-1)).toMatchObject({ content: 'You said next' });
-    const calls = h.runtime.calls.filter((c) => c.url.includes('s-url') || c.url === '/agent/message/stream').map((c) => `${c.method} ${c.url}`);
+    const calls = h.runtime.calls
+      .filter((c) => c.url.includes('s-url') || c.url === '/agent/message/stream')
+      .map((c) => `${c.method} ${c.url}`);
     expect(calls).toEqual(['GET /sessions/s-url/access', 'GET /sessions/s-url/frames?after=2', 'POST /agent/message/stream']);
     client.close();
     const metrics = await h.metrics();
@@ -127,7 +132,7 @@ describe('resume', () => {
     expect(await h.metrics()).toMatch(/^gateway_ws_approvals_resent_total 1$/m);
   });
 
-  it('closes someone else\'s session with 4403 and replays nothing', async () => {
+  it("closes someone else's session with 4403 and replays nothing", async () => {
     const s = h.runtime.session('s-foreign', 'someone-else');
     s.log.push(...logged(2));
     const client = await h.connect('s-foreign?last_seq=0');

@@ -33,15 +33,38 @@ describe('handleConnection', () => {
   it('closes a slow reader with 4008 once its send buffer passes the limit, and counts it', async () => {
     const serviceMetrics = new ServiceMetrics('gateway');
     const metrics = createGatewayMetrics(serviceMetrics);
-    const tokens = Array.from({ length: 500 }, (_, i) => `data: {"type":"assistant_message","token":"token-${i} ","is_final":false}\n\n`).join('');
+    const tokens = Array.from(
+      { length: 500 },
+      (_, i) => `data: {"type":"assistant_message","token":"token-${i} ","is_final":false}\n\n`,
+    ).join('');
     const runtime = {
       access: async () => ({ exists: false, allowed: true }),
-      openTurn: async () => ({ statusCode: 200, headers: {}, body: (async function* () { yield Buffer.from(tokens); })() }),
+      openTurn: async () => ({
+        statusCode: 200,
+        headers: {},
+        body: (async function* () {
+          yield Buffer.from(tokens);
+        })(),
+      }),
     } as unknown as RuntimeClient;
     const socket = new StandInSocket();
-    const request = { params: { sessionId: 's1' }, query: {}, principal: undefined, headers: {}, log: silentLogger() } as unknown as ConnectionRequest;
+    const request = {
+      params: { sessionId: 's1' },
+      query: {},
+      principal: undefined,
+      headers: {},
+      log: silentLogger(),
+    } as unknown as ConnectionRequest;
     const inFlight = new Set<Promise<void>>();
-    handleConnection(socket as unknown as WebSocket, request, { runtime, metrics, serviceMetrics, maxQueuedFrames: 4, maxBufferedBytes: 2048, isDraining: () => false, inFlight });
+    handleConnection(socket as unknown as WebSocket, request, {
+      runtime,
+      metrics,
+      serviceMetrics,
+      maxQueuedFrames: 4,
+      maxBufferedBytes: 2048,
+      isDraining: () => false,
+      inFlight,
+    });
     socket.emit('message', Buffer.from(JSON.stringify({ type: 'user_message', content: 'hi' })), false);
     await Promise.all([...inFlight]);
     expect(socket.closedWith).toBe(4008);

@@ -31,7 +31,8 @@ interface StubSession {
 
 /** The default turn: three tokens, then the final answer. */
 export async function answerTurn(turn: StubTurn): Promise<void> {
-  const content = 'message' in turn.request && turn.request.message.type === 'user_message' ? turn.request.message.content : turn.request.message.type;
+  const content =
+    'message' in turn.request && turn.request.message.type === 'user_message' ? turn.request.message.content : turn.request.message.type;
   const tokens = ['You ', 'said ', content];
   for (const token of tokens) turn.emit({ type: 'assistant_message', token, is_final: false });
   turn.emit({ type: 'assistant_message', content: tokens.join(''), is_final: true });
@@ -61,7 +62,9 @@ export class StubRuntime {
       const s = this.sessions.get(req.params.id);
       return { exists: s !== undefined, allowed: !s || s.owner === req.headers['x-codelab-user'] };
     });
-    this.app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', (req, reply) => this.stream(req.body, req.headers['x-codelab-user'] as string | undefined, reply));
+    this.app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', (req, reply) =>
+      this.stream(req.body, req.headers['x-codelab-user'] as string | undefined, reply),
+    );
     this.app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/sessions/:id/frames', (req, reply) => {
       if (!this.framesAvailable) return reply.status(503).send({ error: { code: 'ERR_SHUTTING_DOWN', message: 'unavailable' } });
       const s = this.sessions.get(req.params.id);
@@ -168,7 +171,8 @@ export function heldTurn(): { script: (turn: StubTurn) => Promise<void>; started
       started(turn);
       const cancelled = new Promise<void>((r) => turn.cancelled.addEventListener('abort', () => r(), { once: true }));
       await Promise.race([released, cancelled]);
-      if (turn.cancelled.aborted) turn.emit({ type: 'assistant_message', content: 'Thinking', is_final: true, metadata: { cancelled: true } });
+      if (turn.cancelled.aborted)
+        turn.emit({ type: 'assistant_message', content: 'Thinking', is_final: true, metadata: { cancelled: true } });
       else turn.emit({ type: 'assistant_message', content: 'Thinking done', is_final: true });
     },
   };

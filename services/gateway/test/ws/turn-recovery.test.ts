@@ -51,8 +51,15 @@ describe('a turn stream that breaks', () => {
     expect(metrics).toMatch(/^gateway_turn_duration_seconds_count\{outcome="ok"\} 2$/m);
   });
 
-  it('relays the runtime\'s RT_ERR_TURN_INTERRUPTED final frame when the turn\'s runtime died', async () => {
-    const interrupted = { type: 'error', code: 'RT_ERR_TURN_INTERRUPTED', content: 'interrupted', error: 'interrupted', is_final: true, metadata: { interrupted: true } } as const;
+  it("relays the runtime's RT_ERR_TURN_INTERRUPTED final frame when the turn's runtime died", async () => {
+    const interrupted = {
+      type: 'error',
+      code: 'RT_ERR_TURN_INTERRUPTED',
+      content: 'interrupted',
+      error: 'interrupted',
+      is_final: true,
+      metadata: { interrupted: true },
+    } as const;
     h.runtime.script = brokenTurn(h, (turn) => void turn.emit(interrupted));
     const client = await h.connect('s-died');
     client.send({ type: 'user_message', content: 'hi' });

@@ -42,7 +42,11 @@ export class Answer {
       choices: [
         {
           index: 0,
-          message: { role: 'assistant', content: this.content || (toolCalls.length ? null : ''), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
+          message: {
+            role: 'assistant',
+            content: this.content || (toolCalls.length ? null : ''),
+            ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+          },
           finish_reason: this.finish ?? 'stop',
         },
       ],

@@ -82,7 +82,12 @@ export async function streamSse(x: ChatExchange): Promise<void> {
     telemetry.finish(gone ? 'client_disconnected' : outcomeOf(err, clientGone), err);
     if (!gone) {
       if (!(err instanceof OpenAIError)) x.log.error({ err }, 'stream failed');
-      await sse.send((err instanceof OpenAIError ? err : new OpenAIError('LLMP_ERR_INTERNAL', 'The server had an error while processing your request.')).toJSON());
+      await sse.send(
+        (err instanceof OpenAIError
+          ? err
+          : new OpenAIError('LLMP_ERR_INTERNAL', 'The server had an error while processing your request.')
+        ).toJSON(),
+      );
     }
   } finally {
     sse.end();

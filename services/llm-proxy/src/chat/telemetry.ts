@@ -103,7 +103,8 @@ export class ChatTelemetry {
   /** gen_ai.server.time_per_output_token: one observation per successful stream, after the first token. */
   streamCompleted(): void {
     const tokens = this.answer.usage?.completion_tokens ?? this.outputs;
-    if (this.firstAt && tokens > 1) this.deps.metrics.timePerOutputToken.observe(this.labels, (this.lastAt - this.firstAt) / 1000 / (tokens - 1));
+    if (this.firstAt && tokens > 1)
+      this.deps.metrics.timePerOutputToken.observe(this.labels, (this.lastAt - this.firstAt) / 1000 / (tokens - 1));
   }
 
   /** The request ended with `outcome`: counts it, and ends the span (an error unless `ok`). Only the first call counts. */
@@ -119,14 +120,20 @@ export class ChatTelemetry {
     if (answer.usage) {
       metrics.tokenUsage.observe({ model, provider, token_type: 'input' }, answer.usage.prompt_tokens);
       metrics.tokenUsage.observe({ model, provider, token_type: 'output' }, answer.usage.completion_tokens);
-      span.setAttributes({ 'gen_ai.usage.input_tokens': answer.usage.prompt_tokens, 'gen_ai.usage.output_tokens': answer.usage.completion_tokens });
+      span.setAttributes({
+        'gen_ai.usage.input_tokens': answer.usage.prompt_tokens,
+        'gen_ai.usage.output_tokens': answer.usage.completion_tokens,
+      });
     }
     if (answer.id) span.setAttribute('gen_ai.response.id', answer.id);
     if (answer.finish) span.setAttribute('gen_ai.response.finish_reasons', [answer.finish]);
     const answered = this.stream?.upstreamModel();
     if (answered) span.setAttribute('gen_ai.response.model', answered);
     if (captureMessageContent) {
-      span.setAttribute('gen_ai.output.messages', JSON.stringify([{ role: 'assistant', content: answer.content, ...(answer.tools.length ? { tool_calls: answer.tools } : {}) }]));
+      span.setAttribute(
+        'gen_ai.output.messages',
+        JSON.stringify([{ role: 'assistant', content: answer.content, ...(answer.tools.length ? { tool_calls: answer.tools } : {}) }]),
+      );
     }
     if (outcome !== 'ok') {
       span.setAttribute('error.type', outcome);

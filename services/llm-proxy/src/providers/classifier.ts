@@ -15,7 +15,10 @@ const KEYWORDS: [agent: string, words: string[]][] = [
 ];
 
 export function isClassifierRequest(messages: readonly ChatMessage[]): boolean {
-  const system = messages.filter((m) => m.role === 'system').map((m) => textOf(m.content)).join('\n');
+  const system = messages
+    .filter((m) => m.role === 'system')
+    .map((m) => textOf(m.content))
+    .join('\n');
   return /classifier/i.test(system) && /json/i.test(system);
 }
 
@@ -31,7 +34,8 @@ export function classify(messages: readonly ChatMessage[]): { agent: string; con
   const text = stripDirectives(userMessageOf(user ? textOf(user.content) : '')).toLowerCase();
   for (const [agent, words] of KEYWORDS) {
     for (const w of words) {
-      if (new RegExp(`\\b${w.replace(/ /g, '\\s+')}\\b`).test(text)) return { agent, confidence: 'high', reasoning: `The message mentions "${w}".` };
+      if (new RegExp(`\\b${w.replace(/ /g, '\\s+')}\\b`).test(text))
+        return { agent, confidence: 'high', reasoning: `The message mentions "${w}".` };
     }
   }
   return { agent: 'coder', confidence: 'low', reasoning: 'No keyword matched; defaulting to the coder.' };

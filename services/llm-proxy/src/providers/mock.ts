@@ -126,14 +126,24 @@ export class MockProvider implements Provider {
             if (self.errorCounts.size >= 10_000) self.errorCounts.clear(); // bounded: a test's counters are short-lived
             self.errorCounts.set(key, seen + 1);
           }
-          throw errorForStatus(script.error.status, `mock: injected error ${script.error.status}`, script.error.status === 429 || script.error.status === 503 ? 1 : undefined);
+          throw errorForStatus(
+            script.error.status,
+            `mock: injected error ${script.error.status}`,
+            script.error.status === 429 || script.error.status === 503 ? 1 : undefined,
+          );
         }
       }
       const id = `chatcmpl-${randomUUID()}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (delta: ChatCompletionChunk['choices'][number]['delta'], finish: string | null = null): ProviderEvent => ({
         type: 'chunk',
-        chunk: { id, object: 'chat.completion.chunk', created, model: request.model, choices: [{ index: 0, delta, finish_reason: finish }] },
+        chunk: {
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model: request.model,
+          choices: [{ index: 0, delta, finish_reason: finish }],
+        },
       });
       const { content, toolDeltas } = self.answer(request, script);
       const maxTokens = request.max_completion_tokens ?? request.max_tokens;
@@ -149,7 +159,8 @@ export class MockProvider implements Provider {
           yield INJECTED_DISCONNECT;
           return;
         }
-        if (script.errorAfter && i === script.errorAfter.tokens) throw errorForStatus(script.errorAfter.status, `mock: injected mid-stream error ${script.errorAfter.status}`);
+        if (script.errorAfter && i === script.errorAfter.tokens)
+          throw errorForStatus(script.errorAfter.status, `mock: injected mid-stream error ${script.errorAfter.status}`);
         let delay = i === 0 ? ttft : tokenDelay();
         if (script.stallAfter && i === script.stallAfter.tokens) delay += script.stallAfter.ms;
         if (delay > 0) await sleep(delay, undefined, { signal });
@@ -162,7 +173,14 @@ export class MockProvider implements Provider {
       const prompt = countPromptTokens(request.messages);
       yield {
         type: 'chunk',
-        chunk: { id, object: 'chat.completion.chunk', created, model: request.model, choices: [], usage: { prompt_tokens: prompt, completion_tokens: limited.length, total_tokens: prompt + limited.length } },
+        chunk: {
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model: request.model,
+          choices: [],
+          usage: { prompt_tokens: prompt, completion_tokens: limited.length, total_tokens: prompt + limited.length },
+        },
       };
     }
     return { events: run(), upstreamTtftMs: () => firstChunkMs, upstreamModel: () => call.route.targets[0] };
@@ -187,7 +205,9 @@ export class MockProvider implements Provider {
     else if (script.toolCalls.length) text = '';
     else if (lastRole(request.messages) === 'tool') text = afterToolReply(request.messages);
     else {
-      const cleaned = request.messages.map((m) => (m.role === 'user' && typeof m.content === 'string' ? { ...m, content: stripDirectives(m.content) } : m));
+      const cleaned = request.messages.map((m) =>
+        m.role === 'user' && typeof m.content === 'string' ? { ...m, content: stripDirectives(m.content) } : m,
+      );
       text = mockReply(cleaned);
     }
     return { content: tokenize(text), toolDeltas };

@@ -22,7 +22,9 @@ class UpstreamTimeout extends Error {
   readonly kind: TimeoutKind;
 
   constructor(kind: TimeoutKind, ms: number) {
-    super(`upstream ${kind === 'first_token' ? 'sent no first token' : kind === 'idle' ? 'went silent between chunks' : 'did not finish'} within ${ms} ms`);
+    super(
+      `upstream ${kind === 'first_token' ? 'sent no first token' : kind === 'idle' ? 'went silent between chunks' : 'did not finish'} within ${ms} ms`,
+    );
     this.kind = kind;
   }
 }
@@ -123,7 +125,12 @@ export class OpenAIUpstreamProvider implements Provider {
           for (let attempt = 0; ; attempt++) {
             const permit = breaker.tryAcquire();
             if (!permit) {
-              lastErr = new OpenAIError('LLMP_ERR_UPSTREAM_UNAVAILABLE', `Upstream ${target} is unavailable (circuit open); retry later.`, null, { retryAfter: breaker.retryAfterSeconds() });
+              lastErr = new OpenAIError(
+                'LLMP_ERR_UPSTREAM_UNAVAILABLE',
+                `Upstream ${target} is unavailable (circuit open); retry later.`,
+                null,
+                { retryAfter: breaker.retryAfterSeconds() },
+              );
               break;
             }
             const started = performance.now();
@@ -135,9 +142,18 @@ export class OpenAIUpstreamProvider implements Provider {
               if (!f.retryable) throw f.err;
               if (attempt >= cfg.maxRetries) break;
               self.metrics.retries.inc({ upstream: label, reason: f.reason });
-              await sleep(backoffMs({ maxRetries: cfg.maxRetries, baseDelayMs: cfg.retryBaseDelayMs, maxDelayMs: cfg.retryMaxDelayMs }, attempt, Math.random, f.retryAfter), undefined, {
-                signal: AbortSignal.any([call.signal, deadline.signal]),
-              }).catch(() => undefined);
+              await sleep(
+                backoffMs(
+                  { maxRetries: cfg.maxRetries, baseDelayMs: cfg.retryBaseDelayMs, maxDelayMs: cfg.retryMaxDelayMs },
+                  attempt,
+                  Math.random,
+                  f.retryAfter,
+                ),
+                undefined,
+                {
+                  signal: AbortSignal.any([call.signal, deadline.signal]),
+                },
+              ).catch(() => undefined);
               if (call.signal.aborted) return;
               if (deadline.signal.aborted) throw new OpenAIError('LLMP_ERR_UPSTREAM_TIMEOUT', (deadline.signal.reason as Error).message);
               continue;
@@ -192,12 +208,22 @@ export class OpenAIUpstreamProvider implements Provider {
     const classify = (err: unknown): Failure => {
       const reason = ac.signal.aborted ? ac.signal.reason : undefined;
       if (reason instanceof UpstreamTimeout) {
-        return { err: new OpenAIError('LLMP_ERR_UPSTREAM_TIMEOUT', reason.message), retryable: false, breaker: true, reason: `${reason.kind}_timeout` };
+        return {
+          err: new OpenAIError('LLMP_ERR_UPSTREAM_TIMEOUT', reason.message),
+          retryable: false,
+          breaker: true,
+          reason: `${reason.kind}_timeout`,
+        };
       }
       if (err instanceof OpenAIError) return { err, retryable: false, breaker: false, reason: 'error' };
       const timeout = err instanceof PeerUnavailableError && err.timeout;
       return {
-        err: new OpenAIError(timeout ? 'LLMP_ERR_UPSTREAM_TIMEOUT' : 'LLMP_ERR_UPSTREAM_UNAVAILABLE', `Upstream ${target}: ${(err as Error).message}`, null, timeout ? {} : { retryAfter: 1 }),
+        err: new OpenAIError(
+          timeout ? 'LLMP_ERR_UPSTREAM_TIMEOUT' : 'LLMP_ERR_UPSTREAM_UNAVAILABLE',
+          `Upstream ${target}: ${(err as Error).message}`,
+          null,
+          timeout ? {} : { retryAfter: 1 },
+        ),
         retryable: true,
         breaker: true,
         reason: timeout ? 'connect_timeout' : 'connect_error',
@@ -218,27 +244,59 @@ export class OpenAIUpstreamProvider implements Provider {
     /** What followed the first output in its run. */
     let rest = '';
     try {
-      const res = await this.peer.request({ method: 'POST', path: this.path, route: '/v1/chat/completions', headers, body, signal: ac.signal });
+      const res = await this.peer.request({
+        method: 'POST',
+        path: this.path,
+        route: '/v1/chat/completions',
+        headers,
+        body,
+        signal: ac.signal,
+      });
       if (res.statusCode !== 200) {
         const { message } = readOpenAIErrorBody(await res.body.text().catch(() => ''));
         const status = res.statusCode;
         const msg = `Upstream ${target} answered ${status}: ${message}`;
-        const err = status === 401 || status === 403 || status === 500 ? errorForStatus(502, msg) : errorForStatus(status, msg, retryAfterOf(res.headers));
-        return fail({ err, retryable: isRetryableStatus(status), breaker: status >= 500, reason: `status_${status >= 500 ? '5xx' : status}`, retryAfter: retryAfterOf(res.headers) });
+        const err =
+          status === 401 || status === 403 || status === 500
+            ? errorForStatus(502, msg)
+            : errorForStatus(status, msg, retryAfterOf(res.headers));
+        return fail({
+          err,
+          retryable: isRetryableStatus(status),
+          breaker: status >= 500,
+          reason: `status_${status >= 500 ? '5xx' : status}`,
+          retryAfter: retryAfterOf(res.headers),
+        });
       }
       runs = sseRuns(res.body)[Symbol.asyncIterator]();
       let first = false;
       while (!first) {
         const next = await runs.next();
-        if (next.done) return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`), retryable: true, breaker: true, reason: 'empty_stream' });
+        if (next.done)
+          return fail({
+            err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`),
+            retryable: true,
+            breaker: true,
+            reason: 'empty_stream',
+          });
         for (const ev of sseEventsIn(next.value)) {
           if (ev.data === '[DONE]') {
-            return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`), retryable: true, breaker: true, reason: 'empty_stream' });
+            return fail({
+              err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream without any output.`),
+              retryable: true,
+              breaker: true,
+              reason: 'empty_stream',
+            });
           }
           const chunk = JSON.parse(ev.data) as ChatCompletionChunk;
           const error = openAIErrorOf(chunk);
           if (error) {
-            return fail({ err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed: ${error.message ?? 'unknown error'}`), retryable: true, breaker: true, reason: 'stream_error' });
+            return fail({
+              err: new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed: ${error.message ?? 'unknown error'}`),
+              retryable: true,
+              breaker: true,
+              reason: 'stream_error',
+            });
           }
           buffered.push(chunk);
           if (hasOutput(chunk) || (chunk.usage && !chunk.choices?.length)) {
@@ -249,7 +307,13 @@ export class OpenAIUpstreamProvider implements Provider {
         }
       }
     } catch (err) {
-      if (call.signal.aborted) return fail({ err: new OpenAIError('LLMP_ERR_INTERNAL', 'client disconnected'), retryable: false, breaker: false, reason: 'client' });
+      if (call.signal.aborted)
+        return fail({
+          err: new OpenAIError('LLMP_ERR_INTERNAL', 'client disconnected'),
+          retryable: false,
+          breaker: false,
+          reason: 'client',
+        });
       return fail(classify(err));
     }
     permit.success();
@@ -259,7 +323,10 @@ export class OpenAIUpstreamProvider implements Provider {
     const publicModel = call.request.model;
     // A streaming client gets the upstream's text as it is; a non-streaming answer (or one whose
     // content the span records) needs every chunk decoded.
-    const passthrough = call.request.stream === true && !cfg.captureMessageContent ? new SsePassthrough(target, publicModel, call.request.stream_options?.include_usage === true) : undefined;
+    const passthrough =
+      call.request.stream === true && !cfg.captureMessageContent
+        ? new SsePassthrough(target, publicModel, call.request.stream_options?.include_usage === true)
+        : undefined;
     const brokeOff = (): OpenAIError => new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream before [DONE].`);
     async function* events(): AsyncGenerator<ProviderEvent, void, undefined> {
       try {
@@ -275,8 +342,14 @@ export class OpenAIUpstreamProvider implements Provider {
               if (ev.data === '[DONE]') return;
               const chunk = JSON.parse(ev.data) as ChatCompletionChunk;
               const error = openAIErrorOf(chunk);
-              if (error) throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} failed mid-stream: ${error.message ?? 'unknown error'}`);
-              yield chunk.model === publicModel ? { type: 'chunk', chunk, raw: ev.data } : { type: 'chunk', chunk: { ...chunk, model: publicModel } };
+              if (error)
+                throw new OpenAIError(
+                  'LLMP_ERR_UPSTREAM_ERROR',
+                  `Upstream ${target} failed mid-stream: ${error.message ?? 'unknown error'}`,
+                );
+              yield chunk.model === publicModel
+                ? { type: 'chunk', chunk, raw: ev.data }
+                : { type: 'chunk', chunk: { ...chunk, model: publicModel } };
             }
           }
           const next = await runs.next();
@@ -289,7 +362,9 @@ export class OpenAIUpstreamProvider implements Provider {
         if (err instanceof OpenAIError) throw err;
         const reason = ac.signal.aborted ? ac.signal.reason : undefined;
         if (reason instanceof UpstreamTimeout) throw new OpenAIError('LLMP_ERR_UPSTREAM_TIMEOUT', reason.message);
-        throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} broke off its stream: ${(err as Error).message}`, null, { cause: err });
+        throw new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} broke off its stream: ${(err as Error).message}`, null, {
+          cause: err,
+        });
       } finally {
         cleanup();
         if (!ac.signal.aborted) ac.abort(FINISHED);

@@ -42,11 +42,7 @@ export class SsePassthrough {
 
   private readonly includeUsage: boolean;
 
-  constructor(
-    upstreamModel: string,
-    publicModel: string,
-    includeUsage: boolean,
-  ) {
+  constructor(upstreamModel: string, publicModel: string, includeUsage: boolean) {
     this.includeUsage = includeUsage;
     this.publicModelJson = `"model":${JSON.stringify(publicModel)}`;
     this.rename = upstreamModel === publicModel ? undefined : new RegExp(`"model":\\s*${escapeRegExp(JSON.stringify(upstreamModel))}`, 'g');

@@ -40,7 +40,12 @@ export class ConcurrencyLimiter {
     }
     if (this.queue.length >= this.opts.maxQueued) {
       return Promise.reject(
-        new OpenAIError('LLMP_ERR_OVERLOADED', `The proxy is at capacity (${this.opts.maxConcurrent} running, ${this.queue.length} queued); retry later.`, null, { retryAfter: 1 }),
+        new OpenAIError(
+          'LLMP_ERR_OVERLOADED',
+          `The proxy is at capacity (${this.opts.maxConcurrent} running, ${this.queue.length} queued); retry later.`,
+          null,
+          { retryAfter: 1 },
+        ),
       );
     }
     return new Promise((resolve, reject) => {
@@ -62,7 +67,12 @@ export class ConcurrencyLimiter {
         reject: leave,
       };
       const timer = setTimeout(
-        () => leave(new OpenAIError('LLMP_ERR_QUEUE_TIMEOUT', `Waited ${this.opts.queueTimeoutMs} ms in the proxy's queue; retry later.`, null, { retryAfter: 1 })),
+        () =>
+          leave(
+            new OpenAIError('LLMP_ERR_QUEUE_TIMEOUT', `Waited ${this.opts.queueTimeoutMs} ms in the proxy's queue; retry later.`, null, {
+              retryAfter: 1,
+            }),
+          ),
         this.opts.queueTimeoutMs,
       );
       signal?.addEventListener('abort', onAbort, { once: true });

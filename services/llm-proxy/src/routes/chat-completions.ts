@@ -66,7 +66,11 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
     const body = request.body;
     const route = modelMap.get(body.model);
     if (!route) {
-      throw new OpenAIError('LLMP_ERR_MODEL_NOT_FOUND', `The model '${body.model}' does not exist or you do not have access to it.`, 'model');
+      throw new OpenAIError(
+        'LLMP_ERR_MODEL_NOT_FOUND',
+        `The model '${body.model}' does not exist or you do not have access to it.`,
+        'model',
+      );
     }
     const answer = new Answer();
     const telemetry = new ChatTelemetry({ metrics, provider, captureMessageContent: config.captureMessageContent }, body, answer);
@@ -101,7 +105,17 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
         telemetry.finish('client_disconnected');
         return reply.hijack();
       }
-      const exchange: ChatExchange = { request: body, reply, log: request.log, providerName: provider.name, first, events: stream.events, clientGone: abort.signal, answer, telemetry };
+      const exchange: ChatExchange = {
+        request: body,
+        reply,
+        log: request.log,
+        providerName: provider.name,
+        first,
+        events: stream.events,
+        clientGone: abort.signal,
+        answer,
+        telemetry,
+      };
       return body.stream === true ? await streamSse(exchange) : await replyJson(exchange);
     } finally {
       await stream.events.return(undefined).catch(() => undefined);

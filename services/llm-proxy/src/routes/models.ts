@@ -2,7 +2,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { LlmProxyConfig } from '../config.ts';
 
-export function registerModels(app: FastifyInstance, { config, names }: { config: Pick<LlmProxyConfig, 'llmMode'>; names: readonly string[] }): void {
+export function registerModels(
+  app: FastifyInstance,
+  { config, names }: { config: Pick<LlmProxyConfig, 'llmMode'>; names: readonly string[] },
+): void {
   const created = Math.floor(Date.now() / 1000);
   const provider = config.llmMode === 'mock' ? 'mock' : 'openai';
   const models = names.map((id) => ({ id, object: 'model' as const, created, owned_by: `codelab-${provider}` }));

@@ -22,7 +22,14 @@ describe.skipIf(missingProgram('python3', 'python3'))('connect timeout', () => {
   });
 
   it('answers 504 upstream_timeout after LLM_PROXY__CONNECT_TIMEOUT when the upstream never accepts', async () => {
-    listener = spawn('python3', ['-c', "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    listener = spawn(
+      'python3',
+      [
+        '-c',
+        "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const port = Number(await new Promise<string>((ok) => createInterface({ input: listener!.stdout! }).once('line', ok)));
     // fill the accept queue (backlog 0 holds one connection); later handshakes hang
     for (let i = 0; i < 3; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => undefined));

@@ -27,7 +27,10 @@ describe('mock fault injection by config', () => {
     const proxy = await startProxy({ LLM_PROXY__MOCK_DISCONNECT_RATE: '1' });
     const events: string[] = [];
     await (async () => {
-      for await (const ev of parseSse((await chat(proxy.url, { stream: true, messages: user('hello') })).body as unknown as AsyncIterable<Uint8Array>)) events.push(ev.data);
+      for await (const ev of parseSse(
+        (await chat(proxy.url, { stream: true, messages: user('hello') })).body as unknown as AsyncIterable<Uint8Array>,
+      ))
+        events.push(ev.data);
     })().catch(() => undefined);
     expect(events).not.toContain('[DONE]');
     expect(events.length).toBeGreaterThan(1);

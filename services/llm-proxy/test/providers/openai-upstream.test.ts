@@ -24,7 +24,13 @@ afterEach(async () => {
 });
 
 async function startFront(env: Record<string, string> = {}, upstreamUrl = upstream.url): Promise<{ proxy: RunningProxy; sdk: OpenAI }> {
-  const proxy = await startProxy({ LLM_PROXY__LLM_MODE: 'openai', LLM_PROXY__LITELLM_PROXY_URL: upstreamUrl, LLM_PROXY__LITELLM_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__RETRY_BASE_DELAY_MS: '5', ...env });
+  const proxy = await startProxy({
+    LLM_PROXY__LLM_MODE: 'openai',
+    LLM_PROXY__LITELLM_PROXY_URL: upstreamUrl,
+    LLM_PROXY__LITELLM_API_KEY: TEST_INTERNAL_KEY,
+    LLM_PROXY__RETRY_BASE_DELAY_MS: '5',
+    ...env,
+  });
   proxies.push(proxy);
   return { proxy, sdk: new OpenAI({ apiKey: TEST_INTERNAL_KEY, baseURL: `${proxy.url}/v1`, maxRetries: 0 }) };
 }
@@ -46,14 +52,21 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     const collect = async (c: OpenAI) => {
       let text = '';
       let usage: OpenAI.CompletionUsage | undefined;
-      for await (const ch of await c.chat.completions.create({ model: 'fake-llm', messages, stream: true, stream_options: { include_usage: true } })) {
+      for await (const ch of await c.chat.completions.create({
+        model: 'fake-llm',
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+      })) {
         text += ch.choices[0]?.delta.content ?? '';
         if (ch.usage) usage = ch.usage;
       }
       return { text, usage };
     };
     expect(await collect(sdk)).toEqual(await collect(direct));
-    const final = await sdk.chat.completions.stream({ model: 'fake-llm', messages: user('[[mock:tool_call read_file {"path":"a/b/c.py"}]]') }).finalChatCompletion();
+    const final = await sdk.chat.completions
+      .stream({ model: 'fake-llm', messages: user('[[mock:tool_call read_file {"path":"a/b/c.py"}]]') })
+      .finalChatCompletion();
     expect(final.choices[0]!.finish_reason).toBe('tool_calls');
     const call = final.choices[0]!.message.tool_calls![0]!;
     expect(call.type === 'function' && JSON.parse(call.function.arguments)).toEqual({ path: 'a/b/c.py' });
@@ -73,10 +86,17 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     await writeFile(file, JSON.stringify({ models: { 'public-name': { upstream: 'mock-llm' } } }));
     const { proxy } = await startFront({ LLM_PROXY__MODEL_MAP_FILE: file });
     for (const includeUsage of [false, true]) {
-      const res = await chat(proxy.url, { model: 'public-name', stream: true, ...(includeUsage ? { stream_options: { include_usage: true } } : {}), messages: user('[[mock:words 40]]') });
+      const res = await chat(proxy.url, {
+        model: 'public-name',
+        stream: true,
+        ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        messages: user('[[mock:words 40]]'),
+      });
       const events = await sseEvents(res);
       expect(events.at(-1)).toBe('[DONE]');
-      const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { model: string; usage?: unknown; choices: { delta: { content?: string } }[] });
+      const chunks = events
+        .slice(0, -1)
+        .map((e) => JSON.parse(e) as { model: string; usage?: unknown; choices: { delta: { content?: string } }[] });
       expect(new Set(chunks.map((c) => c.model))).toEqual(new Set(['public-name']));
       expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(Array.from({ length: 40 }, (_, i) => `w${i}`).join(' '));
       expect(chunks.some((c) => c.usage)).toBe(includeUsage);
@@ -140,7 +160,11 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
   });
 
   it('opens the breaker after the configured failures, lets one probe through half-open, and closes on its success', async () => {
-    const { sdk, proxy } = await startFront({ LLM_PROXY__MAX_RETRIES: '0', LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '3', LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.3' });
+    const { sdk, proxy } = await startFront({
+      LLM_PROXY__MAX_RETRIES: '0',
+      LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '3',
+      LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.3',
+    });
     const state = () => proxy.metric('llm_proxy_circuit_breaker_state', { upstream: 'fake-llm' });
     const failing = user('boom [[mock:error 500]]');
     const before = await seen('internal_error');
@@ -165,11 +189,17 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     await probe;
     expect((await seen('ok')) - okBefore).toBe(1);
     expect(await state()).toBe(0);
-    expect((await sdk.chat.completions.create({ model: 'fake-llm', messages: user('closed again') })).choices[0]!.message.content).toBeTruthy();
+    expect(
+      (await sdk.chat.completions.create({ model: 'fake-llm', messages: user('closed again') })).choices[0]!.message.content,
+    ).toBeTruthy();
   });
 
   it('reopens the breaker when the half-open probe fails', async () => {
-    const { sdk, proxy } = await startFront({ LLM_PROXY__MAX_RETRIES: '0', LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '1', LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.1' });
+    const { sdk, proxy } = await startFront({
+      LLM_PROXY__MAX_RETRIES: '0',
+      LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '1',
+      LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.1',
+    });
     await sdk.chat.completions.create({ model: 'fake-llm', messages: user('[[mock:error 502]]') }).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 150));
     await sdk.chat.completions.create({ model: 'fake-llm', messages: user('[[mock:error 502]]') }).catch(() => undefined);
@@ -180,7 +210,9 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     const { sdk } = await startFront({ LLM_PROXY__FIRST_TOKEN_TIMEOUT: '0.2' });
     const before = await seen('client_disconnected');
     const started = performance.now();
-    const err = await sdk.chat.completions.create({ model: 'fake-llm', messages: user('[[mock:stall 3000]]'), stream: true }).catch((e: unknown) => e);
+    const err = await sdk.chat.completions
+      .create({ model: 'fake-llm', messages: user('[[mock:stall 3000]]'), stream: true })
+      .catch((e: unknown) => e);
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
     expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('upstream_timeout');
     expect(performance.now() - started).toBeLessThan(1500);
@@ -198,7 +230,9 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
 
   it('bounds the whole request (request timeout): 504 before the first byte, an error event after', async () => {
     const { proxy, sdk } = await startFront({ LLM_PROXY__REQUEST_TIMEOUT: '0.3' });
-    const err = await sdk.chat.completions.create({ model: 'fake-llm', messages: user('[[mock:words 40]][[mock:token_delay 20]]') }).catch((e: unknown) => e);
+    const err = await sdk.chat.completions
+      .create({ model: 'fake-llm', messages: user('[[mock:words 40]][[mock:token_delay 20]]') })
+      .catch((e: unknown) => e);
     expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
     const res = await chat(proxy.url, { stream: true, messages: user('[[mock:words 40]][[mock:token_delay 20]]') });
     const events = await sseEvents(res);
@@ -214,7 +248,11 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
   });
 
   it('queues over the concurrency limit: 429 with Retry-After when the queue is full, 503 after waiting too long', async () => {
-    const { proxy } = await startFront({ LLM_PROXY__MAX_CONCURRENT_REQUESTS: '1', LLM_PROXY__MAX_QUEUED_REQUESTS: '1', LLM_PROXY__QUEUE_TIMEOUT: '0.3' });
+    const { proxy } = await startFront({
+      LLM_PROXY__MAX_CONCURRENT_REQUESTS: '1',
+      LLM_PROXY__MAX_QUEUED_REQUESTS: '1',
+      LLM_PROXY__QUEUE_TIMEOUT: '0.3',
+    });
     const running = chat(proxy.url, { messages: user('[[mock:ttft 800]]') });
     await until(async () => (await proxy.metric('llm_proxy_inflight_requests')) === 1);
     const queued = chat(proxy.url, { messages: user('second') });

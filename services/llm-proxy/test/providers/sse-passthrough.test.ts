@@ -3,8 +3,21 @@ import { sseEventsIn } from '@codelab/service-kit';
 import { SsePassthrough } from '../../src/providers/sse-passthrough.ts';
 
 const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
-const chunk = (delta: object, finish: string | null = null, model = 'up-model') => ({ id: 'c1', object: 'chat.completion.chunk', created: 1, model, choices: [{ index: 0, delta, finish_reason: finish }] });
-const usage = (model = 'up-model') => ({ id: 'c1', object: 'chat.completion.chunk', created: 1, model, choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
+const chunk = (delta: object, finish: string | null = null, model = 'up-model') => ({
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  created: 1,
+  model,
+  choices: [{ index: 0, delta, finish_reason: finish }],
+});
+const usage = (model = 'up-model') => ({
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  created: 1,
+  model,
+  choices: [],
+  usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+});
 const datas = (text: string): unknown[] => [...sseEventsIn(text)].map((e) => JSON.parse(e.data));
 
 describe('SsePassthrough', () => {
@@ -17,7 +30,12 @@ describe('SsePassthrough', () => {
     expect(f.finish).toBe('stop');
     expect(f.usage).toEqual({ prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 });
     expect(f.events).toBe(4);
-    expect(datas(f.text)).toEqual([chunk({ content: 'a' }, null, 'fake-llm'), chunk({ content: 'b' }, null, 'fake-llm'), chunk({}, 'stop', 'fake-llm'), usage('fake-llm')]);
+    expect(datas(f.text)).toEqual([
+      chunk({ content: 'a' }, null, 'fake-llm'),
+      chunk({ content: 'b' }, null, 'fake-llm'),
+      chunk({}, 'stop', 'fake-llm'),
+      usage('fake-llm'),
+    ]);
     expect(f.text).not.toContain('[DONE]');
   });
 
@@ -35,7 +53,9 @@ describe('SsePassthrough', () => {
   });
 
   it('stops at an error chunk: what came before it is forwarded and the error is reported', () => {
-    const f = new SsePassthrough('m', 'm', true).forward(ev(chunk({ content: 'a' }, null, 'm')) + ev({ error: { message: 'overloaded' } }) + ev(chunk({ content: 'z' }, null, 'm')));
+    const f = new SsePassthrough('m', 'm', true).forward(
+      ev(chunk({ content: 'a' }, null, 'm')) + ev({ error: { message: 'overloaded' } }) + ev(chunk({ content: 'z' }, null, 'm')),
+    );
     expect(f.error).toBe('overloaded');
     expect(datas(f.text)).toEqual([chunk({ content: 'a' }, null, 'm')]);
   });

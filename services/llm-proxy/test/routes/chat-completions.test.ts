@@ -20,11 +20,19 @@ describe('POST /v1/chat/completions', () => {
 
   const messages = [{ role: 'user' as const, content: 'How do I reverse a list in Python?' }];
   const tools: OpenAI.ChatCompletionTool[] = [
-    { type: 'function', function: { name: 'read_file', description: 'Read a file', parameters: { type: 'object', properties: { path: { type: 'string' } } } } },
+    {
+      type: 'function',
+      function: { name: 'read_file', description: 'Read a file', parameters: { type: 'object', properties: { path: { type: 'string' } } } },
+    },
   ];
 
   it('streams a deterministic answer of at least 20 tokens, then finish_reason stop and usage', async () => {
-    const stream = await client.chat.completions.create({ model: 'fake-llm', messages, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'fake-llm',
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const tokens: string[] = [];
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -80,7 +88,11 @@ describe('POST /v1/chat/completions', () => {
   });
 
   it('returns assembled tool calls without streaming', async () => {
-    const completion = await client.chat.completions.create({ model: 'fake-llm', messages: user('[[mock:tool_call read_file {"path":"a.py"}]]'), tools });
+    const completion = await client.chat.completions.create({
+      model: 'fake-llm',
+      messages: user('[[mock:tool_call read_file {"path":"a.py"}]]'),
+      tools,
+    });
     const call = completion.choices[0]!.message.tool_calls![0]!;
     expect(completion.choices[0]!.finish_reason).toBe('tool_calls');
     expect(call.type === 'function' && call.function).toEqual({ name: 'read_file', arguments: '{"path":"a.py"}' });
@@ -99,7 +111,10 @@ describe('POST /v1/chat/completions', () => {
         temperature: 0.3,
         messages: [
           { role: 'system', content: 'You are a task classifier. Respond only with JSON.' },
-          { role: 'user', content: `Classify the task. Agents: coder (write code, fix bugs), architect (design), debug, ask.\nUser message: ${msg}\nAnswer {"agent","confidence","reasoning"}` },
+          {
+            role: 'user',
+            content: `Classify the task. Agents: coder (write code, fix bugs), architect (design), debug, ask.\nUser message: ${msg}\nAnswer {"agent","confidence","reasoning"}`,
+          },
         ],
       });
       return JSON.parse(c.choices[0]!.message.content!) as { agent: string; confidence: string; reasoning: string };
@@ -123,7 +138,9 @@ describe('POST /v1/chat/completions', () => {
     ];
     for (const [status, cls] of cases) {
       for (const stream of [false, true]) {
-        const err = await client.chat.completions.create({ model: 'fake-llm', messages: user(`[[mock:error ${status}]]`), stream }).catch((e: unknown) => e);
+        const err = await client.chat.completions
+          .create({ model: 'fake-llm', messages: user(`[[mock:error ${status}]]`), stream })
+          .catch((e: unknown) => e);
         expect(err, `${status} stream=${stream}`).toBeInstanceOf(cls);
         expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(status);
       }
@@ -140,17 +157,28 @@ describe('POST /v1/chat/completions', () => {
     for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) events.push(ev.data);
     expect(events.at(-1)).not.toBe('[DONE]');
     expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { code: 'upstream_error', type: 'server_error' } });
-    const tokens = events.slice(0, -1).map((d) => JSON.parse(d) as { choices: { delta: { content?: string } }[] }).filter((c) => c.choices[0]?.delta.content);
+    const tokens = events
+      .slice(0, -1)
+      .map((d) => JSON.parse(d) as { choices: { delta: { content?: string } }[] })
+      .filter((c) => c.choices[0]?.delta.content);
     expect(tokens).toHaveLength(3);
     const sdkErr = await (async () => {
-      for await (const _ of await client.chat.completions.create({ model: 'fake-llm', messages: user('x [[mock:error_after 1]]'), stream: true })) void _;
+      for await (const _ of await client.chat.completions.create({
+        model: 'fake-llm',
+        messages: user('x [[mock:error_after 1]]'),
+        stream: true,
+      }))
+        void _;
     })().catch((e: unknown) => e);
     expect(sdkErr).toBeInstanceOf(OpenAI.APIError);
   });
 
   it('applies a per-request latency profile from the x-mock header', async () => {
     const started = performance.now();
-    await client.chat.completions.create({ model: 'fake-llm', messages: user('hi') }, { headers: { 'x-mock': '[[mock:ttft 150]][[mock:words 3]]' } });
+    await client.chat.completions.create(
+      { model: 'fake-llm', messages: user('hi') },
+      { headers: { 'x-mock': '[[mock:ttft 150]][[mock:words 3]]' } },
+    );
     expect(performance.now() - started).toBeGreaterThanOrEqual(140);
   });
 
@@ -171,12 +199,27 @@ describe('POST /v1/chat/completions', () => {
   });
 
   it('answers an invalid body with 400 and an OpenAI error object, never 200', async () => {
-    for (const body of [{}, { model: 'fake-llm', messages: [] }, { model: 'fake-llm', messages: [{ role: 'robot', content: 'x' }] }, { model: 'fake-llm', messages, temperature: 9 }]) {
-      const res = await fetch(`${baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_INTERNAL_KEY}` }, body: JSON.stringify(body) });
+    for (const body of [
+      {},
+      { model: 'fake-llm', messages: [] },
+      { model: 'fake-llm', messages: [{ role: 'robot', content: 'x' }] },
+      { model: 'fake-llm', messages, temperature: 9 },
+    ]) {
+      const res = await fetch(`${baseUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_INTERNAL_KEY}` },
+        body: JSON.stringify(body),
+      });
       expect(res.status).toBe(400);
-      expect(await res.json()).toMatchObject({ error: { type: 'invalid_request_error', code: 'invalid_request', message: expect.any(String) } });
+      expect(await res.json()).toMatchObject({
+        error: { type: 'invalid_request_error', code: 'invalid_request', message: expect.any(String) },
+      });
     }
-    const notJson = await fetch(`${baseUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-internal-auth': TEST_INTERNAL_KEY }, body: '{oops' });
+    const notJson = await fetch(`${baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-internal-auth': TEST_INTERNAL_KEY },
+      body: '{oops',
+    });
     expect(notJson.status).toBe(400);
     expect(await notJson.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
   });
@@ -190,9 +233,13 @@ describe('POST /v1/chat/completions', () => {
   });
 
   it('records time to first token, token usage and requests by bounded model label', async () => {
-    expect(await proxy.metric('gen_ai_server_time_to_first_token_seconds_count', { model: 'fake-llm', provider: 'mock' })).toBeGreaterThan(0);
+    expect(await proxy.metric('gen_ai_server_time_to_first_token_seconds_count', { model: 'fake-llm', provider: 'mock' })).toBeGreaterThan(
+      0,
+    );
     expect(await proxy.metric('gen_ai_client_token_usage_count', { model: 'fake-llm', token_type: 'output' })).toBeGreaterThan(0);
-    expect(await proxy.metric('llm_proxy_requests_total', { model: 'fake-llm', provider: 'mock', stream: 'true', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(
+      await proxy.metric('llm_proxy_requests_total', { model: 'fake-llm', provider: 'mock', stream: 'true', outcome: 'ok' }),
+    ).toBeGreaterThan(0);
     expect(await proxy.metric('llm_proxy_requests_total', { outcome: 'upstream_unavailable' })).toBeGreaterThan(0);
     expect(await proxy.metric('llm_proxy_overhead_seconds_count', { provider: 'mock' })).toBeGreaterThan(0);
     const { body } = await proxy.service.metrics.render(undefined);

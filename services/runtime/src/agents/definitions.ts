@@ -60,7 +60,16 @@ export const AGENTS: Record<AgentType, AgentDefinition> = {
       'You implement features, fix bugs and refactor code. Read the relevant files before changing them, make focused changes, and run commands to check your work when useful.',
       false,
     ),
-    allowedTools: ['read_file', 'write_file', 'list_files', 'search_in_code', 'create_directory', 'execute_command', 'attempt_completion', 'ask_followup_question'],
+    allowedTools: [
+      'read_file',
+      'write_file',
+      'list_files',
+      'search_in_code',
+      'create_directory',
+      'execute_command',
+      'attempt_completion',
+      'ask_followup_question',
+    ],
   },
   architect: {
     type: 'architect',
@@ -83,7 +92,15 @@ export const AGENTS: Record<AgentType, AgentDefinition> = {
       'You investigate errors: read code and logs, run diagnostic commands, and explain the cause with a suggested fix. You never modify files.',
       true,
     ),
-    allowedTools: ['read_file', 'list_files', 'search_in_code', 'execute_command', 'attempt_completion', 'ask_followup_question', 'switch_mode'],
+    allowedTools: [
+      'read_file',
+      'list_files',
+      'search_in_code',
+      'execute_command',
+      'attempt_completion',
+      'ask_followup_question',
+      'switch_mode',
+    ],
     refusals: { write_file: READ_ONLY_REFUSAL('Debug'), create_directory: READ_ONLY_REFUSAL('Debug') },
   },
   ask: {
@@ -97,8 +114,10 @@ export const AGENTS: Record<AgentType, AgentDefinition> = {
     ),
     allowedTools: ['read_file', 'search_in_code', 'list_files', 'attempt_completion', 'switch_mode'],
     refusals: {
-      write_file: 'Ask agent cannot modify files. Ask agent only answers questions and explains. For code changes, please switch to Coder agent.',
-      create_directory: 'Ask agent cannot modify files. Ask agent only answers questions and explains. For code changes, please switch to Coder agent.',
+      write_file:
+        'Ask agent cannot modify files. Ask agent only answers questions and explains. For code changes, please switch to Coder agent.',
+      create_directory:
+        'Ask agent cannot modify files. Ask agent only answers questions and explains. For code changes, please switch to Coder agent.',
       execute_command: 'Ask agent cannot execute commands. For running commands, please switch to Coder or Debug agent.',
     },
   },
@@ -111,13 +130,24 @@ export const AGENTS: Record<AgentType, AgentDefinition> = {
       'You answer questions, plan, debug and change code as the request needs.',
       false,
     ),
-    allowedTools: ['read_file', 'write_file', 'list_files', 'search_in_code', 'create_directory', 'execute_command', 'attempt_completion', 'ask_followup_question'],
+    allowedTools: [
+      'read_file',
+      'write_file',
+      'list_files',
+      'search_in_code',
+      'create_directory',
+      'execute_command',
+      'attempt_completion',
+      'ask_followup_question',
+    ],
   },
 };
 
 /** The agents registered in a mode, in upstream's order. */
 export function registeredAgents(multiAgent: boolean): AgentDefinition[] {
-  return (multiAgent ? (['orchestrator', 'coder', 'architect', 'debug', 'ask'] as const) : (['orchestrator', 'universal'] as const)).map((t) => AGENTS[t]);
+  return (multiAgent ? (['orchestrator', 'coder', 'architect', 'debug', 'ask'] as const) : (['orchestrator', 'universal'] as const)).map(
+    (t) => AGENTS[t],
+  );
 }
 
 export function isAgentType(value: unknown): value is AgentType {

@@ -42,20 +42,40 @@ const KEYWORDS: [AgentType, string[]][] = [
   ['ask', ['explain', 'what is', 'how does', 'help', 'understand']],
 ];
 const KEYWORD_PATTERNS: [AgentType, string, RegExp][] = KEYWORDS.flatMap(([agent, words]) =>
-  words.map((w) => [agent, w, new RegExp(`(?<![\\p{L}\\p{N}_])${w.replace(/ /g, '\\s+')}(?![\\p{L}\\p{N}_])`, 'iu')] as [AgentType, string, RegExp]),
+  words.map(
+    (w) => [agent, w, new RegExp(`(?<![\\p{L}\\p{N}_])${w.replace(/ /g, '\\s+')}(?![\\p{L}\\p{N}_])`, 'iu')] as [AgentType, string, RegExp],
+  ),
 );
 
 /** Upstream's keyword rules, on whole words; no match gives the coder. */
 export function classifyByKeywords(message: string, error?: string): Classification {
   for (const [agent, word, re] of KEYWORD_PATTERNS) {
-    if (re.test(message)) return { agent, confidence: 'low', reasoning: `Fallback classification: the message mentions "${word}"`, method: 'keywords', ...(error ? { error } : {}) };
+    if (re.test(message))
+      return {
+        agent,
+        confidence: 'low',
+        reasoning: `Fallback classification: the message mentions "${word}"`,
+        method: 'keywords',
+        ...(error ? { error } : {}),
+      };
   }
-  return { agent: 'coder', confidence: 'low', reasoning: 'Fallback classification: no keyword matched', method: 'keywords', ...(error ? { error } : {}) };
+  return {
+    agent: 'coder',
+    confidence: 'low',
+    reasoning: 'Fallback classification: no keyword matched',
+    method: 'keywords',
+    ...(error ? { error } : {}),
+  };
 }
 
 /** The JSON object of a classifier answer: plain, or inside a ```json fence. */
 export function parseClassification(text: string, allowed: readonly AgentType[]): Omit<Classification, 'method'> {
-  const candidates = [text, /```json\s*([\s\S]*?)```/i.exec(text)?.[1], /```\s*([\s\S]*?)```/.exec(text)?.[1], /\{[\s\S]*\}/.exec(text)?.[0]];
+  const candidates = [
+    text,
+    /```json\s*([\s\S]*?)```/i.exec(text)?.[1],
+    /```\s*([\s\S]*?)```/.exec(text)?.[1],
+    /\{[\s\S]*\}/.exec(text)?.[0],
+  ];
   for (const c of candidates) {
     if (!c) continue;
     let parsed: unknown;
@@ -66,9 +86,14 @@ export function parseClassification(text: string, allowed: readonly AgentType[])
     }
     const o = parsed as { agent?: unknown; confidence?: unknown; reasoning?: unknown };
     const agent = typeof o.agent === 'string' ? o.agent.toLowerCase().trim() : '';
-    if (!(allowed as readonly string[]).includes(agent)) throw new Error(`the classifier chose "${agent}", which is not an available agent`);
+    if (!(allowed as readonly string[]).includes(agent))
+      throw new Error(`the classifier chose "${agent}", which is not an available agent`);
     const confidence = o.confidence === 'high' || o.confidence === 'medium' || o.confidence === 'low' ? o.confidence : 'medium';
-    return { agent: agent as AgentType, confidence, reasoning: typeof o.reasoning === 'string' && o.reasoning ? o.reasoning : `Task classified as ${agent}` };
+    return {
+      agent: agent as AgentType,
+      confidence,
+      reasoning: typeof o.reasoning === 'string' && o.reasoning ? o.reasoning : `Task classified as ${agent}`,
+    };
   }
   throw new Error('the classifier answer is not JSON');
 }

@@ -122,6 +122,8 @@ export type ToolName = keyof typeof TOOL_SPECS;
 export const TOOL_NAMES = Object.keys(TOOL_SPECS) as ToolName[];
 
 /** OpenAI `tools` for a list of tool names. */
-export function toolSpecs(names: readonly ToolName[]): { type: 'function'; function: { name: string; description: string; parameters: unknown } }[] {
+export function toolSpecs(
+  names: readonly ToolName[],
+): { type: 'function'; function: { name: string; description: string; parameters: unknown } }[] {
   return names.map((name) => ({ type: 'function', function: { name, ...TOOL_SPECS[name] } }));
 }

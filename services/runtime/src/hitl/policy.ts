@@ -59,11 +59,7 @@ export class ApprovalPolicy {
   private readonly tools: Record<string, ApprovalRule>;
   private readonly agents: Record<string, Record<string, ApprovalRule>>;
 
-  private constructor(
-    fallback: boolean,
-    tools: Record<string, ApprovalRule>,
-    agents: Record<string, Record<string, ApprovalRule>>,
-  ) {
+  private constructor(fallback: boolean, tools: Record<string, ApprovalRule>, agents: Record<string, Record<string, ApprovalRule>>) {
     this.fallback = fallback;
     this.tools = tools;
     this.agents = agents;
@@ -89,7 +85,8 @@ export class ApprovalPolicy {
       const tools = { ...DEFAULT_RULES, ...(doc.tools === undefined ? {} : table(doc.tools, 'tools')) };
       const agents: Record<string, Record<string, ApprovalRule>> = {};
       if (doc.agents !== undefined) {
-        if (!doc.agents || typeof doc.agents !== 'object' || Array.isArray(doc.agents)) throw new PolicyError('agents must be an object of agent names');
+        if (!doc.agents || typeof doc.agents !== 'object' || Array.isArray(doc.agents))
+          throw new PolicyError('agents must be an object of agent names');
         for (const [agent, t] of Object.entries(doc.agents)) agents[agent] = table(t, `agents.${agent}`);
       }
       return new ApprovalPolicy(doc.default ?? false, tools, agents);
@@ -115,6 +112,9 @@ export class ApprovalPolicy {
 
   /** Does `agent` need a human's approval to make this call, and why? */
   decide(agent: string, tool: string): ApprovalRule {
-    return this.agents[agent]?.[tool] ?? this.tools[tool] ?? { approval: this.fallback, reason: this.fallback ? 'Requires user approval (policy default)' : null };
+    return (
+      this.agents[agent]?.[tool] ??
+      this.tools[tool] ?? { approval: this.fallback, reason: this.fallback ? 'Requires user approval (policy default)' : null }
+    );
   }
 }

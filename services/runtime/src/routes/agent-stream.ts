@@ -31,18 +31,22 @@ const bodySchema = {
 } as const;
 
 export function registerAgentStream(app: FastifyInstance, deps: AgentStreamDeps): void {
-  app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', { schema: { body: bodySchema }, config: { streaming: true } }, async (request, reply) => {
-    const { message } = request.body;
-    if (deps.isDraining()) throw kitErrors.ERR_SHUTTING_DOWN('The runtime is shutting down; retry on another instance');
-    validateMessage(deps.services, message);
-    const turn = new TurnRunner(deps, {
-      message,
-      sessionId: request.body.session_id,
-      newSession: request.body.new_session === true,
-      caller: callerOf(request),
-      log: request.log,
-    });
-    await turn.start(reply);
-    await turn.run();
-  });
+  app.post<{ Body: AgentStreamRequest }>(
+    '/agent/message/stream',
+    { schema: { body: bodySchema }, config: { streaming: true } },
+    async (request, reply) => {
+      const { message } = request.body;
+      if (deps.isDraining()) throw kitErrors.ERR_SHUTTING_DOWN('The runtime is shutting down; retry on another instance');
+      validateMessage(deps.services, message);
+      const turn = new TurnRunner(deps, {
+        message,
+        sessionId: request.body.session_id,
+        newSession: request.body.new_session === true,
+        caller: callerOf(request),
+        log: request.log,
+      });
+      await turn.start(reply);
+      await turn.run();
+    },
+  );
 }

@@ -10,7 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import { SESSION_ID_PATTERN } from '@codelab/protocol';
 import { registeredAgents, type AgentDefinition } from '../agents/definitions.ts';
 import { runtimeErrors } from '../errors.ts';
-import { AgentAlreadyActiveError, switchDto, type AgentContextRow, type AgentContextStore, type AgentSwitchDto } from '../store/agent-context.ts';
+import {
+  AgentAlreadyActiveError,
+  switchDto,
+  type AgentContextRow,
+  type AgentContextStore,
+  type AgentSwitchDto,
+} from '../store/agent-context.ts';
 import type { EventWriter } from '../store/event-writer.ts';
 import { callerOf } from './sessions.ts';
 
@@ -44,10 +50,19 @@ function contextDto(row: AgentContextRow, history: AgentSwitchDto[] | null): Age
 }
 
 function agentInfo(a: AgentDefinition) {
-  return { type: a.type, name: a.name, description: a.description, allowed_tools: [...a.allowedTools], has_file_restrictions: Boolean(a.fileRestrictions?.length) };
+  return {
+    type: a.type,
+    name: a.name,
+    description: a.description,
+    allowed_tools: [...a.allowedTools],
+    has_file_restrictions: Boolean(a.fileRestrictions?.length),
+  };
 }
 
-export function registerAgentRoutes(app: FastifyInstance, deps: { contexts: AgentContextStore; events: EventWriter; multiAgent: boolean }): void {
+export function registerAgentRoutes(
+  app: FastifyInstance,
+  deps: { contexts: AgentContextStore; events: EventWriter; multiAgent: boolean },
+): void {
   const { contexts, events } = deps;
   const agents = registeredAgents(deps.multiAgent);
   const agentTypes = agents.map((a) => a.type as string);
@@ -57,7 +72,12 @@ export function registerAgentRoutes(app: FastifyInstance, deps: { contexts: Agen
 
   app.get<{ Params: { sessionId: string }; Querystring: { include_history: boolean } }>(
     '/agents/:sessionId/current',
-    { schema: { params: sessionIdParam, querystring: { type: 'object', properties: { include_history: { type: 'boolean', default: false } } } } },
+    {
+      schema: {
+        params: sessionIdParam,
+        querystring: { type: 'object', properties: { include_history: { type: 'boolean', default: false } } },
+      },
+    },
     async (request) => {
       const { sessionId } = request.params;
       const row = await contexts.context(sessionId, callerOf(request));
@@ -91,7 +111,11 @@ export function registerAgentRoutes(app: FastifyInstance, deps: { contexts: Agen
       }
       let switched;
       try {
-        switched = await contexts.switchAgent(sessionId, { to: target, reason, confidence, source: 'user' }, { caller: callerOf(request), refuseSame: true });
+        switched = await contexts.switchAgent(
+          sessionId,
+          { to: target, reason, confidence, source: 'user' },
+          { caller: callerOf(request), refuseSame: true },
+        );
       } catch (err) {
         if (err instanceof AgentAlreadyActiveError) throw runtimeErrors.RT_ERR_AGENT_ALREADY_ACTIVE(err.message);
         throw err;

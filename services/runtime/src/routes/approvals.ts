@@ -14,12 +14,23 @@ import { callerOf } from './sessions.ts';
 export function registerApprovalRoutes(app: FastifyInstance, deps: { db: Database; store: SessionStore }): void {
   app.get<{ Params: { sessionId: string } }>(
     '/sessions/:sessionId/pending-approvals',
-    { schema: { params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } } },
+    {
+      schema: {
+        params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } },
+      },
+    },
     async (request): Promise<PendingApprovalList> => {
       const { sessionId } = request.params;
       const session = await deps.store.get(sessionId, callerOf(request));
       if (!session) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
-      const { rows } = await deps.db.query<{ call_id: string; tool_name: string; arguments: Record<string, unknown>; approval_reason: string | null; created_at: Date; expires_at: Date | null }>(
+      const { rows } = await deps.db.query<{
+        call_id: string;
+        tool_name: string;
+        arguments: Record<string, unknown>;
+        approval_reason: string | null;
+        created_at: Date;
+        expires_at: Date | null;
+      }>(
         `SELECT call_id, tool_name, arguments, approval_reason, created_at, expires_at FROM tool_calls
          WHERE session_id = $1 AND status = 'pending_approval' AND (expires_at IS NULL OR expires_at > now())
          ORDER BY created_at, batch, position`,

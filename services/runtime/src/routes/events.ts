@@ -26,7 +26,11 @@ export function registerEventRoutes(app: FastifyInstance, deps: { events: EventR
 
   app.get<{ Params: { sessionId: string } }>(
     '/events/metrics/session/:sessionId',
-    { schema: { params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } } },
+    {
+      schema: {
+        params: { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } },
+      },
+    },
     async (request) => {
       const { sessionId } = request.params;
       if (!(await store.get(sessionId, callerOf(request)))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
@@ -53,7 +57,11 @@ export function registerEventRoutes(app: FastifyInstance, deps: { events: EventR
     async (request) => {
       const { session_id, event_type, limit } = request.query;
       const entries = await events.auditLog({ sessionId: session_id, eventType: event_type, limit, caller: callerOf(request) });
-      return { audit_log: entries, count: entries.length, filters: { session_id: session_id ?? null, event_type: event_type ?? null, limit } };
+      return {
+        audit_log: entries,
+        count: entries.length,
+        filters: { session_id: session_id ?? null, event_type: event_type ?? null, limit },
+      };
     },
   );
 

@@ -16,9 +16,16 @@ import type { InterruptedTurns } from '../turn/interrupted-turns.ts';
 import type { RunningTurns } from '../turn/running-turns.ts';
 import { callerOf } from './sessions.ts';
 
-const params = { type: 'object', required: ['sessionId'], properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } } } as const;
+const params = {
+  type: 'object',
+  required: ['sessionId'],
+  properties: { sessionId: { type: 'string', pattern: SESSION_ID_PATTERN } },
+} as const;
 
-export function registerFrameRoutes(app: FastifyInstance, deps: { store: SessionStore; interrupted: InterruptedTurns; running: RunningTurns; metrics: RuntimeMetrics; heartbeatMs: number }): void {
+export function registerFrameRoutes(
+  app: FastifyInstance,
+  deps: { store: SessionStore; interrupted: InterruptedTurns; running: RunningTurns; metrics: RuntimeMetrics; heartbeatMs: number },
+): void {
   app.get<{ Params: { sessionId: string }; Querystring: { after: number } }>(
     '/sessions/:sessionId/frames',
     {
@@ -27,7 +34,8 @@ export function registerFrameRoutes(app: FastifyInstance, deps: { store: Session
     },
     async (request, reply) => {
       const { sessionId } = request.params;
-      if (!(await deps.store.get(sessionId, callerOf(request)))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
+      if (!(await deps.store.get(sessionId, callerOf(request))))
+        throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
       const sse = startSse(reply);
       const heartbeat = setInterval(() => void sse.comment('keepalive'), deps.heartbeatMs);
       let frames = 0;
@@ -50,12 +58,17 @@ export function registerFrameRoutes(app: FastifyInstance, deps: { store: Session
     },
   );
 
-  app.post<{ Params: { sessionId: string } }>('/sessions/:sessionId/cancel', { schema: { params } }, async (request): Promise<CancelResult> => {
-    const { sessionId } = request.params;
-    if (!(await deps.store.get(sessionId, callerOf(request)))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
-    const cancelled = await deps.running.cancel(sessionId);
-    deps.metrics.cancels.inc({ result: cancelled ? 'cancelled' : 'nothing_running' });
-    request.log.info({ session_id: sessionId, cancelled }, 'cancel requested');
-    return { cancelled };
-  });
+  app.post<{ Params: { sessionId: string } }>(
+    '/sessions/:sessionId/cancel',
+    { schema: { params } },
+    async (request): Promise<CancelResult> => {
+      const { sessionId } = request.params;
+      if (!(await deps.store.get(sessionId, callerOf(request))))
+        throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
+      const cancelled = await deps.running.cancel(sessionId);
+      deps.metrics.cancels.inc({ result: cancelled ? 'cancelled' : 'nothing_running' });
+      request.log.info({ session_id: sessionId, cancelled }, 'cancel requested');
+      return { cancelled };
+    },
+  );
 }

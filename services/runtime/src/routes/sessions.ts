@@ -63,7 +63,13 @@ export function registerSessionRoutes(app: FastifyInstance, { store }: { store: 
         if (await store.get(id, caller)) throw runtimeErrors.RT_ERR_SESSION_EXISTS(`Session '${id}' already exists`);
         throw notFound(id);
       }
-      return reply.status(201).send({ id: row.id, message_count: 0, created_at: row.created_at.toISOString(), is_active: true, current_agent: row.current_agent });
+      return reply.status(201).send({
+        id: row.id,
+        message_count: 0,
+        created_at: row.created_at.toISOString(),
+        is_active: true,
+        current_agent: row.current_agent,
+      });
     },
   );
 
@@ -90,7 +96,12 @@ export function registerSessionRoutes(app: FastifyInstance, { store }: { store: 
 
   app.get<{ Params: { sessionId: string }; Querystring: { include_messages: boolean } }>(
     '/sessions/:sessionId',
-    { schema: { params: sessionIdParam, querystring: { type: 'object', properties: { include_messages: { type: 'boolean', default: false } } } } },
+    {
+      schema: {
+        params: sessionIdParam,
+        querystring: { type: 'object', properties: { include_messages: { type: 'boolean', default: false } } },
+      },
+    },
     async (request) => {
       const row = await visibleSession(request);
       return {
@@ -106,10 +117,14 @@ export function registerSessionRoutes(app: FastifyInstance, { store }: { store: 
   );
 
   /** Internal: lets the gateway refuse a WebSocket for someone else's session (close 4403). */
-  app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId/access', { schema: { params: sessionIdParam } }, async (request): Promise<SessionAccess> => {
-    const row = await store.find(request.params.sessionId);
-    return { exists: Boolean(row), allowed: !row || visibleTo(row, callerOf(request)) };
-  });
+  app.get<{ Params: { sessionId: string } }>(
+    '/sessions/:sessionId/access',
+    { schema: { params: sessionIdParam } },
+    async (request): Promise<SessionAccess> => {
+      const row = await store.find(request.params.sessionId);
+      return { exists: Boolean(row), allowed: !row || visibleTo(row, callerOf(request)) };
+    },
+  );
 
   app.get<{ Params: { sessionId: string } }>('/sessions/:sessionId/history', { schema: { params: sessionIdParam } }, async (request) => {
     const row = await visibleSession(request);

@@ -38,7 +38,13 @@ export interface AgentSwitchDto {
 }
 
 export function switchDto(s: AgentSwitch): AgentSwitchDto {
-  return { from_agent: s.from_agent, to_agent: s.to_agent, reason: s.reason, switched_at: s.switched_at.toISOString(), confidence: s.confidence };
+  return {
+    from_agent: s.from_agent,
+    to_agent: s.to_agent,
+    reason: s.reason,
+    switched_at: s.switched_at.toISOString(),
+    confidence: s.confidence,
+  };
 }
 
 export class AgentAlreadyActiveError extends Error {}

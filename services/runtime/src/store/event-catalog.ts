@@ -42,7 +42,13 @@ export type EventCategory = (typeof CATEGORIES)[number];
  * `/events/metrics` groups by, so they are required. Other events take any object.
  */
 export interface KnownEventData {
-  'agent.switched': { from_agent: string | null; to_agent: string; reason: string | null; confidence: string | null; source?: 'routing' | 'user' | 'agent' };
+  'agent.switched': {
+    from_agent: string | null;
+    to_agent: string;
+    reason: string | null;
+    confidence: string | null;
+    source?: 'routing' | 'user' | 'agent';
+  };
   'agent.processing.completed': { agent: string; duration_ms: number; success: boolean };
   'agent.error.occurred': { agent: string; error_message: string; error_type: string };
   'tool.execution.requested': { tool_name: string; arguments: unknown; call_id: string; agent: string };

@@ -109,7 +109,14 @@ export class EventReports {
   async metrics(caller: Caller): Promise<EventMetrics> {
     const params: unknown[] = [METRIC_TYPES];
     const scope = callerScope(caller, params);
-    const { rows } = await this.db.query<{ event_type: EventType; key: string; sub: string | null; n: number; duration_ms: number; successes: number }>(
+    const { rows } = await this.db.query<{
+      event_type: EventType;
+      key: string;
+      sub: string | null;
+      n: number;
+      duration_ms: number;
+      successes: number;
+    }>(
       `SELECT event_type,
               CASE WHEN event_type = 'agent.switched' THEN coalesce(data->>'from_agent', 'none') || '_to_' || coalesce(data->>'to_agent', 'unknown')
                    WHEN event_type IN ('agent.processing.completed', 'agent.error.occurred') THEN coalesce(data->>'agent', 'unknown')
@@ -132,7 +139,12 @@ export class EventReports {
           m.agent_switches[r.key] = (m.agent_switches[r.key] ?? 0) + r.n;
           break;
         case 'agent.processing.completed':
-          m.agent_processing[r.key] = { count: r.n, total_duration_ms: r.duration_ms, success_count: r.successes, failure_count: r.n - r.successes };
+          m.agent_processing[r.key] = {
+            count: r.n,
+            total_duration_ms: r.duration_ms,
+            success_count: r.successes,
+            failure_count: r.n - r.successes,
+          };
           break;
         case 'agent.error.occurred': {
           const errors = (m.errors[r.key] ??= {});
@@ -154,7 +166,8 @@ export class EventReports {
       }
     }
     const computed: Record<string, number> = {};
-    for (const [agent, p] of Object.entries(m.agent_processing)) computed[`${agent}_avg_duration_ms`] = p.count ? round(p.total_duration_ms / p.count, 2) : 0;
+    for (const [agent, p] of Object.entries(m.agent_processing))
+      computed[`${agent}_avg_duration_ms`] = p.count ? round(p.total_duration_ms / p.count, 2) : 0;
     for (const [tool, t] of Object.entries(m.tool_executions)) {
       const done = t.completed + t.failed;
       computed[`${tool}_success_rate`] = done ? round(t.completed / done, 3) : 0;
@@ -230,7 +243,12 @@ export class EventReports {
    * `GET /events/audit-log`: the last `limit` entries (oldest first) of upstream's audited event
    * types, optionally of one session and one entry type.
    */
-  async auditLog(opts: { sessionId?: string | undefined; eventType?: AuditEventType | undefined; limit: number; caller: Caller }): Promise<AuditEntry[]> {
+  async auditLog(opts: {
+    sessionId?: string | undefined;
+    eventType?: AuditEventType | undefined;
+    limit: number;
+    caller: Caller;
+  }): Promise<AuditEntry[]> {
     const params: unknown[] = [opts.eventType ? [AUDIT_EVENT_TYPES[opts.eventType]] : Object.values(AUDIT_EVENT_TYPES)];
     let where = 'event_type = ANY($1::text[])';
     if (opts.sessionId !== undefined) {
@@ -239,7 +257,14 @@ export class EventReports {
     }
     where += callerScope(opts.caller, params);
     params.push(opts.limit);
-    const { rows } = await this.db.query<{ id: string; event_type: string; session_id: string | null; correlation_id: string | null; data: Record<string, unknown>; created_at: Date }>(
+    const { rows } = await this.db.query<{
+      id: string;
+      event_type: string;
+      session_id: string | null;
+      correlation_id: string | null;
+      data: Record<string, unknown>;
+      created_at: Date;
+    }>(
       `SELECT * FROM (
          SELECT id, event_type, session_id, correlation_id, data, created_at FROM events
          WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT $${params.length}) last
@@ -266,7 +291,10 @@ export class EventReports {
   async stats(caller: Caller): Promise<EventStats> {
     const params: unknown[] = [];
     const scope = callerScope(caller, params);
-    const { rows } = await this.db.query<{ n: number; last: Date | null }>(`SELECT count(*)::int AS n, max(created_at) AS last FROM events WHERE true${scope}`, params);
+    const { rows } = await this.db.query<{ n: number; last: Date | null }>(
+      `SELECT count(*)::int AS n, max(created_at) AS last FROM events WHERE true${scope}`,
+      params,
+    );
     const stored = rows[0]?.n ?? 0;
     const failed = this.writes.failedWrites;
     return {

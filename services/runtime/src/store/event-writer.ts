@@ -54,13 +54,14 @@ export class EventWriter {
 
   private readonly db: Database;
 
-  constructor(
-    db: Database,
-    opts: { logger: Logger; metrics: ServiceMetrics },
-  ) {
+  constructor(db: Database, opts: { logger: Logger; metrics: ServiceMetrics }) {
     this.db = db;
     this.logger = opts.logger;
-    this.written = opts.metrics.counter({ name: 'runtime_events_written_total', help: 'Durable events written, by event type', labelNames: ['type'] });
+    this.written = opts.metrics.counter({
+      name: 'runtime_events_written_total',
+      help: 'Durable events written, by event type',
+      labelNames: ['type'],
+    });
     this.failures = opts.metrics.counter({
       name: 'runtime_events_write_failures_total',
       help: 'Durable events (and LLM usage rows) that could not be written, by event type; the turn went on without them',
@@ -77,7 +78,15 @@ export class EventWriter {
   record<T extends EventType>(event: NewEvent<T>): Promise<void> {
     return this.enqueue(event.type, {
       kind: 'event',
-      params: [randomUUID(), event.type, categoryOf(event.type), event.sessionId ?? null, event.correlationId?.slice(0, 64) ?? null, JSON.stringify(event.data ?? {}), recordedAt()],
+      params: [
+        randomUUID(),
+        event.type,
+        categoryOf(event.type),
+        event.sessionId ?? null,
+        event.correlationId?.slice(0, 64) ?? null,
+        JSON.stringify(event.data ?? {}),
+        recordedAt(),
+      ],
     });
   }
 
@@ -122,7 +131,7 @@ export class EventWriter {
 
   /** Waits for the writes in flight (shutdown: before the pool closes). */
   async drain(): Promise<void> {
-    while (this.queue.length || this.flushing) await this.flushing ?? this.flush();
+    while (this.queue.length || this.flushing) (await this.flushing) ?? this.flush();
   }
 
   /** Writes that failed in this process (they cannot be stored: /events/stats reports them as failed handlers). */

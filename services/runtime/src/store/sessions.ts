@@ -95,10 +95,7 @@ export class SessionStore {
 
   private readonly db: Database;
 
-  constructor(
-    db: Database,
-    opts: { idleTimeoutSeconds?: number } = {},
-  ) {
+  constructor(db: Database, opts: { idleTimeoutSeconds?: number } = {}) {
     this.db = db;
     const idle = opts.idleTimeoutSeconds ?? DEFAULT_SESSION_IDLE_TIMEOUT;
     if (!Number.isFinite(idle) || idle <= 0) throw new Error(`idleTimeoutSeconds must be a positive number of seconds, got ${idle}`);
@@ -140,7 +137,12 @@ export class SessionStore {
     return this.get(id, caller); // created meanwhile by another request
   }
 
-  async list(opts: { limit: number; offset: number; activeOnly: boolean; caller: Caller }): Promise<{ sessions: SessionRow[]; total: number }> {
+  async list(opts: {
+    limit: number;
+    offset: number;
+    activeOnly: boolean;
+    caller: Caller;
+  }): Promise<{ sessions: SessionRow[]; total: number }> {
     const params: unknown[] = [];
     let where = `deleted_at IS NULL${opts.activeOnly ? ` AND ${this.active}` : ''}`;
     if (opts.caller !== undefined) {
@@ -221,7 +223,9 @@ export interface ToolCallEdit {
 }
 
 function isToolCall(c: unknown): c is ToolCall {
-  return typeof c === 'object' && c !== null && typeof (c as ToolCall).id === 'string' && typeof (c as ToolCall).function?.name === 'string';
+  return (
+    typeof c === 'object' && c !== null && typeof (c as ToolCall).id === 'string' && typeof (c as ToolCall).function?.name === 'string'
+  );
 }
 
 /**
@@ -272,5 +276,10 @@ export type HistoryMessageDto = HistoryMessage & { original_tool_calls?: unknown
 
 /** A stored message in upstream's history shape: the LLM's fields, its number and time. */
 export function historyMessage(m: StoredMessage): HistoryMessageDto {
-  return { ...toChatMessage(m), seq: m.seq, created_at: m.created_at.toISOString(), ...(m.original_tool_calls ? { original_tool_calls: m.original_tool_calls } : {}) };
+  return {
+    ...toChatMessage(m),
+    seq: m.seq,
+    created_at: m.created_at.toISOString(),
+    ...(m.original_tool_calls ? { original_tool_calls: m.original_tool_calls } : {}),
+  };
 }

@@ -5,7 +5,16 @@
  */
 import type { Queryable } from '@codelab/service-kit';
 
-export type ToolCallStatus = 'queued' | 'pending_approval' | 'approved' | 'awaiting_result' | 'completed' | 'failed' | 'rejected' | 'forbidden' | 'superseded';
+export type ToolCallStatus =
+  | 'queued'
+  | 'pending_approval'
+  | 'approved'
+  | 'awaiting_result'
+  | 'completed'
+  | 'failed'
+  | 'rejected'
+  | 'forbidden'
+  | 'superseded';
 
 /** Statuses of a call that still waits for the IDE (or a human). */
 export const OPEN_STATUSES: readonly ToolCallStatus[] = ['queued', 'pending_approval', 'approved', 'awaiting_result'];
@@ -55,7 +64,10 @@ export class ToolCallStore {
   /** Call ids already used in this session (providers may repeat ids such as `call_0`). */
   async existingIds(sessionId: string, ids: readonly string[]): Promise<Set<string>> {
     if (!ids.length) return new Set();
-    const { rows } = await this.db.query<{ call_id: string }>('SELECT call_id FROM tool_calls WHERE session_id = $1 AND call_id = ANY($2::text[])', [sessionId, ids]);
+    const { rows } = await this.db.query<{ call_id: string }>(
+      'SELECT call_id FROM tool_calls WHERE session_id = $1 AND call_id = ANY($2::text[])',
+      [sessionId, ids],
+    );
     return new Set(rows.map((r) => r.call_id));
   }
 
@@ -64,13 +76,27 @@ export class ToolCallStore {
       await q.query(
         `INSERT INTO tool_calls (session_id, call_id, batch, position, agent, tool_name, arguments, requires_approval, approval_reason, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [sessionId, c.callId, batch, c.position, c.agent, c.toolName, JSON.stringify(c.arguments), c.requiresApproval, c.approvalReason, c.status],
+        [
+          sessionId,
+          c.callId,
+          batch,
+          c.position,
+          c.agent,
+          c.toolName,
+          JSON.stringify(c.arguments),
+          c.requiresApproval,
+          c.approvalReason,
+          c.status,
+        ],
       );
     }
   }
 
   async get(sessionId: string, callId: string): Promise<ToolCallRow | undefined> {
-    const { rows } = await this.db.query<ToolCallRow>(`SELECT ${COLUMNS} FROM tool_calls WHERE session_id = $1 AND call_id = $2`, [sessionId, callId]);
+    const { rows } = await this.db.query<ToolCallRow>(`SELECT ${COLUMNS} FROM tool_calls WHERE session_id = $1 AND call_id = $2`, [
+      sessionId,
+      callId,
+    ]);
     return rows[0];
   }
 
@@ -107,26 +133,44 @@ export class ToolCallStore {
        WHERE session_id = $1 AND call_id = $2 AND status = ANY($3::text[])
          AND (status <> 'pending_approval' OR expires_at IS NULL OR expires_at > now())
        RETURNING ${COLUMNS}`,
-      [sessionId, callId, from, to, fields.decision ?? null, fields.decisionReason ?? null, fields.finalArguments ? JSON.stringify(fields.finalArguments) : null, fields.completed ?? false],
+      [
+        sessionId,
+        callId,
+        from,
+        to,
+        fields.decision ?? null,
+        fields.decisionReason ?? null,
+        fields.finalArguments ? JSON.stringify(fields.finalArguments) : null,
+        fields.completed ?? false,
+      ],
     );
     return rows[0];
   }
 
   /** The next call of a batch that still waits its turn. */
   async nextQueued(sessionId: string, batch: string): Promise<ToolCallRow | undefined> {
-    const { rows } = await this.db.query<ToolCallRow>(`SELECT ${COLUMNS} FROM tool_calls WHERE session_id = $1 AND batch = $2 AND status = 'queued' ORDER BY position LIMIT 1`, [sessionId, batch]);
+    const { rows } = await this.db.query<ToolCallRow>(
+      `SELECT ${COLUMNS} FROM tool_calls WHERE session_id = $1 AND batch = $2 AND status = 'queued' ORDER BY position LIMIT 1`,
+      [sessionId, batch],
+    );
     return rows[0];
   }
 
   /** Calls of a batch that still wait for the IDE or a human. */
   async openInBatch(sessionId: string, batch: string): Promise<number> {
-    const { rows } = await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM tool_calls WHERE session_id = $1 AND batch = $2 AND status = ANY($3::text[])`, [sessionId, batch, OPEN_STATUSES]);
+    const { rows } = await this.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM tool_calls WHERE session_id = $1 AND batch = $2 AND status = ANY($3::text[])`,
+      [sessionId, batch, OPEN_STATUSES],
+    );
     return Number(rows[0]?.n ?? 0);
   }
 
   /** Every call of the session that still waits (any batch), oldest first. */
   async open(sessionId: string): Promise<ToolCallRow[]> {
-    const { rows } = await this.db.query<ToolCallRow>(`SELECT ${COLUMNS} FROM tool_calls WHERE session_id = $1 AND status = ANY($2::text[]) ORDER BY created_at, position`, [sessionId, OPEN_STATUSES]);
+    const { rows } = await this.db.query<ToolCallRow>(
+      `SELECT ${COLUMNS} FROM tool_calls WHERE session_id = $1 AND status = ANY($2::text[]) ORDER BY created_at, position`,
+      [sessionId, OPEN_STATUSES],
+    );
     return rows;
   }
 

@@ -45,8 +45,17 @@ async function fail(t: TurnContext, code: keyof typeof runtimeErrors, message: s
   return outcome;
 }
 
-export async function switchAgent(t: TurnContext, to: AgentType, s: { reason: string; confidence: string; source: SwitchSource; isFinal: boolean; method?: string }): Promise<void> {
-  const switched = await t.services.agentContext.switchAgent(t.sessionId, { to, reason: s.reason, confidence: s.confidence, source: s.source });
+export async function switchAgent(
+  t: TurnContext,
+  to: AgentType,
+  s: { reason: string; confidence: string; source: SwitchSource; isFinal: boolean; method?: string },
+): Promise<void> {
+  const switched = await t.services.agentContext.switchAgent(t.sessionId, {
+    to,
+    reason: s.reason,
+    confidence: s.confidence,
+    source: s.source,
+  });
   const from = switched?.from ?? t.agent;
   t.agent = to;
   t.services.metrics.agentSwitches.inc({ source: s.source, from: agentLabel(from), to: agentLabel(to) });
@@ -64,7 +73,13 @@ export async function switchAgent(t: TurnContext, to: AgentType, s: { reason: st
 /** The orchestrator's choice for the last user message. */
 async function route(t: TurnContext, message: string): Promise<Classification> {
   const { services } = t;
-  if (!services.multiAgentMode) return { agent: 'universal', confidence: 'high', reasoning: 'Single-agent mode: only Universal agent available', method: 'single_agent' };
+  if (!services.multiAgentMode)
+    return {
+      agent: 'universal',
+      confidence: 'high',
+      reasoning: 'Single-agent mode: only Universal agent available',
+      method: 'single_agent',
+    };
   const allowed = [...services.agents.keys()].filter((a) => a !== 'orchestrator');
   let text = '';
   try {
@@ -109,10 +124,20 @@ function plan(t: TurnContext, agent: AgentDefinition, calls: ToolCall[], taken: 
       const mode = typeof a.mode === 'string' ? a.mode : 'orchestrator';
       if (switched) return { kind: 'refused', call, error: 'Only one switch_mode per answer is handled', outcome: 'invalid' };
       if (!t.services.agents.has(mode as AgentType) || mode === agent.type) {
-        return { kind: 'refused', call, error: `Cannot switch to '${mode}': available modes are ${[...t.services.agents.keys()].filter((m) => m !== agent.type).join(', ')}`, outcome: 'invalid' };
+        return {
+          kind: 'refused',
+          call,
+          error: `Cannot switch to '${mode}': available modes are ${[...t.services.agents.keys()].filter((m) => m !== agent.type).join(', ')}`,
+          outcome: 'invalid',
+        };
       }
       switched = true;
-      return { kind: 'switch', call, mode: mode as AgentType, reason: typeof a.reason === 'string' && a.reason ? a.reason : 'Agent requested switch' };
+      return {
+        kind: 'switch',
+        call,
+        mode: mode as AgentType,
+        reason: typeof a.reason === 'string' && a.reason ? a.reason : 'Agent requested switch',
+      };
     }
     const decision = t.services.policy.decide(agent.type, name);
     return { kind: 'ide', call, args: a, approval: decision.approval, reason: decision.reason };
@@ -125,8 +150,18 @@ export async function sendToolCall(t: TurnContext, row: ToolCallRow): Promise<Tu
   if (!sent) return fail(t, 'RT_ERR_INTERNAL', `Tool call ${row.call_id} could not be sent: it is no longer queued`, 'error');
   t.services.metrics.toolCalls.inc({ tool: toolLabel(sent.tool_name), outcome: 'sent' });
   if (sent.requires_approval) {
-    t.event('tool.approval.required', { tool_name: sent.tool_name, call_id: sent.call_id, reason: sent.approval_reason, arguments: sent.arguments });
-    t.event('approval.requested', { request_id: sent.call_id, request_type: 'tool', subject: sent.tool_name, reason: sent.approval_reason });
+    t.event('tool.approval.required', {
+      tool_name: sent.tool_name,
+      call_id: sent.call_id,
+      reason: sent.approval_reason,
+      arguments: sent.arguments,
+    });
+    t.event('approval.requested', {
+      request_id: sent.call_id,
+      request_type: 'tool',
+      subject: sent.tool_name,
+      reason: sent.approval_reason,
+    });
   }
   await t.emit({
     type: 'tool_call',
@@ -148,13 +183,25 @@ export async function sendToolCall(t: TurnContext, row: ToolCallRow): Promise<Tu
  * the immediate results of refused calls and of `switch_mode`; then switches agent if asked.
  * Returns the first call for the IDE, if any.
  */
-async function takeToolCalls(t: TurnContext, agent: AgentDefinition, content: string, calls: ToolCall[]): Promise<{ first?: ToolCallRow; switchTo?: { mode: AgentType; reason: string } }> {
+async function takeToolCalls(
+  t: TurnContext,
+  agent: AgentDefinition,
+  content: string,
+  calls: ToolCall[],
+): Promise<{ first?: ToolCallRow; switchTo?: { mode: AgentType; reason: string } }> {
   const { services } = t;
-  const taken = await services.toolCalls.existingIds(t.sessionId, calls.map((c) => c.id));
+  const taken = await services.toolCalls.existingIds(
+    t.sessionId,
+    calls.map((c) => c.id),
+  );
   const planned = plan(t, agent, calls, taken);
   const batch = randomUUID();
   await services.db.transaction(async (tx) => {
-    await services.sessions.append(t.sessionId, { role: 'assistant', content, tool_calls: planned.map((p) => p.call), metadata: { agent: agent.type } }, tx);
+    await services.sessions.append(
+      t.sessionId,
+      { role: 'assistant', content, tool_calls: planned.map((p) => p.call), metadata: { agent: agent.type } },
+      tx,
+    );
     await services.toolCalls.insertBatch(
       t.sessionId,
       batch,
@@ -173,14 +220,23 @@ async function takeToolCalls(t: TurnContext, agent: AgentDefinition, content: st
     for (const p of planned) {
       if (p.kind === 'ide') continue;
       const result = p.kind === 'switch' ? `Switched to ${p.mode} agent` : `Error: ${p.error}`;
-      await services.sessions.append(t.sessionId, { role: 'tool', content: result, tool_call_id: p.call.id, name: p.call.function.name }, tx);
+      await services.sessions.append(
+        t.sessionId,
+        { role: 'tool', content: result, tool_call_id: p.call.id, name: p.call.function.name },
+        tx,
+      );
     }
   });
   services.metrics.messagesPersisted.inc({ role: 'assistant' });
   for (const p of planned) {
     const tool = p.call.function.name;
     services.metrics.toolCalls.inc({ tool: toolLabel(tool), outcome: 'requested' });
-    t.event('tool.execution.requested', { tool_name: tool, call_id: p.call.id, agent: agent.type, arguments: p.kind === 'ide' ? p.args : {} });
+    t.event('tool.execution.requested', {
+      tool_name: tool,
+      call_id: p.call.id,
+      agent: agent.type,
+      arguments: p.kind === 'ide' ? p.args : {},
+    });
     if (p.kind === 'refused') {
       services.metrics.toolCalls.inc({ tool: toolLabel(tool), outcome: p.outcome });
       services.metrics.messagesPersisted.inc({ role: 'tool' });
@@ -258,7 +314,12 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
   record(true);
   if (calls.length) return { kind: 'tools', content, calls };
   try {
-    await services.sessions.append(t.sessionId, { role: 'assistant', content, metadata: { agent: agent.type }, token_count: usage.completion_tokens });
+    await services.sessions.append(t.sessionId, {
+      role: 'assistant',
+      content,
+      metadata: { agent: agent.type },
+      token_count: usage.completion_tokens,
+    });
     services.metrics.messagesPersisted.inc({ role: 'assistant' });
   } catch (err) {
     rethrowIfLost(t, err);
@@ -273,7 +334,11 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
 /** A cancelled turn keeps what was said so far and ends with a final frame that says so. */
 export async function cancelled(t: TurnContext, agent: AgentDefinition | undefined, content: string): Promise<TurnOutcome> {
   if (content) {
-    await t.services.sessions.append(t.sessionId, { role: 'assistant', content, metadata: { agent: agent?.type ?? t.agent, cancelled: true } });
+    await t.services.sessions.append(t.sessionId, {
+      role: 'assistant',
+      content,
+      metadata: { agent: agent?.type ?? t.agent, cancelled: true },
+    });
     t.services.metrics.messagesPersisted.inc({ role: 'assistant' });
   }
   await t.emit({ type: 'assistant_message', content, is_final: true, metadata: { cancelled: true, agent: agent?.type ?? t.agent } });
@@ -284,13 +349,22 @@ export async function cancelled(t: TurnContext, agent: AgentDefinition | undefin
  * Runs the current agent until it answers, hands a tool call to the IDE, or fails: the
  * orchestrator routes first; `switch_mode` hands over to another agent within the same turn.
  */
-export async function runAgent(t: TurnContext, lastUserMessage: () => Promise<string>, after: TurnTrigger = 'user_message'): Promise<TurnOutcome> {
+export async function runAgent(
+  t: TurnContext,
+  lastUserMessage: () => Promise<string>,
+  after: TurnTrigger = 'user_message',
+): Promise<TurnOutcome> {
   const { services } = t;
   for (;;) {
     rethrowIfLost(t, undefined);
     if (isCancelled(t.signal)) return cancelled(t, undefined, '');
     if (t.steps >= services.maxStepsPerTurn) {
-      return fail(t, 'RT_ERR_TOO_MANY_STEPS', `The turn stopped after ${services.maxStepsPerTurn} LLM calls without an answer (AGENT_RUNTIME__MAX_STEPS_PER_TURN)`, 'error');
+      return fail(
+        t,
+        'RT_ERR_TOO_MANY_STEPS',
+        `The turn stopped after ${services.maxStepsPerTurn} LLM calls without an answer (AGENT_RUNTIME__MAX_STEPS_PER_TURN)`,
+        'error',
+      );
     }
     if (t.agent === 'orchestrator' || !services.agents.has(t.agent as AgentType)) {
       const c = await route(t, await lastUserMessage());
@@ -298,7 +372,9 @@ export async function runAgent(t: TurnContext, lastUserMessage: () => Promise<st
       await switchAgent(t, c.agent, { reason: c.reasoning, confidence: c.confidence, source: 'routing', isFinal: false, method: c.method });
     }
     const agent = services.agents.get(t.agent as AgentType)!;
-    const span = tracer.startSpan(`invoke_agent ${agent.type}`, { attributes: { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': agent.type, 'codelab.session.id': t.sessionId } });
+    const span = tracer.startSpan(`invoke_agent ${agent.type}`, {
+      attributes: { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': agent.type, 'codelab.session.id': t.sessionId },
+    });
     let step: Step;
     try {
       step = await context.with(trace.setSpan(context.active(), span), () => llmStep(t, agent, after));

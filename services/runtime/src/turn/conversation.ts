@@ -45,7 +45,12 @@ export async function expireApprovals(services: ConversationServices, sessionId:
   const expired = await services.db.transaction(async (tx) => {
     const rows = await services.toolCalls.expire(sessionId, tx);
     for (const r of rows) {
-      const content = JSON.stringify({ status: 'rejected', reason: 'expired', tool_name: r.tool_name, feedback: 'No decision within the approval timeout' });
+      const content = JSON.stringify({
+        status: 'rejected',
+        reason: 'expired',
+        tool_name: r.tool_name,
+        feedback: 'No decision within the approval timeout',
+      });
       await services.sessions.append(sessionId, { role: 'tool', content, tool_call_id: r.call_id, name: r.tool_name }, tx);
     }
     return rows;
@@ -54,23 +59,38 @@ export async function expireApprovals(services: ConversationServices, sessionId:
     services.metrics.approvals.inc({ tool: toolLabel(r.tool_name), decision: 'expired' });
     services.metrics.toolCalls.inc({ tool: toolLabel(r.tool_name), outcome: 'expired' });
     if (r.sent_at) services.metrics.approvalDecisionSeconds.observe({ decision: 'expired' }, (Date.now() - r.sent_at.getTime()) / 1000);
-    services.events.record({ type: 'hitl.decision.made', sessionId, data: { tool_name: r.tool_name, call_id: r.call_id, decision: 'expired' } });
-    services.events.record({ type: 'approval.rejected', sessionId, data: { request_id: r.call_id, request_type: 'tool', subject: r.tool_name, reason: 'expired' } });
+    services.events.record({
+      type: 'hitl.decision.made',
+      sessionId,
+      data: { tool_name: r.tool_name, call_id: r.call_id, decision: 'expired' },
+    });
+    services.events.record({
+      type: 'approval.rejected',
+      sessionId,
+      data: { request_id: r.call_id, request_type: 'tool', subject: r.tool_name, reason: 'expired' },
+    });
   }
   return expired;
 }
 
 /** The call a tool_result or hitl_decision answers, or the 4xx that explains why it cannot. */
-async function openCall(services: ConversationServices, sessionId: string, callId: string, allowed: readonly ToolCallStatus[]): Promise<ToolCallRow> {
+async function openCall(
+  services: ConversationServices,
+  sessionId: string,
+  callId: string,
+  allowed: readonly ToolCallStatus[],
+): Promise<ToolCallRow> {
   let row = await services.toolCalls.get(sessionId, callId);
   if (!row) throw runtimeErrors.RT_ERR_TOOL_CALL_NOT_FOUND(`No tool call ${callId} in this session`);
   if (row.status === 'pending_approval' && row.expires_at && row.expires_at.getTime() <= Date.now()) {
     await expireApprovals(services, sessionId);
     row = (await services.toolCalls.get(sessionId, callId))!;
   }
-  if (row.status === 'rejected' && row.decision === 'expired') throw runtimeErrors.RT_ERR_APPROVAL_EXPIRED(`The approval of ${callId} (${row.tool_name}) expired; it was rejected`);
+  if (row.status === 'rejected' && row.decision === 'expired')
+    throw runtimeErrors.RT_ERR_APPROVAL_EXPIRED(`The approval of ${callId} (${row.tool_name}) expired; it was rejected`);
   if (!allowed.includes(row.status)) {
-    if (allowed.length === 1 && allowed[0] === 'pending_approval') throw runtimeErrors.RT_ERR_NO_PENDING_APPROVAL(`No pending approval found for request_id=${callId} (it is ${row.status})`);
+    if (allowed.length === 1 && allowed[0] === 'pending_approval')
+      throw runtimeErrors.RT_ERR_NO_PENDING_APPROVAL(`No pending approval found for request_id=${callId} (it is ${row.status})`);
     throw runtimeErrors.RT_ERR_TOOL_CALL_CLOSED(`Tool call ${callId} is ${row.status}; it takes no answer now`);
   }
   return row;
@@ -95,11 +115,18 @@ export function validateMessage(services: ConversationServices, message: TurnFra
   assertTurnFrame(message, { invalid: runtimeErrors.RT_ERR_INVALID_MESSAGE, unsupported: runtimeErrors.RT_ERR_UNSUPPORTED_MESSAGE_TYPE });
   const agent = message.type === 'user_message' || message.type === 'switch_agent' ? message.agent_type : undefined;
   if ((message.type === 'switch_agent' || agent !== undefined) && (!isAgentType(agent) || !services.agents.has(agent))) {
-    throw runtimeErrors.RT_ERR_INVALID_AGENT(`Invalid agent_type: '${String(agent)}'. Available: ${[...services.agents.keys()].join(', ')}`);
+    throw runtimeErrors.RT_ERR_INVALID_AGENT(
+      `Invalid agent_type: '${String(agent)}'. Available: ${[...services.agents.keys()].join(', ')}`,
+    );
   }
 }
 
-export async function prepare(services: ConversationServices, sessionId: string, session: LeasedSession, message: TurnFrame): Promise<PreparedTurn> {
+export async function prepare(
+  services: ConversationServices,
+  sessionId: string,
+  session: LeasedSession,
+  message: TurnFrame,
+): Promise<PreparedTurn> {
   validateMessage(services, message);
   const currentAgent = session.current_agent;
   switch (message.type) {
@@ -113,15 +140,35 @@ export async function prepare(services: ConversationServices, sessionId: string,
         else {
           await services.db.transaction(async (tx) => {
             for (const row of open) {
-              if (!(await services.toolCalls.transition(sessionId, row.call_id, OPEN_STATUSES, 'superseded', { decisionReason: 'superseded', completed: true }, tx))) continue;
-              await services.sessions.append(sessionId, { role: 'tool', content: supersedeContent(row), tool_call_id: row.call_id, name: row.tool_name }, tx);
+              if (
+                !(await services.toolCalls.transition(
+                  sessionId,
+                  row.call_id,
+                  OPEN_STATUSES,
+                  'superseded',
+                  { decisionReason: 'superseded', completed: true },
+                  tx,
+                ))
+              )
+                continue;
+              await services.sessions.append(
+                sessionId,
+                { role: 'tool', content: supersedeContent(row), tool_call_id: row.call_id, name: row.tool_name },
+                tx,
+              );
             }
             await services.sessions.append(sessionId, { role: 'user', content }, tx);
           });
         }
         for (const row of open) services.metrics.toolCalls.inc({ tool: toolLabel(row.tool_name), outcome: 'superseded' });
         services.metrics.messagesPersisted.inc({ role: 'user' });
-        if (asked && asked !== t.agent) await switchAgent(t, asked as AgentType, { reason: 'User requested agent switch', confidence: 'high', source: 'user', isFinal: false });
+        if (asked && asked !== t.agent)
+          await switchAgent(t, asked as AgentType, {
+            reason: 'User requested agent switch',
+            confidence: 'high',
+            source: 'user',
+            isFinal: false,
+          });
         return runAgent(t, async () => content);
       };
     }
@@ -131,11 +178,21 @@ export async function prepare(services: ConversationServices, sessionId: string,
       return async (t) => {
         const wasPending = row.status === 'pending_approval';
         const to: ToolCallStatus = error ? (wasPending ? 'rejected' : 'failed') : 'completed';
-        const fields = wasPending ? { decision: error ? 'reject' : 'approve', decisionReason: error ? `Tool execution failed: ${error}` : 'approved by tool_result', completed: true } : { completed: true };
+        const fields = wasPending
+          ? {
+              decision: error ? 'reject' : 'approve',
+              decisionReason: error ? `Tool execution failed: ${error}` : 'approved by tool_result',
+              completed: true,
+            }
+          : { completed: true };
         const done = await services.db.transaction(async (tx) => {
           const moved = await services.toolCalls.transition(sessionId, row.call_id, [row.status], to, fields, tx);
           if (!moved) return undefined;
-          await services.sessions.append(sessionId, { role: 'tool', content: toolResultContent(message.result, error), tool_call_id: row.call_id, name: row.tool_name }, tx);
+          await services.sessions.append(
+            sessionId,
+            { role: 'tool', content: toolResultContent(message.result, error), tool_call_id: row.call_id, name: row.tool_name },
+            tx,
+          );
           return moved;
         });
         if (!done) throw runtimeErrors.RT_ERR_TOOL_CALL_CLOSED(`Tool call ${row.call_id} was answered or expired meanwhile`);
@@ -146,9 +203,19 @@ export async function prepare(services: ConversationServices, sessionId: string,
           services.metrics.approvals.inc({ tool: toolLabel(row.tool_name), decision });
           if (row.sent_at) services.metrics.approvalDecisionSeconds.observe({ decision }, (Date.now() - row.sent_at.getTime()) / 1000);
           t.event('hitl.decision.made', { tool_name: row.tool_name, call_id: row.call_id, decision, via: 'tool_result' });
-          t.event(error ? 'approval.rejected' : 'approval.approved', { request_id: row.call_id, request_type: 'tool', subject: row.tool_name, ...(error ? { reason: `Tool execution failed: ${error}` } : {}) });
+          t.event(error ? 'approval.rejected' : 'approval.approved', {
+            request_id: row.call_id,
+            request_type: 'tool',
+            subject: row.tool_name,
+            ...(error ? { reason: `Tool execution failed: ${error}` } : {}),
+          });
         }
-        t.event(error ? 'tool.execution.failed' : 'tool.execution.completed', { tool_name: row.tool_name, call_id: row.call_id, agent: row.agent, ...(error ? { error } : {}) });
+        t.event(error ? 'tool.execution.failed' : 'tool.execution.completed', {
+          tool_name: row.tool_name,
+          call_id: row.call_id,
+          agent: row.agent,
+          ...(error ? { error } : {}),
+        });
         return afterAnswer(t, row.batch);
       };
     }
@@ -166,7 +233,14 @@ export async function prepare(services: ConversationServices, sessionId: string,
         if (decision === 'reject') {
           const reason = feedback ?? 'User rejected this operation';
           const done = await services.db.transaction(async (tx) => {
-            const moved = await services.toolCalls.transition(sessionId, row.call_id, ['pending_approval'], 'rejected', { decision: 'reject', decisionReason: reason, completed: true }, tx);
+            const moved = await services.toolCalls.transition(
+              sessionId,
+              row.call_id,
+              ['pending_approval'],
+              'rejected',
+              { decision: 'reject', decisionReason: reason, completed: true },
+              tx,
+            );
             if (!moved) return undefined;
             const content = JSON.stringify({ status: 'rejected', tool_name: row.tool_name, feedback: reason });
             await services.sessions.append(sessionId, { role: 'tool', content, tool_call_id: row.call_id, name: row.tool_name }, tx);
@@ -179,7 +253,11 @@ export async function prepare(services: ConversationServices, sessionId: string,
           return afterAnswer(t, row.batch);
         }
         const finalArguments = decision === 'edit' ? (edited as Record<string, unknown>) : row.arguments;
-        const moved = await services.toolCalls.transition(sessionId, row.call_id, ['pending_approval'], 'approved', { decision, decisionReason: feedback ?? decision, finalArguments });
+        const moved = await services.toolCalls.transition(sessionId, row.call_id, ['pending_approval'], 'approved', {
+          decision,
+          decisionReason: feedback ?? decision,
+          finalArguments,
+        });
         if (!moved) throw runtimeErrors.RT_ERR_NO_PENDING_APPROVAL(`No pending approval found for request_id=${row.call_id}`);
         observe();
         t.event('approval.approved', { request_id: row.call_id, request_type: 'tool', subject: row.tool_name });

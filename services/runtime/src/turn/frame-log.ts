@@ -278,7 +278,10 @@ export class RedisFrameLog implements FrameLog {
   private readonly redis: Redis;
   private readonly opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void };
 
-  constructor(redis: Redis, opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void }) {
+  constructor(
+    redis: Redis,
+    opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void },
+  ) {
     this.redis = redis;
     this.opts = opts;
     redis.defineCommand('codelabFencedAppend', { numberOfKeys: 2, lua: FENCED_APPEND });
@@ -373,7 +376,10 @@ export class RedisFrameLog implements FrameLog {
     const key = runningKey(sessionId);
     const ttl = String(this.opts.runningTtlMs);
     if (token === undefined) void this.queue((p) => (running ? p.set(key, '1', 'PX', ttl) : p.del(key)));
-    else void this.queue((p) => (p as unknown as FencedCommands).codelabFencedRunning(key, claimKey(sessionId), token, running ? '1' : '0', ttl));
+    else
+      void this.queue((p) =>
+        (p as unknown as FencedCommands).codelabFencedRunning(key, claimKey(sessionId), token, running ? '1' : '0', ttl),
+      );
   }
 
   async isRunning(sessionId: string): Promise<boolean> {

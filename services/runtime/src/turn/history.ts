@@ -22,7 +22,11 @@ function groups(messages: readonly ChatMessage[]): ChatMessage[][] {
   return out;
 }
 
-export function buildPrompt(systemPrompt: string, history: readonly StoredMessage[], budget: number): { messages: ChatMessage[]; dropped: number } {
+export function buildPrompt(
+  systemPrompt: string,
+  history: readonly StoredMessage[],
+  budget: number,
+): { messages: ChatMessage[]; dropped: number } {
   const system: ChatMessage = { role: 'system', content: systemPrompt };
   const all = groups(history.filter((m) => m.role !== 'system').map(toChatMessage));
   let used = estimateTokens(system);

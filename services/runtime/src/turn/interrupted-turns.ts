@@ -126,7 +126,10 @@ export class InterruptedTurns {
         return added !== undefined ? 'again' : 'wait';
       }
       if (after < state.frameSeq && tailSeq < state.frameSeq) {
-        this.deps.logger.info({ session_id: sessionId, after, frame_seq: state.frameSeq, logged: tailSeq }, 'frames after last_seq are no longer logged; the follower gets RT_ERR_FRAMES_LOST');
+        this.deps.logger.info(
+          { session_id: sessionId, after, frame_seq: state.frameSeq, logged: tailSeq },
+          'frames after last_seq are no longer logged; the follower gets RT_ERR_FRAMES_LOST',
+        );
         return framesLostFrame(state.frameSeq, after);
       }
       return 'end';
@@ -150,7 +153,10 @@ export class InterruptedTurns {
       return await this.deps.frameLog.appendOnce(sessionId, interruptedFrame(seq));
     } catch (err) {
       this.deps.metrics.frameLogErrors.inc();
-      this.deps.logger.warn({ err: { message: (err as Error).message }, session_id: sessionId, seq }, 'the closing frame of an interrupted turn could not be logged; the next follower retries');
+      this.deps.logger.warn(
+        { err: { message: (err as Error).message }, session_id: sessionId, seq },
+        'the closing frame of an interrupted turn could not be logged; the next follower retries',
+      );
       return undefined;
     }
   }
@@ -158,7 +164,11 @@ export class InterruptedTurns {
   private found(sessionId: string, seq: number, detectedBy: DetectedBy, lastLogged: number): void {
     this.deps.metrics.turnsInterrupted.inc({ detected_by: detectedBy });
     // on the span of the request that found it (a frames follow, or the next turn)
-    trace.getActiveSpan()?.addEvent('turn interrupted', { 'codelab.session.id': sessionId, 'codelab.frame.seq': seq, 'codelab.turn.interrupted_by': detectedBy });
+    trace.getActiveSpan()?.addEvent('turn interrupted', {
+      'codelab.session.id': sessionId,
+      'codelab.frame.seq': seq,
+      'codelab.turn.interrupted_by': detectedBy,
+    });
     this.deps.logger.warn(
       { session_id: sessionId, seq, detected_by: detectedBy, last_logged_seq: lastLogged },
       'turn interrupted: its runtime stopped before the final frame; closed with RT_ERR_TURN_INTERRUPTED',

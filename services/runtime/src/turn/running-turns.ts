@@ -33,7 +33,11 @@ export class RunningTurns {
     this.subscriber = this.redis.duplicate({ enableOfflineQueue: true });
     this.subscriber.on('message', (_channel: string, sessionId: string) => this.abortLocal(sessionId));
     this.subscriber.on('error', () => undefined); // the main client logs Redis outages
-    await this.subscriber.subscribe(CHANNEL).catch((err: Error) => this.logger.warn({ err: { message: err.message } }, 'cancel channel unavailable: cancels reach this instance only'));
+    await this.subscriber
+      .subscribe(CHANNEL)
+      .catch((err: Error) =>
+        this.logger.warn({ err: { message: err.message } }, 'cancel channel unavailable: cancels reach this instance only'),
+      );
   }
 
   /** Registers a turn; its signal aborts on cancel, or on `stop`. */

@@ -246,15 +246,21 @@ export class SessionLeases {
     // a rename (rebase) changes the owner: renewals wait for it, and one sent before it is not a loss
     let renamed = 0;
     let renaming: Promise<unknown> | undefined;
-    const renew = setInterval(() => {
-      void (async () => {
-        await renaming;
-        const [as, generation] = [owner, renamed];
-        const r = await this.db.query(`UPDATE sessions SET lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND lease_owner = $2`, [sessionId, as, this.opts.ttlMs]);
-        if (r.rowCount) this.opts.onRenew?.(sessionId, taken.token);
-        else if (generation === renamed && !renaming) lose();
-      })().catch(() => undefined); // a failed renewal is retried at the next tick; the TTL covers a few
-    }, Math.max(50, this.opts.ttlMs / 3));
+    const renew = setInterval(
+      () => {
+        void (async () => {
+          await renaming;
+          const [as, generation] = [owner, renamed];
+          const r = await this.db.query(
+            `UPDATE sessions SET lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND lease_owner = $2`,
+            [sessionId, as, this.opts.ttlMs],
+          );
+          if (r.rowCount) this.opts.onRenew?.(sessionId, taken.token);
+          else if (generation === renamed && !renaming) lose();
+        })().catch(() => undefined); // a failed renewal is retried at the next tick; the TTL covers a few
+      },
+      Math.max(50, this.opts.ttlMs / 3),
+    );
     renew.unref();
     const lease: Lease = {
       session,
@@ -279,22 +285,26 @@ export class SessionLeases {
       ensureSeq: (seq) => {
         if (seq <= reserved) return undefined;
         const upTo = seq - 1 + (this.opts.reserveSeqs ?? 1);
-        return this.db.query(`UPDATE sessions SET frame_seq = GREATEST(frame_seq, $3) WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, upTo]).then((r) => {
-          if (r.rowCount === 0) {
-            lose();
-            throw new LeaseLostError();
-          }
-          reserved = upTo;
-        });
+        return this.db
+          .query(`UPDATE sessions SET frame_seq = GREATEST(frame_seq, $3) WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, upTo])
+          .then((r) => {
+            if (r.rowCount === 0) {
+              lose();
+              throw new LeaseLostError();
+            }
+            reserved = upTo;
+          });
       },
       rebase: async (seq) => {
         session.frame_seq = seq;
         const named = TURN_OWNER.test(owner) ? owner.replace(TURN_OWNER, `:turn:${seq}`) : owner;
         if (named === owner) return;
         renamed++;
-        const rename = this.db.query(`UPDATE sessions SET lease_owner = $3 WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, named]).then((r) => {
-          if (r.rowCount) owner = named;
-        });
+        const rename = this.db
+          .query(`UPDATE sessions SET lease_owner = $3 WHERE id = $1 AND lease_owner = $2`, [sessionId, owner, named])
+          .then((r) => {
+            if (r.rowCount) owner = named;
+          });
         renaming = rename;
         try {
           await rename;
@@ -306,11 +316,10 @@ export class SessionLeases {
         clearInterval(renew);
         try {
           // the exact number: what a reservation held beyond it is given back
-          await this.db.query(`UPDATE sessions SET lease_owner = NULL, lease_until = NULL, frame_seq = $3 WHERE id = $1 AND lease_owner = $2`, [
-            sessionId,
-            owner,
-            Math.max(session.frame_seq, frameSeq),
-          ]);
+          await this.db.query(
+            `UPDATE sessions SET lease_owner = NULL, lease_until = NULL, frame_seq = $3 WHERE id = $1 AND lease_owner = $2`,
+            [sessionId, owner, Math.max(session.frame_seq, frameSeq)],
+          );
         } finally {
           for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
         }

@@ -18,8 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import { AppError, startSse, type SseWriter } from '@codelab/service-kit';
-import type { TurnFrame } from '@codelab/protocol';
-import { FRAME_SEQ_HEADER } from '@codelab/protocol/ws-frames';
+import { FRAME_SEQ_HEADER, type TurnFrame } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
 import { agentLabel } from '../metrics.ts';
 import type { Caller, SessionStore } from '../store/sessions.ts';

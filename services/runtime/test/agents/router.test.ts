@@ -18,16 +18,32 @@ describe('routing', () => {
     });
 
     it('says it is a fallback and keeps the error', () => {
-      expect(classifyByKeywords('hello', 'LLM down')).toMatchObject({ agent: 'coder', confidence: 'low', method: 'keywords', error: 'LLM down' });
+      expect(classifyByKeywords('hello', 'LLM down')).toMatchObject({
+        agent: 'coder',
+        confidence: 'low',
+        method: 'keywords',
+        error: 'LLM down',
+      });
     });
   });
 
   describe('parseClassification', () => {
     const allowed = ['coder', 'architect', 'debug', 'ask'] as const;
     it('reads plain JSON, fenced JSON and JSON inside prose', () => {
-      expect(parseClassification('{"agent":"Debug","confidence":"high","reasoning":"stack trace"}', allowed)).toEqual({ agent: 'debug', confidence: 'high', reasoning: 'stack trace' });
-      expect(parseClassification('```json\n{"agent":"ask"}\n```', allowed)).toMatchObject({ agent: 'ask', confidence: 'medium', reasoning: 'Task classified as ask' });
-      expect(parseClassification('Sure! {"agent": "architect", "confidence": "low"} hope that helps', allowed)).toMatchObject({ agent: 'architect', confidence: 'low' });
+      expect(parseClassification('{"agent":"Debug","confidence":"high","reasoning":"stack trace"}', allowed)).toEqual({
+        agent: 'debug',
+        confidence: 'high',
+        reasoning: 'stack trace',
+      });
+      expect(parseClassification('```json\n{"agent":"ask"}\n```', allowed)).toMatchObject({
+        agent: 'ask',
+        confidence: 'medium',
+        reasoning: 'Task classified as ask',
+      });
+      expect(parseClassification('Sure! {"agent": "architect", "confidence": "low"} hope that helps', allowed)).toMatchObject({
+        agent: 'architect',
+        confidence: 'low',
+      });
     });
     it('refuses an agent that is not available (upstream crashed on "universal" in multi-agent mode) and non-JSON', () => {
       expect(() => parseClassification('{"agent":"universal"}', allowed)).toThrow(/not an available agent/);
@@ -39,7 +55,10 @@ describe('routing', () => {
 describe('agents', () => {
   it('has a spec for every tool an agent may use, including attempt_completion and ask_followup_question', () => {
     for (const agent of Object.values(AGENTS)) for (const tool of agent.allowedTools) expect(TOOL_NAMES).toContain(tool);
-    expect(toolSpecs(['attempt_completion', 'ask_followup_question']).map((s) => s.function.name)).toEqual(['attempt_completion', 'ask_followup_question']);
+    expect(toolSpecs(['attempt_completion', 'ask_followup_question']).map((s) => s.function.name)).toEqual([
+      'attempt_completion',
+      'ask_followup_question',
+    ]);
   });
 
   it('applies upstream permissions and file restrictions', () => {

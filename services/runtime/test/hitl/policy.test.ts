@@ -7,13 +7,19 @@ import { ApprovalPolicy } from '../../src/hitl/policy.ts';
 describe('ApprovalPolicy', () => {
   it("defaults to upstream's rules", () => {
     const p = ApprovalPolicy.defaults();
-    for (const tool of ['write_file', 'execute_command', 'create_directory', 'delete_file', 'move_file']) expect(p.decide('coder', tool).approval, tool).toBe(true);
-    for (const tool of ['read_file', 'list_files', 'search_in_code', 'attempt_completion']) expect(p.decide('coder', tool).approval, tool).toBe(false);
+    for (const tool of ['write_file', 'execute_command', 'create_directory', 'delete_file', 'move_file'])
+      expect(p.decide('coder', tool).approval, tool).toBe(true);
+    for (const tool of ['read_file', 'list_files', 'search_in_code', 'attempt_completion'])
+      expect(p.decide('coder', tool).approval, tool).toBe(false);
     expect(p.decide('coder', 'write_file').reason).toBe('File modification requires user approval');
   });
 
   it('takes per-tool and per-agent rules (agent beats tool beats default) from a file or inline JSON', async () => {
-    const doc = { default: true, tools: { read_file: false, execute_command: { approval: true, reason: 'Commands need a human' } }, agents: { architect: { write_file: false } } };
+    const doc = {
+      default: true,
+      tools: { read_file: false, execute_command: { approval: true, reason: 'Commands need a human' } },
+      agents: { architect: { write_file: false } },
+    };
     const dir = await mkdtemp(path.join(tmpdir(), 'policy-'));
     const file = path.join(dir, 'policy.json');
     await writeFile(file, JSON.stringify(doc));
@@ -30,6 +36,8 @@ describe('ApprovalPolicy', () => {
     expect(() => ApprovalPolicy.load({ inline: '{oops' })).toThrow(/AGENT_RUNTIME__HITL_POLICY: not JSON/);
     expect(() => ApprovalPolicy.load({ inline: '{"tools": {"write_file": "yes"}}' })).toThrow(/tools\.write_file must be true, false or/);
     expect(() => ApprovalPolicy.load({ inline: '{"tool": {}}' })).toThrow(/unknown keys tool/);
-    expect(() => ApprovalPolicy.load({ file: '/nonexistent/policy.json' })).toThrow(/AGENT_RUNTIME__HITL_POLICY_FILE \/nonexistent\/policy.json/);
+    expect(() => ApprovalPolicy.load({ file: '/nonexistent/policy.json' })).toThrow(
+      /AGENT_RUNTIME__HITL_POLICY_FILE \/nonexistent\/policy.json/,
+    );
   });
 });

@@ -21,13 +21,18 @@ describe('POST /agent/message/stream refusals', () => {
   let service: Service;
   beforeAll(async () => {
     service = await buildApp(
-      readRuntimeConfig({ AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AGENT_RUNTIME__DB_URL: inject('databaseUrl'), AGENT_RUNTIME__DB_POOL_SIZE: '2' }),
+      readRuntimeConfig({
+        AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        AGENT_RUNTIME__DB_URL: inject('databaseUrl'),
+        AGENT_RUNTIME__DB_POOL_SIZE: '2',
+      }),
       { logger: silentLogger() },
     );
   });
   afterAll(() => service.app.close());
 
-  const post = (payload: unknown) => service.app.inject({ method: 'POST', url: '/agent/message/stream', headers: key, payload: payload as object });
+  const post = (payload: unknown) =>
+    service.app.inject({ method: 'POST', url: '/agent/message/stream', headers: key, payload: payload as object });
 
   it('answers 400 for an unknown message type, and 404 for a tool_result or decision about a call it never made', async () => {
     const res = await post({ session_id: `s-${randomUUID()}`, message: { type: 'telepathy', content: 'x' } });
@@ -36,9 +41,15 @@ describe('POST /agent/message/stream refusals', () => {
     const result = await post({ session_id: `s-${randomUUID()}`, message: { type: 'tool_result', call_id: 'c1', result: {} } });
     expect(result.statusCode).toBe(404);
     expect(result.json()).toMatchObject({ error: { code: 'RT_ERR_TOOL_CALL_NOT_FOUND' } });
-    const decision = await post({ session_id: `s-${randomUUID()}`, message: { type: 'hitl_decision', call_id: 'c1', decision: 'approve' } });
+    const decision = await post({
+      session_id: `s-${randomUUID()}`,
+      message: { type: 'hitl_decision', call_id: 'c1', decision: 'approve' },
+    });
     expect(decision.statusCode).toBe(404);
-    const badDecision = await post({ session_id: `s-${randomUUID()}`, message: { type: 'hitl_decision', call_id: 'c1', decision: 'maybe' } });
+    const badDecision = await post({
+      session_id: `s-${randomUUID()}`,
+      message: { type: 'hitl_decision', call_id: 'c1', decision: 'maybe' },
+    });
     expect(badDecision.json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_MESSAGE', message: 'Invalid HITL decision: maybe' } });
     const badAgent = await post({ session_id: `s-${randomUUID()}`, message: { type: 'switch_agent', agent_type: 'wizard' } });
     expect(badAgent.statusCode).toBe(400);
@@ -47,9 +58,13 @@ describe('POST /agent/message/stream refusals', () => {
 
   it('answers 400 for an empty user message or a malformed body, before anything is stored', async () => {
     const sessionId = `s-${randomUUID()}`;
-    expect((await post({ session_id: sessionId, message: { type: 'user_message', content: '   ' } })).json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_MESSAGE' } });
+    expect((await post({ session_id: sessionId, message: { type: 'user_message', content: '   ' } })).json()).toMatchObject({
+      error: { code: 'RT_ERR_INVALID_MESSAGE' },
+    });
     expect((await post({ session_id: sessionId })).statusCode).toBe(400);
-    expect((await post({ session_id: sessionId, message: { type: 'user_message', content: 'x', agent_type: 'wizard' } })).json()).toMatchObject({ error: { code: 'RT_ERR_INVALID_AGENT' } });
+    expect(
+      (await post({ session_id: sessionId, message: { type: 'user_message', content: 'x', agent_type: 'wizard' } })).json(),
+    ).toMatchObject({ error: { code: 'RT_ERR_INVALID_AGENT' } });
     expect((await post({ session_id: 'bad id!', message: { type: 'user_message', content: 'x' } })).statusCode).toBe(400);
     const history = await service.app.inject({ method: 'GET', url: `/sessions/${sessionId}/history`, headers: key });
     expect(history.statusCode).toBe(404);
@@ -72,9 +87,16 @@ describe('a database failure in the middle of a turn', () => {
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-rt-dbfail-'));
     embedded = await startEmbeddedPostgres(dataDir, 6);
-    llm = await buildLlmProxy(readLlmProxyConfig({ LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '40' }), {
-      logger: silentLogger(),
-    });
+    llm = await buildLlmProxy(
+      readLlmProxyConfig({
+        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        LLM_PROXY__MOCK_TTFT_MS: '0',
+        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '40',
+      }),
+      {
+        logger: silentLogger(),
+      },
+    );
     const llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
     runtime = await buildApp(
       readRuntimeConfig({

@@ -28,10 +28,20 @@ describe('agents routes', () => {
         type: 'architect',
         name: 'Architect Agent',
         description: 'You are the Architect Agent - specialized in planning, designing, and creating technical specifications.',
-        allowed_tools: ['read_file', 'write_file', 'list_files', 'search_in_code', 'attempt_completion', 'ask_followup_question', 'switch_mode'],
+        allowed_tools: [
+          'read_file',
+          'write_file',
+          'list_files',
+          'search_in_code',
+          'attempt_completion',
+          'ask_followup_question',
+          'switch_mode',
+        ],
         has_file_restrictions: true,
       });
-      expect(body.agents.filter((a: { has_file_restrictions: boolean }) => a.has_file_restrictions).map((a: { type: string }) => a.type)).toEqual(['architect']);
+      expect(
+        body.agents.filter((a: { has_file_restrictions: boolean }) => a.has_file_restrictions).map((a: { type: string }) => a.type),
+      ).toEqual(['architect']);
       expect(body.agents[0].allowed_tools).toEqual(['read_file', 'list_files', 'search_in_code']);
     });
 
@@ -47,14 +57,30 @@ describe('agents routes', () => {
       const res = await service.app.inject({ method: 'GET', url: `/agents/${id}/current`, headers: user.headers });
       expect(res.statusCode).toBe(200);
       const { context } = res.json();
-      expect(context).toEqual({ id, session_id: id, current_agent: 'orchestrator', switch_count: 0, switch_history: null, last_switch_at: null, created_at: expect.stringMatching(ISO) });
-      const withHistory = await service.app.inject({ method: 'GET', url: `/agents/${id}/current?include_history=true`, headers: user.headers });
+      expect(context).toEqual({
+        id,
+        session_id: id,
+        current_agent: 'orchestrator',
+        switch_count: 0,
+        switch_history: null,
+        last_switch_at: null,
+        created_at: expect.stringMatching(ISO),
+      });
+      const withHistory = await service.app.inject({
+        method: 'GET',
+        url: `/agents/${id}/current?include_history=true`,
+        headers: user.headers,
+      });
       expect(withHistory.json().context.switch_history).toEqual([]);
-      const explicitFalse = await service.app.inject({ method: 'GET', url: `/agents/${id}/current?include_history=false`, headers: user.headers });
+      const explicitFalse = await service.app.inject({
+        method: 'GET',
+        url: `/agents/${id}/current?include_history=false`,
+        headers: user.headers,
+      });
       expect(explicitFalse.json().context.switch_history).toBeNull();
     });
 
-    it('answers 404 for an unknown session and for another user\'s, 400 for a malformed id or flag', async () => {
+    it("answers 404 for an unknown session and for another user's, 400 for a malformed id or flag", async () => {
       const owner = newUser();
       const id = await createSession(service, owner.headers);
       for (const [url, headers] of [
@@ -63,7 +89,9 @@ describe('agents routes', () => {
       ] as const) {
         const res = await service.app.inject({ method: 'GET', url, headers });
         expect(res.statusCode).toBe(404);
-        expect(res.json()).toEqual({ error: { code: 'RT_ERR_SESSION_NOT_FOUND', message: expect.stringMatching(/^Agent context for session .+ not found$/) } });
+        expect(res.json()).toEqual({
+          error: { code: 'RT_ERR_SESSION_NOT_FOUND', message: expect.stringMatching(/^Agent context for session .+ not found$/) },
+        });
       }
       for (const url of ['/agents/bad%20id/current', `/agents/${id}/current?include_history=maybe`]) {
         const res = await service.app.inject({ method: 'GET', url, headers: owner.headers });
@@ -90,11 +118,24 @@ describe('agents routes', () => {
         session_id: id,
         current_agent: 'coder',
         switch_count: 1,
-        switch_history: [{ from_agent: 'orchestrator', to_agent: 'coder', reason: 'Needs code changes', switched_at: expect.stringMatching(ISO), confidence: 'high' }],
+        switch_history: [
+          {
+            from_agent: 'orchestrator',
+            to_agent: 'coder',
+            reason: 'Needs code changes',
+            switched_at: expect.stringMatching(ISO),
+            confidence: 'high',
+          },
+        ],
         last_switch_at: expect.stringMatching(ISO),
         created_at: expect.stringMatching(ISO),
       });
-      const second = await service.app.inject({ method: 'POST', url: `/agents/${id}/switch`, headers: user.headers, payload: { target_agent: 'architect', reason: 'Plan first' } });
+      const second = await service.app.inject({
+        method: 'POST',
+        url: `/agents/${id}/switch`,
+        headers: user.headers,
+        payload: { target_agent: 'architect', reason: 'Plan first' },
+      });
       expect(second.statusCode).toBe(200);
       const c2 = second.json().context;
       expect(c2.switch_count).toBe(2);
@@ -105,17 +146,30 @@ describe('agents routes', () => {
       expect(c2.last_switch_at).toBe(c2.switch_history[1].switched_at);
 
       // the same state through the reads
-      expect((await service.app.inject({ method: 'GET', url: `/agents/${id}/current?include_history=true`, headers: user.headers })).json()).toEqual({ context: c2 });
-      expect((await service.app.inject({ method: 'GET', url: `/sessions/${id}`, headers: user.headers })).json().session.current_agent).toBe('architect');
+      expect(
+        (await service.app.inject({ method: 'GET', url: `/agents/${id}/current?include_history=true`, headers: user.headers })).json(),
+      ).toEqual({ context: c2 });
+      expect(
+        (await service.app.inject({ method: 'GET', url: `/sessions/${id}`, headers: user.headers })).json().session.current_agent,
+      ).toBe('architect');
 
-      const { rows: switches } = await db.query('SELECT from_agent, to_agent, source FROM agent_switches WHERE session_id = $1 ORDER BY switched_at', [id]);
+      const { rows: switches } = await db.query(
+        'SELECT from_agent, to_agent, source FROM agent_switches WHERE session_id = $1 ORDER BY switched_at',
+        [id],
+      );
       expect(switches).toEqual([
         { from_agent: 'orchestrator', to_agent: 'coder', source: 'user' },
         { from_agent: 'coder', to_agent: 'architect', source: 'user' },
       ]);
-      const { rows: events } = await db.query(`SELECT category, data FROM events WHERE session_id = $1 AND event_type = 'agent.switched' ORDER BY created_at`, [id]);
+      const { rows: events } = await db.query(
+        `SELECT category, data FROM events WHERE session_id = $1 AND event_type = 'agent.switched' ORDER BY created_at`,
+        [id],
+      );
       expect(events).toEqual([
-        { category: 'agent', data: { from_agent: 'orchestrator', to_agent: 'coder', reason: 'Needs code changes', confidence: 'high', source: 'user' } },
+        {
+          category: 'agent',
+          data: { from_agent: 'orchestrator', to_agent: 'coder', reason: 'Needs code changes', confidence: 'high', source: 'user' },
+        },
         { category: 'agent', data: { from_agent: 'coder', to_agent: 'architect', reason: 'Plan first', confidence: null, source: 'user' } },
       ]);
       const metrics = await service.app.inject({ method: 'GET', url: '/metrics' });
@@ -127,7 +181,11 @@ describe('agents routes', () => {
       const id = await createSession(service, user.headers);
       const cases: [unknown, string, RegExp?][] = [
         [{ target_agent: 'orchestrator', reason: 'x' }, 'RT_ERR_AGENT_ALREADY_ACTIVE', /already active/],
-        [{ target_agent: 'universal', reason: 'x' }, 'RT_ERR_INVALID_AGENT', /^Invalid agent type: 'universal'. Allowed values: orchestrator, coder, architect, debug, ask$/],
+        [
+          { target_agent: 'universal', reason: 'x' },
+          'RT_ERR_INVALID_AGENT',
+          /^Invalid agent type: 'universal'. Allowed values: orchestrator, coder, architect, debug, ask$/,
+        ],
         [{ target_agent: 'wizard', reason: 'x' }, 'RT_ERR_INVALID_AGENT'],
         [{ target_agent: 'coder' }, 'ERR_VALIDATION', /reason/],
         [{ reason: 'x' }, 'ERR_VALIDATION', /target_agent/],
@@ -135,14 +193,21 @@ describe('agents routes', () => {
         [{ target_agent: '', reason: 'x' }, 'ERR_VALIDATION'],
       ];
       for (const [payload, code, message] of cases) {
-        const res = await service.app.inject({ method: 'POST', url: `/agents/${id}/switch`, headers: user.headers, payload: payload as object });
+        const res = await service.app.inject({
+          method: 'POST',
+          url: `/agents/${id}/switch`,
+          headers: user.headers,
+          payload: payload as object,
+        });
         expect(res.statusCode, JSON.stringify(payload)).toBe(400);
         expect(res.json().error.code).toBe(code);
         if (message) expect(res.json().error.message).toMatch(message);
       }
       const { rows } = await db.query('SELECT count(*)::int AS n FROM agent_switches WHERE session_id = $1', [id]);
       expect(rows[0]!.n).toBe(0);
-      expect((await service.app.inject({ method: 'GET', url: `/agents/${id}/current`, headers: user.headers })).json().context).toMatchObject({ current_agent: 'orchestrator', switch_count: 0 });
+      expect(
+        (await service.app.inject({ method: 'GET', url: `/agents/${id}/current`, headers: user.headers })).json().context,
+      ).toMatchObject({ current_agent: 'orchestrator', switch_count: 0 });
     });
 
     it("answers 404 for another user's session and an unknown one, and changes nothing", async () => {
@@ -152,11 +217,18 @@ describe('agents routes', () => {
         [id, newUser().headers],
         [`none-${randomUUID()}`, owner.headers],
       ] as const) {
-        const res = await service.app.inject({ method: 'POST', url: `/agents/${sid}/switch`, headers, payload: { target_agent: 'coder', reason: 'x' } });
+        const res = await service.app.inject({
+          method: 'POST',
+          url: `/agents/${sid}/switch`,
+          headers,
+          payload: { target_agent: 'coder', reason: 'x' },
+        });
         expect(res.statusCode).toBe(404);
         expect(res.json()).toMatchObject({ error: { code: 'RT_ERR_SESSION_NOT_FOUND' } });
       }
-      expect((await service.app.inject({ method: 'GET', url: `/agents/${id}/current`, headers: owner.headers })).json().context.current_agent).toBe('orchestrator');
+      expect(
+        (await service.app.inject({ method: 'GET', url: `/agents/${id}/current`, headers: owner.headers })).json().context.current_agent,
+      ).toBe('orchestrator');
     });
 
     it('serializes concurrent switches of one session: the history stays a chain', async () => {
@@ -164,10 +236,19 @@ describe('agents routes', () => {
       const id = await createSession(service, user.headers);
       const targets = ['coder', 'architect', 'debug', 'ask'];
       const results = await Promise.all(
-        targets.map((t) => service.app.inject({ method: 'POST', url: `/agents/${id}/switch`, headers: user.headers, payload: { target_agent: t, reason: `to ${t}` } })),
+        targets.map((t) =>
+          service.app.inject({
+            method: 'POST',
+            url: `/agents/${id}/switch`,
+            headers: user.headers,
+            payload: { target_agent: t, reason: `to ${t}` },
+          }),
+        ),
       );
       expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200]);
-      const { context } = (await service.app.inject({ method: 'GET', url: `/agents/${id}/current?include_history=true`, headers: user.headers })).json();
+      const { context } = (
+        await service.app.inject({ method: 'GET', url: `/agents/${id}/current?include_history=true`, headers: user.headers })
+      ).json();
       expect(context.switch_count).toBe(4);
       const history = context.switch_history as { from_agent: string; to_agent: string }[];
       expect(history[0]!.from_agent).toBe('orchestrator');
@@ -194,10 +275,23 @@ describe('agents routes in single-agent mode', () => {
     ]);
     const user = newUser();
     const id = await createSession(service, user.headers);
-    const coder = await service.app.inject({ method: 'POST', url: `/agents/${id}/switch`, headers: user.headers, payload: { target_agent: 'coder', reason: 'x' } });
+    const coder = await service.app.inject({
+      method: 'POST',
+      url: `/agents/${id}/switch`,
+      headers: user.headers,
+      payload: { target_agent: 'coder', reason: 'x' },
+    });
     expect(coder.statusCode).toBe(400);
-    expect(coder.json().error).toEqual({ code: 'RT_ERR_INVALID_AGENT', message: "Invalid agent type: 'coder'. Allowed values: orchestrator, universal" });
-    const universal = await service.app.inject({ method: 'POST', url: `/agents/${id}/switch`, headers: user.headers, payload: { target_agent: 'universal', reason: 'x' } });
+    expect(coder.json().error).toEqual({
+      code: 'RT_ERR_INVALID_AGENT',
+      message: "Invalid agent type: 'coder'. Allowed values: orchestrator, universal",
+    });
+    const universal = await service.app.inject({
+      method: 'POST',
+      url: `/agents/${id}/switch`,
+      headers: user.headers,
+      payload: { target_agent: 'universal', reason: 'x' },
+    });
     expect(universal.statusCode).toBe(200);
     expect(universal.json().context.current_agent).toBe('universal');
   });

@@ -34,25 +34,103 @@ describe('events routes', () => {
     const s1 = await createSession(service, headers);
     const s2 = await createSession(service, headers);
     const c = 'turn-1';
-    await events.record({ type: 'agent.switched', sessionId: s1, correlationId: c, data: { from_agent: 'orchestrator', to_agent: 'coder', reason: 'Task classified as coder', confidence: 'low', source: 'routing' } });
-    await events.record({ type: 'agent.switched', sessionId: s2, data: { from_agent: 'orchestrator', to_agent: 'coder', reason: 'r', confidence: null } });
-    await events.record({ type: 'agent.switched', sessionId: s2, data: { from_agent: 'coder', to_agent: 'architect', reason: 'r', confidence: 'high' } });
+    await events.record({
+      type: 'agent.switched',
+      sessionId: s1,
+      correlationId: c,
+      data: { from_agent: 'orchestrator', to_agent: 'coder', reason: 'Task classified as coder', confidence: 'low', source: 'routing' },
+    });
+    await events.record({
+      type: 'agent.switched',
+      sessionId: s2,
+      data: { from_agent: 'orchestrator', to_agent: 'coder', reason: 'r', confidence: null },
+    });
+    await events.record({
+      type: 'agent.switched',
+      sessionId: s2,
+      data: { from_agent: 'coder', to_agent: 'architect', reason: 'r', confidence: 'high' },
+    });
     await events.record({ type: 'agent.processing.completed', sessionId: s1, data: { agent: 'coder', duration_ms: 100.5, success: true } });
     await events.record({ type: 'agent.processing.completed', sessionId: s1, data: { agent: 'coder', duration_ms: 300, success: false } });
-    await events.record({ type: 'agent.processing.completed', sessionId: s2, data: { agent: 'architect', duration_ms: 1000, success: true } });
-    await events.record({ type: 'agent.error.occurred', sessionId: s1, correlationId: c, data: { agent: 'coder', error_message: 'LLM down', error_type: 'LlmUnavailableError' } });
-    await events.record({ type: 'tool.execution.requested', sessionId: s1, data: { tool_name: 'write_file', arguments: { path: 'a.py' }, call_id: 'call_1', agent: 'coder' } });
-    await events.record({ type: 'tool.approval.required', sessionId: s1, data: { tool_name: 'write_file', arguments: { path: 'a.py' }, call_id: 'call_1', reason: 'File modification requires user approval' } });
-    await events.record({ type: 'hitl.decision.made', sessionId: s1, data: { tool_name: 'write_file', call_id: 'call_1', decision: 'approve' } });
+    await events.record({
+      type: 'agent.processing.completed',
+      sessionId: s2,
+      data: { agent: 'architect', duration_ms: 1000, success: true },
+    });
+    await events.record({
+      type: 'agent.error.occurred',
+      sessionId: s1,
+      correlationId: c,
+      data: { agent: 'coder', error_message: 'LLM down', error_type: 'LlmUnavailableError' },
+    });
+    await events.record({
+      type: 'tool.execution.requested',
+      sessionId: s1,
+      data: { tool_name: 'write_file', arguments: { path: 'a.py' }, call_id: 'call_1', agent: 'coder' },
+    });
+    await events.record({
+      type: 'tool.approval.required',
+      sessionId: s1,
+      data: { tool_name: 'write_file', arguments: { path: 'a.py' }, call_id: 'call_1', reason: 'File modification requires user approval' },
+    });
+    await events.record({
+      type: 'hitl.decision.made',
+      sessionId: s1,
+      data: { tool_name: 'write_file', call_id: 'call_1', decision: 'approve' },
+    });
     await events.record({ type: 'tool.execution.completed', sessionId: s1, data: { tool_name: 'write_file', call_id: 'call_1' } });
-    await events.record({ type: 'tool.execution.requested', sessionId: s1, data: { tool_name: 'write_file', arguments: { path: 'b.py' }, call_id: 'call_2', agent: 'coder' } });
-    await events.record({ type: 'hitl.decision.made', sessionId: s1, data: { tool_name: 'write_file', call_id: 'call_2', decision: 'REJECT' } });
-    await events.record({ type: 'tool.execution.failed', sessionId: s1, data: { tool_name: 'write_file', call_id: 'call_2', error: 'Rejected by the user' } });
-    await events.record({ type: 'tool.execution.requested', sessionId: s1, data: { tool_name: 'read_file', arguments: { path: 'a.py' }, call_id: 'call_3', agent: 'coder' } });
+    await events.record({
+      type: 'tool.execution.requested',
+      sessionId: s1,
+      data: { tool_name: 'write_file', arguments: { path: 'b.py' }, call_id: 'call_2', agent: 'coder' },
+    });
+    await events.record({
+      type: 'hitl.decision.made',
+      sessionId: s1,
+      data: { tool_name: 'write_file', call_id: 'call_2', decision: 'REJECT' },
+    });
+    await events.record({
+      type: 'tool.execution.failed',
+      sessionId: s1,
+      data: { tool_name: 'write_file', call_id: 'call_2', error: 'Rejected by the user' },
+    });
+    await events.record({
+      type: 'tool.execution.requested',
+      sessionId: s1,
+      data: { tool_name: 'read_file', arguments: { path: 'a.py' }, call_id: 'call_3', agent: 'coder' },
+    });
     await events.record({ type: 'approval.requested', sessionId: s1, data: { request_id: 'call_1', request_type: 'tool' } });
-    await events.recordLlmRequest({ sessionId: s1, agent: 'coder', model: 'fake-llm', durationMs: 812.4, promptTokens: 100, completionTokens: 20, hasToolCalls: true, success: true });
-    await events.recordLlmRequest({ sessionId: s1, agent: 'coder', model: 'fake-llm', durationMs: 400, promptTokens: 50, completionTokens: 10, hasToolCalls: false, success: true });
-    await events.recordLlmRequest({ sessionId: s1, agent: 'coder', model: 'fake-llm', durationMs: 30, promptTokens: 0, completionTokens: 0, hasToolCalls: false, success: false, error: 'upstream_unavailable' });
+    await events.recordLlmRequest({
+      sessionId: s1,
+      agent: 'coder',
+      model: 'fake-llm',
+      durationMs: 812.4,
+      promptTokens: 100,
+      completionTokens: 20,
+      hasToolCalls: true,
+      success: true,
+    });
+    await events.recordLlmRequest({
+      sessionId: s1,
+      agent: 'coder',
+      model: 'fake-llm',
+      durationMs: 400,
+      promptTokens: 50,
+      completionTokens: 10,
+      hasToolCalls: false,
+      success: true,
+    });
+    await events.recordLlmRequest({
+      sessionId: s1,
+      agent: 'coder',
+      model: 'fake-llm',
+      durationMs: 30,
+      promptTokens: 0,
+      completionTokens: 0,
+      hasToolCalls: false,
+      success: false,
+      error: 'upstream_unavailable',
+    });
     return { s1, s2 };
   }
 
@@ -69,7 +147,12 @@ describe('events routes', () => {
     hitl_decisions: { write_file: { APPROVE: 1, EDIT: 0, REJECT: 1 } },
     errors: { coder: { LlmUnavailableError: 1 } },
   };
-  const EXPECTED_COMPUTED = { architect_avg_duration_ms: 1000, coder_avg_duration_ms: 200.25, read_file_success_rate: 0, write_file_success_rate: 0.5 };
+  const EXPECTED_COMPUTED = {
+    architect_avg_duration_ms: 1000,
+    coder_avg_duration_ms: 200.25,
+    read_file_success_rate: 0,
+    write_file_success_rate: 0.5,
+  };
 
   describe('GET /events/metrics', () => {
     it("aggregates the caller's events into upstream's exact JSON", async () => {
@@ -135,9 +218,39 @@ describe('events routes', () => {
         average_tokens_per_request: 90,
         requests_with_tools: 1,
         requests: [
-          { timestamp: expect.stringMatching(ISO), model: 'fake-llm', duration_ms: 812, prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, has_tool_calls: true, success: true, error: null },
-          { timestamp: expect.stringMatching(ISO), model: 'fake-llm', duration_ms: 400, prompt_tokens: 50, completion_tokens: 10, total_tokens: 60, has_tool_calls: false, success: true, error: null },
-          { timestamp: expect.stringMatching(ISO), model: 'fake-llm', duration_ms: 30, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, has_tool_calls: false, success: false, error: 'upstream_unavailable' },
+          {
+            timestamp: expect.stringMatching(ISO),
+            model: 'fake-llm',
+            duration_ms: 812,
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            total_tokens: 120,
+            has_tool_calls: true,
+            success: true,
+            error: null,
+          },
+          {
+            timestamp: expect.stringMatching(ISO),
+            model: 'fake-llm',
+            duration_ms: 400,
+            prompt_tokens: 50,
+            completion_tokens: 10,
+            total_tokens: 60,
+            has_tool_calls: false,
+            success: true,
+            error: null,
+          },
+          {
+            timestamp: expect.stringMatching(ISO),
+            model: 'fake-llm',
+            duration_ms: 30,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 0,
+            has_tool_calls: false,
+            success: false,
+            error: 'upstream_unavailable',
+          },
         ],
       });
       expect(Object.keys(body)).toEqual([
@@ -155,13 +268,24 @@ describe('events routes', () => {
         'requests',
       ]);
       // the LLM calls are events too
-      const { rows } = await db.query(`SELECT event_type, category, data FROM events WHERE session_id = $1 AND event_type LIKE 'llm.%' ORDER BY created_at`, [s1]);
+      const { rows } = await db.query(
+        `SELECT event_type, category, data FROM events WHERE session_id = $1 AND event_type LIKE 'llm.%' ORDER BY created_at`,
+        [s1],
+      );
       expect(rows.map((r) => [r.event_type, r.category])).toEqual([
         ['llm.request.completed', 'metrics'],
         ['llm.request.completed', 'metrics'],
         ['llm.request.failed', 'metrics'],
       ]);
-      expect(rows[0]!.data).toEqual({ model: 'fake-llm', agent: 'coder', duration_ms: 812, prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, has_tool_calls: true });
+      expect(rows[0]!.data).toEqual({
+        model: 'fake-llm',
+        agent: 'coder',
+        duration_ms: 812,
+        prompt_tokens: 100,
+        completion_tokens: 20,
+        total_tokens: 120,
+        has_tool_calls: true,
+      });
     });
 
     it('answers 404 with its own code for a session without LLM calls, and 404 session-not-found for unknown and foreign sessions', async () => {
@@ -212,7 +336,13 @@ describe('events routes', () => {
         error_message: 'LLM down',
         error_type: 'LlmUnavailableError',
       });
-      expect(body.audit_log[4]).toMatchObject({ tool_name: 'write_file', call_id: 'call_1', reason: 'File modification requires user approval', arguments: { path: 'a.py' }, correlation_id: null });
+      expect(body.audit_log[4]).toMatchObject({
+        tool_name: 'write_file',
+        call_id: 'call_1',
+        reason: 'File modification requires user approval',
+        arguments: { path: 'a.py' },
+        correlation_id: null,
+      });
     });
 
     it('filters by session and entry type and keeps the last `limit` entries', async () => {
@@ -234,20 +364,35 @@ describe('events routes', () => {
       expect((await get(`/events/audit-log?session_id=${s1}`, newUser().headers)).json()).toMatchObject({ audit_log: [], count: 0 });
     });
 
-    it.each(['event_type=agent.switched', 'event_type=nope', 'limit=0', 'limit=1001', 'limit=ten', 'session_id=a%20b'])('rejects %s with 400', async (qs) => {
-      const res = await get(`/events/audit-log?${qs}`, KEY);
-      expect(res.statusCode).toBe(400);
-      expect(res.json()).toMatchObject({ error: { code: 'ERR_VALIDATION' } });
-    });
+    it.each(['event_type=agent.switched', 'event_type=nope', 'limit=0', 'limit=1001', 'limit=ten', 'session_id=a%20b'])(
+      'rejects %s with 400',
+      async (qs) => {
+        const res = await get(`/events/audit-log?${qs}`, KEY);
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toMatchObject({ error: { code: 'ERR_VALIDATION' } });
+      },
+    );
   });
 
   describe('GET /events/stats', () => {
     it("counts the caller's stored events", async () => {
       const user = newUser();
-      expect((await get('/events/stats', user.headers)).json()).toEqual({ total_published: 0, successful_handlers: 0, failed_handlers: 0, last_event_time: null, success_rate: 0 });
+      expect((await get('/events/stats', user.headers)).json()).toEqual({
+        total_published: 0,
+        successful_handlers: 0,
+        failed_handlers: 0,
+        last_event_time: null,
+        success_rate: 0,
+      });
       await recordConversation(user.headers);
       const stats = (await get('/events/stats', user.headers)).json();
-      expect(stats).toEqual({ total_published: 19, successful_handlers: 19, failed_handlers: 0, last_event_time: expect.stringMatching(ISO), success_rate: 1 });
+      expect(stats).toEqual({
+        total_published: 19,
+        successful_handlers: 19,
+        failed_handlers: 0,
+        last_event_time: expect.stringMatching(ISO),
+        success_rate: 1,
+      });
     });
   });
 
@@ -258,11 +403,24 @@ describe('events routes', () => {
       const store = new EventWriter(db, { logger, metrics });
       // no such session: the llm_requests foreign key refuses the row (and its event with it)
       await expect(
-        store.recordLlmRequest({ sessionId: `none-${randomUUID()}`, agent: null, model: 'm', durationMs: 1, promptTokens: 0, completionTokens: 0, hasToolCalls: false, success: true }),
+        store.recordLlmRequest({
+          sessionId: `none-${randomUUID()}`,
+          agent: null,
+          model: 'm',
+          durationMs: 1,
+          promptTokens: 0,
+          completionTokens: 0,
+          hasToolCalls: false,
+          success: true,
+        }),
       ).resolves.toBeUndefined();
       // data PostgreSQL cannot store in jsonb
       await expect(store.record({ type: 'session.updated', data: { text: 'nul \u0000 byte' } })).resolves.toBeUndefined();
-      expect(lines().filter((l) => l.msg === 'event could not be written; continuing without it').map((l) => l.event_type)).toEqual(['llm.request.completed', 'session.updated']);
+      expect(
+        lines()
+          .filter((l) => l.msg === 'event could not be written; continuing without it')
+          .map((l) => l.event_type),
+      ).toEqual(['llm.request.completed', 'session.updated']);
       const text = (await metrics.render(undefined)).body;
       expect(text).toContain('runtime_events_write_failures_total{type="llm.request.completed"} 1');
       expect(text).toContain('runtime_events_write_failures_total{type="session.updated"} 1');
@@ -275,7 +433,12 @@ describe('events routes', () => {
       const user = newUser();
       const id = await createSession(service, user.headers);
       const store = new EventWriter(db, { logger: silentLogger(), metrics: new ServiceMetrics('test') });
-      for (let i = 0; i < 5; i++) void store.record({ type: 'tool.execution.requested', sessionId: id, data: { tool_name: 't', arguments: {}, call_id: `c${i}`, agent: 'coder' } });
+      for (let i = 0; i < 5; i++)
+        void store.record({
+          type: 'tool.execution.requested',
+          sessionId: id,
+          data: { tool_name: 't', arguments: {}, call_id: `c${i}`, agent: 'coder' },
+        });
       await store.drain();
       const { rows } = await db.query('SELECT count(*)::int AS n FROM events WHERE session_id = $1', [id]);
       expect(rows[0]!.n).toBe(5);

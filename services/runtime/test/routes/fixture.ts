@@ -15,7 +15,12 @@ export const KEY = { 'x-internal-auth': TEST_INTERNAL_KEY };
 
 export function startRuntime(databaseUrl: string, env: Record<string, string> = {}, logger: Logger = silentLogger()): Promise<Service> {
   return buildApp(
-    readRuntimeConfig({ AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY, AGENT_RUNTIME__DB_URL: databaseUrl, AGENT_RUNTIME__DB_POOL_SIZE: '2', ...env }),
+    readRuntimeConfig({
+      AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      AGENT_RUNTIME__DB_URL: databaseUrl,
+      AGENT_RUNTIME__DB_POOL_SIZE: '2',
+      ...env,
+    }),
     { logger },
   );
 }

@@ -23,7 +23,8 @@ describe('categoryOf', () => {
   });
 
   it('gives every event type one of the seven categories', () => {
-    for (const type of EVENT_TYPES) expect(['agent', 'session', 'tool', 'hitl', 'approval', 'system', 'metrics']).toContain(categoryOf(type));
+    for (const type of EVENT_TYPES)
+      expect(['agent', 'session', 'tool', 'hitl', 'approval', 'system', 'metrics']).toContain(categoryOf(type));
   });
 
   it('audits only known event types', () => {
@@ -36,7 +37,9 @@ describe('EventWriter.record', () => {
     const broken = { query: async () => Promise.reject(new Error('connection refused')) } as unknown as Database;
     const metrics = new ServiceMetrics('test');
     const store = new EventWriter(broken, { logger: silentLogger(), metrics });
-    await expect(store.record({ type: 'agent.processing.completed', data: { agent: 'coder', duration_ms: 1, success: true } })).resolves.toBeUndefined();
+    await expect(
+      store.record({ type: 'agent.processing.completed', data: { agent: 'coder', duration_ms: 1, success: true } }),
+    ).resolves.toBeUndefined();
     await store.drain();
     expect((await metrics.render(undefined)).body).toContain('runtime_events_write_failures_total{type="agent.processing.completed"} 1');
   });

@@ -16,7 +16,14 @@ const edited = { path: 'c2.py', content: 'EDITED' };
 const call = (id: string, args: object) => ({ id, type: 'function', function: { name: 'write_file', arguments: JSON.stringify(args) } });
 
 let n = 0;
-const msg = (role: StoredMessage['role'], content: string, extra: Partial<StoredMessage> = {}): StoredMessage => ({ id: `m${++n}`, seq: n, created_at: new Date(0), role, content, ...extra });
+const msg = (role: StoredMessage['role'], content: string, extra: Partial<StoredMessage> = {}): StoredMessage => ({
+  id: `m${++n}`,
+  seq: n,
+  created_at: new Date(0),
+  role,
+  content,
+  ...extra,
+});
 
 describe('applyEdits and toChatMessage', () => {
   const history = [
@@ -40,14 +47,22 @@ describe('applyEdits and toChatMessage', () => {
     );
     expect(chat[3]!.content).toBe('written');
     // valid for OpenAI-compatible providers: no extra fields, every call answered once
-    expect(chat[1]).toEqual({ role: 'assistant', content: '', tool_calls: [call('c1', edited), call('c2', { path: 'd.py', content: 'D' })] });
+    expect(chat[1]).toEqual({
+      role: 'assistant',
+      content: '',
+      tool_calls: [call('c1', edited), call('c2', { path: 'd.py', content: 'D' })],
+    });
     const answered = chat.filter((m) => m.role === 'tool').map((m) => m.tool_call_id);
     expect(answered).toEqual(['c1', 'c2']);
   });
 
   it('the history shows the same messages, with original_tool_calls on the edited answer', () => {
     const h = read.map(historyMessage);
-    expect(h[1]).toMatchObject({ tool_calls: [call('c1', edited), expect.anything()], original_tool_calls: history[1]!.tool_calls, seq: 2 });
+    expect(h[1]).toMatchObject({
+      tool_calls: [call('c1', edited), expect.anything()],
+      original_tool_calls: history[1]!.tool_calls,
+      seq: 2,
+    });
     expect(h[2]!.content).toBe(toChatMessage(read[2]!).content);
     expect('original_tool_calls' in h[0]!).toBe(false);
   });
@@ -59,7 +74,9 @@ describe('applyEdits and toChatMessage', () => {
   });
 
   it('cuts a very long proposal in the note', () => {
-    const [, , result] = applyEdits(history, [{ call_id: 'c1', arguments: { path: 'c.py', content: 'x'.repeat(10_000) }, final_arguments: edited }]);
+    const [, , result] = applyEdits(history, [
+      { call_id: 'c1', arguments: { path: 'c.py', content: 'x'.repeat(10_000) }, final_arguments: edited },
+    ]);
     expect(toChatMessage(result!).content.length).toBeLessThan(2300);
     expect(toChatMessage(result!).content).toContain('… (cut)');
   });
@@ -96,8 +113,26 @@ describe('SessionStore', () => {
     await store.append(id, { role: 'user', content: 'go' });
     await store.append(id, { role: 'assistant', content: '', tool_calls: [call('e1', proposed), call('a1', proposed)] });
     await calls.insertBatch(id, randomUUID(), [
-      { callId: 'e1', position: 0, agent: 'coder', toolName: 'write_file', arguments: proposed, requiresApproval: true, approvalReason: null, status: 'queued' },
-      { callId: 'a1', position: 1, agent: 'coder', toolName: 'write_file', arguments: proposed, requiresApproval: true, approvalReason: null, status: 'queued' },
+      {
+        callId: 'e1',
+        position: 0,
+        agent: 'coder',
+        toolName: 'write_file',
+        arguments: proposed,
+        requiresApproval: true,
+        approvalReason: null,
+        status: 'queued',
+      },
+      {
+        callId: 'a1',
+        position: 1,
+        agent: 'coder',
+        toolName: 'write_file',
+        arguments: proposed,
+        requiresApproval: true,
+        approvalReason: null,
+        status: 'queued',
+      },
     ]);
     for (const c of ['e1', 'a1']) await calls.markSent(id, c, 60_000);
     await calls.transition(id, 'e1', ['pending_approval'], 'approved', { decision: 'edit', finalArguments: edited });
@@ -113,7 +148,8 @@ describe('SessionStore', () => {
 
   describe('the activity rule (is_active, active_only)', () => {
     const isActive = async (s: SessionStore, id: string) => (await s.find(id))!.is_active;
-    const ago = (id: string, seconds: number) => db.query(`UPDATE sessions SET last_activity = now() - $2 * interval '1 second' WHERE id = $1`, [id, seconds]);
+    const ago = (id: string, seconds: number) =>
+      db.query(`UPDATE sessions SET last_activity = now() - $2 * interval '1 second' WHERE id = $1`, [id, seconds]);
 
     it('is active within the idle timeout after the last message, inactive after it', async () => {
       const id = await newSession();
@@ -137,7 +173,18 @@ describe('SessionStore', () => {
       expect(await isActive(short, id)).toBe(false);
       await db.query(`UPDATE sessions SET lease_owner = NULL, lease_until = NULL WHERE id = $1`, [id]);
       const calls = new ToolCallStore(db);
-      await calls.insertBatch(id, randomUUID(), [{ callId: 'w1', position: 0, agent: 'coder', toolName: 'write_file', arguments: {}, requiresApproval: true, approvalReason: null, status: 'queued' }]);
+      await calls.insertBatch(id, randomUUID(), [
+        {
+          callId: 'w1',
+          position: 0,
+          agent: 'coder',
+          toolName: 'write_file',
+          arguments: {},
+          requiresApproval: true,
+          approvalReason: null,
+          status: 'queued',
+        },
+      ]);
       await calls.markSent(id, 'w1', 60_000);
       expect(await isActive(short, id)).toBe(true);
       await calls.transition(id, 'w1', ['pending_approval'], 'rejected', { decision: 'reject', completed: true });

@@ -117,7 +117,11 @@ describe('approval state transitions', () => {
   let runtime: Service;
   let db: Database;
   beforeAll(async () => {
-    const llmConfig = readLlmProxyConfig({ LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' });
+    const llmConfig = readLlmProxyConfig({
+      LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      LLM_PROXY__MOCK_TTFT_MS: '0',
+      LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+    });
     llm = await buildLlmProxy(llmConfig, { logger: silentLogger() });
     const llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
     runtime = await startRuntime(inject('databaseUrl'), { AGENT_RUNTIME__LLM_PROXY_URL: llmUrl, AGENT_RUNTIME__MULTI_AGENT_MODE: 'false' });
@@ -139,15 +143,29 @@ describe('approval state transitions', () => {
                                sent_at, expires_at)
        VALUES ($1, $2, $3, 0, 'universal', 'write_file', $4, $5, 'File modification requires user approval', $6, $7, now() - interval '1 minute',
                CASE WHEN $8 THEN now() - interval '1 second' ELSE now() + interval '1 hour' END)`,
-      [sessionId, callId, randomUUID(), JSON.stringify(ARGS), state.status !== 'awaiting_result', state.status, state.decision ?? null, state.expired === true],
+      [
+        sessionId,
+        callId,
+        randomUUID(),
+        JSON.stringify(ARGS),
+        state.status !== 'awaiting_result',
+        state.status,
+        state.decision ?? null,
+        state.expired === true,
+      ],
     );
-    if (state.status === 'queued' || state.status === 'awaiting_result') await db.query('UPDATE tool_calls SET expires_at = NULL WHERE call_id = $1', [callId]);
+    if (state.status === 'queued' || state.status === 'awaiting_result')
+      await db.query('UPDATE tool_calls SET expires_at = NULL WHERE call_id = $1', [callId]);
     return { sessionId, callId, headers: user.headers };
   };
 
   const stateOf = async (sessionId: string, callId: string): Promise<Row['to']> =>
-    (await db.query<Row['to']>('SELECT status, decision, final_arguments FROM tool_calls WHERE session_id = $1 AND call_id = $2', [sessionId, callId]))
-      .rows[0]!;
+    (
+      await db.query<Row['to']>('SELECT status, decision, final_arguments FROM tool_calls WHERE session_id = $1 AND call_id = $2', [
+        sessionId,
+        callId,
+      ])
+    ).rows[0]!;
 
   it.each(TABLE.map((r) => [label(r), r] as const))('%s', async (_, row) => {
     const { sessionId, callId, headers } = await callIn(row.from);
@@ -167,7 +185,8 @@ describe('approval state transitions', () => {
       const finals = frames.filter((f) => f.is_final === true);
       expect(finals).toHaveLength(1);
       expect(finals[0]!.type).toBe(row.answer.final);
-      if (row.answer.final === 'tool_call') expect(finals[0]).toMatchObject({ call_id: callId, requires_approval: false, arguments: row.to.final_arguments });
+      if (row.answer.final === 'tool_call')
+        expect(finals[0]).toMatchObject({ call_id: callId, requires_approval: false, arguments: row.to.final_arguments });
     } else {
       expect(res.json()).toMatchObject({ error: { code: row.answer.code } });
     }
@@ -178,11 +197,13 @@ describe('approval state transitions', () => {
 
   it('rejects an approval past its deadline as expired with no answer at all (the expiry sweep)', async () => {
     const { sessionId, callId } = await callIn({ status: 'pending_approval', expired: true });
-    await expect.poll(() => stateOf(sessionId, callId), { timeout: 60_000, interval: 200 }).toMatchObject({ status: 'rejected', decision: 'expired' });
-    const { rows } = await db.query<{ content: string }>(`SELECT content FROM messages WHERE session_id = $1 AND role = 'tool' AND tool_call_id = $2`, [
-      sessionId,
-      callId,
-    ]);
+    await expect
+      .poll(() => stateOf(sessionId, callId), { timeout: 60_000, interval: 200 })
+      .toMatchObject({ status: 'rejected', decision: 'expired' });
+    const { rows } = await db.query<{ content: string }>(
+      `SELECT content FROM messages WHERE session_id = $1 AND role = 'tool' AND tool_call_id = $2`,
+      [sessionId, callId],
+    );
     expect(rows.map((r) => JSON.parse(r.content) as unknown)).toEqual([expect.objectContaining({ status: 'rejected', reason: 'expired' })]);
   });
 
@@ -201,12 +222,30 @@ describe('approval state transitions', () => {
     const STORE: StoreRow[] = (
       [
         ['markSent: queued needing approval → pending_approval', { status: 'queued' }, send, true, 'pending_approval'],
-        ['markSent: queued without approval → awaiting_result', { status: 'queued', requiresApproval: false }, send, true, 'awaiting_result'],
+        [
+          'markSent: queued without approval → awaiting_result',
+          { status: 'queued', requiresApproval: false },
+          send,
+          true,
+          'awaiting_result',
+        ],
         ['markSent: only a queued call is sent', { status: 'pending_approval' }, send, false, 'pending_approval'],
         ['transition: from a listed state', { status: 'pending_approval' }, decide, true, 'approved'],
         ['transition: not from another state', { status: 'rejected' }, decide, false, 'rejected'],
-        ['transition: no decision past the deadline, even from a listed state', { status: 'pending_approval', expired: true }, decide, false, 'pending_approval'],
-        ['expire: an approval past its deadline → rejected (expired)', { status: 'pending_approval', expired: true }, expire, true, 'rejected'],
+        [
+          'transition: no decision past the deadline, even from a listed state',
+          { status: 'pending_approval', expired: true },
+          decide,
+          false,
+          'pending_approval',
+        ],
+        [
+          'expire: an approval past its deadline → rejected (expired)',
+          { status: 'pending_approval', expired: true },
+          expire,
+          true,
+          'rejected',
+        ],
         ['expire: not before its deadline', { status: 'pending_approval' }, expire, false, 'pending_approval'],
       ] as const satisfies readonly (readonly [string, StoreRow['from'], Act, boolean, ToolCallStatus])[]
     ).map(([name, f, act, moved, t]) => ({ name, from: f, act, moved, to: t }));
@@ -214,7 +253,8 @@ describe('approval state transitions', () => {
     it.each(STORE.map((r) => [r.name, r] as const))('%s', async (_, row) => {
       const store = new ToolCallStore(db);
       const { sessionId, callId } = await callIn(row.from);
-      if (row.from.requiresApproval === false) await db.query('UPDATE tool_calls SET requires_approval = false WHERE call_id = $1', [callId]);
+      if (row.from.requiresApproval === false)
+        await db.query('UPDATE tool_calls SET requires_approval = false WHERE call_id = $1', [callId]);
       const moved = await row.act(store, sessionId, callId);
       expect(moved !== undefined).toBe(row.moved);
       expect((await stateOf(sessionId, callId)).status).toBe(row.to);

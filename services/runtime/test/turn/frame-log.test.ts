@@ -32,7 +32,13 @@ const kinds: Kind[] = [
     make: (maxFrames) => {
       const redis = new Redis(redisUrl!);
       redisClients.push(redis);
-      return new RedisFrameLog(redis, { maxFrames, retentionSeconds: 600, runningTtlMs: 60_000, logger: silentLogger(), onError: () => undefined });
+      return new RedisFrameLog(redis, {
+        maxFrames,
+        retentionSeconds: 600,
+        runningTtlMs: 60_000,
+        logger: silentLogger(),
+        onError: () => undefined,
+      });
     },
   },
 ];

@@ -3,7 +3,14 @@ import type { StoredMessage } from '../../src/store/sessions.ts';
 import { buildPrompt, estimateTokens } from '../../src/turn/history.ts';
 
 let seq = 0;
-const msg = (role: StoredMessage['role'], content: string, extra: Partial<StoredMessage> = {}): StoredMessage => ({ id: `m${++seq}`, seq, created_at: new Date(), role, content, ...extra });
+const msg = (role: StoredMessage['role'], content: string, extra: Partial<StoredMessage> = {}): StoredMessage => ({
+  id: `m${++seq}`,
+  seq,
+  created_at: new Date(),
+  role,
+  content,
+  ...extra,
+});
 const call = (id: string) => ({ id, type: 'function', function: { name: 'read_file', arguments: '{"path":"a"}' } });
 
 describe('buildPrompt', () => {

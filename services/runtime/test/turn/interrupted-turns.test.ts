@@ -28,12 +28,10 @@ async function follow(runtime: Service, sessionId: string, after: number, header
 
 /** What a runtime killed in the middle of a turn leaves in the session row: its lapsing turn lease. */
 async function deadTurn(db: Database, sessionId: string, opts: { base: number; frameSeq: number; lapsesInMs: number }): Promise<void> {
-  await db.query(`UPDATE sessions SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond', frame_seq = $4 WHERE id = $1`, [
-    sessionId,
-    `deadbeef:00000000:turn:${opts.base}`,
-    opts.lapsesInMs,
-    opts.frameSeq,
-  ]);
+  await db.query(
+    `UPDATE sessions SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond', frame_seq = $4 WHERE id = $1`,
+    [sessionId, `deadbeef:00000000:turn:${opts.base}`, opts.lapsesInMs, opts.frameSeq],
+  );
 }
 
 const metric = async (runtime: Service, name: string): Promise<string> => {
@@ -41,14 +39,21 @@ const metric = async (runtime: Service, name: string): Promise<string> => {
   return text.split('\n').find((l) => l.startsWith(name)) ?? '';
 };
 
-describe('interrupted turns without Redis (the frame log is this process\'s memory)', () => {
+describe("interrupted turns without Redis (the frame log is this process's memory)", () => {
   let llm: Service;
   let runtime: Service;
   let db: Database;
   beforeAll(async () => {
-    llm = await buildLlmProxy(readLlmProxyConfig({ LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0' }), {
-      logger: silentLogger(),
-    });
+    llm = await buildLlmProxy(
+      readLlmProxyConfig({
+        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        LLM_PROXY__MOCK_TTFT_MS: '0',
+        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+      }),
+      {
+        logger: silentLogger(),
+      },
+    );
     const llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
     runtime = await startRuntime(inject('databaseUrl'), { AGENT_RUNTIME__SESSION_LEASE_TTL: '10', AGENT_RUNTIME__LLM_PROXY_URL: llmUrl });
     db = await openTestDb(inject('databaseUrl'));
@@ -59,7 +64,7 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
     await llm?.app.close();
   });
 
-  it('gives every follower the same RT_ERR_TURN_INTERRUPTED final frame once the dead turn\'s lease lapses (the log died with the runtime)', async () => {
+  it("gives every follower the same RT_ERR_TURN_INTERRUPTED final frame once the dead turn's lease lapses (the log died with the runtime)", async () => {
     const user = newUser();
     const sessionId = await createSession(runtime, user.headers, 'dead');
     // the dead turn started after frame 5 and had reserved its numbers up to 1005; clients saw up to 7
@@ -67,11 +72,19 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
     const [a, b] = await Promise.all([follow(runtime, sessionId, 7, user.headers), follow(runtime, sessionId, 5, user.headers)]);
     for (const got of [a, b]) {
       expect(got).toEqual([
-        expect.objectContaining({ type: 'error', code: 'RT_ERR_TURN_INTERRUPTED', is_final: true, seq: 1006, metadata: { interrupted: true } }),
+        expect.objectContaining({
+          type: 'error',
+          code: 'RT_ERR_TURN_INTERRUPTED',
+          is_final: true,
+          seq: 1006,
+          metadata: { interrupted: true },
+        }),
       ]);
       expect(got[0]!.content).toBe(got[0]!.error);
     }
-    const { rows } = await db.query('SELECT lease_owner, lease_until IS NOT NULL AS closed, frame_seq FROM sessions WHERE id = $1', [sessionId]);
+    const { rows } = await db.query('SELECT lease_owner, lease_until IS NOT NULL AS closed, frame_seq FROM sessions WHERE id = $1', [
+      sessionId,
+    ]);
     expect(rows[0]).toEqual({ lease_owner: null, closed: true, frame_seq: '1006' });
     // later followers get the same frame, and nothing once they have it
     expect(await follow(runtime, sessionId, 7, user.headers)).toEqual(a);
@@ -92,7 +105,9 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
     const turn: Frame[] = [];
     for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) turn.push(JSON.parse(ev.data) as Frame);
     expect(turn[0]!.seq).toBe(1007);
-    expect(turn.filter((f) => f.is_final === true)).toEqual([expect.objectContaining({ type: 'assistant_message', content: 'fine, thanks' })]);
+    expect(turn.filter((f) => f.is_final === true)).toEqual([
+      expect.objectContaining({ type: 'assistant_message', content: 'fine, thanks' }),
+    ]);
     // the new turn's own stream does not carry the old turn's end; a follower of the old turn gets both
     const followed = await follow(runtime, sessionId, 7, user.headers);
     expect(followed[0]).toMatchObject({ code: 'RT_ERR_TURN_INTERRUPTED', is_final: true, seq: 1006 });
@@ -124,7 +139,9 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
     const seqs = turn.map((f) => f.seq as number);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
     // the lease is released just after the stream ends
-    await expect.poll(async () => (await db.query('SELECT frame_seq FROM sessions WHERE id = $1', [sessionId])).rows[0]).toEqual({ frame_seq: String(seqs.at(-1)) });
+    await expect
+      .poll(async () => (await db.query('SELECT frame_seq FROM sessions WHERE id = $1', [sessionId])).rows[0])
+      .toEqual({ frame_seq: String(seqs.at(-1)) });
   });
 
   it('stops a turn whose lease another instance took over (its renewals failed): it sends nothing more, not even a final frame', async () => {
@@ -133,12 +150,18 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
     const res = await fetch(`${await runtimeUrl(runtime)}/agent/message/stream`, {
       method: 'POST',
       headers: { ...user.headers, 'content-type': 'application/json' },
-      body: JSON.stringify({ session_id: sessionId, message: { type: 'user_message', content: 'long [[mock:words 500]] [[mock:token_delay 20]]' } }),
+      body: JSON.stringify({
+        session_id: sessionId,
+        message: { type: 'user_message', content: 'long [[mock:words 500]] [[mock:token_delay 20]]' },
+      }),
     });
     const turn: Frame[] = [];
     for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) {
       turn.push(JSON.parse(ev.data) as Frame);
-      if (turn.length === 5) await db.query(`UPDATE sessions SET lease_owner = 'thief:00000000', lease_until = now() + interval '1 minute' WHERE id = $1`, [sessionId]);
+      if (turn.length === 5)
+        await db.query(`UPDATE sessions SET lease_owner = 'thief:00000000', lease_until = now() + interval '1 minute' WHERE id = $1`, [
+          sessionId,
+        ]);
     }
     expect(turn.length).toBeLessThan(200);
     expect(turn.filter((f) => f.is_final === true)).toEqual([]);
@@ -150,11 +173,13 @@ describe('interrupted turns without Redis (the frame log is this process\'s memo
     expect(rows[0]).toEqual({ lease_owner: 'thief:00000000' }); // the stopped turn did not free the session it lost
   });
 
-  it('answers a follower whose frames the log no longer has with one RT_ERR_FRAMES_LOST frame numbered as the session\'s last', async () => {
+  it("answers a follower whose frames the log no longer has with one RT_ERR_FRAMES_LOST frame numbered as the session's last", async () => {
     const user = newUser();
     const sessionId = await createSession(runtime, user.headers, 'lost');
     await db.query('UPDATE sessions SET frame_seq = 10 WHERE id = $1', [sessionId]);
-    expect(await follow(runtime, sessionId, 3, user.headers)).toEqual([expect.objectContaining({ type: 'error', code: 'RT_ERR_FRAMES_LOST', is_final: true, seq: 10 })]);
+    expect(await follow(runtime, sessionId, 3, user.headers)).toEqual([
+      expect.objectContaining({ type: 'error', code: 'RT_ERR_FRAMES_LOST', is_final: true, seq: 10 }),
+    ]);
     expect(await follow(runtime, sessionId, 10, user.headers)).toEqual([]);
   });
 });
@@ -167,55 +192,65 @@ async function runtimeUrl(runtime: Service): Promise<string> {
 
 const redisUrl = inject('redisUrl');
 
-describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', redisUrl))('interrupted turns with Redis (two runtimes share the frame log)', () => {
-  let runtimes: Service[];
-  let db: Database;
-  let redis: Redis;
-  beforeAll(async () => {
-    const env = { AGENT_RUNTIME__SESSION_LEASE_TTL: '10', AGENT_RUNTIME__REDIS_URL: redisUrl! };
-    runtimes = await Promise.all([startRuntime(inject('databaseUrl'), env), startRuntime(inject('databaseUrl'), env)]);
-    db = await openTestDb(inject('databaseUrl'));
-    redis = new Redis(redisUrl!);
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await db?.close();
-    for (const r of runtimes ?? []) await r.app.close();
-  });
+describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', redisUrl))(
+  'interrupted turns with Redis (two runtimes share the frame log)',
+  () => {
+    let runtimes: Service[];
+    let db: Database;
+    let redis: Redis;
+    beforeAll(async () => {
+      const env = { AGENT_RUNTIME__SESSION_LEASE_TTL: '10', AGENT_RUNTIME__REDIS_URL: redisUrl! };
+      runtimes = await Promise.all([startRuntime(inject('databaseUrl'), env), startRuntime(inject('databaseUrl'), env)]);
+      db = await openTestDb(inject('databaseUrl'));
+      redis = new Redis(redisUrl!);
+    });
+    afterAll(async () => {
+      redis?.disconnect();
+      await db?.close();
+      for (const r of runtimes ?? []) await r.app.close();
+    });
 
-  const logged = async (sessionId: string, n: number, finalAt?: number): Promise<void> => {
-    for (let seq = 1; seq <= n; seq++) {
-      const final = seq === finalAt;
-      const data = JSON.stringify(final ? { type: 'assistant_message', content: 'done', is_final: true, seq } : { type: 'assistant_message', token: `t${seq}`, is_final: false, seq });
-      await redis.xadd(`codelab:frames:${sessionId}`, '*', 'seq', String(seq), 'data', data, 'final', final ? '1' : '0');
-    }
-  };
+    const logged = async (sessionId: string, n: number, finalAt?: number): Promise<void> => {
+      for (let seq = 1; seq <= n; seq++) {
+        const final = seq === finalAt;
+        const data = JSON.stringify(
+          final
+            ? { type: 'assistant_message', content: 'done', is_final: true, seq }
+            : { type: 'assistant_message', token: `t${seq}`, is_final: false, seq },
+        );
+        await redis.xadd(`codelab:frames:${sessionId}`, '*', 'seq', String(seq), 'data', data, 'final', final ? '1' : '0');
+      }
+    };
 
-  it('closes the turn once when followers on two runtimes race for it: each gets the frames it missed and the one final frame', async () => {
-    const user = newUser();
-    const sessionId = await createSession(runtimes[0]!, user.headers, 'race');
-    await logged(sessionId, 3); // the dead turn streamed three tokens
-    await deadTurn(db, sessionId, { base: 0, frameSeq: 0, lapsesInMs: 300 });
-    const [a, b] = await Promise.all([follow(runtimes[0]!, sessionId, 2, user.headers), follow(runtimes[1]!, sessionId, 3, user.headers)]);
-    const closing = expect.objectContaining({ type: 'error', code: 'RT_ERR_TURN_INTERRUPTED', is_final: true, seq: 4 });
-    expect(a).toEqual([expect.objectContaining({ token: 't3', seq: 3 }), closing]);
-    expect(b).toEqual([closing]);
-    const entries = await redis.xrange(`codelab:frames:${sessionId}`, '-', '+');
-    expect(entries.map(([, f]) => f[1])).toEqual(['1', '2', '3', '4']);
-    const counts = await Promise.all(runtimes.map((r) => metric(r, 'runtime_turns_interrupted_total{detected_by="follower"}')));
-    expect(counts.map((l) => Number(l.split(' ')[1] ?? 0)).reduce((x, y) => x + y, 0)).toBe(1);
-    const { rows } = await db.query('SELECT lease_owner, frame_seq FROM sessions WHERE id = $1', [sessionId]);
-    expect(rows[0]).toEqual({ lease_owner: null, frame_seq: '4' });
-  });
+    it('closes the turn once when followers on two runtimes race for it: each gets the frames it missed and the one final frame', async () => {
+      const user = newUser();
+      const sessionId = await createSession(runtimes[0]!, user.headers, 'race');
+      await logged(sessionId, 3); // the dead turn streamed three tokens
+      await deadTurn(db, sessionId, { base: 0, frameSeq: 0, lapsesInMs: 300 });
+      const [a, b] = await Promise.all([
+        follow(runtimes[0]!, sessionId, 2, user.headers),
+        follow(runtimes[1]!, sessionId, 3, user.headers),
+      ]);
+      const closing = expect.objectContaining({ type: 'error', code: 'RT_ERR_TURN_INTERRUPTED', is_final: true, seq: 4 });
+      expect(a).toEqual([expect.objectContaining({ token: 't3', seq: 3 }), closing]);
+      expect(b).toEqual([closing]);
+      const entries = await redis.xrange(`codelab:frames:${sessionId}`, '-', '+');
+      expect(entries.map(([, f]) => f[1])).toEqual(['1', '2', '3', '4']);
+      const counts = await Promise.all(runtimes.map((r) => metric(r, 'runtime_turns_interrupted_total{detected_by="follower"}')));
+      expect(counts.map((l) => Number(l.split(' ')[1] ?? 0)).reduce((x, y) => x + y, 0)).toBe(1);
+      const { rows } = await db.query('SELECT lease_owner, frame_seq FROM sessions WHERE id = $1', [sessionId]);
+      expect(rows[0]).toEqual({ lease_owner: null, frame_seq: '4' });
+    });
 
-  it('leaves a turn whose final frame was logged alone (only its release was lost)', async () => {
-    const user = newUser();
-    const sessionId = await createSession(runtimes[0]!, user.headers, 'ended');
-    await logged(sessionId, 2, 2);
-    await deadTurn(db, sessionId, { base: 0, frameSeq: 0, lapsesInMs: -1 });
-    expect(await follow(runtimes[1]!, sessionId, 1, user.headers)).toEqual([expect.objectContaining({ content: 'done', seq: 2 })]);
-    expect(await follow(runtimes[0]!, sessionId, 2, user.headers)).toEqual([]);
-    const { rows } = await db.query('SELECT lease_owner, lease_until, frame_seq FROM sessions WHERE id = $1', [sessionId]);
-    expect(rows[0]).toEqual({ lease_owner: null, lease_until: null, frame_seq: '2' });
-  });
-});
+    it('leaves a turn whose final frame was logged alone (only its release was lost)', async () => {
+      const user = newUser();
+      const sessionId = await createSession(runtimes[0]!, user.headers, 'ended');
+      await logged(sessionId, 2, 2);
+      await deadTurn(db, sessionId, { base: 0, frameSeq: 0, lapsesInMs: -1 });
+      expect(await follow(runtimes[1]!, sessionId, 1, user.headers)).toEqual([expect.objectContaining({ content: 'done', seq: 2 })]);
+      expect(await follow(runtimes[0]!, sessionId, 2, user.headers)).toEqual([]);
+      const { rows } = await db.query('SELECT lease_owner, lease_until, frame_seq FROM sessions WHERE id = $1', [sessionId]);
+      expect(rows[0]).toEqual({ lease_owner: null, lease_until: null, frame_seq: '2' });
+    });
+  },
+);

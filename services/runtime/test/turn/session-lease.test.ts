@@ -12,7 +12,14 @@ import { migrate, openDatabase, ServiceMetrics, type Database } from '@codelab/s
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createRuntimeMetrics } from '../../src/metrics.ts';
 import { SessionStore } from '../../src/store/sessions.ts';
-import { LeaseLostError, SessionBusyError, SessionLeases, type Lease, type SessionLeasesOptions, type TakenOver } from '../../src/turn/session-lease.ts';
+import {
+  LeaseLostError,
+  SessionBusyError,
+  SessionLeases,
+  type Lease,
+  type SessionLeasesOptions,
+  type TakenOver,
+} from '../../src/turn/session-lease.ts';
 
 const MIGRATIONS = fileURLToPath(new URL('../../src/migrations', import.meta.url));
 
@@ -68,7 +75,8 @@ describe('SessionLeases', () => {
   type LeaseRow = { lease_owner: string | null; lease_until: Date | null; frame_seq: string };
   const row = async (id: string): Promise<LeaseRow> =>
     (await db.query<LeaseRow>('SELECT lease_owner, lease_until, frame_seq FROM sessions WHERE id = $1', [id])).rows[0]!;
-  const lapse = (id: string): Promise<unknown> => db.query(`UPDATE sessions SET lease_until = now() - interval '1 second' WHERE id = $1`, [id]);
+  const lapse = (id: string): Promise<unknown> =>
+    db.query(`UPDATE sessions SET lease_until = now() - interval '1 second' WHERE id = $1`, [id]);
 
   describe('under contention', () => {
     it('gives a free session to exactly one of many concurrent takers on three instances', async () => {
@@ -232,9 +240,10 @@ describe('SessionLeases', () => {
         // the taker's conditional UPDATE waits for this transaction
         const waiting = async (): Promise<number> =>
           (
-            await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [
-              `codelab-${app}`,
-            ])
+            await db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+              [`codelab-${app}`],
+            )
           ).rows[0]!.n;
         await expect.poll(waiting, { timeout: 30_000 }).toBe(1);
         await store.append(sessionId, { role: 'assistant', content: 'written before the takeover' }, tx);

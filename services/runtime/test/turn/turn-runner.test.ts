@@ -205,7 +205,12 @@ for (const mode of modes) {
       expect(closing).toBeGreaterThan(0);
       expect(log[closing]!.seq).toBe(second.frameSeq);
       expect(log.slice(0, closing)).toEqual(first.frames.filter((f) => f.seq < second.frameSeq));
-      expect(log.slice(0, closing).map((f) => f.token).filter(Boolean)).toEqual(['A-1 ', 'A-2 ', 'A-3 ']);
+      expect(
+        log
+          .slice(0, closing)
+          .map((f) => f.token)
+          .filter(Boolean),
+      ).toEqual(['A-1 ', 'A-2 ', 'A-3 ']);
       expect(log.slice(closing + 1)).toEqual(second.frames);
       expect(second.frames[0]!.seq).toBe(second.frameSeq + 1);
       if (mode.instances === 2) expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // shared log: no numbers reserved ahead
