@@ -12,6 +12,10 @@ export interface TcpProxyOptions {
 
 export interface TcpProxy {
   url: string;
+  /** Connections accepted so far. */
+  connections(): number;
+  /** Resets every open connection at once (a network fault, a restarted peer). */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -35,7 +39,9 @@ export async function startTcpProxy(targets: string[], opts: TcpProxyOptions = {
       client.resume();
     });
   };
+  let accepted = 0;
   const server = net.createServer({ pauseOnConnect: true }, (client) => {
+    accepted++;
     sockets.add(client);
     client.once('close', () => sockets.delete(client));
     client.on('error', () => undefined);
@@ -45,6 +51,10 @@ export async function startTcpProxy(targets: string[], opts: TcpProxyOptions = {
   const { port } = server.address() as net.AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    connections: () => accepted,
+    cut: () => {
+      for (const s of sockets) s.resetAndDestroy();
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,39 +22,16 @@ import {
 } from '../src/db.ts';
 import { ServiceMetrics } from '../src/metrics.ts';
 import { silentLogger } from '@codelab/service-kit/testing';
+import { startTcpProxy, type TcpProxy } from '../../../test/helpers/tcp-proxy.ts';
 import { value } from './prom-text.ts';
 
-/** A TCP front for the database whose connections can be cut (reset) at once. */
-async function cuttableProxy(databaseUrl: string): Promise<{ url: string; cut(): void; connections(): number; close(): Promise<void> }> {
-  const target = new URL(databaseUrl);
-  const sockets = new Set<net.Socket>();
-  let accepted = 0;
-  const server = net.createServer((client) => {
-    accepted++;
-    const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      sockets.add(a);
-      a.on('error', () => b.destroy());
-      a.on('close', () => b.destroy());
-      a.pipe(b);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+/** A TCP front for the database (test/helpers/tcp-proxy.ts) whose connections can be cut; `url` is the database URL through it. */
+async function cuttableProxy(databaseUrl: string): Promise<TcpProxy & { databaseUrl: string }> {
+  const proxy = await startTcpProxy([databaseUrl.replace(/^postgres(ql)?:/, 'http:')]);
   const url = new URL(databaseUrl);
   url.hostname = '127.0.0.1';
-  url.port = String((server.address() as net.AddressInfo).port);
-  return {
-    url: url.toString(),
-    cut: () => {
-      for (const socket of sockets) socket.resetAndDestroy();
-      sockets.clear();
-    },
-    connections: () => accepted,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  url.port = new URL(proxy.url).port;
+  return Object.assign(proxy, { databaseUrl: url.toString() });
 }
 
 async function waitUntil(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
@@ -185,7 +161,7 @@ describe('db', () => {
       const proxy = await cuttableProxy(inject('databaseUrl'));
       const lines: string[] = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
-      const cut = await openDatabase({ service: 'svc', url: proxy.url, poolMax: 1, logger, metrics: new ServiceMetrics('svc') });
+      const cut = await openDatabase({ service: 'svc', url: proxy.databaseUrl, poolMax: 1, logger, metrics: new ServiceMetrics('svc') });
       try {
         let inside!: () => void;
         const reached = new Promise<void>((resolve) => (inside = resolve));
