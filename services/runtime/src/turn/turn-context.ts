@@ -13,14 +13,15 @@ import type { ApprovalPolicy } from '../hitl/policy.ts';
 import type { LlmClient } from '../llm-client.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { AgentContextStore } from '../store/agent-context.ts';
-import type { EventData, EventStore, EventType } from '../store/events.ts';
+import type { EventData, EventType } from '../store/event-catalog.ts';
+import type { EventWriter } from '../store/event-writer.ts';
 import type { SessionStore } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { AppendFence, FrameLog } from './frame-log.ts';
 import { LeaseLostError, type Lease } from './session-lease.ts';
 
 /** Where turns report what happened: durable events and per-session LLM usage (never fails a turn). */
-export type EventSink = Pick<EventStore, 'record' | 'recordLlmRequest'>;
+export type EventSink = Pick<EventWriter, 'record' | 'recordLlmRequest'>;
 
 export interface ConversationServices {
   db: Database;
