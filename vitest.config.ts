@@ -2,6 +2,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests that compare timings (what Prometheus reads against what a load client measured): run alone, after the rest. */
 const TIMING = ['test/telemetry/**/*.test.ts'];
+/** The fault suite's stack (ten containers and the chat load): alone, after everything else. */
+const FAULTS = ['test/deploy/faults.test.ts'];
 
 export default defineConfig({
   test: {
@@ -24,11 +26,12 @@ export default defineConfig({
             'test/**/*.test.ts',
             'dashboards/test/**/*.test.ts',
           ],
-          exclude: [...configDefaults.exclude, ...TIMING],
+          exclude: [...configDefaults.exclude, ...TIMING, ...FAULTS],
           sequence: { groupOrder: 0 },
         },
       },
       { extends: true, test: { name: 'timing', include: TIMING, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'faults', include: FAULTS, sequence: { groupOrder: 2 } } },
     ],
   },
 });
