@@ -4,6 +4,11 @@
  * gets a ping; one that then answers nothing (no pong, no frame) within the close timeout is
  * terminated as dead, counted (`gateway_ws_dead_peers_total`) and reported to its connection.
  * One sweep over a map every few seconds keeps 10,000 idle sockets cheap: no timer per socket.
+ *
+ * A peer is judged on what this process could read: a late ping marks it overdue, and it is
+ * terminated at a later sweep only if it stayed silent in between. Between two sweeps (timers)
+ * the event loop reads the sockets, so a pong that arrived while this process was stalled (GC, a
+ * saturated CPU) is seen before the verdict: a stall never terminates healthy peers wholesale.
  */
 import type { WebSocket } from 'ws';
 
@@ -11,6 +16,8 @@ interface Peer {
   lastSeen: number;
   /** When the unanswered ping left; undefined while nothing is awaited. */
   pingedAt: number | undefined;
+  /** The ping was late at a sweep: terminated at the next sweep unless it speaks before. */
+  overdue: boolean;
   onDead: () => void;
 }
 
@@ -41,10 +48,11 @@ export class Heartbeat {
   /** Watches a socket until it closes; `onDead` runs just before a silent one is terminated. */
   track(socket: WebSocket, onDead: () => void): void {
     if (this.opts.intervalMs <= 0) return;
-    const peer: Peer = { lastSeen: performance.now(), pingedAt: undefined, onDead };
+    const peer: Peer = { lastSeen: performance.now(), pingedAt: undefined, overdue: false, onDead };
     const alive = (): void => {
       peer.lastSeen = performance.now();
       peer.pingedAt = undefined;
+      peer.overdue = false;
     };
     socket.on('pong', alive);
     socket.on('ping', alive);
@@ -55,12 +63,19 @@ export class Heartbeat {
     this.timer ??= setInterval(() => this.sweep(), Math.max(10, Math.min(this.opts.intervalMs, this.opts.timeoutMs) / 4)).unref();
   }
 
-  /** One pass: pings the peers silent for an interval, terminates the ones that let a ping time out. */
+  /**
+   * One pass: pings the peers silent for an interval, marks the ones whose ping timed out, and
+   * terminates the ones marked at an earlier pass that have not spoken since.
+   */
   sweep(now = performance.now()): void {
     for (const [socket, peer] of this.peers) {
       if (socket.readyState !== socket.OPEN) continue;
       if (peer.pingedAt !== undefined) {
         if (now - peer.pingedAt < this.opts.timeoutMs) continue;
+        if (!peer.overdue) {
+          peer.overdue = true; // judged at the next sweep, after the event loop has read its socket
+          continue;
+        }
         this.peers.delete(socket);
         this.opts.metrics.deadPeers.inc();
         peer.onDead();
