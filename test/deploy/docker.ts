@@ -114,7 +114,7 @@ export interface CommandOptions {
   cwd?: string;
 }
 
-function runCommand(file: string, args: string[], options: CommandOptions = {}): Promise<Result> {
+export function runCommand(file: string, args: string[], options: CommandOptions = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env: dockerEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

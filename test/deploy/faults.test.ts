@@ -10,15 +10,17 @@
  * time would make the faults' timings the machine's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '@codelab/service-kit/testing';
 import { ComposeStack, buildImages } from './compose-stack.ts';
-import { dockerMissing, dockerOk, ensureStandIns, waitFor } from './docker.ts';
+import { dockerMissing, dockerOk, ensureStandIns, runCommand, waitFor } from './docker.ts';
 import { AlertReceiver, query, writeObservabilityOverlay } from './faults/alerting.ts';
 import { ChatLoad, type ChatLoadFigures } from './faults/chat-load.ts';
 import { Witnesses } from './faults/witness.ts';
+import WebSocket from 'ws';
 
 const missing = dockerMissing();
 
@@ -33,6 +35,7 @@ interface RowFigures {
   fault: string;
   witnessTurns: number;
   witnessFailed: number;
+  failedOutcomes: string[];
   load: ChatLoadFigures;
   framesLost: number;
   recoverySeconds: number;
@@ -95,13 +98,16 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
   /** Witness conversations and the chat load, until `end()`. */
   async function traffic(name: string, answer = '[[mock:words 40]] [[mock:token_delay 10]]') {
     const witnesses = new Witnesses(4, stack.ws, () => token);
-    witnesses.start((i, n) => `${name} ${i}.${n} ${answer}`);
+    const script = { answer };
+    witnesses.start((i, n) => `${name} ${i}.${n} ${script.answer}`);
     const load = new ChatLoad(mkdtempSync(path.join(dir, 'load-')));
     await load.start({ url: stack.url, password: stack.secrets.AUTH_SERVICE__MASTER_KEY });
     const started = Date.now();
     await waitFor(`${name}: witness turns before the fault`, async () => witnesses.count(started) >= 4, 120_000);
     return {
       witnesses,
+      /** What the witnesses' next messages ask the mock LLM for (fault injection by directive). */
+      script,
       async end(): Promise<ChatLoadFigures> {
         await witnesses.stop();
         witnesses.close();
@@ -109,6 +115,8 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       },
     };
   }
+
+  type Traffic = Awaited<ReturnType<typeof traffic>>;
 
   /** Every numbered frame of every witness once, none missing; every acknowledged message stored; no partial answer stored. */
   async function expectNothingLost(witnesses: Witnesses): Promise<number> {
@@ -142,7 +150,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       const stored = rows.filter((r) => r[0] === c.sessionId);
       const users = stored.filter((r) => r[1] === 'user').map((r) => r[2]);
       for (const t of c.turns.filter((x) => x.acknowledged)) expect(users, `${c.sessionId} lost "${t.content}"`).toContain(t.content);
-      const answers = new Set(c.turns.map((t) => t.finalContent));
+      const answers = new Set(c.turns.filter((t) => t.outcome === 'assistant_message').map((t) => t.finalContent));
       for (const r of stored.filter((x) => x[1] === 'assistant'))
         expect(answers.has(r[2]), `${c.sessionId}: a stored answer no client saw complete: "${r[2].slice(0, 80)}"`).toBe(true);
     }
@@ -152,10 +160,10 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
   interface Row {
     fault: string;
     /** Breaks it; returns the labels of the alert that must fire (undefined: none expected). */
-    inject: () => Promise<Record<string, string> | undefined>;
+    inject: (t: Traffic) => Promise<Record<string, string> | undefined>;
     /** Checks while it is broken (after the alert fired). */
     during?: () => Promise<void>;
-    heal: () => Promise<void>;
+    heal: (t: Traffic) => Promise<void>;
     /** Witness outcomes accepted besides an answer (error codes, as `error:CODE`). */
     mayFail?: (outcome: string) => boolean;
     answer?: string;
@@ -170,56 +178,65 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     await allTargetsUp();
     const t = await traffic(r.fault.replace(/\W+/g, '-'), r.answer);
     const faultAt = Date.now();
-    const alert = await r.inject();
-    const notified = async (status: 'firing' | 'resolved', since: number): Promise<number> => {
-      await waitFor(`${JSON.stringify(alert)} ${status}`, async () => receiver.seen(alert!, status, since) !== undefined, 180_000).catch(
-        (err: Error) => {
-          throw new Error(`${err.message}; notifications since the fault: ${receiver.summary(faultAt)}`);
-        },
-      );
-      return receiver.seen(alert!, status, since)!;
-    };
-    const firedAt = alert ? await notified('firing', faultAt) : undefined;
-    await r.during?.();
-    const healedAt = Date.now();
-    await r.heal();
-    await allTargetsUp();
-    await waitFor(`${r.fault}: answers after the heal`, async () => t.witnesses.count(healedAt) >= 4, 180_000);
-    const resolvedAt = alert ? await notified('resolved', healedAt) : undefined;
-    const load = await t.end();
-    const turns = t.witnesses.turns;
-    const failed = turns.filter((x) => x.outcome !== 'assistant_message');
-    expect(
-      failed.filter((x) => !r.mayFail?.(x.outcome)).map((x) => `${x.content}: ${x.outcome}`),
-      'witness turns with an outcome this fault does not explain',
-    ).toEqual([]);
-    const framesLost = await expectNothingLost(t.witnesses);
-    const firstAnswer = (since: number) =>
-      Math.min(...turns.filter((x) => x.sentAt >= since && x.outcome === 'assistant_message').map((x) => x.endedAt)) - since;
-    figures.push({
-      fault: r.fault,
-      witnessTurns: turns.length,
-      witnessFailed: failed.length,
-      load,
-      framesLost,
-      recoverySeconds: s(firstAnswer(healedAt)),
-      alert: alert?.alertname ?? '—',
-      firedAfterSeconds: firedAt === undefined ? undefined : s(firedAt - faultAt),
-      resolvedAfterSeconds: resolvedAt === undefined ? undefined : s(resolvedAt - healedAt),
-    });
-    return t.witnesses;
+    let healed = false;
+    let ended = false;
+    try {
+      const alert = await r.inject(t);
+      const notified = async (status: 'firing' | 'resolved', since: number): Promise<number> => {
+        await waitFor(`${JSON.stringify(alert)} ${status}`, async () => receiver.seen(alert!, status, since) !== undefined, 180_000).catch(
+          (err: Error) => {
+            throw new Error(`${err.message}; notifications since the fault: ${receiver.summary(faultAt)}`);
+          },
+        );
+        return receiver.seen(alert!, status, since)!;
+      };
+      const firedAt = alert ? await notified('firing', faultAt) : undefined;
+      await r.during?.();
+      const healedAt = Date.now();
+      healed = true;
+      await r.heal(t);
+      await allTargetsUp();
+      await waitFor(`${r.fault}: answers after the heal`, async () => t.witnesses.count(healedAt) >= 4, 180_000);
+      const resolvedAt = alert ? await notified('resolved', healedAt) : undefined;
+      ended = true;
+      const load = await t.end();
+      const turns = t.witnesses.turns;
+      const failed = turns.filter((x) => x.outcome !== 'assistant_message');
+      expect(
+        failed.filter((x) => !r.mayFail?.(x.outcome)).map((x) => `${x.content}: ${x.outcome}${x.detail ? ` (${x.detail})` : ''}`),
+        'witness turns with an outcome this fault does not explain',
+      ).toEqual([]);
+      const framesLost = await expectNothingLost(t.witnesses);
+      const firstAnswer = (since: number) =>
+        Math.min(...turns.filter((x) => x.sentAt >= since && x.outcome === 'assistant_message').map((x) => x.endedAt)) - since;
+      figures.push({
+        fault: r.fault,
+        witnessTurns: turns.length,
+        witnessFailed: failed.length,
+        failedOutcomes: [...new Set(failed.map((x) => x.outcome))],
+        load,
+        framesLost,
+        recoverySeconds: s(firstAnswer(healedAt)),
+        alert: alert?.alertname ?? '—',
+        firedAfterSeconds: firedAt === undefined ? undefined : s(firedAt - faultAt),
+        resolvedAfterSeconds: resolvedAt === undefined ? undefined : s(resolvedAt - healedAt),
+      });
+      return t.witnesses;
+    } finally {
+      // a row that failed half-way leaves the stack whole for the next one
+      if (!healed) await r.heal(t).catch(() => undefined);
+      if (!ended) await t.end().catch(() => undefined);
+    }
   }
 
-  /** The container of a service with the most open WebSockets (gateway) or any replica. */
+  /** The replica of a service that carries the most conversations now. */
   async function busiest(service: 'gateway' | 'runtime'): Promise<{ id: string; ip: string }> {
     const ids = await stack.ids(service);
     let id = ids[0]!;
-    if (service === 'gateway') {
-      const open = await Promise.all(
-        ids.map(async (c) => Number(/^gateway_ws_connections (\d+)/m.exec((await stack.inside(c, 'gateway', '/metrics')).body)?.[1] ?? 0)),
-      );
-      id = ids[open.indexOf(Math.max(...open))]!;
-    }
+    // the one with the most open WebSockets (gateway) or turns running (runtime)
+    const gauge = service === 'gateway' ? /^gateway_ws_connections (\d+)/m : /^runtime_active_turns (\d+)/m;
+    const load = await Promise.all(ids.map(async (c) => Number(gauge.exec((await stack.inside(c, service, '/metrics')).body)?.[1] ?? 0)));
+    id = ids[load.indexOf(Math.max(...load))]!;
     const ip = (await dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id])).trim();
     return { id, ip };
   }
@@ -256,7 +273,13 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
         },
         heal: async () => void (await stack.up(SERVICES_UP)),
         mayFail: (o) => /^error:(RT_ERR_TURN_INTERRUPTED|GW_ERR_STREAM_INTERRUPTED|GW_ERR_RUNTIME_UNAVAILABLE)$/.test(o),
+        // turns of 4 s: the runtime killed holds some witness turns
+        answer: '[[mock:words 200]] [[mock:token_delay 20]]',
       });
+      expect(
+        witnesses.turns.filter((x) => x.outcome !== 'assistant_message').length,
+        'witness turns the killed runtime held ended with an error frame',
+      ).toBeGreaterThan(0);
       // every conversation whose turn failed had a later turn answered
       for (const c of witnesses.conversations) {
         const lastFailed = c.turns.map((x) => x.outcome !== 'assistant_message').lastIndexOf(true);
@@ -285,7 +308,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
         during: async () => {
           const rest = await fetch(`${stack.url}/api/v1/sessions?limit=5`, { headers: { authorization: `Bearer ${token}` } });
           const body = (await rest.json()) as { error?: { code?: string; message?: string } };
-          expect([rest.status, typeof body.error?.code]).toEqual([503, 'string']);
+          expect([rest.status, body.error?.code]).toEqual([503, 'ERR_DATABASE_UNAVAILABLE']);
           const runtime = (await stack.ids('runtime'))[0]!;
           const ready = await stack.inside(runtime, 'runtime', '/ready');
           expect(ready.status).toBe(503);
@@ -384,4 +407,161 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     },
     10 * 60_000,
   );
+
+  it(
+    'a runtime frozen past its lease, then resumed: its turns are closed on the other runtime; after waking it writes nothing: no duplicate or interleaved frames or messages',
+    async () => {
+      let victim = { id: '', ip: '' };
+      let pausedAt = 0;
+      await row({
+        fault: 'runtime frozen past its lease',
+        answer: '[[mock:words 200]] [[mock:token_delay 20]]',
+        inject: async () => {
+          victim = await busiest('runtime');
+          pausedAt = Date.now();
+          await dockerOk(['pause', victim.id]);
+          return undefined;
+        },
+        // past the lease (AGENT_RUNTIME__SESSION_LEASE_TTL, 15 s) and long enough for the other runtime to take its sessions over
+        during: async () => waitFor('30 s frozen', async () => Date.now() - pausedAt >= 30_000, 60_000, 1000),
+        heal: async () => void (await dockerOk(['unpause', victim.id])),
+        mayFail: (o) =>
+          /^error:(RT_ERR_TURN_INTERRUPTED|GW_ERR_STREAM_INTERRUPTED|GW_ERR_RUNTIME_TIMEOUT|GW_ERR_RUNTIME_UNAVAILABLE)$/.test(o),
+      });
+      // what it tried to write after waking was refused: its fenced writes and frames are counted, never applied
+      const metrics = (await stack.inside(victim.id, 'runtime', '/metrics')).body;
+      process.stderr.write(
+        `faults: the frozen runtime after waking: ${metrics
+          .split('\n')
+          .filter((l) => /^runtime_(turns_interrupted|lease)/.test(l))
+          .join('; ')}\n`,
+      );
+    },
+    10 * 60_000,
+  );
+
+  it(
+    'a partition between one gateway and the runtimes: its turns end with errors within its timeouts, no socket hangs; recovery after the heal; nothing lost; the readiness page fires, then resolves',
+    async () => {
+      let gateway = { id: '', ip: '' };
+      let runtimes: string[] = [];
+      const iptables = async (op: '-I' | '-D') => {
+        const pid = (await dockerOk(['inspect', '-f', '{{.State.Pid}}', gateway.id])).trim();
+        for (const ip of runtimes)
+          await runCommand('nsenter', ['-t', pid, '-n', 'iptables', op, 'OUTPUT', '-d', ip, '-j', 'DROP'], { timeoutMs: 30_000 }).then(
+            (r) => {
+              if (r.code !== 0) throw new Error(`iptables ${op}: ${r.stderr}`);
+            },
+          );
+      };
+      await row({
+        fault: 'partition gateway-runtime',
+        inject: async () => {
+          gateway = await busiest('gateway');
+          runtimes = await Promise.all(
+            (await stack.ids('runtime')).map(async (id) =>
+              (await dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id])).trim(),
+            ),
+          );
+          await iptables('-I');
+          return { alertname: 'CodelabServiceNotReady', service: 'gateway', check: 'runtime' };
+        },
+        heal: async () => iptables('-D'),
+        mayFail: (o) =>
+          /^error:(GW_ERR_RUNTIME_UNAVAILABLE|GW_ERR_RUNTIME_TIMEOUT|GW_ERR_STREAM_INTERRUPTED|RT_ERR_TURN_INTERRUPTED)$/.test(o),
+      });
+    },
+    10 * 60_000,
+  );
+
+  it(
+    'LLM failures (a 5xx burst, a stream cut mid-answer, a stall past the idle timeout): error frames with stable codes, failed turns stored as failed, never as an answer; the LLM availability page fires, then resolves',
+    async () => {
+      const faults = [
+        '[[mock:error 503]]',
+        '[[mock:words 40]] [[mock:disconnect_after 5]]',
+        '[[mock:words 40]] [[mock:error_after 5 502]]',
+      ];
+      let n = 0;
+      let timer: NodeJS.Timeout | undefined;
+      const witnesses = await row({
+        fault: 'LLM errors: 5xx burst, cut mid-stream',
+        inject: async (t) => {
+          // every witness message asks for one of the failures, in turn
+          t.script.answer = faults[0]!;
+          timer = setInterval(() => (t.script.answer = faults[++n % faults.length]!), 500);
+          return { alertname: 'LlmProxyLlmAvailabilityBudgetBurn', long: '1h' };
+        },
+        heal: async (t) => {
+          clearInterval(timer);
+          t.script.answer = '[[mock:words 40]] [[mock:token_delay 10]]';
+        },
+        mayFail: (o) => /^error:[A-Z]+_ERR_[A-Z_]+$/.test(o),
+      });
+      const codes = [...new Set(witnesses.turns.filter((x) => x.outcome.startsWith('error:')).map((x) => x.outcome))];
+      expect(codes.length, `stable error codes: ${codes.join(', ')}`).toBeGreaterThan(0);
+    },
+    10 * 60_000,
+  );
+
+  it(
+    'a hostile client (2 MiB frames, tens of thousands of malformed frames without reading): closed with 1009, then 4008, every time; other clients unaffected',
+    async () => {
+      const closes: number[] = [];
+      await row({
+        fault: 'hostile client',
+        inject: async () => {
+          for (let i = 0; i < 5; i++) closes.push(await oversizeFrame());
+          closes.push(await neverReads());
+          return undefined;
+        },
+        heal: async () => undefined,
+      });
+      expect(closes).toEqual([1009, 1009, 1009, 1009, 1009, 4008]);
+    },
+    10 * 60_000,
+  );
+
+  /** One connection through nginx that sends a 2 MiB frame: the close code it gets. */
+  async function oversizeFrame(): Promise<number> {
+    const ws = new WebSocket(`${stack.ws}/api/v1/ws/hostile-${randomUUID()}`, { headers: { authorization: `Bearer ${token}` } });
+    await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
+    const closed = new Promise<number>((ok) => ws.once('close', (code) => ok(code)));
+    ws.on('error', () => undefined);
+    ws.send(JSON.stringify({ type: 'user_message', content: 'x'.repeat(2 * 1024 * 1024) }));
+    return closed;
+  }
+
+  /** One connection that sends malformed frames and reads nothing, until the gateway gives up on it; then reads: its close code. */
+  async function neverReads(): Promise<number> {
+    const ws = new WebSocket(`${stack.ws}/api/v1/ws/hostile-${randomUUID()}`, { headers: { authorization: `Bearer ${token}` } });
+    await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
+    const closed = new Promise<number>((ok) => ws.once('close', (code) => ok(code)));
+    ws.on('error', () => undefined);
+    // stop reading: what the gateway sends piles up in the kernel's, nginx's and the gateway's buffers
+    (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    const drops = async () =>
+      (
+        await Promise.all(
+          (
+            await stack.ids('gateway')
+          ).map(async (c) =>
+            Number(/^gateway_ws_slow_reader_drops_total (\d+)/m.exec((await stack.inside(c, 'gateway', '/metrics')).body)?.[1] ?? 0),
+          ),
+        )
+      ).reduce((a, b) => a + b, 0);
+    const before = await drops();
+    await waitFor(
+      'the gateway drops the client that does not read',
+      async () => {
+        for (let i = 0; i < 5000 && ws.readyState === ws.OPEN; i++) ws.send('{not json');
+        await new Promise<void>((ok) => ws.send('{not json', () => ok()));
+        return (await drops()) > before;
+      },
+      180_000,
+      10,
+    );
+    (ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    return closed;
+  }
 });

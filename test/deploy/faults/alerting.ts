@@ -90,9 +90,11 @@ export function writeObservabilityOverlay(
     global: Record<string, string>;
     scrape_configs: { dns_sd_configs?: { refresh_interval?: string }[] }[];
   };
-  shipped.global.scrape_interval = scaled(shipped.global.scrape_interval!, scale);
-  shipped.global.evaluation_interval = scaled(shipped.global.evaluation_interval!, scale);
+  // not below 3 s: a scrape runs the readiness checks, each allowed 2 s (a dependency that hangs
+  // must show as a failed check, not as a failed scrape)
+  shipped.global.scrape_interval = `${Math.max(3, Number.parseInt(scaled(shipped.global.scrape_interval!, scale), 10))}s`;
   shipped.global.scrape_timeout = shipped.global.scrape_interval;
+  shipped.global.evaluation_interval = scaled(shipped.global.evaluation_interval!, scale);
   for (const job of shipped.scrape_configs)
     for (const sd of job.dns_sd_configs ?? []) sd.refresh_interval = scaled(sd.refresh_interval ?? '30s', scale);
   writeFileSync(path.join(dir, 'prometheus.faults.yml'), stringify(shipped));

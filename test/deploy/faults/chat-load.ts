@@ -54,7 +54,7 @@ export class ChatLoad {
         '--thresholds',
         thresholds,
         '--duration-scale',
-        '10', // longer than any row: stopped by `stop()`
+        '3', // a 45 s ramp to the profile's rate, then 3 minutes at it: stopped by `stop()` when the row is over
         '--graceful-stop',
         '5',
         '--no-progress',

@@ -21,6 +21,8 @@ export interface TurnRecord {
   endedAt: number;
   /** Connections this turn needed (1: none dropped). */
   connections: number;
+  /** For a turn without a final frame: its last frames and the connection closes, to tell a slow machine from a lost turn. */
+  detail?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -115,6 +117,7 @@ export class WitnessConversation {
           sentAt,
           endedAt: Date.now(),
           connections,
+          detail: `${mine.length} frames, last ${JSON.stringify(mine.slice(-3)).slice(0, 600)}; closes ${JSON.stringify(this.drops)}; last_seq ${this.lastSeq}`,
         };
         this.turns.push(record);
         return record;
@@ -161,7 +164,11 @@ export class Witnesses {
   start(content: (i: number, n: number) => string): void {
     this.stopping = false;
     this.loops = this.conversations.map(async (c, i) => {
-      for (let n = c.turns.length; !this.stopping; n++) await c.turn(content(i, n));
+      for (let n = c.turns.length; !this.stopping; n++) {
+        const t = await c.turn(content(i, n));
+        // as an IDE would: after a failed turn, a moment before the next message
+        if (t.outcome !== 'assistant_message') await sleep(500);
+      }
     });
   }
 
