@@ -229,6 +229,9 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     }
   }
 
+  const ipOf = async (container: string): Promise<string> =>
+    (await dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container])).trim();
+
   /** The replica of a service that carries the most conversations now. */
   async function busiest(service: 'gateway' | 'runtime'): Promise<{ id: string; ip: string }> {
     const ids = await stack.ids(service);
@@ -237,8 +240,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     const gauge = service === 'gateway' ? /^gateway_ws_connections (\d+)/m : /^runtime_active_turns (\d+)/m;
     const load = await Promise.all(ids.map(async (c) => Number(gauge.exec((await stack.inside(c, service, '/metrics')).body)?.[1] ?? 0)));
     id = ids[load.indexOf(Math.max(...load))]!;
-    const ip = (await dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id])).trim();
-    return { id, ip };
+    return { id, ip: await ipOf(id) };
   }
 
   it(
@@ -458,11 +460,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
         fault: 'partition gateway-runtime',
         inject: async () => {
           gateway = await busiest('gateway');
-          runtimes = await Promise.all(
-            (await stack.ids('runtime')).map(async (id) =>
-              (await dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id])).trim(),
-            ),
-          );
+          runtimes = await Promise.all((await stack.ids('runtime')).map(ipOf));
           await iptables('-I');
           return { alertname: 'CodelabServiceNotReady', service: 'gateway', check: 'runtime' };
         },

@@ -51,6 +51,7 @@ export class WitnessConversation {
       const query = this.lastSeq > 0 ? `?last_seq=${this.lastSeq}` : '';
       const ws = new WebSocket(`${this.wsBase}/api/v1/ws/${this.sessionId}${query}`, {
         headers: { authorization: `Bearer ${this.token()}` },
+        handshakeTimeout: 10_000, // as an IDE gives up on a connection attempt and tries again
       });
       const opened = await new Promise<boolean>((resolve) => {
         ws.once('open', () => resolve(true));
