@@ -185,6 +185,23 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
             return Number(/^gateway_ws_messages_total\{direction="in",type="user_message"\} (\d+)/m.exec(body)?.[1] ?? 0);
           }),
         );
+      // nginx re-resolves `gateway` every 5 s (resolver valid=5s): wait until its answer has every
+      // replica, i.e. requests that only nginx sends (/openapi.json) reach all three
+      const openapiServed = async (id: string) =>
+        Number(
+          /^http_server_request_duration_seconds_count\{[^}]*route="\/openapi\.json"[^}]*\} (\d+)/m.exec(
+            (await stack.inside(id, 'gateway', '/metrics')).body,
+          )?.[1] ?? 0,
+        );
+      await waitFor(
+        'nginx routes to every gateway',
+        async () => {
+          await Promise.all(Array.from({ length: 6 }, () => fetch(`${stack.url}/openapi.json`).then((r) => r.arrayBuffer())));
+          return (await Promise.all(gateways.map(openapiServed))).every((n) => n > 0);
+        },
+        120_000,
+        1000,
+      );
       const before = await received();
       const results = await Promise.all(
         Array.from({ length: 30 }, async (_, i) => {
