@@ -2,7 +2,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests that compare timings (what Prometheus reads against what a load client measured): run alone, after the rest. */
 const TIMING = ['test/telemetry/**/*.test.ts'];
-/** The fault suite's stack (ten containers and the chat load): alone, after everything else. */
+/** The fault suite has a config of its own (vitest.faults.config.ts, `npm run test:faults`). */
 const FAULTS = ['test/deploy/faults.test.ts'];
 
 export default defineConfig({
@@ -31,7 +31,6 @@ export default defineConfig({
         },
       },
       { extends: true, test: { name: 'timing', include: TIMING, sequence: { groupOrder: 1 } } },
-      { extends: true, test: { name: 'faults', include: FAULTS, sequence: { groupOrder: 2 } } },
     ],
   },
 });

@@ -6,8 +6,8 @@
  * and a few witness conversations run, heals it, and checks at once what the clients saw, what the
  * database kept and what the on-call engineer was told (fired, then resolved).
  *
- * Its own vitest project, after every other file (vitest.config.ts): a second stack at the same
- * time would make the faults' timings the machine's.
+ * Run with `npm run test:faults` (vitest.faults.config.ts), alone on the machine: a second stack at
+ * the same time would make the faults' timings the machine's. Not yet part of `npm test` / .ci/run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
