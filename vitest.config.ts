@@ -2,6 +2,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests that compare timings (what Prometheus reads against what a load client measured): run alone, after the rest. */
 const TIMING = ['test/telemetry/**/*.test.ts'];
+/** The fault suite has a config of its own (vitest.faults.config.ts, `npm run test:faults`). */
+const FAULTS = ['test/deploy/faults.test.ts'];
 
 export default defineConfig({
   test: {
@@ -24,7 +26,7 @@ export default defineConfig({
             'test/**/*.test.ts',
             'dashboards/test/**/*.test.ts',
           ],
-          exclude: [...configDefaults.exclude, ...TIMING],
+          exclude: [...configDefaults.exclude, ...TIMING, ...FAULTS],
           sequence: { groupOrder: 0 },
         },
       },

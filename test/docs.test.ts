@@ -45,6 +45,8 @@ describe('README error table', () => {
     ...Object.keys(runtimeErrors),
     ...Object.keys(LLMP_ERRORS),
     ...Object.keys(OAUTH_ERROR_TABLE),
+    // the codes nginx answers with itself in the Compose stack
+    ...[...readFileSync(path.join(REPO_ROOT, 'deploy/nginx/nginx.conf'), 'utf8').matchAll(/"code":"([A-Z_]+)"/g)].map((m) => m[1]!),
   ];
   const table = readme.slice(readme.indexOf('## Errors'));
 

@@ -16,7 +16,7 @@ import { createGatewayMetrics } from '@codelab/gateway/metrics';
 import { createLlmProxyMetrics } from '@codelab/llm-proxy/metrics';
 import { createRuntimeMetrics } from '@codelab/runtime/metrics';
 import { ALERTS_DIR, renderRuleFiles } from '../src/generate.ts';
-import { loadSlos, runbookAnchor, type AlertRule, type RuleGroup } from '../src/rules.ts';
+import { causeRules, loadSlos, runbookAnchor, type AlertRule, type RuleGroup } from '../src/rules.ts';
 
 const REPO = path.resolve(ALERTS_DIR, '..');
 const generated = path.join(ALERTS_DIR, 'generated');
@@ -108,6 +108,28 @@ describe('alert and recording rules', () => {
       for (const label of Object.keys(rule.labels ?? {})) if (UNBOUNDED.includes(label)) problems.push(`${name} sets label ${label}`);
     }
     expect(problems).toEqual([]);
+  });
+});
+
+describe('cause alerts on a faster clock (the fault suite)', () => {
+  it('divide every for and range window by the scale, and keep expressions, thresholds and texts otherwise', () => {
+    const plain = causeRules().flatMap((g) => g.rules as AlertRule[]);
+    const fast = causeRules({ scale: 20 }).flatMap((g) => g.rules as AlertRule[]);
+    expect(fast.map((r) => r.alert)).toEqual(plain.map((r) => r.alert));
+    const target = fast.find((r) => r.alert === 'CodelabTargetDown')!;
+    expect(target.for).toBe('6s'); // 2m / 20
+    const drops = fast.find((r) => r.alert === 'GatewayWebSocketSlowReaderDrops')!;
+    expect(drops.expr).toBe('sum(increase(gateway_ws_slow_reader_drops_total[30s])) > 5'); // [10m] / 20
+    expect(drops.for).toBe('30s');
+    const missing = fast.find((r) => r.alert === 'CodelabTargetMissing')!;
+    expect(missing.expr).toContain('[180s:3s]'); // a subquery's range and step: [1h:1m] / 20
+    expect(missing.expr).not.toContain('1h');
+    for (const [i, r] of fast.entries()) {
+      const p = plain[i]!;
+      const windows = /\[\d+[smhd](:\d+[smhd])?\]/g;
+      expect(r.expr.replace(windows, '[w]'), r.alert).toBe(p.expr.replace(windows, '[w]'));
+      expect({ ...r, expr: '', for: '' }, r.alert).toEqual({ ...p, expr: '', for: '' });
+    }
   });
 });
 

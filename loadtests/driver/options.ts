@@ -15,6 +15,8 @@ export interface LoadOptions {
   profile: ProfileName;
   out: string;
   targets: Targets;
+  /** Path of each target's readiness check; `{target}` becomes gateway, auth or llm. */
+  readyPath: string;
   username: string;
   password: string | undefined;
   passwordSource: string;
@@ -46,6 +48,9 @@ run); 2: bad arguments; 1: the platform was not ready or setup failed; 105: inte
   --gateway <url>         gateway (default http://127.0.0.1:8000, env LOAD_GATEWAY_URL)
   --auth <url>            auth service (default http://127.0.0.1:8003, env LOAD_AUTH_URL)
   --llm <url>             llm-proxy (default http://127.0.0.1:8002, env LOAD_LLM_URL)
+  --ready-path <path>     readiness check of each target before the run, {target} replaced by
+                          gateway, auth or llm (default /ready; through the Compose stack's
+                          nginx: /{target}-ready)
   --username <name>       user of the api/chat/auth scenarios (default admin, env LOAD_USERNAME)
   --password <password>   its password (default env LOAD_PASSWORD, else data/auth/admin-password)
   --llm-key <key>         the platform's internal key, for the llm scenario (env LOAD_LLM_KEY,
@@ -115,6 +120,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
         gateway: { type: 'string' },
         auth: { type: 'string' },
         llm: { type: 'string' },
+        'ready-path': { type: 'string' },
         username: { type: 'string' },
         password: { type: 'string' },
         'llm-key': { type: 'string' },
@@ -152,6 +158,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     password = readIfThere(file);
     passwordSource = password === undefined ? 'nowhere' : path.relative(process.cwd(), file) || file;
   }
+  const readyPath = v['ready-path'] ?? '/ready';
+  if (!readyPath.startsWith('/')) throw new UsageError(`--ready-path must start with /, got "${readyPath}"`);
   const thresholdsFile = v.thresholds ? path.resolve(v.thresholds) : DEFAULT_THRESHOLDS;
   return {
     scenario: scenario as ScenarioName,
@@ -162,6 +170,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       auth: url('auth', v.auth ?? env.LOAD_AUTH_URL, 'http://127.0.0.1:8003'),
       llm: url('llm', v.llm ?? env.LOAD_LLM_URL, 'http://127.0.0.1:8002'),
     },
+    readyPath,
     username: v.username ?? env.LOAD_USERNAME ?? 'admin',
     password,
     passwordSource,

@@ -98,7 +98,8 @@ export async function runLoad(opts: LoadOptions, io: RunIO): Promise<RunOutcome>
   };
   let state: unknown;
   try {
-    for (const svc of impl.needs) await ensureReady(http, SERVICE_NAMES[svc], opts.targets[svc], `--${svc}`);
+    for (const svc of impl.needs)
+      await ensureReady(http, SERVICE_NAMES[svc], opts.targets[svc], opts.readyPath.replaceAll('{target}', svc), `--${svc}`);
     state = await impl.setup(env);
   } catch (err) {
     await http.close().catch(() => undefined);

@@ -42,6 +42,7 @@ describe('load CLI arguments', () => {
       profile: 'smoke',
       out: path.join(RESULTS_DIR, 'chat-smoke-2026-11-28T08-09-10Z'),
       targets: { gateway: 'http://127.0.0.1:8000', auth: 'http://127.0.0.1:8003', llm: 'http://127.0.0.1:8002' },
+      readyPath: '/ready',
       username: 'admin',
       password: undefined,
       llmKey: undefined,
@@ -94,6 +95,8 @@ describe('load CLI arguments', () => {
         '--no-progress',
         '--username',
         'u',
+        '--ready-path',
+        '/{target}-ready',
       ],
       { LOAD_LLM_URL: 'http://127.0.0.2:1', LOAD_LLM_KEY: 'ignored' },
     ) as LoadOptions;
@@ -108,6 +111,7 @@ describe('load CLI arguments', () => {
       out: path.resolve('x'),
       progress: false,
       username: 'u',
+      readyPath: '/{target}-ready',
     });
     expect(parseOptions(['llm'], { LOAD_LLM_KEY: 'from-env' })).toMatchObject({ llmKey: 'from-env' });
     const dataDir = mkdtempSync(path.join(tmpdir(), 'codelab-load-key-'));
@@ -127,6 +131,7 @@ describe('load CLI arguments', () => {
     [['chat', 'extra'], /unexpected argument\(s\): extra/],
     [['chat', '--duration-scale', '0'], /--duration-scale must be a positive number/],
     [['chat', '--gateway', 'localhost:8000'], /--gateway must be an http\(s\) URL/],
+    [['chat', '--ready-path', 'ready'], /--ready-path must start with \/, got "ready"/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseOptions(argv as string[], {})).toThrow(UsageError);
     expect(() => parseOptions(argv as string[], {})).toThrow(message);

@@ -54,9 +54,12 @@ export class ComposeStack {
   readonly env: Record<string, string>;
   readonly url: string;
   readonly ws: string;
+  /** The Compose files (default: the repository's docker-compose.yml). */
+  readonly files: string[] | undefined;
 
-  private constructor(project: string, port: number, extraEnv: Record<string, string>) {
+  private constructor(project: string, port: number, extraEnv: Record<string, string>, files?: string[]) {
     this.project = project;
+    this.files = files;
     this.secrets = {
       CODELAB_INTERNAL_API_KEY: randomBytes(24).toString('base64url'),
       POSTGRES_PASSWORD: randomBytes(18).toString('hex'),
@@ -79,13 +82,13 @@ export class ComposeStack {
     this.ws = `ws://127.0.0.1:${port}`;
   }
 
-  /** A stack not started yet (`up()` starts it). */
-  static async create(extraEnv: Record<string, string> = {}): Promise<ComposeStack> {
-    return new ComposeStack(uniqueName('cl'), await freePort(), extraEnv);
+  /** A stack not started yet (`up()` starts it); `files`: Compose files other than docker-compose.yml alone. */
+  static async create(extraEnv: Record<string, string> = {}, files?: string[]): Promise<ComposeStack> {
+    return new ComposeStack(uniqueName('cl'), await freePort(), extraEnv, files);
   }
 
   compose(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Result> {
-    return compose(this.project, args, { ...this.env, ...options.env }, { timeoutMs: options.timeoutMs });
+    return compose(this.project, args, { ...this.env, ...options.env }, { timeoutMs: options.timeoutMs, files: this.files });
   }
 
   async composeOk(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> {
@@ -103,13 +106,16 @@ export class ComposeStack {
     return (Date.now() - started) / 1000;
   }
 
-  /** Waits until every container of the stack reports healthy and nginx answers /gateway-health and /auth-health. */
+  /**
+   * Waits until every container of the stack with a health check reports healthy (the others:
+   * running) and nginx answers /gateway-health and /auth-health.
+   */
   async waitHealthy(timeoutMs = 5 * 60_000): Promise<void> {
     await waitFor(
       `${this.project}: every container healthy`,
       async () => {
         const states = await this.states();
-        return states.length > 0 && states.every((s) => s.running && s.health === 'healthy');
+        return states.length > 0 && states.every((s) => s.running && (s.health === 'healthy' || s.health === 'none'));
       },
       timeoutMs,
       500,
@@ -146,21 +152,26 @@ export class ComposeStack {
   > {
     const ids = await this.ids(service);
     if (ids.length === 0) return [];
-    const format =
-      '{{.Id}}|{{.Name}}|{{index .Config.Labels "com.docker.compose.service"}}|{{.State.Running}}|{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}|{{.RestartCount}}|{{.State.ExitCode}}|{{.State.StartedAt}}|{{.State.OOMKilled}}';
-    const out = await dockerOk(['inspect', '-f', format, ...ids]);
+    // JSON, not a template: `.State.Health` is missing on containers without a health check (Prometheus, Alertmanager)
+    const out = await dockerOk(['inspect', '-f', '{{json .}}', ...ids]);
     return out.split('\n').map((line) => {
-      const [id, name, svc, running, health, restarts, exitCode, startedAt, oom] = line.split('|');
+      const c = JSON.parse(line) as {
+        Id: string;
+        Name: string;
+        RestartCount: number;
+        Config: { Labels: Record<string, string> };
+        State: { Running: boolean; ExitCode: number; StartedAt: string; OOMKilled: boolean; Health?: { Status: string } };
+      };
       return {
-        id: id!,
-        name: name!.replace(/^\//, ''),
-        service: svc!,
-        running: running === 'true',
-        health: health!,
-        restarts: Number(restarts),
-        exitCode: Number(exitCode),
-        startedAt: startedAt!,
-        oomKilled: oom === 'true',
+        id: c.Id,
+        name: c.Name.replace(/^\//, ''),
+        service: c.Config.Labels['com.docker.compose.service'] ?? '',
+        running: c.State.Running,
+        health: c.State.Health?.Status ?? 'none',
+        restarts: c.RestartCount,
+        exitCode: c.State.ExitCode,
+        startedAt: c.State.StartedAt,
+        oomKilled: c.State.OOMKilled,
       };
     });
   }

@@ -34,6 +34,8 @@ export const IMAGES = {
   postgres: 'postgres:16',
   redis: 'redis:7',
   nginx: 'nginx:1.27',
+  prometheus: 'prom/prometheus:v3.5.0',
+  alertmanager: 'prom/alertmanager:v0.28.1',
 } as const;
 
 /**
@@ -112,7 +114,7 @@ export interface CommandOptions {
   cwd?: string;
 }
 
-function runCommand(file: string, args: string[], options: CommandOptions = {}): Promise<Result> {
+export function runCommand(file: string, args: string[], options: CommandOptions = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd: options.cwd ?? REPO_ROOT, env: dockerEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -302,8 +304,8 @@ export function dockerBuild(options: {
 const standIns = new Map<string, Promise<void>>();
 
 /**
- * Builds (or finds up to date) the stand-ins for node:26-bookworm-slim, postgres:16, redis:7 and
- * nginx:1.27 with test/deploy/stand-ins/build.sh: minutes the first time (debootstrap), seconds
+ * Builds (or finds up to date) the stand-ins for node:26-bookworm-slim, postgres:16, redis:7,
+ * nginx:1.27, prom/prometheus and prom/alertmanager with test/deploy/stand-ins/build.sh: minutes the first time (debootstrap), seconds
  * after. Once per test process; build.sh itself serialises parallel callers.
  */
 export function ensureStandIns(names: (keyof typeof IMAGES)[] = []): Promise<void> {

@@ -141,7 +141,8 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     async () => {
       const seconds = await stack.up();
       process.stderr.write(`deploy: images built in ${buildSeconds.images.toFixed(1)} s; up to healthy in ${seconds.toFixed(1)} s\n`);
-      for (const p of ['/nginx-health', '/gateway-health', '/auth-health']) expect((await fetch(`${stack.url}${p}`)).status, p).toBe(200);
+      for (const p of ['/nginx-health', '/gateway-health', '/auth-health', '/gateway-ready', '/auth-ready'])
+        expect((await fetch(`${stack.url}${p}`)).status, p).toBe(200);
       expect(((await (await fetch(`${stack.url}/gateway-health`)).json()) as { service: string }).service).toBe('gateway');
       expect(((await (await fetch(`${stack.url}/auth-health`)).json()) as { service: string }).service).toBe('auth');
       const jwks = (await (await fetch(`${stack.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string; kty: string }[] };

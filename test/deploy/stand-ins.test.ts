@@ -2,7 +2,8 @@
  * The stand-ins for the official images (test/deploy/stand-ins, built here because no registry can
  * be reached) honour the contracts docker-compose.yml and the Dockerfile rely on: the node base's
  * layout and user, postgres's POSTGRES_* start-up, authentication, persistence and refusal without
- * a password, redis reachable from another container, nginx's conf.d and logs on stdout/stderr.
+ * a password, redis reachable from another container, nginx's conf.d and logs on stdout/stderr,
+ * Prometheus and Alertmanager with their official commands, users and volumes.
  * Skips without Docker (naming what to install); fails under CI=true.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -277,6 +278,89 @@ describe.skipIf(dockerMissing({ compose: false }))('stand-in images', () => {
         expect([user, cwd]).toEqual(['redis', '/data']);
         await dockerOk(['stop', name], { timeoutMs: 60_000 });
         expect(await dockerOk(['inspect', '-f', '{{.State.ExitCode}}', name])).toBe('0');
+      },
+      LONG,
+    );
+  });
+
+  describe(`${IMAGES.prometheus} and ${IMAGES.alertmanager}`, () => {
+    it(
+      'run their official commands as nobody; Prometheus scrapes itself and delivers a rule’s alert to Alertmanager on the network',
+      async () => {
+        const am = container('alertmanager');
+        await dockerOk(['run', '-d', '--name', am, '--network', network, '-p', '127.0.0.1::9093', IMAGES.alertmanager]);
+        const dir = mkdtempSync(path.join(tmpdir(), 'stand-in-prometheus-'));
+        dirs.push(dir);
+        // a config of its own, as docker-compose.observability.yml mounts one: an always-firing rule routed to `am`
+        writeFileSync(
+          path.join(dir, 'prometheus.yml'),
+          [
+            'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+            'rule_files: [/config/always.rules.yml]',
+            `alerting: { alertmanagers: [{ static_configs: [{ targets: ['${am}:9093'] }] }] }`,
+            "scrape_configs: [{ job_name: prometheus, static_configs: [{ targets: ['localhost:9090'] }] }]",
+          ].join('\n'),
+        );
+        writeFileSync(
+          path.join(dir, 'always.rules.yml'),
+          'groups: [{ name: t, rules: [{ alert: StandInAlways, expr: \'up{job="prometheus"} == 1\', labels: { severity: info } }] }]\n',
+        );
+        chmodSync(dir, 0o755);
+        const prom = container('prometheus');
+        await dockerOk([
+          'run',
+          '-d',
+          '--name',
+          prom,
+          '--network',
+          network,
+          '-p',
+          '127.0.0.1::9090',
+          '-v',
+          `${dir}:/config:ro`,
+          IMAGES.prometheus,
+          '--config.file=/config/prometheus.yml',
+          '--storage.tsdb.path=/prometheus',
+          '--web.enable-lifecycle',
+        ]);
+        const promUrl = `http://${await publishedAddress(prom, 9090)}`;
+        const amUrl = `http://${await publishedAddress(am, 9093)}`;
+        await waitFor('Prometheus ready', async () => (await fetch(`${promUrl}/-/ready`)).ok, 60_000);
+        await waitFor('Alertmanager ready', async () => (await fetch(`${amUrl}/-/ready`)).ok, 60_000);
+        await waitFor(
+          'Prometheus has scraped itself',
+          async () => {
+            const r = (await (await fetch(`${promUrl}/api/v1/query?query=up`)).json()) as {
+              data: { result: { value: [number, string] }[] };
+            };
+            return r.data.result[0]?.value[1] === '1';
+          },
+          60_000,
+        );
+        await waitFor(
+          'the rule’s alert reached Alertmanager',
+          async () => {
+            const alerts = (await (await fetch(`${amUrl}/api/v2/alerts`)).json()) as { labels: Record<string, string> }[];
+            return alerts.some((a) => a.labels.alertname === 'StandInAlways');
+          },
+          60_000,
+        );
+        for (const [name, cmd] of [
+          [prom, '/bin/prometheus --config.file=/config/prometheus.yml --storage.tsdb.path=/prometheus --web.enable-lifecycle'],
+          [am, '/bin/alertmanager --config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager'],
+        ] as const) {
+          const pid1 = await exec(name, ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; id -u; pwd']);
+          const [cmdline, uid, cwd] = pid1.stdout.split('\n');
+          expect(cmdline?.trim()).toBe(cmd);
+          expect(uid).toBe('65534');
+          expect(cwd).toBe(name === prom ? '/prometheus' : '/alertmanager');
+        }
+        expect((await exec(prom, ['promtool', 'check', 'config', '/config/prometheus.yml'])).code).toBe(0);
+        expect((await exec(am, ['amtool', 'check-config', '/etc/alertmanager/alertmanager.yml'])).code).toBe(0);
+        for (const name of [prom, am]) {
+          await dockerOk(['stop', name], { timeoutMs: 60_000 });
+          expect(await dockerOk(['inspect', '-f', '{{.State.ExitCode}}', name])).toBe('0');
+        }
       },
       LONG,
     );

@@ -87,12 +87,17 @@ export class TokenSource {
   }
 }
 
-/** Fails setup unless `GET <url>/ready` answers 200 within a few seconds. */
-export async function ensureReady(http: Http, service: string, url: string, option: string): Promise<void> {
-  const res = await http.raw({ name: 'ready', url: `${url.replace(/\/$/, '')}/ready`, expect: [200], signal: AbortSignal.timeout(5000) });
+/** Fails setup unless `GET <url><readyPath>` (default `/ready`) answers 200 within a few seconds. */
+export async function ensureReady(http: Http, service: string, url: string, readyPath: string, option: string): Promise<void> {
+  const res = await http.raw({
+    name: 'ready',
+    url: `${url.replace(/\/$/, '')}${readyPath}`,
+    expect: [200],
+    signal: AbortSignal.timeout(5000),
+  });
   if (res.ok) return;
   const why = res.error ? `unreachable (${res.error})` : `answered ${res.status} ${res.text.slice(0, 300)}`;
   throw new SetupError(
-    `the ${service} at ${url} is not ready: GET /ready ${why}. Start the platform (npm start) or point ${option} at a running ${service}.`,
+    `the ${service} at ${url} is not ready: GET ${readyPath} ${why}. Start the platform (npm start) or point ${option} at a running ${service}.`,
   );
 }

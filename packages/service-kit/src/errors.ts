@@ -51,5 +51,6 @@ export const kitErrors = defineErrors({
   ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
   ERR_SHUTTING_DOWN: { status: 503, message: 'The service is shutting down' },
+  ERR_DATABASE_UNAVAILABLE: { status: 503, message: 'The database cannot be reached; retry shortly' },
   ERR_INTERNAL: { status: 500, message: 'Internal server error' },
 });

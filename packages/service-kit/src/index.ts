@@ -49,5 +49,6 @@ export {
   startEmbeddedPostgres,
 } from './db.ts';
 export type { Database, DatabaseOptions, EmbeddedDatabase, Queryable } from './db.ts';
+export { isDatabaseUnavailable } from './db-errors.ts';
 export { openRedis, pingRedis } from './redis.ts';
 export { boot } from './boot.ts';

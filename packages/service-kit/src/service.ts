@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from './db-errors.ts';
 import { AppError, kitErrors } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { ServiceMetrics } from './metrics.ts';
@@ -139,6 +140,10 @@ export function createService(opts: ServiceOptions): Service {
       return reply.status(415).send(kitErrors.ERR_UNSUPPORTED_MEDIA_TYPE(err.message).toJSON());
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send(kitErrors.ERR_VALIDATION(err.message).toJSON());
+    }
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ err }, 'the database cannot be reached');
+      return reply.status(503).header('retry-after', '5').send(kitErrors.ERR_DATABASE_UNAVAILABLE().toJSON());
     }
     request.log.error({ err }, 'unhandled error');
     return reply.status(500).send(kitErrors.ERR_INTERNAL().toJSON());

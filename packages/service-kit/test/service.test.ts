@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { isDatabaseUnavailable } from '../src/db-errors.ts';
 import { defineErrors } from '../src/errors.ts';
 import { createService, type Service, type ServiceOptions } from '../src/service.ts';
-import { capturingLogger, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { capturingLogger, freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 
 const errors = defineErrors({
@@ -184,11 +186,22 @@ describe('service', () => {
 
     describe('errors', () => {
       let service: Service;
+      let downPort = 0;
       let lines: () => Record<string, unknown>[];
-      beforeAll(() => {
+      beforeAll(async () => {
+        downPort = await freePort();
         const capture = capturingLogger('warn');
         lines = capture.lines;
         service = build({ logger: capture.logger, bodyLimit: 64 });
+        // a real driver against a database that is not there (nothing listens on the port)
+        service.app.get('/db-down', async () => {
+          const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${downPort}/none`, connectionTimeoutMillis: 30_000 });
+          try {
+            return await pool.query('SELECT 1');
+          } finally {
+            await pool.end();
+          }
+        });
       });
       afterAll(() => service.app.close());
 
@@ -251,6 +264,39 @@ describe('service', () => {
         });
         expect(res.statusCode).toBe(415);
         expect(res.json().error.code).toBe('ERR_UNSUPPORTED_MEDIA_TYPE');
+      });
+
+      it('answers 503 ERR_DATABASE_UNAVAILABLE with Retry-After when the database cannot be reached, and logs a warning', async () => {
+        const res = await service.app.inject({ method: 'GET', url: '/db-down' });
+        expect(res.statusCode).toBe(503);
+        expect(res.headers['retry-after']).toBe('5');
+        expect(res.json()).toEqual({
+          error: { code: 'ERR_DATABASE_UNAVAILABLE', message: 'The database cannot be reached; retry shortly' },
+        });
+        expect(lines().filter((l) => l.msg === 'the database cannot be reached')).toEqual([expect.objectContaining({ level: 40 })]);
+      });
+
+      it.each([
+        ['refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), true],
+        [
+          'a name that does not resolve (a stopped container)',
+          Object.assign(new Error('getaddrinfo EAI_AGAIN postgres'), { code: 'EAI_AGAIN' }),
+          true,
+        ],
+        ['cut while in use', new Error('Connection terminated unexpectedly'), true],
+        ['the pool gave up connecting', new Error('timeout exceeded when trying to connect'), true],
+        [
+          'the server shutting down (57P01)',
+          Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+          true,
+        ],
+        ['a connection exception (08006)', Object.assign(new Error('connection failure'), { code: '08006' }), true],
+        ['wrapped in a cause', new Error('query failed', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) }), true],
+        ['a bad query (42601)', Object.assign(new Error('syntax error at or near "SELEC"'), { code: '42601' }), false],
+        ['a constraint (23505)', Object.assign(new Error('duplicate key'), { code: '23505' }), false],
+        ['not an error', 'ECONNREFUSED', false],
+      ])('tells a database that is away from a bad query: %s', (_, err, unavailable) => {
+        expect(isDatabaseUnavailable(err)).toBe(unavailable);
       });
 
       it('answers 500 ERR_INTERNAL to an unexpected throw without leaking its message, and logs it', async () => {

