@@ -5,15 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { commonSettings, envName, type SettingSpec, kitErrors } from '@codelab/service-kit';
+import { commonSettings, envName, type SettingSpec } from '@codelab/service-kit';
 import { authSettings } from '@codelab/auth/config';
-import { OAUTH_ERROR_TABLE } from '@codelab/auth/errors';
 import { gatewaySettings } from '@codelab/gateway/config';
-import { gatewayErrors } from '@codelab/gateway/errors';
 import { llmProxySettings } from '@codelab/llm-proxy/config';
-import { LLMP_ERRORS } from '@codelab/llm-proxy/errors';
 import { runtimeSettings } from '@codelab/runtime/config';
-import { runtimeErrors } from '@codelab/runtime/errors';
+import { platformErrorCodes } from './helpers/error-codes.ts';
 import { REPO_ROOT } from './helpers/processes.ts';
 
 const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
@@ -39,15 +36,7 @@ describe('README configuration table', () => {
 });
 
 describe('README error table', () => {
-  const codes = [
-    ...Object.keys(kitErrors),
-    ...Object.keys(gatewayErrors),
-    ...Object.keys(runtimeErrors),
-    ...Object.keys(LLMP_ERRORS),
-    ...Object.keys(OAUTH_ERROR_TABLE),
-    // the codes nginx answers with itself in the Compose stack
-    ...[...readFileSync(path.join(REPO_ROOT, 'deploy/nginx/nginx.conf'), 'utf8').matchAll(/"code":"([A-Z_]+)"/g)].map((m) => m[1]!),
-  ];
+  const codes = platformErrorCodes();
   const table = readme.slice(readme.indexOf('## Errors'));
 
   it('documents every error code of every service', () => {

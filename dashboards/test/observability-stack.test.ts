@@ -239,7 +239,9 @@ describe('docker-compose.observability.yml', () => {
 
   it('publishes the ports of deploy/README.md, each on OBSERVABILITY_BIND_ADDRESS (127.0.0.1 by default)', () => {
     const ports = Object.values(compose().services as Record<string, { ports?: string[] }>).flatMap((s) => s.ports ?? []);
-    for (const p of ports) expect(p).toMatch(/^\$\{OBSERVABILITY_BIND_ADDRESS:-127\.0\.0\.1\}:(\d+):\1$/);
+    // host port = container port, or a variable defaulting to it (PROMETHEUS_PORT, ALERTMANAGER_PORT)
+    for (const p of ports)
+      expect(p).toMatch(/^\$\{OBSERVABILITY_BIND_ADDRESS:-127\.0\.0\.1\}:(?:(\d+)|\$\{[A-Z_]+_PORT:-(\d+)\}):(?:\1|\2)$/);
     const published = ports.map((p) => p.split(':').at(-1));
     for (const p of ['4317', '4318', '3100', '3000', '9090', '9093']) expect(published).toContain(p);
   });

@@ -17,16 +17,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { commonSettings, envName, type SettingSpec, kitErrors } from '@codelab/service-kit';
+import { commonSettings, envName, type SettingSpec } from '@codelab/service-kit';
 import { findProgram, freePort, missingProgram } from '@codelab/service-kit/testing';
 import { authSettings } from '@codelab/auth/config';
-import { OAUTH_ERROR_TABLE } from '@codelab/auth/errors';
 import { gatewaySettings } from '@codelab/gateway/config';
-import { gatewayErrors } from '@codelab/gateway/errors';
 import { llmProxySettings } from '@codelab/llm-proxy/config';
-import { LLMP_ERRORS } from '@codelab/llm-proxy/errors';
 import { runtimeSettings } from '@codelab/runtime/config';
-import { runtimeErrors } from '@codelab/runtime/errors';
+import { platformErrorCodes } from '../helpers/error-codes.ts';
 import { FrameClient, passwordToken } from '../helpers/stack.ts';
 import { REPO_ROOT, runProcess } from '../helpers/processes.ts';
 
@@ -335,13 +332,7 @@ describe('scripts/debug-info.sh', () => {
 
   describe('docs/troubleshooting.md names only what exists', () => {
     it('error codes: every one it names is a code a service answers with', () => {
-      const codes = new Set([
-        ...Object.keys(kitErrors),
-        ...Object.keys(gatewayErrors),
-        ...Object.keys(runtimeErrors),
-        ...Object.keys(LLMP_ERRORS),
-        ...Object.keys(OAUTH_ERROR_TABLE),
-      ]);
+      const codes = new Set(platformErrorCodes());
       const nodes = new Set(['ERR_UNKNOWN_FILE_EXTENSION']); // Node's own, quoted as Node prints it
       const named = [...GUIDE.matchAll(/\b((?:GW_|RT_|LLMP_)?ERR_[A-Z_]+)\b/g)].map((m) => m[1]!).filter((code) => !nodes.has(code));
       expect(named.length).toBeGreaterThan(15);
