@@ -98,7 +98,7 @@ export const sloAlertName = (slo: Slo): string => `${servicePrefix(slo.service)}
  * Divides every window and `for` by `scale` (tests: 60 turns 1h into 1m): the rules of the
  * end-to-end alerting test are these rules, on a shorter clock.
  */
-function scaleDuration(d: string, scale: number): string {
+export function scaleDuration(d: string, scale: number): string {
   if (scale === 1) return d;
   const m = /^(\d+)([smhd])$/.exec(d);
   if (!m) throw new Error(`cannot scale ${d}`);

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { causeRules, loadSlos, redRules, sloRules, type RuleGroup } from '../../../alerts/src/rules.ts';
+import { causeRules, loadSlos, redRules, scaleDuration, sloRules, type RuleGroup } from '../../../alerts/src/rules.ts';
 import { REPO_ROOT } from '../../helpers/processes.ts';
 
 export interface Notification {
@@ -67,14 +67,6 @@ export class AlertReceiver {
   }
 }
 
-/** Divides a Prometheus duration (`15s`, `5m`) by `scale`, at least 1 s. */
-function scaled(d: string, scale: number): string {
-  const m = /^(\d+)([smh])$/.exec(d);
-  if (!m) throw new Error(`cannot scale ${d}`);
-  const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'];
-  return `${Math.max(1, Math.round(seconds / scale))}s`;
-}
-
 /**
  * Writes the overlay into `dir`: the fault clock's Prometheus config and rules, Alertmanager's
  * config, and a Compose file that mounts them over the shipped ones. Returns the Compose files
@@ -92,15 +84,15 @@ export function writeObservabilityOverlay(
   };
   // not below 3 s: a scrape runs the readiness checks, each allowed 2 s (a dependency that hangs
   // must show as a failed check, not as a failed scrape)
-  shipped.global.scrape_interval = `${Math.max(3, Number.parseInt(scaled(shipped.global.scrape_interval!, scale), 10))}s`;
+  shipped.global.scrape_interval = `${Math.max(3, Number.parseInt(scaleDuration(shipped.global.scrape_interval!, scale), 10))}s`;
   shipped.global.scrape_timeout = shipped.global.scrape_interval;
-  shipped.global.evaluation_interval = scaled(shipped.global.evaluation_interval!, scale);
+  shipped.global.evaluation_interval = scaleDuration(shipped.global.evaluation_interval!, scale);
   for (const job of shipped.scrape_configs)
-    for (const sd of job.dns_sd_configs ?? []) sd.refresh_interval = scaled(sd.refresh_interval ?? '30s', scale);
+    for (const sd of job.dns_sd_configs ?? []) sd.refresh_interval = scaleDuration(sd.refresh_interval ?? '30s', scale);
   writeFileSync(path.join(dir, 'prometheus.faults.yml'), stringify(shipped));
 
   const { slos } = loadSlos(path.join(REPO_ROOT, 'alerts/slos.yaml'));
-  const every = scaled('30s', scale);
+  const every = scaleDuration('30s', scale);
   const write = (file: string, groups: RuleGroup[]) =>
     writeFileSync(path.join(dir, 'rules', file), stringify({ groups: groups.map((g) => ({ ...g, interval: every })) }));
   write('red.rules.yml', [redRules()]);
