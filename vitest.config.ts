@@ -4,6 +4,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const TIMING = ['test/telemetry/**/*.test.ts'];
 /** The fault suite has a config of its own (vitest.faults.config.ts, `npm run test:faults`). */
 const FAULTS = ['test/deploy/faults.test.ts'];
+/** A second container platform (the chart's development render under Docker): after the rest, not beside the Compose stack's tests. */
+const CONTAINERS_AFTER = ['test/helm/dev-render.test.ts'];
 
 export default defineConfig({
   test: {
@@ -26,11 +28,12 @@ export default defineConfig({
             'test/**/*.test.ts',
             'dashboards/test/**/*.test.ts',
           ],
-          exclude: [...configDefaults.exclude, ...TIMING, ...FAULTS],
+          exclude: [...configDefaults.exclude, ...TIMING, ...FAULTS, ...CONTAINERS_AFTER],
           sequence: { groupOrder: 0 },
         },
       },
       { extends: true, test: { name: 'timing', include: TIMING, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'containers', include: CONTAINERS_AFTER, sequence: { groupOrder: 2 } } },
     ],
   },
 });

@@ -6,8 +6,9 @@
 #
 # It finds what runs here by itself: the Compose stack of docker-compose.yml (any of its containers,
 # running or not; COMPOSE_PROJECT_NAME / -p, COMPOSE_FILE / -f and DOCKER_HOST are honoured) and/or
-# the platform `npm start` runs (the four services answering /health on 127.0.0.1, at GATEWAY__PORT,
-# AGENT_RUNTIME__PORT, LLM_PROXY__PORT, AUTH_SERVICE__PORT or 8000…8003). Every section starts with
+# the platform `npm start` runs (the services answering /health on 127.0.0.1, at GATEWAY__PORT,
+# AGENT_RUNTIME__PORT, LLM_PROXY__PORT, AUTH_SERVICE__PORT or 8000…8003, and the website at WEB__PORT
+# or 3000). Every section starts with
 # `=== Title ===`; a section that cannot run says why in one line, and the script goes on. It exits 0
 # (2 for a bad option).
 #
@@ -42,8 +43,8 @@ Options:
   -h, --help             this help
 
 Environment honoured: COMPOSE_PROJECT_NAME, COMPOSE_FILE, DOCKER_HOST (Compose); GATEWAY__PORT,
-AGENT_RUNTIME__PORT, LLM_PROXY__PORT, AUTH_SERVICE__PORT and <P>__HOST (npm start; default
-127.0.0.1:8000…8003); CODELAB_DATA_DIR (default: the repository's data/: internal-api-key, pg.lock);
+AGENT_RUNTIME__PORT, LLM_PROXY__PORT, AUTH_SERVICE__PORT, WEB__PORT and <P>__HOST (npm start; default
+127.0.0.1:8000…8003, 3000); CODELAB_DATA_DIR (default: the repository's data/: internal-api-key, pg.lock);
 <P>__INTERNAL_API_KEY (wins over data/internal-api-key, as for npm start); AGENT_RUNTIME__REDIS_URL,
 AUTH_SERVICE__REDIS_URL, AUTH_SERVICE__DB_URL, AGENT_RUNTIME__DB_URL (checked when set).
 Uses curl, jq, docker, docker compose (or docker-compose), pg_isready and redis-cli when present;
@@ -357,8 +358,8 @@ if [ ${#COMPOSE[@]} -gt 0 ] && [ -z "$COMPOSE_WHY" ]; then
 fi
 [ "$MODE" = local ] && COMPOSE_WHY='--mode local'
 
-# npm start: the four services on their ports (<P>__HOST / <P>__PORT as the launcher reads them).
-LOCAL_SERVICES='gateway:GATEWAY:8000 runtime:AGENT_RUNTIME:8001 llm-proxy:LLM_PROXY:8002 auth:AUTH_SERVICE:8003'
+# npm start: the services and the website on their ports (<P>__HOST / <P>__PORT as the launcher reads them).
+LOCAL_SERVICES='gateway:GATEWAY:8000 runtime:AGENT_RUNTIME:8001 llm-proxy:LLM_PROXY:8002 auth:AUTH_SERVICE:8003 web:WEB:3000'
 local_url() {
   local prefix=$1 default_port=$2 host port hv pv
   hv="${prefix}__HOST"
@@ -509,6 +510,12 @@ report_compose() {
       *'oom_killed=true'*) problem "container ${out%% *} was killed for lack of memory (OOM)" ;;
     esac
     case $out in *'state=restarting'* | *'state=exited'* | *'health=unhealthy'*) problem "container $(printf '%s' "$out" | cut -d' ' -f1-3)" ;; esac
+    # why its health check fails: Docker keeps the last five results (time, exit code, output)
+    case $out in
+      *'health=unhealthy'* | *'health=starting'*)
+        limit 20 docker inspect --format '{{range .State.Health.Log}}  health check {{.Start.Format "15:04:05.000"}}–{{.End.Format "15:04:05.000"}} exit={{.ExitCode}} {{printf "%.200q" .Output}}{{println}}{{end}}' "$id" 2>&1
+        ;;
+    esac
     restarts=$(printf '%s\n' "$out" | sed -nE 's/.* restarts=([0-9]+) .*/\1/p')
     [ "${restarts:-0}" -gt 0 ] 2>/dev/null && problem "container ${out%% *} restarted ${restarts} times (see its logs below)"
   done
@@ -537,7 +544,7 @@ report_compose() {
     done
   done
 
-  section 'Compose: through nginx (/nginx-health, /gateway-health, /auth-health)'
+  section 'Compose: through nginx (/nginx-health, /gateway-health, /auth-health, /web-health)'
   ids=$(service_containers nginx)
   local base=$NGINX_URL
   if [ -z "$base" ] && [ -n "$ids" ]; then
@@ -552,7 +559,7 @@ report_compose() {
     skip 'no nginx container runs, and no --nginx-url'
     problem 'nginx: no running container'
   else
-    for p in /nginx-health /gateway-health /auth-health; do
+    for p in /nginx-health /gateway-health /auth-health /web-health; do
       if [ -n "$base" ] && out=$(http_get "$base$p"); then
         printf '%s%s %s\n' "$base" "$p" "$out"
       elif [ -n "$ids" ]; then
@@ -617,7 +624,7 @@ report_compose() {
   fi
 
   section "Compose: logs (last $TAIL lines of each service, secrets removed)"
-  for service in ${services:-nginx auth gateway runtime llm-proxy postgres redis}; do
+  for service in ${services:-nginx auth gateway runtime llm-proxy web postgres redis}; do
     echo "--- $service"
     dc logs --no-color --tail="$TAIL" "$service" 2>&1
   done
@@ -640,7 +647,7 @@ report_local() {
     return 0
   fi
   local entry name prefix port base res
-  section 'npm start: health and readiness (/health and /ready of the four services)'
+  section 'npm start: health and readiness (/health and /ready of each service and the website)'
   for entry in $LOCAL_SERVICES; do
     IFS=: read -r name prefix port <<<"$entry"
     base=$(local_url "$prefix" "$port")

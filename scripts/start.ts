@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -47,6 +47,7 @@ const SERVICES: ServiceDef[] = [
   { name: 'llm-proxy', prefix: 'LLM_PROXY', defaultPort: 8002, color: 33 },
   { name: 'runtime', prefix: 'AGENT_RUNTIME', defaultPort: 8001, color: 36 },
   { name: 'gateway', prefix: 'GATEWAY', defaultPort: 8000, color: 32 },
+  { name: 'web', prefix: 'WEB', defaultPort: 3000, color: 34 },
 ];
 const port = (s: ServiceDef): number => Number(env[`${s.prefix}__PORT`] || s.defaultPort);
 const host = (s: ServiceDef): string => env[`${s.prefix}__HOST`] || '127.0.0.1';
@@ -134,6 +135,14 @@ env.GATEWAY__AUTH_SERVICE_URL ||= url('auth');
 const issuer = env.AUTH_SERVICE__JWT_ISSUER || env.GATEWAY__JWT_ISSUER || url('auth');
 env.AUTH_SERVICE__JWT_ISSUER ||= issuer;
 env.GATEWAY__JWT_ISSUER ||= issuer;
+// The website (port 3000): the browser calls auth and the gateway on their own ports, which let its
+// origin in (CORS); its operations view asks every service's /health and /ready from the server.
+const webOrigins = [url('web'), url('web').replace('127.0.0.1', 'localhost')].join(',');
+env.AUTH_SERVICE__CORS_ORIGINS ||= webOrigins;
+env.GATEWAY__CORS_ORIGINS ||= webOrigins;
+env.WEB__AUTH_URL ||= url('auth');
+env.WEB__GATEWAY_URL ||= url('gateway');
+env.WEB__OPS_TARGETS ||= ['auth', 'gateway', 'runtime', 'llm-proxy'].map((n) => `${n}=${url(n)}`).join(',');
 
 const width = Math.max(...SERVICES.map((s) => s.name.length));
 const pretty = prettyFactory({ colorize: tty, singleLine: true, ignore: 'pid,hostname,service,time,reqId', translateTime: false });
@@ -206,10 +215,16 @@ async function untilHealthy(names: string[]): Promise<boolean> {
   return false;
 }
 
+// The website's page is built (vite) when it is missing or older than its sources, alongside the
+// services' start; the web server starts once it is there.
+const webDef = SERVICES.find((s) => s.name === 'web')!;
+const pageBuilt = buildPage();
+
 // The gateway fetches auth's keys and revoked logins at start: it starts once auth answers, while
 // llm-proxy and runtime start alongside auth.
 const gatewayDef = SERVICES.find((s) => s.name === 'gateway')!;
-for (const s of SERVICES) if (s !== gatewayDef) startService(s);
+for (const s of SERVICES) if (s !== gatewayDef && s !== webDef) startService(s);
+void pageBuilt.then(() => stopping || startService(webDef));
 if (await untilHealthy(['auth'])) startService(gatewayDef);
 if (await untilHealthy(SERVICES.map((s) => s.name))) {
   const seconds = ((performance.now() - launched) / 1000).toFixed(1);
@@ -223,7 +238,38 @@ if (await untilHealthy(SERVICES.map((s) => s.name))) {
   const gw = url('gateway');
   process.stdout.write(
     `\nCodeLab Platform is up in ${seconds}s: gateway ${gw} (WebSocket ${gw.replace('http', 'ws')}/api/v1/ws/<session_id>), ` +
-      `auth ${url('auth')}, runtime ${url('runtime')}, llm-proxy ${url('llm-proxy')} (mock) | internal key (X-Internal-Auth): ${key} | get a token: ` +
+      `auth ${url('auth')}, runtime ${url('runtime')}, llm-proxy ${url('llm-proxy')} (mock), website ${url('web')} | internal key (X-Internal-Auth): ${key} | get a token: ` +
       `curl -s ${url('auth')}/oauth/token -d grant_type=password -d client_id=codelab-flutter-app -d username=admin --data-urlencode password=${password}\n`,
   );
+}
+
+/** `vite build` of services/web/ui when its dist is missing or older than a source; never fails the start (the page then says it is not built). */
+async function buildPage(): Promise<void> {
+  const ui = path.join(root, 'services', 'web', 'ui');
+  const built = path.join(ui, 'dist', 'index.html');
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((t, e) => {
+      if (e.name === 'dist' || e.name === 'node_modules') return t;
+      const p = path.join(dir, e.name);
+      return Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+    }, 0);
+  if (existsSync(built) && statSync(built).mtimeMs >= newest(ui)) return;
+  const vite = path.join(root, 'node_modules', 'vite', 'bin', 'vite.js');
+  if (!existsSync(vite)) {
+    process.stderr.write('web: the page is not built and vite is not installed (npm ci with dev dependencies builds it)\n');
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const child = spawn(process.execPath, [vite, 'build', '--config', path.join(ui, 'vite.config.ts'), '--logLevel', 'warn'], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: child.stdout! }).on('line', (l) => print(webDef, `build: ${l}`, process.stdout));
+    createInterface({ input: child.stderr! }).on('line', (l) => print(webDef, `build: ${l}`, process.stderr));
+    child.on('exit', (code) => {
+      if (code !== 0) process.stderr.write(`web: vite build exited ${code}: the page is not built\n`);
+      resolve();
+    });
+  });
 }

@@ -42,7 +42,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '@codelab/service-kit/testing';
-import { ComposeStack, buildImages, imageTag, SERVICE_IMAGES, turn, type ServiceImage } from '../../test/deploy/compose-stack.ts';
+import {
+  ComposeStack,
+  buildImages,
+  imageTag,
+  SERVICE_IMAGES,
+  SERVICE_PORTS,
+  turn,
+  type ServiceImage,
+} from '../../test/deploy/compose-stack.ts';
 import { DOCKER, docker, dockerEnv, dockerHost, dockerMissing, dockerOk, IMAGES, uniqueName } from '../../test/deploy/docker.ts';
 import { REPO_ROOT } from '../../test/helpers/processes.ts';
 import { FrameClient, passwordToken } from '../../test/helpers/stack.ts';
@@ -58,7 +66,6 @@ const MESSAGE = process.env.BENCH_MESSAGE || 'bench [[mock:words 50]]';
 const SIZE_TARGET_MB = 150;
 const COLD_TARGET_MS = 1000;
 const POLL_MS = 10;
-const PORTS: Record<ServiceImage, number> = { auth: 8003, gateway: 8000, runtime: 8001, 'llm-proxy': 8002 };
 const LOCAL_PORTS = [8000, 8001, 8002, 8003];
 const REFERENCE = 'reference';
 const REFERENCE_SCRIPT = "require('http').createServer((q,s)=>s.end('ok')).listen(8000)";
@@ -275,7 +282,7 @@ async function serviceTarget(s: ComposeStack, service: ServiceImage): Promise<Co
     Destination: string;
   }[];
   const volumes = mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => `${m.Name}:${m.Destination}:ro`);
-  return { name: service, image: imageTag(service), port: PORTS[service], env, volumes, command: [] };
+  return { name: service, image: imageTag(service), port: SERVICE_PORTS[service], env, volumes, command: [] };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import { authSettings } from '@codelab/auth/config';
 import { gatewaySettings } from '@codelab/gateway/config';
 import { llmProxySettings } from '@codelab/llm-proxy/config';
 import { runtimeSettings } from '@codelab/runtime/config';
+import { webSettings } from '@codelab/web/config';
 import { REPO_ROOT } from '../helpers/processes.ts';
 
 interface ComposeService {
@@ -28,6 +29,10 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }>;
   deploy?: { resources?: { limits?: { cpus?: string; memory?: string } } };
   volumes?: string[];
+  read_only?: boolean;
+  tmpfs?: string[];
+  cap_drop?: string[];
+  security_opt?: string[];
 }
 
 const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
@@ -42,6 +47,7 @@ const SERVICES: [string, string, Record<string, SettingSpec<unknown>>][] = [
   ['runtime', 'AGENT_RUNTIME', runtimeSettings],
   ['llm-proxy', 'LLM_PROXY', llmProxySettings],
   ['auth', 'AUTH_SERVICE', authSettings],
+  ['web', 'WEB', webSettings],
 ];
 /** Set by the image itself (Dockerfile ENV). */
 const FROM_IMAGE = new Set(['HOST', 'PORT', 'CODELAB_DATA_DIR']);
@@ -78,11 +84,29 @@ describe('docker-compose.yml', () => {
       if (!s.build) expect(s.healthcheck, name).toBeDefined();
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) expect(condition, `${name} → ${dep}`).toBe('service_healthy');
     }
-    for (const target of ['auth', 'gateway', 'runtime', 'llm-proxy']) {
+    const ports: Record<string, number> = { auth: 8003, gateway: 8000, runtime: 8001, 'llm-proxy': 8002, web: 3000 };
+    for (const [target, port] of Object.entries(ports)) {
       expect(compose.services[target]!.build?.target).toBe(target);
-      expect(dockerfile).toMatch(new RegExp(`FROM service AS ${target}\\n[\\s\\S]*?HEALTHCHECK`));
+      // the kit's bash probe of its own port (a Node process per check costs ~20 times the CPU)
+      expect(dockerfile).toMatch(
+        new RegExp(
+          `FROM service AS ${target}\\n[^]*?HEALTHCHECK [^\\n]*\\n\\s*CMD \\["/app/packages/service-kit/bin/healthcheck", "${port}"\\]`,
+        ),
+      );
     }
     expect(Object.keys(compose.volumes).sort()).toEqual(['auth-keys', 'postgres-data', 'redis-data']);
+  });
+
+  it("runs the platform's services hardened (read-only root, no capability, no new privileges) and nginx read-only", () => {
+    for (const name of ['auth', 'gateway', 'runtime', 'llm-proxy', 'web']) {
+      const s = compose.services[name]!;
+      expect([s.read_only, s.tmpfs, s.cap_drop, s.security_opt], name).toEqual([true, ['/tmp'], ['ALL'], ['no-new-privileges:true']]);
+    }
+    expect(compose.services.nginx!.read_only).toBe(true);
+    // nginx's temporary files go where its tmpfs is
+    const conf = readFileSync(path.join(REPO_ROOT, 'deploy/nginx/nginx.conf'), 'utf8');
+    for (const m of conf.matchAll(/^\s*\w+_temp_path (\S+);/gm)) expect(m[1]!.startsWith('/tmp/'), m[0]).toBe(true);
+    expect([...conf.matchAll(/_temp_path /g)].length).toBe(5);
   });
 });
 

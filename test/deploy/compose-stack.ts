@@ -9,9 +9,10 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { FrameClient } from '../helpers/stack.ts';
 import { compose, dockerBuild, dockerOk, exec, IMAGES, uniqueName, waitFor, type Result } from './docker.ts';
 
-export const SERVICE_IMAGES = ['auth', 'gateway', 'runtime', 'llm-proxy'] as const;
+export const SERVICE_IMAGES = ['auth', 'gateway', 'runtime', 'llm-proxy', 'web'] as const;
 export type ServiceImage = (typeof SERVICE_IMAGES)[number];
-const PORTS: Record<ServiceImage, number> = { auth: 8003, gateway: 8000, runtime: 8001, 'llm-proxy': 8002 };
+/** The port each service's image listens on (Dockerfile ENV <P>__PORT). */
+export const SERVICE_PORTS: Record<ServiceImage, number> = { auth: 8003, gateway: 8000, runtime: 8001, 'llm-proxy': 8002, web: 3000 };
 
 /** The image tags the deploy suite builds (`CODELAB_IMAGE_PREFIX`/<service>:`CODELAB_VERSION`). */
 const IMAGE_PREFIX = 'codelab-deploy-test';
@@ -19,8 +20,8 @@ const IMAGE_VERSION = 'test';
 export const imageTag = (service: ServiceImage): string => `${IMAGE_PREFIX}/${service}:${IMAGE_VERSION}`;
 
 /**
- * Builds the four service images from `context` (default: the repository) on the stand-in Node
- * base; resolves with the seconds it took. The deps stage is shared, so the four builds share it.
+ * Builds the five service images from `context` (default: the repository) on the stand-in Node
+ * base; resolves with the seconds it took. The deps stage is shared, so the builds share it.
  */
 export async function buildImages(context?: string): Promise<number> {
   const started = Date.now();
@@ -101,10 +102,17 @@ export class ComposeStack {
   /** `up -d --no-build [args]`, then waits until every container is healthy and nginx answers; resolves with the seconds it took. */
   async up(args: string[] = [], timeoutMs = 5 * 60_000): Promise<number> {
     const started = Date.now();
-    await this.composeOk(['up', '-d', '--no-build', ...args], { timeoutMs });
+    await this.composeOk(['up', '-d', '--no-build', ...args], { timeoutMs }).catch(this.withHealthChecks);
     await this.waitHealthy(timeoutMs);
     return (Date.now() - started) / 1000;
   }
+
+  /** Rethrows `err` with the last health check of every container not healthy (why Compose gave up). */
+  private readonly withHealthChecks = async (err: Error): Promise<never> => {
+    const states = await this.states().catch(() => []);
+    const sick = states.filter((s) => s.health !== 'healthy' && s.health !== 'none');
+    throw new Error(`${err.message}\n${sick.map((s) => `${s.name} ${s.health}, last health check: ${s.lastCheck}`).join('\n')}`);
+  };
 
   /**
    * Waits until every container of the stack with a health check reports healthy (the others:
@@ -119,7 +127,7 @@ export class ComposeStack {
       },
       timeoutMs,
       500,
-    );
+    ).catch(this.withHealthChecks);
     await waitFor(
       `${this.project}: nginx answers`,
       async () => (await fetch(`${this.url}/gateway-health`)).ok && (await fetch(`${this.url}/auth-health`)).ok,
@@ -148,6 +156,8 @@ export class ComposeStack {
       exitCode: number;
       startedAt: string;
       oomKilled: boolean;
+      /** The last health check: when, its exit code and output (`-` without one). */
+      lastCheck: string;
     }[]
   > {
     const ids = await this.ids(service);
@@ -160,8 +170,15 @@ export class ComposeStack {
         Name: string;
         RestartCount: number;
         Config: { Labels: Record<string, string> };
-        State: { Running: boolean; ExitCode: number; StartedAt: string; OOMKilled: boolean; Health?: { Status: string } };
+        State: {
+          Running: boolean;
+          ExitCode: number;
+          StartedAt: string;
+          OOMKilled: boolean;
+          Health?: { Status: string; Log?: { Start: string; ExitCode: number; Output: string }[] };
+        };
       };
+      const last = c.State.Health?.Log?.at(-1);
       return {
         id: c.Id,
         name: c.Name.replace(/^\//, ''),
@@ -172,13 +189,14 @@ export class ComposeStack {
         exitCode: c.State.ExitCode,
         startedAt: c.State.StartedAt,
         oomKilled: c.State.OOMKilled,
+        lastCheck: last ? `${last.Start} exit ${last.ExitCode} ${JSON.stringify(last.Output.slice(0, 300))}` : '-',
       };
     });
   }
 
   /** GET http://127.0.0.1:PORT/PATH inside a service container (its internal port): status and body. */
   async inside(container: string, service: ServiceImage, pathname: string): Promise<{ status: number; body: string }> {
-    const script = `fetch('http://127.0.0.1:${PORTS[service]}${pathname}').then(async (r) => { process.stdout.write(r.status + '\\n' + (await r.text())); }, (e) => { process.stdout.write('0\\n' + e.message); })`;
+    const script = `fetch('http://127.0.0.1:${SERVICE_PORTS[service]}${pathname}').then(async (r) => { process.stdout.write(r.status + '\\n' + (await r.text())); }, (e) => { process.stdout.write('0\\n' + e.message); })`;
     const r = await exec(container, ['node', '-e', script], { timeoutMs: 30_000 });
     const [status, ...rest] = r.stdout.split('\n');
     return { status: Number(status), body: rest.join('\n') };

@@ -38,6 +38,7 @@ const SERVICES = [
   ['runtime', 'AGENT_RUNTIME'],
   ['llm-proxy', 'LLM_PROXY'],
   ['auth', 'AUTH_SERVICE'],
+  ['web', 'WEB'],
 ] as const;
 type Name = (typeof SERVICES)[number][0];
 
@@ -114,7 +115,13 @@ describe('scripts/debug-info.sh', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-debug-info-'));
-    ports = { gateway: await freePort(), runtime: await freePort(), 'llm-proxy': await freePort(), auth: await freePort() };
+    ports = {
+      gateway: await freePort(),
+      runtime: await freePort(),
+      'llm-proxy': await freePort(),
+      auth: await freePort(),
+      web: await freePort(),
+    };
     launcher = runProcess(['scripts/start.ts'], {
       ...platformEnv(),
       ...Object.fromEntries(SERVICES.map(([name, prefix]) => [`${prefix}__VERSION`, versions[name]])),
@@ -238,7 +245,7 @@ describe('scripts/debug-info.sh', () => {
         expect(line('/ready'), `${name} /ready`).toMatch(/\/ready 200 \{"status":"ready"/);
         expect(section(report.out, 'Versions')).toMatch(new RegExp(`^npm start ${name}\\s+${versions[name]}$`, 'm'));
       }
-      expect(section(report.out, 'Summary')).toContain('npm start: found (answering: gateway runtime llm-proxy auth)');
+      expect(section(report.out, 'Summary')).toContain('npm start: found (answering: gateway runtime llm-proxy auth web)');
     });
 
     it("reports the runtime's /events/metrics .computed, read with the kept internal key", () => {
@@ -480,6 +487,7 @@ else if (args[0] === 'exec') {
           '/nginx-health': 'healthy\n',
           '/gateway-health': JSON.stringify({ status: 'healthy', service: 'gateway', version: versions.gateway }),
           '/auth-health': JSON.stringify({ status: 'healthy', service: 'auth', version: versions.auth }),
+          '/web-health': JSON.stringify({ status: 'healthy', service: 'web', version: versions.web }),
         };
         res.writeHead(bodies[req.url ?? ''] ? 200 : 404).end(bodies[req.url ?? ''] ?? 'not found');
       });
@@ -532,6 +540,7 @@ else if (args[0] === 'exec') {
           { restarts: 3 },
         ),
         container('llm-proxy', 1, 'LLM_PROXY', { LLM_PROXY__LITELLM_API_KEY: litellmKey, LLM_PROXY__LLM_MODE: 'openai' }),
+        container('web', 1, 'WEB', { WEB__OPS_TARGETS: 'auth=http://auth:8003,gateway=http://gateway:8000' }),
         container('postgres', 1, null, { POSTGRES_USER: 'codelab', POSTGRES_DB: 'codelab', POSTGRES_PASSWORD: pgPassword }),
         container('redis', 1, null, {}),
       ];
@@ -550,6 +559,7 @@ else if (args[0] === 'exec') {
         ],
         runtime: [`{"level":50,"msg":"internal call refused","x-internal-auth":"${internalKey}"}`, `X-Internal-Auth: ${envFileKey}`],
         'llm-proxy': [`upstream answered 401 for key ${litellmKey}`],
+        web: ['{"level":30,"msg":"listening","port":3000}'],
         postgres: ['database system is ready to accept connections'],
         redis: ['Ready to accept connections tcp'],
       };
@@ -626,6 +636,7 @@ else if (args[0] === 'exec') {
         '/nginx-health 200 healthy',
         `/gateway-health 200 {"status":"healthy","service":"gateway","version":"${versions.gateway}"}`,
         '/auth-health 200 ',
+        `/web-health 200 {"status":"healthy","service":"web","version":"${versions.web}"}`,
       ]) {
         expect(nginxSection).toContain(`http://127.0.0.1:${nginxPort}${p}`);
       }
@@ -637,7 +648,7 @@ else if (args[0] === 'exec') {
 
       // Logs: every service's, scrubbed (the line after a private key is kept).
       const logs = section(out, 'Compose: logs (last 50 lines');
-      for (const service of ['nginx', 'gateway', 'auth', 'runtime', 'llm-proxy', 'postgres', 'redis'])
+      for (const service of ['nginx', 'gateway', 'auth', 'runtime', 'llm-proxy', 'web', 'postgres', 'redis'])
         expect(logs).toContain(`--- ${service}\n`);
       expect(logs).toContain('"authorization":"<redacted>"');
       expect(logs).toContain('curl -H "Authorization: Bearer <redacted');
@@ -661,7 +672,7 @@ else if (args[0] === 'exec') {
       expect(config).not.toMatch(/^\s*PATH=/m);
 
       const summary = section(out, 'Summary');
-      expect(summary).toContain('Compose stack: found (8 containers)');
+      expect(summary).toContain('Compose stack: found (9 containers)');
       expect(summary).toContain('npm start: not examined: --mode compose');
       expect(summary).toContain('container codelab-test-runtime-1 restarted 3 times');
 

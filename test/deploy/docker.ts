@@ -342,3 +342,21 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   }
   throw new Error(`${what}: not within ${timeoutMs} ms`);
 }
+
+/** Which of `needles` occur in the byte stream of `docker save` of the images (layers are plain tars). */
+export async function foundInImages(images: string[], needles: string[]): Promise<string[]> {
+  const found = new Set<string>();
+  const longest = Math.max(...needles.map((n) => n.length));
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(DOCKER, ['save', ...images], { env: dockerEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+    let tail = Buffer.alloc(0);
+    child.stdout.on('data', (chunk: Buffer) => {
+      const buf = Buffer.concat([tail, chunk]);
+      for (const n of needles) if (!found.has(n) && buf.includes(n)) found.add(n);
+      tail = buf.subarray(Math.max(0, buf.length - longest));
+    });
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`docker save exited ${code}`))));
+  });
+  return [...found];
+}

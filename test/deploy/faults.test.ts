@@ -1,24 +1,33 @@
 /**
  * Faults on the running stack (issue 14): the Compose stack as users scale it (three gateways, two
- * runtimes, nginx, PostgreSQL, Redis, the llm-proxy on the mock) with Prometheus and Alertmanager
+ * runtimes, nginx, PostgreSQL, Redis, the llm-proxy in upstream mode in front of a mock provider,
+ * faults/llm-upstream.ts) with Prometheus and Alertmanager
  * beside it (docker-compose.observability.yml) on a clock SCALE times faster, Alertmanager's webhooks
  * going to a receiver here. Each row breaks one thing while the chat load profile (the Node driver)
  * and a few witness conversations run, heals it, and checks at once what the clients saw, what the
- * database kept and what the on-call engineer was told (fired, then resolved).
+ * database kept and what the on-call engineer was told (fired, then resolved). Last, every image
+ * layer and container log is scanned for the secrets used.
  *
  * Run with `npm run test:faults` (vitest.faults.config.ts), alone on the machine: a second stack at
- * the same time would make the faults' timings the machine's. Not yet part of `npm test` / .ci/run.
+ * the same time would make the faults' timings the machine's; `.ci/run` runs it last. Its first runs
+ * in CI found two defects, fixed since: a witness missed frames 531–534 in the partition row (its
+ * gateway gave up on a turn the runtime then finished: the gateway now replays such frames before
+ * the next turn's), and one 2 MiB frame in four or five closed 1006 through nginx (the gateway closed
+ * while the client still sent it: frames up to 4× the limit are now read whole, then closed 1009).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '@codelab/service-kit/testing';
-import { ComposeStack, buildImages } from './compose-stack.ts';
-import { dockerMissing, dockerOk, ensureStandIns, runCommand, waitFor } from './docker.ts';
+import { ComposeStack, buildImages, imageTag, SERVICE_IMAGES } from './compose-stack.ts';
+import { docker, dockerMissing, dockerOk, ensureStandIns, foundInImages, runCommand, waitFor } from './docker.ts';
 import { AlertReceiver, query, writeObservabilityOverlay } from './faults/alerting.ts';
 import { ChatLoad, type ChatLoadFigures } from './faults/chat-load.ts';
+import { IDLE_TIMEOUT_SECONDS, writeLlmUpstreamOverlay } from './faults/llm-upstream.ts';
+import { platformErrorCodes } from '../helpers/error-codes.ts';
 import { Witnesses } from './faults/witness.ts';
 import WebSocket from 'ws';
 
@@ -45,6 +54,12 @@ interface RowFigures {
 }
 
 const s = (ms: number) => Math.round(ms / 100) / 10;
+/**
+ * The gateway's limit on a runtime's silence during a turn (GATEWAY__AGENT_STREAM_TIMEOUT; default
+ * 60 s, the runtime's keep-alives come every 15 s): how long a frozen or unreachable runtime holds
+ * a client's turn before the client gets an error frame.
+ */
+const STREAM_SILENCE_SECONDS = 20;
 
 describe.skipIf(missing)('faults on the running stack, under load, with alerts', () => {
   let stack: ComposeStack;
@@ -66,7 +81,10 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       alertmanagerPort: await freePort(),
     });
     prometheusUrl = `http://127.0.0.1:${prometheusPort}`;
-    stack = await ComposeStack.create({ ...overlay.env, LLM_PROXY__MOCK_TOKEN_DELAY_MS: '2' }, overlay.files);
+    stack = await ComposeStack.create({ ...overlay.env, GATEWAY__AGENT_STREAM_TIMEOUT: String(STREAM_SILENCE_SECONDS) }, [
+      ...overlay.files,
+      writeLlmUpstreamOverlay(dir),
+    ]);
     const seconds = await stack.up(SERVICES_UP);
     process.stderr.write(`faults: stack up in ${seconds.toFixed(1)} s\n`);
     token = await stack.adminToken();
@@ -96,8 +114,8 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
   }
 
   /** Witness conversations and the chat load, until `end()`. */
-  async function traffic(name: string, answer = '[[mock:words 40]] [[mock:token_delay 10]]') {
-    const witnesses = new Witnesses(4, stack.ws, () => token);
+  async function traffic(name: string, answer = '[[mock:words 40]] [[mock:token_delay 10]]', count = 4) {
+    const witnesses = new Witnesses(count, stack.ws, () => token);
     const script = { answer };
     witnesses.start((i, n) => `${name} ${i}.${n} ${script.answer}`);
     const load = new ChatLoad(mkdtempSync(path.join(dir, 'load-')));
@@ -118,41 +136,45 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
 
   type Traffic = Awaited<ReturnType<typeof traffic>>;
 
+  /** Rows of a query in the stack's PostgreSQL (columns split on tabs). */
+  async function sql(text: string): Promise<[string, ...string[]][]> {
+    const out = await stack.composeOk(['exec', '-T', 'postgres', 'psql', '-U', 'codelab', '-d', 'codelab', '-AtF', '\t', '-c', text]);
+    return out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t') as [string, ...string[]]);
+  }
+
+  const idList = (witnesses: Witnesses) => witnesses.conversations.map((c) => `'${c.sessionId}'`).join(',');
+
   /** Every numbered frame of every witness once, none missing; every acknowledged message stored; no partial answer stored. */
   async function expectNothingLost(witnesses: Witnesses): Promise<number> {
     let lost = 0;
     for (const c of witnesses.conversations) {
       const { duplicates, missing } = c.seqProblems();
       lost += missing.length;
-      expect({ session: c.sessionId, duplicates, missing }).toEqual({ session: c.sessionId, duplicates: [], missing: [] });
+      // on a gap: the frames around it and the connections' closes, to tell what happened there
+      const near = c.frames
+        .filter((f) => typeof f.seq === 'number' && [...missing, ...duplicates].some((m) => Math.abs((f.seq as number) - m) <= 2))
+        .map((f) => `${f.seq}:${f.type}${f.code ? `/${f.code}` : ''}${f.is_final ? '/final' : ''}`);
+      expect({ session: c.sessionId, duplicates, missing }, `frames near: ${near.join(' ')}; closes: ${c.drops.join(',')}`).toEqual({
+        session: c.sessionId,
+        duplicates: [],
+        missing: [],
+      });
     }
-    const ids = witnesses.conversations.map((c) => `'${c.sessionId}'`).join(',');
-    const rows = (
-      await stack.composeOk([
-        'exec',
-        '-T',
-        'postgres',
-        'psql',
-        '-U',
-        'codelab',
-        '-d',
-        'codelab',
-        '-AtF',
-        '\t',
-        '-c',
-        `SELECT session_id, role, coalesce(content, '') FROM messages WHERE session_id IN (${ids}) ORDER BY session_id, seq`,
-      ])
-    )
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split('\t') as [string, string, string]);
+    const rows = await sql(
+      `SELECT session_id, role, coalesce(content, '') FROM messages WHERE session_id IN (${idList(witnesses)}) ORDER BY session_id, seq`,
+    );
     for (const c of witnesses.conversations) {
       const stored = rows.filter((r) => r[0] === c.sessionId);
       const users = stored.filter((r) => r[1] === 'user').map((r) => r[2]);
       for (const t of c.turns.filter((x) => x.acknowledged)) expect(users, `${c.sessionId} lost "${t.content}"`).toContain(t.content);
-      const answers = new Set(c.turns.filter((t) => t.outcome === 'assistant_message').map((t) => t.finalContent));
+      const answers = c.answersSeen();
       for (const r of stored.filter((x) => x[1] === 'assistant'))
-        expect(answers.has(r[2]), `${c.sessionId}: a stored answer no client saw complete: "${r[2].slice(0, 80)}"`).toBe(true);
+        expect(answers.has(r[2] ?? ''), `${c.sessionId}: a stored answer no client saw complete: "${String(r[2]).slice(0, 80)}"`).toBe(
+          true,
+        );
     }
     return lost;
   }
@@ -162,11 +184,13 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     /** Breaks it; returns the labels of the alert that must fire (undefined: none expected). */
     inject: (t: Traffic) => Promise<Record<string, string> | undefined>;
     /** Checks while it is broken (after the alert fired). */
-    during?: () => Promise<void>;
+    during?: (t: Traffic) => Promise<void>;
     heal: (t: Traffic) => Promise<void>;
     /** Witness outcomes accepted besides an answer (error codes, as `error:CODE`). */
     mayFail?: (outcome: string) => boolean;
     answer?: string;
+    /** Witness conversations (4 unless a fault needs more of the traffic to be theirs). */
+    witnesses?: number;
   }
 
   /**
@@ -176,7 +200,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
    */
   async function row(r: Row): Promise<Witnesses> {
     await allTargetsUp();
-    const t = await traffic(r.fault.replace(/\W+/g, '-'), r.answer);
+    const t = await traffic(r.fault.replace(/\W+/g, '-'), r.answer, r.witnesses);
     const faultAt = Date.now();
     let healed = false;
     let ended = false;
@@ -191,7 +215,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
         return receiver.seen(alert!, status, since)!;
       };
       const firedAt = alert ? await notified('firing', faultAt) : undefined;
-      await r.during?.();
+      await r.during?.(t);
       const healedAt = Date.now();
       healed = true;
       await r.heal(t);
@@ -232,15 +256,44 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
   const ipOf = async (container: string): Promise<string> =>
     (await dockerOk(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container])).trim();
 
-  /** The replica of a service that carries the most conversations now. */
-  async function busiest(service: 'gateway' | 'runtime'): Promise<{ id: string; ip: string }> {
-    const ids = await stack.ids(service);
-    let id = ids[0]!;
-    // the one with the most open WebSockets (gateway) or turns running (runtime)
-    const gauge = service === 'gateway' ? /^gateway_ws_connections (\d+)/m : /^runtime_active_turns (\d+)/m;
-    const load = await Promise.all(ids.map(async (c) => Number(gauge.exec((await stack.inside(c, service, '/metrics')).body)?.[1] ?? 0)));
-    id = ids[load.indexOf(Math.max(...load))]!;
-    return { id, ip: await ipOf(id) };
+  /**
+   * The runtime replica running a witness's turn now, and that session: the turn's lease names its
+   * holder by host (`lease_owner` starts with the container's short id).
+   */
+  async function runtimeOfWitness(witnesses: Witnesses): Promise<{ id: string; sessionId: string }> {
+    const runtimes = await stack.ids('runtime');
+    let found: { id: string; sessionId: string } | undefined;
+    await waitFor(
+      'a witness turn running on a runtime',
+      async () => {
+        const leases = await sql(
+          `SELECT id, lease_owner FROM sessions WHERE id IN (${idList(witnesses)}) AND lease_owner LIKE '%:turn:%' AND lease_until > now()`,
+        );
+        for (const [sessionId, owner] of leases) {
+          const id = runtimes.find((r) => owner!.startsWith(`${r.slice(0, 12)}-`));
+          if (id) found = { id, sessionId: sessionId! };
+        }
+        return found !== undefined;
+      },
+      60_000,
+      100,
+    );
+    return found!;
+  }
+
+  /** The gateway replica most witnesses are connected to (its log names their sessions). */
+  async function gatewayOfWitnesses(witnesses: Witnesses): Promise<{ id: string; ip: string; sessions: number }> {
+    const ids = await stack.ids('gateway');
+    const counts = await Promise.all(
+      ids.map(async (id) => {
+        const r = await docker(['logs', id], { timeoutMs: 60_000 });
+        const log = r.stdout + r.stderr;
+        return witnesses.conversations.filter((c) => log.includes(c.sessionId)).length;
+      }),
+    );
+    const best = counts.indexOf(Math.max(...counts));
+    if (counts[best] === 0) throw new Error('no gateway log names a witness session');
+    return { id: ids[best]!, ip: await ipOf(ids[best]!), sessions: counts[best]! };
   }
 
   it(
@@ -248,8 +301,8 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     async () => {
       const witnesses = await row({
         fault: 'gateway killed mid-turn',
-        inject: async () => {
-          const victim = await busiest('gateway');
+        inject: async (t) => {
+          const victim = await gatewayOfWitnesses(t.witnesses);
           await dockerOk(['kill', victim.id]);
           return { alertname: 'CodelabTargetMissing', job: 'gateway' };
         },
@@ -268,8 +321,8 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     async () => {
       const witnesses = await row({
         fault: 'runtime killed mid-turn',
-        inject: async () => {
-          const victim = await busiest('runtime');
+        inject: async (t) => {
+          const victim = await runtimeOfWitness(t.witnesses);
           await dockerOk(['kill', victim.id]);
           return { alertname: 'CodelabTargetMissing', job: 'runtime' };
         },
@@ -411,33 +464,68 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
   );
 
   it(
-    'a runtime frozen past its lease, then resumed: its turns are closed on the other runtime; after waking it writes nothing: no duplicate or interleaved frames or messages',
+    'a runtime frozen past its lease, then resumed: its turns are closed on the other runtime; after waking it writes nothing: no duplicate or interleaved frames or messages; the target-down page fires, then resolves',
     async () => {
-      let victim = { id: '', ip: '' };
+      let victim = { id: '', sessionId: '' };
       let pausedAt = 0;
-      await row({
+      const witnesses = await row({
         fault: 'runtime frozen past its lease',
         answer: '[[mock:words 200]] [[mock:token_delay 20]]',
-        inject: async () => {
-          victim = await busiest('runtime');
-          pausedAt = Date.now();
-          await dockerOk(['pause', victim.id]);
-          return undefined;
+        inject: async (t) => {
+          // a witness turn's runtime, frozen mid-answer: the turn still holds the session and its answer is
+          // not stored yet (the runtime stores the answer before it sends the final frame, and releases the
+          // lease after it, so a lease alone may belong to a turn whose final frame is already on its way).
+          // A turn may end between the choice and the pause: then the runtime thaws and another is chosen.
+          for (let attempt = 1; ; attempt++) {
+            victim = await runtimeOfWitness(t.witnesses);
+            pausedAt = Date.now();
+            await dockerOk(['pause', victim.id]);
+            const [state] = await sql(
+              `SELECT coalesce(lease_owner, ''), coalesce((SELECT role FROM messages WHERE session_id = s.id ORDER BY seq DESC LIMIT 1), '') FROM sessions s WHERE id = '${victim.sessionId}'`,
+            );
+            const [owner = '', lastRole = ''] = state ?? [];
+            if (owner.startsWith(`${victim.id.slice(0, 12)}-`) && owner.includes(':turn:') && lastRole === 'user') break;
+            await dockerOk(['unpause', victim.id]);
+            if (attempt === 10) throw new Error('ten times the witness turn ended before its runtime froze');
+          }
+          // its scrapes time out while it is frozen
+          return { alertname: 'CodelabTargetDown', job: 'runtime' };
         },
-        // past the lease (AGENT_RUNTIME__SESSION_LEASE_TTL, 15 s) and long enough for the other runtime to take its sessions over
-        during: async () => waitFor('30 s frozen', async () => Date.now() - pausedAt >= 30_000, 60_000, 1000),
+        // past the gateway's silence limit (the client gets an error frame and sends its next message) and the lease
+        // (AGENT_RUNTIME__SESSION_LEASE_TTL, 15 s): the next turn of the session takes the session over
+        during: async () =>
+          waitFor(
+            'frozen past the silence limit and the lease',
+            async () => Date.now() - pausedAt >= (STREAM_SILENCE_SECONDS + 15) * 1000,
+            120_000,
+            1000,
+          ),
         heal: async () => void (await dockerOk(['unpause', victim.id])),
         mayFail: (o) =>
           /^error:(RT_ERR_TURN_INTERRUPTED|GW_ERR_STREAM_INTERRUPTED|GW_ERR_RUNTIME_TIMEOUT|GW_ERR_RUNTIME_UNAVAILABLE)$/.test(o),
       });
-      // what it tried to write after waking was refused: its fenced writes and frames are counted, never applied
+      // the witness whose turn the frozen runtime held: that turn ended with an error frame (below),
+      // and a later turn of it was answered
+      const held = witnesses.conversations.find((c) => c.sessionId === victim.sessionId)!;
+      const during = held.turns.findIndex((x) => x.sentAt <= pausedAt && x.endedAt >= pausedAt);
+      expect(during, `${victim.sessionId}: the turn running when its runtime froze`).toBeGreaterThanOrEqual(0);
+      expect(
+        held.turns.slice(during + 1).some((x) => x.outcome === 'assistant_message'),
+        `${victim.sessionId}: a turn answered after the freeze`,
+      ).toBe(true);
+      const outcome = held.turns[during]!.outcome;
+      // after waking, the frozen runtime found its lease taken and stopped its turn: it wrote nothing
+      // more (its frames refused by the log, its messages by the fence), counted as lease_lost
       const metrics = (await stack.inside(victim.id, 'runtime', '/metrics')).body;
-      process.stderr.write(
-        `faults: the frozen runtime after waking: ${metrics
-          .split('\n')
-          .filter((l) => /^runtime_(turns_interrupted|lease)/.test(l))
-          .join('; ')}\n`,
+      const lost = [...metrics.matchAll(/^runtime_turns_total\{[^}]*outcome="lease_lost"[^}]*\} (\d+)/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
       );
+      process.stderr.write(
+        `faults: the frozen runtime's witness turn ended with ${outcome}; turns it stopped after waking (lease_lost): ${lost}\n`,
+      );
+      expect(outcome, 'the client got an error frame once the runtime was silent too long').toMatch(/^error:/);
+      expect(lost, 'turns the frozen runtime stopped after waking because their session was taken over').toBeGreaterThan(0);
     },
     10 * 60_000,
   );
@@ -445,8 +533,9 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
   it(
     'a partition between one gateway and the runtimes: its turns end with errors within its timeouts, no socket hangs; recovery after the heal; nothing lost; the readiness page fires, then resolves',
     async () => {
-      let gateway = { id: '', ip: '' };
+      let gateway = { id: '', ip: '', sessions: 0 };
       let runtimes: string[] = [];
+      let cutAt = 0;
       const iptables = async (op: '-I' | '-D') => {
         const pid = (await dockerOk(['inspect', '-f', '{{.State.Pid}}', gateway.id])).trim();
         for (const ip of runtimes)
@@ -458,11 +547,25 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       };
       await row({
         fault: 'partition gateway-runtime',
-        inject: async () => {
-          gateway = await busiest('gateway');
+        inject: async (t) => {
+          gateway = await gatewayOfWitnesses(t.witnesses);
           runtimes = await Promise.all((await stack.ids('runtime')).map(ipOf));
+          cutAt = Date.now();
           await iptables('-I');
           return { alertname: 'CodelabServiceNotReady', service: 'gateway', check: 'runtime' };
+        },
+        // held until a witness behind the cut gateway got its error frame (within the gateway's
+        // timeouts: no socket hangs), not only until the alert fired
+        during: async (t) => {
+          const failed = () => t.witnesses.turns.filter((x) => x.sentAt >= cutAt && x.outcome.startsWith('error:'));
+          await waitFor(
+            `an error frame through the cut gateway (${gateway.sessions} witnesses on it)`,
+            async () => failed().length > 0,
+            (STREAM_SILENCE_SECONDS + 60) * 1000,
+            500,
+          );
+          const first = Math.min(...failed().map((x) => x.endedAt));
+          process.stderr.write(`faults: partition: first error frame ${s(first - cutAt)} s after the cut\n`);
         },
         heal: async () => iptables('-D'),
         mayFail: (o) =>
@@ -479,16 +582,21 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
         '[[mock:error 503]]',
         '[[mock:words 40]] [[mock:disconnect_after 5]]',
         '[[mock:words 40]] [[mock:error_after 5 502]]',
+        // silent for longer than the proxy's idle timeout (IDLE_TIMEOUT_SECONDS) after 5 tokens
+        `[[mock:words 40]] [[mock:stall_after 5 ${IDLE_TIMEOUT_SECONDS * 4 * 1000}]]`,
       ];
       let n = 0;
       let timer: NodeJS.Timeout | undefined;
       const witnesses = await row({
         fault: 'LLM errors: 5xx burst, cut mid-stream',
+        // the page needs >14.4% of LLM calls failing over its window: with 4 witnesses among the
+        // chat load's users it saw ~15% and fired late or not at all
+        witnesses: 16,
         inject: async (t) => {
           // every witness message asks for one of the failures, in turn
           t.script.answer = faults[0]!;
           timer = setInterval(() => (t.script.answer = faults[++n % faults.length]!), 500);
-          return { alertname: 'LlmProxyLlmAvailabilityBudgetBurn', long: '1h' };
+          return { alertname: 'LlmProxyLlmAvailabilityBudgetBurn' };
         },
         heal: async (t) => {
           clearInterval(timer);
@@ -498,24 +606,117 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       });
       const codes = [...new Set(witnesses.turns.filter((x) => x.outcome.startsWith('error:')).map((x) => x.outcome))];
       expect(codes.length, `stable error codes: ${codes.join(', ')}`).toBeGreaterThan(0);
+      const known = new Set(platformErrorCodes());
+      expect(
+        codes.filter((c) => !known.has(c.slice('error:'.length))),
+        "codes in no service's error table",
+      ).toEqual([]);
+      process.stderr.write(`faults: LLM failure codes seen by witnesses: ${codes.join(', ')}\n`);
     },
     10 * 60_000,
   );
 
   it(
-    'a hostile client (2 MiB frames, a flood of malformed frames without reading): closed with 1009, then 4008, every time; other clients unaffected',
+    'the LLM provider gone (upstream stopped): turns fail with a stable code, the breaker opens and its page fires; with the provider back a probe closes it and the page resolves',
     async () => {
-      const closes: number[] = [];
+      let stoppedAt = 0;
+      const witnesses = await row({
+        fault: 'LLM provider down',
+        inject: async () => {
+          stoppedAt = Date.now();
+          await stack.composeOk(['stop', 'llm-upstream']);
+          return { alertname: 'LlmProxyCircuitBreakerOpen', upstream: 'fake-llm' };
+        },
+        during: async () => {
+          // open: turns are refused without a call to the provider, at once
+          const [open] = await query(prometheusUrl, 'max(llm_proxy_circuit_breaker_state)');
+          expect(open?.value[1]).toBe('2');
+        },
+        heal: async () => {
+          await stack.composeOk(['start', 'llm-upstream']);
+          await stack.waitHealthy();
+        },
+        mayFail: (o) => /^error:[A-Z]+_ERR_[A-Z_]+$/.test(o),
+      });
+      const failed = witnesses.turns.filter((x) => x.sentAt >= stoppedAt && x.outcome !== 'assistant_message');
+      expect(failed.length, 'witness turns refused while the provider was gone').toBeGreaterThan(0);
+      const codes = [...new Set(failed.map((x) => x.outcome))];
+      const known = new Set(platformErrorCodes());
+      expect(
+        codes.filter((c) => !known.has(c.slice('error:'.length))),
+        `codes ${codes.join(', ')}`,
+      ).toEqual([]);
+      const fastest = Math.min(...failed.map((x) => x.endedAt - x.sentAt));
+      const [closed] = await query(prometheusUrl, 'max(llm_proxy_circuit_breaker_state)');
+      expect(closed?.value[1]).toBe('0');
+      process.stderr.write(`faults: provider down: codes ${codes.join(', ')}; fastest refusal ${fastest} ms\n`);
+    },
+    10 * 60_000,
+  );
+
+  it(
+    'a hostile client (2 MiB frames; malformed frames flooded without reading, sustained): closed with 1009, then 4008, every time; other clients unaffected; the slow-reader page fires, then resolves',
+    async () => {
+      const oversize: number[] = [];
+      const slow: number[] = [];
+      let stop = false;
+      let flooding: Promise<unknown> = Promise.resolve();
       await row({
         fault: 'hostile client',
         inject: async () => {
-          for (let i = 0; i < 5; i++) closes.push(await oversizeFrame());
-          closes.push(await neverReads());
-          return undefined;
+          // enough of them that a close lost one time in five shows (0.8^20 ≈ 1%)
+          for (let i = 0; i < 20; i++) oversize.push(await oversizeFrame());
+          // two at a time, one after the other until the heal: a sustained wave of clients that do not read
+          flooding = Promise.all(
+            [0, 1].map(async () => {
+              while (!stop) slow.push(await neverReads());
+            }),
+          );
+          return { alertname: 'GatewayWebSocketSlowReaderDrops' };
         },
-        heal: async () => undefined,
+        heal: async () => {
+          stop = true;
+          await flooding;
+        },
       });
-      expect(closes).toEqual([1009, 1009, 1009, 1009, 1009, 4008]);
+      expect(
+        oversize.filter((c) => c !== 1009),
+        `close codes of the 2 MiB frames: ${oversize.join(',')}`,
+      ).toEqual([]);
+      expect(slow.length).toBeGreaterThan(5);
+      expect(
+        slow.filter((c) => c !== 4008),
+        `close codes of the clients that did not read: ${slow.join(',')}`,
+      ).toEqual([]);
+    },
+    10 * 60_000,
+  );
+
+  it(
+    'after every fault: none of the secrets used (keys, passwords, the signing key, a token) in any image layer or any container log',
+    async () => {
+      const auth = (await stack.ids('auth'))[0]!;
+      const pem = await dockerOk(['exec', auth, 'cat', '/data/auth/keys/private_key.pem']);
+      const keyLines = pem.split('\n').filter((l) => /^[A-Za-z0-9+/]{64}$/.test(l));
+      expect(keyLines.length).toBeGreaterThan(10);
+      const secrets: Record<string, string> = { ...stack.secrets, 'the signing key': keyLines[10]!, 'an access token': token };
+      const found = await foundInImages(SERVICE_IMAGES.map(imageTag), Object.values(secrets));
+      expect(found.map((v) => Object.keys(secrets).find((k) => secrets[k] === v))).toEqual([]);
+      // every container the project ever ran, stopped and killed ones included
+      const containers = (await dockerOk(['ps', '-aq', '--filter', `label=com.docker.compose.project=${stack.project}`]))
+        .split('\n')
+        .filter(Boolean);
+      expect(containers.length).toBeGreaterThanOrEqual(12);
+      let bytes = 0;
+      for (const c of containers) {
+        const r = await docker(['logs', c], { timeoutMs: 120_000 });
+        const log = r.stdout + r.stderr;
+        bytes += log.length;
+        for (const [name, value] of Object.entries(secrets)) expect(log.includes(value), `${name} in the log of ${c}`).toBe(false);
+      }
+      process.stderr.write(
+        `faults: secret scan: ${containers.length} containers, ${(bytes / 1e6).toFixed(1)} MB of logs, ${SERVICE_IMAGES.length} images\n`,
+      );
     },
     10 * 60_000,
   );
@@ -530,38 +731,41 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     return closed;
   }
 
-  /** One connection that sends malformed frames and reads nothing, until the gateway gives up on it; then reads: its close code. */
+  /**
+   * One connection that floods malformed frames and reads nothing until a gateway drops a client
+   * for it (the drops counter, through Prometheus), then reads: the close code it was given. When
+   * the drop was another client's, it stops reading again and goes on.
+   */
   async function neverReads(): Promise<number> {
     const ws = new WebSocket(`${stack.ws}/api/v1/ws/hostile-${randomUUID()}`, { headers: { authorization: `Bearer ${token}` } });
     await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
-    const closed = new Promise<number>((ok) => ws.once('close', (code) => ok(code)));
+    let code: number | undefined;
+    ws.once('close', (c) => (code = c));
     ws.on('error', () => undefined);
+    const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     // stop reading: what the gateway sends piles up in the kernel's, nginx's and the gateway's buffers
-    (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
-    const drops = async () =>
-      (
-        await Promise.all(
-          (
-            await stack.ids('gateway')
-          ).map(async (c) =>
-            Number(/^gateway_ws_slow_reader_drops_total (\d+)/m.exec((await stack.inside(c, 'gateway', '/metrics')).body)?.[1] ?? 0),
-          ),
-        )
-      ).reduce((a, b) => a + b, 0);
-    const before = await drops();
+    socket.pause();
+    const drops = async () => Number((await query(prometheusUrl, 'sum(gateway_ws_slow_reader_drops_total)'))[0]?.value[1] ?? 0);
+    let before = await drops();
     const bad = JSON.stringify({ type: `x${'y'.repeat(64 * 1024)}` });
     await waitFor(
       'the gateway drops the client that does not read',
       async () => {
-        // frames the gateway refuses, each answered with an error that repeats the bad type: ~64 KiB out per frame
+        // frames the gateway refuses, each answered with an error frame: ~64 KiB out per frame
         for (let i = 0; i < 50 && ws.readyState === ws.OPEN; i++) ws.send(bad);
         await new Promise<void>((ok) => ws.send('{not json', () => ok()));
-        return (await drops()) > before;
+        if ((await drops()) <= before) return false;
+        socket.resume();
+        // ours: its close frame is among what it now reads; another client's: none comes, read on paused
+        if (code === undefined) await once(ws, 'close', { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+        if (code !== undefined) return true;
+        socket.pause();
+        before = await drops();
+        return false;
       },
       180_000,
       10,
     );
-    (ws as unknown as { _socket: { resume(): void } })._socket.resume();
-    return closed;
+    return code!;
   }
 });

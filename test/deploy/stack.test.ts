@@ -7,14 +7,15 @@
  * One stack for the whole file, in the order an operator goes: up, use, scale, break, stop, wipe.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { launchChromium, noChromium, signIn } from '../helpers/browser.ts';
 import { REPO_ROOT } from '../helpers/processes.ts';
 import { ComposeStack, buildImages, imageTag, SERVICE_IMAGES, turn } from './compose-stack.ts';
-import { DOCKER, docker, dockerEnv, dockerMissing, dockerOk, ensureStandIns, run, waitFor } from './docker.ts';
+import { docker, dockerEnv, dockerMissing, dockerOk, ensureStandIns, exec, foundInImages, run, waitFor } from './docker.ts';
 
 const missing = dockerMissing();
 
@@ -49,24 +50,6 @@ function contextWithSecrets(): string {
   );
   writeFileSync(path.join(dir, 'services/auth/.env'), `AUTH_SERVICE__MASTER_KEY=${CANARY.env}\n`);
   return dir;
-}
-
-/** Which of `needles` occur in the byte stream of `docker save` of the images (layers are plain tars). */
-async function foundInImages(images: string[], needles: string[]): Promise<string[]> {
-  const found = new Set<string>();
-  const longest = Math.max(...needles.map((n) => n.length));
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(DOCKER, ['save', ...images], { env: dockerEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
-    let tail = Buffer.alloc(0);
-    child.stdout.on('data', (chunk: Buffer) => {
-      const buf = Buffer.concat([tail, chunk]);
-      for (const n of needles) if (!found.has(n) && buf.includes(n)) found.add(n);
-      tail = buf.subarray(Math.max(0, buf.length - longest));
-    });
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`docker save exited ${code}`))));
-  });
-  return [...found];
 }
 
 describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () => {
@@ -141,7 +124,7 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
     async () => {
       const seconds = await stack.up();
       process.stderr.write(`deploy: images built in ${buildSeconds.images.toFixed(1)} s; up to healthy in ${seconds.toFixed(1)} s\n`);
-      for (const p of ['/nginx-health', '/gateway-health', '/auth-health', '/gateway-ready', '/auth-ready'])
+      for (const p of ['/nginx-health', '/gateway-health', '/auth-health', '/web-health', '/gateway-ready', '/auth-ready'])
         expect((await fetch(`${stack.url}${p}`)).status, p).toBe(200);
       expect(((await (await fetch(`${stack.url}/gateway-health`)).json()) as { service: string }).service).toBe('gateway');
       expect(((await (await fetch(`${stack.url}/auth-health`)).json()) as { service: string }).service).toBe('auth');
@@ -164,12 +147,87 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
       ).toBe('w0 w1 w2 w3 w4');
       acknowledged.push({ sessionId, content: 'hello through nginx [[mock:words 5]]' });
       client.close();
-      // an unknown path answers the platform's JSON error, not nginx's page
-      const missingRoute = await fetch(`${stack.url}/nope`);
-      expect(missingRoute.status).toBe(404);
+      // an unknown file answers the platform's JSON error, not nginx's page; the
+      // services' own endpoints are not reachable from outside
+      for (const p of ['/nope.php', '/metrics', '/ready']) {
+        const res = await fetch(`${stack.url}${p}`);
+        expect(res.status, p).toBe(404);
+        expect(((await res.json()) as { error: { code: string } }).error.code, p).toMatch(/NOT_FOUND/);
+      }
     },
     10 * 60_000,
   );
+
+  it.skipIf(noChromium)(
+    'serves the website at / through nginx (headless Chromium): sign in, an answer streamed on the same origin, every service ready in the operations view, the docs',
+    async () => {
+      const page = await fetch(`${stack.url}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect((await (await fetch(`${stack.url}/config.json`)).json()) as { authUrl: string; gatewayUrl: string }).toMatchObject({
+        authUrl: '',
+        gatewayUrl: '',
+      });
+      const browser = await launchChromium();
+      try {
+        const tab = await signIn(browser, stack.url, 'admin', stack.secrets.AUTH_SERVICE__MASTER_KEY);
+        const origins = new Set<string>();
+        tab.on('request', (r) => origins.add(new URL(r.url()).origin));
+        await tab.getByTestId('new-conversation').click();
+        await tab.getByTestId('message-input').fill('hello from a browser [[mock:words 12]]');
+        await tab.getByTestId('send').click();
+        const words = Array.from({ length: 12 }, (_, i) => `w${i}`).join(' ');
+        await expect.poll(async () => tab.getByTestId('assistant-message').last().textContent(), { timeout: 60_000 }).toBe(words);
+
+        await tab.getByTestId('nav-ops').click();
+        for (const service of ['auth', 'gateway', 'runtime', 'llm-proxy'])
+          await expect
+            .poll(async () => tab.locator(`[data-testid="ops-services"] tr[data-service="${service}"]`).textContent(), { timeout: 30_000 })
+            .toMatch(/healthy \(200\)ready \(200\)none/);
+        await tab.getByTestId('ops-metrics').waitFor();
+        mkdirSync(path.join(REPO_ROOT, 'test-results', 'web'), { recursive: true });
+        await tab.screenshot({ path: path.join(REPO_ROOT, 'test-results', 'web', 'operations-compose.png'), fullPage: true });
+
+        await tab.getByRole('link', { name: 'Docs' }).click();
+        await expect.poll(async () => tab.getByTestId('docs-content').textContent(), { timeout: 30_000 }).toContain('CodeLab Platform');
+        // everything the page asked for went to nginx: the page's own origin (no CORS in the stack)
+        expect([...origins]).toEqual([stack.url]);
+      } finally {
+        await browser.close();
+      }
+    },
+    5 * 60_000,
+  );
+
+  it('runs its services as `node` on a read-only root filesystem without capabilities, nginx read-only too', async () => {
+    const states = await stack.states();
+    expect(states.map((x) => x.service).sort()).toEqual([...SERVICE_IMAGES, 'nginx', 'postgres', 'redis'].sort());
+    for (const x of states) {
+      const [c] = JSON.parse(await dockerOk(['inspect', x.id])) as {
+        Config: { User: string };
+        HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; SecurityOpt: string[] | null };
+      }[];
+      if (!SERVICE_IMAGES.includes(x.service as (typeof SERVICE_IMAGES)[number])) {
+        if (x.service === 'nginx') expect(c!.HostConfig.ReadonlyRootfs, x.name).toBe(true);
+        continue;
+      }
+      expect([c!.Config.User, c!.HostConfig.ReadonlyRootfs, c!.HostConfig.CapDrop, c!.HostConfig.SecurityOpt], x.name).toEqual([
+        'node',
+        true,
+        ['ALL'],
+        ['no-new-privileges:true'],
+      ]);
+      // and the kernel agrees: not even a directory the image gave to `node` can be written, /tmp can
+      const probe = await exec(
+        x.id,
+        ['sh', '-c', 'touch /app/.compile-cache/probe 2>&1; echo $?; touch /tmp/probe && echo tmp-ok; id -u'],
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      expect(probe.stdout, x.name).toMatch(/Read-only file system\n1\ntmp-ok\n1000\n$/);
+    }
+  }, 120_000);
 
   it(
     'scales to 3 gateways and 2 runtimes: 30 concurrent conversations through nginx, none fails, every one counted by a gateway',
@@ -241,7 +299,7 @@ describe.skipIf(missing)('the Compose stack behind nginx (Docker Engine)', () =>
           (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
         );
       });
-      expect(out).toContain('Compose stack: found (10 containers)');
+      expect(out).toContain('Compose stack: found (11 containers)');
       expect(out).toMatch(/problems seen: none/);
       expect(out.match(/^\S*gateway\S* \/ready 200 /gm) ?? [], out).toHaveLength(3);
       expect(out).toContain(`${stack.url}/gateway-health 200`);

@@ -20,17 +20,24 @@ import { REPO_ROOT, runProcess } from '../helpers/processes.ts';
 
 const noPromtool = missingProgram('promtool', 'prometheus');
 
-type Ports = Record<'gateway' | 'auth' | 'runtime' | 'llm', number>;
+type Ports = Record<'gateway' | 'auth' | 'runtime' | 'llm' | 'web', number>;
 
 async function platformEnv(): Promise<{ dataDir: string; ports: Ports; env: Record<string, string> }> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-start-'));
-  const ports = { gateway: await freePort(), auth: await freePort(), runtime: await freePort(), llm: await freePort() };
+  const ports = {
+    gateway: await freePort(),
+    auth: await freePort(),
+    runtime: await freePort(),
+    llm: await freePort(),
+    web: await freePort(),
+  };
   const env = {
     CODELAB_DATA_DIR: dataDir,
     GATEWAY__PORT: String(ports.gateway),
     AUTH_SERVICE__PORT: String(ports.auth),
     AGENT_RUNTIME__PORT: String(ports.runtime),
     LLM_PROXY__PORT: String(ports.llm),
+    WEB__PORT: String(ports.web),
     LLM_PROXY__MOCK_TTFT_MS: '0',
     LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
   };

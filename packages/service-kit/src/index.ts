@@ -50,5 +50,7 @@ export {
 } from './db.ts';
 export type { Database, DatabaseOptions, EmbeddedDatabase, Queryable } from './db.ts';
 export { isDatabaseUnavailable } from './db-errors.ts';
+export { runMigrations } from './migrate-command.ts';
+export type { MigrationCommand } from './migrate-command.ts';
 export { openRedis, pingRedis } from './redis.ts';
 export { boot } from './boot.ts';

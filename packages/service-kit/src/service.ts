@@ -6,6 +6,7 @@
  *
  *   const service = createService({ name: 'gateway', ...config, logger: deps.logger });
  */
+import fastifyCors from '@fastify/cors';
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
@@ -50,6 +51,11 @@ export interface ServiceOptions {
   logger?: Logger | undefined;
   bodyLimit?: number;
   fastify?: Partial<FastifyServerOptions>;
+  /**
+   * Browser origins allowed to call this service (CORS: the website's, e.g. http://127.0.0.1:3000
+   * under `npm start`); empty or unset: no CORS headers (same-origin behind nginx).
+   */
+  corsOrigins?: readonly string[];
 }
 
 export interface Service {
@@ -116,6 +122,11 @@ export function createService(opts: ServiceOptions): Service {
   app.addHook('onRequest', async (request) => {
     (request as unknown as { startedAt: number }).startedAt = performance.now();
   });
+
+  if (opts.corsOrigins?.length) {
+    // only the listed origins; credentials never (tokens travel in Authorization, not cookies)
+    void app.register(fastifyCors, { origin: [...opts.corsOrigins], credentials: false, maxAge: 600 });
+  }
 
   if (opts.requireInternalKey) {
     const key = opts.requireInternalKey;

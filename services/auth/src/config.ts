@@ -13,6 +13,8 @@ const keyPath =
 
 export const authSettings = defineSettings({
   ...commonSettings({ port: 8003 }),
+  /** Browser origins allowed to call it (CORS), e.g. the website's under `npm start`; empty: none (same origin behind nginx). */
+  corsOrigins: setting.list({ fallback: [] }),
   /** Unset: the data directory's embedded PostgreSQL (PGlite), `${dataDir}/pg`, shared with the runtime and the CLI. */
   dbUrl: setting.url({ protocols: ['postgres:', 'postgresql:'], secret: true }),
   dbPoolSize: setting.int({ min: 1, max: 100, fallback: 5 }),

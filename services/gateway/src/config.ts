@@ -2,6 +2,8 @@ import { commonSettings, ConfigError, defineSettings, readConfig, setting } from
 
 export const gatewaySettings = defineSettings({
   ...commonSettings({ port: 8000 }),
+  /** Browser origins allowed to call it (CORS), e.g. the website's under `npm start`; empty: none (same origin behind nginx). */
+  corsOrigins: setting.list({ fallback: [] }),
   agentUrl: setting.url({ fallback: 'http://127.0.0.1:8001' }),
   authServiceUrl: setting.url({ fallback: 'http://127.0.0.1:8003' }),
   /** Verify JWTs on REST and the WebSocket handshake. `false` is for local development only. */
@@ -14,7 +16,11 @@ export const gatewaySettings = defineSettings({
   jwksRefetchCooldown: setting.number({ min: 0, max: 3600, fallback: 30 }),
   /** Seconds between polls of the auth service's revoked token families (how soon a revoked login stops working). */
   revocationPollInterval: setting.number({ min: 0.05, max: 3600, fallback: 5 }),
-  /** Largest inbound WebSocket frame; bigger ones close the connection with 1009. */
+  /**
+   * Largest inbound WebSocket frame; bigger ones close the connection with 1009: after the frame
+   * arrived whole, with a close handshake, for frames up to OVERSIZE_READ_FACTOR times this; bigger
+   * ones are cut at their header (which a proxy in front may turn into a reset, 1006).
+   */
   wsMaxMessageBytes: setting.int({ min: 1024, max: 64 * 1024 * 1024, fallback: 1024 * 1024 }),
   /** Bytes waiting to be sent to one client before it is dropped as a slow reader (close 4008). */
   wsMaxBufferedBytes: setting.int({ min: 1024, max: 1024 * 1024 * 1024, fallback: 4 * 1024 * 1024 }),

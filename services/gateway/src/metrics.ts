@@ -5,8 +5,9 @@
 import { OPERATION_DURATION_BUCKETS, TTFT_BUCKETS, type ServiceMetrics } from '@codelab/service-kit';
 import { INBOUND_FRAME_TYPES, OUTBOUND_FRAME_TYPES, WS_CLOSE } from '@codelab/protocol';
 
-// Frame type label values: the protocol's types, plus `invalid` (unparseable) and `binary`; anything else is `other`.
-const FRAME_TYPES = new Set<string>([...INBOUND_FRAME_TYPES, ...OUTBOUND_FRAME_TYPES, 'invalid', 'binary']);
+// Frame type label values: the protocol's types, plus `invalid` (unparseable), `binary` and `oversize`
+// (over GATEWAY__WS_MAX_MESSAGE_BYTES); anything else is `other`.
+const FRAME_TYPES = new Set<string>([...INBOUND_FRAME_TYPES, ...OUTBOUND_FRAME_TYPES, 'invalid', 'binary', 'oversize']);
 const CLOSE_CODES = new Set<number>([...Object.values(WS_CLOSE), 1005, 1006]);
 
 export function createGatewayMetrics(m: ServiceMetrics) {
@@ -73,7 +74,7 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     }),
     resumes: m.counter({
       name: 'gateway_ws_resumes_total',
-      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame, turn for the gateway following the frame log after a turn stream broke) by outcome (ok, not_found, skipped, failed, client_gone)',
+      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame, turn for the gateway following the frame log after a turn stream broke, gap for frames missing before a turn stream) by outcome (ok, not_found, skipped, failed, client_gone)',
       labelNames: ['source', 'outcome'],
     }),
     resumedFrames: m.counter({ name: 'gateway_ws_resumed_frames_total', help: 'Frames sent to clients by replays (resume)' }),

@@ -78,15 +78,16 @@ export class RuntimeClient {
 
   /**
    * Opens the SSE replay of a session's frames with a seq greater than `after`, followed by the live
-   * frames of its running turn up to that turn's final frame (404 for an unknown or foreign session).
+   * frames of its running turn up to that turn's final frame (404 for an unknown or foreign session);
+   * with `until`, only the frames up to that number.
    */
-  async frames(sessionId: string, after: number, caller: Caller, signal: AbortSignal) {
+  async frames(sessionId: string, after: number, caller: Caller, signal: AbortSignal, until?: number) {
     try {
       return await this.stream.request({
         method: 'GET',
         path: `/sessions/${encodeURIComponent(sessionId)}/frames`,
         route: '/sessions/:id/frames',
-        query: { after },
+        query: until === undefined ? { after } : { after, until },
         signal,
         headers: callerHeaders(caller),
       });

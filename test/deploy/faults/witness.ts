@@ -95,7 +95,8 @@ export class WitnessConversation {
     const from = this.frames.length;
     this.ws!.send(JSON.stringify({ type: 'user_message', content }));
     for (;;) {
-      const mine = this.frames.slice(from);
+      // frames of an earlier turn the gateway replays before this one's (metadata.replayed) are not this turn's
+      const mine = this.frames.slice(from).filter((f) => (f.metadata as { replayed?: boolean } | undefined)?.replayed !== true);
       const final = mine.find((f) => f.is_final === true);
       if (final) {
         const record: TurnRecord = {
@@ -133,6 +134,15 @@ export class WitnessConversation {
         setTimeout(resolve, 200);
       });
     }
+  }
+
+  /** The content of every complete answer received (a turn's own, or one replayed late). */
+  answersSeen(): Set<string> {
+    return new Set(
+      this.frames
+        .filter((f) => f.type === 'assistant_message' && f.is_final === true && typeof f.content === 'string')
+        .map((f) => String(f.content)),
+    );
   }
 
   /** Numbered frames that arrived twice, and numbers that never arrived (up to the highest seen). */

@@ -43,6 +43,8 @@ export interface ConnectionHandlerDeps {
   maxQueuedFrames: number;
   /** Bytes that may wait to be sent to this client before it is dropped as a slow reader. */
   maxBufferedBytes: number;
+  /** GATEWAY__WS_MAX_MESSAGE_BYTES: a bigger frame closes the connection with 1009. */
+  maxMessageBytes: number;
   isDraining: () => boolean;
   /** Work in progress on every connection, awaited by graceful shutdown. */
   inFlight: Set<Promise<void>>;
@@ -208,7 +210,7 @@ class ConnectionHandler {
       const resume = this.pendingResume;
       if (resume) {
         this.pendingResume = undefined;
-        await this.stream('replaying', () => replayFrames(conn, deps.runtime, deps.metrics, resume.last_seq, resume));
+        await this.stream('replaying', () => replayFrames(conn, deps.runtime, deps.metrics, resume.last_seq, { frame: resume }));
         continue;
       }
       const item = this.queue.shift();
@@ -252,6 +254,13 @@ class ConnectionHandler {
 
   private received(data: Buffer, isBinary: boolean): void {
     const { conn, deps } = this;
+    if (this.socket.readyState !== this.socket.OPEN) return; // closing: nothing more is processed
+    if (data.length > deps.maxMessageBytes) {
+      deps.metrics.frame('in', 'oversize');
+      conn.log.warn({ bytes: data.length, max_bytes: deps.maxMessageBytes }, 'websocket closed: frame over GATEWAY__WS_MAX_MESSAGE_BYTES');
+      this.socket.close(WS_CLOSE.MESSAGE_TOO_BIG, 'message too big');
+      return;
+    }
     const shuttingDown = (): void =>
       conn.sendError(gatewayErrors.GW_ERR_SHUTTING_DOWN.code, gatewayErrors.GW_ERR_SHUTTING_DOWN.def.message);
     if (isBinary) {

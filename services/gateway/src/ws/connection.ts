@@ -29,6 +29,12 @@ export class Connection {
   /** Aborted when the socket closes: every runtime call of the connection is abandoned. */
   readonly closed = new AbortController();
   readonly delivered = new DeliveredSeqs();
+  /**
+   * The highest frame number the client is known to have: the last numbered frame sent on this
+   * connection, or the `last_seq` it stated (URL or `resume` frame); undefined while it has neither
+   * (a client that asked for no history). A turn whose stream starts above it fills the gap first.
+   */
+  knownSeq: number | undefined;
   log: FastifyBaseLogger;
   private realId: string | undefined;
   private readonly baseLog: FastifyBaseLogger;
@@ -90,7 +96,15 @@ export class Connection {
     }
     this.socket.send(raw ?? JSON.stringify(withoutNulls(chunk)));
     this.metrics.frame('out', chunk.type);
-    if (typeof chunk.seq === 'number') this.delivered.add(chunk.seq);
+    if (typeof chunk.seq === 'number') {
+      this.delivered.add(chunk.seq);
+      this.knows(chunk.seq);
+    }
+  }
+
+  /** The client has the session's frames up to `seq` (it said so, or was sent them). */
+  knows(seq: number): void {
+    if (this.knownSeq === undefined || seq > this.knownSeq) this.knownSeq = seq;
   }
 
   /**

@@ -8,7 +8,10 @@
  *
  * The gateway resumes for its client too (`followTurn`): when the runtime's turn stream breaks
  * before the turn's final frame, the frame log is followed from the last frame relayed, through
- * any runtime instance, up to the turn's final frame.
+ * any runtime instance, up to the turn's final frame. And when a turn's stream starts after frames
+ * the client never got (a turn the gateway gave up on while the runtime finished it: a timeout, a
+ * partition), those are replayed first (`until`), marked `metadata.replayed`, so a client can tell
+ * them from the frames of the turn it just started.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode, context, type Span } from '@opentelemetry/api';
@@ -20,20 +23,33 @@ import type { RuntimeClient } from '../runtime-client.ts';
 import type { Connection } from './connection.ts';
 import { runtimeChunks, runtimeError } from './runtime-stream.ts';
 
-/** url: `?last_seq=`; frame: a `resume` frame; turn: the gateway's own, after a broken turn stream. */
-type ResumeSource = 'url' | 'frame' | 'turn';
+/**
+ * url: `?last_seq=`; frame: a `resume` frame; turn: the gateway's own, after a broken turn stream;
+ * gap: the gateway's own, frames missing before a turn's stream.
+ */
+type ResumeSource = 'url' | 'frame' | 'turn' | 'gap';
 type ResumeOutcome = 'ok' | 'not_found' | 'skipped' | 'failed' | 'client_gone';
 
-/** Replays the frames after `after`; `frame` is the resume frame that asked (none for `?last_seq=`). */
+/**
+ * Replays the frames after `after`: `frame` is the resume frame that asked (none for `?last_seq=`);
+ * with `until`, only the frames up to it (a gap before a turn's stream), marked `metadata.replayed`.
+ */
 export async function replayFrames(
   conn: Connection,
   runtime: RuntimeClient,
   metrics: GatewayMetrics,
   after: number,
-  frame?: ResumeFrame,
+  opts: { frame?: ResumeFrame; until?: number } = {},
 ): Promise<void> {
-  const source: ResumeSource = frame ? 'frame' : 'url';
-  const { span, ctx } = frame ? conn.frameSpan(frame) : conn.startSpan('ws.resume', undefined, { 'codelab.resume.after': after });
+  const { frame, until } = opts;
+  const source: ResumeSource = frame ? 'frame' : until !== undefined ? 'gap' : 'url';
+  if (source !== 'gap') conn.knows(after);
+  const { span, ctx } = frame
+    ? conn.frameSpan(frame)
+    : conn.startSpan('ws.resume', undefined, {
+        'codelab.resume.after': after,
+        ...(until !== undefined && { 'codelab.resume.until': until }),
+      });
   let outcome: ResumeOutcome = 'ok';
   let sent = 0;
   await context.with(ctx, async () => {
@@ -43,7 +59,7 @@ export async function replayFrames(
         outcome = 'skipped'; // a new_ path id whose session does not exist yet: nothing to replay
         return;
       }
-      const res = await runtime.frames(sessionId, after, conn.userId, conn.closed.signal);
+      const res = await runtime.frames(sessionId, after, conn.userId, conn.closed.signal, until);
       if (res.statusCode === 404) {
         await res.body.dump();
         outcome = 'not_found'; // no frames were ever logged for this id: nothing was missed
@@ -61,7 +77,8 @@ export async function replayFrames(
       conn.delivered.startRun();
       for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
         if (typeof chunk.seq === 'number' && conn.delivered.has(chunk.seq)) continue;
-        conn.send(chunk, raw);
+        if (source === 'gap') conn.send({ ...chunk, metadata: { ...chunk.metadata, replayed: true } });
+        else conn.send(chunk, raw);
         sent++;
       }
       if (conn.closed.signal.aborted) outcome = 'client_gone';
@@ -80,7 +97,7 @@ export async function replayFrames(
       span.end();
       metrics.resumes.inc({ source, outcome });
       if (sent > 0) metrics.resumedFrames.inc(sent);
-      conn.log.info({ after, frames: sent, outcome, source }, 'frames replayed');
+      conn.log.info({ after, until, frames: sent, outcome, source }, 'frames replayed');
     }
   });
 }

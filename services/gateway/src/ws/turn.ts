@@ -13,6 +13,10 @@
  * (`followTurn`), through any runtime instance, so the client still gets the turn's numbered
  * final frame (RT_ERR_TURN_INTERRUPTED when the runtime died); only when no runtime answers does
  * it send the unnumbered GW_ERR_STREAM_INTERRUPTED.
+ *
+ * A turn whose stream starts after frames this client never got (an earlier turn the gateway gave
+ * up on, which the runtime finished all the same) first gets those replayed (`replayFrames` with
+ * `until`), so the client's frame numbers stay whole on a connection that never dropped.
  */
 import { SpanStatusCode, context } from '@opentelemetry/api';
 import { AppError, ServiceMetrics, activeTraceIds } from '@codelab/service-kit';
@@ -21,7 +25,7 @@ import { gatewayErrors } from '../errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RuntimeClient } from '../runtime-client.ts';
 import type { Connection } from './connection.ts';
-import { followTurn } from './resume.ts';
+import { followTurn, replayFrames } from './resume.ts';
 import { runtimeChunks, runtimeError } from './runtime-stream.ts';
 
 /** The turn's outcome label as its final chunk tells it. */
@@ -60,8 +64,11 @@ export async function runTurn(
         conn.sendError(code ?? gatewayErrors.GW_ERR_AGENT_ERROR.code, `Agent error: ${res.statusCode}: ${detail}`);
         return;
       }
-      // the last frame number the client has of this session: where to follow the log from if the stream breaks
+      // the session's frame number before this turn: where to follow the log from if the stream breaks
       let lastSeq = headerSeq(res.headers[FRAME_SEQ_HEADER]);
+      const known = conn.knownSeq;
+      if (lastSeq !== undefined && known !== undefined && known < lastSeq && conn.sessionId)
+        await replayFrames(conn, runtime, metrics, known, { until: lastSeq });
       let final = false;
       let firstToken = true;
       let broke: Error | undefined;

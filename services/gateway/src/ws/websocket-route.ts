@@ -17,6 +17,9 @@ import { handleConnection } from './connection-handler.ts';
 import { Heartbeat } from './heartbeat.ts';
 import type { OpenLogins } from './open-logins.ts';
 
+/** How many times GATEWAY__WS_MAX_MESSAGE_BYTES a frame may be to be read whole before its 1009. */
+const OVERSIZE_READ_FACTOR = 4;
+
 export interface WebSocketRouteDeps {
   config: Pick<
     GatewayConfig,
@@ -38,7 +41,11 @@ export async function registerWebSocketRoute(
   const heartbeat = new Heartbeat({ intervalMs: config.wsHeartbeatInterval * 1000, timeoutMs: config.wsCloseTimeout * 1000, metrics });
   app.addHook('onClose', async () => heartbeat.stop());
   await app.register(websocket, {
-    options: { maxPayload: config.wsMaxMessageBytes },
+    // frames over the limit are read whole up to OVERSIZE_READ_FACTOR times it, then closed with
+    // 1009 after a close handshake (connection-handler.ts): ws's own maxPayload check closes as
+    // soon as a frame's header arrives, while the client still sends it, and nginx in front then
+    // resets the client's connection (1006 instead of 1009, about one time in five)
+    options: { maxPayload: config.wsMaxMessageBytes * OVERSIZE_READ_FACTOR },
     preClose: async function closeWebSockets() {
       service.startDraining();
       const graceMs = Math.max(0, config.shutdownGraceSeconds * 1000 - 250);
@@ -66,6 +73,7 @@ export async function registerWebSocketRoute(
         serviceMetrics: service.metrics,
         maxQueuedFrames: config.wsMaxQueuedFrames,
         maxBufferedBytes: config.wsMaxBufferedBytes,
+        maxMessageBytes: config.wsMaxMessageBytes,
         isDraining: () => service.draining,
         inFlight,
         heartbeat,

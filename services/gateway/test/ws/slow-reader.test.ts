@@ -62,6 +62,7 @@ describe('handleConnection', () => {
       serviceMetrics,
       maxQueuedFrames: 4,
       maxBufferedBytes: 2048,
+      maxMessageBytes: 1024 * 1024,
       isDraining: () => false,
       inFlight,
     });

@@ -1,7 +1,8 @@
 /**
  * A stand-in agent runtime on a loopback port, speaking exactly the gateway → runtime contract the
  * WebSocket needs: `POST /agent/message/stream` (with `new_session`), `GET /sessions/:id/frames`,
- * `POST /sessions/:id/cancel`, `GET /sessions/:id/pending-approvals`, `GET /sessions/:id/access`.
+ * `POST /sessions/:id/cancel`, `GET /sessions/:id/pending-approvals`, `GET /sessions/:id/access`
+ * (`frames?until=` answers the logged frames up to it, without following a running turn).
  * Every chunk gets the session's next seq and is logged; a test scripts what a turn does. The turn
  * stream says the seq before the turn (`x-codelab-frame-seq`), as the runtime's does.
  */
@@ -65,14 +66,15 @@ export class StubRuntime {
     this.app.post<{ Body: AgentStreamRequest }>('/agent/message/stream', (req, reply) =>
       this.stream(req.body, req.headers['x-codelab-user'] as string | undefined, reply),
     );
-    this.app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/sessions/:id/frames', (req, reply) => {
+    this.app.get<{ Params: { id: string }; Querystring: { after?: string; until?: string } }>('/sessions/:id/frames', (req, reply) => {
       if (!this.framesAvailable) return reply.status(503).send({ error: { code: 'ERR_SHUTTING_DOWN', message: 'unavailable' } });
       const s = this.sessions.get(req.params.id);
       if (!s) return reply.status(404).send({ error: { code: 'RT_ERR_SESSION_NOT_FOUND', message: 'Session not found' } });
       const after = Number(req.query.after ?? 0);
+      const until = req.query.until === undefined ? Number.POSITIVE_INFINITY : Number(req.query.until);
       const res = sse(reply);
-      for (const chunk of s.log) if ((chunk.seq ?? 0) > after) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-      if (!s.running) return void res.end();
+      for (const chunk of s.log) if ((chunk.seq ?? 0) > after && (chunk.seq ?? 0) <= until) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      if (!s.running || req.query.until !== undefined) return void res.end();
       const watchers = s.running.watchers;
       const watch = (chunk: StreamChunk): void => {
         res.write(`data: ${JSON.stringify(chunk)}\n\n`);

@@ -5,7 +5,7 @@
  * send the unnumbered GW_ERR_STREAM_INTERRUPTED.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StubTurn } from './stub-runtime.ts';
+import { answerTurn, type StubTurn } from './stub-runtime.ts';
 import { startHarness, type Harness } from './harness.ts';
 
 type Frame = Record<string, unknown>;
@@ -96,5 +96,42 @@ describe('a turn stream that breaks while no runtime serves the frame log', () =
     const metrics = await h.metrics();
     expect(metrics).toMatch(/^gateway_ws_resumes_total\{source="turn",outcome="failed"\} 1$/m);
     expect(metrics).toMatch(/^gateway_turn_duration_seconds_count\{outcome="interrupted"\} 1$/m);
+  });
+
+  it('replays what the runtime finished after the gateway gave up before the next turn, marked replayed: no frame number is skipped', async () => {
+    h.runtime.framesAvailable = false;
+    h.runtime.script = async (turn) => {
+      turn.emit({ type: 'assistant_message', token: 'Hel', is_final: false });
+      await new Promise((r) => setTimeout(r, 20));
+      turn.breakStream();
+      // the runtime finishes the turn, logged, while no runtime serves the log to the gateway
+      turn.emit({ type: 'assistant_message', token: 'lo', is_final: false });
+      turn.emit({ type: 'assistant_message', content: 'Hello', is_final: true });
+    };
+    const client = await h.connect('s-gap');
+    client.send({ type: 'user_message', content: 'hi' });
+    const first = await client.until((f) => f.is_final === true);
+    expect(first.map((f) => f.seq ?? f.code)).toEqual([1, 'GW_ERR_STREAM_INTERRUPTED']);
+
+    h.runtime.framesAvailable = true;
+    h.runtime.script = answerTurn;
+    client.send({ type: 'user_message', content: 'again' });
+    const second = await client.until((f) => f.is_final === true && f.metadata === undefined, first.length);
+    expect(second.map((f) => f.seq)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(second.slice(0, 2)).toEqual([
+      { type: 'assistant_message', token: 'lo', is_final: false, seq: 2, metadata: { replayed: true } },
+      { type: 'assistant_message', content: 'Hello', is_final: true, seq: 3, metadata: { replayed: true } },
+    ]);
+    expect(second.at(-1)).toMatchObject({ content: 'You said again', seq: 7 });
+    expect(second.slice(2).every((f) => f.metadata === undefined)).toBe(true);
+    expect(h.runtime.callsTo('GET', '/sessions/s-gap/frames').at(-1)?.url).toBe('/sessions/s-gap/frames?after=1&until=3');
+
+    // a client that asked for no history (no last_seq, nothing delivered yet) gets none replayed
+    const fresh = await h.connect('s-gap');
+    fresh.send({ type: 'user_message', content: 'elsewhere' });
+    expect((await fresh.until((f) => f.is_final === true)).map((f) => f.seq)).toEqual([8, 9, 10, 11]);
+    client.close();
+    fresh.close();
+    expect(await h.metrics()).toMatch(/^gateway_ws_resumes_total\{source="gap",outcome="ok"\} 1$/m);
   });
 });

@@ -85,7 +85,7 @@ export class InterruptedTurns {
   async beforeTurn(sessionId: string, lease: Lease): Promise<number> {
     const tail = await this.deps.frameLog.tail(sessionId);
     let base = Math.max(lease.session.frame_seq, tail?.seq ?? 0);
-    if (tail && !tail.final) {
+    if (tail && !tail.final && !behindRelease(tail, lease.session.frame_seq)) {
       base += 1;
       if (await this.append(sessionId, base)) this.found(sessionId, base, 'next_lease', tail.seq);
     }
@@ -118,7 +118,7 @@ export class InterruptedTurns {
         // closed, but its frame is not in this log (the closer died first; the memory log restarted)
         return (await this.append(sessionId, state.frameSeq)) !== undefined ? 'again' : 'wait';
       }
-      if (tail && !tail.final) {
+      if (tail && !tail.final && !behindRelease(tail, state.frameSeq)) {
         // the log stops in the middle of a turn that holds no lease: its final frame was lost
         const seq = Math.max(state.frameSeq, tail.seq) + 1;
         const added = await this.append(sessionId, seq);
@@ -174,4 +174,16 @@ export class InterruptedTurns {
       'turn interrupted: its runtime stopped before the final frame; closed with RT_ERR_TURN_INTERRUPTED',
     );
   }
+}
+
+/**
+ * A log whose last frame is a turn's middle but lies behind the number the session's row keeps
+ * (`frame_seq`, written when a turn releases its lease, with the number of its final frame) only
+ * missed that turn's end: the log could not keep frames for a while (Redis away) while the turn
+ * went on and ended normally, its caller receiving every frame live. Closing it as interrupted
+ * would give a number to a frame its client never gets: a gap in what the client saw. A turn that
+ * really died never released, so its frames lie after the row's number.
+ */
+function behindRelease(tail: LogTail, frameSeq: number): boolean {
+  return tail.seq < frameSeq;
 }

@@ -23,6 +23,7 @@
  * frame log refuse the frames of an older lease (frame-log.ts `claim`).
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Database, Queryable } from '@codelab/service-kit';
 import type { RuntimeMetrics } from '../metrics.ts';
 
@@ -115,7 +116,12 @@ export interface SessionLeasesOptions {
 }
 
 export class SessionLeases {
-  private readonly instance = randomUUID().slice(0, 8);
+  /**
+   * Names this process in `lease_owner`: its host (a container's id under Docker, a pod's name
+   * under Kubernetes) and a random part, so that an operator, or the fault suite, can tell which
+   * instance holds a session (`SELECT lease_owner FROM sessions WHERE id = …`).
+   */
+  readonly instance = `${hostname().replace(/:/g, '-')}-${randomUUID().slice(0, 8)}`;
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly db: Database;
   private readonly opts: SessionLeasesOptions;

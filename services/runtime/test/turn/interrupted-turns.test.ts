@@ -20,8 +20,15 @@ const frames = (body: string): Frame[] =>
     .filter((l) => l.startsWith('data: '))
     .map((l) => JSON.parse(l.slice(6)) as Frame);
 
-async function follow(runtime: Service, sessionId: string, after: number, headers: Record<string, string>): Promise<Frame[]> {
-  const res = await runtime.app.inject({ method: 'GET', url: `/sessions/${sessionId}/frames?after=${after}`, headers });
+async function follow(
+  runtime: Service,
+  sessionId: string,
+  after: number,
+  headers: Record<string, string>,
+  until?: number,
+): Promise<Frame[]> {
+  const bound = until === undefined ? '' : `&until=${until}`;
+  const res = await runtime.app.inject({ method: 'GET', url: `/sessions/${sessionId}/frames?after=${after}${bound}`, headers });
   expect(res.statusCode).toBe(200);
   return frames(res.body);
 }
@@ -112,6 +119,9 @@ describe("interrupted turns without Redis (the frame log is this process's memor
     const followed = await follow(runtime, sessionId, 7, user.headers);
     expect(followed[0]).toMatchObject({ code: 'RT_ERR_TURN_INTERRUPTED', is_final: true, seq: 1006 });
     expect(followed.slice(1)).toEqual(turn);
+    // `until`: the frames up to it, not one more (the gateway filling a gap before a later turn's frames)
+    expect(await follow(runtime, sessionId, 7, user.headers, 1008)).toEqual(followed.slice(0, 3));
+    expect(await follow(runtime, sessionId, 1006, user.headers, 1006)).toEqual([]);
     expect(await metric(runtime, 'runtime_turns_interrupted_total{detected_by="next_lease"}')).toMatch(/ 1$/);
     await expect // the reservation is given back when the lease is released, just after the stream ended
       .poll(async () => (await db.query('SELECT lease_owner, frame_seq FROM sessions WHERE id = $1', [sessionId])).rows[0])
@@ -240,6 +250,41 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', redisUrl))(
       expect(counts.map((l) => Number(l.split(' ')[1] ?? 0)).reduce((x, y) => x + y, 0)).toBe(1);
       const { rows } = await db.query('SELECT lease_owner, frame_seq FROM sessions WHERE id = $1', [sessionId]);
       expect(rows[0]).toEqual({ lease_owner: null, frame_seq: '4' });
+    });
+
+    it('leaves a turn alone whose end only the log missed (Redis away while it ran): the next turn follows the number its release recorded', async () => {
+      const interrupted = async () =>
+        (await Promise.all(runtimes.map((r) => metric(r, 'runtime_turns_interrupted_total')))).reduce(
+          (sum, l) => sum + Number(l.split(' ')[1] ?? 0),
+          0,
+        );
+      const before = await interrupted();
+      const user = newUser();
+      const sessionId = await createSession(runtimes[0]!, user.headers, 'gap');
+      // the log kept three tokens, then Redis went away; the turn went on to its final frame 6 and released
+      await logged(sessionId, 3);
+      await db.query('UPDATE sessions SET frame_seq = 6 WHERE id = $1', [sessionId]);
+      let last = 6;
+      for (const [i, runtime] of runtimes.entries()) {
+        // a follower that saw the whole turn has nothing to get, and nothing is made up for it
+        expect(await follow(runtime, sessionId, last, user.headers)).toEqual([]);
+        const res = await fetch(`${await runtimeUrl(runtime)}/agent/message/stream`, {
+          method: 'POST',
+          headers: { ...user.headers, 'content-type': 'application/json' },
+          body: JSON.stringify({ session_id: sessionId, message: { type: 'user_message', content: `next ${i} [[mock:reply fine]]` } }),
+        });
+        const turn: Frame[] = [];
+        for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) turn.push(JSON.parse(ev.data) as Frame);
+        // numbered straight on from what the client saw (this runtime has no LLM: the turn's answer is an error frame)
+        expect(res.headers.get('x-codelab-frame-seq')).toBe(String(last));
+        expect(turn.map((f) => f.seq)).toEqual(turn.map((_, k) => last + 1 + k));
+        expect(turn.filter((f) => f.is_final === true)).toHaveLength(1);
+        expect(turn.map((f) => f.code)).not.toContain('RT_ERR_TURN_INTERRUPTED');
+        last = turn.at(-1)!.seq as number;
+      }
+      const entries = await redis.xrange(`codelab:frames:${sessionId}`, '-', '+');
+      expect(entries.map(([, f]) => f[3]).filter((d) => d!.includes('RT_ERR_TURN_INTERRUPTED'))).toEqual([]);
+      expect(await interrupted()).toBe(before);
     });
 
     it('leaves a turn whose final frame was logged alone (only its release was lost)', async () => {

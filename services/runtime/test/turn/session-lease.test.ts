@@ -6,6 +6,7 @@
  * reach the row); nothing waits for a fixed time: takers wait for the lease, tests for conditions.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrate, openDatabase, ServiceMetrics, type Database } from '@codelab/service-kit';
@@ -77,6 +78,17 @@ describe('SessionLeases', () => {
     (await db.query<LeaseRow>('SELECT lease_owner, lease_until, frame_seq FROM sessions WHERE id = $1', [id])).rows[0]!;
   const lapse = (id: string): Promise<unknown> =>
     db.query(`UPDATE sessions SET lease_until = now() - interval '1 second' WHERE id = $1`, [id]);
+
+  it('names the holding instance by its host in lease_owner, so an operator can tell which runtime holds a session', async () => {
+    const sessionId = await newSession();
+    const leases = leasesOn(db);
+    const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+    const owner = (await row(sessionId)).lease_owner!;
+    expect(owner.startsWith(`${hostname().replace(/:/g, '-')}-`)).toBe(true);
+    expect(owner.startsWith(leases.instance)).toBe(true);
+    expect(owner).toMatch(/:turn:\d+$/);
+    await lease.release();
+  });
 
   describe('under contention', () => {
     it('gives a free session to exactly one of many concurrent takers on three instances', async () => {
