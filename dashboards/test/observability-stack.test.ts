@@ -23,7 +23,8 @@ const PROMETHEUS_CONFIGS = ['prometheus.yml', 'prometheus.compose.yml'] as const
 const JOINED_COMMAND =
   'PROMETHEUS_CONFIG=prometheus.compose.yml docker compose -f docker-compose.yml -f docker-compose.observability.yml up -d';
 const JOINED_ENV = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318', LOKI_URL: 'http://loki:3100' };
-const PLATFORM_SERVICES = ['auth', 'gateway', 'runtime', 'llm-proxy'];
+// The four API services and the website: each is scraped, ships its logs and sends its traces.
+const PLATFORM_SERVICES = ['auth', 'gateway', 'runtime', 'llm-proxy', 'web'];
 
 // Loose shapes: the tests check the values they rely on.
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML, walked loosely (see above)

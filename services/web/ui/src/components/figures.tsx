@@ -2,6 +2,7 @@
  * Figures of the admin reports as tables, whatever their keys: a flat map as name/value rows, a
  * map of maps as one row per name and one column per inner key.
  */
+import { ScrollRegion } from './scroll-region.tsx';
 const label = (key: string) => key.replaceAll('_', ' ');
 
 function show(value: unknown): string {
@@ -40,7 +41,7 @@ export function GroupFigures({ values, caption }: { values: Record<string, unkno
   if (!rows.every(([, v]) => v && typeof v === 'object')) return <FlatFigures values={values} caption={caption} />;
   const columns = [...new Set(rows.flatMap(([, v]) => Object.keys(v as object)))];
   return (
-    <div class="table-scroll">
+    <ScrollRegion label={caption}>
       <table class="figures">
         <caption>{caption}</caption>
         <thead>
@@ -66,6 +67,6 @@ export function GroupFigures({ values, caption }: { values: Record<string, unkno
           ))}
         </tbody>
       </table>
-    </div>
+    </ScrollRegion>
   );
 }

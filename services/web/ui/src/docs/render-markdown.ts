@@ -32,6 +32,8 @@ export function renderMarkdown(text: string, current: string): string {
     if (route) link.setAttribute('href', route);
     else if (/^https?:/i.test(href)) link.setAttribute('rel', 'noopener noreferrer');
   }
+  // code blocks keep their lines and scroll sideways: focusable, so that the keyboard scrolls them too
+  for (const block of fragment.querySelectorAll('pre')) block.setAttribute('tabindex', '0');
   const holder = document.createElement('div');
   holder.append(fragment);
   return holder.innerHTML;

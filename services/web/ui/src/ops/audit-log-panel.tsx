@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { AUDIT_EVENT_TYPES, type AuditEntry, type AuditFilters, auditLog } from '../api/events-api.ts';
 import { LoadStatus } from '../components/load-status.tsx';
 import { useAsync } from '../use-async.ts';
+import { ScrollRegion } from '../components/scroll-region.tsx';
 
 const SHOWN_APART = new Set(['timestamp', 'event_type', 'session_id', 'event_id', 'correlation_id']);
 
@@ -71,7 +72,7 @@ export function AuditLogPanel() {
       <LoadStatus loading={loading} error={error} what="the audit log" />
       {data && data.audit_log.length === 0 && <p>No entries match.</p>}
       {data && data.audit_log.length > 0 && (
-        <div class="table-scroll">
+        <ScrollRegion label={'audit log'}>
           <table>
             <caption class="muted">{data.audit_log.length} entries, oldest first</caption>
             <thead>
@@ -97,7 +98,7 @@ export function AuditLogPanel() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollRegion>
       )}
     </section>
   );

@@ -2,6 +2,7 @@
 import { serviceStatuses, type ServiceStatus } from '../api/web-server-api.ts';
 import { LoadStatus } from '../components/load-status.tsx';
 import { useAsync } from '../use-async.ts';
+import { ScrollRegion } from '../components/scroll-region.tsx';
 
 function failingChecks(s: ServiceStatus): string[] {
   const checks = s.ready?.checks ?? {};
@@ -25,7 +26,7 @@ export function ServicesTable() {
       </div>
       <LoadStatus loading={loading && !data} error={error} what="the services" />
       {data && (
-        <div class="table-scroll">
+        <ScrollRegion label={'services'}>
           <table data-testid="ops-services">
             <thead>
               <tr>
@@ -63,7 +64,7 @@ export function ServicesTable() {
               })}
             </tbody>
           </table>
-        </div>
+        </ScrollRegion>
       )}
     </section>
   );

@@ -2,6 +2,7 @@
 import { sloBudgets } from '../api/web-server-api.ts';
 import { LoadStatus } from '../components/load-status.tsx';
 import { useAsync } from '../use-async.ts';
+import { ScrollRegion } from '../components/scroll-region.tsx';
 
 const percent = (ratio: number) => `${(ratio * 100).toFixed(ratio < 0.1 ? 2 : 1)} %`;
 
@@ -14,7 +15,7 @@ export function SloPanel() {
       {data && !data.enabled && <p data-testid="ops-slo-disabled">Prometheus not configured (set PROMETHEUS_URL on the web service).</p>}
       {data?.enabled && data.slos.length === 0 && <p>Prometheus has no SLO figures yet.</p>}
       {data?.enabled && data.slos.length > 0 && (
-        <div class="table-scroll">
+        <ScrollRegion label={'error budgets'}>
           <table data-testid="ops-slo">
             <thead>
               <tr>
@@ -41,7 +42,7 @@ export function SloPanel() {
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollRegion>
       )}
     </section>
   );
