@@ -468,6 +468,8 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     async () => {
       let victim = { id: '', sessionId: '' };
       let pausedAt = 0;
+      // the user message of the turn it froze (each witness message is unique: `<row> <i>.<n> …`)
+      let frozenMessage = '';
       const witnesses = await row({
         fault: 'runtime frozen past its lease',
         answer: '[[mock:words 200]] [[mock:token_delay 20]]',
@@ -478,12 +480,13 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
           // A turn may end between the choice and the pause: then the runtime thaws and another is chosen.
           for (let attempt = 1; ; attempt++) {
             victim = await runtimeOfWitness(t.witnesses);
-            pausedAt = Date.now();
             await dockerOk(['pause', victim.id]);
+            pausedAt = Date.now();
             const [state] = await sql(
-              `SELECT coalesce(lease_owner, ''), coalesce((SELECT role FROM messages WHERE session_id = s.id ORDER BY seq DESC LIMIT 1), '') FROM sessions s WHERE id = '${victim.sessionId}'`,
+              `SELECT coalesce(lease_owner, ''), coalesce(m.role, ''), coalesce(m.content, '') FROM sessions s LEFT JOIN LATERAL (SELECT role, content FROM messages WHERE session_id = s.id ORDER BY seq DESC LIMIT 1) m ON true WHERE s.id = '${victim.sessionId}'`,
             );
-            const [owner = '', lastRole = ''] = state ?? [];
+            const [owner = '', lastRole = '', lastContent = ''] = state ?? [];
+            frozenMessage = lastContent;
             if (owner.startsWith(`${victim.id.slice(0, 12)}-`) && owner.includes(':turn:') && lastRole === 'user') break;
             await dockerOk(['unpause', victim.id]);
             if (attempt === 10) throw new Error('ten times the witness turn ended before its runtime froze');
@@ -504,11 +507,12 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
         mayFail: (o) =>
           /^error:(RT_ERR_TURN_INTERRUPTED|GW_ERR_STREAM_INTERRUPTED|GW_ERR_RUNTIME_TIMEOUT|GW_ERR_RUNTIME_UNAVAILABLE)$/.test(o),
       });
-      // the witness whose turn the frozen runtime held: that turn ended with an error frame (below),
-      // and a later turn of it was answered
+      // the witness whose turn the frozen runtime held: that turn (found by its message, not by time: a turn may
+      // end and the next one start while `docker pause` is under way) ended with an error frame (below), and a
+      // later turn of it was answered
       const held = witnesses.conversations.find((c) => c.sessionId === victim.sessionId)!;
-      const during = held.turns.findIndex((x) => x.sentAt <= pausedAt && x.endedAt >= pausedAt);
-      expect(during, `${victim.sessionId}: the turn running when its runtime froze`).toBeGreaterThanOrEqual(0);
+      const during = held.turns.findIndex((x) => x.content === frozenMessage);
+      expect(during, `${victim.sessionId}: the turn running when its runtime froze (${frozenMessage})`).toBeGreaterThanOrEqual(0);
       expect(
         held.turns.slice(during + 1).some((x) => x.outcome === 'assistant_message'),
         `${victim.sessionId}: a turn answered after the freeze`,
