@@ -195,8 +195,13 @@ export class ComposeStack {
   }
 
   /** GET http://127.0.0.1:PORT/PATH inside a service container (its internal port): status and body. */
-  async inside(container: string, service: ServiceImage, pathname: string): Promise<{ status: number; body: string }> {
-    const script = `fetch('http://127.0.0.1:${SERVICE_PORTS[service]}${pathname}').then(async (r) => { process.stdout.write(r.status + '\\n' + (await r.text())); }, (e) => { process.stdout.write('0\\n' + e.message); })`;
+  async inside(
+    container: string,
+    service: ServiceImage,
+    pathname: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: string }> {
+    const script = `fetch('http://127.0.0.1:${SERVICE_PORTS[service]}${pathname}', { headers: ${JSON.stringify(headers)} }).then(async (r) => { process.stdout.write(r.status + '\\n' + (await r.text())); }, (e) => { process.stdout.write('0\\n' + e.message); })`;
     const r = await exec(container, ['node', '-e', script], { timeoutMs: 30_000 });
     const [status, ...rest] = r.stdout.split('\n');
     return { status: Number(status), body: rest.join('\n') };

@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '@codelab/service-kit/testing';
+import { INTERNAL_AUTH_HEADER } from '@codelab/service-kit';
 import { ComposeStack, buildImages, imageTag, SERVICE_IMAGES } from './compose-stack.ts';
 import { docker, dockerMissing, dockerOk, ensureStandIns, foundInImages, runCommand, waitFor } from './docker.ts';
 import { AlertReceiver, query, writeObservabilityOverlay } from './faults/alerting.ts';
@@ -60,6 +61,8 @@ const s = (ms: number) => Math.round(ms / 100) / 10;
  * a client's turn before the client gets an error frame.
  */
 const STREAM_SILENCE_SECONDS = 20;
+/** AGENT_RUNTIME__SESSION_LEASE_TTL as the stack runs it (the default): a turn lease not renewed for this long has lapsed. */
+const LEASE_TTL_SECONDS = 15;
 
 describe.skipIf(missing)('faults on the running stack, under load, with alerts', () => {
   let stack: ComposeStack;
@@ -468,8 +471,10 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     async () => {
       let victim = { id: '', sessionId: '' };
       let pausedAt = 0;
-      // the user message of the turn it froze (each witness message is unique: `<row> <i>.<n> …`)
+      // the user message of the turn it froze (each witness message is unique: `<row> <i>.<n> …`), and the
+      // frame number that turn started from (its lease is named `<owner>:turn:<seq>`)
       let frozenMessage = '';
+      let frozenTurnBase = 0;
       const witnesses = await row({
         fault: 'runtime frozen past its lease',
         answer: '[[mock:words 200]] [[mock:token_delay 20]]',
@@ -487,6 +492,7 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
             );
             const [owner = '', lastRole = '', lastContent = ''] = state ?? [];
             frozenMessage = lastContent;
+            frozenTurnBase = Number(/:turn:(\d+)$/.exec(owner)?.[1] ?? 0);
             if (owner.startsWith(`${victim.id.slice(0, 12)}-`) && owner.includes(':turn:') && lastRole === 'user') break;
             await dockerOk(['unpause', victim.id]);
             if (attempt === 10) throw new Error('ten times the witness turn ended before its runtime froze');
@@ -494,15 +500,27 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
           // its scrapes time out while it is frozen
           return { alertname: 'CodelabTargetDown', job: 'runtime' };
         },
-        // past the gateway's silence limit (the client gets an error frame and sends its next message) and the lease
-        // (AGENT_RUNTIME__SESSION_LEASE_TTL, 15 s): the next turn of the session takes the session over
-        during: async () =>
-          waitFor(
+        during: async () => {
+          // Once its lease has lapsed, a second client follows the session through the other runtime (as an IDE
+          // reconnecting elsewhere would): that runtime closes the frozen turn with RT_ERR_TURN_INTERRUPTED and
+          // fences its frames off. Without it the outcome would depend on where the witness's gateway happens to
+          // follow the turn when its stream goes silent: Compose DNS may send that request to the frozen runtime
+          // itself, which then wakes up to a lease nobody took and rightly finishes its turn.
+          await waitFor('the frozen turn lease lapsed', async () => Date.now() - pausedAt >= (LEASE_TTL_SECONDS + 2) * 1000, 120_000, 500);
+          const other = (await stack.ids('runtime')).find((id) => id !== victim.id)!;
+          const followed = await stack.inside(other, 'runtime', `/sessions/${victim.sessionId}/frames?after=${frozenTurnBase}`, {
+            [INTERNAL_AUTH_HEADER]: stack.secrets.CODELAB_INTERNAL_API_KEY,
+          });
+          expect(followed.status, followed.body.slice(0, 300)).toBe(200);
+          expect(followed.body, 'the other runtime closed the frozen turn').toContain('RT_ERR_TURN_INTERRUPTED');
+          // past the gateway's silence limit too: the witness got its error frame and sent its next message
+          await waitFor(
             'frozen past the silence limit and the lease',
-            async () => Date.now() - pausedAt >= (STREAM_SILENCE_SECONDS + 15) * 1000,
+            async () => Date.now() - pausedAt >= (STREAM_SILENCE_SECONDS + LEASE_TTL_SECONDS) * 1000,
             120_000,
             1000,
-          ),
+          );
+        },
         heal: async () => void (await dockerOk(['unpause', victim.id])),
         mayFail: (o) =>
           /^error:(RT_ERR_TURN_INTERRUPTED|GW_ERR_STREAM_INTERRUPTED|GW_ERR_RUNTIME_TIMEOUT|GW_ERR_RUNTIME_UNAVAILABLE)$/.test(o),
