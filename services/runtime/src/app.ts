@@ -125,8 +125,8 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     historyTokenBudget: config.historyTokenBudget,
     maxStepsPerTurn: config.maxStepsPerTurn,
     // a turn's own stores, on its database fenced by its session lease (turn/fenced-db.ts)
-    storesOn: (on) => ({
-      sessions: new SessionStore(on, { idleTimeoutSeconds: config.sessionIdleTimeout }),
+    storesOn: (on, fence) => ({
+      sessions: new SessionStore(on, { idleTimeoutSeconds: config.sessionIdleTimeout, fence }),
       toolCalls: new ToolCallStore(on),
       agentContext: new AgentContextStore(on),
     }),

@@ -88,15 +88,34 @@ export function visibleTo(row: SessionRow, caller: Caller): boolean {
   return caller === undefined || row.owner_sub === caller;
 }
 
+/**
+ * A turn's session lease as a single write can carry it (turn/session-lease.ts): the write's own
+ * UPDATE of the session row holds the condition, so the check, the row lock a takeover waits for
+ * and the write are one statement and one commit instead of a transaction around `Lease.fence`.
+ */
+export interface WriteFence {
+  /** Where such writes go: the database itself, not the turn's fenced view of it. */
+  readonly db: Queryable;
+  /** The row is still this lease's: `lease_owner = owners[0] OR lease_owner LIKE owners[1]`. */
+  readonly owners: readonly [string, string];
+  /** Throws when the lease is already known to be lost. */
+  check(): void;
+  /** The row was someone else's: marks the lease lost and throws. */
+  refused(): never;
+}
+
 export class SessionStore {
   private readonly columns: string;
   private readonly active: string;
   private readonly contexts: AgentContextStore;
 
   private readonly db: Database;
+  private readonly fence: WriteFence | undefined;
 
-  constructor(db: Database, opts: { idleTimeoutSeconds?: number } = {}) {
+  /** `fence`: a turn's stores, on its fenced database (`db`), append a message in one fenced statement. */
+  constructor(db: Database, opts: { idleTimeoutSeconds?: number; fence?: WriteFence } = {}) {
     this.db = db;
+    this.fence = opts.fence;
     const idle = opts.idleTimeoutSeconds ?? DEFAULT_SESSION_IDLE_TIMEOUT;
     if (!Number.isFinite(idle) || idle <= 0) throw new Error(`idleTimeoutSeconds must be a positive number of seconds, got ${idle}`);
     this.active = activeRule(idle);
@@ -160,13 +179,19 @@ export class SessionStore {
   }
 
   /** Appends one message with the session's next sequence number (one statement, atomic). */
-  async append(sessionId: string, msg: NewMessage, q: Queryable = this.db): Promise<StoredMessage> {
+  /**
+   * Stores a message as the session's next. In `q`'s transaction when given; a turn's store (with a
+   * fence) otherwise writes it in one statement that holds the lease's condition itself.
+   */
+  async append(sessionId: string, msg: NewMessage, q?: Queryable): Promise<StoredMessage> {
     const id = randomUUID();
     const title = msg.role === 'user' && msg.content ? msg.content.trim().slice(0, 500) : null;
-    const { rows } = await q.query<{ seq: number; created_at: Date }>(
+    const fence = q === undefined ? this.fence : undefined;
+    fence?.check();
+    const { rows } = await (fence?.db ?? q ?? this.db).query<{ seq: number; created_at: Date }>(
       `WITH s AS (
          UPDATE sessions SET message_count = message_count + 1, last_activity = now(), title = COALESCE(title, $3)
-         WHERE id = $1 AND deleted_at IS NULL RETURNING message_count)
+         WHERE id = $1 AND deleted_at IS NULL${fence ? ' AND (lease_owner = $11 OR lease_owner LIKE $12)' : ''} RETURNING message_count)
        INSERT INTO messages (id, session_id, seq, role, content, name, tool_call_id, tool_calls, token_count, metadata)
        SELECT $2, $1, s.message_count, $4, $5, $6, $7, $8, $9, $10 FROM s
        RETURNING seq, created_at`,
@@ -181,10 +206,21 @@ export class SessionStore {
         msg.tool_calls ? JSON.stringify(msg.tool_calls) : null,
         msg.token_count ?? null,
         msg.metadata ? JSON.stringify(msg.metadata) : null,
+        ...(fence?.owners ?? []),
       ],
     );
     const row = rows[0];
-    if (!row) throw new Error(`session ${sessionId} not found`);
+    if (!row) {
+      if (fence) {
+        // which condition failed: a lease someone else holds stops the turn, a deleted session is an error
+        const { rows: held } = await fence.db.query<{ ours: boolean }>(
+          `SELECT (lease_owner = $2 OR lease_owner LIKE $3) IS TRUE AS ours FROM sessions WHERE id = $1`,
+          [sessionId, ...fence.owners],
+        );
+        if (!held[0]?.ours) fence.refused();
+      }
+      throw new Error(`session ${sessionId} not found`);
+    }
     return { ...msg, id, seq: row.seq, created_at: row.created_at };
   }
 

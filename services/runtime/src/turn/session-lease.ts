@@ -60,6 +60,11 @@ export interface Lease {
    * takeover waits for the write to commit; LeaseLostError (and the lease is lost) when it does not.
    */
   fence(tx: Queryable): Promise<void>;
+  /**
+   * The same condition for a write that carries it itself (one statement, no transaction: store/sessions.ts
+   * `WriteFence`): the row is still this lease's while `lease_owner = owners[0] OR lease_owner LIKE owners[1]`.
+   */
+  readonly owners: readonly [string, string];
   /** Something else found the lease taken over (the frame log refused a frame of it). */
   lose(): void;
   /** Makes sure frame number `seq` is reserved in the row before it is used; undefined when it is. LeaseLostError when the row is someone else's. */
@@ -240,6 +245,7 @@ export class SessionLeases {
     let owner = taken.owner;
     // a rename (rebase) changes only the `:turn:<seq>` suffix: a fence matches what comes before it
     const identity = owner.replace(TURN_OWNER, '');
+    const owners = [identity, `${identity}:turn:%`] as const;
     let held = true;
     let reserved = this.opts.reserveSeqs ? taken.reserved : Number.POSITIVE_INFINITY;
     const lost = new AbortController();
@@ -275,12 +281,12 @@ export class SessionLeases {
         return held;
       },
       lost: lost.signal,
+      owners,
       fence: async (tx) => {
         if (!held) throw new LeaseLostError();
         const r = await tx.query(`SELECT 1 FROM sessions WHERE id = $1 AND (lease_owner = $2 OR lease_owner LIKE $3) FOR UPDATE`, [
           sessionId,
-          identity,
-          `${identity}:turn:%`,
+          ...owners,
         ]);
         if (!r.rowCount) {
           lose();

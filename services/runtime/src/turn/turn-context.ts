@@ -15,7 +15,7 @@ import type { RuntimeMetrics } from '../metrics.ts';
 import type { AgentContextStore } from '../store/agent-context.ts';
 import type { EventData, EventType } from '../store/event-catalog.ts';
 import type { EventWriter } from '../store/event-writer.ts';
-import type { SessionStore } from '../store/sessions.ts';
+import type { SessionStore, WriteFence } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { AppendFence, FrameLog } from './frame-log.ts';
 import { LeaseLostError, type Lease } from './session-lease.ts';
@@ -39,8 +39,8 @@ export interface ConversationServices {
   approvalTimeoutMs: number;
   historyTokenBudget: number;
   maxStepsPerTurn: number;
-  /** The same stores on another database (a turn's, whose writes its lease fences: fenced-db.ts). */
-  storesOn: (db: Database) => TurnStores;
+  /** The same stores on another database (a turn's, whose writes its lease fences: fenced-db.ts), with the fence its one-statement writes carry. */
+  storesOn: (db: Database, fence: WriteFence) => TurnStores;
 }
 
 /** The stores a turn writes through. */

@@ -13,6 +13,7 @@ import { migrate, openDatabase, ServiceMetrics, type Database } from '@codelab/s
 import { silentLogger } from '@codelab/service-kit/testing';
 import { createRuntimeMetrics } from '../../src/metrics.ts';
 import { SessionStore } from '../../src/store/sessions.ts';
+import { fencedDatabase, writeFence } from '../../src/turn/fenced-db.ts';
 import {
   LeaseLostError,
   SessionBusyError,
@@ -222,6 +223,53 @@ describe('SessionLeases', () => {
       expect(lease.held).toBe(true);
       await lease.release(9);
       expect(await row(sessionId)).toMatchObject({ lease_owner: null, frame_seq: '9' });
+    });
+
+    it("carries itself in a turn's message append: one statement, no transaction; refused after a takeover, nothing stored", async () => {
+      const leases = leasesOn(db);
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      await lease.rebase(3); // the owner's `:turn:<seq>` suffix may change during the turn: still this lease's
+      let statements = 0;
+      let transactions = 0;
+      const counted: Database = {
+        ...db,
+        query: (text, params) => {
+          statements++;
+          return db.query(text, params);
+        },
+        transaction: (fn) => {
+          transactions++;
+          return db.transaction(fn);
+        },
+      };
+      const store = new SessionStore(fencedDatabase(counted, lease), { fence: writeFence(counted, lease) });
+      await expect(store.append(sessionId, { role: 'user', content: 'under the lease' })).resolves.toMatchObject({ seq: 1 });
+      expect({ statements, transactions }).toEqual({ statements: 1, transactions: 0 });
+
+      await db.query(`UPDATE sessions SET lease_owner = 'thief:00000000' WHERE id = $1`, [sessionId]);
+      await expect(store.append(sessionId, { role: 'assistant', content: 'after the takeover' })).rejects.toBeInstanceOf(LeaseLostError);
+      expect(lease.held).toBe(false);
+      // known lost now: the next write does not even reach the database
+      statements = 0;
+      await expect(store.append(sessionId, { role: 'assistant', content: 'later still' })).rejects.toBeInstanceOf(LeaseLostError);
+      expect(statements).toBe(0);
+      const { rows } = await db.query<{ content: string; message_count: number }>(
+        'SELECT m.content, s.message_count FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.session_id = $1',
+        [sessionId],
+      );
+      expect(rows).toEqual([{ content: 'under the lease', message_count: 1 }]);
+    });
+
+    it('tells a deleted session (an error) from a lost lease in a one-statement append', async () => {
+      const leases = leasesOn(db);
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      const store = new SessionStore(fencedDatabase(db, lease), { fence: writeFence(db, lease) });
+      await db.query('UPDATE sessions SET deleted_at = now() WHERE id = $1', [sessionId]);
+      await expect(store.append(sessionId, { role: 'user', content: 'x' })).rejects.toThrow(`session ${sessionId} not found`);
+      expect(lease.held).toBe(true);
+      await lease.release();
     });
 
     // (the embedded engine runs one transaction at a time: the taker could not even start)
