@@ -106,9 +106,17 @@ export async function startNode(
   };
 }
 
+/**
+ * A service as its own process. With BENCH_CPU_PROF=<dir>, each service writes a V8 CPU profile
+ * into <dir>/<name>/ when it stops (`node scripts/bench/profile-top.ts <dir>` prints where the time went).
+ */
 export async function startService(name: ServiceName, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
   const port = await freePort();
-  return startNode(name, `services/${name}/src/main.ts`, port, { [`${PREFIX[name]}__PORT`]: String(port), ...env }, opts);
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const nodeArgs = profileDir
+    ? [...(opts.nodeArgs ?? []), '--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, name)}`]
+    : opts.nodeArgs;
+  return startNode(name, `services/${name}/src/main.ts`, port, { [`${PREFIX[name]}__PORT`]: String(port), ...env }, { ...opts, nodeArgs });
 }
 
 /** The run's PostgreSQL: BENCH_DATABASE_URL, else an embedded engine (PGlite over the wire protocol). */
