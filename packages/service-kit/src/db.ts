@@ -127,6 +127,11 @@ async function openEmbedded(
       holder: opts.embeddedHolder ?? `${opts.service} service`,
       share,
       maxConnections: opts.poolMax + 2 + (share ? SHARED_EMBEDDED_HEADROOM : 0),
+      onWait: (holder) =>
+        opts.logger.info(
+          { data_dir: dir, holder: holder.holder, pid: holder.pid },
+          `waiting for the ${holder.holder} to start the embedded PostgreSQL (PGlite) it holds`,
+        ),
     });
     if (shared.servedBy) {
       opts.logger.info(

@@ -158,6 +158,8 @@ export interface EmbeddedDatabaseOptions {
   join?: boolean;
   /** How long to wait for a holder that is starting its engine (default 30 s). */
   waitMs?: number;
+  /** Called once when it starts waiting for such a holder (to say why nothing happens yet). */
+  onWait?: (holder: EmbeddedLockRecord) => void;
 }
 
 /** Lock files this process holds (a pid alone cannot tell this process from an earlier one with its pid). */
@@ -305,6 +307,7 @@ export async function openEmbeddedDatabase(dir: string, opts: EmbeddedDatabaseOp
   const waitMs = opts.waitMs ?? 30_000;
   const deadline = Date.now() + waitMs;
   const mine: EmbeddedLockRecord = { pid: process.pid, holder: opts.holder, state: opts.share ? 'starting' : 'private' };
+  let waiting = false;
   for (let takeovers = 0; ; ) {
     if (await createLock(file, mine)) return serve(dir, file, mine, opts);
     const held = await readEmbeddedLock(file);
@@ -327,6 +330,10 @@ export async function openEmbeddedDatabase(dir: string, opts: EmbeddedDatabaseOp
     if (held.state === 'serving' && held.url) {
       await probe(held.url, held, dir, file);
       return { dir, url: held.url, servedBy: { pid: held.pid, holder: held.holder }, stop: async () => undefined };
+    }
+    if (!waiting) {
+      waiting = true;
+      opts.onWait?.(held);
     }
     if (Date.now() >= deadline) {
       throw new EmbeddedDatabaseBusyError(

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { cp, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -210,8 +210,7 @@ describe('db', () => {
 
         const held = await db.pool.connect();
         const waiting = db.query<{ n: number }>('SELECT 7 AS n');
-        await new Promise((r) => setTimeout(r, 20));
-        expect(await gauges()).toEqual({ idle: 0, used: 1, max: 1, pending: 1 });
+        await expect.poll(gauges).toEqual({ idle: 0, used: 1, max: 1, pending: 1 });
         held.release();
         expect((await waiting).rows).toEqual([{ n: 7 }]);
         expect(await gauges()).toEqual({ idle: 1, used: 0, max: 1, pending: 0 });
@@ -400,7 +399,12 @@ describe('db', () => {
       await new Promise((resolve) => child.once('exit', resolve));
       return child.pid!;
     };
-    const writeLock = (record: EmbeddedLockRecord) => writeFile(lockFile, `${JSON.stringify(record)}\n`);
+    // replaced in one step, as a holder does (a reader polling meanwhile never sees the file empty)
+    const writeLock = async (record: EmbeddedLockRecord) => {
+      const tmp = `${lockFile}.test-${randomUUID()}`;
+      await writeFile(tmp, `${JSON.stringify(record)}\n`);
+      await rename(tmp, lockFile);
+    };
     const count = async (url: string, table: string): Promise<number> => {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
@@ -492,8 +496,10 @@ describe('db', () => {
       await cp(path.join(template, 'pg'), path.join(dataDir, 'other'), { recursive: true });
       const engine = await startEmbeddedPostgres(path.join(dataDir, 'other'), 4);
       try {
-        const joining = openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4 });
-        await new Promise((r) => setTimeout(r, 300));
+        let waitingFor: EmbeddedLockRecord | undefined;
+        const joining = openEmbeddedDatabase(dir, { holder: 'auth CLI', share: false, maxConnections: 4, onWait: (h) => (waitingFor = h) });
+        // it found the holder starting and waits (a condition, not a time)
+        await expect.poll(() => waitingFor, { timeout: 20_000 }).toMatchObject({ pid, holder: 'platform', state: 'starting' });
         await writeLock({ pid, holder: 'platform', state: 'serving', url: engine.url });
         expect(await joining).toMatchObject({ url: engine.url, servedBy: { pid, holder: 'platform' } });
         await writeLock({ pid, holder: 'platform', state: 'starting' });
