@@ -1,36 +1,12 @@
 /** The gateway's WebSocket frames the console sends and receives (README "WebSocket frames"). */
 
-export interface ServerFrame {
-  type: 'assistant_message' | 'tool_call' | 'agent_switched' | 'session_info' | 'error' | 'cancel_ack' | 'pong' | 'done';
-  content?: string;
-  token?: string;
-  is_final?: boolean;
-  call_id?: string;
-  tool_name?: string;
-  arguments?: Record<string, unknown>;
-  requires_approval?: boolean;
-  error?: string;
-  code?: string;
-  metadata?: Record<string, unknown>;
-  seq?: number;
-  session_id?: string;
-  from_agent?: string;
-  to_agent?: string;
-  reason?: string;
-}
+import type { InboundFrame, StreamChunk } from '@codelab/protocol';
 
-export type ClientFrame =
-  | { type: 'user_message'; content: string }
-  | { type: 'tool_result'; call_id: string; result?: string; error?: string }
-  | {
-      type: 'hitl_decision';
-      call_id: string;
-      decision: 'approve' | 'edit' | 'reject';
-      modified_arguments?: Record<string, unknown>;
-      feedback?: string;
-    }
-  | { type: 'cancel' }
-  | { type: 'ping' };
+/** What the gateway sends: the protocol's one frame contract (packages/protocol), type-only (no bundle cost). */
+export type ServerFrame = StreamChunk;
+
+/** What the console sends: the frames the gateway takes, as the protocol defines them. */
+export type ClientFrame = InboundFrame;
 
 /**
  * Whether a frame ends the turn this page is waiting for: the turn's one final frame. Late frames
