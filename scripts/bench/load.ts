@@ -1,5 +1,7 @@
 /** HTTP load with autocannon, with latencies kept at full resolution (autocannon's own histogram rounds to whole ms). */
 import autocannon from 'autocannon';
+import { freePort } from '@codelab/service-kit/testing';
+import { CpuMeter, startNode, type Proc } from './platform.ts';
 import { pct } from './timing.ts';
 
 export interface LoadResult {
@@ -55,3 +57,27 @@ export function checkLoad(r: LoadResult): LoadResult {
 
 export const f1 = (n: number): string => n.toFixed(1);
 export const f2 = (n: number): string => n.toFixed(2);
+
+/** A bare fastify hello-world (scripts/bench/hello-fastify.ts) as its own process: the reference every bench can measure against. */
+export async function startHelloFastify(): Promise<Proc> {
+  const port = await freePort();
+  return startNode('hello-fastify', 'scripts/bench/hello-fastify.ts', port, { PORT: String(port) }, { readyPath: '/' });
+}
+
+/**
+ * What one bare fastify hello-world request costs on this machine now: the hello-world process's
+ * CPU time per request (server side only) and its requests/s, under autocannon for `seconds`
+ * (after a 1 s warm-up).
+ */
+export async function helloCpuPerRequest(
+  hello: Proc,
+  connections = 16,
+  seconds = 3,
+): Promise<{ cpuMsPerRequest: number; rps: number }> {
+  await load({ name: 'hello-fastify warm-up', url: `${hello.url}/`, connections, seconds: 1 });
+  const meter = new CpuMeter({ hello: () => [hello.pid] });
+  meter.start();
+  const r = checkLoad(await load({ name: 'hello-fastify', url: `${hello.url}/`, connections, seconds }));
+  const { cpu } = meter.stop();
+  return { cpuMsPerRequest: cpu.hello! / r.ok, rps: r.rps };
+}
