@@ -69,11 +69,7 @@ export async function startHelloFastify(): Promise<Proc> {
  * CPU time per request (server side only) and its requests/s, under autocannon for `seconds`
  * (after a 1 s warm-up).
  */
-export async function helloCpuPerRequest(
-  hello: Proc,
-  connections = 16,
-  seconds = 3,
-): Promise<{ cpuMsPerRequest: number; rps: number }> {
+export async function helloCpuPerRequest(hello: Proc, connections = 16, seconds = 3): Promise<{ cpuMsPerRequest: number; rps: number }> {
   await load({ name: 'hello-fastify warm-up', url: `${hello.url}/`, connections, seconds: 1 });
   const meter = new CpuMeter({ hello: () => [hello.pid] });
   meter.start();

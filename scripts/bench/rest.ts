@@ -1,9 +1,12 @@
 /**
  * `npm run bench:rest`: an authenticated REST read through the gateway (`GET /api/v1/sessions?limit=20`
- * with a JWT: token verification, the runtime call, PostgreSQL) against a bare fastify hello-world
- * (scripts/bench/hello-fastify.ts) on the same machine in the same run, both driven by autocannon
- * with the same connections and duration, alternating in rounds. Every service and the reference
- * is its own process. Target: the gateway serves at least 25% of bare fastify's requests/s.
+ * with a JWT: token verification, the runtime call, PostgreSQL) against two references on the same
+ * machine in the same run: one fastify process with a pg pool running the same statements for the
+ * same user's sessions in the same database, without auth (scripts/bench/fastify-pg.ts), and a bare
+ * fastify hello-world (scripts/bench/hello-fastify.ts). All are driven by autocannon with the same
+ * connections and duration, alternating in rounds; every service and each reference is its own
+ * process. Targets (issue 16): the gateway serves at least 50% of fastify + pg's requests/s
+ * (rest-vs-fastify-pg) and at least 10% of the bare hello-world's (rest-vs-hello).
  *
  * To show what holds the gateway back it also measures, in the same rounds, the two halves of the
  * path alone (GET /api/v1/health on the gateway: the kit with no JWT and no runtime call; GET
@@ -14,7 +17,7 @@
  *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:rest
  */
 import { freePort } from '@codelab/service-kit/testing';
-import { checkLoad, f1, f2, load, type LoadResult } from './load.ts';
+import { checkLoad, f1, f2, load, startHelloFastify, type LoadResult } from './load.ts';
 import {
   benchDatabase,
   CpuMeter,
@@ -31,13 +34,16 @@ import {
   type Platform,
   type Proc,
 } from './platform.ts';
+import { reportTarget } from './targets.ts';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
 const SECONDS = Number(process.env.BENCH_SECONDS || 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 2);
 const BREAKDOWN = process.env.BENCH_REST_BREAKDOWN !== '0';
 const LIMIT = 20;
-const TARGET = 0.25;
+/** Issue 16's goals: the gateway's requests/s against fastify + pg doing the query, and against hello-world. */
+const TARGET_FASTIFY_PG = 0.5;
+const TARGET_HELLO = 0.1;
 
 interface Target {
   key: string;
@@ -59,6 +65,7 @@ interface Totals {
 
 let platform: Platform | undefined;
 let hello: Proc | undefined;
+let fastifyPg: Proc | undefined;
 const db = await benchDatabase(48);
 try {
   platform = await startPlatform({
@@ -66,8 +73,9 @@ try {
     redisUrl: process.env.BENCH_REDIS_URL,
     logLevel: process.env.BENCH_LOG_LEVEL || 'warn',
   });
-  const port = await freePort();
-  hello = await startNode('hello-fastify', 'scripts/bench/hello-fastify.ts', port, { PORT: String(port) }, { readyPath: '/' });
+  hello = await startHelloFastify();
+  const pgPort = await freePort();
+  fastifyPg = await startNode('fastify-pg', 'scripts/bench/fastify-pg.ts', pgPort, { PORT: String(pgPort), DATABASE_URL: db.url });
   const auth = { authorization: `Bearer ${platform.token}` };
   // The user's sessions: a full page to list.
   for (let i = 0; i < LIMIT; i++) {
@@ -80,6 +88,11 @@ try {
   }
   const targets: Target[] = [
     { key: 'fastify', name: 'bare fastify hello-world (reference)', url: `${hello.url}/` },
+    {
+      key: 'fastify-pg',
+      name: `fastify + pg /sessions?limit=${LIMIT} (reference)`,
+      url: `${fastifyPg.url}/sessions?user=${encodeURIComponent(platform.user.id)}&limit=${LIMIT}`,
+    },
     {
       key: 'gateway',
       name: `gateway GET /api/v1/sessions?limit=${LIMIT} + JWT`,
@@ -98,15 +111,24 @@ try {
       },
     );
   }
-  const check = await fetch(targets[1]!.url, { headers: auth });
-  const page = (await check.json()) as { sessions?: unknown[] } | unknown[];
-  const listed = Array.isArray(page) ? page.length : (page.sessions?.length ?? NaN);
-  if (check.status !== 200) throw new Error(`GET ${targets[1]!.url}: ${check.status}`);
+  const listedBy = async (t: Target): Promise<string[]> => {
+    const res = await fetch(t.url, { headers: t.headers });
+    if (res.status !== 200) throw new Error(`GET ${t.url}: ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as { sessions?: { id: string }[] };
+    return (page.sessions ?? []).map((s) => s.id);
+  };
+  const byKey = (key: string): Target => targets.find((t) => t.key === key)!;
+  const listed = await listedBy(byKey('gateway'));
+  // the reference must read the same rows, or the comparison says nothing
+  const direct = await listedBy(byKey('fastify-pg'));
+  if (listed.length !== LIMIT || direct.join() !== listed.join())
+    throw new Error(`the gateway listed ${listed.length} sessions, fastify + pg ${direct.length}; both should list the same ${LIMIT}`);
 
-  const meter = new CpuMeter(platformCpuGroups(platform, { 'hello-fastify': () => [hello!.pid] }));
+  const references: Record<string, () => number[]> = { 'hello-fastify': () => [hello!.pid], 'fastify-pg': () => [fastifyPg!.pid] };
+  const meter = new CpuMeter(platformCpuGroups(platform, references));
   console.log(
     `${CPUS} CPUs; database: ${db.describe}${process.env.BENCH_REDIS_URL ? ', Redis' : ''}; autocannon ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds ` +
-      `(order rotated each round), after a 2 s warm-up of each; the listed page holds ${listed} sessions; services log at ${process.env.BENCH_LOG_LEVEL || 'warn'}`,
+      `(order rotated each round), after a 2 s warm-up of each; the listed page holds ${listed.length} sessions (the same for fastify + pg); services log at ${process.env.BENCH_LOG_LEVEL || 'warn'}`,
   );
   for (const t of targets) checkLoad(await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: 2 }));
 
@@ -148,24 +170,36 @@ try {
   console.log(`\n${'target'.padEnd(46)}   req/s   p50 ms   p99 ms (median over rounds) | CPU ms per request, by process`);
   for (const t of targets) {
     const acc = totals.get(t.key)!;
-    const shown = (k: string): boolean => (t.key === 'fastify' ? k === 'hello-fastify' || k === 'client' : k !== 'hello-fastify');
+    // each reference's own process (and PostgreSQL for fastify + pg), the platform's processes for the rest
+    const shown = (k: string): boolean =>
+      t.key === 'fastify'
+        ? k === 'hello-fastify' || k === 'client'
+        : t.key === 'fastify-pg'
+          ? k === 'fastify-pg' || k === 'postgres' || k === 'client'
+          : !(k in references);
     const cpu = Object.fromEntries(Object.entries(acc.cpu).filter(([k]) => shown(k)));
     console.log(
       `${t.name.padEnd(46)} ${rps(t.key).toFixed(0).padStart(7)} ${f2(median(acc.p50)).padStart(8)} ${f2(median(acc.p99)).padStart(8)} | ${cpuPerOp(cpu, acc.ok)}`,
     );
   }
-  const ratio = rps('gateway') / rps('fastify');
-  const roundRatios = perRound.map((r) => r.gateway! / r.fastify!);
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  const ratioPg = rps('gateway') / rps('fastify-pg');
+  const ratioHello = rps('gateway') / rps('fastify');
+  const verdict = (ratio: number, target: number): string => `target >= ${target * 100}%: ${ratio >= target ? 'met' : 'MISSED'}`;
   console.log(
-    `\ngateway / bare fastify: ${(ratio * 100).toFixed(1)}% of the requests/s (rounds: ${roundRatios.map((x) => `${(x * 100).toFixed(1)}%`).join(', ')}); ` +
-      `target >= ${TARGET * 100}%: ${ratio >= TARGET ? 'met' : 'MISSED'}`,
+    `\ngateway / fastify + pg: ${pct(ratioPg)} of the requests/s (rounds: ${perRound.map((r) => pct(r.gateway! / r['fastify-pg']!)).join(', ')}); ` +
+      verdict(ratioPg, TARGET_FASTIFY_PG),
+  );
+  console.log(
+    `gateway / bare fastify: ${pct(ratioHello)} of the requests/s (rounds: ${perRound.map((r) => pct(r.gateway! / r.fastify!)).join(', ')}); ` +
+      verdict(ratioHello, TARGET_HELLO),
   );
   if (BREAKDOWN) {
     const gw = totals.get('gateway')!;
     const per = (k: string): number => (gw.cpu[k] ?? 0) / gw.ok;
     const serverMs =
       Object.entries(gw.cpu)
-        .filter(([k]) => k !== 'client' && k !== 'hello-fastify')
+        .filter(([k]) => k !== 'client' && !(k in references))
         .reduce((a, [, ms]) => a + ms, 0) / gw.ok;
     console.log(
       `where a gateway read goes (CPU per request): gateway ${f2(per('gateway'))} ms, runtime ${f2(per('runtime'))} ms` +
@@ -176,12 +210,28 @@ try {
         `runtime + PostgreSQL direct ${rps('runtime').toFixed(0)} req/s (${((rps('runtime') / rps('fastify')) * 100).toFixed(0)}%).`,
     );
   }
+  const latency = (key: string): string => `p50 ${f2(median(totals.get(key)!.p50))} ms, p99 ${f2(median(totals.get(key)!.p99))} ms`;
   result(
     'rest',
-    `gateway ${rps('gateway').toFixed(0)} req/s (p50 ${f2(median(totals.get('gateway')!.p50))} ms, p99 ${f2(median(totals.get('gateway')!.p99))} ms) vs bare fastify ${rps('fastify').toFixed(0)} req/s ` +
-      `(p50 ${f2(median(totals.get('fastify')!.p50))} ms, p99 ${f2(median(totals.get('fastify')!.p99))} ms) = ${(ratio * 100).toFixed(1)}%; target >= 25%: ${ratio >= TARGET ? 'met' : 'MISSED'}`,
+    `gateway ${rps('gateway').toFixed(0)} req/s (${latency('gateway')}) vs fastify + pg ${rps('fastify-pg').toFixed(0)} req/s (${latency('fastify-pg')}) ` +
+      `= ${pct(ratioPg)}, ${verdict(ratioPg, TARGET_FASTIFY_PG)}; vs bare fastify ${rps('fastify').toFixed(0)} req/s (${latency('fastify')}) ` +
+      `= ${pct(ratioHello)}, ${verdict(ratioHello, TARGET_HELLO)}`,
   );
+  const measured = `${rps('gateway').toFixed(0)} req/s`;
+  reportTarget({
+    id: 'rest-vs-fastify-pg',
+    measured,
+    ratio: `${pct(ratioPg)} of fastify + pg direct (${rps('fastify-pg').toFixed(0)} req/s)`,
+    met: ratioPg >= TARGET_FASTIFY_PG,
+  });
+  reportTarget({
+    id: 'rest-vs-hello',
+    measured,
+    ratio: `${pct(ratioHello)} of bare fastify hello-world (${rps('fastify').toFixed(0)} req/s)`,
+    met: ratioHello >= TARGET_HELLO,
+  });
 } finally {
+  await fastifyPg?.stop();
   await hello?.stop();
   await platform?.stop();
   await db.stop();

@@ -17,7 +17,12 @@ export interface TargetResult {
 
 /** Every target, in the order the summary lists them, with its goal as the issue words it. */
 export const TARGETS: readonly { id: string; bench: string; what: string; goal: string }[] = [
-  { id: 'cpu-per-turn', bench: 'ttft', what: 'CPU per turn (30 tokens, all services + PostgreSQL + Redis, telemetry off)', goal: '<= 5.5 ms' },
+  {
+    id: 'cpu-per-turn',
+    bench: 'ttft',
+    what: 'CPU per turn (30 tokens, all services + PostgreSQL + Redis, telemetry off)',
+    goal: '<= 5.5 ms',
+  },
   { id: 'commits-per-turn', bench: 'ttft', what: 'database commits per plain turn', goal: '<= 2' },
   { id: 'ttft-open', bench: 'ttft', what: 'platform-added TTFT p99, open arrivals at half of capacity', goal: '< 10 ms' },
   { id: 'telemetry-10', bench: 'telemetry', what: 'server CPU per op, telemetry on at 10% sampling vs all off', goal: '<= +10%' },
@@ -58,7 +63,11 @@ export function targetTable(results: readonly TargetResult[]): { text: string; m
   });
   const head = ['target', 'goal', 'measured', 'against the reference of the same run', 'verdict'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(width[i]!)).join(' | ').trimEnd();
+  const fmt = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(width[i]!))
+      .join(' | ')
+      .trimEnd();
   const met = rows.filter((r) => r[4] === 'met').length;
   return {
     text: [fmt(head), width.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(fmt)].join('\n'),
