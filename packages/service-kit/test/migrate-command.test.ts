@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startEmbeddedPostgres } from '../src/embedded-postgres.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
 
@@ -34,6 +35,7 @@ describe('the migration commands', () => {
   const name = `migrate_${randomBytes(4).toString('hex')}`;
   let admin: pg.Client;
   let url: string;
+  let own: { stop(): Promise<void> } | undefined;
   beforeAll(async () => {
     admin = new pg.Client({ connectionString: inject('databaseUrl') });
     await admin.connect();
@@ -41,8 +43,20 @@ describe('the migration commands', () => {
     const u = new URL(inject('databaseUrl'));
     u.pathname = `/${name}`;
     url = u.toString();
+    // The embedded engine (PGlite) has one database whatever the name: other suites' migrations
+    // are already in it. The test needs an empty one: an engine of its own then.
+    const probe = new pg.Client({ connectionString: url });
+    await probe.connect();
+    const { rows } = await probe.query<{ used: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS used`);
+    await probe.end();
+    if (rows[0]!.used) {
+      const engine = await startEmbeddedPostgres(undefined, 4);
+      own = engine;
+      url = engine.url;
+    }
   });
   afterAll(async () => {
+    await own?.stop();
     await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin?.end();
   });
