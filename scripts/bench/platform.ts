@@ -431,34 +431,21 @@ export function result(name: string, text: string): void {
 // Commits in the database
 
 /**
- * Transactions committed in the bench's database (`pg_stat_database.xact_commit`: every statement
- * outside a transaction block and every COMMIT, of every platform process), read over a connection
- * to the server's `postgres` database so the reads do not count themselves. A backend publishes
- * its counts when it goes idle, up to PostgreSQL's idle flush interval (10 s) late: `settled()`
- * reads once the platform has been idle that long. Undefined for an embedded database (PGlite has
- * no statistics collector).
+ * Write transactions committed (or rolled back) on the bench's PostgreSQL server: each one that
+ * changes data is given a transaction id, read-only ones are not, so the next id to be given out
+ * (`pg_snapshot_xmax(pg_current_snapshot())`, which gives none itself) counts them — at once, with
+ * no statistics collector in between. Server-wide: the bench must be alone on that server.
+ * Undefined for an embedded database.
  */
-export async function commitCounter(
+export async function writeTransactionCounter(
   databaseUrl: string,
   embedded: boolean,
-): Promise<{ settled(idleSince: number): Promise<number>; close(): Promise<void> } | undefined> {
+): Promise<{ read(): Promise<number>; close(): Promise<void> } | undefined> {
   if (embedded) return undefined;
-  const target = new URL(databaseUrl);
-  const name = decodeURIComponent(target.pathname.slice(1)) || target.username || 'postgres';
-  const admin = new URL(databaseUrl);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
+  const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
-  const FLUSH_MS = 10_500;
   return {
-    settled: async (idleSince) => {
-      const wait = idleSince + FLUSH_MS - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      await client.query('SELECT pg_stat_clear_snapshot()');
-      const r = await client.query<{ n: string }>('SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = $1', [name]);
-      if (!r.rows[0]) throw new Error(`pg_stat_database has no row for database ${name}`);
-      return Number(r.rows[0].n);
-    },
+    read: async () => Number((await client.query<{ n: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS n')).rows[0]!.n),
     close: () => client.end(),
   };
 }
