@@ -21,6 +21,9 @@
  *
  *   BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_REST_CONNECTIONS=8 BENCH_CONVERSATIONS=16 BENCH_WORDS=20 \
  *   BENCH_SCRAPE_INTERVAL=5 BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:telemetry
+ *
+ * BENCH_TELEMETRY_CONFIGS=instr,stdout runs only those configurations beside `off` (no verdict then:
+ * a diagnostic run, e.g. with BENCH_CPU_PROF to profile one of them).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, statSync } from 'node:fs';
@@ -71,6 +74,7 @@ interface Config {
   diagnostic?: boolean;
 }
 const BREAKDOWN = process.env.BENCH_TELEMETRY_BREAKDOWN !== '0';
+const ONLY = process.env.BENCH_TELEMETRY_CONFIGS?.split(',').map((k) => k.trim());
 const CONFIGS: Config[] = [
   { key: 'off', name: 'telemetry off' },
   { key: 'on100', name: 'all on, traces 100%', ratio: 1, logs: true, loki: true, scrape: true },
@@ -82,7 +86,7 @@ const CONFIGS: Config[] = [
         { key: 'loki', name: '(info logs, stdout + Loki, scrapes)', logs: true, loki: true, scrape: true, diagnostic: true },
       ]
     : []),
-];
+].filter((c) => !ONLY || c.key === 'off' || ONLY.includes(c.key));
 
 interface Stats {
   traces: { requests: number; bytes: number; spans: number };
@@ -347,46 +351,58 @@ try {
       `${c.name.padEnd(30)} ${r.rest.toFixed(0).padStart(11)} ${r.turns.toFixed(1).padStart(8)} | ${f2(t.spans / ops)} spans, ${f2(t.traceBytes / 1024 / ops)}, ${f2(t.lokiBytes / 1024 / ops)}, ${f2(t.logBytes / 1024 / ops)} | ${cpuPerOp(t.cpu, ops)}`,
     );
   }
-  const c100 = cost('on100');
-  const c10 = cost('on10');
-  console.log(
-    `\nthroughput cost vs off: traces 100%: REST ${pctS(c100.rest)}, turns ${pctS(c100.turns)}, both ${pctS(c100.both)} (rounds: ${c100.perRound.map(pctS).join(', ')})` +
-      `\n                        traces 10%:  REST ${pctS(c10.rest)}, turns ${pctS(c10.turns)}, both ${pctS(c10.both)} (rounds: ${c10.perRound.map(pctS).join(', ')})`,
-  );
-  // 'both' = 1 - geometric mean of the REST and turn throughput ratios (each workload counts alike)
-  const cpuOf = (key: string): number =>
-    Object.entries(totals.get(key)!.cpu)
-      .filter(([g]) => g !== 'client')
-      .reduce((a, [, ms]) => a + ms, 0);
-  const opsOf = (key: string): number => totals.get(key)!.rest + totals.get(key)!.turns;
-  const cpuPer = (key: string): number => cpuOf(key) / opsOf(key);
-  console.log(
-    `server CPU per op (services, PostgreSQL, Redis, the sink): ${CONFIGS.map((c) => `${c.name} ${f2(cpuPer(c.key))} ms (${cpuPer(c.key) >= cpuPer('off') ? '+' : ''}${pctS(cpuPer(c.key) / cpuPer('off') - 1)})`).join('; ')}`,
-  );
-  if (BREAKDOWN) {
+  if (!totals.has('on100') || !totals.has('on10')) {
+    // BENCH_TELEMETRY_CONFIGS left out what the targets are measured on (a diagnostic run, e.g. for profiles)
+    const serverCpu = (key: string): number =>
+      Object.entries(totals.get(key)!.cpu)
+        .filter(([g]) => g !== 'client')
+        .reduce((a, [, ms]) => a + ms, 0) /
+      (totals.get(key)!.rest + totals.get(key)!.turns);
     console.log(
-      `where the cost comes from (throughput cost vs off, both workloads): ${CONFIGS.filter((c) => c.diagnostic)
-        .map((c) => `${c.name} ${pctS(cost(c.key).both)}`)
-        .join('; ')}; the rounds' spread shows the noise.`,
+      `server CPU per op: ${CONFIGS.map((c) => `${c.name} ${f2(serverCpu(c.key))} ms (${pctS(serverCpu(c.key) / serverCpu('off') - 1)})`).join('; ')}; no verdict (BENCH_TELEMETRY_CONFIGS)`,
+    );
+  } else {
+    const c100 = cost('on100');
+    const c10 = cost('on10');
+    console.log(
+      `\nthroughput cost vs off: traces 100%: REST ${pctS(c100.rest)}, turns ${pctS(c100.turns)}, both ${pctS(c100.both)} (rounds: ${c100.perRound.map(pctS).join(', ')})` +
+        `\n                        traces 10%:  REST ${pctS(c10.rest)}, turns ${pctS(c10.turns)}, both ${pctS(c10.both)} (rounds: ${c10.perRound.map(pctS).join(', ')})`,
+    );
+    // 'both' = 1 - geometric mean of the REST and turn throughput ratios (each workload counts alike)
+    const cpuOf = (key: string): number =>
+      Object.entries(totals.get(key)!.cpu)
+        .filter(([g]) => g !== 'client')
+        .reduce((a, [, ms]) => a + ms, 0);
+    const opsOf = (key: string): number => totals.get(key)!.rest + totals.get(key)!.turns;
+    const cpuPer = (key: string): number => cpuOf(key) / opsOf(key);
+    console.log(
+      `server CPU per op (services, PostgreSQL, Redis, the sink): ${CONFIGS.map((c) => `${c.name} ${f2(cpuPer(c.key))} ms (${cpuPer(c.key) >= cpuPer('off') ? '+' : ''}${pctS(cpuPer(c.key) / cpuPer('off') - 1)})`).join('; ')}`,
+    );
+    if (BREAKDOWN) {
+      console.log(
+        `where the cost comes from (throughput cost vs off, both workloads): ${CONFIGS.filter((c) => c.diagnostic)
+          .map((c) => `${c.name} ${pctS(cost(c.key).both)}`)
+          .join('; ')}; the rounds' spread shows the noise.`,
+      );
+    }
+    const extra = (key: string): number => cpuPer(key) / cpuPer('off') - 1;
+    for (const [id, key, goal] of [
+      ['telemetry-10', 'on10', 0.1],
+      ['telemetry-100', 'on100', 0.2],
+    ] as const) {
+      reportTarget({
+        id,
+        measured: `${f2(cpuPer(key))} ms server CPU per op (${extra(key) >= 0 ? '+' : ''}${pctS(extra(key))})`,
+        ratio: `vs ${f2(cpuPer('off'))} ms with all off; throughput cost ${pctS(cost(key).both)}`,
+        met: extra(key) <= goal,
+      });
+    }
+    result(
+      'telemetry',
+      `off ${off.rest.toFixed(0)} REST req/s + ${off.turns.toFixed(1)} turns/s; server CPU per op vs off: 10% sampling ${pctS(extra('on10'))} (target <= +10%), ` +
+        `100% ${pctS(extra('on100'))} (target <= +20%); throughput cost 10% ${pctS(c10.both)}, 100% ${pctS(c100.both)}`,
     );
   }
-  const extra = (key: string): number => cpuPer(key) / cpuPer('off') - 1;
-  for (const [id, key, goal] of [
-    ['telemetry-10', 'on10', 0.1],
-    ['telemetry-100', 'on100', 0.2],
-  ] as const) {
-    reportTarget({
-      id,
-      measured: `${f2(cpuPer(key))} ms server CPU per op (${extra(key) >= 0 ? '+' : ''}${pctS(extra(key))})`,
-      ratio: `vs ${f2(cpuPer('off'))} ms with all off; throughput cost ${pctS(cost(key).both)}`,
-      met: extra(key) <= goal,
-    });
-  }
-  result(
-    'telemetry',
-    `off ${off.rest.toFixed(0)} REST req/s + ${off.turns.toFixed(1)} turns/s; server CPU per op vs off: 10% sampling ${pctS(extra('on10'))} (target <= +10%), ` +
-      `100% ${pctS(extra('on100'))} (target <= +20%); throughput cost 10% ${pctS(c10.both)}, 100% ${pctS(c100.both)}`,
-  );
 } finally {
   for (const s of stacks) for (const c of s.conversations) c.close();
   await Promise.all(stacks.map((s) => s.platform.stop()));

@@ -1,6 +1,7 @@
 /**
  * pino JSON logs: one logger per service, secrets redacted, trace ids on every line written inside
- * a request, shipped to Loki with pino-loki when LOKI_URL is set.
+ * a request (one line per request: `request completed`, service.ts), written to stdout
+ * asynchronously and shipped to Loki with pino-loki when LOKI_URL is set.
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { pinoLevel } from './config.ts';
@@ -76,10 +77,19 @@ export function loggerOptions(s: LoggerSettings): LoggerOptions {
   };
 }
 
+/**
+ * stdout, written asynchronously: a line does not wait for its own write(2), lines logged while a
+ * write is under way leave together in the next one, and what is still buffered is written
+ * synchronously when the process exits (pino registers that for the destinations it builds).
+ */
+function stdout(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
+}
+
 export function createLogger(s: LoggerSettings): Logger {
   const options = loggerOptions(s);
   if (s.destination) return pino(options, s.destination as pino.DestinationStream);
-  if (!s.lokiUrl) return pino(options);
+  if (!s.lokiUrl) return pino(options, stdout());
   // multistream (not transport targets): transport targets forbid the level formatter.
   const loki = pino.transport({
     target: 'pino-loki',
@@ -94,7 +104,7 @@ export function createLogger(s: LoggerSettings): Logger {
   return pino(
     options,
     pino.multistream([
-      { stream: process.stdout, level: options.level as pino.Level },
+      { stream: stdout(), level: options.level as pino.Level },
       { stream: loki, level: options.level as pino.Level },
     ]),
   );

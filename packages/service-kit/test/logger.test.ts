@@ -114,8 +114,11 @@ describe('logger', () => {
         headers: { authorization: 'Bearer eyJsecret', 'user-agent': 'test-agent' },
       });
       await app.close();
-      const incoming = lines().find((l) => l.msg === 'incoming request');
-      expect(incoming!.req).toEqual({
+      // one line per request, when it ends
+      expect(lines().filter((l) => l.reqId !== undefined).map((l) => l.msg)).toEqual(['request completed']);
+      const completed = lines().find((l) => l.msg === 'request completed');
+      expect(completed).toMatchObject({ res: { statusCode: 200 }, responseTime: expect.any(Number) });
+      expect(completed!.req).toEqual({
         method: 'GET',
         url: `/ws?access_token=${R}&x=1`,
         remote_address: '127.0.0.1',
@@ -162,7 +165,7 @@ describe('logger', () => {
       expect(ids.trace_id).toMatch(/^[\da-f]{32}$/);
       expect(ids.span_id).toMatch(/^[\da-f]{16}$/);
       const mine = lines().filter((l) => l.reqId === 'req-one');
-      expect(mine.map((l) => l.msg)).toEqual(['incoming request', 'working', 'request completed']);
+      expect(mine.map((l) => l.msg)).toEqual(['working', 'request completed']);
       for (const line of mine) expect({ trace_id: line.trace_id, span_id: line.span_id }).toEqual(ids);
     });
 
@@ -176,7 +179,7 @@ describe('logger', () => {
       await service.app.close();
       expect(res.json().trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
       const mine = lines().filter((l) => l.reqId === 'req-tp');
-      expect(mine).toHaveLength(3);
+      expect(mine.map((l) => l.msg)).toEqual(['working', 'request completed']);
       for (const line of mine) expect(line.trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
       // The request is a new span of that trace, not the caller's span.
       expect(mine[0]!.span_id).not.toBe('00f067aa0ba902b7');
