@@ -2,8 +2,8 @@
  * The second reference of `npm run bench:rest`: one fastify process with a pg pool answering the
  * list the gateway's `GET /api/v1/sessions?limit=20` ends in, with the very statements the runtime
  * runs for it (services/runtime/src/store/sessions.ts, `SessionStore.list` with the route's
- * defaults: active_only=true, offset=0, the default idle timeout of 3600 s): the page and the count,
- * at once, prepared under names as the runtime's are (packages/service-kit/src/db.ts). No JWT, no
+ * defaults: active_only=true, offset=0, the default idle timeout of 3600 s): the page (one row more),
+ * and the count when the list goes on past the page, prepared under names as the runtime's are (packages/service-kit/src/db.ts). No JWT, no
  * internal call, no telemetry: what fastify + pg doing the query directly costs.
  *
  *   PORT=… DATABASE_URL=postgres://… node scripts/bench/fastify-pg.ts
@@ -56,13 +56,16 @@ app.get<{ Querystring: { user: string; limit: number; offset: number } }>(
   },
   async (request) => {
     const { user, limit, offset } = request.query;
-    const [page, count] = await Promise.all([
-      pool.query<Row>({ name: 'page', text: PAGE_SQL, values: [user, limit, offset] }),
-      pool.query<{ total: string }>({ name: 'count', text: COUNT_SQL, values: [user] }),
-    ]);
+    // as the runtime: one row more than the page, and a count only when the list goes on past it
+    const page = await pool.query<Row>({ name: 'page', text: PAGE_SQL, values: [user, limit + 1, offset] });
+    const rows = page.rows.slice(0, limit);
+    const total =
+      page.rows.length <= limit && (page.rows.length > 0 || offset === 0)
+        ? offset + page.rows.length
+        : Number((await pool.query<{ total: string }>({ name: 'count', text: COUNT_SQL, values: [user] })).rows[0]?.total ?? 0);
     return {
       // the runtime's summaryOf
-      sessions: page.rows.map((r) => ({
+      sessions: rows.map((r) => ({
         id: r.id,
         title: r.title,
         message_count: r.message_count,
@@ -70,7 +73,7 @@ app.get<{ Querystring: { user: string; limit: number; offset: number } }>(
         is_active: r.is_active,
         current_agent: r.current_agent,
       })),
-      total: Number(count.rows[0]?.total ?? 0),
+      total,
       limit,
       offset,
     };

@@ -233,6 +233,9 @@ try {
   const openCpu: Record<string, number> = {};
   let openTurns = 0;
   let waited = 0;
+  let openBefore: Scrapes | undefined;
+  let openAfter: Scrapes | undefined;
+  let openPeaks = { pending: 0, lagRuntime: 0, lagGateway: 0 };
   for (let r = 0; r < OPEN_ROUNDS; r++) {
     const round = { direct: NaN, platform: NaN };
     for (const which of r % 2 === 0 ? (['direct', 'platform'] as const) : (['platform', 'direct'] as const)) {
@@ -241,9 +244,18 @@ try {
         openDirect.push(...d.ttft);
         round.direct = pct(d.ttft, 99);
       } else {
+        openBefore ??= await scrapeAll(p);
+        const sampler = samplePeaks(p);
         meter.start();
         const o = await openPhase(rate, OPEN_SECONDS, viaPlatform, clients.length);
         for (const [g, ms] of Object.entries(meter.stop().cpu)) openCpu[g] = (openCpu[g] ?? 0) + ms;
+        const pk = sampler.stop();
+        openPeaks = {
+          pending: Math.max(openPeaks.pending, pk.pending),
+          lagRuntime: Math.max(openPeaks.lagRuntime, pk.lagRuntime),
+          lagGateway: Math.max(openPeaks.lagGateway, pk.lagGateway),
+        };
+        openAfter = await scrapeAll(p);
         openTurns += o.ttft.length;
         waited += o.waitedForFree;
         openPlatform.push(...o.ttft);
@@ -261,6 +273,10 @@ try {
   console.log(
     `open model at ${f1(rate)} turns/s (half of ${f1(capacity)}): platform-added TTFT p50 +${f1(openAdded50)} ms, p99 +${f1(openAdded99)} ms; ` +
       `CPU per turn: ${cpuPerOp(openCpu, openTurns)}${waited ? `; ${waited} arrivals found all ${clients.length} conversations busy` : ''}`,
+  );
+  console.log(
+    `where the time goes (open phases): ${whereTimeGoes(openBefore!, openAfter!, openTurns)}; peaks: event-loop lag p99 runtime ${f1(openPeaks.lagRuntime)} ms, ` +
+      `gateway ${f1(openPeaks.lagGateway)} ms, runtime db requests waiting ${openPeaks.pending}`,
   );
 
   const perService = serverCpu

@@ -168,14 +168,18 @@ export class SessionStore {
       params.push(opts.caller);
       where += ` AND owner_sub = $${params.length}`;
     }
-    const [page, count] = await Promise.all([
-      this.db.query<SessionRow>(
-        `SELECT ${this.columns} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-        [...params, opts.limit, opts.offset],
-      ),
-      this.db.query<{ total: string }>(`SELECT count(*) AS total FROM sessions WHERE ${where}`, params),
-    ]);
-    return { sessions: page.rows, total: Number(count.rows[0]?.total ?? 0) };
+    // One row more than the page: when it does not come, the page ends the list and the total is
+    // known without counting (the common case: a user's sessions fit in a page).
+    const page = await this.db.query<SessionRow>(
+      `SELECT ${this.columns} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+      [...params, opts.limit + 1, opts.offset],
+    );
+    const sessions = page.rows.slice(0, opts.limit);
+    if (page.rows.length <= opts.limit && (page.rows.length > 0 || opts.offset === 0)) {
+      return { sessions, total: opts.offset + page.rows.length };
+    }
+    const count = await this.db.query<{ total: string }>(`SELECT count(*) AS total FROM sessions WHERE ${where}`, params);
+    return { sessions, total: Number(count.rows[0]?.total ?? 0) };
   }
 
   /** Appends one message with the session's next sequence number (one statement, atomic). */

@@ -69,6 +69,12 @@ describe('sessions routes', () => {
     const next = (await service.app.inject({ method: 'GET', url: '/sessions?limit=2&offset=2', headers: caller })).json();
     expect(next.sessions.map((s: { id: string }) => s.id)).toEqual([ids[0]]);
     expect(next.total).toBe(3);
+    // a page that holds the whole list (its total needs no count), and one past the end (it does)
+    const whole = (await service.app.inject({ method: 'GET', url: '/sessions?limit=3', headers: caller })).json();
+    expect(whole.sessions).toHaveLength(3);
+    expect(whole.total).toBe(3);
+    const beyond = (await service.app.inject({ method: 'GET', url: '/sessions?limit=2&offset=5', headers: caller })).json();
+    expect(beyond).toMatchObject({ sessions: [], total: 3, limit: 2, offset: 5 });
   });
 
   it("keeps each user's sessions to that user: another user gets 404 and an empty list", async () => {
