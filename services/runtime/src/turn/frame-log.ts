@@ -16,6 +16,7 @@
  * the running-flag changes) of the older lease, atomically, so that a turn which lost its lease
  * cannot add frames after the taker's even before it knows it lost.
  */
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -232,11 +233,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 `;
 
-/** XADD unless a greater token claimed the log. KEYS: the stream, the claim; ARGV: token, seq, data, final flag, max length. */
+/** XADD (and the stream's retention) unless a greater token claimed the log. KEYS: the stream, the claim; ARGV: token, seq, data, final flag, max length, retention seconds. */
 const FENCED_APPEND = `
 local cur = redis.call('GET', KEYS[2])
 if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'seq', ARGV[2], 'data', ARGV[3], 'final', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 `;
 
@@ -326,8 +328,10 @@ export class RedisFrameLog implements FrameLog {
     for (const { cmd } of batch) cmd(p);
     for (const key of this.touched) p.expire(key, this.opts.retentionSeconds);
     this.touched.clear();
-    this.sent = p
-      .exec()
+    // Outside any trace: the batch carries frames (tokens) of many turns; a span per command
+    // would be a span per token (the ioredis instrumentation traces only commands with a parent).
+    this.sent = context
+      .with(ROOT_CONTEXT, () => p.exec())
       .then((results) => {
         const failed = results?.find(([err]) => err)?.[0];
         if (failed) this.failed(failed);
@@ -344,9 +348,20 @@ export class RedisFrameLog implements FrameLog {
     const key = framesKey(sessionId);
     const [seq, final, maxLen] = [String(frame.seq), frame.final ? '1' : '0', String(this.opts.maxFrames)];
     if (!fence) return this.queue((p) => p.xadd(key, 'MAXLEN', '~', maxLen, '*', 'seq', seq, 'data', frame.data, 'final', final), key);
+    // (the script sets the stream's retention itself: no EXPIRE command per frame)
     return this.queue(
-      (p) => (p as unknown as FencedCommands).codelabFencedAppend(key, claimKey(sessionId), fence.token, seq, frame.data, final, maxLen),
-      key,
+      (p) =>
+        (p as unknown as FencedCommands).codelabFencedAppend(
+          key,
+          claimKey(sessionId),
+          fence.token,
+          seq,
+          frame.data,
+          final,
+          maxLen,
+          String(this.opts.retentionSeconds),
+        ),
+      undefined,
       (reply) => {
         if (reply === 0) fence.onRefused();
       },

@@ -269,3 +269,32 @@ for (const kind of kinds) {
     });
   });
 }
+
+describe.skipIf(kinds[1]!.skip)('RedisFrameLog retention', () => {
+  it("gives a session's frames the retention, fenced or not (the fenced script sets it itself)", async () => {
+    const redis = new Redis(redisUrl!);
+    redisClients.push(redis);
+    const log = new RedisFrameLog(redis, {
+      maxFrames: 100,
+      retentionSeconds: 321,
+      runningTtlMs: 60_000,
+      logger: silentLogger(),
+      onError: () => undefined,
+    });
+    try {
+      const fenced = `fl-${randomUUID()}`;
+      await log.claim(fenced, '5');
+      await log.append(fenced, frame(1), { token: '5', onRefused: () => undefined });
+      const plain = `fl-${randomUUID()}`;
+      await log.append(plain, frame(1));
+      await log.flush();
+      for (const sessionId of [fenced, plain]) {
+        const ttl = await redis.ttl(`codelab:frames:${sessionId}`);
+        expect(ttl).toBeGreaterThan(300);
+        expect(ttl).toBeLessThanOrEqual(321);
+      }
+    } finally {
+      await log.close();
+    }
+  });
+});
