@@ -92,7 +92,8 @@ class ConnectionHandler {
 
   constructor(socket: WebSocket, request: ConnectionRequest, deps: ConnectionHandlerDeps) {
     const upgradeSpan = trace.getSpan(context.active())?.spanContext();
-    const links: Link[] = upgradeSpan ? [{ context: upgradeSpan }] : [];
+    // no list at all without an upgrade span (the SDK keeps a span's list as given, and may add to it)
+    const links: Link[] | undefined = upgradeSpan ? [{ context: upgradeSpan }] : undefined;
     this.conn = new Connection({
       socket,
       pathId: request.params.sessionId,

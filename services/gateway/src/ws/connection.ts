@@ -35,14 +35,15 @@ export class Connection {
    * (a client that asked for no history). A turn whose stream starts above it fills the gap first.
    */
   knownSeq: number | undefined;
-  log: FastifyBaseLogger;
   private realId: string | undefined;
+  /** The upgrade request's logger (its id, trace ids); `log` adds the session. */
   private readonly baseLog: FastifyBaseLogger;
   private readonly socket: WebSocket;
   private readonly metrics: GatewayMetrics;
   private readonly maxBufferedBytes: number;
   private readonly handshakeContext: Context;
-  private readonly links: Link[];
+  /** To the upgrade request's span; none when it had none. */
+  private readonly links: Link[] | undefined;
 
   constructor(opts: {
     socket: WebSocket;
@@ -52,15 +53,15 @@ export class Connection {
     metrics: GatewayMetrics;
     maxBufferedBytes: number;
     handshakeContext: Context;
-    links: Link[];
+    links: Link[] | undefined;
   }) {
     this.socket = opts.socket;
-    this.pathId = opts.pathId;
+    // the path id is a slice of the request's URL, which would stay with it (with an ?access_token=)
+    this.pathId = ownString(opts.pathId);
     this.userId = opts.userId;
-    this.autoSession = opts.pathId.startsWith(AUTO_SESSION_PREFIX);
-    this.realId = this.autoSession ? undefined : opts.pathId;
+    this.autoSession = this.pathId.startsWith(AUTO_SESSION_PREFIX);
+    this.realId = this.autoSession ? undefined : this.pathId;
     this.baseLog = opts.log;
-    this.log = opts.log.child({ session_id: opts.pathId });
     this.metrics = opts.metrics;
     this.maxBufferedBytes = opts.maxBufferedBytes;
     this.handshakeContext = opts.handshakeContext;
@@ -72,10 +73,22 @@ export class Connection {
     return this.realId;
   }
 
+  /**
+   * The connection's logger: the upgrade request's, with `session_id` (and `path_session_id` once a
+   * `new_…` path id is named). Made when a line is written, not kept: a pino child per idle
+   * connection costs more memory than the few lines a connection writes cost time.
+   */
+  get log(): FastifyBaseLogger {
+    return this.baseLog.child(
+      this.autoSession && this.realId !== undefined
+        ? { session_id: this.realId, path_session_id: this.pathId }
+        : { session_id: this.pathId },
+    );
+  }
+
   /** A `session_info` chunk named the session the runtime created for this `new_…` path id. */
   adopt(sessionId: string): void {
     this.realId = sessionId;
-    this.log = this.baseLog.child({ session_id: sessionId, path_session_id: this.pathId });
     this.log.info('session created for the new_ path id');
   }
 
@@ -144,4 +157,12 @@ export class Connection {
     );
     return { span, ctx: trace.setSpan(parent, span) };
   }
+}
+
+/**
+ * A copy of `s` that shares no memory with the string it was cut from (V8 keeps a substring of 13
+ * characters or more as a slice of its parent, which then lives as long as the slice).
+ */
+function ownString(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'utf8').toString('utf8');
 }

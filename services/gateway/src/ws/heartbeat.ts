@@ -3,7 +3,8 @@
  * uvicorn pinged every 20 s and gave 20 s to answer). A client silent for the heartbeat interval
  * gets a ping; one that then answers nothing (no pong, no frame) within the close timeout is
  * terminated as dead, counted (`gateway_ws_dead_peers_total`) and reported to its connection.
- * One sweep over a map every few seconds keeps 10,000 idle sockets cheap: no timer per socket.
+ * One sweep over a map every few seconds keeps 10,000 idle sockets cheap: no timer per socket, and
+ * no closure either: every socket shares the same listeners, which find their peer by the socket.
  *
  * A peer is judged on what this process could read: a late ping marks it overdue, and it is
  * terminated at a later sweep only if it stayed silent in between. Between two sweeps (timers)
@@ -35,9 +36,23 @@ export class Heartbeat {
   private readonly peers = new Map<WebSocket, Peer>();
   private readonly opts: HeartbeatOptions;
   private timer: NodeJS.Timeout | undefined;
+  /** Listeners shared by every socket (`this` is the socket that emitted). */
+  private readonly alive: (this: WebSocket) => void;
+  private readonly untrack: (this: WebSocket) => void;
 
   constructor(opts: HeartbeatOptions) {
     this.opts = opts;
+    const peers = this.peers;
+    this.alive = function alive(this: WebSocket): void {
+      const peer = peers.get(this);
+      if (!peer) return;
+      peer.lastSeen = performance.now();
+      peer.pingedAt = undefined;
+      peer.overdue = false;
+    };
+    this.untrack = function untrack(this: WebSocket): void {
+      peers.delete(this);
+    };
   }
 
   /** Sockets being watched. */
@@ -48,17 +63,11 @@ export class Heartbeat {
   /** Watches a socket until it closes; `onDead` runs just before a silent one is terminated. */
   track(socket: WebSocket, onDead: () => void): void {
     if (this.opts.intervalMs <= 0) return;
-    const peer: Peer = { lastSeen: performance.now(), pingedAt: undefined, overdue: false, onDead };
-    const alive = (): void => {
-      peer.lastSeen = performance.now();
-      peer.pingedAt = undefined;
-      peer.overdue = false;
-    };
-    socket.on('pong', alive);
-    socket.on('ping', alive);
-    socket.on('message', alive);
-    socket.once('close', () => this.peers.delete(socket));
-    this.peers.set(socket, peer);
+    socket.on('pong', this.alive);
+    socket.on('ping', this.alive);
+    socket.on('message', this.alive);
+    socket.on('close', this.untrack); // a socket closes once: `on` spares the wrapper `once` makes
+    this.peers.set(socket, { lastSeen: performance.now(), pingedAt: undefined, overdue: false, onDead });
     if (this.opts.timer === false) return;
     this.timer ??= setInterval(() => this.sweep(), Math.max(10, Math.min(this.opts.intervalMs, this.opts.timeoutMs) / 4)).unref();
   }

@@ -10,12 +10,21 @@ import { WS_CLOSE } from '@codelab/protocol';
 
 export class OpenLogins {
   private readonly sockets = new Map<WebSocket, string>();
+  /** One 'close' listener shared by every socket (`this` is the socket): no closure per connection. */
+  private readonly untrack: (this: WebSocket) => void;
+
+  constructor() {
+    const sockets = this.sockets;
+    this.untrack = function untrack(this: WebSocket): void {
+      sockets.delete(this);
+    };
+  }
 
   /** Tracks `socket` until it closes; a token without a family is not tracked. */
   track(socket: WebSocket, familyId: string | undefined): void {
     if (!familyId) return;
     this.sockets.set(socket, familyId);
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('close', this.untrack); // a socket closes once: `on` spares the wrapper `once` makes
   }
 
   /** Closes (4401) every tracked socket whose login is revoked; returns how many. */

@@ -16,6 +16,7 @@ import type { RuntimeClient } from '../runtime-client.ts';
 import { handleConnection } from './connection-handler.ts';
 import { Heartbeat } from './heartbeat.ts';
 import type { OpenLogins } from './open-logins.ts';
+import { releaseUpgrade } from './upgrade.ts';
 
 /** How many times GATEWAY__WS_MAX_MESSAGE_BYTES a frame may be to be read whole before its 1009. */
 const OVERSIZE_READ_FACTOR = 4;
@@ -40,6 +41,18 @@ export async function registerWebSocketRoute(
   const inFlight = new Set<Promise<void>>();
   const heartbeat = new Heartbeat({ intervalMs: config.wsHeartbeatInterval * 1000, timeoutMs: config.wsCloseTimeout * 1000, metrics });
   app.addHook('onClose', async () => heartbeat.stop());
+  // one for every connection
+  const connectionDeps = {
+    runtime,
+    metrics,
+    serviceMetrics: service.metrics,
+    maxQueuedFrames: config.wsMaxQueuedFrames,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    maxMessageBytes: config.wsMaxMessageBytes,
+    isDraining: () => service.draining,
+    inFlight,
+    heartbeat,
+  };
   await app.register(websocket, {
     // frames over the limit are read whole up to OVERSIZE_READ_FACTOR times it, then closed with
     // 1009 after a close handshake (connection-handler.ts): ws's own maxPayload check closes as
@@ -66,18 +79,10 @@ export async function registerWebSocketRoute(
       },
     },
     (socket, request) => {
+      // an idle connection keeps nothing of its upgrade request but what it reads here
+      releaseUpgrade(socket, request);
       openLogins.track(socket, request.principal?.familyId);
-      handleConnection(socket, request, {
-        runtime,
-        metrics,
-        serviceMetrics: service.metrics,
-        maxQueuedFrames: config.wsMaxQueuedFrames,
-        maxBufferedBytes: config.wsMaxBufferedBytes,
-        maxMessageBytes: config.wsMaxMessageBytes,
-        isDraining: () => service.draining,
-        inFlight,
-        heartbeat,
-      });
+      handleConnection(socket, request, connectionDeps);
     },
   );
 }

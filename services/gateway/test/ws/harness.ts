@@ -24,7 +24,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(env: Record<string, string> = {}, logger: Logger = silentLogger()): Promise<Harness> {
+export async function startHarness(
+  env: Record<string, string> = {},
+  logger: Logger = silentLogger(),
+  /** Runs on the built app before it listens (hooks of a test's own). */
+  beforeListen?: (gateway: Service) => void,
+): Promise<Harness> {
   const runtime = new StubRuntime();
   const runtimeUrl = await runtime.start();
   const gateway = await buildApp(
@@ -36,6 +41,7 @@ export async function startHarness(env: Record<string, string> = {}, logger: Log
     }),
     { logger },
   );
+  beforeListen?.(gateway);
   const url = await listen(gateway, { host: '127.0.0.1', port: 0 });
   const ws = url.replace(/^http/, 'ws');
   const clients: FrameClient[] = [];

@@ -102,7 +102,7 @@ describe('Heartbeat', () => {
     hb.stop();
   });
 
-  it('watches 10,000 idle sockets on one timer, one sweep pinging each once', () => {
+  it('watches 10,000 idle sockets on one timer and one set of listeners, one sweep pinging each once', () => {
     // what keeps idle sockets cheap is structural (one timer, one pass over a map), not a time
     // measured on whatever machine runs the test
     const intervals = vi.spyOn(globalThis, 'setInterval');
@@ -112,6 +112,9 @@ describe('Heartbeat', () => {
       for (const s of sockets) hb.track(s as unknown as WebSocket, () => undefined);
       expect(hb.size).toBe(10_000);
       expect(intervals).toHaveBeenCalledTimes(1);
+      // and no closure per socket: they all share the same listeners
+      for (const event of ['pong', 'ping', 'message', 'close'])
+        expect(new Set(sockets.flatMap((s) => s.listeners(event))).size, event).toBe(1);
       hb.sweep(performance.now() + 20_000);
       expect(sockets.every((s) => s.pings === 1)).toBe(true);
       hb.sweep(performance.now() + 20_000); // a ping already awaited is not sent again
