@@ -83,6 +83,10 @@ describe('distributed tracing of a turn', () => {
     const wsIdx = chain.findIndex((s) => s.spanId === wsSpan!.spanId);
     expect(runtimeServerIdx, `chain: ${chain.map((s) => `${s.service}:${s.name}`).join(' <- ')}`).toBeGreaterThan(0);
     expect(wsIdx).toBeGreaterThan(runtimeServerIdx);
+    // one span per hop and request, named after its route template
+    expect(chain[runtimeServerIdx]!.name).toBe('POST /agent/message/stream');
+    expect(chain[runtimeServerIdx]!.attributes['http.route']).toBe('/agent/message/stream');
+    expect(llmServer!.name).toBe('POST /v1/chat/completions');
     expect(services.at(-1)).toBe('gateway');
     expect(chain.at(-1)!.spanId).toBe(wsSpan!.spanId); // the WS message span is the root of the turn
     expect(chain.every((s) => s.traceId === traceId)).toBe(true);

@@ -15,7 +15,7 @@ import { AppError, kitErrors } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { activeTraceIds, fallbackTraceIds, type TraceIds } from './trace-context.ts';
-import { tracingEnabled } from './tracing.ts';
+import { nameServerSpan, tracingEnabled } from './tracing.ts';
 import { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
 
 declare module 'fastify' {
@@ -137,6 +137,13 @@ export function createService(opts: ServiceOptions): Service {
   app.addHook('onRequest', async (request) => {
     (request as unknown as { startedAt: number }).startedAt = performance.now();
   });
+  if (tracingEnabled()) {
+    // the request's server span is named after its route template (unmatched paths keep the method only)
+    app.addHook('onRequest', (request, _reply, done) => {
+      if (request.routeOptions.url) nameServerSpan(request.routeOptions.url);
+      done();
+    });
+  }
 
   if (opts.corsOrigins?.length) {
     // only the listed origins; credentials never (tokens travel in Authorization, not cookies)

@@ -22,6 +22,15 @@ import type { Sampler } from '@opentelemetry/sdk-trace';
 
 let sdkShutdown: (() => Promise<void>) | undefined;
 let enabled = false;
+let serverSpanRoute: ((route: string) => void) | undefined;
+
+/**
+ * Gives the current request's HTTP server span its route template (`http.route`, and the span's
+ * name `POST /sessions/:id`): called from an onRequest hook; nothing when tracing is off.
+ */
+export function nameServerSpan(route: string): void {
+  serverSpanRoute?.(route);
+}
 
 export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   if ((env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return false;
@@ -59,7 +68,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     pg,
     ioredis,
     pino,
-    fastifyOtel,
   ] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/core'),
@@ -73,7 +81,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     import('@opentelemetry/instrumentation-pg'),
     import('@opentelemetry/instrumentation-ioredis'),
     import('@opentelemetry/instrumentation-pino'),
-    import('@fastify/otel'),
   ]);
   const { getNumberFromEnv, getStringFromEnv, getStringListFromEnv } = core;
 
@@ -92,15 +99,15 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
       new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
       // trace_id / span_id on every log line written inside a span; logs go to stdout/Loki, not OTLP.
       new pino.PinoInstrumentation({ disableLogSending: true }),
-      // a request span and its handler span; no span per lifecycle hook (auth, metrics, … run on
-      // every request: a dozen spans each that say little and cost CPU on every call)
-      new fastifyOtel.FastifyOtelInstrumentation({
-        registerOnInitialization: true,
-        instrumentHooks: false,
-        ignorePaths: (opts: { url: string }) => quietPaths.has(opts.url),
-      }),
     ],
   });
+
+  // One span per request and hop: the HTTP server span, named after the route template (fastify's
+  // own instrumentation would add a request span and a handler span under it, per request).
+  serverSpanRoute = (route) => {
+    const rpc = core.getRPCMetadata(api.context.active());
+    if (rpc?.type === core.RPCType.HTTP) rpc.route = route;
+  };
 
   const contextManager = new AsyncLocalStorageContextManager();
   contextManager.enable();
