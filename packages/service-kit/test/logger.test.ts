@@ -115,7 +115,11 @@ describe('logger', () => {
       });
       await app.close();
       // one line per request, when it ends
-      expect(lines().filter((l) => l.reqId !== undefined).map((l) => l.msg)).toEqual(['request completed']);
+      expect(
+        lines()
+          .filter((l) => l.reqId !== undefined)
+          .map((l) => l.msg),
+      ).toEqual(['request completed']);
       const completed = lines().find((l) => l.msg === 'request completed');
       expect(completed).toMatchObject({ res: { statusCode: 200 }, responseTime: expect.any(Number) });
       expect(completed!.req).toEqual({
