@@ -149,76 +149,98 @@ try {
   await phase(direct);
 
   const meter = new CpuMeter(platformCpuGroups(p));
-  const directTtft: number[] = [];
-  const platformTtft: number[] = [];
-  const roundP99: { direct: number; platform: number }[] = [];
-  const cpu: Record<string, number> = {};
-  let platformSeconds = 0;
-  let writeCommits = 0;
-  let before: Scrapes | undefined;
-  let after: Scrapes | undefined;
-  let peaks = { pending: 0, lagRuntime: 0, lagGateway: 0 };
-  // Histograms are cumulative: the first platform phase's start to the last one's end spans the
-  // direct phases in between too, which touch only the llm-proxy (its TTFT mean then mixes both).
-  for (let r = 0; r < ROUNDS; r++) {
-    const round = { direct: NaN, platform: NaN };
-    for (const which of r % 2 === 0 ? (['direct', 'platform'] as const) : (['platform', 'direct'] as const)) {
-      if (which === 'direct') {
-        const d = await phase(direct);
-        directTtft.push(...d.ttft);
-        round.direct = pct(d.ttft, 99);
-      } else {
-        before ??= await scrapeAll(p);
+  /**
+   * `n` rounds of a direct phase and a platform phase, alternating which goes first. Over the
+   * platform phases: CPU per process, write commits, the services' metrics at the first start and
+   * the last end (histograms are cumulative: the span includes the direct phases in between, which
+   * touch only the llm-proxy), and peaks of event-loop lag and of requests waiting for a connection.
+   */
+  const measureRounds = async (
+    n: number,
+    label: string,
+    runDirect: () => Promise<{ ttft: number[] }>,
+    runPlatform: () => Promise<{ ttft: number[]; seconds: number; waitedForFree?: number }>,
+  ) => {
+    const m = {
+      direct: [] as number[],
+      platform: [] as number[],
+      added: [] as number[],
+      cpu: {} as Record<string, number>,
+      seconds: 0,
+      writeCommits: 0,
+      waitedForFree: 0,
+      before: undefined as Scrapes | undefined,
+      after: undefined as Scrapes | undefined,
+      peaks: { pending: 0, lagRuntime: 0, lagGateway: 0 },
+    };
+    for (let r = 0; r < n; r++) {
+      const round = { direct: NaN, platform: NaN };
+      for (const which of r % 2 === 0 ? (['direct', 'platform'] as const) : (['platform', 'direct'] as const)) {
+        if (which === 'direct') {
+          const d = await runDirect();
+          m.direct.push(...d.ttft);
+          round.direct = pct(d.ttft, 99);
+          continue;
+        }
+        m.before ??= await scrapeAll(p);
         const sampler = samplePeaks(p);
         const xids = await commits?.read();
         meter.start();
-        const ph = await phase(viaPlatform);
-        const m = meter.stop();
-        if (xids !== undefined) writeCommits += (await commits!.read()) - xids;
+        const ph = await runPlatform();
+        const used = meter.stop();
+        if (xids !== undefined) m.writeCommits += (await commits!.read()) - xids;
         const pk = sampler.stop();
-        peaks = {
-          pending: Math.max(peaks.pending, pk.pending),
-          lagRuntime: Math.max(peaks.lagRuntime, pk.lagRuntime),
-          lagGateway: Math.max(peaks.lagGateway, pk.lagGateway),
+        m.peaks = {
+          pending: Math.max(m.peaks.pending, pk.pending),
+          lagRuntime: Math.max(m.peaks.lagRuntime, pk.lagRuntime),
+          lagGateway: Math.max(m.peaks.lagGateway, pk.lagGateway),
         };
-        for (const [g, ms] of Object.entries(m.cpu)) cpu[g] = (cpu[g] ?? 0) + ms;
-        platformSeconds += ph.seconds;
-        platformTtft.push(...ph.ttft);
+        for (const [g, ms] of Object.entries(used.cpu)) m.cpu[g] = (m.cpu[g] ?? 0) + ms;
+        m.seconds += ph.seconds;
+        m.waitedForFree += ph.waitedForFree ?? 0;
+        m.platform.push(...ph.ttft);
         round.platform = pct(ph.ttft, 99);
-        after = await scrapeAll(p);
+        m.after = await scrapeAll(p);
       }
+      m.added.push(round.platform - round.direct);
+      console.log(
+        `  ${label} ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms`,
+      );
     }
-    roundP99.push(round);
-    console.log(
-      `  round ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms`,
-    );
-  }
-
+    return m;
+  };
   const line = (name: string, xs: number[]): string =>
     `${name.padEnd(34)} p50 ${f1(pct(xs, 50)).padStart(6)} ms  p95 ${f1(pct(xs, 95)).padStart(6)} ms  p99 ${f1(pct(xs, 99)).padStart(6)} ms  max ${f1(Math.max(...xs)).padStart(6)} ms  (${xs.length} turns)`;
-  console.log(`\n${line('mock, direct (reference)', directTtft)}`);
-  console.log(line('platform (WS → gw → rt → llm-proxy)', platformTtft));
-  const added50 = pct(platformTtft, 50) - pct(directTtft, 50);
-  const added99 = pct(platformTtft, 99) - pct(directTtft, 99);
-  console.log(
-    `platform-added TTFT: p50 +${f1(added50)} ms, p99 +${f1(added99)} ms (per round: ${roundP99.map((x) => f1(x.platform - x.direct)).join(', ')} ms); ` +
-      `platform / direct TTFT p99 x${(pct(platformTtft, 99) / pct(directTtft, 99)).toFixed(2)} (closed model, near capacity: the TTFT target is the open model's, below)`,
+
+  // Closed model: the capacity.
+  const closed = await measureRounds(
+    ROUNDS,
+    'round',
+    () => phase(direct),
+    () => phase(viaPlatform),
   );
-  const turns = platformTtft.length;
-  const busy = Object.entries(cpu).reduce((a, [, ms]) => a + ms, 0) / (platformSeconds * 1000 * CPUS);
-  console.log(`where the time goes (platform phases): ${whereTimeGoes(before!, after!, turns)}`);
+  console.log(`\n${line('mock, direct (reference)', closed.direct)}`);
+  console.log(line('platform (WS → gw → rt → llm-proxy)', closed.platform));
+  const added50 = pct(closed.platform, 50) - pct(closed.direct, 50);
+  const added99 = pct(closed.platform, 99) - pct(closed.direct, 99);
   console.log(
-    `peaks: runtime db requests waiting for a connection ${peaks.pending}, event-loop lag p99 runtime ${f1(peaks.lagRuntime)} ms, gateway ${f1(peaks.lagGateway)} ms; ` +
-      `CPU per turn: ${cpuPerOp(cpu, turns)}; the ${CPUS} CPUs were ${(busy * 100).toFixed(0)}% busy (${f1(turns / platformSeconds)} turns/s)`,
+    `platform-added TTFT: p50 +${f1(added50)} ms, p99 +${f1(added99)} ms (per round: ${closed.added.map(f1).join(', ')} ms); ` +
+      `platform / direct TTFT p99 x${(pct(closed.platform, 99) / pct(closed.direct, 99)).toFixed(2)} (closed model, near capacity: the TTFT target is the open model's, below)`,
   );
-  const capacity = turns / platformSeconds;
-  const serverCpu = Object.entries(cpu).filter(([g]) => g !== 'client');
+  const turns = closed.platform.length;
+  const busy = Object.entries(closed.cpu).reduce((a, [, ms]) => a + ms, 0) / (closed.seconds * 1000 * CPUS);
+  console.log(`where the time goes (platform phases): ${whereTimeGoes(closed.before!, closed.after!, turns)}`);
+  console.log(
+    `peaks: runtime db requests waiting for a connection ${closed.peaks.pending}, event-loop lag p99 runtime ${f1(closed.peaks.lagRuntime)} ms, gateway ${f1(closed.peaks.lagGateway)} ms; ` +
+      `CPU per turn: ${cpuPerOp(closed.cpu, turns)}; the ${CPUS} CPUs were ${(busy * 100).toFixed(0)}% busy (${f1(turns / closed.seconds)} turns/s)`,
+  );
+  const capacity = turns / closed.seconds;
+  const serverCpu = Object.entries(closed.cpu).filter(([g]) => g !== 'client');
   const cpuPerTurn = serverCpu.reduce((a, [, ms]) => a + ms, 0) / turns;
-  await commits?.close();
-  const commitsPerTurn = commits ? writeCommits / turns : NaN;
+  const commitsPerTurn = commits ? closed.writeCommits / turns : NaN;
   const statementsPerTurn =
-    (metricSum(after!.runtime, 'db_client_operation_duration_seconds_count') -
-      metricSum(before!.runtime, 'db_client_operation_duration_seconds_count')) /
+    (metricSum(closed.after!.runtime, 'db_client_operation_duration_seconds_count') -
+      metricSum(closed.before!.runtime, 'db_client_operation_duration_seconds_count')) /
     turns;
   console.log(
     `capacity (closed model, ${s.conversations} conversations): ${f1(capacity)} turns/s; server CPU per turn ${cpuPerTurn.toFixed(2)} ms = ` +
@@ -228,55 +250,25 @@ try {
 
   // Open model at half of the capacity just measured.
   const rate = capacity / 2;
-  const openDirect: number[] = [];
-  const openPlatform: number[] = [];
-  const openCpu: Record<string, number> = {};
-  let openTurns = 0;
-  let waited = 0;
-  let openBefore: Scrapes | undefined;
-  let openAfter: Scrapes | undefined;
-  let openPeaks = { pending: 0, lagRuntime: 0, lagGateway: 0 };
-  for (let r = 0; r < OPEN_ROUNDS; r++) {
-    const round = { direct: NaN, platform: NaN };
-    for (const which of r % 2 === 0 ? (['direct', 'platform'] as const) : (['platform', 'direct'] as const)) {
-      if (which === 'direct') {
-        const d = await openPhase(rate, OPEN_SECONDS, direct, 100_000);
-        openDirect.push(...d.ttft);
-        round.direct = pct(d.ttft, 99);
-      } else {
-        openBefore ??= await scrapeAll(p);
-        const sampler = samplePeaks(p);
-        meter.start();
-        const o = await openPhase(rate, OPEN_SECONDS, viaPlatform, clients.length);
-        for (const [g, ms] of Object.entries(meter.stop().cpu)) openCpu[g] = (openCpu[g] ?? 0) + ms;
-        const pk = sampler.stop();
-        openPeaks = {
-          pending: Math.max(openPeaks.pending, pk.pending),
-          lagRuntime: Math.max(openPeaks.lagRuntime, pk.lagRuntime),
-          lagGateway: Math.max(openPeaks.lagGateway, pk.lagGateway),
-        };
-        openAfter = await scrapeAll(p);
-        openTurns += o.ttft.length;
-        waited += o.waitedForFree;
-        openPlatform.push(...o.ttft);
-        round.platform = pct(o.ttft, 99);
-      }
-    }
-    console.log(
-      `  open round ${r + 1} at ${f1(rate)} turns/s: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms`,
-    );
-  }
-  const openAdded99 = pct(openPlatform, 99) - pct(openDirect, 99);
-  const openAdded50 = pct(openPlatform, 50) - pct(openDirect, 50);
-  console.log(line('open: mock, direct (reference)', openDirect));
-  console.log(line('open: platform', openPlatform));
+  const open = await measureRounds(
+    OPEN_ROUNDS,
+    `open round at ${f1(rate)} turns/s`,
+    () => openPhase(rate, OPEN_SECONDS, direct, 100_000),
+    () => openPhase(rate, OPEN_SECONDS, viaPlatform, clients.length),
+  );
+  await commits?.close();
+  const openTurns = open.platform.length;
+  const openAdded99 = pct(open.platform, 99) - pct(open.direct, 99);
+  const openAdded50 = pct(open.platform, 50) - pct(open.direct, 50);
+  console.log(line('open: mock, direct (reference)', open.direct));
+  console.log(line('open: platform', open.platform));
   console.log(
     `open model at ${f1(rate)} turns/s (half of ${f1(capacity)}): platform-added TTFT p50 +${f1(openAdded50)} ms, p99 +${f1(openAdded99)} ms; ` +
-      `CPU per turn: ${cpuPerOp(openCpu, openTurns)}${waited ? `; ${waited} arrivals found all ${clients.length} conversations busy` : ''}`,
+      `CPU per turn: ${cpuPerOp(open.cpu, openTurns)}${open.waitedForFree ? `; ${open.waitedForFree} arrivals found all ${clients.length} conversations busy` : ''}`,
   );
   console.log(
-    `where the time goes (open phases): ${whereTimeGoes(openBefore!, openAfter!, openTurns)}; peaks: event-loop lag p99 runtime ${f1(openPeaks.lagRuntime)} ms, ` +
-      `gateway ${f1(openPeaks.lagGateway)} ms, runtime db requests waiting ${openPeaks.pending}`,
+    `where the time goes (open phases): ${whereTimeGoes(open.before!, open.after!, openTurns)}; peaks: event-loop lag p99 runtime ${f1(open.peaks.lagRuntime)} ms, ` +
+      `gateway ${f1(open.peaks.lagGateway)} ms, runtime db requests waiting ${open.peaks.pending}`,
   );
 
   const perService = serverCpu
@@ -300,12 +292,12 @@ try {
   reportTarget({
     id: 'ttft-open',
     measured: `+${f1(openAdded99)} ms at ${f1(rate)} turns/s (half of ${f1(capacity)})`,
-    ratio: `platform p99 ${f1(pct(openPlatform, 99))} ms vs mock direct p99 ${f1(pct(openDirect, 99))} ms at the same arrivals`,
+    ratio: `platform p99 ${f1(pct(open.platform, 99))} ms vs mock direct p99 ${f1(pct(open.direct, 99))} ms at the same arrivals`,
     met: openAdded99 < TARGET_MS,
   });
   result(
     'ttft',
-    `${s.conversations} conversations: TTFT p99 platform ${f1(pct(platformTtft, 99))} ms vs mock direct ${f1(pct(directTtft, 99))} ms: platform adds p50 ${f1(added50)} ms, p99 ${f1(added99)} ms; ` +
+    `${s.conversations} conversations: TTFT p99 platform ${f1(pct(closed.platform, 99))} ms vs mock direct ${f1(pct(closed.direct, 99))} ms: platform adds p50 ${f1(added50)} ms, p99 ${f1(added99)} ms; ` +
       `(closed model: capacity ${f1(capacity)} turns/s); open model at half of it: added p99 ${f1(openAdded99)} ms, target < ${TARGET_MS} ms: ${openAdded99 < TARGET_MS ? 'met' : 'MISSED'}; ` +
       `CPU per turn ${cpuPerTurn.toFixed(2)} ms (target <= ${TARGET_CPU_MS})`,
   );
