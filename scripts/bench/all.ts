@@ -31,7 +31,7 @@ const BENCHES: { name: string; script: string; defaults: Record<string, string> 
     defaults: { BENCH_SECONDS: '6', BENCH_ROUNDS: '2', BENCH_WARMUP_SECONDS: '3' },
   },
   { name: 'llm-proxy', script: 'scripts/bench/llm-proxy.ts', defaults: { BENCH_ROUNDS: '6', BENCH_SECONDS: '6' } },
-  { name: 'ws-idle', script: 'scripts/bench/ws-idle.ts', defaults: { BENCH_WS_CONNECTIONS: '20000' } },
+  { name: 'ws-idle', script: 'scripts/bench/ws-idle.ts', defaults: {} },
 ];
 
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
