@@ -5,8 +5,13 @@
  *
  * Writing never fails the caller: `record` and `recordLlmRequest` log and swallow database errors
  * (counted in `runtime_events_write_failures_total`, and in `failedWrites` for `/events/stats`), so
- * a turn never breaks because its bookkeeping could not be stored. Rows are written in batches:
- * one multi-row INSERT per event-loop turn, one batch at a time.
+ * a turn never breaks because its bookkeeping could not be stored.
+ *
+ * Rows are written in batches, one multi-row INSERT at a time, and ride along with a turn's own
+ * last commit where they can (`take`: store/sessions.ts `append` with a turn's end): under load a
+ * turn ends every few milliseconds and its commit carries the events queued since the last one, so
+ * bookkeeping costs no commit of its own. What no turn takes is written on its own `batchMs`
+ * after it was queued (EVENT_BATCH_MS), and at once by `drain` (shutdown).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -39,6 +44,40 @@ const label = (type: string): string => (KNOWN_TYPES.has(type) ? type : 'other')
 
 type QueuedRow = { kind: 'event'; params: unknown[] } | { kind: 'llm'; params: unknown[]; event: unknown[] };
 
+/** How long queued rows wait for a turn's commit to take them before they are written on their own. */
+const EVENT_BATCH_MS = 50;
+
+/**
+ * Queued rows a statement took along (`EventWriter.take`): `ctes` are its data-modifying CTEs
+ * (`llm_requests`, then `events`), numbering their parameters after `offset`; then `written` once
+ * the statement committed, or `failed` (the rows go back to the queue, nothing is lost).
+ */
+export interface TakenRows {
+  ctes(offset: number): { sql: string; params: unknown[] };
+  written(): void;
+  failed(): void;
+}
+
+/** The CTEs that insert `rows` (their `llm_requests` rows, then every event), parameters numbered after `offset`. */
+function insertCtes(rows: readonly QueuedRow[], offset: number): { sql: string; params: unknown[] } {
+  const events = rows.map((r) => (r.kind === 'event' ? r.params : r.event));
+  const llm = rows.filter((r): r is Extract<QueuedRow, { kind: 'llm' }> => r.kind === 'llm').map((r) => r.params);
+  const col = (xs: unknown[][], i: number): unknown[] => xs.map((x) => x[i]);
+  const $ = (n: number): string => `$${offset + n}`;
+  const sql = `ev_llm AS (
+         INSERT INTO llm_requests (id, session_id, agent, model, duration_ms, prompt_tokens, completion_tokens, has_tool_calls, success, error, created_at)
+         SELECT * FROM unnest(${$(8)}::uuid[], ${$(9)}::text[], ${$(10)}::text[], ${$(11)}::text[], ${$(12)}::int[], ${$(13)}::int[], ${$(14)}::int[], ${$(15)}::bool[], ${$(16)}::bool[], ${$(17)}::text[], ${$(18)}::timestamptz[])
+         RETURNING 1),
+       ev_events AS (
+         INSERT INTO events (id, event_type, category, session_id, correlation_id, data, created_at)
+         SELECT * FROM unnest(${$(1)}::uuid[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::text[], ${$(6)}::jsonb[], ${$(7)}::timestamptz[])
+         RETURNING 1)`;
+  return {
+    sql,
+    params: [...[0, 1, 2, 3, 4, 5, 6].map((i) => col(events, i)), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => col(llm, i))],
+  };
+}
+
 /** Now, to the microsecond (monotonic within the process): events keep the order they were recorded in. */
 function recordedAt(): string {
   const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -53,9 +92,11 @@ export class EventWriter {
   private failedCount = 0;
 
   private readonly db: Database;
+  private readonly batchMs: number;
 
-  constructor(db: Database, opts: { logger: Logger; metrics: ServiceMetrics }) {
+  constructor(db: Database, opts: { logger: Logger; metrics: ServiceMetrics; batchMs?: number }) {
     this.db = db;
+    this.batchMs = opts.batchMs ?? EVENT_BATCH_MS;
     this.logger = opts.logger;
     this.written = opts.metrics.counter({
       name: 'runtime_events_written_total',
@@ -72,8 +113,8 @@ export class EventWriter {
   /**
    * Writes one event. Never rejects: a failed write is logged and counted. Callers may await it
    * (the event is stored when it resolves) or not (`drain` waits for it at shutdown). Events are
-   * written in batches (one multi-row INSERT per event-loop turn, one batch at a time), so a busy
-   * runtime spends one round trip on many events; each keeps the time it was recorded at.
+   * written in batches (see the module comment), so a busy runtime spends no commit of its own on
+   * them; each keeps the time it was recorded at.
    */
   record<T extends EventType>(event: NewEvent<T>): Promise<void> {
     return this.enqueue(event.type, {
@@ -129,9 +170,36 @@ export class EventWriter {
     });
   }
 
-  /** Waits for the writes in flight (shutdown: before the pool closes). */
+  /** Writes what is queued now and waits for the writes in flight (shutdown: before the pool closes). */
   async drain(): Promise<void> {
     while (this.queue.length || this.flushing) (await this.flushing) ?? this.flush();
+  }
+
+  /**
+   * Takes the queued rows (up to a batch) for another statement to insert in its own commit; undefined
+   * when none wait. The statement reports `written` or `failed` (then they are queued again).
+   */
+  take(): TakenRows | undefined {
+    if (!this.queue.length) return undefined;
+    const batch = this.queue.splice(0, 500);
+    if (!this.queue.length) this.unschedule();
+    return {
+      ctes: (offset) =>
+        insertCtes(
+          batch.map((b) => b.row),
+          offset,
+        ),
+      written: () => {
+        for (const b of batch) {
+          this.written.inc({ type: label(b.type) });
+          b.done();
+        }
+      },
+      failed: () => {
+        this.queue.unshift(...batch);
+        this.schedule();
+      },
+    };
   }
 
   /** Writes that failed in this process (they cannot be stored: /events/stats reports them as failed handlers). */
@@ -141,24 +209,33 @@ export class EventWriter {
 
   private queue: { type: EventType; row: QueuedRow; done: () => void }[] = [];
   private flushing: Promise<void> | undefined;
-  private scheduled = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
   private enqueue(type: EventType, row: QueuedRow): Promise<void> {
     return new Promise<void>((done) => {
       this.queue.push({ type, row, done });
-      if (!this.scheduled && !this.flushing) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          void this.flush();
-        });
-      }
+      this.schedule();
     });
+  }
+
+  /** Writes the queue `batchMs` from now, unless a turn's commit takes it first (or a write is in flight: it goes on with the rest). */
+  private schedule(): void {
+    if (this.timer || this.flushing) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.batchMs);
+  }
+
+  private unschedule(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** Writes what is queued, one batch at a time (the next batch starts when this one ends). */
   private flush(): Promise<void> {
     if (this.flushing || !this.queue.length) return this.flushing ?? Promise.resolve();
+    this.unschedule();
     const batch = this.queue.splice(0, 500);
     this.flushing = (async () => {
       try {
@@ -195,17 +272,7 @@ export class EventWriter {
   }
 
   private async writeBatch(rows: QueuedRow[]): Promise<void> {
-    const events = rows.map((r) => (r.kind === 'event' ? r.params : r.event));
-    const llm = rows.filter((r): r is Extract<QueuedRow, { kind: 'llm' }> => r.kind === 'llm').map((r) => r.params);
-    const col = (xs: unknown[][], i: number): unknown[] => xs.map((x) => x[i]);
-    await this.db.query(
-      `WITH l AS (
-         INSERT INTO llm_requests (id, session_id, agent, model, duration_ms, prompt_tokens, completion_tokens, has_tool_calls, success, error, created_at)
-         SELECT * FROM unnest($8::uuid[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::text[], $18::timestamptz[])
-         RETURNING 1)
-       INSERT INTO events (id, event_type, category, session_id, correlation_id, data, created_at)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])`,
-      [...[0, 1, 2, 3, 4, 5, 6].map((i) => col(events, i)), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => col(llm, i))],
-    );
+    const { sql, params } = insertCtes(rows, 0);
+    await this.db.query(`WITH ${sql} SELECT 1`, params);
   }
 }

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database, Queryable } from '@codelab/service-kit';
 import type { Caller, ChatMessage, HistoryMessage, SessionSummary, ToolCall } from '@codelab/protocol';
 import { AgentContextStore, type AgentSwitch } from './agent-context.ts';
+import type { TakenRows } from './event-writer.ts';
 import { OPEN_STATUSES } from './tool-calls.ts';
 
 export interface SessionRow {
@@ -104,6 +105,17 @@ export interface WriteFence {
   refused(): never;
 }
 
+/**
+ * A turn's last commit (`append` with it): the lease is released with `frameSeq` (the number of the
+ * turn's final frame) and `finalFrame` (that frame's JSON, kept in the row for whoever finds the
+ * frame log without it), and the bookkeeping rows `rows` took along are inserted in the same commit.
+ */
+export interface TurnEnd {
+  frameSeq: number;
+  finalFrame: string;
+  rows?: TakenRows | undefined;
+}
+
 export class SessionStore {
   private readonly columns: string;
   private readonly active: string;
@@ -182,38 +194,59 @@ export class SessionStore {
     return { sessions, total: Number(count.rows[0]?.total ?? 0) };
   }
 
-  /** Appends one message with the session's next sequence number (one statement, atomic). */
   /**
    * Stores a message as the session's next. In `q`'s transaction when given; a turn's store (with a
-   * fence) otherwise writes it in one statement that holds the lease's condition itself.
+   * fence) otherwise writes it in one statement that holds the lease's condition itself, and with
+   * `end` that statement is the turn's last commit: it also frees the session (`frame_seq` and
+   * `final_frame` set, see migration 004) and inserts the bookkeeping rows `end.rows` took along.
    */
-  async append(sessionId: string, msg: NewMessage, q?: Queryable): Promise<StoredMessage> {
+  async append(sessionId: string, msg: NewMessage, q?: Queryable, end?: TurnEnd): Promise<StoredMessage> {
     const id = randomUUID();
     const title = msg.role === 'user' && msg.content ? msg.content.trim().slice(0, 500) : null;
     const fence = q === undefined ? this.fence : undefined;
+    if (end && !fence) throw new Error('a turn ends by its own fenced store');
     fence?.check();
-    const { rows } = await (fence?.db ?? q ?? this.db).query<{ seq: number; created_at: Date }>(
-      `WITH s AS (
-         UPDATE sessions SET message_count = message_count + 1, last_activity = now(), title = COALESCE(title, $3)
-         WHERE id = $1 AND deleted_at IS NULL${fence ? ' AND (lease_owner = $11 OR lease_owner LIKE $12)' : ''} RETURNING message_count)
+    const params: unknown[] = [
+      sessionId,
+      id,
+      title,
+      msg.role,
+      msg.content,
+      msg.name ?? null,
+      msg.tool_call_id ?? null,
+      msg.tool_calls ? JSON.stringify(msg.tool_calls) : null,
+      msg.token_count ?? null,
+      msg.metadata ? JSON.stringify(msg.metadata) : null,
+      ...(fence?.owners ?? []),
+    ];
+    let release = '';
+    let rows = '';
+    if (end) {
+      params.push(end.frameSeq, end.finalFrame);
+      release = `, lease_owner = NULL, lease_until = NULL, frame_seq = $${params.length - 1}, final_frame = $${params.length}`;
+      const taken = end.rows?.ctes(params.length);
+      if (taken) {
+        params.push(...taken.params);
+        rows = `, ${taken.sql}`;
+      }
+    }
+    const text = `WITH s AS (
+         UPDATE sessions SET message_count = message_count + 1, last_activity = now(), title = COALESCE(title, $3)${release}
+         WHERE id = $1 AND deleted_at IS NULL${fence ? ' AND (lease_owner = $11 OR lease_owner LIKE $12)' : ''} RETURNING message_count)${rows}
        INSERT INTO messages (id, session_id, seq, role, content, name, tool_call_id, tool_calls, token_count, metadata)
        SELECT $2, $1, s.message_count, $4, $5, $6, $7, $8, $9, $10 FROM s
-       RETURNING seq, created_at`,
-      [
-        sessionId,
-        id,
-        title,
-        msg.role,
-        msg.content,
-        msg.name ?? null,
-        msg.tool_call_id ?? null,
-        msg.tool_calls ? JSON.stringify(msg.tool_calls) : null,
-        msg.token_count ?? null,
-        msg.metadata ? JSON.stringify(msg.metadata) : null,
-        ...(fence?.owners ?? []),
-      ],
-    );
-    const row = rows[0];
+       RETURNING seq, created_at`;
+    let result: { rows: { seq: number; created_at: Date }[] };
+    try {
+      result = await (fence?.db ?? q ?? this.db).query<{ seq: number; created_at: Date }>(text, params);
+    } catch (err) {
+      if (!rows) throw err;
+      // the rows taken along (another session's, say) must not cost the answer: without them
+      end!.rows!.failed();
+      return this.append(sessionId, msg, q, { frameSeq: end!.frameSeq, finalFrame: end!.finalFrame });
+    }
+    if (rows) end!.rows!.written();
+    const row = result.rows[0];
     if (!row) {
       if (fence) {
         // which condition failed: a lease someone else holds stops the turn, a deleted session is an error

@@ -313,21 +313,23 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
   }
   record(true);
   if (calls.length) return { kind: 'tools', content, calls };
+  // the answer, the session's release and the final frame: one commit (TurnContext.end)
   try {
-    await services.sessions.append(t.sessionId, {
-      role: 'assistant',
-      content,
-      metadata: { agent: agent.type },
-      token_count: usage.completion_tokens,
-    });
-    services.metrics.messagesPersisted.inc({ role: 'assistant' });
+    await t.end({ type: 'assistant_message', content, is_final: true, metadata: { agent: agent.type } }, (end) =>
+      services.sessions.append(
+        t.sessionId,
+        { role: 'assistant', content, metadata: { agent: agent.type }, token_count: usage.completion_tokens },
+        undefined,
+        end,
+      ),
+    );
   } catch (err) {
     rethrowIfLost(t, err);
     t.log.error({ err }, 'assistant message could not be persisted');
     const { def } = runtimeErrors.RT_ERR_PERSISTENCE;
     return { kind: 'stopped', outcome: await fail(t, 'RT_ERR_PERSISTENCE', def.message, 'persistence_error') };
   }
-  await t.emit({ type: 'assistant_message', content, is_final: true, metadata: { agent: agent.type } });
+  services.metrics.messagesPersisted.inc({ role: 'assistant' });
   return { kind: 'answer' };
 }
 

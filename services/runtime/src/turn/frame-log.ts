@@ -254,6 +254,7 @@ return 1
 interface FencedCommands {
   codelabFencedAppend(...args: string[]): unknown;
   codelabFencedRunning(...args: string[]): unknown;
+  codelabAppendOnce(...args: string[]): Promise<unknown>;
 }
 
 /**
@@ -288,6 +289,7 @@ export class RedisFrameLog implements FrameLog {
     this.opts = opts;
     redis.defineCommand('codelabFencedAppend', { numberOfKeys: 2, lua: FENCED_APPEND });
     redis.defineCommand('codelabFencedRunning', { numberOfKeys: 2, lua: FENCED_RUNNING });
+    redis.defineCommand('codelabAppendOnce', { numberOfKeys: 1, lua: APPEND_ONCE });
   }
 
   private failed = (err: unknown): void => {
@@ -374,9 +376,7 @@ export class RedisFrameLog implements FrameLog {
 
   async appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean> {
     await this.flush(); // after what this instance appended before
-    const added = await this.redis.eval(
-      APPEND_ONCE,
-      1,
+    const added = await (this.redis as unknown as FencedCommands).codelabAppendOnce(
       framesKey(sessionId),
       String(frame.seq),
       frame.data,

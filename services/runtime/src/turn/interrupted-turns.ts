@@ -85,7 +85,10 @@ export class InterruptedTurns {
   async beforeTurn(sessionId: string, lease: Lease): Promise<number> {
     const tail = await this.deps.frameLog.tail(sessionId);
     let base = Math.max(lease.session.frame_seq, tail?.seq ?? 0);
-    if (tail && !tail.final && !behindRelease(tail, lease.session.frame_seq)) {
+    if ((tail?.seq ?? 0) === lease.session.frame_seq - 1) {
+      // the last turn ended (its commit freed the session) but its final frame is not logged yet
+      await this.appendStoredFinal(sessionId, lease.session.frame_seq);
+    } else if (tail && !tail.final && !behindRelease(tail, lease.session.frame_seq)) {
       base += 1;
       if (await this.append(sessionId, base)) this.found(sessionId, base, 'next_lease', tail.seq);
     }
@@ -118,6 +121,8 @@ export class InterruptedTurns {
         // closed, but its frame is not in this log (the closer died first; the memory log restarted)
         return (await this.append(sessionId, state.frameSeq)) !== undefined ? 'again' : 'wait';
       }
+      // the last turn ended (its commit freed the session) but its runtime died before logging its final frame
+      if (tailSeq === state.frameSeq - 1 && (await this.appendStoredFinal(sessionId, state.frameSeq)) !== undefined) return 'again';
       if (tail && !tail.final && !behindRelease(tail, state.frameSeq)) {
         // the log stops in the middle of a turn that holds no lease: its final frame was lost
         const seq = Math.max(state.frameSeq, tail.seq) + 1;
@@ -144,6 +149,25 @@ export class InterruptedTurns {
       this.deps.metrics.frameLogErrors.inc();
       const message = (err as Error).message;
       this.deps.logger.warn({ err: { message }, session_id: sessionId }, 'the frame log could not be fenced off from an interrupted turn');
+    }
+  }
+
+  /**
+   * Appends the final frame the session's row keeps for frame `seq` (a turn's end: TurnContext.end),
+   * once; undefined when the row keeps none for it or the log could not be written.
+   */
+  private async appendStoredFinal(sessionId: string, seq: number): Promise<boolean | undefined> {
+    try {
+      const data = await this.deps.leases.finalFrame(sessionId, seq);
+      if (data === undefined) return undefined;
+      return await this.deps.frameLog.appendOnce(sessionId, { seq, data, final: true });
+    } catch (err) {
+      this.deps.metrics.frameLogErrors.inc();
+      this.deps.logger.warn(
+        { err: { message: (err as Error).message }, session_id: sessionId, seq },
+        'the stored final frame of the last turn could not be logged; the next follower retries',
+      );
+      return undefined;
     }
   }
 

@@ -73,6 +73,13 @@ export interface Lease {
   rebase(seq: number): Promise<void>;
   /** Frees the session; `frameSeq` (the turn's last frame number) is saved in the same statement. */
   release(frameSeq?: number): Promise<void>;
+  /** The frame number a release with the turn's last frame `frameSeq` saves. */
+  releaseSeq(frameSeq: number): number;
+  /**
+   * The turn's own last commit freed the session (store/sessions.ts `append` with an end): renewals
+   * stop, waiters wake, the lease is never found lost any more and `release` does nothing.
+   */
+  released(): void;
 }
 
 /** A lapsed turn lease the taker found: the turn it names never ended. */
@@ -247,10 +254,11 @@ export class SessionLeases {
     const identity = owner.replace(TURN_OWNER, '');
     const owners = [identity, `${identity}:turn:%`] as const;
     let held = true;
+    let ended = false;
     let reserved = this.opts.reserveSeqs ? taken.reserved : Number.POSITIVE_INFINITY;
     const lost = new AbortController();
     const lose = (): void => {
-      if (!held) return;
+      if (!held || ended) return;
       held = false;
       clearInterval(renew);
       lost.abort(new LeaseLostError());
@@ -324,7 +332,14 @@ export class SessionLeases {
           if (renaming === rename) renaming = undefined;
         }
       },
+      releaseSeq: (frameSeq) => Math.max(session.frame_seq, frameSeq),
+      released: () => {
+        ended = true;
+        clearInterval(renew);
+        this.wake(sessionId);
+      },
       release: async (frameSeq = 0) => {
+        if (ended) return;
         clearInterval(renew);
         try {
           // the exact number: what a reservation held beyond it is given back
@@ -333,7 +348,7 @@ export class SessionLeases {
             [sessionId, owner, Math.max(session.frame_seq, frameSeq)],
           );
         } finally {
-          for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
+          this.wake(sessionId);
         }
       },
     };
@@ -370,7 +385,26 @@ export class SessionLeases {
       [sessionId, owner, outcome.interrupted, outcome.frameSeq],
     );
     const token = r.rows[0]?.token;
-    if (token) for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
+    if (token) this.wake(sessionId);
     return token;
+  }
+
+  /**
+   * The final frame the session's last turn stored with its end (migration 004), when it is frame
+   * `frameSeq` (the row's last number): for a frame log that stops just before it.
+   */
+  async finalFrame(sessionId: string, frameSeq: number): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ final_frame: string | null }>(
+      `SELECT final_frame FROM sessions WHERE id = $1 AND frame_seq = $2`,
+      [sessionId, frameSeq],
+    );
+    const frame = rows[0]?.final_frame;
+    if (!frame) return undefined;
+    return (JSON.parse(frame) as { seq?: unknown }).seq === frameSeq ? frame : undefined;
+  }
+
+  /** Wakes this instance's waiters for the session (it was freed). */
+  private wake(sessionId: string): void {
+    for (const wake of [...(this.wakers.get(sessionId) ?? [])]) wake();
   }
 }

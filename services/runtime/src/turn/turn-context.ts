@@ -15,13 +15,13 @@ import type { RuntimeMetrics } from '../metrics.ts';
 import type { AgentContextStore } from '../store/agent-context.ts';
 import type { EventData, EventType } from '../store/event-catalog.ts';
 import type { EventWriter } from '../store/event-writer.ts';
-import type { SessionStore, WriteFence } from '../store/sessions.ts';
+import type { SessionStore, TurnEnd, WriteFence } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { AppendFence, FrameLog } from './frame-log.ts';
 import { LeaseLostError, type Lease } from './session-lease.ts';
 
-/** Where turns report what happened: durable events and per-session LLM usage (never fails a turn). */
-export type EventSink = Pick<EventWriter, 'record' | 'recordLlmRequest'>;
+/** Where turns report what happened: durable events and per-session LLM usage (never fails a turn); a turn's last commit takes the queued rows along. */
+export type EventSink = Pick<EventWriter, 'record' | 'recordLlmRequest' | 'take'>;
 
 export interface ConversationServices {
   db: Database;
@@ -50,7 +50,7 @@ export type TurnStores = Pick<ConversationServices, 'sessions' | 'toolCalls' | '
 export type FrameWriter = (data: string) => Promise<void>;
 
 /** What the turn holds its session by: whether it still does, its fencing token, and frame numbers reserved in the row. */
-export type TurnLease = Pick<Lease, 'held' | 'token' | 'lose' | 'ensureSeq'>;
+export type TurnLease = Pick<Lease, 'held' | 'token' | 'lose' | 'ensureSeq' | 'releaseSeq' | 'released'>;
 
 export class TurnContext {
   private seq: number;
@@ -106,6 +106,35 @@ export class TurnContext {
     const logged = this.services.frameLog.append(this.sessionId, { seq, data, final: chunk.is_final === true }, this.fence);
     if (logged) await logged;
     this.throwIfLost();
+    await this.write(data);
+  }
+
+  /**
+   * Ends the turn with its final frame `chunk`, stored in the same commit as what `store` writes
+   * (the answer: store/sessions.ts `append` with the `end` it gets), which also frees the session and
+   * carries the bookkeeping rows queued so far: one commit where there were three. The frame goes to
+   * the log and the caller after the commit; should the log miss it (this runtime dies, the next
+   * turn fences the log first), the row keeps it for whoever finds the log one frame behind
+   * (interrupted-turns.ts), and the log keeps it once. Without a lease `store` gets no end.
+   */
+  async end(chunk: StreamChunk, store: (end: TurnEnd | undefined) => Promise<unknown>): Promise<void> {
+    if (!this.lease) {
+      await store(undefined);
+      return this.emit(chunk);
+    }
+    this.throwIfLost();
+    const seq = this.seq + 1;
+    const data = JSON.stringify({ ...chunk, seq });
+    await store({ frameSeq: this.lease.releaseSeq(seq), finalFrame: data, rows: this.services.events.take() });
+    this.seq = seq;
+    this.lease.released();
+    await this.services.frameLog.appendOnce(this.sessionId, { seq, data, final: true }).catch((err: unknown) => {
+      this.services.metrics.frameLogErrors.inc();
+      this.log.warn(
+        { err: { message: (err as Error).message }, seq },
+        'final frame not logged; the next turn or a follower logs it from the session row',
+      );
+    });
     await this.write(data);
   }
 

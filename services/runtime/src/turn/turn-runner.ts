@@ -175,7 +175,9 @@ export class TurnRunner {
         frameSeq = s.t.lastSeq;
         s.sse.end();
         // the final frame is in the log before the session is given up: a follower that finds the
-        // lease free and the log unfinished may then take the turn for interrupted
+        // lease free and the log unfinished may then take the turn for interrupted (a turn that
+        // ended with its answer gave it up in that commit already, keeping the frame in the row:
+        // TurnContext.end; the release below then does nothing)
         await services.frameLog.flush().catch(() => undefined);
         services.events.record({
           type: 'agent.processing.completed',

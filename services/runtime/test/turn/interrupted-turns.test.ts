@@ -128,6 +128,31 @@ describe("interrupted turns without Redis (the frame log is this process's memor
       .toEqual({ lease_owner: null, frame_seq: String(turn.at(-1)!.seq) });
   });
 
+  it('ends a plain turn in the commit that stores its answer: the session freed, its final frame and number kept in the row', async () => {
+    const user = newUser();
+    const sessionId = await createSession(runtime, user.headers, 'one-commit');
+    const res = await fetch(`${await runtimeUrl(runtime)}/agent/message/stream`, {
+      method: 'POST',
+      headers: { ...user.headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ session_id: sessionId, message: { type: 'user_message', content: 'hi [[mock:reply stored with the end]]' } }),
+    });
+    const data: string[] = [];
+    for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) data.push(ev.data);
+    const last = JSON.parse(data.at(-1)!) as Frame;
+    expect(last).toMatchObject({ type: 'assistant_message', content: 'stored with the end', is_final: true });
+    const { rows } = await db.query('SELECT lease_owner, lease_until, frame_seq, final_frame FROM sessions WHERE id = $1', [sessionId]);
+    expect(rows[0]).toEqual({ lease_owner: null, lease_until: null, frame_seq: String(last.seq), final_frame: data.at(-1) });
+    const history = await db.query<{ role: string; content: string }>(
+      'SELECT role, content FROM messages WHERE session_id = $1 ORDER BY seq',
+      [sessionId],
+    );
+    expect(history.rows.map((m) => [m.role, m.content])).toEqual([
+      ['user', 'hi [[mock:reply stored with the end]]'],
+      ['assistant', 'stored with the end'],
+    ]);
+    expect(await follow(runtime, sessionId, 0, user.headers)).toEqual(data.map((d) => JSON.parse(d) as Frame));
+  });
+
   it('keeps the row ahead of every frame number a turn uses, reserving more as a long turn goes, and gives the rest back at its end', async () => {
     const user = newUser();
     const sessionId = await createSession(runtime, user.headers, 'long');
@@ -285,6 +310,64 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', redisUrl))(
       const entries = await redis.xrange(`codelab:frames:${sessionId}`, '-', '+');
       expect(entries.map(([, f]) => f[3]).filter((d) => d!.includes('RT_ERR_TURN_INTERRUPTED'))).toEqual([]);
       expect(await interrupted()).toBe(before);
+    });
+
+    /** What a runtime that died right after its turn's last commit (TurnContext.end) leaves: the row freed, with the final frame. */
+    const endedTurn = async (sessionId: string, seq: number): Promise<string> => {
+      const data = JSON.stringify({ type: 'assistant_message', content: 'stored answer', is_final: true, metadata: { agent: 'ask' }, seq });
+      await db.query('UPDATE sessions SET frame_seq = $2, final_frame = $3, lease_owner = NULL, lease_until = NULL WHERE id = $1', [
+        sessionId,
+        seq,
+        data,
+      ]);
+      return data;
+    };
+
+    it('gives followers the final frame a turn stored with its answer when its runtime died before logging it', async () => {
+      const user = newUser();
+      const sessionId = await createSession(runtimes[0]!, user.headers, 'stored-final');
+      await logged(sessionId, 3);
+      const data = await endedTurn(sessionId, 4);
+      const [a, b] = await Promise.all([
+        follow(runtimes[1]!, sessionId, 2, user.headers),
+        follow(runtimes[0]!, sessionId, 3, user.headers),
+      ]);
+      const final = expect.objectContaining({ type: 'assistant_message', content: 'stored answer', is_final: true, seq: 4 });
+      expect(a).toEqual([expect.objectContaining({ token: 't3', seq: 3 }), final]);
+      expect(b).toEqual([final]);
+      const entries = await redis.xrange(`codelab:frames:${sessionId}`, '-', '+');
+      expect(entries.map(([, f]) => f[1])).toEqual(['1', '2', '3', '4']);
+      expect(entries.at(-1)![1][3]).toBe(data);
+      // a row whose final frame is an older turn's is no such end: the follower gets the frames-lost notice as before
+      const other = await createSession(runtimes[0]!, user.headers, 'stale-final');
+      await logged(other, 3);
+      await endedTurn(other, 2);
+      await db.query('UPDATE sessions SET frame_seq = 4 WHERE id = $1', [other]);
+      expect(await follow(runtimes[1]!, other, 3, user.headers)).toEqual([
+        expect.objectContaining({ type: 'error', code: 'RT_ERR_FRAMES_LOST', seq: 4 }),
+      ]);
+    });
+
+    it("logs the stored final frame of the last turn before the next turn's frames (the next turn fenced the log first)", async () => {
+      const user = newUser();
+      const sessionId = await createSession(runtimes[0]!, user.headers, 'stored-final-next');
+      await logged(sessionId, 3);
+      await endedTurn(sessionId, 4);
+      const res = await fetch(`${await runtimeUrl(runtimes[1]!)}/agent/message/stream`, {
+        method: 'POST',
+        headers: { ...user.headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ session_id: sessionId, message: { type: 'switch_agent', agent_type: 'architect' } }),
+      });
+      const turn: Frame[] = [];
+      for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>)) turn.push(JSON.parse(ev.data) as Frame);
+      expect(res.headers.get('x-codelab-frame-seq')).toBe('4');
+      expect(turn.map((f) => f.seq)).toEqual([5]);
+      const entries = await redis.xrange(`codelab:frames:${sessionId}`, '-', '+');
+      expect(entries.map(([, f]) => f[1])).toEqual(['1', '2', '3', '4', '5']);
+      expect(await follow(runtimes[0]!, sessionId, 3, user.headers)).toEqual([
+        expect.objectContaining({ content: 'stored answer', seq: 4 }),
+        expect.objectContaining({ type: 'agent_switched', seq: 5 }),
+      ]);
     });
 
     it('leaves a turn whose final frame was logged alone (only its release was lost)', async () => {
