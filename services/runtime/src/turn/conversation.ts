@@ -3,8 +3,9 @@
  * session's state (under the session lease, before any stream starts, so a bad message is a 4xx
  * that changes nothing), then the returned `run` does the turn and streams its frames.
  *
- * - user_message: answers open tool calls as superseded, stores the message, switches to an asked
- *   `agent_type`, then the agent runs (the orchestrator routes first).
+ * - user_message: answers open tool calls as superseded, stores the message (unless the lease's
+ *   statement stored it: no call was open), switches to an asked `agent_type`, then the agent
+ *   runs (the orchestrator routes first).
  * - tool_result: the IDE's answer to a call; for a call waiting for approval, success approves and
  *   an error rejects (upstream's legacy path). Then the next call of the answer, or the LLM.
  * - hitl_decision: approve / edit send the IDE the final arguments to execute; reject answers the
@@ -136,8 +137,10 @@ export async function prepare(
       return async (t) => {
         // calls the IDE never answered get an answer first: the history stays valid for the LLM
         const open = session.open_tool_calls > 0 ? await services.toolCalls.open(sessionId) : [];
-        if (!open.length) await services.sessions.append(sessionId, { role: 'user', content });
-        else {
+        // (stored already, as a rule, by the statement that took the lease: session-lease.ts)
+        if (!open.length) {
+          if (!session.message_stored) await services.sessions.append(sessionId, { role: 'user', content });
+        } else {
           await services.db.transaction(async (tx) => {
             for (const row of open) {
               if (

@@ -26,6 +26,9 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database, Queryable } from '@codelab/service-kit';
 import type { RuntimeMetrics } from '../metrics.ts';
+import { OPEN_STATUSES } from '../store/tool-calls.ts';
+
+const OPEN_LIST = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
 
 export interface LeasedSession {
   current_agent: string;
@@ -33,6 +36,19 @@ export interface LeasedSession {
   frame_seq: number;
   /** Tool calls still waiting for the IDE or a human. */
   open_tool_calls: number;
+  /** The turn's user message was stored in the statement that took the lease (`TakeOptions.userMessage`). */
+  message_stored: boolean;
+}
+
+/** What a lease is taken for. */
+export interface TakeOptions {
+  /** A turn's lease (named after the session's frame number before it). */
+  turn?: boolean;
+  /**
+   * A user message the turn stores in the same statement that takes the lease (one commit), when
+   * no tool call waits for an answer (those are answered as superseded before it: conversation.ts).
+   */
+  userMessage?: string | undefined;
 }
 
 export class SessionBusyError extends Error {}
@@ -145,10 +161,14 @@ export class SessionLeases {
 
   /**
    * One attempt: the session's lease if it is free (and the caller's, when a caller is given). A
-   * turn's lease is named after the session's frame number before it (`<owner>:turn:<seq>`).
+   * turn's lease is named after the session's frame number before it (`<owner>:turn:<seq>`). With
+   * `userMessage`, the same statement stores it as the session's next message (as store/sessions.ts
+   * `append` would) unless a tool call still waits for an answer.
    */
-  private async tryTake(sessionId: string, owner: string, turn: boolean, caller?: string): Promise<Taken | undefined> {
+  private async tryTake(sessionId: string, owner: string, opts: TakeOptions, caller?: string): Promise<Taken | undefined> {
+    const turn = opts.turn === true;
     const reserve = turn ? (this.opts.reserveSeqs ?? 0) : 0;
+    const text = opts.userMessage;
     // The CTE locks the free row and reads what the lease was (RETURNING shows only new values).
     const { rows } = await this.db.query<{
       owner: string;
@@ -157,28 +177,58 @@ export class SessionLeases {
       prev_owner: string | null;
       closed_interrupted: boolean;
       open_tool_calls: string;
+      stored: boolean;
       token: string;
     }>(
       `WITH prev AS (
          SELECT id, lease_owner, lease_until, frame_seq FROM sessions
          WHERE id = $1 AND deleted_at IS NULL AND ($4::text IS NULL OR owner_sub = $4) AND (lease_owner IS NULL OR lease_until < now())
          FOR UPDATE
+       ),
+       open AS (SELECT count(*) AS n FROM tool_calls WHERE session_id = $1 AND status IN (${OPEN_LIST})),
+       taken AS (
+         UPDATE sessions s SET lease_owner = $2 || CASE WHEN $6::boolean THEN ':turn:' || prev.frame_seq ELSE '' END,
+           lease_until = now() + $3 * interval '1 millisecond', frame_seq = s.frame_seq + $5,
+           message_count = s.message_count + m.add,
+           last_activity = CASE WHEN m.add = 1 THEN now() ELSE s.last_activity END,
+           title = CASE WHEN m.add = 1 THEN COALESCE(s.title, $9) ELSE s.title END
+         FROM prev, (SELECT CASE WHEN $7::text IS NOT NULL AND (SELECT n FROM open) = 0 THEN 1 ELSE 0 END AS add) m
+         WHERE s.id = prev.id AND (s.lease_owner IS NULL OR s.lease_until < now())
+         RETURNING s.lease_owner AS owner, s.current_agent, prev.frame_seq, prev.lease_owner AS prev_owner,
+           (prev.lease_owner IS NULL AND prev.lease_until IS NOT NULL) AS closed_interrupted,
+           s.message_count, m.add, txid_current()::text AS token
+       ),
+       msg AS (
+         INSERT INTO messages (id, session_id, seq, role, content)
+         SELECT $8, $1, taken.message_count, 'user', $7 FROM taken WHERE taken.add = 1
+         RETURNING 1
        )
-       UPDATE sessions s SET lease_owner = $2 || CASE WHEN $6::boolean THEN ':turn:' || prev.frame_seq ELSE '' END,
-         lease_until = now() + $3 * interval '1 millisecond', frame_seq = s.frame_seq + $5
-       FROM prev WHERE s.id = prev.id AND (s.lease_owner IS NULL OR s.lease_until < now())
-       RETURNING s.lease_owner AS owner, s.current_agent, prev.frame_seq, prev.lease_owner AS prev_owner,
-         (prev.lease_owner IS NULL AND prev.lease_until IS NOT NULL) AS closed_interrupted,
-         (SELECT count(*) FROM tool_calls WHERE session_id = $1 AND status IN ('queued', 'pending_approval', 'approved', 'awaiting_result')) AS open_tool_calls,
-         txid_current()::text AS token`,
-      [sessionId, owner, this.opts.ttlMs, caller ?? null, reserve, turn],
+       SELECT taken.owner, taken.current_agent, taken.frame_seq, taken.prev_owner, taken.closed_interrupted, taken.token,
+         (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored
+       FROM taken`,
+      [
+        sessionId,
+        owner,
+        this.opts.ttlMs,
+        caller ?? null,
+        reserve,
+        turn,
+        text ?? null,
+        randomUUID(),
+        text ? text.trim().slice(0, 500) : null,
+      ],
     );
     const row = rows[0];
     if (!row) return undefined;
     const taken: Taken = {
       owner: row.owner,
       token: row.token,
-      session: { current_agent: row.current_agent, frame_seq: Number(row.frame_seq), open_tool_calls: Number(row.open_tool_calls) },
+      session: {
+        current_agent: row.current_agent,
+        frame_seq: Number(row.frame_seq),
+        open_tool_calls: Number(row.open_tool_calls),
+        message_stored: row.stored,
+      },
       reserved: Number(row.frame_seq) + reserve,
     };
     const dead = row.prev_owner ? TURN_OWNER.exec(row.prev_owner) : null;
@@ -202,20 +252,20 @@ export class SessionLeases {
    * The fast path of a turn: one statement takes the lease of an existing, free session of the
    * caller. Undefined when the session is missing, someone else's or busy (then `acquire`).
    */
-  async tryAcquire(sessionId: string, caller?: string, opts: { turn?: boolean } = {}): Promise<Lease | undefined> {
-    const taken = await this.tryTake(sessionId, this.newOwner(), opts.turn === true, caller);
+  async tryAcquire(sessionId: string, caller?: string, opts: TakeOptions = {}): Promise<Lease | undefined> {
+    const taken = await this.tryTake(sessionId, this.newOwner(), opts, caller);
     if (!taken) return undefined;
     this.opts.metrics.sessionLockWait.observe(0);
     return this.hold(sessionId, taken);
   }
 
   /** Waits up to `timeoutMs` for the session; SessionBusyError when another turn keeps it. */
-  async acquire(sessionId: string, timeoutMs: number, opts: { signal?: AbortSignal; turn?: boolean } = {}): Promise<Lease> {
+  async acquire(sessionId: string, timeoutMs: number, opts: TakeOptions & { signal?: AbortSignal } = {}): Promise<Lease> {
     const owner = this.newOwner();
     const started = performance.now();
     let delay = 5;
     for (;;) {
-      const taken = await this.tryTake(sessionId, owner, opts.turn === true);
+      const taken = await this.tryTake(sessionId, owner, opts);
       if (taken) {
         this.opts.metrics.sessionLockWait.observe((performance.now() - started) / 1000);
         return this.hold(sessionId, taken);

@@ -198,12 +198,17 @@ export class TurnRunner {
     return outcome;
   }
 
-  /** The session's lease: the common case is one statement (an existing session of the caller's, free). */
+  /**
+   * The session's lease: the common case is one statement (an existing session of the caller's,
+   * free), which also stores the turn's user message.
+   */
   private async takeLease(): Promise<Lease> {
     const { store, leases, lockTimeoutMs } = this.deps;
-    const { caller, newSession } = this.req;
+    const { caller, newSession, message } = this.req;
+    // a user message is stored by the statement that takes the lease (one commit for both)
+    const take = { turn: true, userMessage: message.type === 'user_message' ? message.content : undefined };
     let sessionId = this.req.sessionId;
-    let lease = !newSession && sessionId ? await leases.tryAcquire(sessionId, caller, { turn: true }) : undefined;
+    let lease = !newSession && sessionId ? await leases.tryAcquire(sessionId, caller, take) : undefined;
     if (!lease) {
       if (newSession) {
         sessionId = randomUUID();
@@ -213,7 +218,7 @@ export class TurnRunner {
         if (!(await store.getOrCreate(sessionId, caller))) throw runtimeErrors.RT_ERR_SESSION_NOT_FOUND(`Session ${sessionId} not found`);
       }
       try {
-        lease = await leases.acquire(sessionId, lockTimeoutMs, { turn: true });
+        lease = await leases.acquire(sessionId, lockTimeoutMs, take);
       } catch (err) {
         if (err instanceof SessionBusyError) throw runtimeErrors.RT_ERR_SESSION_BUSY(err.message);
         throw err;

@@ -261,6 +261,87 @@ describe('SessionLeases', () => {
       expect(rows).toEqual([{ content: 'under the lease', message_count: 1 }]);
     });
 
+    it("stores a turn's user message in the statement that takes the lease, unless a tool call waits for an answer or the session is busy", async () => {
+      const leases = leasesOn(db);
+      let statements = 0;
+      const counted = leasesOn({
+        ...db,
+        query: (text, params) => {
+          statements++;
+          return db.query(text, params);
+        },
+      } as Database);
+      type Stored = { message_count: number; title: string | null; messages: { role: string; content: string; seq: number }[] };
+      const stored = async (id: string): Promise<Stored> => {
+        const s = (await db.query<Stored>('SELECT message_count, title FROM sessions WHERE id = $1', [id])).rows[0]!;
+        const m = await db.query<{ role: string; content: string; seq: number }>(
+          'SELECT role, content, seq FROM messages WHERE session_id = $1 ORDER BY seq',
+          [id],
+        );
+        return { message_count: s.message_count, title: s.title, messages: m.rows };
+      };
+
+      const sessionId = await newSession();
+      const lease = (await counted.tryAcquire(sessionId, undefined, { turn: true, userMessage: '  fix the build  ' }))!;
+      expect(statements).toBe(1);
+      expect(lease.session.message_stored).toBe(true);
+      expect(await stored(sessionId)).toEqual({
+        message_count: 1,
+        title: 'fix the build',
+        messages: [{ role: 'user', content: '  fix the build  ', seq: 1 }],
+      });
+      // busy: nothing taken, nothing stored
+      await expect(leases.acquire(sessionId, 0, { turn: true, userMessage: 'too early' }).catch(busyIsUndefined)).resolves.toBeUndefined();
+      expect((await stored(sessionId)).messages).toHaveLength(1);
+      await lease.release();
+
+      // a call waits for the IDE: the message is left to the turn (it answers the call as superseded first)
+      await db.query(
+        `INSERT INTO tool_calls (session_id, call_id, batch, position, agent, tool_name, arguments, status)
+         VALUES ($1, 'call-1', $2, 0, 'coder', 'read_file', '{}', 'awaiting_result')`,
+        [sessionId, randomUUID()],
+      );
+      const next = (await leases.tryAcquire(sessionId, undefined, { turn: true, userMessage: 'second' }))!;
+      expect(next.session).toMatchObject({ message_stored: false, open_tool_calls: 1 });
+      expect(await stored(sessionId)).toMatchObject({ message_count: 1, title: 'fix the build' });
+      await next.release();
+    });
+
+    it("ends a turn in its answer's statement: stored, the session freed with the final frame, the queued rows written, the lease done", async () => {
+      const leases = leasesOn(db);
+      const sessionId = await newSession();
+      const lease = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      const store = new SessionStore(fencedDatabase(db, lease), { fence: writeFence(db, lease) });
+      const frame = JSON.stringify({ type: 'assistant_message', content: 'done', is_final: true, seq: 4 });
+      let written = 0;
+      const rows = {
+        ctes: (offset: number) => ({ sql: `side AS (SELECT $${offset + 1}::int AS n)`, params: [7] }),
+        written: () => written++,
+        failed: () => expect.unreachable('the statement committed'),
+      };
+      await store.append(sessionId, { role: 'assistant', content: 'done' }, undefined, {
+        frameSeq: lease.releaseSeq(4),
+        finalFrame: frame,
+        rows,
+      });
+      lease.released();
+      expect(written).toBe(1);
+      const { rows: got } = await db.query(
+        'SELECT lease_owner, lease_until, frame_seq, final_frame, message_count FROM sessions WHERE id = $1',
+        [sessionId],
+      );
+      expect(got[0]).toEqual({ lease_owner: null, lease_until: null, frame_seq: '4', final_frame: frame, message_count: 1 });
+      expect(await leases.finalFrame(sessionId, 4)).toBe(frame);
+      expect(await leases.finalFrame(sessionId, 5)).toBeUndefined();
+      // nothing is lost by the lease any more, and its release does nothing (the next holder is not touched)
+      const next = (await leases.tryAcquire(sessionId, undefined, { turn: true }))!;
+      lease.lose();
+      expect(lease.held).toBe(true);
+      await lease.release();
+      expect((await row(sessionId)).lease_owner).not.toBeNull();
+      await next.release();
+    });
+
     it('tells a deleted session (an error) from a lost lease in a one-statement append', async () => {
       const leases = leasesOn(db);
       const sessionId = await newSession();
