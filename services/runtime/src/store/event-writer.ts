@@ -58,6 +58,22 @@ export interface TakenRows {
   failed(): void;
 }
 
+/** An event as a queued row. */
+function eventRow(event: NewEvent): QueuedRow {
+  return {
+    kind: 'event',
+    params: [
+      randomUUID(),
+      event.type,
+      categoryOf(event.type),
+      event.sessionId ?? null,
+      event.correlationId?.slice(0, 64) ?? null,
+      JSON.stringify(event.data ?? {}),
+      recordedAt(),
+    ],
+  };
+}
+
 /** The CTEs that insert `rows` (their `llm_requests` rows, then every event), parameters numbered after `offset`. */
 function insertCtes(rows: readonly QueuedRow[], offset: number): { sql: string; params: unknown[] } {
   const events = rows.map((r) => (r.kind === 'event' ? r.params : r.event));
@@ -117,18 +133,7 @@ export class EventWriter {
    * them; each keeps the time it was recorded at.
    */
   record<T extends EventType>(event: NewEvent<T>): Promise<void> {
-    return this.enqueue(event.type, {
-      kind: 'event',
-      params: [
-        randomUUID(),
-        event.type,
-        categoryOf(event.type),
-        event.sessionId ?? null,
-        event.correlationId?.slice(0, 64) ?? null,
-        JSON.stringify(event.data ?? {}),
-        recordedAt(),
-      ],
-    });
+    return this.enqueue(event.type, eventRow(event));
   }
 
   /**
@@ -176,28 +181,29 @@ export class EventWriter {
   }
 
   /**
-   * Takes the queued rows (up to a batch) for another statement to insert in its own commit; undefined
-   * when none wait. The statement reports `written` or `failed` (then they are queued again).
+   * Takes the queued rows (up to a batch) for another statement to insert in its own commit, with
+   * `own`, an event of that statement's (stored only with it); undefined when there is nothing. The
+   * statement reports `written`, or `failed`: the queued rows are queued again, `own` is dropped
+   * (its writer records what happened instead).
    */
-  take(): TakenRows | undefined {
-    if (!this.queue.length) return undefined;
+  take(own?: NewEvent): TakenRows | undefined {
+    if (!this.queue.length && !own) return undefined;
     const batch = this.queue.splice(0, 500);
     if (!this.queue.length) this.unschedule();
+    const rows = batch.map((b) => b.row);
+    if (own) rows.push(eventRow(own));
     return {
-      ctes: (offset) =>
-        insertCtes(
-          batch.map((b) => b.row),
-          offset,
-        ),
+      ctes: (offset) => insertCtes(rows, offset),
       written: () => {
         for (const b of batch) {
           this.written.inc({ type: label(b.type) });
           b.done();
         }
+        if (own) this.written.inc({ type: label(own.type) });
       },
       failed: () => {
         this.queue.unshift(...batch);
-        this.schedule();
+        if (this.queue.length) this.schedule();
       },
     };
   }

@@ -14,7 +14,7 @@ import type { LlmClient } from '../llm-client.ts';
 import type { RuntimeMetrics } from '../metrics.ts';
 import type { AgentContextStore } from '../store/agent-context.ts';
 import type { EventData, EventType } from '../store/event-catalog.ts';
-import type { EventWriter } from '../store/event-writer.ts';
+import type { EventWriter, NewEvent } from '../store/event-writer.ts';
 import type { SessionStore, TurnEnd, WriteFence } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { AppendFence, FrameLog } from './frame-log.ts';
@@ -66,6 +66,10 @@ export class TurnContext {
   private readonly write: FrameWriter;
   private readonly lease: TurnLease | undefined;
   private readonly fence: AppendFence | undefined;
+  /** The turn's own event, stored by `end` in the turn's last commit (TurnRunner's `agent.processing.completed`). */
+  endEvent: (() => NewEvent) | undefined;
+  /** `end` stored `endEvent`. */
+  endEventStored = false;
 
   constructor(
     services: ConversationServices,
@@ -125,7 +129,8 @@ export class TurnContext {
     this.throwIfLost();
     const seq = this.seq + 1;
     const data = JSON.stringify({ ...chunk, seq });
-    await store({ frameSeq: this.lease.releaseSeq(seq), finalFrame: data, rows: this.services.events.take() });
+    await store({ frameSeq: this.lease.releaseSeq(seq), finalFrame: data, rows: this.services.events.take(this.endEvent?.()) });
+    this.endEventStored = this.endEvent !== undefined;
     this.seq = seq;
     this.lease.released();
     await this.services.frameLog.appendOnce(this.sessionId, { seq, data, final: true }).catch((err: unknown) => {

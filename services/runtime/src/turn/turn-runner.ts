@@ -21,6 +21,7 @@ import { AppError, startSse, type SseWriter } from '@codelab/service-kit';
 import { FRAME_SEQ_HEADER, type TurnFrame } from '@codelab/protocol';
 import { runtimeErrors } from '../errors.ts';
 import { agentLabel } from '../metrics.ts';
+import type { NewEvent } from '../store/event-writer.ts';
 import type { Caller, SessionStore } from '../store/sessions.ts';
 import { cancelled, isCancelled, type TurnOutcome } from './agent-loop.ts';
 import { prepare, type PreparedTurn } from './conversation.ts';
@@ -114,6 +115,8 @@ export class TurnRunner {
       if (!sse.closed) await sse.raw(`data: ${data}\n\n`);
     };
     const t = new TurnContext(fenced, sessionId, correlationId, lease.session.current_agent, lastSeq, cancel.signal, log, write, lease);
+    // a turn that ends with its answer stores its event in its last commit
+    t.endEvent = () => this.completedEvent(t, true);
     this.streaming = { t, prepared, sse, heartbeat, cancel, onLost };
   }
 
@@ -140,6 +143,16 @@ export class TurnRunner {
   finish(outcome: TurnEnd): Promise<TurnEnd> {
     this.finishing ??= this.undo(outcome);
     return this.finishing;
+  }
+
+  /** The turn's `agent.processing.completed` event. */
+  private completedEvent(t: TurnContext, success: boolean): NewEvent<'agent.processing.completed'> {
+    return {
+      type: 'agent.processing.completed',
+      sessionId: this.sessionId,
+      correlationId: t.correlationId,
+      data: { agent: t.agent, duration_ms: performance.now() - this.started, success },
+    };
   }
 
   /** The outcome of a turn that threw: a cancel ends it with its final frame, a lost lease with nothing, anything else with an error frame. */
@@ -179,12 +192,7 @@ export class TurnRunner {
         // ended with its answer gave it up in that commit already, keeping the frame in the row:
         // TurnContext.end; the release below then does nothing)
         await services.frameLog.flush().catch(() => undefined);
-        services.events.record({
-          type: 'agent.processing.completed',
-          sessionId: this.sessionId,
-          correlationId: s.t.correlationId,
-          data: { agent, duration_ms: performance.now() - this.started, success: !FAILED.includes(outcome) },
-        });
+        if (!s.t.endEventStored) services.events.record(this.completedEvent(s.t, !FAILED.includes(outcome)));
       }
     } finally {
       await lease.release(frameSeq).catch((err: unknown) => {

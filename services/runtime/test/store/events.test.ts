@@ -136,5 +136,16 @@ describe('EventWriter batches', () => {
     await completed;
     expect(statements()).toBe(1);
     expect(await stored(sessionId)).toEqual(['llm.request.completed', 'agent.processing.completed']);
+
+    // the statement's own event goes only with it: stored when it commits, dropped when it fails
+    const own = { type: 'agent.processing.completed', sessionId, data: { agent: 'ask', duration_ms: 2, success: true } } as const;
+    writer.take(own)!.failed();
+    await writer.drain();
+    expect(statements()).toBe(1);
+    const withOwn = writer.take(own)!;
+    const ctes = withOwn.ctes(0);
+    await db.query(`WITH ${ctes.sql} SELECT 1`, ctes.params);
+    withOwn.written();
+    expect(await stored(sessionId)).toEqual(['llm.request.completed', 'agent.processing.completed', 'agent.processing.completed']);
   });
 });

@@ -151,6 +151,15 @@ describe("interrupted turns without Redis (the frame log is this process's memor
       ['assistant', 'stored with the end'],
     ]);
     expect(await follow(runtime, sessionId, 0, user.headers)).toEqual(data.map((d) => JSON.parse(d) as Frame));
+    // the turn's usage and its completion event were stored in the same commit: there as soon as the stream ended
+    const events = await db.query<{ event_type: string; success: boolean }>(
+      "SELECT event_type, (data->>'success')::boolean AS success FROM events WHERE session_id = $1 AND event_type IN ('llm.request.completed', 'agent.processing.completed') ORDER BY created_at",
+      [sessionId],
+    );
+    expect(events.rows).toEqual([
+      { event_type: 'llm.request.completed', success: null },
+      { event_type: 'agent.processing.completed', success: true },
+    ]);
   });
 
   it('keeps the row ahead of every frame number a turn uses, reserving more as a long turn goes, and gives the rest back at its end', async () => {
