@@ -56,6 +56,20 @@ export class PeerUnavailableError extends Error {
   }
 }
 
+/** A peer's answer as JSON: undefined when empty, an ERR_BAD_UPSTREAM_BODY error body when it is not JSON. */
+export function parseAnswer(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return { error: { code: 'ERR_BAD_UPSTREAM_BODY', message: text.slice(0, 200) } };
+  }
+}
+
+/** The content type is JSON's (`application/json`, with or without parameters, or a `+json` type). */
+export function isJsonType(type: string | undefined): boolean {
+  return type !== undefined && /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type);
+}
+
 export class PeerClient {
   readonly peer: string;
   readonly baseUrl: string;
@@ -117,17 +131,17 @@ export class PeerClient {
     }
   }
 
+  /** Request and read the answer as text, with its content type (a relay sends a JSON answer on as it came, unparsed). */
+  async text(req: PeerRequest): Promise<{ statusCode: number; contentType: string | undefined; text: string }> {
+    const res = await this.request(req);
+    const type = res.headers['content-type'];
+    return { statusCode: res.statusCode, contentType: typeof type === 'string' ? type : undefined, text: await res.body.text() };
+  }
+
   /** Request and parse a JSON answer (any status). */
   async json<T = unknown>(req: PeerRequest): Promise<{ statusCode: number; body: T }> {
-    const res = await this.request(req);
-    const text = await res.body.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = { error: { code: 'ERR_BAD_UPSTREAM_BODY', message: text.slice(0, 200) } };
-    }
-    return { statusCode: res.statusCode, body: parsed as T };
+    const { statusCode, text } = await this.text(req);
+    return { statusCode, body: parseAnswer(text) as T };
   }
 
   /** Readiness: the peer's /health answers 200. */

@@ -32,7 +32,7 @@ export { startTracing, shutdownTracing, tracingEnabled, tracingRequested } from 
 export { activeTraceIds, fallbackTraceIds, parseTraceparent } from './trace-context.ts';
 export type { TraceIds } from './trace-context.ts';
 export { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
-export { PeerClient, PeerUnavailableError } from './http-client.ts';
+export { isJsonType, parseAnswer, PeerClient, PeerUnavailableError } from './http-client.ts';
 export type { PeerOptions, PeerRequest, PeerResponse } from './http-client.ts';
 export { parseSse, sseEventsIn, sseRuns, startSse } from './sse.ts';
 export type { SseEvent, SseWriter } from './sse.ts';

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PeerClient, PeerUnavailableError } from '../src/http-client.ts';
+import { isJsonType, parseAnswer, PeerClient, PeerUnavailableError } from '../src/http-client.ts';
 import { ServiceMetrics } from '../src/metrics.ts';
 import { createService, type Service } from '../src/service.ts';
 import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
@@ -228,6 +228,36 @@ describe('http-client', () => {
       } finally {
         await c.close();
       }
+    });
+  });
+
+  describe('PeerClient.text', () => {
+    it('answers the body as it came, with its content type, for a relay to send on unparsed', async () => {
+      const { client: c } = client();
+      try {
+        const answer = await c.text({ method: 'POST', path: '/things', route: '/things', body: { name: 'ada' } });
+        expect(answer.statusCode).toBe(201);
+        expect(isJsonType(answer.contentType)).toBe(true);
+        expect(JSON.parse(answer.text)).toEqual({ got: { name: 'ada' }, contentType: 'application/json' });
+        const text = await c.text({ method: 'GET', path: '/text', route: '/text' });
+        expect(isJsonType(text.contentType)).toBe(false);
+        expect(parseAnswer(text.text)).toEqual({ error: { code: 'ERR_BAD_UPSTREAM_BODY', message: 'upstream exploded' } });
+      } finally {
+        await c.close();
+      }
+    });
+
+    it.each([
+      ['application/json', true],
+      ['application/json; charset=utf-8', true],
+      ['Application/JSON;charset=utf-8', true],
+      ['application/problem+json', true],
+      ['application/jsonp', false],
+      ['text/json', false],
+      ['text/plain; charset=utf-8', false],
+      [undefined, false],
+    ])('isJsonType(%s) is %s', (type, json) => {
+      expect(isJsonType(type)).toBe(json);
     });
   });
 

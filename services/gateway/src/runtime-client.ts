@@ -5,7 +5,7 @@
  * to that user.
  */
 import type { FastifyReply } from 'fastify';
-import { PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
+import { isJsonType, parseAnswer, PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
 import {
   CALLER_HEADER,
   type AgentStreamRequest,
@@ -46,14 +46,21 @@ export class RuntimeClient {
     });
   }
 
-  /** Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer. */
+  /**
+   * Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer. A JSON body
+   * is sent on as the runtime wrote it (not parsed and serialized again); anything else is parsed
+   * as JSON or answered as ERR_BAD_UPSTREAM_BODY.
+   */
   async relay(reply: FastifyReply, caller: Caller, req: PeerRequest): Promise<FastifyReply> {
+    let answer: Awaited<ReturnType<PeerClient['text']>>;
     try {
-      const { statusCode, body } = await this.rest.json({ ...req, headers: { ...req.headers, ...callerHeaders(caller) } });
-      return reply.status(statusCode).send(body);
+      answer = await this.rest.text({ ...req, headers: { ...req.headers, ...callerHeaders(caller) } });
     } catch (err) {
       throw unavailable(err);
     }
+    const { statusCode, contentType, text } = answer;
+    if (text && isJsonType(contentType)) return reply.status(statusCode).type(contentType!).send(text);
+    return reply.status(statusCode).send(parseAnswer(text));
   }
 
   /**
