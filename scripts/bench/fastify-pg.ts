@@ -21,9 +21,11 @@ const ACTIVE = `(sessions.is_active AND (
     sessions.last_activity > now() - ${IDLE_SECONDS} * interval '1 second'
     OR (sessions.lease_owner IS NOT NULL AND sessions.lease_until > now())
     OR EXISTS (SELECT 1 FROM tool_calls tc WHERE tc.session_id = sessions.id AND tc.status IN (${OPEN_LIST}))))`;
-const COLUMNS = `id, owner_sub, title, current_agent, message_count, created_at, last_activity, ${ACTIVE} AS is_active`;
+/** The runtime's SUMMARY_COLUMNS (the time as ISO text from PostgreSQL) and `is_active`. */
+const COLUMNS = `id, title, current_agent, message_count,
+  to_char(last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_activity, ${ACTIVE} AS is_active`;
 const WHERE = `deleted_at IS NULL AND ${ACTIVE} AND owner_sub = $1`;
-const PAGE_SQL = `SELECT ${COLUMNS} FROM sessions WHERE ${WHERE} ORDER BY last_activity DESC, id LIMIT $2 OFFSET $3`;
+const PAGE_SQL = `SELECT ${COLUMNS} FROM sessions WHERE ${WHERE} ORDER BY sessions.last_activity DESC, id LIMIT $2 OFFSET $3`;
 const COUNT_SQL = `SELECT count(*) AS total FROM sessions WHERE ${WHERE}`;
 
 interface Row {
@@ -32,7 +34,7 @@ interface Row {
   current_agent: string;
   message_count: number;
   is_active: boolean;
-  last_activity: Date;
+  last_activity: string;
 }
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 16 });
@@ -64,15 +66,7 @@ app.get<{ Querystring: { user: string; limit: number; offset: number } }>(
         ? offset + page.rows.length
         : Number((await pool.query<{ total: string }>({ name: 'count', text: COUNT_SQL, values: [user] })).rows[0]?.total ?? 0);
     return {
-      // the runtime's summaryOf
-      sessions: rows.map((r) => ({
-        id: r.id,
-        title: r.title,
-        message_count: r.message_count,
-        last_activity: r.last_activity.toISOString(),
-        is_active: r.is_active,
-        current_agent: r.current_agent,
-      })),
+      sessions: rows,
       total,
       limit,
       offset,

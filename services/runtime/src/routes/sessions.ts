@@ -90,7 +90,7 @@ export function registerSessionRoutes(app: FastifyInstance, { store }: { store: 
     async (request) => {
       const { limit, offset, active_only } = request.query;
       const { sessions, total } = await store.list({ limit, offset, activeOnly: active_only, caller: callerOf(request) });
-      return { sessions: sessions.map(summaryOf), total, limit, offset };
+      return { sessions, total, limit, offset };
     },
   );
 

@@ -56,6 +56,9 @@ export interface StoredMessage extends NewMessage {
 export const DEFAULT_SESSION_IDLE_TIMEOUT = 3600;
 
 const BASE_COLUMNS = 'id, owner_sub, title, current_agent, message_count, created_at, last_activity';
+/** A summary's columns (`SessionSummary`, but `is_active`), its time as `Date.toISOString` prints it. */
+const SUMMARY_COLUMNS = `id, title, current_agent, message_count,
+  to_char(last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_activity`;
 const SESSION_COLUMNS = `${BASE_COLUMNS}, is_active`;
 const OPEN_LIST = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
 
@@ -168,12 +171,16 @@ export class SessionStore {
     return this.get(id, caller); // created meanwhile by another request
   }
 
+  /**
+   * A page of sessions as summaries. The time comes as ISO text from PostgreSQL itself: parsing
+   * timestamps into Dates only to print them again was a tenth of the runtime's CPU per list.
+   */
   async list(opts: {
     limit: number;
     offset: number;
     activeOnly: boolean;
     caller: Caller;
-  }): Promise<{ sessions: SessionRow[]; total: number }> {
+  }): Promise<{ sessions: SessionSummary[]; total: number }> {
     const params: unknown[] = [];
     let where = `deleted_at IS NULL${opts.activeOnly ? ` AND ${this.active}` : ''}`;
     if (opts.caller !== undefined) {
@@ -182,8 +189,8 @@ export class SessionStore {
     }
     // One row more than the page: when it does not come, the page ends the list and the total is
     // known without counting (the common case: a user's sessions fit in a page).
-    const page = await this.db.query<SessionRow>(
-      `SELECT ${this.columns} FROM sessions WHERE ${where} ORDER BY last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    const page = await this.db.query<SessionSummary>(
+      `SELECT ${SUMMARY_COLUMNS}, ${this.active} AS is_active FROM sessions WHERE ${where} ORDER BY sessions.last_activity DESC, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
       [...params, opts.limit + 1, opts.offset],
     );
     const sessions = page.rows.slice(0, opts.limit);

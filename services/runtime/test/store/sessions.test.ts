@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { Database, Service } from '@codelab/service-kit';
-import { applyEdits, historyMessage, SessionStore, toChatMessage, type StoredMessage } from '../../src/store/sessions.ts';
+import { applyEdits, historyMessage, SessionStore, summaryOf, toChatMessage, type StoredMessage } from '../../src/store/sessions.ts';
 import { AgentContextStore } from '../../src/store/agent-context.ts';
 import { ToolCallStore } from '../../src/store/tool-calls.ts';
 import { buildPrompt } from '../../src/turn/history.ts';
@@ -204,6 +204,18 @@ describe('SessionStore', () => {
         [fresh, true],
         [idle, false],
       ]);
+      // the summaries the list makes in SQL are the ones summaryOf makes of a session row, field for field
+      // (the time as ISO text, to the millisecond, in UTC: as Date.toISOString prints it)
+      for (const [i, id] of [fresh, idle].entries()) {
+        await db.query(`UPDATE sessions SET last_activity = '2026-03-04 05:06:07.891234+02' WHERE id = $1 AND $2::int = 0`, [id, i]);
+        const row = (await store.find(id))!;
+        const listed = (await store.list({ limit: 10, offset: 0, activeOnly: false, caller: owner })).sessions.find((x) => x.id === id);
+        expect(listed).toEqual(summaryOf(row));
+      }
+      expect(all.sessions[0]!.last_activity).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      expect(
+        (await store.list({ limit: 10, offset: 0, activeOnly: false, caller: owner })).sessions.find((x) => x.id === fresh)!.last_activity,
+      ).toBe('2026-03-04T03:06:07.891Z');
     });
 
     it('refuses a timeout that is not a positive number', () => {
