@@ -1,6 +1,6 @@
 import { context, trace, TraceFlags } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
-import { activeTraceIds, fallbackTraceIds, parseTraceparent } from '../src/trace-context.ts';
+import { activeTraceIds, fallbackTraceIds, parseTraceparent, randomHex } from '../src/trace-context.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
@@ -41,6 +41,19 @@ describe('trace-context', () => {
     // off the kit must not continue a trace that with tracing on it would not.
     it('refuses upper-case hex', () => {
       expect(parseTraceparent(`00-${TRACE_ID.toUpperCase()}-${SPAN_ID}-01`)).toBeUndefined();
+    });
+  });
+
+  describe('randomHex', () => {
+    it('gives lower-case hex of the asked length, never the same twice, across refills of its pool', () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 1000; i++) {
+        const id = randomHex(16); // 1000 x 16 bytes: the 4 KiB pool is refilled three times
+        expect(id).toMatch(/^[\da-f]{32}$/);
+        seen.add(id);
+      }
+      expect(seen.size).toBe(1000);
+      expect(randomHex(8)).toMatch(/^[\da-f]{16}$/);
     });
   });
 
