@@ -12,7 +12,7 @@ export {
 export type { SettingSpec } from './config.ts';
 export { AppError, defineErrors, kitErrors } from './errors.ts';
 export type { ErrorDef, ErrorFactory } from './errors.ts';
-export { createLogger, loggerOptions, redactUrl, REDACTED_PATHS } from './logger.ts';
+export { createLogger, loggerOptions, redactSecrets, redactUrl, SECRET_KEYS } from './logger.ts';
 export type { LoggerSettings } from './logger.ts';
 export {
   DB_DURATION_BUCKETS,

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, loggerOptions, redactUrl } from '../src/logger.ts';
+import { createLogger, loggerOptions, redactSecrets, redactUrl } from '../src/logger.ts';
 import { createService } from '../src/service.ts';
 import { capturingLogger } from '@codelab/service-kit/testing';
 
@@ -102,6 +102,40 @@ describe('logger', () => {
       const { logger, lines } = memoryLogger();
       logger.info({ authorization: 'Bearer abc', cookie: 'sid=1', 'x-internal-auth': 'the-internal-key' }, 'headers');
       expect(lines()[0]).toMatchObject({ authorization: R, cookie: R, 'x-internal-auth': R });
+    });
+
+    it("redacts secrets in any letter case, in arrays, in errors and in a child logger's lines, up to four levels deep", () => {
+      const { logger, lines } = memoryLogger();
+      const logged = {
+        peer: { request: { headers: { Authorization: 'Bearer deep', Accept: 'json' } } },
+        items: [{ token: 't1', id: 1 }, 'plain'],
+        too: { deep: { for: { the: { token: 'kept-at-level-5' } } } },
+      };
+      logger.info(logged, 'deep');
+      const err = Object.assign(new Error('upstream refused'), { config: { headers: { cookie: 'sid=2' } }, status: 401 });
+      logger.error({ err }, 'failed');
+      logger.child({ session_id: 's1' }).info({ body: { password: 'child-secret' } }, 'child');
+      const [deep, failed, child] = lines();
+      expect(deep).toMatchObject({
+        peer: { request: { headers: { Authorization: R, Accept: 'json' } } },
+        items: [{ token: R, id: 1 }, 'plain'],
+        too: { deep: { for: { the: { token: 'kept-at-level-5' } } } },
+      });
+      expect(failed!.err).toMatchObject({ type: 'Error', message: 'upstream refused', status: 401, config: { headers: { cookie: R } } });
+      expect(failed!.err).toHaveProperty('stack');
+      expect(child).toMatchObject({ body: { password: R }, session_id: 's1', msg: 'child' });
+      expect(JSON.stringify(lines())).not.toMatch(/Bearer deep|t1|sid=2|child-secret/);
+      // The caller's objects are left as they were.
+      expect(logged.peer.request.headers.Authorization).toBe('Bearer deep');
+      expect(logged.items[0]).toEqual({ token: 't1', id: 1 });
+      expect(err.config.headers.cookie).toBe('sid=2');
+    });
+
+    it('returns an object without secrets as it is (no copy)', () => {
+      const fields = { status: 200, route: '/x', nested: { list: [1, 2] } };
+      expect(redactSecrets(fields)).toBe(fields);
+      expect(redactSecrets('text')).toBe('text');
+      expect(redactSecrets(null)).toBeNull();
     });
 
     it('logs a request by method, redacted url, address and user agent only', async () => {
