@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
-import { createLogger, loggerOptions, redactSecrets, redactUrl } from '../src/logger.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLogger, LineBatch, loggerOptions, redactSecrets, redactUrl } from '../src/logger.ts';
 import { createService } from '../src/service.ts';
 import { capturingLogger } from '@codelab/service-kit/testing';
 
@@ -242,6 +242,65 @@ describe('logger', () => {
       expect(a[0]).toMatch(/^[\da-f]{32}$/);
       expect(b[0]).toMatch(/^[\da-f]{32}$/);
       expect(a[0]).not.toBe(b[0]);
+    });
+  });
+
+  describe('LineBatch (lines for the Loki worker thread)', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+    function target() {
+      const writes: string[] = [];
+      let flushed = 0;
+      return { writes, flushed: () => flushed, stream: { write: (s: string) => void writes.push(s), flushSync: () => void flushed++ } };
+    }
+
+    it('hands the lines of one delay over in one write, in order', () => {
+      vi.useFakeTimers();
+      const t = target();
+      const batch = new LineBatch(t.stream, 100);
+      batch.write('{"n":1}\n');
+      batch.write('{"n":2}\n');
+      vi.advanceTimersByTime(99);
+      expect(t.writes).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(t.writes).toEqual(['{"n":1}\n{"n":2}\n']);
+      batch.write('{"n":3}\n');
+      vi.advanceTimersByTime(100);
+      expect(t.writes).toEqual(['{"n":1}\n{"n":2}\n', '{"n":3}\n']);
+      vi.advanceTimersByTime(1000);
+      expect(t.writes).toHaveLength(2); // nothing waiting, nothing written
+    });
+
+    it('hands over at once when maxChars are waiting, and on flushSync', () => {
+      vi.useFakeTimers();
+      const t = target();
+      const batch = new LineBatch(t.stream, 100, 10);
+      batch.write('12345\n');
+      expect(t.writes).toEqual([]);
+      batch.write('67890\n');
+      expect(t.writes).toEqual(['12345\n67890\n']);
+      batch.write('last\n');
+      batch.flushSync();
+      expect(t.writes).toEqual(['12345\n67890\n', 'last\n']);
+      expect(t.flushed()).toBe(1);
+      vi.advanceTimersByTime(1000);
+      expect(t.writes).toHaveLength(2);
+    });
+
+    it("hands what waits over when the process exits, before the exit listeners registered earlier (the transport's)", () => {
+      const t = target();
+      const batch = new LineBatch(t.stream, 60_000);
+      // the first exit listener is the batch's (prepended): call it as the exit would, first
+      const first = process.listeners('exit')[0] as () => void;
+      try {
+        batch.write('pending\n');
+        expect(t.writes).toEqual([]);
+        first();
+        expect(t.writes).toEqual(['pending\n']);
+      } finally {
+        process.removeListener('exit', first);
+      }
     });
   });
 });
