@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -109,14 +109,29 @@ export async function startNode(
 /**
  * A service as its own process. With BENCH_CPU_PROF=<dir>, each service writes a V8 CPU profile
  * into <dir>/<name>/ when it stops (`node scripts/bench/profile-top.ts <dir>` prints where the time went).
+ * BENCH_NODE_ARGS adds Node/V8 flags to every service (e.g. `--trace-gc`), and
+ * BENCH_SERVICE_LOGS=<dir> appends each service's output to <dir>/<name>.log (where the bench
+ * gives no log file of its own), so that what such a flag prints can be read after the run.
  */
 export async function startService(name: ServiceName, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
   const port = await freePort();
   const profileDir = process.env.BENCH_CPU_PROF;
-  const nodeArgs = profileDir
-    ? [...(opts.nodeArgs ?? []), '--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, name)}`]
-    : opts.nodeArgs;
-  return startNode(name, `services/${name}/src/main.ts`, port, { [`${PREFIX[name]}__PORT`]: String(port), ...env }, { ...opts, nodeArgs });
+  const extraArgs = process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const nodeArgs = [
+    ...(opts.nodeArgs ?? []),
+    ...extraArgs,
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, name)}`] : []),
+  ];
+  const logsDir = process.env.BENCH_SERVICE_LOGS;
+  if (logsDir) mkdirSync(logsDir, { recursive: true });
+  const logFile = opts.logFile ?? (logsDir ? path.join(path.resolve(logsDir), `${name}.log`) : undefined);
+  return startNode(
+    name,
+    `services/${name}/src/main.ts`,
+    port,
+    { [`${PREFIX[name]}__PORT`]: String(port), ...env },
+    { ...opts, nodeArgs, ...(logFile ? { logFile } : {}) },
+  );
 }
 
 /** The run's PostgreSQL: BENCH_DATABASE_URL, else an embedded engine (PGlite over the wire protocol). */
