@@ -12,6 +12,9 @@ export default defineConfig({
     globalSetup: ['./test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // expect.poll waits for a condition; its 1 s default made a condition on a busy machine (a
+    // sign-in answered after a password hash while the suite ran beside the Docker stack) a timing test.
+    expect: { poll: { timeout: 20_000 } },
     // Two cores: a few files at a time keeps the embedded database and spawned services responsive.
     maxWorkers: 3,
     env: { NO_COLOR: '1' },
