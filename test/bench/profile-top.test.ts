@@ -23,12 +23,14 @@ describe('bench:profile (scripts/bench/profile-top.ts)', () => {
   it("prints each service's busy time by package and the function that used it", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'codelab-prof-'));
     dirs.push(dir);
-    // busy for 400 ms of its own CPU time (process.cpuUsage): hundreds of samples however fast the machine
+    // busy for 400 ms of its own CPU time (process.cpuUsage): hundreds of samples however fast the machine;
+    // a million steps between two clock reads, so that reading the clock stays a small share of the
+    // samples (with 10,000 it was half of them on a loaded CI machine, and came first)
     const script = `
       function spinInHotFunction() {
         const start = process.cpuUsage().user;
         let x = 0;
-        while (process.cpuUsage().user - start < 400_000) for (let i = 0; i < 10_000; i++) x = (x * 31 + i) % 1_000_003;
+        while (process.cpuUsage().user - start < 400_000) for (let i = 0; i < 1_000_000; i++) x = (x * 31 + i) % 1_000_003;
         return x;
       }
       spinInHotFunction();`;
