@@ -39,6 +39,14 @@ describe('internal-auth', () => {
       expect(checkInternalKey([], TEST_INTERNAL_KEY)).toBe(false);
     });
 
+    it('follows a change of the expected key (its digest is computed once per key, not reused for another)', () => {
+      expect(checkInternalKey('first-key-0123456789', 'first-key-0123456789')).toBe(true);
+      expect(checkInternalKey('first-key-0123456789', 'second-key-0123456789')).toBe(false);
+      expect(checkInternalKey('second-key-0123456789', 'second-key-0123456789')).toBe(true);
+      expect(checkInternalKey('second-key-0123456789', 'first-key-0123456789')).toBe(false);
+      expect(checkInternalKey('first-key-0123456789', 'first-key-0123456789')).toBe(true);
+    });
+
     it('compares case and whitespace exactly', () => {
       expect(checkInternalKey(TEST_INTERNAL_KEY.toUpperCase(), TEST_INTERNAL_KEY)).toBe(false);
       expect(checkInternalKey(` ${TEST_INTERNAL_KEY}`, TEST_INTERNAL_KEY)).toBe(false);
