@@ -229,9 +229,12 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       const load = await t.end();
       const turns = t.witnesses.turns;
       const failed = turns.filter((x) => x.outcome !== 'assistant_message');
+      const unexplained = failed.filter((x) => !r.mayFail?.(x.outcome));
+      // a turn left without its end: what the gateways and runtimes logged about its session
+      const hung = t.witnesses.conversations.filter((c) => c.turns.some((x) => x.outcome === 'no final frame'));
       expect(
-        failed.filter((x) => !r.mayFail?.(x.outcome)).map((x) => `${x.content}: ${x.outcome}${x.detail ? ` (${x.detail})` : ''}`),
-        'witness turns with an outcome this fault does not explain',
+        unexplained.map((x) => `${x.content}: ${x.outcome}${x.detail ? ` (${x.detail})` : ''}`),
+        `witness turns with an outcome this fault does not explain${hung.length ? `; service logs:\n${await serviceLogsAbout(hung.map((c) => c.sessionId))}` : ''}`,
       ).toEqual([]);
       const framesLost = await expectNothingLost(t.witnesses);
       const firstAnswer = (since: number) =>
@@ -254,6 +257,19 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
       if (!healed) await r.heal(t).catch(() => undefined);
       if (!ended) await t.end().catch(() => undefined);
     }
+  }
+
+  /** The lines of the gateways' and runtimes' logs that name one of `sessionIds` (the last 40 of each container). */
+  async function serviceLogsAbout(sessionIds: string[]): Promise<string> {
+    const out: string[] = [];
+    for (const service of ['gateway', 'runtime']) {
+      for (const id of await stack.ids(service)) {
+        const r = await docker(['logs', id], { timeoutMs: 60_000 });
+        const lines = (r.stdout + r.stderr).split('\n').filter((l) => sessionIds.some((s) => l.includes(s)));
+        for (const l of lines.slice(-40)) out.push(`${service} ${id.slice(0, 12)}: ${l.slice(0, 600)}`);
+      }
+    }
+    return out.join('\n');
   }
 
   const ipOf = async (container: string): Promise<string> =>

@@ -35,6 +35,8 @@ export class WitnessConversation {
   readonly turns: TurnRecord[] = [];
   /** Close codes of the connections that ended under the client. */
   readonly drops: number[] = [];
+  /** What happened to the connection, with times (ms epoch): drops, failed attempts, reconnects. */
+  readonly events: { at: number; what: string }[] = [];
   private ws: WebSocket | undefined;
   private lastSeq = 0;
   private wake: (() => void) | undefined;
@@ -53,37 +55,51 @@ export class WitnessConversation {
         headers: { authorization: `Bearer ${this.token()}` },
         handshakeTimeout: 10_000, // as an IDE gives up on a connection attempt and tries again
       });
-      const opened = await new Promise<boolean>((resolve) => {
-        ws.once('open', () => resolve(true));
-        ws.once('error', () => resolve(false));
-        ws.once('unexpected-response', () => resolve(false));
+      // Every listener is attached before the handshake ends, and the connection taken in the
+      // 'open' event itself: frames that arrive in the same read as the upgrade response (a replay
+      // the gateway sends at once) are emitted on the next tick, before the continuation of an
+      // `await` on 'open' could attach a listener; they were lost that way once (CI, stop 29).
+      ws.on('message', (data) => this.received(data));
+      ws.once('close', (code) => {
+        if (this.ws === ws) {
+          this.ws = undefined;
+          this.drops.push(code);
+          this.events.push({ at: Date.now(), what: `closed ${code} (last_seq ${this.lastSeq})` });
+        }
+        this.wake?.();
       });
-      if (opened) {
-        ws.on('message', (data) => {
-          let frame: Frame;
-          try {
-            frame = JSON.parse(String(data)) as Frame;
-          } catch {
-            return;
-          }
-          if (typeof frame.seq === 'number') this.lastSeq = Math.max(this.lastSeq, frame.seq);
-          this.frames.push(frame);
-          this.wake?.();
+      const opened = await new Promise<boolean>((resolve) => {
+        ws.once('open', () => {
+          this.ws = ws;
+          this.events.push({ at: Date.now(), what: `connected${query}` });
+          resolve(true);
         });
-        ws.once('close', (code) => {
-          if (this.ws === ws) {
-            this.ws = undefined;
-            this.drops.push(code);
-          }
-          this.wake?.();
+        ws.once('error', (err) => {
+          this.events.push({ at: Date.now(), what: `attempt ${attempt}: ${err.message}` });
+          resolve(false);
         });
-        this.ws = ws;
-        return;
-      }
+        ws.once('unexpected-response', (_req, res) => {
+          this.events.push({ at: Date.now(), what: `attempt ${attempt}: HTTP ${res.statusCode}` });
+          resolve(false);
+        });
+      });
+      if (opened) return;
       ws.terminate();
       if (Date.now() > deadline) throw new Error(`${this.sessionId}: cannot reconnect through nginx`);
       await sleep(Math.min(2000, 100 * 2 ** attempt));
     }
+  }
+
+  private received(data: WebSocket.RawData): void {
+    let frame: Frame;
+    try {
+      frame = JSON.parse(String(data)) as Frame;
+    } catch {
+      return;
+    }
+    if (typeof frame.seq === 'number') this.lastSeq = Math.max(this.lastSeq, frame.seq);
+    this.frames.push(frame);
+    this.wake?.();
   }
 
   /** Sends one user message and follows its turn to the final frame, resuming when the connection drops. */
@@ -119,7 +135,10 @@ export class WitnessConversation {
           sentAt,
           endedAt: Date.now(),
           connections,
-          detail: `${mine.length} frames, last ${JSON.stringify(mine.slice(-3)).slice(0, 600)}; closes ${JSON.stringify(this.drops)}; last_seq ${this.lastSeq}`,
+          detail: `${mine.length} frames, last ${JSON.stringify(mine.slice(-3)).slice(0, 600)}; closes ${JSON.stringify(this.drops)}; last_seq ${this.lastSeq}; connections ${connections}; sent at ${new Date(sentAt).toISOString()}, since: ${this.events
+            .filter((e) => e.at >= sentAt)
+            .map((e) => `+${e.at - sentAt} ms ${e.what}`)
+            .join(', ')}`,
         };
         this.turns.push(record);
         return record;
