@@ -273,20 +273,22 @@ export class SessionStore {
    * `applyEdits`): what the LLM is sent and what `/history` shows.
    */
   async messages(sessionId: string): Promise<StoredMessage[]> {
-    const [messages, edits] = await Promise.all([
-      this.db.query<StoredMessage & { name: string | null; tool_call_id: string | null; tool_calls: unknown[] | null }>(
-        `SELECT id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at
-         FROM messages WHERE session_id = $1 ORDER BY seq`,
-        [sessionId],
-      ),
-      // approve also records final_arguments (unchanged): only a real change is an edit
-      this.db.query<ToolCallEdit>(
-        `SELECT call_id, arguments, final_arguments FROM tool_calls
-         WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments`,
-        [sessionId],
-      ),
-    ]);
-    return applyEdits(messages.rows, edits.rows);
+    // One statement, one round trip (a turn reads this once): the messages, and on each row the
+    // session's edited calls, a subquery PostgreSQL runs once (an InitPlan) whose answer is NULL in
+    // the usual case of none. Approve also records final_arguments (unchanged): only a real
+    // change is an edit.
+    const { rows } = await this.db.query<
+      StoredMessage & { name: string | null; tool_call_id: string | null; tool_calls: unknown[] | null; edits: ToolCallEdit[] | null }
+    >(
+      `SELECT id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at,
+         (SELECT json_agg(json_build_object('call_id', call_id, 'arguments', arguments, 'final_arguments', final_arguments))
+          FROM tool_calls
+          WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments) AS edits
+       FROM messages WHERE session_id = $1 ORDER BY seq`,
+      [sessionId],
+    );
+    // (the rows keep that column: every reader of a StoredMessage picks the fields it sends)
+    return applyEdits(rows, rows[0]?.edits ?? []);
   }
 
   /** The session's agent switches, oldest first (`agent_switches`, as `/agents/:id/current` lists them). */

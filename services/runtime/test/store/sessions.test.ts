@@ -139,11 +139,36 @@ describe('SessionStore', () => {
     await calls.transition(id, 'a1', ['pending_approval'], 'approved', { decision: 'approve', finalArguments: proposed });
     await store.append(id, { role: 'tool', content: 'ok', tool_call_id: 'e1', name: 'write_file' });
     await store.append(id, { role: 'tool', content: 'ok', tool_call_id: 'a1', name: 'write_file' });
-    const read = await store.messages(id);
+    // one statement (a turn reads its history once: one round trip to PostgreSQL, not two)
+    let statements = 0;
+    const counting: Database = Object.create(db, {
+      query: { value: (...args: Parameters<Database['query']>) => (statements++, db.query(...args)) },
+    });
+    const read = await new SessionStore(counting).messages(id);
+    expect(statements).toBe(1);
+    expect(read.map((m) => [m.role, m.seq])).toEqual([
+      ['user', 1],
+      ['assistant', 2],
+      ['tool', 3],
+      ['tool', 4],
+    ]);
     expect(read[1]!.tool_calls).toEqual([call('e1', edited), call('a1', proposed)]);
     expect(read[1]!.original_tool_calls).toEqual([call('e1', proposed), call('a1', proposed)]);
     expect(read[2]!.edited_from).toEqual(proposed);
     expect(read[3]!.edited_from).toBeUndefined();
+  });
+
+  it('messages() of a session without messages, or without edits, reads them as stored', async () => {
+    const id = await newSession();
+    expect(await store.messages(id)).toEqual([]);
+    await store.append(id, { role: 'user', content: 'hello' });
+    await store.append(id, { role: 'assistant', content: 'hi', tool_calls: [call('x1', proposed)] });
+    const read = await store.messages(id);
+    expect(read.map((m) => [m.role, m.content, m.original_tool_calls, m.edited_from])).toEqual([
+      ['user', 'hello', undefined, undefined],
+      ['assistant', 'hi', undefined, undefined],
+    ]);
+    expect(read[1]!.tool_calls).toEqual([call('x1', proposed)]);
   });
 
   describe('the activity rule (is_active, active_only)', () => {
