@@ -142,7 +142,12 @@ describe('SessionStore', () => {
     // one statement (a turn reads its history once: one round trip to PostgreSQL, not two)
     let statements = 0;
     const counting: Database = Object.create(db, {
-      query: { value: (...args: Parameters<Database['query']>) => (statements++, db.query(...args)) },
+      query: {
+        value: (...args: Parameters<Database['query']>) => {
+          statements++;
+          return db.query(...args);
+        },
+      },
     });
     const read = await new SessionStore(counting).messages(id);
     expect(statements).toBe(1);
