@@ -74,7 +74,7 @@ export function createGatewayMetrics(m: ServiceMetrics) {
     }),
     resumes: m.counter({
       name: 'gateway_ws_resumes_total',
-      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame, turn for the gateway following the frame log after a turn stream broke, gap for frames missing before a turn stream) by outcome (ok, not_found, skipped, failed, client_gone)',
+      help: 'Replays of missed frames (source: url for ?last_seq=, frame for a resume frame, turn for the gateway following the frame log after a turn stream or a replay of a running turn broke, gap for frames missing before a turn stream) by outcome (ok, followed: a replay that stopped mid-turn and was followed to the end of the turn, not_found, skipped, failed, client_gone)',
       labelNames: ['source', 'outcome'],
     }),
     resumedFrames: m.counter({ name: 'gateway_ws_resumed_frames_total', help: 'Frames sent to clients by replays (resume)' }),

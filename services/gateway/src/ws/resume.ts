@@ -8,7 +8,9 @@
  *
  * The gateway resumes for its client too (`followTurn`): when the runtime's turn stream breaks
  * before the turn's final frame, the frame log is followed from the last frame relayed, through
- * any runtime instance, up to the turn's final frame. And when a turn's stream starts after frames
+ * any runtime instance, up to the turn's final frame. A replay that ends or breaks in the middle of
+ * a turn (its runtime died or shut down while following it) is followed the same way, so a client
+ * that resumed a running turn still gets that turn's final frame. And when a turn's stream starts after frames
  * the client never got (a turn the gateway gave up on while the runtime finished it: a timeout, a
  * partition), those are replayed first (`until`), marked `metadata.replayed`, so a client can tell
  * them from the frames of the turn it just started.
@@ -24,15 +26,19 @@ import type { Connection } from './connection.ts';
 import { runtimeChunks, runtimeError } from './runtime-stream.ts';
 
 /**
- * url: `?last_seq=`; frame: a `resume` frame; turn: the gateway's own, after a broken turn stream;
- * gap: the gateway's own, frames missing before a turn's stream.
+ * url: `?last_seq=`; frame: a `resume` frame; turn: the gateway's own, after a turn stream (or a
+ * replay of a running turn) broke; gap: the gateway's own, frames missing before a turn's stream.
  */
 type ResumeSource = 'url' | 'frame' | 'turn' | 'gap';
-type ResumeOutcome = 'ok' | 'not_found' | 'skipped' | 'failed' | 'client_gone';
+/** followed: the replay ended mid-turn and the turn was followed to its final frame (`followTurn`). */
+type ResumeOutcome = 'ok' | 'followed' | 'not_found' | 'skipped' | 'failed' | 'client_gone';
 
 /**
  * Replays the frames after `after`: `frame` is the resume frame that asked (none for `?last_seq=`);
  * with `until`, only the frames up to it (a gap before a turn's stream), marked `metadata.replayed`.
+ * When the replay (not a gap's) ends or breaks after a frame of a turn that had not ended, the turn
+ * is followed from there (`followTurn`) up to its final frame; when no runtime serves it, the
+ * client's turn ends with GW_ERR_STREAM_INTERRUPTED, as a broken turn stream's does.
  */
 export async function replayFrames(
   conn: Connection,
@@ -74,14 +80,42 @@ export async function replayFrames(
         );
         return;
       }
+      // the last numbered frame the replay carried, and whether it ended its turn
+      let last: { seq: number; final: boolean } | undefined;
+      let broke: unknown;
       conn.delivered.startRun();
-      for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
-        if (typeof chunk.seq === 'number' && conn.delivered.has(chunk.seq)) continue;
-        if (source === 'gap') conn.send({ ...chunk, metadata: { ...chunk.metadata, replayed: true } });
-        else conn.send(chunk, raw);
-        sent++;
+      try {
+        for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
+          if (typeof chunk.seq === 'number') last = { seq: chunk.seq, final: chunk.is_final === true };
+          if (typeof chunk.seq === 'number' && conn.delivered.has(chunk.seq)) continue;
+          if (source === 'gap') conn.send({ ...chunk, metadata: { ...chunk.metadata, replayed: true } });
+          else conn.send(chunk, raw);
+          sent++;
+        }
+      } catch (err) {
+        broke = err;
       }
-      if (conn.closed.signal.aborted) outcome = 'client_gone';
+      if (conn.closed.signal.aborted) {
+        outcome = 'client_gone';
+        return;
+      }
+      if (source !== 'gap' && last && !last.final) {
+        // the replay stopped inside a running turn: its runtime died or shut down while following it
+        conn.log.warn(
+          { err: broke === undefined ? undefined : { message: (broke as Error).message }, last_seq: last.seq },
+          'replay stopped before the final frame of a running turn; following the frame log',
+        );
+        span.addEvent('replay stopped mid-turn', { 'codelab.frame.seq': last.seq });
+        const end = await followTurn(conn, runtime, metrics, sessionId, last.seq, span);
+        if (end) outcome = 'followed';
+        else if (conn.closed.signal.aborted) outcome = 'client_gone';
+        else {
+          outcome = 'failed';
+          conn.sendError(gatewayErrors.GW_ERR_STREAM_INTERRUPTED.code, gatewayErrors.GW_ERR_STREAM_INTERRUPTED.def.message);
+        }
+        return;
+      }
+      if (broke !== undefined) throw broke;
     } catch (err) {
       if (conn.closed.signal.aborted) {
         outcome = 'client_gone';

@@ -9,10 +9,11 @@ import type { StreamChunk } from '@codelab/protocol';
 import { answerTurn, heldTurn } from './stub-runtime.ts';
 import { FrameClient, startHarness, type Harness } from './harness.ts';
 
+/** A finished turn's frames in the log: n - 1 tokens and its final frame. */
 const logged = (n: number, from = 1): StreamChunk[] =>
   Array.from(
     { length: n },
-    (_, i) => ({ type: 'assistant_message', token: `old-${from + i}`, is_final: false, seq: from + i }) as StreamChunk,
+    (_, i) => ({ type: 'assistant_message', token: `old-${from + i}`, is_final: i === n - 1, seq: from + i }) as StreamChunk,
   );
 
 describe('resume', () => {
@@ -28,7 +29,7 @@ describe('resume', () => {
     s.seq = 5;
     const client = await h.connect('s-url?last_seq=2');
     client.send({ type: 'user_message', content: 'next' });
-    const frames = await client.until((f) => f.is_final === true);
+    const frames = await client.until((f) => f.content === 'You said next');
     expect(frames.map((f) => f.seq)).toEqual([3, 4, 5, 6, 7, 8, 9]);
     expect(frames.slice(0, 3).map((f) => f.token)).toEqual(['old-3', 'old-4', 'old-5']);
     expect(frames.at(-1)).toMatchObject({ content: 'You said next' });
@@ -78,7 +79,7 @@ describe('resume', () => {
     expect(turn.map((f) => f.seq)).toEqual([4, 5, 6, 7]);
     client.send({ type: 'resume', last_seq: 1 });
     client.send({ type: 'user_message', content: 'then' });
-    const rest = await client.until((f) => f.is_final === true, turn.length);
+    const rest = await client.until((f) => f.content === 'You said then', turn.length);
     expect(rest.map((f) => f.seq)).toEqual([2, 3, 8, 9, 10, 11]);
     expect(rest.slice(0, 2).map((f) => f.token)).toEqual(['old-2', 'old-3']);
     client.close();
@@ -139,5 +140,69 @@ describe('resume', () => {
     expect(await client.closed()).toBe(4403);
     expect(client.frames).toEqual([]);
     expect(h.runtime.callsTo('GET', '/sessions/s-foreign/frames')).toEqual([]);
+  });
+});
+
+describe('a replay that stops inside a running turn (its runtime died or shut down while following it)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ GATEWAY__AGENT_STREAM_TIMEOUT: '1' });
+  });
+  afterAll(() => h?.close());
+
+  /** A held turn whose first client dropped after its first frame: what a resuming client comes back to. */
+  async function droppedTurn(sessionId: string) {
+    const held = heldTurn();
+    h.runtime.script = held.script;
+    const first = await h.connect(sessionId);
+    first.send({ type: 'user_message', content: 'long one' });
+    await first.until((f) => f.token === 'Thinking');
+    first.ws.terminate();
+    const turn = await held.started;
+    await expect.poll(() => turn.clientGone.aborted).toBe(true);
+    return held;
+  }
+
+  it.each(['break', 'end'] as const)('is followed from its last frame to the turn final frame (follow stream cut: %s)', async (how) => {
+    const sessionId = `s-cut-${how}`;
+    const held = await droppedTurn(sessionId);
+    h.runtime.cutFollows = { count: 1, how };
+    const client = await h.connect(`${sessionId}?last_seq=0`);
+    // the gateway follows the log again from seq 1, where the cut replay stopped
+    await expect.poll(() => h.runtime.callsTo('GET', `/sessions/${sessionId}/frames`).length).toBe(2);
+    held.release();
+    const frames = await client.until((f) => f.is_final === true);
+    expect(frames.map((f) => [f.seq, f.token ?? f.content])).toEqual([
+      [1, 'Thinking'],
+      [2, 'Thinking done'],
+    ]);
+    expect(frames.some((f) => f.type === 'error')).toBe(false);
+    expect(h.runtime.callsTo('GET', `/sessions/${sessionId}/frames`).map((c) => c.url)).toEqual([
+      `/sessions/${sessionId}/frames?after=0`,
+      `/sessions/${sessionId}/frames?after=1`,
+    ]);
+    // the connection goes on
+    h.runtime.script = answerTurn;
+    client.send({ type: 'user_message', content: 'next' });
+    expect((await client.until((f) => f.is_final === true, frames.length)).at(-1)).toMatchObject({ content: 'You said next', seq: 6 });
+    client.close();
+  });
+
+  it('ends the client turn with GW_ERR_STREAM_INTERRUPTED when no runtime serves the rest within GATEWAY__AGENT_STREAM_TIMEOUT', async () => {
+    const held = await droppedTurn('s-cut-gone');
+    h.runtime.cutFollows = { count: 1_000, how: 'break' };
+    const client = await h.connect('s-cut-gone?last_seq=0');
+    const frames = await client.until((f) => f.is_final === true);
+    expect(frames.map((f) => f.seq ?? f.code)).toEqual([1, 'GW_ERR_STREAM_INTERRUPTED']);
+    expect(frames.at(-1)).toMatchObject({ type: 'error', is_final: true });
+    expect(h.runtime.callsTo('GET', '/sessions/s-cut-gone/frames').length).toBeGreaterThan(2);
+    h.runtime.cutFollows = { count: 0, how: 'break' };
+    held.release();
+    client.close();
+    const metrics = await h.metrics();
+    expect(metrics).toMatch(/^gateway_ws_resumes_total\{source="url",outcome="followed"\} 2$/m);
+    expect(metrics).toMatch(/^gateway_ws_resumes_total\{source="url",outcome="failed"\} 1$/m);
+    expect(metrics).toMatch(/^gateway_ws_resumes_total\{source="turn",outcome="ok"\} 2$/m);
+    expect(metrics).toMatch(/^gateway_ws_resumes_total\{source="turn",outcome="failed"\} 1$/m);
   });
 });

@@ -48,6 +48,11 @@ export class StubRuntime {
   script: (turn: StubTurn) => Promise<void> = answerTurn;
   /** false: `GET /sessions/:id/frames` answers 503 (no runtime can serve the log). */
   framesAvailable = true;
+  /**
+   * The next `count` follows of a running turn stop after the logged frames, before its live ones:
+   * `break` destroys the stream (a runtime that died), `end` ends it cleanly (one cut at shutdown).
+   */
+  cutFollows: { count: number; how: 'break' | 'end' } = { count: 0, how: 'break' };
   url = '';
   private created = 0;
 
@@ -73,8 +78,17 @@ export class StubRuntime {
       const after = Number(req.query.after ?? 0);
       const until = req.query.until === undefined ? Number.POSITIVE_INFINITY : Number(req.query.until);
       const res = sse(reply);
-      for (const chunk of s.log) if ((chunk.seq ?? 0) > after && (chunk.seq ?? 0) <= until) res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-      if (!s.running || req.query.until !== undefined) return void res.end();
+      const logged = s.log
+        .filter((chunk) => (chunk.seq ?? 0) > after && (chunk.seq ?? 0) <= until)
+        .map((c) => `data: ${JSON.stringify(c)}\n\n`);
+      if (!s.running || req.query.until !== undefined) return void res.end(logged.join(''));
+      if (this.cutFollows.count > 0) {
+        this.cutFollows.count--;
+        if (this.cutFollows.how === 'end') return void res.end(logged.join(''));
+        // destroyed once the logged frames are on their way (destroying at once would drop them unsent)
+        return void (logged.length ? res.write(logged.join(''), () => res.destroy()) : res.destroy());
+      }
+      for (const frame of logged) res.write(frame);
       const watchers = s.running.watchers;
       const watch = (chunk: StreamChunk): void => {
         res.write(`data: ${JSON.stringify(chunk)}\n\n`);
