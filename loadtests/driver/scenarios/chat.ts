@@ -137,19 +137,27 @@ class Conversation {
   }
 }
 
-function connect(url: string, signal: AbortSignal, timeoutMs: number): Promise<WebSocket | string> {
+/**
+ * Opens the WebSocket and hands it to `opened` inside its 'open' event, so that the listeners
+ * `opened` attaches see every frame and close: frames read together with the upgrade response are
+ * emitted on the next tick, before an awaiting caller would run. Answers what `opened` made, or why
+ * the connection did not open.
+ */
+function connect<T>(url: string, signal: AbortSignal, timeoutMs: number, opened: (ws: WebSocket) => T): Promise<T | string> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
-    const settle = (value: WebSocket | string): void => {
+    const settle = (value: 'open' | string): void => {
       signal.removeEventListener('abort', onAbort);
       ws.removeAllListeners('open').removeAllListeners('unexpected-response');
       ws.removeAllListeners('error').on('error', () => undefined); // later errors surface as a close
-      if (typeof value === 'string') ws.terminate();
-      resolve(value);
+      if (value !== 'open') {
+        ws.terminate();
+        resolve(value);
+      } else resolve(opened(ws));
     };
     const onAbort = (): void => settle('interrupted');
     signal.addEventListener('abort', onAbort, { once: true });
-    ws.once('open', () => settle(ws));
+    ws.once('open', () => settle('open'));
     ws.once('unexpected-response', (_req, res) => settle(`handshake_${res.statusCode}`));
     ws.once('error', (err) => settle(`not_opened: ${err.message}`));
   });
@@ -182,17 +190,17 @@ export const chat: Scenario<{ tokens: TokenSource; wsBase: string }> = {
     const sessionId = `load-${ctx.vu}-${ctx.iteration}-${randomUUID().slice(0, 8)}`;
     const url = `${state.wsBase}/api/v1/ws/${sessionId}?access_token=${encodeURIComponent(await state.tokens.get())}`;
     const began = performance.now();
-    const ws = await connect(url, ctx.signal, Math.min(10_000, env.turnTimeoutMs));
-    if (typeof ws === 'string') {
+    const conv = await connect(url, ctx.signal, Math.min(10_000, env.turnTimeoutMs), (ws) => new Conversation(ws, metrics));
+    if (typeof conv === 'string') {
       metrics.check('the conversation WebSocket opens', false);
       // the user could not say anything: the first message's turn failed
-      metrics.add('chat_turns_failed', true, { frame: 'user_message', reason: ws.startsWith('not_opened') ? 'not_opened' : ws });
+      metrics.add('chat_turns_failed', true, { frame: 'user_message', reason: conv.startsWith('not_opened') ? 'not_opened' : conv });
       return;
     }
     metrics.check('the conversation WebSocket opens', true);
     metrics.add('ws_connecting', performance.now() - began);
     metrics.add('ws_sessions', 1);
-    const conv = new Conversation(ws, metrics);
+    const { ws } = conv;
     try {
       let answered = 0;
       while (answered < CHAT_TURNS && (await exchange(conv, userMessage(answered), env.turnTimeoutMs, ctx.signal, metrics))) answered++;

@@ -4,44 +4,19 @@
  * same read as the upgrade response, as a gateway's replay after `?last_seq=` can.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHash } from 'node:crypto';
-import net from 'node:net';
+import { scriptedServer as serve, textFrame, upgradeResponse, type ScriptedConnection } from '../../helpers/scripted-ws-server.ts';
 import { WitnessConversation } from './witness.ts';
-
-/** A server text frame (unmasked). */
-function textFrame(text: string): Buffer {
-  const payload = Buffer.from(text);
-  const header =
-    payload.length < 126 ? Buffer.from([0x81, payload.length]) : Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff]);
-  return Buffer.concat([header, payload]);
-}
-
-function upgradeResponse(request: string): Buffer {
-  const key = /sec-websocket-key: *(\S+)/i.exec(request)?.[1];
-  if (!key) throw new Error(`not a WebSocket upgrade: ${request.slice(0, 200)}`);
-  const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-  return Buffer.from(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-  );
-}
 
 const token = (seq: number) => JSON.stringify({ type: 'assistant_message', token: `w${seq} `, is_final: false, seq });
 const final = (seq: number) => JSON.stringify({ type: 'assistant_message', content: 'the answer', is_final: true, seq });
 
-let server: net.Server | undefined;
-afterEach(() => void server?.close());
+let close: (() => void) | undefined;
+afterEach(() => close?.());
 
-/** Serves connections in turn with `handlers[i]`: the upgrade request's first line, the socket. */
-async function scriptedServer(handlers: ((requestLine: string, socket: net.Socket, request: string) => void)[]): Promise<string> {
-  let n = 0;
-  server = net.createServer((socket) => {
-    socket.once('data', (data) => {
-      const request = String(data);
-      handlers[n++]?.(request.split('\r\n')[0]!, socket, request);
-    });
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  return `ws://127.0.0.1:${(server!.address() as net.AddressInfo).port}`;
+async function scriptedServer(handlers: ScriptedConnection[]): Promise<string> {
+  const server = await serve(handlers);
+  close = server.close;
+  return server.url;
 }
 
 describe('witness conversation', () => {
