@@ -67,6 +67,8 @@ export async function openConversations(platform: Platform, s: ConversationSetti
  */
 export function samplePeaks(platform: Platform): { stop(): { pending: number; lagRuntime: number; lagGateway: number } } {
   const peaks = { pending: 0, lagRuntime: 0, lagGateway: 0 };
+  // BENCH_PEAKS=0: no scrapes during the phase (peaks then read as NaN), to see what they cost the tail
+  if (process.env.BENCH_PEAKS === '0') return { stop: () => ({ pending: NaN, lagRuntime: NaN, lagGateway: NaN }) };
   const timer = setInterval(() => {
     void Promise.all([scrape(platform.runtime.url), scrape(platform.gateway.url)])
       .then(([rt, gw]) => {

@@ -13,7 +13,9 @@
  *
  * Where the time goes: the services' own histograms over the platform phases (gateway TTFT,
  * runtime lease wait, runtime → LLM first chunk, llm-proxy TTFT, database queries per turn), peaks
- * of event-loop lag and waiting database requests, and the CPU time of each process per turn.
+ * of event-loop lag and waiting database requests (BENCH_PEAKS=0: not sampled, as their scrapes
+ * hold the services' event loops), the CPU time of each process per turn, and for each open round
+ * when its slowest 1% of turns arrived: bunched together they are one stall of the platform.
  *
  *   BENCH_CONVERSATIONS=100 BENCH_TURNS=5 BENCH_ROUNDS=4 BENCH_TTFT_MS=50 BENCH_TOKEN_DELAY_MS=10 BENCH_WORDS=30 \
  *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:ttft
@@ -79,10 +81,11 @@ async function openPhase(
   seconds: number,
   turn: (i: number, k: number) => Promise<number>,
   conversations: number,
-): Promise<{ ttft: number[]; seconds: number; waitedForFree: number }> {
+): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[] }> {
   const free = Array.from({ length: conversations }, (_, i) => i);
   const waiting: ((i: number) => void)[] = [];
   const ttft: number[] = [];
+  const timeline: Arrival[] = [];
   const inFlight: Promise<void>[] = [];
   let waitedForFree = 0;
   let k = 0;
@@ -105,7 +108,9 @@ async function openPhase(
         }
         const queued = performance.now() - arrived;
         try {
-          ttft.push(queued + (await turn(i, n)));
+          const t = queued + (await turn(i, n));
+          ttft.push(t);
+          timeline.push({ atMs: arrived - started, ttftMs: t });
         } finally {
           const w = waiting.shift();
           if (w) w(i);
@@ -115,7 +120,24 @@ async function openPhase(
     );
   }
   await Promise.all(inFlight);
-  return { ttft, seconds: (performance.now() - started) / 1000, waitedForFree };
+  return { ttft, seconds: (performance.now() - started) / 1000, waitedForFree, timeline };
+}
+
+/** One open-model turn: when it arrived in its phase, and its TTFT. */
+interface Arrival {
+  atMs: number;
+  ttftMs: number;
+}
+
+/**
+ * When the slowest 1% of a phase's turns arrived: bunched within a few hundred ms, they are one
+ * stall of the platform (a pause every turn in flight waited out); spread over the phase, queueing.
+ */
+function slowestArrivals(timeline: Arrival[]): string {
+  const n = Math.max(1, Math.ceil(timeline.length / 100));
+  const slow = [...timeline].sort((a, b) => b.ttftMs - a.ttftMs).slice(0, n);
+  slow.sort((a, b) => a.atMs - b.atMs);
+  return slow.map((a) => `${(a.atMs / 1000).toFixed(2)} s: ${a.ttftMs.toFixed(0)}`).join(', ');
 }
 
 let platform: Platform | undefined;
@@ -159,7 +181,7 @@ try {
     n: number,
     label: string,
     runDirect: () => Promise<{ ttft: number[] }>,
-    runPlatform: () => Promise<{ ttft: number[]; seconds: number; waitedForFree?: number }>,
+    runPlatform: () => Promise<{ ttft: number[]; seconds: number; waitedForFree?: number; timeline?: Arrival[] }>,
   ) => {
     const m = {
       direct: [] as number[],
@@ -174,7 +196,7 @@ try {
       peaks: { pending: 0, lagRuntime: 0, lagGateway: 0 },
     };
     for (let r = 0; r < n; r++) {
-      const round = { direct: NaN, platform: NaN };
+      const round: { direct: number; platform: number; timeline?: Arrival[] } = { direct: NaN, platform: NaN };
       for (const which of r % 2 === 0 ? (['direct', 'platform'] as const) : (['platform', 'direct'] as const)) {
         if (which === 'direct') {
           const d = await runDirect();
@@ -200,11 +222,13 @@ try {
         m.waitedForFree += ph.waitedForFree ?? 0;
         m.platform.push(...ph.ttft);
         round.platform = pct(ph.ttft, 99);
+        round.timeline = ph.timeline;
         m.after = await scrapeAll(p);
       }
       m.added.push(round.platform - round.direct);
       console.log(
-        `  ${label} ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms`,
+        `  ${label} ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms` +
+          (round.timeline ? `; slowest 1% arrived at (s: TTFT ms) ${slowestArrivals(round.timeline)}` : ''),
       );
     }
     return m;
