@@ -20,6 +20,7 @@
  *   BENCH_CONVERSATIONS=100 BENCH_TURNS=5 BENCH_ROUNDS=4 BENCH_TTFT_MS=50 BENCH_TOKEN_DELAY_MS=10 BENCH_WORDS=30 \
  *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:ttft
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import type { FrameClient } from '../../test/helpers/stack.ts';
@@ -81,7 +82,7 @@ async function openPhase(
   seconds: number,
   turn: (i: number, k: number) => Promise<number>,
   conversations: number,
-): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[] }> {
+): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[]; startedAt: Date }> {
   const free = Array.from({ length: conversations }, (_, i) => i);
   const waiting: ((i: number) => void)[] = [];
   const ttft: number[] = [];
@@ -120,7 +121,13 @@ async function openPhase(
     );
   }
   await Promise.all(inFlight);
-  return { ttft, seconds: (performance.now() - started) / 1000, waitedForFree, timeline };
+  return {
+    ttft,
+    seconds: (performance.now() - started) / 1000,
+    waitedForFree,
+    timeline,
+    startedAt: new Date(performance.timeOrigin + started),
+  };
 }
 
 /** One open-model turn: when it arrived in its phase, and its TTFT. */
@@ -181,7 +188,7 @@ try {
     n: number,
     label: string,
     runDirect: () => Promise<{ ttft: number[] }>,
-    runPlatform: () => Promise<{ ttft: number[]; seconds: number; waitedForFree?: number; timeline?: Arrival[] }>,
+    runPlatform: () => Promise<{ ttft: number[]; seconds: number; waitedForFree?: number; timeline?: Arrival[]; startedAt?: Date }>,
   ) => {
     const m = {
       direct: [] as number[],
@@ -196,7 +203,10 @@ try {
       peaks: { pending: 0, lagRuntime: 0, lagGateway: 0 },
     };
     for (let r = 0; r < n; r++) {
-      const round: { direct: number; platform: number; timeline?: Arrival[] } = { direct: NaN, platform: NaN };
+      const round: { direct: number; platform: number; timeline?: Arrival[]; startedAt?: Date; clientLagMs?: number } = {
+        direct: NaN,
+        platform: NaN,
+      };
       for (const which of r % 2 === 0 ? (['direct', 'platform'] as const) : (['platform', 'direct'] as const)) {
         if (which === 'direct') {
           const d = await runDirect();
@@ -207,9 +217,14 @@ try {
         m.before ??= await scrapeAll(p);
         const sampler = samplePeaks(p);
         const xids = await commits?.read();
+        // this process's own event loop: a stall here delays the arrival of every first token it times
+        const clientLag = monitorEventLoopDelay({ resolution: 5 });
+        clientLag.enable();
         meter.start();
         const ph = await runPlatform();
         const used = meter.stop();
+        clientLag.disable();
+        round.clientLagMs = clientLag.max / 1e6;
         if (xids !== undefined) m.writeCommits += (await commits!.read()) - xids;
         const pk = sampler.stop();
         m.peaks = {
@@ -223,12 +238,16 @@ try {
         m.platform.push(...ph.ttft);
         round.platform = pct(ph.ttft, 99);
         round.timeline = ph.timeline;
+        round.startedAt = ph.startedAt;
         m.after = await scrapeAll(p);
       }
       m.added.push(round.platform - round.direct);
       console.log(
-        `  ${label} ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms` +
-          (round.timeline ? `; slowest 1% arrived at (s: TTFT ms) ${slowestArrivals(round.timeline)}` : ''),
+        `  ${label} ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms; ` +
+          `the client's (this process's) longest event-loop stall ${f1(round.clientLagMs ?? NaN)} ms` +
+          (round.timeline
+            ? `; slowest 1% arrived at (s after ${round.startedAt?.toISOString().slice(11, 23)}: TTFT ms) ${slowestArrivals(round.timeline)}`
+            : ''),
       );
     }
     return m;
