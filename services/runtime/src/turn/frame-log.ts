@@ -279,12 +279,9 @@ return 1
 export class RedisFrameLog implements FrameLog {
   readonly shared = true;
   private readonly redis: Redis;
-  private readonly opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void };
+  private readonly opts: RedisFrameLogOptions;
 
-  constructor(
-    redis: Redis,
-    opts: { maxFrames: number; retentionSeconds: number; runningTtlMs: number; logger: Logger; onError: () => void },
-  ) {
+  constructor(redis: Redis, opts: RedisFrameLogOptions) {
     this.redis = redis;
     this.opts = opts;
     redis.defineCommand('codelabFencedAppend', { numberOfKeys: 2, lua: FENCED_APPEND });
@@ -435,9 +432,13 @@ export class RedisFrameLog implements FrameLog {
       return (await reader.xread('COUNT', 500, 'BLOCK', ms, 'STREAMS', key, lastId)) as Read;
     };
     try {
+      const blockMs = this.opts.followBlockMs ?? 1000;
       while (!signal.aborted) {
         if (await this.isRunning(sessionId)) {
-          const res = await blockingRead(1000);
+          // the log ends with a turn's final frame: the flag is most likely that turn's, cleared
+          // right after its last commit, so look at it again soon instead of blocking a whole read
+          // (a reconnecting client's replay, which holds its next message, would end that much later)
+          const res = await blockingRead(tail?.final ? Math.min(CAUGHT_UP_BLOCK_MS, blockMs) : blockMs);
           if (res) yield* take(res[0]![1]);
           continue;
         }
@@ -467,6 +468,19 @@ export class RedisFrameLog implements FrameLog {
     await this.flush();
   }
 }
+
+export interface RedisFrameLogOptions {
+  maxFrames: number;
+  retentionSeconds: number;
+  runningTtlMs: number;
+  logger: Logger;
+  onError: () => void;
+  /** How long a follower's blocking read waits for a running turn's next frame before it looks at the flag again (default 1000 ms). */
+  followBlockMs?: number;
+}
+
+/** A follower's blocking read once the log ends with a final frame while the flag still says running. */
+const CAUGHT_UP_BLOCK_MS = 20;
 
 function fieldsOf(raw: string[]): Record<string, string> {
   const out: Record<string, string> = {};

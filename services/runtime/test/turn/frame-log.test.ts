@@ -16,7 +16,8 @@ const redisUrl = inject('redisUrl');
 interface Kind {
   name: string;
   skip: boolean;
-  make: (maxFrames: number) => FrameLog;
+  /** followBlockMs: how long a Redis follower's blocking reads wait (the memory log wakes its followers itself). */
+  make: (maxFrames: number, followBlockMs?: number) => FrameLog;
 }
 
 const redisClients: Redis[] = [];
@@ -29,7 +30,7 @@ const kinds: Kind[] = [
   {
     name: 'RedisFrameLog',
     skip: missingServer('Redis', 'TEST_REDIS_URL', redisUrl),
-    make: (maxFrames) => {
+    make: (maxFrames, followBlockMs) => {
       const redis = new Redis(redisUrl!);
       redisClients.push(redis);
       return new RedisFrameLog(redis, {
@@ -38,6 +39,7 @@ const kinds: Kind[] = [
         runningTtlMs: 60_000,
         logger: silentLogger(),
         onError: () => undefined,
+        followBlockMs,
       });
     },
   },
@@ -55,6 +57,15 @@ async function collect(gen: AsyncGenerator<LoggedFrame>): Promise<number[]> {
   return seqs;
 }
 
+/** A follower in the background: the seqs it got so far, and its end. */
+function following(log: FrameLog, sessionId: string, signal = new AbortController().signal): { got: number[]; done: Promise<void> } {
+  const got: number[] = [];
+  const done = (async () => {
+    for await (const f of log.follow(sessionId, 0, signal)) got.push(f.seq);
+  })();
+  return { got, done };
+}
+
 /** Appends frames `from`..`to` (the last one final when asked) and waits until they are written. */
 async function appendAll(log: FrameLog, sessionId: string, from: number, to: number, finalAtEnd = false): Promise<void> {
   for (let seq = from; seq <= to; seq++) await log.append(sessionId, frame(seq, finalAtEnd && seq === to));
@@ -64,8 +75,8 @@ async function appendAll(log: FrameLog, sessionId: string, from: number, to: num
 for (const kind of kinds) {
   describe.skipIf(kind.skip)(kind.name, () => {
     const logs: FrameLog[] = [];
-    const make = (maxFrames = 100): FrameLog => {
-      const log = kind.make(maxFrames);
+    const make = (maxFrames = 100, followBlockMs?: number): FrameLog => {
+      const log = kind.make(maxFrames, followBlockMs);
       logs.push(log);
       return log;
     };
@@ -98,18 +109,44 @@ for (const kind of kinds) {
         const sessionId = `fl-${randomUUID()}`;
         log.setRunning(sessionId, true);
         await appendAll(log, sessionId, 1, 2);
-        const got: number[] = [];
-        const following = (async () => {
-          for await (const f of log.follow(sessionId, 0, new AbortController().signal)) got.push(f.seq);
-        })();
+        const { got, done } = following(log, sessionId);
         await expect.poll(() => got, { timeout: 20_000 }).toEqual([1, 2]);
         await appendAll(log, sessionId, 3, 4);
         await expect.poll(() => got, { timeout: 20_000 }).toEqual([1, 2, 3, 4]);
         await log.append(sessionId, frame(5, true));
         log.setRunning(sessionId, false);
         await log.flush();
-        await following;
+        await done;
         expect(got).toEqual([1, 2, 3, 4, 5]);
+      });
+
+      it("ends once a turn's final frame is followed by the flag's drop, without waiting out a blocking read", async () => {
+        // blocking reads of 10 minutes: a follower that blocked a whole read after the final frame would outlive the test
+        const log = make(100, 600_000);
+        const sessionId = `fl-${randomUUID()}`;
+        log.setRunning(sessionId, true);
+        await appendAll(log, sessionId, 1, 3, true);
+        const { got, done } = following(log, sessionId);
+        // the follower has the final frame while the flag still says running (the turn's last commit is under way)
+        await expect.poll(() => got, { timeout: 20_000 }).toEqual([1, 2, 3]);
+        log.setRunning(sessionId, false);
+        await log.flush();
+        await done;
+        expect(got).toEqual([1, 2, 3]);
+      });
+
+      it('goes on with the next turn when the flag stays up after a final frame (the next turn started)', async () => {
+        const log = make(100, 600_000);
+        const sessionId = `fl-${randomUUID()}`;
+        log.setRunning(sessionId, true);
+        await appendAll(log, sessionId, 1, 2, true);
+        const { got, done } = following(log, sessionId);
+        await expect.poll(() => got, { timeout: 20_000 }).toEqual([1, 2]);
+        await appendAll(log, sessionId, 3, 4, true);
+        log.setRunning(sessionId, false);
+        await log.flush();
+        await done;
+        expect(got).toEqual([1, 2, 3, 4]);
       });
 
       it('stops following when the signal aborts, even while a turn runs', async () => {
@@ -118,13 +155,10 @@ for (const kind of kinds) {
         log.setRunning(sessionId, true);
         await appendAll(log, sessionId, 1, 1);
         const ac = new AbortController();
-        const got: number[] = [];
-        const following = (async () => {
-          for await (const f of log.follow(sessionId, 0, ac.signal)) got.push(f.seq);
-        })();
+        const { got, done } = following(log, sessionId, ac.signal);
         await expect.poll(() => got, { timeout: 20_000 }).toEqual([1]);
         ac.abort();
-        await following;
+        await done;
         log.setRunning(sessionId, false);
         await log.flush();
       });
