@@ -16,6 +16,7 @@
  * the running-flag changes) of the older lease, atomically, so that a turn which lost its lease
  * cannot add frames after the taker's even before it knows it lost.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -435,10 +436,15 @@ export class RedisFrameLog implements FrameLog {
       const blockMs = this.opts.followBlockMs ?? 1000;
       while (!signal.aborted) {
         if (await this.isRunning(sessionId)) {
-          // the log ends with a turn's final frame: the flag is most likely that turn's, cleared
-          // right after its last commit, so look at it again soon instead of blocking a whole read
-          // (a reconnecting client's replay, which holds its next message, would end that much later)
-          const res = await blockingRead(tail?.final ? Math.min(CAUGHT_UP_BLOCK_MS, blockMs) : blockMs);
+          let res: Read;
+          if (tail?.final) {
+            // the log ends with a turn's final frame: the flag is most likely that turn's, cleared
+            // right after its last commit, so look at it again soon instead of blocking a whole read
+            // (a reconnecting client's replay, which holds its next message, would end that much
+            // later). Waited here: Redis ends a short blocking read only at its timer's tick (hz 10: 100 ms).
+            await sleep(CAUGHT_UP_WAIT_MS, undefined, { signal }).catch(() => undefined);
+            res = (await this.redis.xread('COUNT', 500, 'STREAMS', key, lastId)) as Read;
+          } else res = await blockingRead(blockMs);
           if (res) yield* take(res[0]![1]);
           continue;
         }
@@ -479,8 +485,8 @@ export interface RedisFrameLogOptions {
   followBlockMs?: number;
 }
 
-/** A follower's blocking read once the log ends with a final frame while the flag still says running. */
-const CAUGHT_UP_BLOCK_MS = 20;
+/** How long a follower waits before it looks again when the log ends with a final frame while the flag still says running. */
+const CAUGHT_UP_WAIT_MS = 20;
 
 function fieldsOf(raw: string[]): Record<string, string> {
   const out: Record<string, string> = {};
