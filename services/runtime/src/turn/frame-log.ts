@@ -434,18 +434,24 @@ export class RedisFrameLog implements FrameLog {
     };
     try {
       const blockMs = this.opts.followBlockMs ?? 1000;
+      let caughtUpWait = CAUGHT_UP_FIRST_WAIT_MS;
       while (!signal.aborted) {
         if (await this.isRunning(sessionId)) {
           let res: Read;
           if (tail?.final) {
             // the log ends with a turn's final frame: the flag is most likely that turn's, cleared
-            // right after its last commit, so look at it again soon instead of blocking a whole read
-            // (a reconnecting client's replay, which holds its next message, would end that much
-            // later). Waited here: Redis ends a short blocking read only at its timer's tick (hz 10: 100 ms).
-            await sleep(CAUGHT_UP_WAIT_MS, undefined, { signal }).catch(() => undefined);
+            // right after its last commit, so look at it again soon, then less and less often (a
+            // next turn may have started), instead of blocking a whole read: a reconnecting
+            // client's replay, which holds its next message, would end that much later. Waited
+            // here: Redis ends a short blocking read only at its timer's tick (hz 10: 100 ms).
+            await sleep(caughtUpWait, undefined, { signal }).catch(() => undefined);
+            caughtUpWait = Math.min(caughtUpWait * 2, CAUGHT_UP_MAX_WAIT_MS);
             res = (await this.redis.xread('COUNT', 500, 'STREAMS', key, lastId)) as Read;
           } else res = await blockingRead(blockMs);
-          if (res) yield* take(res[0]![1]);
+          if (res) {
+            caughtUpWait = CAUGHT_UP_FIRST_WAIT_MS;
+            yield* take(res[0]![1]);
+          }
           continue;
         }
         // not flagged running: what came meanwhile, then done once the follower saw a turn end
@@ -485,8 +491,9 @@ export interface RedisFrameLogOptions {
   followBlockMs?: number;
 }
 
-/** How long a follower waits before it looks again when the log ends with a final frame while the flag still says running. */
-const CAUGHT_UP_WAIT_MS = 20;
+/** How long a follower waits before it looks again when the log ends with a final frame while the flag still says running: doubling from the first to the longest wait. */
+const CAUGHT_UP_FIRST_WAIT_MS = 2;
+const CAUGHT_UP_MAX_WAIT_MS = 100;
 
 function fieldsOf(raw: string[]): Record<string, string> {
   const out: Record<string, string> = {};
