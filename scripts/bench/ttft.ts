@@ -85,7 +85,6 @@ async function openPhase(
 ): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[]; startedAt: Date }> {
   const free = Array.from({ length: conversations }, (_, i) => i);
   const waiting: ((i: number) => void)[] = [];
-  const ttft: number[] = [];
   const timeline: Arrival[] = [];
   const inFlight: Promise<void>[] = [];
   let waitedForFree = 0;
@@ -109,9 +108,7 @@ async function openPhase(
         }
         const queued = performance.now() - arrived;
         try {
-          const t = queued + (await turn(i, n));
-          ttft.push(t);
-          timeline.push({ atMs: arrived - started, ttftMs: t });
+          timeline.push({ atMs: arrived - started, ttftMs: queued + (await turn(i, n)) });
         } finally {
           const w = waiting.shift();
           if (w) w(i);
@@ -122,7 +119,7 @@ async function openPhase(
   }
   await Promise.all(inFlight);
   return {
-    ttft,
+    ttft: timeline.map((a) => a.ttftMs),
     seconds: (performance.now() - started) / 1000,
     waitedForFree,
     timeline,

@@ -80,14 +80,18 @@ export async function replayFrames(
         );
         return;
       }
-      // the last numbered frame the replay carried, and whether it ended its turn
-      let last: { seq: number; final: boolean } | undefined;
+      // the last numbered frame the replay carried (-1: none), and whether it ended its turn
+      let lastSeq = -1;
+      let lastFinal = false;
       let broke: unknown;
       conn.delivered.startRun();
       try {
         for await (const { chunk, raw } of runtimeChunks(res.body, conn.log)) {
-          if (typeof chunk.seq === 'number') last = { seq: chunk.seq, final: chunk.is_final === true };
-          if (typeof chunk.seq === 'number' && conn.delivered.has(chunk.seq)) continue;
+          if (typeof chunk.seq === 'number') {
+            lastSeq = chunk.seq;
+            lastFinal = chunk.is_final === true;
+            if (conn.delivered.has(chunk.seq)) continue;
+          }
           if (source === 'gap') conn.send({ ...chunk, metadata: { ...chunk.metadata, replayed: true } });
           else conn.send(chunk, raw);
           sent++;
@@ -99,14 +103,14 @@ export async function replayFrames(
         outcome = 'client_gone';
         return;
       }
-      if (source !== 'gap' && last && !last.final) {
+      if (source !== 'gap' && lastSeq >= 0 && !lastFinal) {
         // the replay stopped inside a running turn: its runtime died or shut down while following it
         conn.log.warn(
-          { err: broke === undefined ? undefined : { message: (broke as Error).message }, last_seq: last.seq },
+          { err: broke === undefined ? undefined : { message: (broke as Error).message }, last_seq: lastSeq },
           'replay stopped before the final frame of a running turn; following the frame log',
         );
-        span.addEvent('replay stopped mid-turn', { 'codelab.frame.seq': last.seq });
-        const end = await followTurn(conn, runtime, metrics, sessionId, last.seq, span);
+        span.addEvent('replay stopped mid-turn', { 'codelab.frame.seq': lastSeq });
+        const end = await followTurn(conn, runtime, metrics, sessionId, lastSeq, span);
         if (end) outcome = 'followed';
         else if (conn.closed.signal.aborted) outcome = 'client_gone';
         else {
