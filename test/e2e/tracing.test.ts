@@ -10,6 +10,8 @@ import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.ts';
 import { startProcess, type RunningProcess } from '../helpers/processes.ts';
 
 const SERVER = 2;
+const CLIENT = 3;
+const STATUS_ERROR = 2;
 
 describe('distributed tracing of a turn', () => {
   const receiver = new OtlpReceiver();
@@ -87,6 +89,14 @@ describe('distributed tracing of a turn', () => {
     expect(chain[runtimeServerIdx]!.name).toBe('POST /agent/message/stream');
     expect(chain[runtimeServerIdx]!.attributes['http.route']).toBe('/agent/message/stream');
     expect(llmServer!.name).toBe('POST /v1/chat/completions');
+    // each hop's request leaves from a CLIENT span named after the peer's route, whose context it carries
+    const runtimeClient = chain[1]!;
+    expect([runtimeClient.service, runtimeClient.kind, runtimeClient.name]).toEqual(['runtime', CLIENT, 'POST /v1/chat/completions']);
+    expect(runtimeClient.attributes['http.response.status_code']).toBe(200);
+    expect(runtimeClient.attributes['peer.service']).toBe('llm-proxy');
+    const gatewayClient = chain[runtimeServerIdx + 1]!;
+    expect([gatewayClient.service, gatewayClient.kind, gatewayClient.name]).toEqual(['gateway', CLIENT, 'POST /agent/message/stream']);
+    expect(chain[runtimeServerIdx]!.attributes['http.response.status_code']).toBe(200);
     expect(services.at(-1)).toBe('gateway');
     expect(chain.at(-1)!.spanId).toBe(wsSpan!.spanId); // the WS message span is the root of the turn
     expect(chain.every((s) => s.traceId === traceId)).toBe(true);
@@ -94,8 +104,13 @@ describe('distributed tracing of a turn', () => {
     const dbSpan = receiver.spans.find((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg.query'));
     expect(dbSpan).toBeDefined();
     expect(receiver.ancestry(dbSpan!).some((s) => s.service === 'runtime' && s.kind === SERVER)).toBe(true);
-    // the connection is not one endless span: the message span only links to the upgrade request
-    expect(wsSpan!.links.length).toBeLessThanOrEqual(1);
+    // the connection is not one endless span: the message span links to the upgrade request's,
+    // which ended with its 101
+    expect(wsSpan!.links).toHaveLength(1);
+    await receiver.waitFor((spans) => spans.some((s) => s.spanId === wsSpan!.links[0]!.spanId));
+    const upgrade = receiver.spans.find((s) => s.spanId === wsSpan!.links[0]!.spanId)!;
+    expect([upgrade.service, upgrade.kind, upgrade.name]).toEqual(['gateway', SERVER, 'GET /api/v1/ws/:sessionId']);
+    expect(upgrade.attributes['http.response.status_code']).toBe(101);
     client.close();
   });
 
@@ -148,6 +163,65 @@ describe('distributed tracing of a turn', () => {
     const ws = wsSpans().find((s) => s.traceId === handshakeTrace)!;
     expect(ws.parentSpanId).toBe(handshakeSpan);
     client.close();
+  });
+
+  it('traces a REST call per hop: server spans named after their routes, in the caller trace, with their status; no probe spans', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const headers = { traceparent: `00-${traceId}-${callerSpan}-01`, 'content-type': 'application/json' };
+    // probes and scrapes are not traced
+    expect((await fetch(`${gateway.url}/metrics`)).status).toBe(200);
+    expect((await fetch(`${gateway.url}/health`)).status).toBe(200);
+    const created = await fetch(`${gateway.url}/api/v1/sessions`, { method: 'POST', headers, body: '{}' });
+    expect(created.status).toBe(201);
+    const missing = await fetch(`${gateway.url}/api/v1/sessions/no-such-session-${randomUUID()}`, { headers });
+    expect(missing.status).toBe(404);
+
+    const inTrace = (): ReceivedSpan[] => receiver.spans.filter((s) => s.traceId === traceId);
+    await receiver.waitFor(() => inTrace().filter((s) => s.kind === SERVER).length === 4); // 2 gateway + 2 runtime
+    const server = (service: string, name: string): ReceivedSpan => {
+      const span = inTrace().find((s) => s.service === service && s.kind === SERVER && s.name === name);
+      expect(
+        span,
+        `${service} ${name} among ${inTrace()
+          .map((s) => `${s.service}:${s.name}`)
+          .join(', ')}`,
+      ).toBeDefined();
+      return span!;
+    };
+    const create = server('gateway', 'POST /api/v1/sessions');
+    expect(create.parentSpanId).toBe(callerSpan);
+    expect(create.attributes).toMatchObject({
+      'http.route': '/api/v1/sessions',
+      'http.request.method': 'POST',
+      'http.response.status_code': 201,
+    });
+    const createClient = inTrace().find((s) => s.parentSpanId === create.spanId && s.kind === CLIENT)!;
+    expect(createClient.name).toBe('POST /sessions');
+    expect(server('runtime', 'POST /sessions').parentSpanId).toBe(createClient.spanId);
+
+    const get = server('gateway', 'GET /api/v1/sessions/:sessionId');
+    expect(get.attributes['http.response.status_code']).toBe(404);
+    expect(get.attributes['url.path']).toMatch(/^\/api\/v1\/sessions\/no-such-session-/);
+    expect(get.statusCode, 'a 4xx is the caller’s error, not the server’s').not.toBe(STATUS_ERROR);
+    const getClient = inTrace().find((s) => s.parentSpanId === get.spanId && s.kind === CLIENT)!;
+    expect(getClient.attributes['http.response.status_code']).toBe(404);
+    expect(getClient.statusCode, 'a 4xx answer is an error of the client span').toBe(STATUS_ERROR);
+    expect(server('runtime', 'GET /sessions/:sessionId').parentSpanId).toBe(getClient.spanId);
+
+    expect(receiver.spans.filter((s) => /\/(metrics|health|ready)$/.test(s.name)).map((s) => `${s.service}:${s.name}`)).toEqual([]);
+    // the request's one log line, written after its response left, carries its trace id
+    const lines = gateway
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(traceId))
+      .map((l) => JSON.parse(l) as { msg?: string; span_id?: string; res?: { statusCode?: number } });
+    expect(lines.filter((l) => l.msg === 'request completed').map((l) => [l.res?.statusCode, l.span_id])).toEqual(
+      expect.arrayContaining([
+        [201, create.spanId],
+        [404, get.spanId],
+      ]),
+    );
   });
 
   it('flushes the spans of the last turn when the processes stop', async () => {

@@ -13,6 +13,8 @@ export interface ReceivedSpan {
   kind: number;
   attributes: Record<string, unknown>;
   links: { traceId: string; spanId: string }[];
+  /** 0 unset, 1 ok, 2 error. */
+  statusCode: number;
 }
 
 interface OtlpJson {
@@ -27,6 +29,7 @@ interface OtlpJson {
         kind: number;
         attributes?: { key: string; value: Record<string, unknown> }[];
         links?: { traceId: string; spanId: string }[];
+        status?: { code?: number };
       }[];
     }[];
   }[];
@@ -70,6 +73,7 @@ export class OtlpReceiver {
             kind: s.kind,
             attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, firstValue(a.value)])),
             links: s.links ?? [],
+            statusCode: s.status?.code ?? 0,
           });
         }
       }

@@ -1,10 +1,12 @@
 /**
  * Outbound HTTP to another service: one pooled keep-alive undici client per peer, the internal key
  * on every call, timeouts, and `http_client_request_duration_seconds{peer,route}` measured to
- * response headers. Spans and `traceparent` come from the undici instrumentation when tracing is on.
+ * response headers, and with tracing on a CLIENT span per call (http-spans.ts) that carries its
+ * `traceparent` to the peer and ends with the answer's last byte.
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { INTERNAL_AUTH_HEADER } from './internal-auth.ts';
+import { endClientSpan, startClientSpan } from './http-spans.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { activeTraceIds } from './trace-context.ts';
 
@@ -73,6 +75,7 @@ export function isJsonType(type: string | undefined): boolean {
 export class PeerClient {
   readonly peer: string;
   readonly baseUrl: string;
+  private readonly url: URL;
   private readonly pool: Pool;
   private readonly opts: PeerOptions;
 
@@ -80,6 +83,7 @@ export class PeerClient {
     this.opts = opts;
     this.peer = opts.peer;
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.url = new URL(this.baseUrl);
     this.pool = new Pool(this.baseUrl, {
       connections: opts.connections ?? 64,
       keepAliveTimeout: 30_000,
@@ -102,6 +106,7 @@ export class PeerClient {
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) search.set(k, String(v));
     const qs = search.toString();
     const labels = { service: this.opts.metrics.service, peer: this.peer, method: req.method, route: req.route };
+    const span = startClientSpan(this.peer, this.url, req.method, req.route, req.path, headers);
     try {
       const res = await this.pool.request({
         method: req.method,
@@ -110,6 +115,7 @@ export class PeerClient {
         body,
         signal: req.signal,
       });
+      if (span) res.body.once('close', () => endClientSpan(span, res.statusCode, res.body.errored));
       ServiceMetrics.observe(
         this.opts.metrics.clientDuration,
         { ...labels, status_code: String(res.statusCode) },
@@ -126,6 +132,7 @@ export class PeerClient {
         (performance.now() - started) / 1000,
         activeTraceIds(),
       );
+      if (span) endClientSpan(span, undefined, e);
       if (aborted) throw e;
       throw new PeerUnavailableError(this.peer, e);
     }

@@ -8,6 +8,7 @@
  */
 import fastifyCors from '@fastify/cors';
 import { randomUUID } from 'node:crypto';
+import { context } from '@opentelemetry/api';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from './db-errors.ts';
@@ -15,7 +16,8 @@ import { AppError, kitErrors } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { activeTraceIds, fallbackTraceIds, type TraceIds } from './trace-context.ts';
-import { nameServerSpan, tracingEnabled } from './tracing.ts';
+import { endServerSpan, startServerSpan, type ServerSpan } from './http-spans.ts';
+import { tracingEnabled } from './tracing.ts';
 import { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
 
 declare module 'fastify' {
@@ -29,6 +31,8 @@ declare module 'fastify' {
     /** Trace ids of this request (SDK span when tracing is on, stable fallback ids otherwise). */
     traceIds(): TraceIds;
     fallbackTrace: TraceIds | undefined;
+    /** This request's SERVER span while it runs (tracing on, not a probe); ended with the response. */
+    serverSpan: ServerSpan | undefined;
     /** Set by startSse: this response is a stream, measured as such. */
     streamingResponse: boolean;
   }
@@ -81,6 +85,14 @@ class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    // written when the response has gone, outside the request's context: the line takes the trace
+    // ids of the request's span (the pino instrumentation reads the active one)
+    const hop = request.serverSpan;
+    if (hop) context.with(hop.ctx, () => this.write(error, request, reply));
+    else this.write(error, request, reply);
+  }
+
+  private write(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const fields = { req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime };
     if (error) reply.log.error({ ...fields, err: error }, 'request errored');
     else reply.log.info(fields, 'request completed');
@@ -114,14 +126,31 @@ export function createService(opts: ServiceOptions): Service {
   let draining = false;
 
   app.decorateRequest('fallbackTrace', undefined);
+  app.decorateRequest('serverSpan', undefined);
   app.decorateRequest('streamingResponse', false);
   app.decorateRequest('traceIds', function traceIds(this: FastifyRequest): TraceIds {
-    const active = activeTraceIds();
+    const active = activeTraceIds(this.serverSpan?.ctx ?? context.active());
     if (active) return active;
     this.fallbackTrace ??=
       (this.raw as unknown as { fallbackTrace?: TraceIds }).fallbackTrace ?? fallbackTraceIds(this.headers.traceparent);
     return this.fallbackTrace;
   });
+
+  if (tracingEnabled()) {
+    // A SERVER span per request, named after its route template (http-spans.ts). Its context is
+    // made active for the hooks after this one and again for the handler: the body is read in
+    // between, in the socket's context. Added first, so the other hooks run inside it.
+    app.addHook('onRequest', (request, _reply, done) => {
+      const hop = startServerSpan(request.raw, request.routeOptions.url);
+      if (!hop) return done();
+      request.serverSpan = hop;
+      context.with(hop.ctx, done);
+    });
+    app.addHook('preHandler', (request, _reply, done) => {
+      if (request.serverSpan) context.with(request.serverSpan.ctx, done);
+      else done();
+    });
+  }
 
   // RED metrics, by route template (unmatched paths share one bounded label value).
   const observe = (request: FastifyRequest, status: number, seconds: number): void => {
@@ -130,20 +159,17 @@ export function createService(opts: ServiceOptions): Service {
     if (request.routeOptions.config?.streaming || request.streamingResponse) metrics.streamDuration.observe(labels, seconds);
     else ServiceMetrics.observe(metrics.httpDuration, labels, seconds, request.traceIds());
   };
-  app.addHook('onResponse', async (request, reply) => observe(request, reply.statusCode, reply.elapsedTime / 1000));
+  app.addHook('onResponse', async (request, reply) => {
+    observe(request, reply.statusCode, reply.elapsedTime / 1000);
+    endServerSpan(request.serverSpan, reply.statusCode);
+  });
   app.addHook('onRequestAbort', async (request) => {
     observe(request, 499, (performance.now() - (request as unknown as { startedAt?: number }).startedAt!) / 1000);
+    endServerSpan(request.serverSpan, 499, true);
   });
   app.addHook('onRequest', async (request) => {
     (request as unknown as { startedAt: number }).startedAt = performance.now();
   });
-  if (tracingEnabled()) {
-    // the request's server span is named after its route template (unmatched paths keep the method only)
-    app.addHook('onRequest', (request, _reply, done) => {
-      if (request.routeOptions.url) nameServerSpan(request.routeOptions.url);
-      done();
-    });
-  }
 
   if (opts.corsOrigins?.length) {
     // only the listed origins; credentials never (tokens travel in Authorization, not cookies)

@@ -3,7 +3,7 @@
  *
  * Called by a service's `main.ts` *before* it imports anything else (the app is imported
  * dynamically afterwards), so the ESM loader hook and the CJS require hooks are in place when
- * fastify, pg, ioredis, undici and pino load.
+ * pg, ioredis and pino load. The HTTP spans of every hop are the kit's own (http-spans.ts).
  *
  * Tracing is on only when the standard OTLP variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, not disabled by `OTEL_SDK_DISABLED=true` or
@@ -22,15 +22,6 @@ import type { Sampler } from '@opentelemetry/sdk-trace';
 
 let sdkShutdown: (() => Promise<void>) | undefined;
 let enabled = false;
-let serverSpanRoute: ((route: string) => void) | undefined;
-
-/**
- * Gives the current request's HTTP server span its route template (`http.route`, and the span's
- * name `POST /sessions/:id`): called from an onRequest hook; nothing when tracing is off.
- */
-export function nameServerSpan(route: string): void {
-  serverSpanRoute?.(route);
-}
 
 export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   if ((env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return false;
@@ -49,9 +40,9 @@ export interface TracingOptions {
 
 export async function startTracing(opts: TracingOptions): Promise<boolean> {
   if (enabled || !tracingRequested()) return enabled;
-  // ESM hook: named imports of builtins (`import { get } from 'node:http'`) are only patched with
-  // it. In-thread synchronous hooks (module.registerHooks): module.register(), a loader thread,
-  // is deprecated since Node 26 (DEP0205) and costs a round trip per imported module.
+  // ESM hook: the services are ES modules, and what they import is patched through it. In-thread
+  // synchronous hooks (module.registerHooks): module.register(), a loader thread, is deprecated
+  // since Node 26 (DEP0205) and costs a round trip per imported module.
   const { register } = await import('import-in-the-middle/register-hooks.mjs');
   register();
 
@@ -63,8 +54,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     { OTLPTraceExporter },
     resources,
     { registerInstrumentations },
-    http,
-    undici,
     pg,
     ioredis,
     pino,
@@ -76,8 +65,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/instrumentation'),
-    import('@opentelemetry/instrumentation-http'),
-    import('@opentelemetry/instrumentation-undici'),
     import('@opentelemetry/instrumentation-pg'),
     import('@opentelemetry/instrumentation-ioredis'),
     import('@opentelemetry/instrumentation-pino'),
@@ -87,13 +74,8 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
   const logLevel = getStringFromEnv('OTEL_LOG_LEVEL');
   if (logLevel) api.diag.setLogger(new api.DiagConsoleLogger(), { logLevel: core.diagLogLevelFromString(logLevel) });
 
-  const quietPaths = new Set(['/metrics', '/health', '/ready', '/api/v1/health']);
   registerInstrumentations({
     instrumentations: [
-      new http.HttpInstrumentation({
-        ignoreIncomingRequestHook: (req) => quietPaths.has((req.url ?? '').split('?')[0] ?? ''),
-      }),
-      new undici.UndiciInstrumentation(),
       // no span per pool checkout: a query span says what the database did
       new pg.PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
       new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
@@ -101,13 +83,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
       new pino.PinoInstrumentation({ disableLogSending: true }),
     ],
   });
-
-  // One span per request and hop: the HTTP server span, named after the route template (fastify's
-  // own instrumentation would add a request span and a handler span under it, per request).
-  serverSpanRoute = (route) => {
-    const rpc = core.getRPCMetadata(api.context.active());
-    if (rpc?.type === core.RPCType.HTTP) rpc.route = route;
-  };
 
   const contextManager = new AsyncLocalStorageContextManager();
   contextManager.enable();

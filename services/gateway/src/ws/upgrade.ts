@@ -14,11 +14,14 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { endServerSpan } from '@codelab/service-kit';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 
 /** Called in the WebSocket handler, before anything else listens to the socket's errors. */
 export function releaseUpgrade(socket: WebSocket, request: FastifyRequest): void {
+  // the upgrade request ends here, with its 101 (its span is linked from each message's span)
+  endServerSpan(request.serverSpan, 101);
   const raw = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
   const response = raw?._httpMessage;
   if (response && response.socket === raw) response.detachSocket(raw);
