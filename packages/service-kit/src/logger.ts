@@ -1,7 +1,7 @@
 /**
  * pino JSON logs: one logger per service, secrets redacted, trace ids on every line written inside
  * a request (one line per request: `request completed`, service.ts), written to stdout
- * asynchronously and shipped to Loki with pino-loki when LOKI_URL is set.
+ * in batches and shipped to Loki with pino-loki when LOKI_URL is set.
  */
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { pinoLevel } from './config.ts';
@@ -110,12 +110,18 @@ export function loggerOptions(s: LoggerSettings): LoggerOptions {
 }
 
 /**
- * stdout, written asynchronously: a line does not wait for its own write(2), lines logged while a
- * write is under way leave together in the next one, and what is still buffered is written
- * synchronously when the process exits (pino registers that for the destinations it builds).
+ * stdout, in batches: the lines of up to STDOUT_BATCH_MS leave in one write(2) (a LineBatch in
+ * front of pino's destination). One write per line was 3.5-5.7% of each service's CPU with logs at
+ * info (sonic-boom's fs.write per line, `writeString`, in the bench:telemetry profiles of
+ * 2026-12-06), the largest single cost of the logs. The batch is written synchronously, as pino's
+ * default destination writes: an asynchronous write still under way when the process exits is
+ * lost (seen: 9 of 30 runs of a migration command under load printed nothing), while what waits in
+ * the batch is written at exit (the LineBatch's listener). Only a process killed outright
+ * (SIGKILL) loses its last STDOUT_BATCH_MS of lines.
  */
+const STDOUT_BATCH_MS = 25;
 function stdout(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false });
+  return new LineBatch(pino.destination({ dest: 1, sync: true }), STDOUT_BATCH_MS);
 }
 
 export function createLogger(s: LoggerSettings): Logger {
@@ -145,12 +151,13 @@ export function createLogger(s: LoggerSettings): Logger {
 }
 
 /**
- * Lines for a worker-thread transport (pino-loki), handed over at most every `delayMs` (or once
- * `maxChars` are waiting): one write into the worker's buffer and one wake-up of the worker instead
- * of one per line, which was 4-6% of a service's CPU with logs at info (thread-stream's per-line
- * hand-off in the bench:telemetry profiles). The transport batches its pushes to Loki over
- * seconds anyway. What waits is handed over when the process exits, before the transport's own
- * exit flush (the listener goes first), and on `flushSync`.
+ * Lines for a slower destination (pino-loki's worker thread, stdout), handed over at most every
+ * `delayMs` (or once `maxChars` are waiting): for the Loki worker one write into its buffer and
+ * one wake-up instead of one per line, which was 4-6% of a service's CPU with logs at info
+ * (thread-stream's per-line hand-off in the bench:telemetry profiles; the transport batches its
+ * pushes to Loki over seconds anyway), for stdout one write(2). What waits is handed over when the
+ * process exits, before the destination's own exit flush (the listener goes first), and on
+ * `flushSync`.
  */
 export class LineBatch {
   private pending = '';

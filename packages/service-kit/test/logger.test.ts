@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, LineBatch, loggerOptions, redactSecrets, redactUrl } from '../src/logger.ts';
 import { createService } from '../src/service.ts';
@@ -245,7 +247,51 @@ describe('logger', () => {
     });
   });
 
-  describe('LineBatch (lines for the Loki worker thread)', () => {
+  describe('stdout (a real process: lines batched, none lost at exit)', () => {
+    const loggerFile = fileURLToPath(new URL('../src/logger.ts', import.meta.url));
+    /** A node process running `body` with `log`, a kit logger writing to its stdout. */
+    function child(body: string) {
+      const script = `import { createLogger } from ${JSON.stringify(loggerFile)};\nconst log = createLogger({ service: 'svc', level: 'info' });\n${body}`;
+      const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString('utf8');
+      });
+      const exited = new Promise<number | null>((resolve) => proc.once('close', resolve));
+      const lines = () =>
+        out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { msg: string; n?: number });
+      return { proc, exited, lines };
+    }
+
+    it('writes every line logged right before process.exit, in order', async () => {
+      const c = child(`for (let n = 0; n < 500; n++) log.info({ n }, 'line');\nprocess.exit(0);`);
+      expect(await c.exited).toBe(0);
+      expect(c.lines().map((l) => l.n)).toEqual(Array.from({ length: 500 }, (_, n) => n));
+    });
+
+    it('writes every line of a process that ends by itself (nothing left to do), in order', async () => {
+      const c = child(`for (let n = 0; n < 500; n++) log.info({ n }, 'line');`);
+      expect(await c.exited).toBe(0);
+      expect(c.lines().map((l) => l.n)).toEqual(Array.from({ length: 500 }, (_, n) => n));
+    });
+
+    it('writes the lines of a live, idle process without waiting for more lines or for exit', async () => {
+      // stays alive until its stdin closes; logs two lines once
+      const c = child(`log.info('first');\nlog.info('second');\nprocess.stdin.resume();\nprocess.stdin.on('end', () => process.exit(0));`);
+      try {
+        await vi.waitFor(() => expect(c.lines().map((l) => l.msg)).toEqual(['first', 'second']), { timeout: 20_000, interval: 20 });
+        expect(c.proc.exitCode).toBeNull();
+      } finally {
+        c.proc.stdin.end();
+        await c.exited;
+      }
+    });
+  });
+
+  describe('LineBatch (lines for the Loki worker thread and stdout)', () => {
     afterEach(() => {
       vi.useRealTimers();
     });
