@@ -62,7 +62,8 @@ describe('distributed tracing of a turn', () => {
   it('chains gateway → runtime → llm-proxy under one trace id, with database spans', async () => {
     const client = new FrameClient(`${gateway.url.replace('http', 'ws')}/api/v1/ws/trace-${randomUUID()}`);
     await client.open();
-    await turn(client, { type: 'user_message', content: 'trace me', role: 'user' });
+    const MESSAGE = `trace me ${randomUUID()}`;
+    await turn(client, { type: 'user_message', content: MESSAGE, role: 'user' });
     // each process exports on its own schedule: wait until the gateway's message span, the
     // llm-proxy's request span and every span between them have arrived (by condition, not time)
     await receiver.waitFor(() => wsSpans().length === 1);
@@ -74,7 +75,10 @@ describe('distributed tracing of a turn', () => {
       const span = llmServerSpan();
       return span !== undefined && receiver.ancestry(span).at(-1)!.spanId === wsSpan!.spanId;
     });
-    await receiver.waitFor((spans) => spans.some((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg')));
+    const statements = (): ReceivedSpan[] =>
+      receiver.spans.filter((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg.query'));
+    // the user's message is stored in the turn's trace
+    await receiver.waitFor(() => statements().some((s) => /INSERT INTO messages/.test(String(s.attributes['db.query.text']))));
 
     const llmServer = llmServerSpan();
     expect(llmServer, 'llm-proxy server span in the turn trace').toBeDefined();
@@ -103,6 +107,11 @@ describe('distributed tracing of a turn', () => {
     // the runtime's database work belongs to the same trace, under its request span
     const dbSpan = receiver.spans.find((s) => s.service === 'runtime' && s.traceId === traceId && s.name.startsWith('pg.query'));
     expect(dbSpan).toBeDefined();
+    expect(dbSpan!.kind).toBe(CLIENT);
+    expect(dbSpan!.attributes).toMatchObject({ 'db.system.name': 'postgresql', 'db.client.connection.pool.name': 'runtime' });
+    expect(dbSpan!.name).toBe(`pg.query:${dbSpan!.attributes['db.operation.name']} ${dbSpan!.attributes['db.namespace']}`);
+    // the statement's text, parameterised: the user's message is never in it
+    expect(statements().every((s) => !String(s.attributes['db.query.text']).includes(MESSAGE))).toBe(true);
     expect(receiver.ancestry(dbSpan!).some((s) => s.service === 'runtime' && s.kind === SERVER)).toBe(true);
     // the connection is not one endless span: the message span links to the upgrade request's,
     // which ended with its 101

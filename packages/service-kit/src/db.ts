@@ -22,6 +22,7 @@ import {
   type Embedded,
   type EmbeddedHolder,
 } from './embedded-postgres.ts';
+import { dbTargetOf, endDbSpan, startDbSpan } from './db-spans.ts';
 import { DB_DURATION_BUCKETS, type ServiceMetrics } from './metrics.ts';
 
 export {
@@ -116,6 +117,11 @@ function send<R extends pg.QueryResultRow>(
     statementNames.set(text, name);
   }
   return on.query<R>(name === undefined || !named ? { text, values: params } : { name, text, values: params });
+}
+
+/** A statement's first keyword, upper case (`SELECT`, `WITH`, `BEGIN`): its operation in a span's name. */
+function firstWord(text: string): string {
+  return (/^\s*(\w+)/.exec(text)?.[1] ?? 'QUERY').toUpperCase();
 }
 
 function operationOf(text: string): SqlOperation {
@@ -241,13 +247,19 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     buckets: DB_DURATION_BUCKETS,
   });
 
+  // Every statement is timed here, and traced here when it runs inside a recording span.
+  const target = dbTargetOf(url, poolName);
   const timed = async <R extends pg.QueryResultRow>(run: () => Promise<pg.QueryResult<R>>, text: string): Promise<pg.QueryResult<R>> => {
     const started = performance.now();
+    const span = startDbSpan(target, firstWord(text), text);
     let outcome = 'ok';
     try {
-      return await run();
+      const result = await run();
+      if (span) endDbSpan(span);
+      return result;
     } catch (err) {
       outcome = 'error';
+      if (span) endDbSpan(span, err);
       throw err;
     } finally {
       duration.observe({ ...labels, operation: operationOf(text), outcome }, (performance.now() - started) / 1000);

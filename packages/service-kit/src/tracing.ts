@@ -3,7 +3,8 @@
  *
  * Called by a service's `main.ts` *before* it imports anything else (the app is imported
  * dynamically afterwards), so the ESM loader hook and the CJS require hooks are in place when
- * pg, ioredis and pino load. The HTTP spans of every hop are the kit's own (http-spans.ts).
+ * ioredis and pino load. The HTTP spans of every hop and the PostgreSQL statements' spans are the
+ * kit's own (http-spans.ts, db-spans.ts).
  *
  * Tracing is on only when the standard OTLP variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, not disabled by `OTEL_SDK_DISABLED=true` or
@@ -54,7 +55,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     { OTLPTraceExporter },
     resources,
     { registerInstrumentations },
-    pg,
     ioredis,
     pino,
   ] = await Promise.all([
@@ -65,7 +65,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/instrumentation'),
-    import('@opentelemetry/instrumentation-pg'),
     import('@opentelemetry/instrumentation-ioredis'),
     import('@opentelemetry/instrumentation-pino'),
   ]);
@@ -76,8 +75,6 @@ export async function startTracing(opts: TracingOptions): Promise<boolean> {
 
   registerInstrumentations({
     instrumentations: [
-      // no span per pool checkout: a query span says what the database did
-      new pg.PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
       new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
       // trace_id / span_id on every log line written inside a span; logs go to stdout/Loki, not OTLP.
       new pino.PinoInstrumentation({ disableLogSending: true }),
