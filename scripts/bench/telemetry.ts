@@ -23,7 +23,8 @@
  *   BENCH_SCRAPE_INTERVAL=5 BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:telemetry
  *
  * BENCH_TELEMETRY_CONFIGS=instr,stdout runs only those configurations beside `off` (no verdict then:
- * a diagnostic run, e.g. with BENCH_CPU_PROF to profile one of them).
+ * a diagnostic run, e.g. with BENCH_CPU_PROF to profile one of them); `sdk-logs` (the SDK sampling
+ * nothing, with logs, Loki and scrapes) runs only when named so.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, statSync } from 'node:fs';
@@ -72,6 +73,8 @@ interface Config {
   scrape?: boolean;
   /** Part of the breakdown (not of the targets). */
   diagnostic?: boolean;
+  /** Run only when BENCH_TELEMETRY_CONFIGS names it (a question of its own, not the breakdown). */
+  optIn?: boolean;
 }
 const BREAKDOWN = process.env.BENCH_TELEMETRY_BREAKDOWN !== '0';
 const ONLY = process.env.BENCH_TELEMETRY_CONFIGS?.split(',').map((k) => k.trim());
@@ -86,7 +89,18 @@ const CONFIGS: Config[] = [
         { key: 'loki', name: '(info logs, stdout + Loki, scrapes)', logs: true, loki: true, scrape: true, diagnostic: true },
       ]
     : []),
-].filter((c) => !ONLY || c.key === 'off' || ONLY.includes(c.key));
+  // where the gap between "all on" and the sum of its parts lies: the SDK sampling nothing, with all the logs
+  {
+    key: 'sdk-logs',
+    name: '(tracing SDK 0%, logs, Loki, scrapes)',
+    ratio: 0,
+    logs: true,
+    loki: true,
+    scrape: true,
+    diagnostic: true,
+    optIn: true,
+  },
+].filter((c) => (!ONLY && !c.optIn) || c.key === 'off' || ONLY?.includes(c.key));
 
 interface Stats {
   traces: { requests: number; bytes: number; spans: number };
