@@ -47,6 +47,36 @@ export interface ProcOptions {
 const KEEP = 64 * 1024;
 
 /** Runs `node <script>` with only `env` (plus PATH/HOME), waits until `url` answers. */
+/**
+ * The processes the bench started and that still run. A bench stopped by SIGTERM or SIGHUP (not by
+ * Ctrl-C, which reaches the whole process group) stops them too, instead of leaving a platform
+ * running: they get SIGTERM (SIGKILL after 5 s) and the bench exits with 128 + the signal's number.
+ */
+const running = new Set<ChildProcess>();
+let stopOnSignal = false;
+function stopChildrenOnSignal(): void {
+  if (stopOnSignal) return;
+  stopOnSignal = true;
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    process.once(signal, () => {
+      console.error(`bench: ${signal}: stopping the ${running.size} processes it started`);
+      const all = [...running].map((child) => {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        return exited;
+      });
+      setTimeout(() => {
+        for (const child of running) child.kill('SIGKILL');
+        process.exit(code);
+      }, 5_000).unref();
+      void Promise.all(all).then(() => process.exit(code));
+    });
+  }
+}
+
 export async function startNode(
   name: string,
   script: string,
@@ -72,6 +102,9 @@ export async function startNode(
       )
     : spawn(process.execPath, args, { cwd: REPO_ROOT, env: childEnv, stdio });
   if (logFd !== undefined) closeSync(logFd);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  stopChildrenOnSignal();
   let out = '';
   const keep = (d: Buffer): void => {
     out += d.toString();
