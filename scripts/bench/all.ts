@@ -16,6 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { REPO_ROOT } from '../../test/helpers/processes.ts';
+import { waitForQuietMachine } from './platform.ts';
 import { parseTarget, targetTable, type TargetResult } from './targets.ts';
 
 const BENCHES: { name: string; script: string; defaults: Record<string, string> }[] = [
@@ -42,6 +43,7 @@ const t0 = performance.now();
 for (const b of BENCHES) {
   if (only && !only.includes(b.name)) continue;
   console.log(`\n=== bench:${b.name} ===`);
+  await waitForQuietMachine(`bench:${b.name}`); // not on what the bench before left running
   const started = performance.now();
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const [k, v] of Object.entries(b.defaults)) if (!process.env[k]) env[k] = v;

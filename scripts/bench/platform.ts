@@ -437,6 +437,47 @@ export class CpuMeter {
   }
 }
 
+/** The machine's busy and total CPU time so far (/proc/stat's first line, in ticks); undefined off Linux. */
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user … steal (guest time is in user)
+    const idle = fields[3]! + (fields[4] ?? 0); // idle + iowait
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the whole machine is quiet (under `maxBusy` of its CPUs busy over one second), at
+ * most `maxSeconds`, and says what it saw. Work left over from what ran before (PostgreSQL's
+ * autovacuum after a bench that wrote, services still compiling after their start) otherwise
+ * lands on the first windows measured: in one `npm run bench`, bench:telemetry's throughput rose
+ * from 233 to 366 REST req/s over its last six windows, and "info logs to stdout" came out 20%
+ * dearer than all off.
+ */
+export async function waitForQuietMachine(label: string, maxBusy = 0.15, maxSeconds = 60): Promise<void> {
+  const started = performance.now();
+  let last = Number.NaN;
+  while (performance.now() - started < maxSeconds * 1000) {
+    const a = machineTicks();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const b = machineTicks();
+    if (!a || !b || b.total === a.total) return;
+    last = (b.busy - a.busy) / (b.total - a.total);
+    if (last < maxBusy) {
+      console.log(
+        `${label}: machine quiet (${(last * 100).toFixed(0)}% busy) after ${((performance.now() - started) / 1000).toFixed(0)} s`,
+      );
+      return;
+    }
+  }
+  console.log(
+    `${label}: the machine stayed busy (${(last * 100).toFixed(0)}% of its CPUs over the last second) for ${maxSeconds} s: measuring anyway, expect noise`,
+  );
+}
+
 /** The CPU meter groups of a platform: each service, the PostgreSQL and Redis servers when local. */
 export function platformCpuGroups(p: Platform, extra: Record<string, () => number[]> = {}): Record<string, () => number[]> {
   const groups: Record<string, () => number[]> = {

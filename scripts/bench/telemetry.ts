@@ -2,8 +2,9 @@
  * `npm run bench:telemetry`: what the platform's telemetry costs in throughput. The same workload
  * (REST reads through the gateway, driven by autocannon, and WebSocket conversation turns against the
  * mock LLM at 0 ms delays, at the same time) runs against three copies of the whole platform, each
- * service its own process, started side by side and measured one at a time in rounds (the order
- * rotates every round, so drift of the shared machine falls on every configuration alike):
+ * service its own process, started side by side and measured one at a time in rounds (every second
+ * round in the reverse order of the one before, and the order rotates every pair, so drift of the
+ * shared machine falls on every configuration alike), once the machine is quiet:
  *
  * - off:     no tracing (no OTEL_* variables: the SDK is not even loaded), logs at `fatal` (nothing
  *            written), no scrapes. prom-client still records metrics in process: the kit has no
@@ -45,6 +46,7 @@ import {
   startPlatform,
   type Platform,
   type Proc,
+  waitForQuietMachine,
 } from './platform.ts';
 import { reportTarget } from './targets.ts';
 import { timedTurn } from './timing.ts';
@@ -318,10 +320,15 @@ try {
     ]),
   );
   const rounds: Record<string, Window>[] = [];
+  await waitForQuietMachine('bench:telemetry');
   for (let r = 0; r < ROUNDS; r++) {
     const round: Record<string, Window> = {};
-    for (let i = 0; i < stacks.length; i++) {
-      const s = stacks[(i + r) % stacks.length]!;
+    // Rounds in pairs, the second the first backwards (A B C, C B A), rotated by one every pair:
+    // a configuration's mean place in a pair is the same for all, so a steady drift of the
+    // machine falls on every configuration alike (a rotation alone put "off" first and last).
+    const order = stacks.map((_, i) => stacks[(i + Math.floor(r / 2)) % stacks.length]!);
+    if (r % 2 === 1) order.reverse();
+    for (const s of order) {
       const w = await runWindow(s, SECONDS);
       round[s.config.key] = w;
       const t = totals.get(s.config.key)!;
