@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -77,6 +77,52 @@ function stopChildrenOnSignal(): void {
   }
 }
 
+/** A process that exited while starting; `taken` when its output says its port was in use. */
+class PortTakenError extends Error {
+  readonly port: number;
+  readonly taken: boolean;
+  constructor(name: string, port: number, code: number | null, output: string) {
+    super(`${name} exited with ${code} while starting on port ${port}:\n${output}`);
+    this.port = port;
+    this.taken = /EADDRINUSE/.test(output);
+  }
+}
+
+/** Whether process `pid` has a socket listening on TCP `port` (/proc/net/tcp and tcp6, and its fds). */
+export function listensOn(pid: number, port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is f[1] (ADDR:PORT in hex), st is f[3] (0A: LISTEN), inode is f[9]
+      if (f[3] === '0A' && f[1]?.endsWith(`:${hexPort}`) && f[9]) inodes.add(f[9]);
+    }
+  }
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  for (const fd of fds) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith('socket:[') && inodes.has(link.slice(8, -1))) return true;
+    } catch {
+      // the fd closed meanwhile
+    }
+  }
+  return false;
+}
+
 export async function startNode(
   name: string,
   script: string,
@@ -116,9 +162,20 @@ export async function startNode(
   const url = `http://127.0.0.1:${port}`;
   try {
     await Promise.race([
-      waitForHttp(`${url}${opts.readyPath ?? '/health'}`, 90_000),
-      exited.then((code) => Promise.reject(new Error(`${name} exited with ${code}:\n${out}`))),
+      (async () => {
+        await waitForHttp(`${url}${opts.readyPath ?? '/health'}`, 90_000);
+        // The answer may have come from another process on the same port (two processes started
+        // side by side were given the same free port: this one then fails to listen, and a bench
+        // measured the other platform's service in its place). Ready only when the socket
+        // listening on the port is this process's own.
+        while (!listensOn(child.pid!, port)) {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      exited.then((code) => Promise.reject(new PortTakenError(name, port, code, out))),
     ]);
+    if (child.exitCode !== null || child.signalCode !== null) throw new PortTakenError(name, port, child.exitCode, out);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
@@ -147,7 +204,18 @@ export async function startNode(
  * gives no log file of its own), so that what such a flag prints can be read after the run.
  */
 export async function startService(name: ServiceName, env: Record<string, string>, opts: ProcOptions = {}): Promise<Proc> {
-  const port = await freePort();
+  // A port another process took first (see startNode): again on a new one, twice at most.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServiceOn(await freePort(), name, env, opts);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || !err.taken || attempt === 3) throw err;
+      console.error(`bench: ${name}: port ${err.port} was taken by another process; starting it on another port`);
+    }
+  }
+}
+
+async function startServiceOn(port: number, name: ServiceName, env: Record<string, string>, opts: ProcOptions): Promise<Proc> {
   const profileDir = process.env.BENCH_CPU_PROF;
   const extraArgs = process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
   const nodeArgs = [
