@@ -46,7 +46,6 @@ export interface ProcOptions {
 
 const KEEP = 64 * 1024;
 
-/** Runs `node <script>` with only `env` (plus PATH/HOME), waits until `url` answers. */
 /**
  * The processes the bench started and that still run. A bench stopped by SIGTERM or SIGHUP (not by
  * Ctrl-C, which reaches the whole process group) stops them too, instead of leaving a platform
@@ -77,14 +76,14 @@ function stopChildrenOnSignal(): void {
   }
 }
 
-/** A process that exited while starting; `taken` when its output says its port was in use. */
-class PortTakenError extends Error {
+/** A process that exited while starting; `portTaken` when its output says its port was in use. */
+class StartFailedError extends Error {
   readonly port: number;
-  readonly taken: boolean;
+  readonly portTaken: boolean;
   constructor(name: string, port: number, code: number | null, output: string) {
     super(`${name} exited with ${code} while starting on port ${port}:\n${output}`);
     this.port = port;
-    this.taken = /EADDRINUSE/.test(output);
+    this.portTaken = /EADDRINUSE/.test(output);
   }
 }
 
@@ -123,6 +122,10 @@ export function listensOn(pid: number, port: number): boolean {
   return false;
 }
 
+/**
+ * Runs `node <script>` with only `env` (plus PATH/HOME), and waits until it answers on `port` and
+ * the socket listening there is its own.
+ */
 export async function startNode(
   name: string,
   script: string,
@@ -173,9 +176,9 @@ export async function startNode(
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       })(),
-      exited.then((code) => Promise.reject(new PortTakenError(name, port, code, out))),
+      exited.then((code) => Promise.reject(new StartFailedError(name, port, code, out))),
     ]);
-    if (child.exitCode !== null || child.signalCode !== null) throw new PortTakenError(name, port, child.exitCode, out);
+    if (child.exitCode !== null || child.signalCode !== null) throw new StartFailedError(name, port, child.exitCode, out);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
@@ -209,7 +212,7 @@ export async function startService(name: ServiceName, env: Record<string, string
     try {
       return await startServiceOn(await freePort(), name, env, opts);
     } catch (err) {
-      if (!(err instanceof PortTakenError) || !err.taken || attempt === 3) throw err;
+      if (!(err instanceof StartFailedError) || !err.portTaken || attempt === 3) throw err;
       console.error(`bench: ${name}: port ${err.port} was taken by another process; starting it on another port`);
     }
   }

@@ -34,11 +34,15 @@ export function dbTargetOf(url: string, pool: string): DbTarget {
   }
 }
 
-/** The span of one statement, or undefined when no recording span is active. `operation` is upper case. */
-export function startDbSpan(target: DbTarget, operation: string, text: string): Span | undefined {
+/**
+ * The span of one statement, or undefined when no recording span is active (then nothing else is
+ * done: not even the statement's first word is read).
+ */
+export function startDbSpan(target: DbTarget, text: string): Span | undefined {
   const active = context.active(); // without tracing, the root context: no span in it
-
   if (!trace.getSpan(active)?.isRecording()) return undefined;
+  // its first keyword, upper case (`SELECT`, `WITH`, `BEGIN`)
+  const operation = (/^\s*(\w+)/.exec(text)?.[1] ?? 'QUERY').toUpperCase();
   return tracer.startSpan(
     `pg.query:${operation} ${target.database}`,
     {

@@ -119,11 +119,6 @@ function send<R extends pg.QueryResultRow>(
   return on.query<R>(name === undefined || !named ? { text, values: params } : { name, text, values: params });
 }
 
-/** A statement's first keyword, upper case (`SELECT`, `WITH`, `BEGIN`): its operation in a span's name. */
-function firstWord(text: string): string {
-  return (/^\s*(\w+)/.exec(text)?.[1] ?? 'QUERY').toUpperCase();
-}
-
 function operationOf(text: string): SqlOperation {
   const word = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase();
   switch (word) {
@@ -251,7 +246,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const target = dbTargetOf(url, poolName);
   const timed = async <R extends pg.QueryResultRow>(run: () => Promise<pg.QueryResult<R>>, text: string): Promise<pg.QueryResult<R>> => {
     const started = performance.now();
-    const span = startDbSpan(target, firstWord(text), text);
+    const span = startDbSpan(target, text);
     let outcome = 'ok';
     try {
       const result = await run();
