@@ -108,7 +108,7 @@ describe('agents, tools and approvals over the WebSocket', () => {
       metadata: { from_agent: 'orchestrator', to_agent: agent, classification_method: 'llm' },
     });
     expect(frames.at(-1)).toMatchObject({ type: 'assistant_message', is_final: true });
-    expect(frames.filter((f) => f.token).length).toBeGreaterThan(5);
+    expect(frames.filter((f) => f.token).length).toBeGreaterThanOrEqual(2);
     // sticky: the next message goes straight to the same agent
     const next = await c.turn({ type: 'user_message', content: 'and one more thing' });
     expect(next.some((f) => f.type === 'agent_switched')).toBe(false);
@@ -357,7 +357,9 @@ describe('agents, tools and approvals over the WebSocket', () => {
   });
 
   it("every frame sent parses with upstream's StreamChunk field names and types", () => {
-    expect(received.length).toBeGreaterThan(100);
+    // what the suite sent before this test: every kind of frame it checks below
+    expect(new Set(received.map((f) => f.type))).toEqual(new Set(['assistant_message', 'tool_call', 'error', 'agent_switched']));
+    expect(received.some((f) => f.type === 'assistant_message' && f.is_final === false && typeof f.token === 'string')).toBe(true);
     for (const f of received) {
       expect(UPSTREAM_TYPES, JSON.stringify(f)).toContain(f.type);
       for (const [field, type] of Object.entries(UPSTREAM_FIELDS)) {

@@ -148,7 +148,7 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
       await client.open();
       client.send({ type: 'user_message', content: 'hello from a fresh clone', role: 'user' });
       const frames = await client.until((f) => f.is_final === true);
-      expect(frames.filter((f) => f.token).length).toBeGreaterThanOrEqual(5);
+      expect(frames.filter((f) => f.token).length).toBeGreaterThanOrEqual(2);
       finalContent = String(frames.at(-1)!.content);
       client.close();
 

@@ -124,6 +124,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     approvalTimeoutMs: config.approvalTimeout * 1000,
     historyTokenBudget: config.historyTokenBudget,
     maxStepsPerTurn: config.maxStepsPerTurn,
+    tokenFrameMs: config.tokenFrameInterval * 1000,
     // a turn's own stores, on its database fenced by its session lease (turn/fenced-db.ts)
     storesOn: (on, fence) => ({
       sessions: new SessionStore(on, { idleTimeoutSeconds: config.sessionIdleTimeout, fence }),

@@ -26,6 +26,11 @@ export const runtimeSettings = defineSettings({
   hitlPolicy: setting.string(),
   /** Estimated tokens of history sent to the LLM with each call (oldest turns are left out first). */
   historyTokenBudget: setting.int({ min: 256, max: 2_000_000, fallback: 16_000 }),
+  /**
+   * Shortest time between two token frames of an answer (seconds): the first token leaves at once,
+   * the tokens that come sooner after a frame leave together in the next one. 0: a frame per token.
+   */
+  tokenFrameInterval: setting.number({ min: 0, max: 1, fallback: 0.03 }),
   /** LLM calls one inbound message may cause (agent hops, refused tools) before the turn stops. */
   maxStepsPerTurn: setting.int({ min: 1, max: 100, fallback: 8 }),
   /** Seconds a turn waits for another turn of the same session (any instance) to finish. */

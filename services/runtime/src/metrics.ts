@@ -72,6 +72,11 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       help: 'Orchestrator classifications by method (llm, keywords, single_agent) and chosen agent',
       labelNames: ['method', 'agent'],
     }),
+    answerFrameTokens: m.histogram({
+      name: 'runtime_answer_frame_tokens',
+      help: 'LLM tokens (stream chunks) carried by each answer frame sent to the IDE (gathered for AGENT_RUNTIME__TOKEN_FRAME_INTERVAL)',
+      buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32, 64],
+    }),
     historyTrimmed: m.counter({ name: 'runtime_history_trimmed_total', help: 'LLM calls whose history was cut to the token budget' }),
     sessionLockWait: m.histogram({
       name: 'runtime_session_lock_wait_seconds',

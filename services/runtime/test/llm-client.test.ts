@@ -3,13 +3,12 @@
  * their streamed pieces, usage, and every kind of upstream failure as LlmError (never text).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listen, ServiceMetrics, type Service } from '@codelab/service-kit';
-import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
-import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
+import { ServiceMetrics, type Service } from '@codelab/service-kit';
+import { freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { mockReply } from '@codelab/llm-proxy/mock-llm';
 import { LLM_FAILURE_TEXT, LlmClient, LlmError, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
+import { startMockLlm } from './routes/fixture.ts';
 
 describe('LlmClient', () => {
   let llm: Service;
@@ -29,15 +28,7 @@ describe('LlmClient', () => {
   };
 
   beforeAll(async () => {
-    llm = await buildLlmProxy(
-      readLlmProxyConfig({
-        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
-        LLM_PROXY__MOCK_TTFT_MS: '0',
-        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
-      }),
-      { logger: silentLogger() },
-    );
-    llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
+    ({ service: llm, url: llmUrl } = await startMockLlm());
     client = clientFor(llmUrl);
   });
   afterAll(async () => {

@@ -21,6 +21,7 @@ import type { ToolCallRow } from '../store/tool-calls.ts';
 import { buildPrompt } from './history.ts';
 import { CancelledError } from './running-turns.ts';
 import { LeaseLostError } from './session-lease.ts';
+import { TokenFrames } from './token-frames.ts';
 import type { TurnContext } from './turn-context.ts';
 
 const tracer = trace.getTracer('codelab-runtime');
@@ -287,20 +288,31 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
       ...(error ? { error } : {}),
     });
   };
+  // tokens leave gathered: the first at once, then a frame per AGENT_RUNTIME__TOKEN_FRAME_INTERVAL at most
+  const tokens = new TokenFrames(
+    (text) => t.emit({ type: 'assistant_message', token: text, is_final: false }),
+    services.tokenFrameMs,
+    (n) => services.metrics.answerFrameTokens.observe(n),
+  );
   try {
     for await (const ev of services.llm.streamChat(messages, t.signal, { tools: toolSpecs(agent.allowedTools) })) {
       if (ev.kind === 'token') {
         content += ev.token;
-        await t.emit({ type: 'assistant_message', token: ev.token, is_final: false });
+        await tokens.push(ev.token);
       } else if (ev.kind === 'tool_calls') calls = calls.concat(ev.calls);
       else if (ev.kind === 'usage') usage = ev.usage;
     }
+    await tokens.flush();
   } catch (err) {
     rethrowIfLost(t, err);
     if (isCancelled(t.signal)) {
+      // the cancelled answer's final frame carries its whole text
+      await tokens.discard();
       record(false, 'cancelled');
       return { kind: 'stopped', outcome: await cancelled(t, agent, content) };
     }
+    // what the LLM sent before it failed still reaches the IDE, ahead of the error
+    await tokens.flush().catch((flushErr: unknown) => rethrowIfLost(t, flushErr));
     // the user reads one sentence; the raw cause (e.g. undici's "other side closed") goes to the log and the span
     const failure: LlmFailure = err instanceof LlmError ? err.failure : 'refused';
     const message = `${LLM_FAILURE_TEXT[failure]}; ${RETRY_HINT[after]}`;

@@ -39,6 +39,8 @@ export interface ConversationServices {
   approvalTimeoutMs: number;
   historyTokenBudget: number;
   maxStepsPerTurn: number;
+  /** Shortest time between two token frames of an answer (token-frames.ts); 0: a frame per token. */
+  tokenFrameMs: number;
   /** The same stores on another database (a turn's, whose writes its lease fences: fenced-db.ts), with the fence its one-statement writes carry. */
   storesOn: (db: Database, fence: WriteFence) => TurnStores;
 }

@@ -10,10 +10,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { listen, parseSse, startEmbeddedPostgres, type Service } from '@codelab/service-kit';
 import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
-import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
 import { buildApp } from '../../src/app.ts';
 import { readRuntimeConfig } from '../../src/config.ts';
+import { startMockLlm } from './fixture.ts';
 
 const key = { 'x-internal-auth': TEST_INTERNAL_KEY, 'content-type': 'application/json' };
 
@@ -87,17 +86,8 @@ describe('a database failure in the middle of a turn', () => {
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-rt-dbfail-'));
     embedded = await startEmbeddedPostgres(dataDir, 6);
-    llm = await buildLlmProxy(
-      readLlmProxyConfig({
-        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
-        LLM_PROXY__MOCK_TTFT_MS: '0',
-        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '40',
-      }),
-      {
-        logger: silentLogger(),
-      },
-    );
-    const llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
+    let llmUrl: string;
+    ({ service: llm, url: llmUrl } = await startMockLlm({ LLM_PROXY__MOCK_TOKEN_DELAY_MS: '40' }));
     runtime = await buildApp(
       readRuntimeConfig({
         AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
@@ -145,4 +135,81 @@ describe('a database failure in the middle of a turn', () => {
       await embedded.stop();
     }
   }, 60_000);
+});
+
+describe('token frames (AGENT_RUNTIME__TOKEN_FRAME_INTERVAL)', () => {
+  let llm: Service;
+  let llmUrl: string;
+  const runtimes: Service[] = [];
+
+  beforeAll(async () => {
+    ({ service: llm, url: llmUrl } = await startMockLlm());
+  });
+  afterAll(async () => {
+    for (const r of runtimes) await r.app.close();
+    await llm?.app.close();
+  });
+
+  const runtimeWith = async (interval: string | undefined): Promise<Service> => {
+    const runtime = await buildApp(
+      readRuntimeConfig({
+        AGENT_RUNTIME__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+        AGENT_RUNTIME__DB_URL: inject('databaseUrl'),
+        AGENT_RUNTIME__DB_POOL_SIZE: '2',
+        AGENT_RUNTIME__LLM_PROXY_URL: llmUrl,
+        AGENT_RUNTIME__MULTI_AGENT_MODE: 'false',
+        ...(interval === undefined ? {} : { AGENT_RUNTIME__TOKEN_FRAME_INTERVAL: interval }),
+      }),
+      { logger: silentLogger() },
+    );
+    runtimes.push(runtime);
+    return runtime;
+  };
+
+  /** One turn's token frames, its final frame, and the frame-size histogram's count and sum read off /metrics. */
+  const turn = async (runtime: Service) => {
+    const url = await listen(runtime, { host: '127.0.0.1', port: 0 });
+    const res = await fetch(`${url}/agent/message/stream`, {
+      method: 'POST',
+      headers: key,
+      body: JSON.stringify({
+        session_id: `frames-${randomUUID()}`,
+        message: { type: 'user_message', content: 'stream [[mock:words 40]]' },
+      }),
+    });
+    expect(res.status).toBe(200);
+    const chunks: Record<string, unknown>[] = [];
+    for await (const ev of parseSse(res.body as unknown as AsyncIterable<Uint8Array>))
+      chunks.push(JSON.parse(ev.data) as Record<string, unknown>);
+    const metrics = (await runtime.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    return {
+      tokens: chunks.filter((c) => typeof c.token === 'string').map((c) => c.token as string),
+      final: chunks.at(-1)!,
+      frames: read('runtime_answer_frame_tokens_count'),
+      gathered: read('runtime_answer_frame_tokens_sum'),
+    };
+  };
+
+  it('0 sends a frame per LLM token, as upstream clients that count tokens expect', async () => {
+    const { tokens, final, frames, gathered } = await turn(await runtimeWith('0'));
+    expect(tokens).toHaveLength(40); // the mock streams a word per token
+    expect(final).toMatchObject({ type: 'assistant_message', is_final: true, content: tokens.join('') });
+    expect([frames, gathered]).toEqual([40, 40]);
+  });
+
+  it('by default sends the first token at once and gathers later ones: no token lost, none twice, the metric counts both', async () => {
+    const { tokens, final, frames, gathered } = await turn(await runtimeWith(undefined));
+    expect(final).toMatchObject({ type: 'assistant_message', is_final: true, content: tokens.join('') });
+    expect(tokens.join('').trim().split(/\s+/)).toHaveLength(40);
+    expect(tokens[0]!.trim().split(/\s+/)).toHaveLength(1);
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    expect([frames, gathered]).toEqual([tokens.length, 40]);
+  });
+
+  it('refuses an interval that is not a number of seconds between 0 and 1', () => {
+    for (const bad of ['-1', '2', 'soon']) {
+      expect(() => readRuntimeConfig({ AGENT_RUNTIME__TOKEN_FRAME_INTERVAL: bad })).toThrow(/AGENT_RUNTIME__TOKEN_FRAME_INTERVAL/);
+    }
+  });
 });

@@ -6,8 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { openDatabase, ServiceMetrics, type Database, type Service } from '@codelab/service-kit';
+import { listen, openDatabase, ServiceMetrics, type Database, type Service } from '@codelab/service-kit';
 import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
+import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
 import { buildApp } from '../../src/app.ts';
 import { readRuntimeConfig } from '../../src/config.ts';
 
@@ -23,6 +25,20 @@ export function startRuntime(databaseUrl: string, env: Record<string, string> = 
     }),
     { logger },
   );
+}
+
+/** An llm-proxy in mock mode in this process, answering at once (no time to first token, none between tokens) unless `env` says otherwise. */
+export async function startMockLlm(env: Record<string, string> = {}): Promise<{ service: Service; url: string }> {
+  const service = await buildLlmProxy(
+    readLlmProxyConfig({
+      LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
+      LLM_PROXY__MOCK_TTFT_MS: '0',
+      LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
+      ...env,
+    }),
+    { logger: silentLogger() },
+  );
+  return { service, url: await listen(service, { host: '127.0.0.1', port: 0 }) };
 }
 
 export function openTestDb(databaseUrl: string): Promise<Database> {

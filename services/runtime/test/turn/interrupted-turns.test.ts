@@ -7,10 +7,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { listen, parseSse, type Database, type Service } from '@codelab/service-kit';
-import { missingServer, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
-import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
-import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixture.ts';
+import { missingServer } from '@codelab/service-kit/testing';
+import { createSession, newUser, openTestDb, startMockLlm, startRuntime } from '../routes/fixture.ts';
 
 type Frame = Record<string, unknown>;
 
@@ -51,17 +49,8 @@ describe("interrupted turns without Redis (the frame log is this process's memor
   let runtime: Service;
   let db: Database;
   beforeAll(async () => {
-    llm = await buildLlmProxy(
-      readLlmProxyConfig({
-        LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
-        LLM_PROXY__MOCK_TTFT_MS: '0',
-        LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
-      }),
-      {
-        logger: silentLogger(),
-      },
-    );
-    const llmUrl = await listen(llm, { host: '127.0.0.1', port: 0 });
+    let llmUrl: string;
+    ({ service: llm, url: llmUrl } = await startMockLlm());
     runtime = await startRuntime(inject('databaseUrl'), { AGENT_RUNTIME__SESSION_LEASE_TTL: '10', AGENT_RUNTIME__LLM_PROXY_URL: llmUrl });
     db = await openTestDb(inject('databaseUrl'));
   });
