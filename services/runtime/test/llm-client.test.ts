@@ -2,6 +2,8 @@
  * The runtime's LLM client against a real llm-proxy in mock mode: tokens, tool calls assembled from
  * their streamed pieces, usage, and every kind of upstream failure as LlmError (never text).
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceMetrics, type Service } from '@codelab/service-kit';
 import { freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
@@ -89,6 +91,38 @@ describe('LlmClient', () => {
   it('treats a stream cut without [DONE] as a failure', async () => {
     const err = await collect('hi [[mock:disconnect_after 2]]').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LlmError);
+  });
+
+  describe('what comes after [DONE]', () => {
+    /** A proxy that streams one token and [DONE], then `after` (more events, or the connection cut without ending the response). */
+    const proxyThat = async (after: 'sends more' | 'cuts the connection') => {
+      const server = createServer((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const chunk = (content: string, finish?: string) =>
+          `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content }, finish_reason: finish ?? null }] })}\n\n`;
+        res.write(`${chunk('hi ', 'stop')}data: [DONE]\n\n`);
+        if (after === 'sends more') res.end(chunk('IGNORED '));
+        else setImmediate(() => res.socket?.destroy());
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    };
+
+    it.each(['sends more', 'cuts the connection'] as const)('a proxy that %s after [DONE] has given its whole answer', async (after) => {
+      const { server, url } = await proxyThat(after);
+      const c = clientFor(url);
+      try {
+        const events: LlmEvent[] = [];
+        for await (const ev of c.streamChat([{ role: 'user', content: 'x' }])) events.push(ev);
+        expect(events.filter((e) => e.kind === 'token')).toEqual([{ kind: 'token', token: 'hi ' }]);
+        expect(events.at(-1)).toEqual({ kind: 'finish', reason: 'stop' });
+      } finally {
+        await c.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
   });
 
   it('reports an unreachable proxy as LlmError', async () => {
