@@ -7,7 +7,7 @@
  * `userText`, one readable sentence per kind of failure (LLM_FAILURE_TEXT).
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { parseSse, PeerClient, PeerUnavailableError, type ServiceMetrics } from '@codelab/service-kit';
+import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, type ServiceMetrics } from '@codelab/service-kit';
 import {
   openAIErrorOf,
   readOpenAIErrorBody,
@@ -158,56 +158,58 @@ export class LlmClient {
       // with an AbortError whose stack trace cost about 1% of the runtime's CPU, on every LLM call.
       // The llm-proxy ends its response with [DONE]; whatever follows it is ignored, and a stream
       // that breaks after it has given its whole answer.
+      // (runs of whole events, each parsed here: one async step per socket read, not one per event)
       try {
-        for await (const ev of parseSse(res.body)) {
-          if (done) continue;
-          if (ev.data === '[DONE]') {
-            done = true;
-            continue;
-          }
-          let chunk: ChatCompletionChunk;
-          try {
-            chunk = JSON.parse(ev.data) as ChatCompletionChunk;
-          } catch {
-            continue;
-          }
-          const error = openAIErrorOf(chunk);
-          if (error) {
-            throw new LlmError(`LLM stream failed${error.code ? ` (${error.code})` : ''}: ${error.message ?? 'unknown error'}`, 502, {
-              code: error.code,
-              failure: 'interrupted',
-            });
-          }
-          if (chunk.usage) {
-            span.setAttributes({
-              'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens,
-              'gen_ai.usage.output_tokens': chunk.usage.completion_tokens,
-            });
-            yield { kind: 'usage', usage: chunk.usage };
-          }
-          const choice = chunk.choices?.[0];
-          if (choice?.delta.tool_calls?.length) {
-            if (firstToken) {
-              firstToken = false;
-              this.opts.metrics.llmTimeToFirstChunk.observe({ model }, (performance.now() - started) / 1000);
+        for await (const run of sseRuns(res.body))
+          for (const ev of sseEventsIn(run)) {
+            if (done) continue;
+            if (ev.data === '[DONE]') {
+              done = true;
+              continue;
             }
-            tools.add(choice.delta.tool_calls);
-          }
-          const token = choice?.delta.content;
-          if (token) {
-            if (firstToken) {
-              firstToken = false;
-              this.opts.metrics.llmTimeToFirstChunk.observe({ model }, (performance.now() - started) / 1000);
+            let chunk: ChatCompletionChunk;
+            try {
+              chunk = JSON.parse(ev.data) as ChatCompletionChunk;
+            } catch {
+              continue;
             }
-            yield { kind: 'token', token };
+            const error = openAIErrorOf(chunk);
+            if (error) {
+              throw new LlmError(`LLM stream failed${error.code ? ` (${error.code})` : ''}: ${error.message ?? 'unknown error'}`, 502, {
+                code: error.code,
+                failure: 'interrupted',
+              });
+            }
+            if (chunk.usage) {
+              span.setAttributes({
+                'gen_ai.usage.input_tokens': chunk.usage.prompt_tokens,
+                'gen_ai.usage.output_tokens': chunk.usage.completion_tokens,
+              });
+              yield { kind: 'usage', usage: chunk.usage };
+            }
+            const choice = chunk.choices?.[0];
+            if (choice?.delta.tool_calls?.length) {
+              if (firstToken) {
+                firstToken = false;
+                this.opts.metrics.llmTimeToFirstChunk.observe({ model }, (performance.now() - started) / 1000);
+              }
+              tools.add(choice.delta.tool_calls);
+            }
+            const token = choice?.delta.content;
+            if (token) {
+              if (firstToken) {
+                firstToken = false;
+                this.opts.metrics.llmTimeToFirstChunk.observe({ model }, (performance.now() - started) / 1000);
+              }
+              yield { kind: 'token', token };
+            }
+            if (choice?.finish_reason) {
+              const calls = tools.take();
+              if (calls.length) yield { kind: 'tool_calls', calls };
+              span.setAttribute('gen_ai.response.finish_reasons', [choice.finish_reason]);
+              yield { kind: 'finish', reason: choice.finish_reason };
+            }
           }
-          if (choice?.finish_reason) {
-            const calls = tools.take();
-            if (calls.length) yield { kind: 'tool_calls', calls };
-            span.setAttribute('gen_ai.response.finish_reasons', [choice.finish_reason]);
-            yield { kind: 'finish', reason: choice.finish_reason };
-          }
-        }
       } catch (err) {
         if (!done) throw err;
       }

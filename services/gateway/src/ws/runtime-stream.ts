@@ -4,7 +4,7 @@
  * error answer (`{ error: { code, message } }`, or anything else).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { parseSse } from '@codelab/service-kit';
+import { sseEventsIn, sseRuns } from '@codelab/service-kit';
 import type { StreamChunk } from '@codelab/protocol';
 
 /** The stream's chunks, until it ends (or `[DONE]`, `event: done`); chunks that are not JSON are logged and skipped. */
@@ -12,16 +12,19 @@ export async function* runtimeChunks(
   body: AsyncIterable<Uint8Array | string>,
   log: FastifyBaseLogger,
 ): AsyncGenerator<{ chunk: StreamChunk; raw: string }> {
-  for await (const ev of parseSse(body)) {
-    if (ev.data === '[DONE]' || ev.event === 'done') return;
-    let chunk: StreamChunk;
-    try {
-      chunk = JSON.parse(ev.data) as StreamChunk;
-    } catch {
-      log.warn({ data: ev.data.slice(0, 200) }, 'runtime sent a chunk that is not JSON; skipped');
-      continue;
+  // runs of whole events (one per socket read), each parsed here: one async step per read, not per event
+  for await (const run of sseRuns(body)) {
+    for (const ev of sseEventsIn(run)) {
+      if (ev.data === '[DONE]' || ev.event === 'done') return;
+      let chunk: StreamChunk;
+      try {
+        chunk = JSON.parse(ev.data) as StreamChunk;
+      } catch {
+        log.warn({ data: ev.data.slice(0, 200) }, 'runtime sent a chunk that is not JSON; skipped');
+        continue;
+      }
+      yield { chunk, raw: ev.data };
     }
-    yield { chunk, raw: ev.data };
   }
 }
 
