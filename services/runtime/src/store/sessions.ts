@@ -273,28 +273,45 @@ export class SessionStore {
    * `applyEdits`): what the LLM is sent and what `/history` shows.
    */
   async messages(sessionId: string): Promise<StoredMessage[]> {
-    // One statement, one round trip (a turn reads this once): the messages, and on each row the
-    // session's edited calls, a subquery PostgreSQL runs once (an InitPlan) whose answer is NULL in
-    // the usual case of none. Approve also records final_arguments (unchanged): only a real
-    // change is an edit.
-    const { rows } = await this.db.query<
-      StoredMessage & { name: string | null; tool_call_id: string | null; tool_calls: unknown[] | null; edits: ToolCallEdit[] | null }
-    >(
-      `SELECT id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at,
-         (SELECT json_agg(json_build_object('call_id', call_id, 'arguments', arguments, 'final_arguments', final_arguments))
-          FROM tool_calls
-          WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments) AS edits
-       FROM messages WHERE session_id = $1 ORDER BY seq`,
-      [sessionId],
-    );
-    // (the rows keep that column: every reader of a StoredMessage picks the fields it sends)
-    return applyEdits(rows, rows[0]?.edits ?? []);
+    const { rows } = await this.db.query<HistoryRow>(`SELECT ${HISTORY_COLUMNS} FROM messages WHERE session_id = $1 ORDER BY seq`, [
+      sessionId,
+    ]);
+    return historyOf(rows);
   }
 
   /** The session's agent switches, oldest first (`agent_switches`, as `/agents/:id/current` lists them). */
   agentSwitches(sessionId: string): Promise<AgentSwitch[]> {
     return this.contexts.history(sessionId);
   }
+}
+
+/**
+ * A session's history as one statement reads it (`messages`, and the statement that takes a turn's
+ * lease: turn/session-lease.ts): the messages, and on each row the session's edited calls, a
+ * subquery PostgreSQL runs once (an InitPlan) whose answer is NULL in the usual case of none.
+ * Approve also records final_arguments (unchanged): only a real change is an edit. `$1` is the session.
+ */
+export const HISTORY_COLUMNS = `id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at,
+  (SELECT json_agg(json_build_object('call_id', call_id, 'arguments', arguments, 'final_arguments', final_arguments))
+   FROM tool_calls
+   WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments) AS edits`;
+
+/** A row of HISTORY_COLUMNS: a message's empty columns are NULL. */
+export type HistoryRow = Omit<StoredMessage, 'name' | 'tool_call_id' | 'tool_calls' | 'token_count'> & {
+  name: string | null;
+  tool_call_id: string | null;
+  tool_calls: unknown[] | null;
+  token_count: number | null;
+  edits: ToolCallEdit[] | null;
+};
+
+/**
+ * The history from rows of HISTORY_COLUMNS in `seq` order, edits applied. The rows keep their
+ * NULLs and the `edits` column: every reader of a StoredMessage takes an empty field as absent and
+ * picks the fields it sends.
+ */
+export function historyOf(rows: HistoryRow[]): StoredMessage[] {
+  return applyEdits(rows as StoredMessage[], rows[0]?.edits ?? []);
 }
 
 /** A tool call a person edited before approving it. */

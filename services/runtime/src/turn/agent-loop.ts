@@ -268,7 +268,8 @@ const RETRY_HINT: Record<TurnTrigger, string> = {
 async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigger): Promise<Step> {
   const { services } = t;
   t.steps++;
-  const history = await services.sessions.messages(t.sessionId);
+  // the turn's first call has the history its lease's statement read (session-lease.ts)
+  const history = t.takeHistory() ?? (await services.sessions.messages(t.sessionId));
   const { messages, dropped } = buildPrompt(agent.systemPrompt, history, services.historyTokenBudget);
   if (dropped > 0) services.metrics.historyTrimmed.inc();
   const started = performance.now();

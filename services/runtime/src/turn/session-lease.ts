@@ -26,12 +26,19 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database, Queryable } from '@codelab/service-kit';
 import type { RuntimeMetrics } from '../metrics.ts';
+import { HISTORY_COLUMNS, historyOf, type HistoryRow, type StoredMessage } from '../store/sessions.ts';
 import { OPEN_STATUSES } from '../store/tool-calls.ts';
 
 const OPEN_LIST = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
 
 export interface LeasedSession {
   current_agent: string;
+  /**
+   * The history the turn's first LLM call sends, the user message the lease's statement stored
+   * last: read by that statement when it is current (`historyAfterTake`); absent otherwise, and the
+   * call reads it.
+   */
+  history?: StoredMessage[];
   /** The session's last frame number before this lease (after closing an interrupted turn). */
   frame_seq: number;
   /** Tool calls still waiting for the IDE or a human. */
@@ -122,6 +129,63 @@ export interface LeaseState {
 
 const TURN_OWNER = /:turn:(\d+)$/;
 
+/** What the statement that took a turn's lease read of the session's history (a row per message, or one row without a message), and the user message it stored. */
+type TakeRow = Partial<HistoryRow> & {
+  frame_seq: string;
+  prev_owner: string | null;
+  message_count: number;
+  snapshot_frame_seq: string | null;
+};
+
+/**
+ * The history the lease's statement read, with the user message it stored last; undefined when it
+ * may not be current. The statement reads messages as they were when it started, but locks the
+ * session row as it is when the lock comes free: a turn that ended while the statement waited for
+ * the lock (its answer, its edits, its release) is in the row, not in what the statement read.
+ * The row's frame number changes with every turn that ends, so the read is current when the frame
+ * number it saw (`snapshot_frame_seq`) is the locked row's, no lapsed turn was taken over, and the
+ * messages it read are all but the one it stored.
+ */
+export function historyAfterTake(
+  rows: readonly TakeRow[],
+  stored: { id: string; content: string; createdAt: Date },
+): StoredMessage[] | undefined {
+  const first = rows[0];
+  if (!first || first.prev_owner !== null || first.snapshot_frame_seq !== first.frame_seq) return undefined;
+  const read = rows.filter((r): r is TakeRow & HistoryRow => r.id != null);
+  if (read.length !== first.message_count - 1) return undefined;
+  const history = historyOf(read.map(historyFields));
+  const message: HistoryRow = {
+    id: stored.id,
+    seq: first.message_count,
+    role: 'user',
+    content: stored.content,
+    name: null,
+    tool_call_id: null,
+    tool_calls: null,
+    token_count: null,
+    created_at: stored.createdAt,
+    edits: first.edits ?? null,
+  };
+  return [...history, ...historyOf([message])];
+}
+
+/** A history row's own fields (the lease's columns left out). */
+function historyFields(r: HistoryRow): HistoryRow {
+  return {
+    id: r.id,
+    seq: r.seq,
+    role: r.role,
+    content: r.content,
+    name: r.name,
+    tool_call_id: r.tool_call_id,
+    tool_calls: r.tool_calls,
+    token_count: r.token_count,
+    created_at: r.created_at,
+    edits: r.edits,
+  };
+}
+
 interface Taken {
   owner: string;
   token: string;
@@ -169,17 +233,25 @@ export class SessionLeases {
     const turn = opts.turn === true;
     const reserve = turn ? (this.opts.reserveSeqs ?? 0) : 0;
     const text = opts.userMessage;
+    const messageId = randomUUID();
     // The CTE locks the free row and reads what the lease was (RETURNING shows only new values).
-    const { rows } = await this.db.query<{
-      owner: string;
-      current_agent: string;
-      frame_seq: string;
-      prev_owner: string | null;
-      closed_interrupted: boolean;
-      open_tool_calls: string;
-      stored: boolean;
-      token: string;
-    }>(
+    // With a user message it also reads the session's history, a row per message (the lease's
+    // columns on each; one row with no message for an empty history), for the turn's first LLM call.
+    const { rows } = await this.db.query<
+      {
+        owner: string;
+        current_agent: string;
+        frame_seq: string;
+        prev_owner: string | null;
+        closed_interrupted: boolean;
+        open_tool_calls: string;
+        stored: boolean;
+        token: string;
+        message_count: number;
+        message_created_at: Date | null;
+        snapshot_frame_seq: string | null;
+      } & Partial<HistoryRow>
+    >(
       `WITH prev AS (
          SELECT id, lease_owner, lease_until, frame_seq FROM sessions
          WHERE id = $1 AND deleted_at IS NULL AND ($4::text IS NULL OR owner_sub = $4) AND (lease_owner IS NULL OR lease_until < now())
@@ -201,22 +273,23 @@ export class SessionLeases {
        msg AS (
          INSERT INTO messages (id, session_id, seq, role, content)
          SELECT $8, $1, taken.message_count, 'user', $7 FROM taken WHERE taken.add = 1
-         RETURNING 1
-       )
+         RETURNING created_at
+       )${
+         text === undefined
+           ? `
        SELECT taken.owner, taken.current_agent, taken.frame_seq, taken.prev_owner, taken.closed_interrupted, taken.token,
-         (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored
-       FROM taken`,
-      [
-        sessionId,
-        owner,
-        this.opts.ttlMs,
-        caller ?? null,
-        reserve,
-        turn,
-        text ?? null,
-        randomUUID(),
-        text ? text.trim().slice(0, 500) : null,
-      ],
+         (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored, taken.message_count
+       FROM taken`
+           : `,
+       history AS (SELECT ${HISTORY_COLUMNS} FROM messages WHERE session_id = $1)
+       SELECT taken.owner, taken.current_agent, taken.frame_seq, taken.prev_owner, taken.closed_interrupted, taken.token,
+         (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored, taken.message_count,
+         (SELECT created_at FROM msg) AS message_created_at,
+         (SELECT frame_seq FROM sessions WHERE id = $1) AS snapshot_frame_seq, history.*
+       FROM taken LEFT JOIN history ON true
+       ORDER BY history.seq`
+       }`,
+      [sessionId, owner, this.opts.ttlMs, caller ?? null, reserve, turn, text ?? null, messageId, text ? text.trim().slice(0, 500) : null],
     );
     const row = rows[0];
     if (!row) return undefined;
@@ -231,6 +304,10 @@ export class SessionLeases {
       },
       reserved: Number(row.frame_seq) + reserve,
     };
+    if (text !== undefined && row.stored && row.message_created_at) {
+      const history = historyAfterTake(rows, { id: messageId, content: text, createdAt: row.message_created_at });
+      if (history) taken.session.history = history;
+    }
     const dead = row.prev_owner ? TURN_OWNER.exec(row.prev_owner) : null;
     if ((dead || row.closed_interrupted) && this.opts.onTakeover) {
       const prev: TakenOver = {

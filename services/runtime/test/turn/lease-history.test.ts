@@ -1,0 +1,153 @@
+/**
+ * The statement that takes a user message's turn lease also reads the session's history for the
+ * turn's first LLM call (session-lease.ts `historyAfterTake`): it must be the history a separate
+ * read gives, the stored message last, and it must not be used when a turn ended while the
+ * statement waited for the session row (its read then predates that turn's writes).
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ServiceMetrics, type Database, type Service } from '@codelab/service-kit';
+import { createRuntimeMetrics } from '../../src/metrics.ts';
+import { SessionStore } from '../../src/store/sessions.ts';
+import { historyAfterTake, SessionLeases } from '../../src/turn/session-lease.ts';
+import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixture.ts';
+
+describe('historyAfterTake', () => {
+  const stored = { id: 'm3', content: 'third', createdAt: new Date('2026-01-01T00:00:03Z') };
+  const row = (over: Record<string, unknown>) => ({
+    frame_seq: '7',
+    snapshot_frame_seq: '7',
+    prev_owner: null,
+    message_count: 3,
+    ...over,
+  });
+  const message = (seq: number, role: 'user' | 'assistant', content: string) => ({
+    id: `m${seq}`,
+    seq,
+    role,
+    content,
+    name: null,
+    tool_call_id: null,
+    tool_calls: null,
+    token_count: null,
+    created_at: new Date(`2026-01-01T00:00:0${seq}Z`),
+    edits: null,
+  });
+
+  it('is what the statement read, with the message it stored last', () => {
+    const history = historyAfterTake([row(message(1, 'user', 'first')), row(message(2, 'assistant', 'answer'))], stored);
+    expect(history?.map((m) => [m.seq, m.role, m.content])).toEqual([
+      [1, 'user', 'first'],
+      [2, 'assistant', 'answer'],
+      [3, 'user', 'third'],
+    ]);
+  });
+
+  it('is the stored message alone for a session without history (one row with no message)', () => {
+    expect(historyAfterTake([row({ message_count: 1, id: null })], stored)).toEqual([
+      {
+        id: 'm3',
+        seq: 1,
+        role: 'user',
+        content: 'third',
+        name: null,
+        tool_call_id: null,
+        tool_calls: null,
+        token_count: null,
+        created_at: stored.createdAt,
+        edits: null,
+      },
+    ]);
+  });
+
+  it('is not given when the read may be stale', () => {
+    const two = (over: Record<string, unknown>) => [
+      row({ ...message(1, 'user', 'first'), ...over }),
+      row({ ...message(2, 'assistant', 'a'), ...over }),
+    ];
+    expect(historyAfterTake(two({ snapshot_frame_seq: '5' }), stored)).toBeUndefined(); // a turn ended meanwhile
+    expect(historyAfterTake(two({ prev_owner: 'rt-1:abc:turn:5' }), stored)).toBeUndefined(); // a lapsed turn taken over
+    expect(historyAfterTake(two({ message_count: 4 }), stored)).toBeUndefined(); // a message came meanwhile
+    expect(historyAfterTake([], stored)).toBeUndefined();
+  });
+});
+
+describe('the history read with a turn lease, on PostgreSQL', () => {
+  let runtime: Service;
+  let db: Database;
+  let other: Database;
+  let store: SessionStore;
+  let leases: SessionLeases;
+  beforeAll(async () => {
+    runtime = await startRuntime(inject('databaseUrl'));
+    db = await openTestDb(inject('databaseUrl'));
+    other = await openTestDb(inject('databaseUrl'));
+    store = new SessionStore(db);
+    leases = new SessionLeases(db, { ttlMs: 60_000, metrics: createRuntimeMetrics(new ServiceMetrics('lease-history-test')) });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await db?.close();
+    await runtime?.app.close();
+  });
+
+  const sessionWithHistory = async (): Promise<{ sessionId: string; sub: string }> => {
+    const user = newUser();
+    const sessionId = await createSession(runtime, user.headers, 'lh');
+    await store.append(sessionId, { role: 'user', content: 'first question' });
+    await store.append(sessionId, { role: 'assistant', content: 'first answer', token_count: 2 });
+    return { sessionId, sub: user.sub };
+  };
+
+  it('equals the history read afterwards, the stored message last', async () => {
+    const { sessionId, sub } = await sessionWithHistory();
+    const lease = await leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
+    expect(lease?.session.message_stored).toBe(true);
+    expect(lease!.session.history).toEqual(await store.messages(sessionId));
+    expect(lease!.session.history!.map((m) => m.content)).toEqual(['first question', 'first answer', 'second question']);
+    await lease!.release();
+  });
+
+  // two transactions at once: a PostgreSQL server (the embedded engine runs every connection in one session)
+  it.skipIf(inject('databaseKind') !== 'server').each([
+    ['stored its answer', true],
+    ['sent a tool call (no message, a new frame number)', false],
+  ])('is left out when a turn that %s ended while the statement waited for the session row', async (_what, answered) => {
+    const { sessionId, sub } = await sessionWithHistory();
+    // another instance's turn holds the row: it ends (moves the frame number, maybe stores its
+    // answer) and commits only once the lease statement below waits for the row
+    const holder = await other.pool.connect();
+    try {
+      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await holder.query('BEGIN');
+      await holder.query(
+        `UPDATE sessions SET frame_seq = frame_seq + 3, message_count = message_count + ${answered ? 1 : 0} WHERE id = $1`,
+        [sessionId],
+      );
+      if (answered)
+        await holder.query(
+          `INSERT INTO messages (id, session_id, seq, role, content) VALUES (gen_random_uuid(), $1, 3, 'assistant', 'late answer')`,
+          [sessionId],
+        );
+      const taking = leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
+      const waiting = async (): Promise<number> =>
+        (
+          await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))', [
+            rows[0]!.pid,
+          ])
+        ).rows[0]!.n;
+      await expect.poll(waiting, { timeout: 30_000 }).toBe(1);
+      await holder.query('COMMIT');
+      const lease = await taking;
+      expect(lease?.session.message_stored).toBe(true);
+      expect(lease!.session.history).toBeUndefined(); // the turn's first LLM call reads it again
+      expect((await store.messages(sessionId)).map((m) => m.content)).toEqual(
+        answered
+          ? ['first question', 'first answer', 'late answer', 'second question']
+          : ['first question', 'first answer', 'second question'],
+      );
+      await lease!.release();
+    } finally {
+      holder.release();
+    }
+  });
+});
