@@ -37,7 +37,8 @@ interface Row {
   last_activity: string;
 }
 
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 16 });
+// generic plans for the prepared statements, as the platform's pools ask (packages/service-kit/src/db.ts)
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 16, options: '-c plan_cache_mode=force_generic_plan' });
 pool.on('error', () => undefined); // an idle connection that breaks must not end the reference
 const app = Fastify({ logger: false });
 app.get('/health', async () => ({ status: 'ok' }));

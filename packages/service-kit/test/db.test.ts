@@ -68,6 +68,30 @@ describe('db', () => {
       expect(db.embedded).toBe(false);
     });
 
+    // A PostgreSQL server; the embedded engine ignores the startup option (and prepares nothing by name).
+    it.skipIf(inject('databaseKind') !== 'server')(
+      'asks for generic plans of its prepared statements (no planning per execution), unless the URL says otherwise',
+      async () => {
+        const mode = async (d: Database): Promise<string | undefined> =>
+          (await d.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).rows[0]?.plan_cache_mode;
+        expect(await mode(db)).toBe('force_generic_plan');
+        const url = new URL(inject('databaseUrl'));
+        url.searchParams.set('options', '-c plan_cache_mode=auto');
+        const own = await openDatabase({
+          service: 'svc',
+          url: url.toString(),
+          poolMax: 1,
+          logger: silentLogger(),
+          metrics: new ServiceMetrics('svc'),
+        });
+        try {
+          expect(await mode(own)).toBe('auto');
+        } finally {
+          await own.close();
+        }
+      },
+    );
+
     it('names its target without the password', async () => {
       // The pool connects lazily: nothing listens on port 1 and nothing needs to.
       const other = await openDatabase({
