@@ -6,27 +6,20 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { scratchDatabase } from '@codelab/service-kit/testing';
 import { vacuumFirst } from '../../scripts/bench/platform.ts';
 
 describe('vacuumFirst', () => {
-  const name = `vacuum_${randomBytes(4).toString('hex')}`;
-  let admin: pg.Client;
+  let scratch: Awaited<ReturnType<typeof scratchDatabase>>;
   let db: pg.Client;
-  let url: string;
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: inject('databaseUrl') });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    const u = new URL(inject('databaseUrl'));
-    u.pathname = `/${name}`;
-    url = u.toString();
-    db = new pg.Client({ connectionString: url });
+    scratch = await scratchDatabase(inject('databaseUrl'), 'vacuum');
+    db = new pg.Client({ connectionString: scratch.url });
     await db.connect();
   });
   afterAll(async () => {
     await db?.end();
-    await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin?.end();
+    await scratch?.drop();
   });
 
   const deadRows = async (table: string): Promise<number> => {
@@ -42,7 +35,7 @@ describe('vacuumFirst', () => {
     for (let i = 0; i < 3; i++) await db.query(`UPDATE ${table} SET v = v + 1`);
     await expect.poll(() => deadRows(table), { timeout: 30_000 }).toBeGreaterThanOrEqual(1000);
 
-    const said = await vacuumFirst(url);
+    const said = await vacuumFirst(scratch.url);
     expect(said).toMatch(/^vacuumed first in \d+\.\d s/);
     const { rows } = await db.query<{ autovacuum: string }>('SHOW autovacuum');
     expect(said.includes('the server runs without autovacuum')).toBe(rows[0]!.autovacuum === 'off');

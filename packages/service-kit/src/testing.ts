@@ -5,6 +5,8 @@
  * fails the test, so CI always proves the real thing.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { pino, type Logger } from 'pino';
 
 export const TEST_INTERNAL_KEY = 'test-internal-key-0123456789abcdef';
@@ -86,4 +88,28 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (${last})`);
+}
+
+/** Runs one statement on its own connection to `url`. */
+async function runOn(url: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A database of its own (`<prefix>_<random>`) on the server of the run's `serverUrl`, for a test
+ * that needs one apart from the other suites', and `drop` for its afterAll. On the embedded engine
+ * (PGlite) every name opens the one database there is.
+ */
+export async function scratchDatabase(serverUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  await runOn(serverUrl, `CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => runOn(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }

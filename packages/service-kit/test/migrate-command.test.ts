@@ -4,12 +4,12 @@
  * a URL they fail saying which setting is missing.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEmbeddedPostgres } from '../src/embedded-postgres.ts';
+import { scratchDatabase } from '../src/testing.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
 
@@ -32,33 +32,26 @@ async function run(service: 'auth' | 'runtime', env: Record<string, string>): Pr
 }
 
 describe('the migration commands', () => {
-  const name = `migrate_${randomBytes(4).toString('hex')}`;
-  let admin: pg.Client;
+  let scratch: Awaited<ReturnType<typeof scratchDatabase>> | undefined;
   let url: string;
   let own: { stop(): Promise<void> } | undefined;
   beforeAll(async () => {
-    admin = new pg.Client({ connectionString: inject('databaseUrl') });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    const u = new URL(inject('databaseUrl'));
-    u.pathname = `/${name}`;
-    url = u.toString();
-    // The embedded engine (PGlite) has one database whatever the name: other suites' migrations
-    // are already in it. The test needs an empty one: an engine of its own then.
-    const probe = new pg.Client({ connectionString: url });
-    await probe.connect();
-    const { rows } = await probe.query<{ used: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS used`);
-    await probe.end();
-    if (rows[0]!.used) {
+    // The embedded engine (PGlite) has one database whatever the name, where the other suites run
+    // their migrations, before this test or while it runs. The test needs an empty one that stays
+    // its own: on the embedded engine, an engine of its own (asking whether the shared one was still
+    // empty raced with the suites migrating it: "applied 0").
+    if (inject('databaseKind') === 'embedded') {
       const engine = await startEmbeddedPostgres(undefined, 4);
       own = engine;
       url = engine.url;
+      return;
     }
+    scratch = await scratchDatabase(inject('databaseUrl'), 'migrate');
+    url = scratch.url;
   });
   afterAll(async () => {
     await own?.stop();
-    await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin?.end();
+    await scratch?.drop();
   });
 
   it('apply every migration of a service to an empty database, then find nothing to do', async () => {

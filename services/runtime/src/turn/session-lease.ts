@@ -129,13 +129,23 @@ export interface LeaseState {
 
 const TURN_OWNER = /:turn:(\d+)$/;
 
-/** What the statement that took a turn's lease read of the session's history (a row per message, or one row without a message), and the user message it stored. */
-type TakeRow = Partial<HistoryRow> & {
+/**
+ * A row of the statement that takes a lease: the lease's columns, and with a user message one of
+ * the session's messages (HISTORY_COLUMNS; a row without one for an empty history).
+ */
+type TakeRow = {
+  owner: string;
+  current_agent: string;
   frame_seq: string;
   prev_owner: string | null;
+  closed_interrupted: boolean;
+  open_tool_calls: string;
+  stored: boolean;
+  token: string;
   message_count: number;
+  message_created_at: Date | null;
   snapshot_frame_seq: string | null;
-};
+} & Partial<HistoryRow>;
 
 /**
  * The history the lease's statement read, with the user message it stored last; undefined when it
@@ -152,9 +162,8 @@ export function historyAfterTake(
 ): StoredMessage[] | undefined {
   const first = rows[0];
   if (!first || first.prev_owner !== null || first.snapshot_frame_seq !== first.frame_seq) return undefined;
-  const read = rows.filter((r): r is TakeRow & HistoryRow => r.id != null);
+  const read = rows.filter((r): r is TakeRow & HistoryRow => r.id != null).map(messageOf);
   if (read.length !== first.message_count - 1) return undefined;
-  const history = historyOf(read.map(historyFields));
   const message: HistoryRow = {
     id: stored.id,
     seq: first.message_count,
@@ -167,23 +176,26 @@ export function historyAfterTake(
     created_at: stored.createdAt,
     edits: first.edits ?? null,
   };
-  return [...history, ...historyOf([message])];
+  return historyOf([...read, message]);
 }
 
-/** A history row's own fields (the lease's columns left out). */
-function historyFields(r: HistoryRow): HistoryRow {
-  return {
-    id: r.id,
-    seq: r.seq,
-    role: r.role,
-    content: r.content,
-    name: r.name,
-    tool_call_id: r.tool_call_id,
-    tool_calls: r.tool_calls,
-    token_count: r.token_count,
-    created_at: r.created_at,
-    edits: r.edits,
-  };
+/** A row's message: the row without the lease's columns. */
+function messageOf(row: TakeRow & HistoryRow): HistoryRow {
+  const {
+    owner: _owner,
+    current_agent: _agent,
+    frame_seq: _frameSeq,
+    prev_owner: _prevOwner,
+    closed_interrupted: _closed,
+    open_tool_calls: _open,
+    stored: _stored,
+    token: _token,
+    message_count: _count,
+    message_created_at: _created,
+    snapshot_frame_seq: _snapshot,
+    ...message
+  } = row;
+  return message;
 }
 
 interface Taken {
@@ -237,21 +249,7 @@ export class SessionLeases {
     // The CTE locks the free row and reads what the lease was (RETURNING shows only new values).
     // With a user message it also reads the session's history, a row per message (the lease's
     // columns on each; one row with no message for an empty history), for the turn's first LLM call.
-    const { rows } = await this.db.query<
-      {
-        owner: string;
-        current_agent: string;
-        frame_seq: string;
-        prev_owner: string | null;
-        closed_interrupted: boolean;
-        open_tool_calls: string;
-        stored: boolean;
-        token: string;
-        message_count: number;
-        message_created_at: Date | null;
-        snapshot_frame_seq: string | null;
-      } & Partial<HistoryRow>
-    >(
+    const { rows } = await this.db.query<TakeRow>(
       `WITH prev AS (
          SELECT id, lease_owner, lease_until, frame_seq FROM sessions
          WHERE id = $1 AND deleted_at IS NULL AND ($4::text IS NULL OR owner_sub = $4) AND (lease_owner IS NULL OR lease_until < now())
@@ -278,7 +276,7 @@ export class SessionLeases {
          text === undefined
            ? `
        SELECT taken.owner, taken.current_agent, taken.frame_seq, taken.prev_owner, taken.closed_interrupted, taken.token,
-         (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored, taken.message_count
+         (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored
        FROM taken`
            : `,
        history AS (SELECT ${HISTORY_COLUMNS} FROM messages WHERE session_id = $1)

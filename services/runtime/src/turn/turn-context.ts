@@ -18,7 +18,7 @@ import type { EventWriter, NewEvent } from '../store/event-writer.ts';
 import type { SessionStore, StoredMessage, TurnEnd, WriteFence } from '../store/sessions.ts';
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { AppendFence, FrameLog } from './frame-log.ts';
-import { LeaseLostError, type Lease, type LeasedSession } from './session-lease.ts';
+import { LeaseLostError, type Lease } from './session-lease.ts';
 
 /** Where turns report what happened: durable events and per-session LLM usage (never fails a turn); a turn's last commit takes the queued rows along. */
 export type EventSink = Pick<EventWriter, 'record' | 'recordLlmRequest' | 'take'>;
@@ -52,9 +52,7 @@ export type TurnStores = Pick<ConversationServices, 'sessions' | 'toolCalls' | '
 export type FrameWriter = (data: string) => Promise<void>;
 
 /** What the turn holds its session by: whether it still does, its fencing token, and frame numbers reserved in the row. */
-export type TurnLease = Pick<Lease, 'held' | 'token' | 'lose' | 'ensureSeq' | 'releaseSeq' | 'released'> & {
-  session?: Pick<LeasedSession, 'history'>;
-};
+export type TurnLease = Pick<Lease, 'held' | 'token' | 'lose' | 'ensureSeq' | 'releaseSeq' | 'released' | 'session'>;
 
 export class TurnContext {
   private seq: number;
@@ -98,7 +96,7 @@ export class TurnContext {
     this.fence = lease && { token: lease.token, onRefused: () => lease.lose() };
     this.seq = lastSeq;
     this.agent = currentAgent;
-    this.history = lease?.session?.history;
+    this.history = lease?.session.history;
   }
 
   /** The history read with the lease, once (the turn's first LLM call); later calls read it again. */

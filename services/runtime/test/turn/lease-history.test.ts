@@ -13,11 +13,19 @@ import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixt
 
 describe('historyAfterTake', () => {
   const stored = { id: 'm3', content: 'third', createdAt: new Date('2026-01-01T00:00:03Z') };
+  /** A row as the lease statement answers it: the lease's columns, and one message's (or none). */
   const row = (over: Record<string, unknown>) => ({
+    owner: 'rt-1:abc:turn:7',
+    current_agent: 'ask',
     frame_seq: '7',
-    snapshot_frame_seq: '7',
     prev_owner: null,
+    closed_interrupted: false,
+    open_tool_calls: '0',
+    stored: true,
+    token: '1234',
     message_count: 3,
+    message_created_at: stored.createdAt,
+    snapshot_frame_seq: '7',
     ...over,
   });
   const message = (seq: number, role: 'user' | 'assistant', content: string) => ({
@@ -40,6 +48,8 @@ describe('historyAfterTake', () => {
       [2, 'assistant', 'answer'],
       [3, 'user', 'third'],
     ]);
+    // the messages only: none of the lease's columns rides along
+    for (const m of history!) expect(Object.keys(m).sort()).toEqual(Object.keys(message(1, 'user', '')).sort());
   });
 
   it('is the stored message alone for a session without history (one row with no message)', () => {
