@@ -19,14 +19,19 @@
  *   BENCH_ROUNDS=20 BENCH_WORDS=100 BENCH_LEVELS=1,50,200 BENCH_SECONDS=8 BENCH_LOOP_STREAMS=200 npm run bench:llm-proxy
  *
  * BENCH_LOOP_ROUNDS sets the closed loop's rounds (default BENCH_ROUNDS, at most 5).
+ *
+ * The closed loop also prints each process's CPU per 1,000 tokens inside the windows and how busy
+ * it kept one core: straight to the mock, the mock is the bottleneck (about 100% of its core) and
+ * the client leaves part of the other core idle; through the proxy the three share both cores, so
+ * the ratio is about min(1, 2 x mock / (mock + client + proxy)) of their CPU per token.
+ * BENCH_CPU_PROF=<dir> profiles the mock (<dir>/llm-mock) and the proxy (<dir>/llm-proxy).
  */
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { startProcess, type RunningProcess } from '../../test/helpers/processes.ts';
-import { result } from './platform.ts';
+import { CpuMeter, cpuPerOp, result, startService, type Proc } from './platform.ts';
 import { reportTarget } from './targets.ts';
 import { pct } from './timing.ts';
 
@@ -164,18 +169,17 @@ function bucketPct(b: Buckets, p: number): number {
 /** The bucket bound as a figure (0.5, 0.25, 1, Infinity). */
 const ms = (x: number): string => (Number.isFinite(x) ? String(Number(x.toPrecision(3))) : String(x));
 
-const procs: RunningProcess[] = [];
+const procs: Proc[] = [];
 try {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-bench-llmp-'));
   const common = { CODELAB_DATA_DIR: dataDir, LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY, LLM_PROXY__LOG_LEVEL: 'warn' };
-  const mock = await startProcess('llm-proxy', {
-    ...common,
-    LLM_PROXY__MOCK_TTFT_MS: '0',
-    LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0',
-    LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096',
-  });
+  const mock = await startService(
+    'llm-proxy',
+    { ...common, LLM_PROXY__MOCK_TTFT_MS: '0', LLM_PROXY__MOCK_TOKEN_DELAY_MS: '0', LLM_PROXY__MAX_CONCURRENT_REQUESTS: '4096' },
+    { as: 'llm-mock' },
+  );
   procs.push(mock);
-  const proxy = await startProcess('llm-proxy', {
+  const proxy = await startService('llm-proxy', {
     ...common,
     LLM_PROXY__LLM_MODE: 'openai',
     LLM_PROXY__LITELLM_PROXY_URL: mock.url,
@@ -235,6 +239,10 @@ try {
     proxy: { ttft: [] as number[], tokens: 0, ms: 0, streams: 0 },
   };
   const overhead: Buckets = new Map();
+  // CPU of each process inside the windows: which one holds the rate back (a process near 100% of
+  // a core is the bottleneck), and what the proxy costs per 1,000 tokens beside the mock and client.
+  const meter = new CpuMeter({ mock: () => [mock.pid], proxy: () => [proxy.pid] });
+  const cpu = { direct: { cpu: {} as Record<string, number>, wallMs: 0 }, proxy: { cpu: {} as Record<string, number>, wallMs: 0 } };
   for (let r = 0; r < LOOP_ROUNDS; r++) {
     const round = { direct: { tps: 0, ttft: [] as number[] }, proxy: { tps: 0, ttft: [] as number[] } };
     const roundOverhead: Buckets = new Map();
@@ -243,6 +251,12 @@ try {
       let opening: Promise<Buckets> | undefined;
       let closing: Promise<Buckets> | undefined;
       const res = await closedLoop(side === 'proxy' ? proxy.url : mock.url, LOOP_STREAMS, SECONDS, (edge) => {
+        if (edge === 'open') meter.start();
+        else {
+          const m = meter.stop();
+          for (const [k, v] of Object.entries(m.cpu)) cpu[side].cpu[k] = (cpu[side].cpu[k] ?? 0) + v;
+          cpu[side].wallMs += m.wallMs;
+        }
         if (side !== 'proxy') return;
         if (edge === 'open') opening = overheadBuckets(proxy.url);
         else closing = overheadBuckets(proxy.url);
@@ -278,6 +292,14 @@ try {
     `        | ${loop.direct.streams} direct and ${loop.proxy.streams} proxy streams started in the windows; the proxy added TTFT p50 ${f2(p50 - d50)} ms, p99 ${f2(p99 - d99)} ms as the client saw it; ` +
       `its llm_proxy_overhead_seconds holds ${observed} observations from the windows (bucket bounds: p50 <= ${ms(o50)} ms, p99 <= ${ms(o99)} ms)`,
   );
+  for (const side of ['direct', 'proxy'] as const) {
+    const { cpu: c, wallMs } = cpu[side];
+    const busy = Object.entries(c)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${((v / wallMs) * 100).toFixed(0)}%`)
+      .join(', ');
+    console.log(`        | ${side}: CPU per 1,000 tokens ${cpuPerOp(c, loop[side].tokens / 1000)}; busy (of one core): ${busy}`);
+  }
   console.log(
     `goal: proxy tokens/s >= ${TOKENS_TARGET * 100}% of direct at ${LOOP_STREAMS} streams in flight (closed loop): ${ratio >= TOKENS_TARGET ? 'met' : 'MISSED'}; ` +
       `llm_proxy_overhead_seconds p99 <= ${OVERHEAD_TARGET_MS} ms: ${o99 <= OVERHEAD_TARGET_MS ? 'met' : 'MISSED'}`,

@@ -42,6 +42,8 @@ export interface ProcOptions {
   nodeArgs?: string[];
   /** Path answered with 200 once it is up (default /health). */
   readyPath?: string;
+  /** The name its CPU profiles' folder and its log file go under (default the service's: two of one service need two). */
+  as?: string;
 }
 
 const KEEP = 64 * 1024;
@@ -224,11 +226,11 @@ async function startServiceOn(port: number, name: ServiceName, env: Record<strin
   const nodeArgs = [
     ...(opts.nodeArgs ?? []),
     ...extraArgs,
-    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, name)}`] : []),
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, opts.as ?? name)}`] : []),
   ];
   const logsDir = process.env.BENCH_SERVICE_LOGS;
   if (logsDir) mkdirSync(logsDir, { recursive: true });
-  const logFile = opts.logFile ?? (logsDir ? path.join(path.resolve(logsDir), `${name}.log`) : undefined);
+  const logFile = opts.logFile ?? (logsDir ? path.join(path.resolve(logsDir), `${opts.as ?? name}.log`) : undefined);
   return startNode(
     name,
     `services/${name}/src/main.ts`,
