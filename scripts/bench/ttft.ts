@@ -37,11 +37,14 @@ import { f1, helloCpuPerRequest, startHelloFastify } from './load.ts';
 import {
   benchDatabase,
   writeTransactionCounter,
+  addDetail,
   CpuMeter,
   cpuPerOp,
   CPUS,
   metricSum,
   platformCpuGroups,
+  procDetailPerOp,
+  type ProcSample,
   result,
   TEST_INTERNAL_KEY,
   type Platform,
@@ -192,6 +195,7 @@ try {
       platform: [] as number[],
       added: [] as number[],
       cpu: {} as Record<string, number>,
+      detail: {} as Record<string, ProcSample>,
       seconds: 0,
       writeCommits: 0,
       waitedForFree: 0,
@@ -230,6 +234,7 @@ try {
           lagGateway: Math.max(m.peaks.lagGateway, pk.lagGateway),
         };
         for (const [g, ms] of Object.entries(used.cpu)) m.cpu[g] = (m.cpu[g] ?? 0) + ms;
+        addDetail(m.detail, used.detail);
         m.seconds += ph.seconds;
         m.waitedForFree += ph.waitedForFree ?? 0;
         m.platform.push(...ph.ttft);
@@ -274,6 +279,7 @@ try {
     `peaks: runtime db requests waiting for a connection ${closed.peaks.pending}, event-loop lag p99 runtime ${f1(closed.peaks.lagRuntime)} ms, gateway ${f1(closed.peaks.lagGateway)} ms; ` +
       `CPU per turn: ${cpuPerOp(closed.cpu, turns)}; the ${CPUS} CPUs were ${(busy * 100).toFixed(0)}% busy (${f1(turns / closed.seconds)} turns/s)`,
   );
+  console.log(`per turn and process (closed): ${procDetailPerOp(closed.detail, turns)}`);
   const capacity = turns / closed.seconds;
   const serverCpu = Object.entries(closed.cpu).filter(([g]) => g !== 'client');
   const cpuPerTurn = serverCpu.reduce((a, [, ms]) => a + ms, 0) / turns;
@@ -310,6 +316,7 @@ try {
     `where the time goes (open phases): ${whereTimeGoes(open.before!, open.after!, openTurns)}; peaks: event-loop lag p99 runtime ${f1(open.peaks.lagRuntime)} ms, ` +
       `gateway ${f1(open.peaks.lagGateway)} ms, runtime db requests waiting ${open.peaks.pending}`,
   );
+  console.log(`per turn and process (open): ${procDetailPerOp(open.detail, openTurns)}`);
 
   const perService = serverCpu
     .sort((a, b) => b[1] - a[1])
