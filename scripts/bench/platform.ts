@@ -612,6 +612,50 @@ function machineTicks(): { busy: number; total: number } | undefined {
 }
 
 /**
+ * The machine's CPU busy time, sampled every `everyMs` from `start()` to `stop()` (/proc/stat:
+ * ticks of 10 ms over all CPUs, so a window shorter than a few ticks reads coarse). `busy(from, to)`
+ * is the share of all CPUs busy between two `performance.now()` times inside the sampled span
+ * (NaN outside it, or off Linux): what the machine was doing while one turn waited for its first token.
+ */
+export class BusyTimeline {
+  private readonly samples: { at: number; busy: number; total: number }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly everyMs: number;
+
+  constructor(everyMs = 20) {
+    this.everyMs = everyMs;
+  }
+
+  start(): void {
+    this.samples.length = 0;
+    const sample = (): void => {
+      const t = machineTicks();
+      if (t) this.samples.push({ at: performance.now(), ...t });
+    };
+    sample();
+    this.timer = setInterval(sample, this.everyMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    const t = machineTicks();
+    if (t) this.samples.push({ at: performance.now(), ...t });
+  }
+
+  busy(from: number, to: number): number {
+    const s = this.samples;
+    // the last sample at or before `from`, the first at or after `to`
+    let i = -1;
+    while (i + 1 < s.length && s[i + 1]!.at <= from) i++;
+    let j = s.findIndex((x) => x.at >= to);
+    if (i < 0 || j < 0) return Number.NaN;
+    while (j < s.length - 1 && s[j]!.total === s[i]!.total) j++; // no tick counted yet
+    const total = s[j]!.total - s[i]!.total;
+    return total > 0 ? (s[j]!.busy - s[i]!.busy) / total : Number.NaN;
+  }
+}
+
+/**
  * Waits until the whole machine is quiet (under `maxBusy` of its CPUs busy over one second), at
  * most `maxSeconds`, and says what it saw. Work left over from what ran before (PostgreSQL's
  * autovacuum after a bench that wrote, services still compiling after their start) otherwise

@@ -38,6 +38,7 @@ import {
   benchDatabase,
   writeTransactionCounter,
   addDetail,
+  BusyTimeline,
   CpuMeter,
   cpuPerOp,
   CPUS,
@@ -85,7 +86,7 @@ async function openPhase(
   seconds: number,
   turn: (i: number, k: number) => Promise<number>,
   conversations: number,
-): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[]; startedAt: Date }> {
+): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[]; startedAt: Date; startedMs: number }> {
   const free = Array.from({ length: conversations }, (_, i) => i);
   const waiting: ((i: number) => void)[] = [];
   const timeline: Arrival[] = [];
@@ -127,6 +128,7 @@ async function openPhase(
     waitedForFree,
     timeline,
     startedAt: new Date(performance.timeOrigin + started),
+    startedMs: started,
   };
 }
 
@@ -134,6 +136,29 @@ async function openPhase(
 interface Arrival {
   atMs: number;
   ttftMs: number;
+}
+
+/**
+ * How busy the machine's CPUs were while turns waited for their first token: over the slowest 1%
+ * of a phase's turns, over its fastest half, and over the whole phase. Near 100% for the slowest
+ * (and without a garbage-collection pause or a stalled disk to explain them), they queued for a CPU.
+ */
+function busyWhileWaiting(
+  timeline: Arrival[],
+  startedMs: number,
+  busy: BusyTimeline,
+): { slowest: number; fastHalf: number; phase: number } {
+  const sorted = [...timeline].sort((a, b) => a.ttftMs - b.ttftMs);
+  const mean = (xs: Arrival[]): number => {
+    const v = xs.map((a) => busy.busy(startedMs + a.atMs, startedMs + a.atMs + a.ttftMs)).filter(Number.isFinite);
+    return v.reduce((x, y) => x + y, 0) / v.length;
+  };
+  const last = timeline.reduce((m, a) => Math.max(m, a.atMs + a.ttftMs), 0);
+  return {
+    slowest: mean(sorted.slice(-Math.max(1, Math.ceil(sorted.length / 100)))),
+    fastHalf: mean(sorted.slice(0, Math.ceil(sorted.length / 2))),
+    phase: busy.busy(startedMs, startedMs + last),
+  };
 }
 
 /**
@@ -178,6 +203,8 @@ try {
   await phase(direct);
 
   const meter = new CpuMeter(platformCpuGroups(p));
+  const busyTimeline = new BusyTimeline();
+  const pc = (x: number): string => `${(x * 100).toFixed(0)}%`;
   /**
    * `n` rounds of a direct phase and a platform phase, alternating which goes first. Over the
    * platform phases: CPU per process, write commits, the services' metrics at the first start and
@@ -188,7 +215,14 @@ try {
     n: number,
     label: string,
     runDirect: () => Promise<{ ttft: number[] }>,
-    runPlatform: () => Promise<{ ttft: number[]; seconds: number; waitedForFree?: number; timeline?: Arrival[]; startedAt?: Date }>,
+    runPlatform: () => Promise<{
+      ttft: number[];
+      seconds: number;
+      waitedForFree?: number;
+      timeline?: Arrival[];
+      startedAt?: Date;
+      startedMs?: number;
+    }>,
   ) => {
     const m = {
       direct: [] as number[],
@@ -204,7 +238,14 @@ try {
       peaks: { pending: 0, lagRuntime: 0, lagGateway: 0 },
     };
     for (let r = 0; r < n; r++) {
-      const round: { direct: number; platform: number; timeline?: Arrival[]; startedAt?: Date; clientLagMs?: number } = {
+      const round: {
+        direct: number;
+        platform: number;
+        timeline?: Arrival[];
+        startedAt?: Date;
+        clientLagMs?: number;
+        busy?: ReturnType<typeof busyWhileWaiting>;
+      } = {
         direct: NaN,
         platform: NaN,
       };
@@ -222,8 +263,11 @@ try {
         const clientLag = monitorEventLoopDelay({ resolution: 5 });
         clientLag.enable();
         meter.start();
+        busyTimeline.start();
         const ph = await runPlatform();
+        busyTimeline.stop();
         const used = meter.stop();
+        if (ph.timeline && ph.startedMs !== undefined) round.busy = busyWhileWaiting(ph.timeline, ph.startedMs, busyTimeline);
         clientLag.disable();
         round.clientLagMs = clientLag.max / 1e6;
         if (xids !== undefined) m.writeCommits += (await commits!.read()) - xids;
@@ -249,6 +293,9 @@ try {
           `the client's (this process's) longest event-loop stall ${f1(round.clientLagMs ?? NaN)} ms` +
           (round.timeline
             ? `; slowest 1% arrived at (s after ${round.startedAt?.toISOString().slice(11, 23)}: TTFT ms) ${slowestArrivals(round.timeline)}`
+            : '') +
+          (round.busy
+            ? `; CPUs busy while turns waited for their first token: slowest 1% ${pc(round.busy.slowest)}, fastest half ${pc(round.busy.fastHalf)}, the whole phase ${pc(round.busy.phase)}`
             : ''),
       );
     }
