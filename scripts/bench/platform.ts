@@ -311,6 +311,20 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
+/**
+ * A service's own settings from the bench's environment (its prefixed variables, e.g.
+ * `AGENT_RUNTIME__TOKEN_FRAME_INTERVAL=0.1 npm run bench:ttft`), but its port: they go over what
+ * the bench sets, so that one setting can be compared between runs.
+ */
+function settingsFromEnv(name: ServiceName): Record<string, string> {
+  const prefix = `${PREFIX[name]}__`;
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (e): e is [string, string] => e[0].startsWith(prefix) && e[0] !== `${prefix}PORT` && e[1] !== undefined,
+    ),
+  );
+}
+
 /** The four services as processes, one user, one token. */
 export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'codelab-bench-'));
@@ -321,6 +335,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     [`${PREFIX[name]}__INTERNAL_API_KEY`]: TEST_INTERNAL_KEY,
     ...opts.env,
     ...opts.services?.[name],
+    ...settingsFromEnv(name),
   });
   const procOpts = (name: ServiceName): ProcOptions => ({
     ...(opts.logDir ? { logFile: path.join(opts.logDir, `${name}.log`) } : {}),
@@ -328,7 +343,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   });
   const started: Proc[] = [];
   const up = async (name: ServiceName, env: Record<string, string>): Promise<Proc> => {
-    const p = await startService(name, { ...env, ...envFor(name), ...opts.services?.[name] }, procOpts(name));
+    const p = await startService(name, { ...env, ...envFor(name), ...opts.services?.[name], ...settingsFromEnv(name) }, procOpts(name));
     started.push(p);
     return p;
   };

@@ -37,6 +37,7 @@ export type {
   SessionAccess,
   SessionSummary,
 } from './runtime-api.ts';
+export { MAX_WRITE_INTERVAL_MS, WRITE_INTERVAL_HEADER } from './openai.ts';
 export type {
   ChatMessage,
   ChatCompletionRequest,

@@ -70,3 +70,13 @@ export interface ChatCompletion {
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
+
+/**
+ * CodeLab's extension of a streaming chat completion (`stream: true`), asked by the runtime: after
+ * the first output, which leaves at once, the llm-proxy writes what came meanwhile at most every
+ * this many milliseconds (0-1000; absent or 0: as it comes), several chunks in one write. The
+ * runtime gathers tokens into frames at that interval anyway (AGENT_RUNTIME__TOKEN_FRAME_INTERVAL),
+ * so nothing reaches the IDE later, and every token no longer costs a write, a read and a wake-up.
+ */
+export const WRITE_INTERVAL_HEADER = 'x-codelab-write-interval-ms';
+export const MAX_WRITE_INTERVAL_MS = 1000;

@@ -79,6 +79,12 @@ export function createLlmProxyMetrics(m: ServiceMetrics, models: readonly string
       labelNames: ['model', 'provider'],
       buckets: TPOT_BUCKETS,
     }),
+    streamWrites: m.histogram({
+      name: 'llm_proxy_stream_writes',
+      help: 'Socket writes per streamed answer (the first output, each batch written after it, the end): fewer than its chunks when the client asked for a write interval (x-codelab-write-interval-ms)',
+      labelNames: ['model', 'provider'],
+      buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000],
+    }),
     tokenUsage: m.histogram({
       name: 'gen_ai_client_token_usage',
       help: 'Tokens used per request by type, input or output (gen_ai.client.token.usage)',

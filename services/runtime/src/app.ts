@@ -67,6 +67,8 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     firstByteTimeoutMs: config.llmFirstByteTimeout * 1000,
     idleTimeoutMs: config.llmIdleTimeout * 1000,
     connections: config.llmProxyConnections,
+    // the turn's tokens leave in frames of this interval: the llm-proxy may send them so too
+    writeIntervalMs: config.tokenFrameInterval * 1000,
     serviceMetrics: service.metrics,
     metrics,
   });

@@ -9,9 +9,11 @@
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, type ServiceMetrics } from '@codelab/service-kit';
 import {
+  MAX_WRITE_INTERVAL_MS,
   openAIErrorOf,
   readOpenAIErrorBody,
   ToolCallAssembler,
+  WRITE_INTERVAL_HEADER,
   type ChatCompletionChunk,
   type ChatMessage,
   type ToolCall,
@@ -81,6 +83,11 @@ export interface LlmClientOptions {
   idleTimeoutMs: number;
   /** Keep-alive connections to the llm-proxy (each streaming call holds one). */
   connections?: number;
+  /**
+   * After the first output, the llm-proxy writes at most this often (ms; WRITE_INTERVAL_HEADER):
+   * the turn gathers tokens into frames at this interval anyway. 0: every chunk as it comes.
+   */
+  writeIntervalMs?: number;
   serviceMetrics: ServiceMetrics;
   metrics: RuntimeMetrics;
 }
@@ -89,8 +96,13 @@ export class LlmClient {
   private readonly peer: PeerClient;
   private readonly opts: LlmClientOptions;
 
+  /** The write-interval header of every call, when one is asked for. */
+  private readonly writeInterval: Record<string, string> | undefined;
+
   constructor(opts: LlmClientOptions) {
     this.opts = opts;
+    const ms = Math.min(Math.round(opts.writeIntervalMs ?? 0), MAX_WRITE_INTERVAL_MS);
+    this.writeInterval = ms > 0 ? { [WRITE_INTERVAL_HEADER]: String(ms) } : undefined;
     this.peer = new PeerClient({
       peer: 'llm-proxy',
       baseUrl: opts.baseUrl,
@@ -133,6 +145,7 @@ export class LlmClient {
           method: 'POST',
           path: '/v1/chat/completions',
           route: '/v1/chat/completions',
+          ...(this.writeInterval ? { headers: this.writeInterval } : {}),
           body: {
             ...opts.extra,
             model,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceMetrics, type Service } from '@codelab/service-kit';
 import { freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { mockReply } from '@codelab/llm-proxy/mock-llm';
+import { MAX_WRITE_INTERVAL_MS, WRITE_INTERVAL_HEADER } from '@codelab/protocol';
 import { LLM_FAILURE_TEXT, LlmClient, LlmError, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
 import { startMockLlm } from './routes/fixture.ts';
@@ -16,7 +17,7 @@ describe('LlmClient', () => {
   let llm: Service;
   let client: LlmClient;
   let llmUrl: string;
-  const clientFor = (baseUrl: string, timeouts = { first: 5000, idle: 5000 }) => {
+  const clientFor = (baseUrl: string, timeouts = { first: 5000, idle: 5000 }, writeIntervalMs?: number) => {
     const serviceMetrics = new ServiceMetrics('runtime-test');
     return new LlmClient({
       baseUrl,
@@ -24,6 +25,7 @@ describe('LlmClient', () => {
       model: 'fake-llm',
       firstByteTimeoutMs: timeouts.first,
       idleTimeoutMs: timeouts.idle,
+      ...(writeIntervalMs === undefined ? {} : { writeIntervalMs }),
       serviceMetrics,
       metrics: createRuntimeMetrics(serviceMetrics),
     });
@@ -51,6 +53,42 @@ describe('LlmClient', () => {
     expect(events.find((e) => e.kind === 'finish')).toEqual({ kind: 'finish', reason: 'stop' });
     const usage = events.find((e) => e.kind === 'usage');
     expect(usage?.kind === 'usage' && usage.usage.completion_tokens).toBe(events.filter((e) => e.kind === 'token').length);
+  });
+
+  it('asks the llm-proxy for its write interval when it has one (whole ms, at most the maximum), and not otherwise', async () => {
+    const asked: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      asked.push(req.headers[WRITE_INTERVAL_HEADER] as string | undefined);
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (const ms of [30, 12.6, 5000, 0, undefined]) {
+        const c = clientFor(url, undefined, ms);
+        for await (const _ of c.streamChat([{ role: 'user', content: 'hello' }])) void _;
+        await c.close();
+      }
+      expect(asked).toEqual(['30', '13', String(MAX_WRITE_INTERVAL_MS), undefined, undefined]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('reads the whole answer when the llm-proxy writes it at an interval', async () => {
+    const paced = clientFor(llmUrl, undefined, 1000);
+    try {
+      const out: LlmEvent[] = [];
+      for await (const ev of paced.streamChat([{ role: 'user', content: 'What is a closure? [[mock:token_delay 2]]' }])) out.push(ev);
+      expect(out.flatMap((e) => (e.kind === 'token' ? [e.token] : [])).join('')).toBe(
+        mockReply([{ role: 'user', content: 'What is a closure?' }]),
+      );
+      expect(out.find((e) => e.kind === 'finish')).toEqual({ kind: 'finish', reason: 'stop' });
+    } finally {
+      await paced.close();
+    }
   });
 
   it('assembles streamed tool-call deltas into complete tool calls', async () => {

@@ -23,6 +23,8 @@ export interface ChatExchange {
   clientGone: AbortSignal;
   answer: Answer;
   telemetry: ChatTelemetry;
+  /** After the first output, write at most every this many ms (0: as it comes; WRITE_INTERVAL_HEADER). */
+  writeIntervalMs: number;
 }
 
 /** A provider's `cut` (the mock's injected disconnect): counted under its outcome, then the provider drops the connection. */

@@ -6,7 +6,9 @@
  *
  * Chunks are written as the provider gave them (`raw`, when it kept the upstream's JSON), without
  * their usage unless `stream_options.include_usage`; an upstream's SSE text is forwarded as it is.
- * After the first output token, the writes of one event-loop turn leave in one syscall.
+ * After the first output token, what is written within one event-loop turn leaves in one write,
+ * or, when the client asked for a write interval (WRITE_INTERVAL_HEADER: the runtime, which gathers
+ * tokens into frames at that interval anyway), what came within the interval; the end flushes at once.
  */
 import { startSse } from '@codelab/service-kit';
 import { OpenAIError } from '../errors.ts';
@@ -19,18 +21,40 @@ export async function streamSse(x: ChatExchange): Promise<void> {
   const res = reply.raw;
   const sse = startSse(reply, {}, { flushHeaders: false });
   const includeUsage = x.request.stream_options?.include_usage === true;
-  let corked = false;
+  const interval = x.writeIntervalMs;
+  if (interval > 0) telemetry.writeInterval(interval);
+  /** Socket writes so far: the first output's, then one per batch flushed on its own (the end's comes last). */
+  let writes = 1;
+  /** The batch being gathered (the socket is corked): cancels its flush, which the end does instead. */
+  let batch: (() => void) | undefined;
   const uncork = (): void => {
-    corked = false;
+    batch = undefined;
+    writes++;
     res.uncork();
   };
   const cork = (): void => {
-    if (telemetry.firstOutputSent && !corked) {
-      corked = true;
-      res.cork();
-      setImmediate(uncork);
+    if (!telemetry.firstOutputSent || batch) return;
+    res.cork();
+    if (interval > 0) {
+      const timer = setTimeout(uncork, interval);
+      batch = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(uncork);
+      batch = () => clearImmediate(immediate);
     }
   };
+  /** The end writes what the batch holds: its own flush must not uncork the socket again later. */
+  const dropBatch = (): void => {
+    batch?.();
+    batch = undefined;
+  };
+  /** What the batch holds leaves now (before a cut, which waits for what was written). */
+  const flushBatch = (): void => {
+    if (!batch) return;
+    batch();
+    uncork();
+  };
+  let cutOff = false;
   /** Writes one event; answers a cut instead. */
   const write = async (ev: ProviderEvent): Promise<CutEvent | undefined> => {
     if (ev.type === 'cut') return ev;
@@ -70,11 +94,15 @@ export async function streamSse(x: ChatExchange): Promise<void> {
       if (next.done) break;
       cut = await write(next.value);
     }
-    if (cut) return await cutConnection(x, cut);
+    if (cut) {
+      cutOff = true;
+      flushBatch();
+      return await cutConnection(x, cut);
+    }
     if (sse.closed || clientGone.aborted) throw new Error('client disconnected');
     // [DONE], what is still corked and the chunked terminator leave in one write
+    dropBatch();
     sse.end('data: [DONE]\n\n');
-    corked = false;
     telemetry.streamCompleted();
     telemetry.finish('ok');
   } catch (err) {
@@ -90,6 +118,8 @@ export async function streamSse(x: ChatExchange): Promise<void> {
       );
     }
   } finally {
+    dropBatch();
     sse.end();
+    if (!cutOff) telemetry.streamWritten(writes + 1);
   }
 }

@@ -94,6 +94,16 @@ export class ChatTelemetry {
     }
   }
 
+  /** A streamed answer asked for a write interval (ms): on the span. */
+  writeInterval(ms: number): void {
+    this.span.setAttribute('codelab.llm.write_interval_ms', ms);
+  }
+
+  /** A streamed answer ended after `writes` socket writes. */
+  streamWritten(writes: number): void {
+    this.deps.metrics.streamWrites.observe(this.labels, writes);
+  }
+
   /** An upstream's SSE text with `events` events was forwarded as it is. */
   forwarded(events: number): void {
     this.outputs += events;

@@ -10,7 +10,7 @@
  * that disconnects aborts the provider (and the upstream request) at once.
  */
 import type { FastifyInstance } from 'fastify';
-import type { ChatCompletionRequest } from '@codelab/protocol';
+import { MAX_WRITE_INTERVAL_MS, WRITE_INTERVAL_HEADER, type ChatCompletionRequest } from '@codelab/protocol';
 import { Answer } from '../chat/answer.ts';
 import type { ChatExchange } from '../chat/exchange.ts';
 import { awaitFirstOutput } from '../chat/first-output.ts';
@@ -61,6 +61,21 @@ export interface ChatCompletionsDeps {
   limiter: ConcurrencyLimiter;
 }
 
+/** The write interval a streaming request asked for (WRITE_INTERVAL_HEADER): whole milliseconds, 0 to MAX_WRITE_INTERVAL_MS. */
+function writeIntervalOf(value: string | string[] | undefined): number {
+  if (value === undefined) return 0;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const ms = /^\s*\d{1,4}\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!(ms <= MAX_WRITE_INTERVAL_MS)) {
+    throw new OpenAIError(
+      'LLMP_ERR_INVALID_REQUEST',
+      `The ${WRITE_INTERVAL_HEADER} header must be whole milliseconds from 0 to ${MAX_WRITE_INTERVAL_MS}, not '${text.slice(0, 40)}'.`,
+      WRITE_INTERVAL_HEADER,
+    );
+  }
+  return ms;
+}
+
 export function registerChatCompletions(app: FastifyInstance, { config, metrics, provider, modelMap, limiter }: ChatCompletionsDeps): void {
   app.post<{ Body: ChatCompletionRequest }>('/v1/chat/completions', { schema: { body: chatRequestSchema } }, async (request, reply) => {
     const body = request.body;
@@ -72,6 +87,7 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
         'model',
       );
     }
+    const writeIntervalMs = writeIntervalOf(request.headers[WRITE_INTERVAL_HEADER]);
     const answer = new Answer();
     const telemetry = new ChatTelemetry({ metrics, provider, captureMessageContent: config.captureMessageContent }, body, answer);
     const abort = new AbortController();
@@ -115,6 +131,7 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
         clientGone: abort.signal,
         answer,
         telemetry,
+        writeIntervalMs,
       };
       return body.stream === true ? await streamSse(exchange) : await replyJson(exchange);
     } finally {
