@@ -240,7 +240,6 @@ async function startServiceOn(port: number, name: ServiceName, env: Record<strin
   );
 }
 
-/** The run's PostgreSQL: BENCH_DATABASE_URL, else an embedded engine (PGlite over the wire protocol). */
 /**
  * Clears the dead rows earlier runs left (VACUUM, with ANALYZE), as pgbench does before it measures,
  * so that every run starts from the same state: a turn updates its session row twice, and on a
@@ -262,6 +261,7 @@ export async function vacuumFirst(url: string): Promise<string> {
   }
 }
 
+/** The run's PostgreSQL: BENCH_DATABASE_URL (vacuumed first), else an embedded engine (PGlite over the wire protocol). */
 export async function benchDatabase(
   maxConnections = 32,
 ): Promise<{ url: string; embedded: boolean; describe: string; stop(): Promise<void> }> {
@@ -343,7 +343,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   });
   const started: Proc[] = [];
   const up = async (name: ServiceName, env: Record<string, string>): Promise<Proc> => {
-    const p = await startService(name, { ...env, ...envFor(name), ...opts.services?.[name], ...settingsFromEnv(name) }, procOpts(name));
+    // (envFor ends with the caller's and the environment's settings: they win over the defaults in `env`)
+    const p = await startService(name, { ...env, ...envFor(name) }, procOpts(name));
     started.push(p);
     return p;
   };
@@ -574,10 +575,7 @@ export class CpuMeter {
     const detail: Record<string, ProcSample> = {};
     const add = (group: string, pid: number): void => {
       const now = procSample(pid);
-      if (!Number.isFinite(now.cpu)) return;
-      const d = sampleDiff(now, this.before.get(pid));
-      const into = (detail[group] ??= { cpu: 0, sys: 0, waitMs: 0, reads: 0, writes: 0 });
-      for (const k of Object.keys(d) as (keyof ProcSample)[]) into[k] += d[k];
+      if (Number.isFinite(now.cpu)) addDetail(detail, { [group]: sampleDiff(now, this.before.get(pid)) });
     };
     for (const [group, pids] of Object.entries(this.groups)) {
       for (const pid of pids()) add(group, pid);

@@ -86,7 +86,7 @@ async function openPhase(
   seconds: number,
   turn: (i: number, k: number) => Promise<number>,
   conversations: number,
-): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[]; startedAt: Date; startedMs: number }> {
+): Promise<{ ttft: number[]; seconds: number; waitedForFree: number; timeline: Arrival[]; startedMs: number }> {
   const free = Array.from({ length: conversations }, (_, i) => i);
   const waiting: ((i: number) => void)[] = [];
   const timeline: Arrival[] = [];
@@ -127,7 +127,6 @@ async function openPhase(
     seconds: (performance.now() - started) / 1000,
     waitedForFree,
     timeline,
-    startedAt: new Date(performance.timeOrigin + started),
     startedMs: started,
   };
 }
@@ -210,6 +209,8 @@ try {
    * platform phases: CPU per process, write commits, the services' metrics at the first start and
    * the last end (histograms are cumulative: the span includes the direct phases in between, which
    * touch only the llm-proxy), and peaks of event-loop lag and of requests waiting for a connection.
+   * With `sampleBusy` (the open model's rounds, whose phases give their timeline), the CPUs' busy
+   * time is sampled while a platform phase runs (busyWhileWaiting); the closed rounds do without it.
    */
   const measureRounds = async (
     n: number,
@@ -220,9 +221,9 @@ try {
       seconds: number;
       waitedForFree?: number;
       timeline?: Arrival[];
-      startedAt?: Date;
       startedMs?: number;
     }>,
+    sampleBusy = false,
   ) => {
     const m = {
       direct: [] as number[],
@@ -242,7 +243,7 @@ try {
         direct: number;
         platform: number;
         timeline?: Arrival[];
-        startedAt?: Date;
+        startedMs?: number;
         clientLagMs?: number;
         busy?: ReturnType<typeof busyWhileWaiting>;
       } = {
@@ -263,11 +264,11 @@ try {
         const clientLag = monitorEventLoopDelay({ resolution: 5 });
         clientLag.enable();
         meter.start();
-        busyTimeline.start();
+        if (sampleBusy) busyTimeline.start();
         const ph = await runPlatform();
-        busyTimeline.stop();
+        if (sampleBusy) busyTimeline.stop();
         const used = meter.stop();
-        if (ph.timeline && ph.startedMs !== undefined) round.busy = busyWhileWaiting(ph.timeline, ph.startedMs, busyTimeline);
+        if (sampleBusy && ph.timeline && ph.startedMs !== undefined) round.busy = busyWhileWaiting(ph.timeline, ph.startedMs, busyTimeline);
         clientLag.disable();
         round.clientLagMs = clientLag.max / 1e6;
         if (xids !== undefined) m.writeCommits += (await commits!.read()) - xids;
@@ -284,7 +285,7 @@ try {
         m.platform.push(...ph.ttft);
         round.platform = pct(ph.ttft, 99);
         round.timeline = ph.timeline;
-        round.startedAt = ph.startedAt;
+        round.startedMs = ph.startedMs;
         m.after = await scrapeAll(p);
       }
       m.added.push(round.platform - round.direct);
@@ -292,7 +293,7 @@ try {
         `  ${label} ${r + 1}: TTFT p99 direct ${f1(round.direct)} ms, platform ${f1(round.platform)} ms, added ${f1(round.platform - round.direct)} ms; ` +
           `the client's (this process's) longest event-loop stall ${f1(round.clientLagMs ?? NaN)} ms` +
           (round.timeline
-            ? `; slowest 1% arrived at (s after ${round.startedAt?.toISOString().slice(11, 23)}: TTFT ms) ${slowestArrivals(round.timeline)}`
+            ? `; slowest 1% arrived at (s after ${new Date(performance.timeOrigin + (round.startedMs ?? 0)).toISOString().slice(11, 23)}: TTFT ms) ${slowestArrivals(round.timeline)}`
             : '') +
           (round.busy
             ? `; CPUs busy while turns waited for their first token: slowest 1% ${pc(round.busy.slowest)}, fastest half ${pc(round.busy.fastHalf)}, the whole phase ${pc(round.busy.phase)}`
@@ -348,6 +349,7 @@ try {
     `open round at ${f1(rate)} turns/s`,
     () => openPhase(rate, OPEN_SECONDS, direct, 100_000),
     () => openPhase(rate, OPEN_SECONDS, viaPlatform, clients.length),
+    true,
   );
   await commits?.close();
   const openTurns = open.platform.length;
