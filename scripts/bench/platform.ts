@@ -294,7 +294,10 @@ export interface PlatformOptions {
   procs?: Partial<Record<ServiceName, ProcOptions>>;
   /** The mock LLM's fixed delays (ms). */
   mock?: { ttftMs: number; tokenDelayMs: number };
-  /** Label in error messages when several platforms run at once. */
+  /**
+   * Label in error messages when several platforms run at once; with BENCH_CPU_PROF or
+   * BENCH_SERVICE_LOGS, each service's profiles and output go under `<service>@<label as a slug>`.
+   */
   label?: string;
 }
 
@@ -337,7 +340,13 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     ...opts.services?.[name],
     ...settingsFromEnv(name),
   });
+  // several platforms at once (bench:telemetry): each one's profiles and logs apart (`runtime@telemetry-off`)
+  const slug = opts.label
+    ?.toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
   const procOpts = (name: ServiceName): ProcOptions => ({
+    ...(slug ? { as: `${name}@${slug}` } : {}),
     ...(opts.logDir ? { logFile: path.join(opts.logDir, `${name}.log`) } : {}),
     ...opts.procs?.[name],
   });
