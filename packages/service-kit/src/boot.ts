@@ -1,13 +1,15 @@
 /**
  * boot: what every service's main.ts does, in the order that matters. Read and validate the config
- * (exit 1 naming the bad variables), start tracing before the app's modules load, build the app
- * (exit 1 if a dependency cannot be set up), then listen and handle shutdown.
+ * (exit 1 naming the bad variables), start tracing before the app is built (its logger and Redis
+ * client see that tracing is on), build the app (exit 1 if a dependency cannot be set up), then
+ * listen and handle shutdown.
  *
  *   await boot('gateway', readGatewayConfig, () => import('./app.ts').then((m) => m.buildApp));
  *
  * `@codelab/service-kit/boot` is the kit's entry point for what a service loads before tracing
- * starts (its main.ts and config.ts): `boot` and the settings API. It loads none of the libraries
- * tracing instruments (fastify, pg, ioredis, undici, pino), which the package index does.
+ * starts (its main.ts and config.ts): `boot` and the settings API. It loads none of the app's
+ * libraries (fastify, pg, ioredis, undici, pino), which the package index does: a bad setting
+ * exits before they load.
  */
 import { loadConfigOrExit } from './config.ts';
 import { startTracing, shutdownTracing } from './tracing.ts';

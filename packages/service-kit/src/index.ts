@@ -29,6 +29,7 @@ export type { ReadinessCheck, Service, ServiceOptions } from './service.ts';
 export { listen, runService, stopService } from './run.ts';
 export type { RunOptions } from './run.ts';
 export { endServerSpan } from './http-spans.ts';
+export { startSpan } from './spans.ts';
 export type { ServerSpan } from './http-spans.ts';
 export { startTracing, shutdownTracing, tracingEnabled, tracingRequested } from './tracing.ts';
 export { activeTraceIds, fallbackTraceIds, parseTraceparent } from './trace-context.ts';

@@ -3,8 +3,10 @@
  * a request (one line per request: `request completed`, service.ts), written to stdout
  * in batches and shipped to Loki with pino-loki when LOKI_URL is set.
  */
+import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { pinoLevel } from './config.ts';
+import { tracingEnabled } from './tracing.ts';
 
 /**
  * Keys whose values never reach a log line, in any letter case, wherever they appear within the
@@ -88,10 +90,23 @@ export interface LoggerSettings {
   destination?: NodeJS.WritableStream;
 }
 
+/**
+ * With tracing on, the ids of the span a line is written in (`trace_id`, `span_id`, `trace_flags`
+ * as the W3C traceparent writes them), also when the sampler dropped the span: the logs of a
+ * request join up whether or not its trace was kept. (Without tracing, a request's child logger
+ * carries the request's own ids: service.ts.) Read only for the lines that are written.
+ */
+function activeSpanIds(): Record<string, string> {
+  const sc = trace.getSpan(context.active())?.spanContext();
+  if (!sc || !isSpanContextValid(sc)) return {};
+  return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: `0${sc.traceFlags.toString(16)}` };
+}
+
 export function loggerOptions(s: LoggerSettings): LoggerOptions {
   return {
     level: pinoLevel(s.level),
     base: { service: s.service },
+    ...(tracingEnabled() ? { mixin: activeSpanIds } : {}),
     messageKey: 'msg',
     timestamp: pino.stdTimeFunctions.isoTime,
     // Secrets are searched in what each line logs; a child logger's bindings (ids the services

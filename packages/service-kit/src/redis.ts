@@ -1,9 +1,12 @@
 /**
  * Redis through ioredis, for the services that are configured with one. Commands fail fast while
  * Redis is down (no unbounded offline queue), and reconnects are attempted in the background.
+ * With tracing on, a command inside a sampled request or turn is a span (redis-spans.ts).
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { traceRedisCommands } from './redis-spans.ts';
+import { tracingEnabled } from './tracing.ts';
 
 export function openRedis(url: string, logger: Logger): Redis {
   const redis = new Redis(url, {
@@ -13,6 +16,7 @@ export function openRedis(url: string, logger: Logger): Redis {
     connectTimeout: 2000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });
+  if (tracingEnabled()) traceRedisCommands(redis);
   let down = false;
   redis.on('error', (err) => {
     if (!down) logger.warn({ err: { message: err.message } }, 'Redis unreachable');

@@ -86,7 +86,7 @@ class OneLinePerRequest extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     // written when the response has gone, outside the request's context: the line takes the trace
-    // ids of the request's span (the pino instrumentation reads the active one)
+    // ids of the request's span (the logger reads the active one: logger.ts)
     const hop = request.serverSpan;
     if (hop) context.with(hop.ctx, () => this.write(error, request, reply));
     else this.write(error, request, reply);
@@ -111,7 +111,7 @@ export function createService(opts: ServiceOptions): Service {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
     },
-    // Trace ids on every request log line: from the SDK (pino instrumentation) when tracing is on,
+    // Trace ids on every request log line: from the active span (the logger's mixin) when tracing is on,
     // from the request's own fallback ids when it is off.
     childLoggerFactory(parent, bindings, childOpts, rawReq) {
       if (tracingEnabled()) return parent.child(bindings, childOpts);

@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
 
@@ -15,12 +16,17 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
 
-/** A logger that keeps its JSON lines in memory. */
-export function capturingLogger(level = 'info'): { logger: Logger; lines: () => Record<string, unknown>[] } {
+/** A destination that keeps JSON lines in memory (for a logger), and those lines parsed. */
+export function memoryLines(): { destination: Writable; lines: () => Record<string, unknown>[] } {
   const chunks: string[] = [];
-  const logger = pino({ level }, { write: (s: string) => void chunks.push(s) });
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk.toString('utf8'));
+      done();
+    },
+  });
   return {
-    logger,
+    destination,
     lines: () =>
       chunks
         .join('')
@@ -28,6 +34,12 @@ export function capturingLogger(level = 'info'): { logger: Logger; lines: () => 
         .filter(Boolean)
         .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/** A logger that keeps its JSON lines in memory. */
+export function capturingLogger(level = 'info'): { logger: Logger; lines: () => Record<string, unknown>[] } {
+  const { destination, lines } = memoryLines();
+  return { logger: pino({ level }, destination), lines };
 }
 
 /** Path of an installed program, or undefined. */

@@ -1,17 +1,20 @@
 /**
  * OpenTelemetry tracing bootstrap.
  *
- * Called by a service's `main.ts` *before* it imports anything else (the app is imported
- * dynamically afterwards), so the ESM loader hook and the CJS require hooks are in place when
- * ioredis and pino load. The HTTP spans of every hop and the PostgreSQL statements' spans are the
- * kit's own (http-spans.ts, db-spans.ts).
+ * Called by a service's `main.ts` before it imports the app (which is imported dynamically
+ * afterwards), so that the logger and the clients the app makes see tracing on. No module is
+ * patched: the HTTP spans of every hop, the PostgreSQL statements' and the Redis commands' spans
+ * are the kit's own (http-spans.ts, db-spans.ts, redis-spans.ts), made only inside a span that is
+ * recording, and the trace ids on log lines come from the kit's logger (logger.ts). The
+ * instrumentations that did this before (ioredis, pino) needed module loader hooks
+ * (import-in-the-middle), which wrap every module the process imports.
  *
  * Tracing is on only when the standard OTLP variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
  * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, not disabled by `OTEL_SDK_DISABLED=true` or
  * `OTEL_TRACES_EXPORTER=none`). When it is off nothing is loaded or patched: it costs nothing.
  *
  * The SDK is put together from its pieces (the trace SDK, the OTLP/HTTP exporter, the
- * instrumentations below) rather than `@opentelemetry/sdk-node`, which loads (and ships in every
+ * context manager, the propagators) rather than `@opentelemetry/sdk-node`, which loads (and ships in every
  * image) the gRPC, protobuf, Zipkin and Prometheus exporters and the metrics and logs SDKs this
  * platform does not use. The standard variables that applied through the Node SDK still apply:
  * `OTEL_TRACES_SAMPLER`/`_ARG`, `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`),
@@ -41,45 +44,18 @@ export interface TracingOptions {
 
 export async function startTracing(opts: TracingOptions): Promise<boolean> {
   if (enabled || !tracingRequested()) return enabled;
-  // ESM hook: the services are ES modules, and what they import is patched through it. In-thread
-  // synchronous hooks (module.registerHooks): module.register(), a loader thread, is deprecated
-  // since Node 26 (DEP0205) and costs a round trip per imported module.
-  const { register } = await import('import-in-the-middle/register-hooks.mjs');
-  register();
-
-  const [
-    api,
-    core,
-    { AsyncLocalStorageContextManager },
-    sdk,
-    { OTLPTraceExporter },
-    resources,
-    { registerInstrumentations },
-    ioredis,
-    pino,
-  ] = await Promise.all([
+  const [api, core, { AsyncLocalStorageContextManager }, sdk, { OTLPTraceExporter }, resources] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/core'),
     import('@opentelemetry/context-async-hooks'),
     import('@opentelemetry/sdk-trace'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
-    import('@opentelemetry/instrumentation'),
-    import('@opentelemetry/instrumentation-ioredis'),
-    import('@opentelemetry/instrumentation-pino'),
   ]);
   const { getNumberFromEnv, getStringFromEnv, getStringListFromEnv } = core;
 
   const logLevel = getStringFromEnv('OTEL_LOG_LEVEL');
   if (logLevel) api.diag.setLogger(new api.DiagConsoleLogger(), { logLevel: core.diagLogLevelFromString(logLevel) });
-
-  registerInstrumentations({
-    instrumentations: [
-      new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
-      // trace_id / span_id on every log line written inside a span; logs go to stdout/Loki, not OTLP.
-      new pino.PinoInstrumentation({ disableLogSending: true }),
-    ],
-  });
 
   const contextManager = new AsyncLocalStorageContextManager();
   contextManager.enable();

@@ -1,28 +1,14 @@
 import { spawn } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, LineBatch, loggerOptions, redactSecrets, redactUrl } from '../src/logger.ts';
 import { createService } from '../src/service.ts';
-import { capturingLogger } from '@codelab/service-kit/testing';
+import { capturingLogger, memoryLines } from '@codelab/service-kit/testing';
 
 /** A kit logger (with its redaction and serializers) writing to memory. */
 function memoryLogger(level = 'info') {
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const logger = createLogger({ service: 'svc', level, destination });
-  const lines = () =>
-    chunks
-      .join('')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { logger, lines };
+  const { destination, lines } = memoryLines();
+  return { logger: createLogger({ service: 'svc', level, destination }), lines };
 }
 
 const R = '[REDACTED]';

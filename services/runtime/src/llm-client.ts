@@ -7,7 +7,7 @@
  * `userText`, one readable sentence per kind of failure (LLM_FAILURE_TEXT).
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, type ServiceMetrics } from '@codelab/service-kit';
+import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, startSpan, type ServiceMetrics } from '@codelab/service-kit';
 import {
   MAX_WRITE_INTERVAL_MS,
   openAIErrorOf,
@@ -129,10 +129,11 @@ export class LlmClient {
     opts: { tools?: unknown[]; extra?: Record<string, unknown> } = {},
   ): AsyncGenerator<LlmEvent> {
     const model = this.opts.model;
-    const span = tracer.startSpan(`chat ${model}`, {
-      kind: SpanKind.CLIENT,
-      attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'codelab.llm-proxy', 'gen_ai.request.model': model },
-    });
+    const span = startSpan(tracer, `chat ${model}`, { kind: SpanKind.CLIENT }, () => ({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'codelab.llm-proxy',
+      'gen_ai.request.model': model,
+    }));
     const ctx = trace.setSpan(context.active(), span);
     const started = performance.now();
     let outcome = 'ok';

@@ -10,6 +10,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ROOT_CONTEXT, SpanKind, propagation, trace, type Attributes, type Context, type Link, type Span } from '@opentelemetry/api';
 import { withoutNulls, type FrameTraceContext, type StreamChunk } from '@codelab/protocol';
+import { startSpan } from '@codelab/service-kit';
 import { gatewayErrors } from '../errors.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Caller } from '../runtime-client.ts';
@@ -150,9 +151,11 @@ export class Connection {
             ...(frame.tracestate ? { tracestate: frame.tracestate } : {}),
           })
         : this.handshakeContext;
-    const span = tracer.startSpan(
+    const span = startSpan(
+      tracer,
       name,
-      { kind: SpanKind.SERVER, links: this.links, attributes: { 'codelab.session.id': this.realId ?? this.pathId, ...attributes } },
+      { kind: SpanKind.SERVER, links: this.links },
+      () => ({ 'codelab.session.id': this.realId ?? this.pathId, ...attributes }),
       parent,
     );
     return { span, ctx: trace.setSpan(parent, span) };

@@ -8,7 +8,7 @@
  * or the outcome a provider's `cut` event names (the mock's `injected_disconnect`).
  */
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { activeTraceIds, ServiceMetrics } from '@codelab/service-kit';
+import { activeTraceIds, ServiceMetrics, startSpan } from '@codelab/service-kit';
 import type { ChatCompletionRequest } from '@codelab/protocol';
 import { OpenAIError } from '../errors.ts';
 import type { LlmProxyMetrics } from '../metrics.ts';
@@ -49,18 +49,15 @@ export class ChatTelemetry {
     this.request = request;
     this.answer = answer;
     this.model = deps.metrics.modelLabel(request.model);
-    this.span = tracer.startSpan(`chat ${request.model}`, {
-      kind: SpanKind.INTERNAL,
-      attributes: {
-        'gen_ai.operation.name': 'chat',
-        'gen_ai.provider.name': deps.provider.semconvName,
-        'gen_ai.request.model': request.model,
-        ...(request.max_tokens ? { 'gen_ai.request.max_tokens': request.max_tokens } : {}),
-        ...(request.temperature !== undefined ? { 'gen_ai.request.temperature': request.temperature } : {}),
-        ...(request.top_p !== undefined ? { 'gen_ai.request.top_p': request.top_p } : {}),
-        ...(deps.captureMessageContent ? { 'gen_ai.input.messages': JSON.stringify(request.messages) } : {}),
-      },
-    });
+    this.span = startSpan(tracer, `chat ${request.model}`, { kind: SpanKind.INTERNAL }, () => ({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': deps.provider.semconvName,
+      'gen_ai.request.model': request.model,
+      ...(request.max_tokens ? { 'gen_ai.request.max_tokens': request.max_tokens } : {}),
+      ...(request.temperature !== undefined ? { 'gen_ai.request.temperature': request.temperature } : {}),
+      ...(request.top_p !== undefined ? { 'gen_ai.request.top_p': request.top_p } : {}),
+      ...(deps.captureMessageContent ? { 'gen_ai.input.messages': JSON.stringify(request.messages) } : {}),
+    }));
   }
 
   private get labels(): { model: string; provider: string } {

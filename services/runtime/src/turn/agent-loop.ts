@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import type { ToolCall } from '@codelab/protocol';
+import { startSpan } from '@codelab/service-kit';
 import { refusal, type AgentDefinition, type AgentType } from '../agents/definitions.ts';
 import { classificationMessages, classifyByKeywords, parseClassification, type Classification } from '../agents/router.ts';
 import { toolSpecs } from '../agents/tool-specs.ts';
@@ -387,9 +388,11 @@ export async function runAgent(
       await switchAgent(t, c.agent, { reason: c.reasoning, confidence: c.confidence, source: 'routing', isFinal: false, method: c.method });
     }
     const agent = services.agents.get(t.agent as AgentType)!;
-    const span = tracer.startSpan(`invoke_agent ${agent.type}`, {
-      attributes: { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': agent.type, 'codelab.session.id': t.sessionId },
-    });
+    const span = startSpan(tracer, `invoke_agent ${agent.type}`, {}, () => ({
+      'gen_ai.operation.name': 'invoke_agent',
+      'gen_ai.agent.name': agent.type,
+      'codelab.session.id': t.sessionId,
+    }));
     let step: Step;
     try {
       step = await context.with(trace.setSpan(context.active(), span), () => llmStep(t, agent, after));
