@@ -55,7 +55,7 @@ import { DOCKER, docker, dockerEnv, dockerHost, dockerMissing, dockerOk, IMAGES,
 import { REPO_ROOT } from '../../test/helpers/processes.ts';
 import { FrameClient, passwordToken } from '../../test/helpers/stack.ts';
 import { CPUS, result } from './platform.ts';
-import { pct } from './timing.ts';
+import { median, pct } from './timing.ts';
 
 const CONVERSATIONS = Number(process.env.BENCH_CONVERSATIONS || 30);
 const WARMUP = Number(process.env.BENCH_WARMUP || 5);
@@ -74,7 +74,6 @@ const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
 const ms0 = (n: number): string => (Number.isFinite(n) ? n.toFixed(0) : '-');
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const x2 = (n: number): string => (Number.isFinite(n) ? `x${n.toFixed(2)}` : '-');
-const median = (xs: number[]): number => pct(xs, 50);
 const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
 const log = (line: string): void => void process.stderr.write(`bench:deploy: ${line}\n`);
 

@@ -35,6 +35,7 @@ import {
   type Proc,
 } from './platform.ts';
 import { reportTarget } from './targets.ts';
+import { median } from './timing.ts';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
 const SECONDS = Number(process.env.BENCH_SECONDS || 5);
@@ -165,7 +166,6 @@ try {
     perRound.push(rates);
   }
 
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   const rps = (key: string): number => totals.get(key)!.ok / totals.get(key)!.seconds;
   console.log(`\n${'target'.padEnd(46)}   req/s   p50 ms   p99 ms (median over rounds) | CPU ms per request, by process`);
   for (const t of targets) {

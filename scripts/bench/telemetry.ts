@@ -17,15 +17,24 @@
  * - on 10%:  the same with OTEL_TRACES_SAMPLER_ARG=0.1.
  *
  * Targets (issue 16): server CPU per operation (the services, PostgreSQL, Redis and the sink, per REST
- * request or turn) with telemetry on at most +10% over all off at 10% sampling, +20% at 100%. The
- * throughput cost (operations per second, on vs off) is printed beside it.
+ * request or turn) with telemetry on at most +10% over all off at 10% sampling, +20% at 100%: the
+ * median over the rounds of each round's ratio to its own "off" window (on a shared machine the CPU
+ * an operation costs moves by tens of percent from one minute to the next, so only windows close in
+ * time compare; the figure pooled over all rounds is printed beside it). The throughput cost
+ * (operations per second, on vs off) is printed too.
  *
- *   BENCH_ROUNDS=3 BENCH_SECONDS=8 BENCH_REST_CONNECTIONS=8 BENCH_CONVERSATIONS=16 BENCH_WORDS=20 \
+ *   BENCH_ROUNDS=5 BENCH_SECONDS=6 BENCH_REST_CONNECTIONS=8 BENCH_CONVERSATIONS=16 BENCH_WORDS=20 \
  *   BENCH_SCRAPE_INTERVAL=5 BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:telemetry
+ *
+ * The breakdown's platforms (BENCH_TELEMETRY_BREAKDOWN=0 leaves them out, as `npm run bench` does)
+ * are up while the targets' are measured: idle, they still keep PostgreSQL, Redis and the CPUs
+ * busier in every window (all off read 3.8-3.9 ms per op with three platforms up, 5.1-7.0 ms with
+ * six, on the 2-CPU machine of 2026-12-07), so the targets are best read from a run without them.
  *
  * BENCH_TELEMETRY_CONFIGS=instr,stdout runs only those configurations beside `off` (no verdict then:
  * a diagnostic run, e.g. with BENCH_CPU_PROF to profile one of them); `sdk-logs` (the SDK sampling
- * nothing, with logs, Loki and scrapes) runs only when named so.
+ * nothing, with logs, Loki and scrapes) and `off2` (a second platform like `off`: an A/A check of how
+ * far apart two identical platforms measure on this machine) run only when named so.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, statSync } from 'node:fs';
@@ -49,10 +58,10 @@ import {
   waitForQuietMachine,
 } from './platform.ts';
 import { reportTarget } from './targets.ts';
-import { timedTurn } from './timing.ts';
+import { median, timedTurn } from './timing.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
-const SECONDS = Number(process.env.BENCH_SECONDS || 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
+const SECONDS = Number(process.env.BENCH_SECONDS || 6);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS || 4);
 const REST_CONNECTIONS = Number(process.env.BENCH_REST_CONNECTIONS || 8);
 const CONVERSATIONS = Number(process.env.BENCH_CONVERSATIONS || 16);
@@ -91,6 +100,8 @@ const CONFIGS: Config[] = [
         { key: 'loki', name: '(info logs, stdout + Loki, scrapes)', logs: true, loki: true, scrape: true, diagnostic: true },
       ]
     : []),
+  // the A/A check: a second platform exactly like "off" (how far apart two identical platforms measure)
+  { key: 'off2', name: '(telemetry off, a second platform)', diagnostic: true, optIn: true },
   // where the gap between "all on" and the sum of its parts lies: the SDK sampling nothing, with all the logs
   {
     key: 'sdk-logs',
@@ -372,6 +383,21 @@ try {
       `${c.name.padEnd(30)} ${r.rest.toFixed(0).padStart(11)} ${r.turns.toFixed(1).padStart(8)} | ${f2(t.spans / ops)} spans, ${f2(t.traceBytes / 1024 / ops)}, ${f2(t.lokiBytes / 1024 / ops)}, ${f2(t.logBytes / 1024 / ops)} | ${cpuPerOp(t.cpu, ops)}`,
     );
   }
+  // Each round against its own "off" window: on a shared machine the CPU an operation costs moves
+  // by tens of percent between minutes (other tenants), so a ratio of windows close in time, and
+  // the median over the rounds (a burst that hits one window moves one ratio), is what the
+  // verdict takes; the pooled figure above is printed beside it.
+  const serverCpuPerOp = (w: Window): number =>
+    Object.entries(w.cpu)
+      .filter(([g]) => g !== 'client')
+      .reduce((a, [, ms]) => a + ms, 0) / Math.max(1, w.rest + w.turns);
+  const perRound = (key: string): number[] => rounds.map((rd) => serverCpuPerOp(rd[key]!) / serverCpuPerOp(rd.off!) - 1);
+  const signed = (x: number): string => `${x >= 0 ? '+' : ''}${pctS(x)}`;
+  console.log(
+    `server CPU per op vs the same round's "off" window (rounds; median): ${CONFIGS.filter((c) => c.key !== 'off')
+      .map((c) => `${c.name} ${perRound(c.key).map(signed).join(', ')}; ${signed(median(perRound(c.key)))}`)
+      .join(' | ')}`,
+  );
   if (!totals.has('on100') || !totals.has('on10')) {
     // BENCH_TELEMETRY_CONFIGS left out what the targets are measured on (a diagnostic run, e.g. for profiles)
     const serverCpu = (key: string): number =>
@@ -406,22 +432,23 @@ try {
           .join('; ')}; the rounds' spread shows the noise.`,
       );
     }
-    const extra = (key: string): number => cpuPer(key) / cpuPer('off') - 1;
     for (const [id, key, goal] of [
       ['telemetry-10', 'on10', 0.1],
       ['telemetry-100', 'on100', 0.2],
     ] as const) {
+      const mid = median(perRound(key));
+      const pooled = cpuPer(key) / cpuPer('off') - 1;
       reportTarget({
         id,
-        measured: `${f2(cpuPer(key))} ms server CPU per op (${extra(key) >= 0 ? '+' : ''}${pctS(extra(key))})`,
-        ratio: `vs ${f2(cpuPer('off'))} ms with all off; throughput cost ${pctS(cost(key).both)}`,
-        met: extra(key) <= goal,
+        measured: `${signed(mid)} server CPU per op (median of ${ROUNDS} rounds, each against its own "off" window: ${perRound(key).map(signed).join(', ')})`,
+        ratio: `pooled over the rounds ${f2(cpuPer(key))} vs ${f2(cpuPer('off'))} ms (${signed(pooled)}); throughput cost ${pctS(cost(key).both)}`,
+        met: mid <= goal,
       });
     }
     result(
       'telemetry',
-      `off ${off.rest.toFixed(0)} REST req/s + ${off.turns.toFixed(1)} turns/s; server CPU per op vs off: 10% sampling ${pctS(extra('on10'))} (target <= +10%), ` +
-        `100% ${pctS(extra('on100'))} (target <= +20%); throughput cost 10% ${pctS(c10.both)}, 100% ${pctS(c100.both)}`,
+      `off ${off.rest.toFixed(0)} REST req/s + ${off.turns.toFixed(1)} turns/s; server CPU per op vs off (median of the rounds): 10% sampling ${signed(median(perRound('on10')))} (target <= +10%), ` +
+        `100% ${signed(median(perRound('on100')))} (target <= +20%); throughput cost 10% ${pctS(c10.both)}, 100% ${pctS(c100.both)}`,
     );
   }
 } finally {

@@ -1,4 +1,4 @@
-/** What the benchmarks share: percentiles, and one conversation turn timed as the client sees it. */
+/** What the benchmarks share: percentiles and medians, and one conversation turn timed as the client sees it. */
 import { request, type Dispatcher } from 'undici';
 import type { FrameClient } from '../../test/helpers/stack.ts';
 
@@ -6,6 +6,13 @@ import type { FrameClient } from '../../test/helpers/stack.ts';
 export const pct = (xs: readonly number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+};
+
+/** The median of `xs` (the mean of the middle two when their number is even). */
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
 export interface TimedTurn {
