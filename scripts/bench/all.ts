@@ -32,7 +32,7 @@ const BENCHES: { name: string; script: string; defaults: Record<string, string> 
     // the targets' three platforms alone: the breakdown's three more, idle while another is
     // measured, still make PostgreSQL, Redis and the CPUs busier in every window (off read 3.8 ms
     // per op with three platforms up, 5.1-7.0 ms with six)
-    defaults: { BENCH_SECONDS: '6', BENCH_ROUNDS: '5', BENCH_WARMUP_SECONDS: '3', BENCH_TELEMETRY_BREAKDOWN: '0' },
+    defaults: { BENCH_SECONDS: '6', BENCH_ROUNDS: '6', BENCH_WARMUP_SECONDS: '3', BENCH_TELEMETRY_BREAKDOWN: '0' },
   },
   { name: 'llm-proxy', script: 'scripts/bench/llm-proxy.ts', defaults: { BENCH_ROUNDS: '6', BENCH_SECONDS: '6' } },
   { name: 'ws-idle', script: 'scripts/bench/ws-idle.ts', defaults: {} },

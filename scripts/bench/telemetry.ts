@@ -23,7 +23,7 @@
  * time compare; the figure pooled over all rounds is printed beside it). The throughput cost
  * (operations per second, on vs off) is printed too.
  *
- *   BENCH_ROUNDS=5 BENCH_SECONDS=6 BENCH_REST_CONNECTIONS=8 BENCH_CONVERSATIONS=16 BENCH_WORDS=20 \
+ *   BENCH_ROUNDS=6 BENCH_SECONDS=6 BENCH_REST_CONNECTIONS=8 BENCH_CONVERSATIONS=16 BENCH_WORDS=20 \
  *   BENCH_SCRAPE_INTERVAL=5 BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench:telemetry
  *
  * The breakdown's platforms (BENCH_TELEMETRY_BREAKDOWN=0 leaves them out, as `npm run bench` does)
@@ -60,7 +60,7 @@ import {
 import { reportTarget } from './targets.ts';
 import { median, timedTurn } from './timing.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 6);
 const SECONDS = Number(process.env.BENCH_SECONDS || 6);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS || 4);
 const REST_CONNECTIONS = Number(process.env.BENCH_REST_CONNECTIONS || 8);
@@ -387,15 +387,22 @@ try {
   // by tens of percent between minutes (other tenants), so a ratio of windows close in time, and
   // the median over the rounds (a burst that hits one window moves one ratio), is what the
   // verdict takes; the pooled figure above is printed beside it.
+  // A window that completed nothing or had failed turns says nothing of the CPU an operation costs:
+  // its round is left out of the ratios (NaN), and printed as such.
+  const usable = (w: Window): boolean => w.rest + w.turns > 0 && w.failed === 0;
   const serverCpuPerOp = (w: Window): number =>
-    Object.entries(w.cpu)
-      .filter(([g]) => g !== 'client')
-      .reduce((a, [, ms]) => a + ms, 0) / Math.max(1, w.rest + w.turns);
+    usable(w)
+      ? Object.entries(w.cpu)
+          .filter(([g]) => g !== 'client')
+          .reduce((a, [, ms]) => a + ms, 0) /
+        (w.rest + w.turns)
+      : NaN;
   const perRound = (key: string): number[] => rounds.map((rd) => serverCpuPerOp(rd[key]!) / serverCpuPerOp(rd.off!) - 1);
-  const signed = (x: number): string => `${x >= 0 ? '+' : ''}${pctS(x)}`;
+  const counted = (key: string): number[] => perRound(key).filter((x) => !Number.isNaN(x));
+  const signed = (x: number): string => (Number.isNaN(x) ? 'left out' : `${x >= 0 ? '+' : ''}${pctS(x)}`);
   console.log(
     `server CPU per op vs the same round's "off" window (rounds; median): ${CONFIGS.filter((c) => c.key !== 'off')
-      .map((c) => `${c.name} ${perRound(c.key).map(signed).join(', ')}; ${signed(median(perRound(c.key)))}`)
+      .map((c) => `${c.name} ${perRound(c.key).map(signed).join(', ')}; ${signed(median(counted(c.key)))}`)
       .join(' | ')}`,
   );
   if (!totals.has('on100') || !totals.has('on10')) {
@@ -436,19 +443,22 @@ try {
       ['telemetry-10', 'on10', 0.1],
       ['telemetry-100', 'on100', 0.2],
     ] as const) {
-      const mid = median(perRound(key));
+      const kept = counted(key);
+      const mid = median(kept);
       const pooled = cpuPer(key) / cpuPer('off') - 1;
+      // half of the rounds at least, or no verdict
+      const enough = kept.length * 2 >= ROUNDS && kept.length > 0;
       reportTarget({
         id,
-        measured: `${signed(mid)} server CPU per op (median of ${ROUNDS} rounds, each against its own "off" window: ${perRound(key).map(signed).join(', ')})`,
-        ratio: `pooled over the rounds ${f2(cpuPer(key))} vs ${f2(cpuPer('off'))} ms (${signed(pooled)}); throughput cost ${pctS(cost(key).both)}`,
-        met: mid <= goal,
+        measured: `${signed(mid)} server CPU per op (median of ${kept.length} of ${ROUNDS} rounds, each against its own "off" window: ${perRound(key).map(signed).join(', ')})`,
+        ratio: `pooled over the rounds ${f2(cpuPer(key))} vs ${f2(cpuPer('off'))} ms (${signed(pooled)}); throughput cost ${pctS(cost(key).both)}${enough ? '' : '; too few usable rounds for a verdict'}`,
+        met: enough && mid <= goal,
       });
     }
     result(
       'telemetry',
-      `off ${off.rest.toFixed(0)} REST req/s + ${off.turns.toFixed(1)} turns/s; server CPU per op vs off (median of the rounds): 10% sampling ${signed(median(perRound('on10')))} (target <= +10%), ` +
-        `100% ${signed(median(perRound('on100')))} (target <= +20%); throughput cost 10% ${pctS(c10.both)}, 100% ${pctS(c100.both)}`,
+      `off ${off.rest.toFixed(0)} REST req/s + ${off.turns.toFixed(1)} turns/s; server CPU per op vs off (median of the rounds): 10% sampling ${signed(median(counted('on10')))} (target <= +10%), ` +
+        `100% ${signed(median(counted('on100')))} (target <= +20%); throughput cost 10% ${pctS(c10.both)}, 100% ${pctS(c100.both)}`,
     );
   }
 } finally {

@@ -1,6 +1,6 @@
 /**
  * A CLIENT span per PostgreSQL statement, made by the kit's Database (db.ts) where every statement
- * already passes to be timed, and only inside a span that is recording (a sampled request or turn):
+ * already passes to be timed, and only inside a span of a sampled trace (a sampled request or turn):
  * a statement outside any trace, or in one the sampler dropped, costs one lookup of the active
  * span. Named as @opentelemetry/instrumentation-pg named them (`pg.query:SELECT codelab`), with the
  * stable database semantic conventions' attributes: the statement's text (parameterised: the
@@ -11,6 +11,7 @@
  * the runtime's CPU with traces on at 10% in the bench:telemetry profile of 2026-12-06.
  */
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { inSampledSpan } from './spans.ts';
 
 const tracer = trace.getTracer('codelab-service-kit');
 
@@ -35,12 +36,12 @@ export function dbTargetOf(url: string, pool: string): DbTarget {
 }
 
 /**
- * The span of one statement, or undefined when no recording span is active (then nothing else is
- * done: not even the statement's first word is read).
+ * The span of one statement, or undefined when no span of a sampled trace is active (then nothing
+ * else is done: not even the statement's first word is read).
  */
 export function startDbSpan(target: DbTarget, text: string): Span | undefined {
   const active = context.active(); // without tracing, the root context: no span in it
-  if (!trace.getSpan(active)?.isRecording()) return undefined;
+  if (!inSampledSpan(active)) return undefined;
   // its first keyword, upper case (`SELECT`, `WITH`, `BEGIN`)
   const operation = (/^\s*(\w+)/.exec(text)?.[1] ?? 'QUERY').toUpperCase();
   return tracer.startSpan(

@@ -28,7 +28,7 @@ import {
   type Context,
   type Span,
 } from '@opentelemetry/api';
-import { startSpan } from './spans.ts';
+import { inSampledSpan, startSpan } from './spans.ts';
 import { tracingEnabled } from './tracing.ts';
 
 const tracer = trace.getTracer('codelab-service-kit');
@@ -112,8 +112,7 @@ export function startClientSpan(
 ): Span | undefined {
   if (!tracingEnabled() || QUIET_PATHS.has(route)) return undefined;
   const active = context.active();
-  const current = trace.getSpan(active);
-  if (current && !current.isRecording()) {
+  if (trace.getSpan(active) && !inSampledSpan(active)) {
     propagation.inject(active, headers);
     return undefined;
   }

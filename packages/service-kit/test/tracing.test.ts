@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { OtlpReceiver, type ReceivedSpan } from '../../../test/helpers/otlp-receiver.ts';
 import { PeerClient } from '../src/http-client.ts';
 import { createLogger } from '../src/logger.ts';
@@ -56,6 +56,7 @@ describe('a request through a service and on to its peer', () => {
   let front: Service;
   let peer: Service;
   let frontUrl = '';
+  let client: PeerClient;
   const { destination, lines } = memoryLines();
 
   beforeAll(async () => {
@@ -64,7 +65,7 @@ describe('a request through a service and on to its peer', () => {
     await peer.app.listen({ host: '127.0.0.1', port: 0 });
     const peerUrl = `http://127.0.0.1:${(peer.app.server.address() as { port: number }).port}`;
     const metrics = new ServiceMetrics('gateway');
-    const client = new PeerClient({ peer: 'runtime', baseUrl: peerUrl, internalApiKey: TEST_INTERNAL_KEY, metrics });
+    client = new PeerClient({ peer: 'runtime', baseUrl: peerUrl, internalApiKey: TEST_INTERNAL_KEY, metrics });
     front = createService({
       name: 'gateway',
       version: '1.0.0',
@@ -90,19 +91,24 @@ describe('a request through a service and on to its peer', () => {
     expect(res.status).toBe(200);
     return (await res.json()) as { trace_id: string; span_id: string; sent: string };
   };
-  const linesOf = (requestId: string) => lines().filter((l) => l.reqId === requestId);
+  /** The request's log lines, once its last one ('request completed', written as its response ends) is there. */
+  const linesOf = async (requestId: string) => {
+    const mine = () => lines().filter((l) => l.reqId === requestId);
+    await vi.waitFor(() => expect(mine().map((l) => l.msg)).toContain('request completed'), { timeout: 30_000, interval: 20 });
+    return mine();
+  };
 
   it('sampled: a SERVER span with its attributes, a CLIENT span whose context the peer receives, the ids on every log line', async () => {
     const ids = await work({ 'x-request-id': 'sampled-1', 'user-agent': 'kit-test/1' });
     // the front's SERVER and CLIENT spans, and the peer's SERVER span below them
-    await receiver.waitFor((spans) => spans.filter((s) => s.traceId === ids.trace_id).length === 3);
+    await receiver.waitFor((spans) => spans.filter((s) => s.traceId === ids.trace_id).length >= 3);
     const spans = receiver.spans.filter((s) => s.traceId === ids.trace_id);
-    const server = spans.find((s) => s.kind === SERVER && s.name === 'GET /work')!;
+    expect(spans).toHaveLength(3);
+    const server = spans.find((s) => s.spanId === ids.span_id)!;
     const clientSpan = spans.find((s) => s.kind === CLIENT)!;
-    const peerServer = spans.find((s) => s.kind === SERVER && s.name === 'GET /seen')!;
-    expect(peerServer.parentSpanId).toBe(clientSpan.spanId);
-    expect(server.name).toBe('GET /work');
-    expect(server.spanId).toBe(ids.span_id);
+    const peerServer = spans.find((s) => s.kind === SERVER && s.parentSpanId === clientSpan.spanId)!;
+    expect([server.kind, server.name, server.parentSpanId]).toEqual([SERVER, 'GET /work', undefined]);
+    expect(peerServer.name).toBe('GET /seen');
     expect(server.attributes).toMatchObject({
       'http.request.method': 'GET',
       'http.route': '/work',
@@ -115,7 +121,7 @@ describe('a request through a service and on to its peer', () => {
     expect(clientSpan.parentSpanId).toBe(server.spanId);
     expect(clientSpan.attributes).toMatchObject({ 'peer.service': 'runtime', 'url.template': '/seen', 'http.response.status_code': 200 });
     expect(ids.sent).toBe(`00-${ids.trace_id}-${clientSpan.spanId}-01`);
-    const mine = linesOf('sampled-1');
+    const mine = await linesOf('sampled-1');
     expect(mine.map((l) => l.msg)).toEqual(['working', 'request completed']);
     for (const line of mine) expect(line).toMatchObject({ trace_id: ids.trace_id, span_id: ids.span_id, trace_flags: '01' });
   });
@@ -129,10 +135,24 @@ describe('a request through a service and on to its peer', () => {
     expect(ids.span_id).not.toBe(callerSpan); // the request's own (dropped) span
     // the peer hears the request's span as the parent, not sampled: it records nothing either
     expect(ids.sent).toBe(`00-${traceId}-${ids.span_id}-00`);
-    const mine = linesOf('dropped-1');
+    const mine = await linesOf('dropped-1');
     expect(mine.map((l) => l.msg)).toEqual(['working', 'request completed']);
     for (const line of mine) expect(line).toMatchObject({ trace_id: traceId, span_id: ids.span_id, trace_flags: '00' });
     expect(await spansOf(traceId, async () => (await work()).trace_id)).toEqual([]);
+  });
+
+  it('a call made after its sampled span ended (the WebSocket upgrade span ends with its 101) still has its CLIENT span', async () => {
+    const tracer = trace.getTracer('test');
+    const upgrade = tracer.startSpan('upgrade');
+    upgrade.end();
+    const seen = await context.with(trace.setSpan(context.active(), upgrade), () =>
+      client.json<{ traceparent: string | null }>({ method: 'GET', path: '/seen', route: '/seen' }),
+    );
+    const { traceId, spanId } = upgrade.spanContext();
+    await receiver.waitFor((spans) => spans.some((s) => s.traceId === traceId && s.kind === CLIENT));
+    const clientSpan = receiver.spans.find((s) => s.traceId === traceId && s.kind === CLIENT)!;
+    expect([clientSpan.name, clientSpan.parentSpanId]).toEqual(['GET /seen', spanId]);
+    expect(seen.body.traceparent).toBe(`00-${traceId}-${clientSpan.spanId}-01`);
   });
 });
 
@@ -189,6 +209,15 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('R
     expect(failed.statusCode).toBe(STATUS_ERROR);
     expect(failed.attributes).toMatchObject({ 'error.type': 'ERR', 'db.response.status_code': 'ERR' });
     expect(spans.slice(0, -1).every((s) => s.statusCode !== STATUS_ERROR)).toBe(true);
+  });
+
+  it('spans a command of a sampled trace whose span has ended', async () => {
+    const ended = tracer.startSpan('request');
+    ended.end();
+    await context.with(trace.setSpan(context.active(), ended), () => redis.get(key));
+    const { traceId, spanId } = ended.spanContext();
+    await receiver.waitFor((spans) => spans.some((s) => s.traceId === traceId && s.name === 'get'));
+    expect(receiver.spans.find((s) => s.traceId === traceId && s.name === 'get')!.parentSpanId).toBe(spanId);
   });
 
   it('makes no span outside a trace or inside one the sampler dropped', async () => {
