@@ -30,8 +30,8 @@ const BENCHES: { name: string; script: string; defaults: Record<string, string> 
     name: 'telemetry',
     script: 'scripts/bench/telemetry.ts',
     // the targets' three platforms alone: the breakdown's three more, idle while another is
-    // measured, still make PostgreSQL, Redis and the CPUs busier in every window (off read 3.8 ms
-    // per op with three platforms up, 5.1-7.0 ms with six)
+    // measured, still make PostgreSQL, Redis and the CPUs busier in every window (all off read
+    // 3.3-3.9 ms per op with three platforms up, 4.9-7.0 ms with six)
     defaults: { BENCH_SECONDS: '6', BENCH_ROUNDS: '6', BENCH_WARMUP_SECONDS: '3', BENCH_TELEMETRY_BREAKDOWN: '0' },
   },
   { name: 'llm-proxy', script: 'scripts/bench/llm-proxy.ts', defaults: { BENCH_ROUNDS: '6', BENCH_SECONDS: '6' } },

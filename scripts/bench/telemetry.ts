@@ -28,8 +28,8 @@
  *
  * The breakdown's platforms (BENCH_TELEMETRY_BREAKDOWN=0 leaves them out, as `npm run bench` does)
  * are up while the targets' are measured: idle, they still keep PostgreSQL, Redis and the CPUs
- * busier in every window (all off read 3.8-3.9 ms per op with three platforms up, 5.1-7.0 ms with
- * six, on the 2-CPU machine of 2026-12-07), so the targets are best read from a run without them.
+ * busier in every window (all off read 3.3-3.9 ms of server CPU per op with three platforms up,
+ * 4.9-7.0 ms with six, on the 2-CPU machine of 2026-12-07), so the targets are best read from a run without them.
  *
  * BENCH_TELEMETRY_CONFIGS=instr,stdout runs only those configurations beside `off` (no verdict then:
  * a diagnostic run, e.g. with BENCH_CPU_PROF to profile one of them); `sdk-logs` (the SDK sampling
@@ -383,21 +383,21 @@ try {
       `${c.name.padEnd(30)} ${r.rest.toFixed(0).padStart(11)} ${r.turns.toFixed(1).padStart(8)} | ${f2(t.spans / ops)} spans, ${f2(t.traceBytes / 1024 / ops)}, ${f2(t.lokiBytes / 1024 / ops)}, ${f2(t.logBytes / 1024 / ops)} | ${cpuPerOp(t.cpu, ops)}`,
     );
   }
+  /** Server CPU (the services, PostgreSQL, Redis, the sink: all but the load generator) per operation of a window or of the totals. */
+  const serverCpuPerOp = (w: Window): number =>
+    Object.entries(w.cpu)
+      .filter(([g]) => g !== 'client')
+      .reduce((a, [, ms]) => a + ms, 0) /
+    (w.rest + w.turns);
+  const cpuPer = (key: string): number => serverCpuPerOp(totals.get(key)!);
   // Each round against its own "off" window: on a shared machine the CPU an operation costs moves
   // by tens of percent between minutes (other tenants), so a ratio of windows close in time, and
   // the median over the rounds (a burst that hits one window moves one ratio), is what the
-  // verdict takes; the pooled figure above is printed beside it.
-  // A window that completed nothing or had failed turns says nothing of the CPU an operation costs:
-  // its round is left out of the ratios (NaN), and printed as such.
+  // verdict takes; the pooled figure is printed beside it. A window that completed nothing or had
+  // failed turns says nothing of the CPU an operation costs: its round is left out (NaN).
   const usable = (w: Window): boolean => w.rest + w.turns > 0 && w.failed === 0;
-  const serverCpuPerOp = (w: Window): number =>
-    usable(w)
-      ? Object.entries(w.cpu)
-          .filter(([g]) => g !== 'client')
-          .reduce((a, [, ms]) => a + ms, 0) /
-        (w.rest + w.turns)
-      : NaN;
-  const perRound = (key: string): number[] => rounds.map((rd) => serverCpuPerOp(rd[key]!) / serverCpuPerOp(rd.off!) - 1);
+  const perRound = (key: string): number[] =>
+    rounds.map((rd) => (usable(rd[key]!) && usable(rd.off!) ? serverCpuPerOp(rd[key]!) / serverCpuPerOp(rd.off!) - 1 : Number.NaN));
   const counted = (key: string): number[] => perRound(key).filter((x) => !Number.isNaN(x));
   const signed = (x: number): string => (Number.isNaN(x) ? 'left out' : `${x >= 0 ? '+' : ''}${pctS(x)}`);
   console.log(
@@ -407,13 +407,8 @@ try {
   );
   if (!totals.has('on100') || !totals.has('on10')) {
     // BENCH_TELEMETRY_CONFIGS left out what the targets are measured on (a diagnostic run, e.g. for profiles)
-    const serverCpu = (key: string): number =>
-      Object.entries(totals.get(key)!.cpu)
-        .filter(([g]) => g !== 'client')
-        .reduce((a, [, ms]) => a + ms, 0) /
-      (totals.get(key)!.rest + totals.get(key)!.turns);
     console.log(
-      `server CPU per op: ${CONFIGS.map((c) => `${c.name} ${f2(serverCpu(c.key))} ms (${pctS(serverCpu(c.key) / serverCpu('off') - 1)})`).join('; ')}; no verdict (BENCH_TELEMETRY_CONFIGS)`,
+      `server CPU per op: ${CONFIGS.map((c) => `${c.name} ${f2(cpuPer(c.key))} ms (${signed(cpuPer(c.key) / cpuPer('off') - 1)})`).join('; ')}; no verdict (BENCH_TELEMETRY_CONFIGS)`,
     );
   } else {
     const c100 = cost('on100');
@@ -423,14 +418,8 @@ try {
         `\n                        traces 10%:  REST ${pctS(c10.rest)}, turns ${pctS(c10.turns)}, both ${pctS(c10.both)} (rounds: ${c10.perRound.map(pctS).join(', ')})`,
     );
     // 'both' = 1 - geometric mean of the REST and turn throughput ratios (each workload counts alike)
-    const cpuOf = (key: string): number =>
-      Object.entries(totals.get(key)!.cpu)
-        .filter(([g]) => g !== 'client')
-        .reduce((a, [, ms]) => a + ms, 0);
-    const opsOf = (key: string): number => totals.get(key)!.rest + totals.get(key)!.turns;
-    const cpuPer = (key: string): number => cpuOf(key) / opsOf(key);
     console.log(
-      `server CPU per op (services, PostgreSQL, Redis, the sink): ${CONFIGS.map((c) => `${c.name} ${f2(cpuPer(c.key))} ms (${cpuPer(c.key) >= cpuPer('off') ? '+' : ''}${pctS(cpuPer(c.key) / cpuPer('off') - 1)})`).join('; ')}`,
+      `server CPU per op (services, PostgreSQL, Redis, the sink): ${CONFIGS.map((c) => `${c.name} ${f2(cpuPer(c.key))} ms (${signed(cpuPer(c.key) / cpuPer('off') - 1)})`).join('; ')}`,
     );
     if (BREAKDOWN) {
       console.log(

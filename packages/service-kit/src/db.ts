@@ -251,7 +251,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     buckets: DB_DURATION_BUCKETS,
   });
 
-  // Every statement is timed here, and traced here when it runs inside a recording span.
+  // Every statement is timed here, and traced here when it runs inside a span of a sampled trace.
   const target = dbTargetOf(url, poolName);
   const timed = async <R extends pg.QueryResultRow>(run: () => Promise<pg.QueryResult<R>>, text: string): Promise<pg.QueryResult<R>> => {
     const started = performance.now();

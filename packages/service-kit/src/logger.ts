@@ -3,9 +3,9 @@
  * a request (one line per request: `request completed`, service.ts), written to stdout
  * in batches and shipped to Loki with pino-loki when LOKI_URL is set.
  */
-import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import { pinoLevel } from './config.ts';
+import { activeSpanContext } from './trace-context.ts';
 import { tracingEnabled } from './tracing.ts';
 
 /**
@@ -97,9 +97,8 @@ export interface LoggerSettings {
  * carries the request's own ids: service.ts.) Read only for the lines that are written.
  */
 function activeSpanIds(): Record<string, string> {
-  const sc = trace.getSpan(context.active())?.spanContext();
-  if (!sc || !isSpanContextValid(sc)) return {};
-  return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: `0${sc.traceFlags.toString(16)}` };
+  const sc = activeSpanContext();
+  return sc ? { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: `0${sc.traceFlags.toString(16)}` } : {};
 }
 
 export function loggerOptions(s: LoggerSettings): LoggerOptions {

@@ -4,7 +4,7 @@
  * an incoming W3C `traceparent`, or a fresh one, so every log line of a request can be joined.
  */
 import { randomFillSync } from 'node:crypto';
-import { context, trace, isSpanContextValid, type Context } from '@opentelemetry/api';
+import { context, trace, isSpanContextValid, type Context, type SpanContext } from '@opentelemetry/api';
 
 export interface TraceIds {
   trace_id: string;
@@ -21,11 +21,16 @@ export function parseTraceparent(value: unknown): { traceId: string; spanId: str
   return { traceId: m[2]!, spanId: m[3]!, flags: parseInt(m[4]!, 16) };
 }
 
+/** The context of the active span, if a real (SDK) span is active. */
+export function activeSpanContext(ctx: Context = context.active()): SpanContext | undefined {
+  const sc = trace.getSpan(ctx)?.spanContext();
+  return sc && isSpanContextValid(sc) ? sc : undefined;
+}
+
 /** Ids of the active span, if a real (SDK) span is active. */
 export function activeTraceIds(ctx: Context = context.active()): TraceIds | undefined {
-  const sc = trace.getSpan(ctx)?.spanContext();
-  if (!sc || !isSpanContextValid(sc)) return undefined;
-  return { trace_id: sc.traceId, span_id: sc.spanId };
+  const sc = activeSpanContext(ctx);
+  return sc && { trace_id: sc.traceId, span_id: sc.spanId };
 }
 
 /**

@@ -4,8 +4,8 @@
  * Called by a service's `main.ts` before it imports the app (which is imported dynamically
  * afterwards), so that the logger and the clients the app makes see tracing on. No module is
  * patched: the HTTP spans of every hop, the PostgreSQL statements' and the Redis commands' spans
- * are the kit's own (http-spans.ts, db-spans.ts, redis-spans.ts), made only inside a span that is
- * recording, and the trace ids on log lines come from the kit's logger (logger.ts). The
+ * are the kit's own (http-spans.ts, db-spans.ts, redis-spans.ts), made only inside a span of a
+ * sampled trace, and the trace ids on log lines come from the kit's logger (logger.ts). The
  * instrumentations that did this before (ioredis, pino) needed module loader hooks
  * (import-in-the-middle), which wrap every module the process imports.
  *

@@ -170,7 +170,7 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('R
   });
 
   /** Runs `work` in a new sampled span and answers its trace id once its spans have arrived. */
-  const inSampledSpan = async (work: () => Promise<unknown>): Promise<ReceivedSpan[]> => {
+  const inSampledTurn = async (work: () => Promise<unknown>): Promise<ReceivedSpan[]> => {
     const traceId = await tracer.startActiveSpan('turn', async (span) => {
       await work();
       span.end();
@@ -181,7 +181,7 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('R
   };
 
   it('is a CLIENT span per command inside a sampled span, with the operation and the server, not the arguments', async () => {
-    const spans = await inSampledSpan(async () => {
+    const spans = await inSampledTurn(async () => {
       await redis.set(key, 'a secret value', 'EX', 60);
       expect(await redis.get(key)).toBe('a secret value');
     });
@@ -199,7 +199,7 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('R
   });
 
   it("names a pipeline's commands, and marks a failed command as an error while the caller still gets the error", async () => {
-    const spans = await inSampledSpan(async () => {
+    const spans = await inSampledTurn(async () => {
       await redis.pipeline().set(key, '1', 'EX', 60).incr(key).exec();
       await redis.set(key, 'not a number', 'EX', 60);
       await expect(redis.incr(key)).rejects.toThrow(/not an integer/);
@@ -228,7 +228,7 @@ describe.skipIf(missingServer('Redis', 'TEST_REDIS_URL', inject('redisUrl')))('R
       await redis.pipeline().get(key).get(key).exec();
     });
     await redis.get(key); // no span active at all
-    const later = await inSampledSpan(() => redis.get(key));
+    const later = await inSampledTurn(() => redis.get(key));
     expect(later.map((s) => s.name)).toEqual(['get']);
     // everything the commands above would have made ended before the later trace's spans
     expect(receiver.spans.filter((s) => s.traceId === droppedTrace)).toEqual([]);

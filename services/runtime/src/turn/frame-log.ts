@@ -329,7 +329,7 @@ export class RedisFrameLog implements FrameLog {
     for (const key of this.touched) p.expire(key, this.opts.retentionSeconds);
     this.touched.clear();
     // Outside any trace: the batch carries frames (tokens) of many turns; a span per command
-    // would be a span per token (the kit traces a command only inside a recording span: redis-spans.ts).
+    // would be a span per token (the kit traces a command only inside a span of a sampled trace: redis-spans.ts).
     this.sent = context
       .with(ROOT_CONTEXT, () => p.exec())
       .then((results) => {
