@@ -16,7 +16,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FrameClient } from '../../test/helpers/stack.ts';
-import { benchDatabase, CPUS, histMeanMs, histPctMs, isMain, metricSum, scrape, startPlatform, type Platform } from './platform.ts';
+import {
+  benchDatabase,
+  CPUS,
+  histMean,
+  histMeanMs,
+  histPctMs,
+  isMain,
+  metricSum,
+  scrape,
+  startPlatform,
+  type Platform,
+} from './platform.ts';
 import { pct, timedTurn, type TimedTurn } from './timing.ts';
 
 const f1 = (n: number): string => n.toFixed(1);
@@ -99,6 +110,7 @@ export async function scrapeAll(platform: Platform): Promise<Scrapes> {
 
 /** Where a turn's time goes between two scrapes, from the services' own histograms (means; p99 as a bucket bound). */
 export function whereTimeGoes(a: Scrapes, b: Scrapes, turns: number): string {
+  const delta = (before: string, after: string, name: string): number => metricSum(after, name) - metricSum(before, name);
   const ms = (n: number): string => (Number.isFinite(n) ? `${f1(n)} ms` : 'n/a');
   const queries =
     metricSum(b.runtime, 'db_client_operation_duration_seconds_count') - metricSum(a.runtime, 'db_client_operation_duration_seconds_count');
@@ -111,6 +123,8 @@ export function whereTimeGoes(a: Scrapes, b: Scrapes, turns: number): string {
     `runtime → LLM first chunk ${ms(histMeanMs(a.runtime, b.runtime, 'gen_ai_client_operation_time_to_first_chunk_seconds'))}`,
     `llm-proxy TTFT ${ms(histMeanMs(a.llm, b.llm, 'gen_ai_server_time_to_first_token_seconds'))}`,
     `runtime db: ${f1(queries / turns)} queries per turn, mean ${ms(histMeanMs(a.runtime, b.runtime, 'db_client_operation_duration_seconds'))}`,
+    // token frames, and how many answers' frames left together at each tick of the runtime's frame clock (one frame-log pipeline)
+    `token frames ${f1(delta(a.runtime, b.runtime, 'runtime_answer_frame_tokens_count') / turns)} per turn, ${f1(histMean(a.runtime, b.runtime, 'runtime_frame_tick_answers'))} answers per frame tick`,
   ].join('; ');
 }
 

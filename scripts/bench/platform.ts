@@ -447,9 +447,14 @@ export function buckets(text: string, name: string, match = ''): Map<number, num
 
 /** Mean (ms) of a histogram between two scrapes. */
 export function histMeanMs(before: string, after: string, name: string, match = ''): number {
+  return histMean(before, after, name, match) * 1000;
+}
+
+/** Mean of a histogram's observations between two scrapes (in its own unit); NaN when there were none. */
+export function histMean(before: string, after: string, name: string, match = ''): number {
   const d = (suffix: string) => (metricSum(after, `${name}_${suffix}`, match) || 0) - (metricSum(before, `${name}_${suffix}`, match) || 0);
   const count = d('count');
-  return count > 0 ? (d('sum') / count) * 1000 : NaN;
+  return count > 0 ? d('sum') / count : NaN;
 }
 
 /** Upper bound (ms) of the bucket holding percentile p of the observations between two scrapes. */

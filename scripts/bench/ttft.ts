@@ -342,30 +342,35 @@ try {
       `${statementsPerTurn.toFixed(1)} runtime statements per turn`,
   );
 
-  // Open model at half of the capacity just measured.
+  // Open model at half of the capacity just measured (BENCH_OPEN_ROUNDS=0: not measured).
   const rate = capacity / 2;
-  const open = await measureRounds(
-    OPEN_ROUNDS,
-    `open round at ${f1(rate)} turns/s`,
-    () => openPhase(rate, OPEN_SECONDS, direct, 100_000),
-    () => openPhase(rate, OPEN_SECONDS, viaPlatform, clients.length),
-    true,
-  );
+  const open =
+    OPEN_ROUNDS > 0
+      ? await measureRounds(
+          OPEN_ROUNDS,
+          `open round at ${f1(rate)} turns/s`,
+          () => openPhase(rate, OPEN_SECONDS, direct, 100_000),
+          () => openPhase(rate, OPEN_SECONDS, viaPlatform, clients.length),
+          true,
+        )
+      : undefined;
   await commits?.close();
-  const openTurns = open.platform.length;
-  const openAdded99 = pct(open.platform, 99) - pct(open.direct, 99);
-  const openAdded50 = pct(open.platform, 50) - pct(open.direct, 50);
-  console.log(line('open: mock, direct (reference)', open.direct));
-  console.log(line('open: platform', open.platform));
-  console.log(
-    `open model at ${f1(rate)} turns/s (half of ${f1(capacity)}): platform-added TTFT p50 +${f1(openAdded50)} ms, p99 +${f1(openAdded99)} ms; ` +
-      `CPU per turn: ${cpuPerOp(open.cpu, openTurns)}${open.waitedForFree ? `; ${open.waitedForFree} arrivals found all ${clients.length} conversations busy` : ''}`,
-  );
-  console.log(
-    `where the time goes (open phases): ${whereTimeGoes(open.before!, open.after!, openTurns)}; peaks: event-loop lag p99 runtime ${f1(open.peaks.lagRuntime)} ms, ` +
-      `gateway ${f1(open.peaks.lagGateway)} ms, runtime db requests waiting ${open.peaks.pending}`,
-  );
-  console.log(`per turn and process (open): ${procDetailPerOp(open.detail, openTurns)}`);
+  const openAdded99 = open ? pct(open.platform, 99) - pct(open.direct, 99) : NaN;
+  if (open) {
+    const openTurns = open.platform.length;
+    const openAdded50 = pct(open.platform, 50) - pct(open.direct, 50);
+    console.log(line('open: mock, direct (reference)', open.direct));
+    console.log(line('open: platform', open.platform));
+    console.log(
+      `open model at ${f1(rate)} turns/s (half of ${f1(capacity)}): platform-added TTFT p50 +${f1(openAdded50)} ms, p99 +${f1(openAdded99)} ms; ` +
+        `CPU per turn: ${cpuPerOp(open.cpu, openTurns)}${open.waitedForFree ? `; ${open.waitedForFree} arrivals found all ${clients.length} conversations busy` : ''}`,
+    );
+    console.log(
+      `where the time goes (open phases): ${whereTimeGoes(open.before!, open.after!, openTurns)}; peaks: event-loop lag p99 runtime ${f1(open.peaks.lagRuntime)} ms, ` +
+        `gateway ${f1(open.peaks.lagGateway)} ms, runtime db requests waiting ${open.peaks.pending}`,
+    );
+    console.log(`per turn and process (open): ${procDetailPerOp(open.detail, openTurns)}`);
+  } else console.log('open model: not measured (BENCH_OPEN_ROUNDS=0)');
 
   const perService = serverCpu
     .sort((a, b) => b[1] - a[1])
@@ -385,16 +390,17 @@ try {
       met: commitsPerTurn <= TARGET_COMMITS,
     });
   else console.log('commits per turn: not measured on an embedded database (set BENCH_DATABASE_URL)');
-  reportTarget({
-    id: 'ttft-open',
-    measured: `+${f1(openAdded99)} ms at ${f1(rate)} turns/s (half of ${f1(capacity)})`,
-    ratio: `platform p99 ${f1(pct(open.platform, 99))} ms vs mock direct p99 ${f1(pct(open.direct, 99))} ms at the same arrivals`,
-    met: openAdded99 < TARGET_MS,
-  });
+  if (open)
+    reportTarget({
+      id: 'ttft-open',
+      measured: `+${f1(openAdded99)} ms at ${f1(rate)} turns/s (half of ${f1(capacity)})`,
+      ratio: `platform p99 ${f1(pct(open.platform, 99))} ms vs mock direct p99 ${f1(pct(open.direct, 99))} ms at the same arrivals`,
+      met: openAdded99 < TARGET_MS,
+    });
   result(
     'ttft',
     `${s.conversations} conversations: TTFT p99 platform ${f1(pct(closed.platform, 99))} ms vs mock direct ${f1(pct(closed.direct, 99))} ms: platform adds p50 ${f1(added50)} ms, p99 ${f1(added99)} ms; ` +
-      `(closed model: capacity ${f1(capacity)} turns/s); open model at half of it: added p99 ${f1(openAdded99)} ms, target < ${TARGET_MS} ms: ${openAdded99 < TARGET_MS ? 'met' : 'MISSED'}; ` +
+      `(closed model: capacity ${f1(capacity)} turns/s); open model at half of it: ${open ? `added p99 ${f1(openAdded99)} ms, target < ${TARGET_MS} ms: ${openAdded99 < TARGET_MS ? 'met' : 'MISSED'}` : 'not measured'}; ` +
       `CPU per turn ${cpuPerTurn.toFixed(2)} ms (target <= ${TARGET_CPU_MS})`,
   );
 } finally {

@@ -25,6 +25,7 @@ import { MemoryFrameLog, RedisFrameLog, type FrameLog } from './turn/frame-log.t
 import { InterruptedTurns } from './turn/interrupted-turns.ts';
 import { RunningTurns } from './turn/running-turns.ts';
 import { SessionLeases } from './turn/session-lease.ts';
+import { FrameClock } from './turn/token-frames.ts';
 import type { ConversationServices } from './turn/turn-context.ts';
 import { EventReports } from './store/event-reports.ts';
 import { EventWriter } from './store/event-writer.ts';
@@ -126,7 +127,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     approvalTimeoutMs: config.approvalTimeout * 1000,
     historyTokenBudget: config.historyTokenBudget,
     maxStepsPerTurn: config.maxStepsPerTurn,
-    tokenFrameMs: config.tokenFrameInterval * 1000,
+    frameClock: new FrameClock(config.tokenFrameInterval * 1000, (n) => metrics.frameTickAnswers.observe(n)),
     // a turn's own stores, on its database fenced by its session lease (turn/fenced-db.ts)
     storesOn: (on, fence) => ({
       sessions: new SessionStore(on, { idleTimeoutSeconds: config.sessionIdleTimeout, fence }),

@@ -77,6 +77,11 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       help: 'LLM tokens (stream chunks) carried by each answer frame sent to the IDE (gathered for AGENT_RUNTIME__TOKEN_FRAME_INTERVAL)',
       buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32, 64],
     }),
+    frameTickAnswers: m.histogram({
+      name: 'runtime_frame_tick_answers',
+      help: 'Answers whose gathered tokens left at one tick of the frame clock (their frames reach the frame log as one Redis pipeline)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    }),
     historyTrimmed: m.counter({ name: 'runtime_history_trimmed_total', help: 'LLM calls whose history was cut to the token budget' }),
     sessionLockWait: m.histogram({
       name: 'runtime_session_lock_wait_seconds',

@@ -290,10 +290,10 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
       ...(error ? { error } : {}),
     });
   };
-  // tokens leave gathered: the first at once, then a frame per AGENT_RUNTIME__TOKEN_FRAME_INTERVAL at most
+  // tokens leave gathered: the first at once, the next ones at the runtime's frame tick (AGENT_RUNTIME__TOKEN_FRAME_INTERVAL)
   const tokens = new TokenFrames(
     (text) => t.emit({ type: 'assistant_message', token: text, is_final: false }),
-    services.tokenFrameMs,
+    services.frameClock,
     (n) => services.metrics.answerFrameTokens.observe(n),
   );
   try {

@@ -19,6 +19,7 @@ import type { SessionStore, StoredMessage, TurnEnd, WriteFence } from '../store/
 import type { ToolCallStore } from '../store/tool-calls.ts';
 import type { AppendFence, FrameLog } from './frame-log.ts';
 import { LeaseLostError, type Lease } from './session-lease.ts';
+import type { FrameClock } from './token-frames.ts';
 
 /** Where turns report what happened: durable events and per-session LLM usage (never fails a turn); a turn's last commit takes the queued rows along. */
 export type EventSink = Pick<EventWriter, 'record' | 'recordLlmRequest' | 'take'>;
@@ -39,8 +40,8 @@ export interface ConversationServices {
   approvalTimeoutMs: number;
   historyTokenBudget: number;
   maxStepsPerTurn: number;
-  /** Shortest time between two token frames of an answer (token-frames.ts); 0: a frame per token. */
-  tokenFrameMs: number;
+  /** The tick the answers' gathered tokens leave at (token-frames.ts): its interval is the shortest time between two token frames of an answer; 0: a frame per token. */
+  frameClock: FrameClock;
   /** The same stores on another database (a turn's, whose writes its lease fences: fenced-db.ts), with the fence its one-statement writes carry. */
   storesOn: (db: Database, fence: WriteFence) => TurnStores;
 }
