@@ -638,26 +638,49 @@ function machineTicks(): { busy: number; total: number } | undefined {
   }
 }
 
+/** CPU ticks (utime + stime, in /proc/stat's unit) a process used so far; 0 once it is gone. */
+function procTicks(pid: number): number {
+  const stat = readProc(pid, 'stat');
+  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields ? Number(fields[11]) + Number(fields[12]) : 0;
+}
+
 /**
  * The machine's CPU busy time, sampled every `everyMs` from `start()` to `stop()` (/proc/stat:
  * ticks of 10 ms over all CPUs, so a window shorter than a few ticks reads coarse). `busy(from, to)`
  * is the share of all CPUs busy between two `performance.now()` times inside the sampled span
  * (NaN outside it, or off Linux): what the machine was doing while one turn waited for its first token.
+ *
+ * With `measured` (the pids of the processes under test: services, PostgreSQL, Redis, the load
+ * generator), every fifth sample also reads their CPU time, and `outside(from, to)` is the share of
+ * all CPUs that other processes of the machine used in that span (about 100 ms granular): a job of
+ * the machine's own (seen here: RabbitMQ starting an Erlang VM every 60 s, over one CPU for 0.3 s)
+ * takes the CPUs from the platform, and the turns that wait through it are no fault of its own.
  */
 export class BusyTimeline {
-  private readonly samples: { at: number; busy: number; total: number }[] = [];
+  private readonly samples: { at: number; busy: number; total: number; measured?: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly everyMs: number;
+  private readonly measured: (() => number[]) | undefined;
+  private pids: number[] = [];
 
-  constructor(everyMs = 20) {
+  constructor(everyMs = 20, measured?: () => number[]) {
     this.everyMs = everyMs;
+    this.measured = measured;
   }
 
   start(): void {
     this.samples.length = 0;
+    this.pids = this.measured?.() ?? [];
+    let n = 0;
     const sample = (): void => {
       const t = machineTicks();
-      if (t) this.samples.push({ at: performance.now(), ...t });
+      if (!t) return;
+      this.samples.push(
+        n++ % 5 === 0 && this.pids.length
+          ? { at: performance.now(), ...t, measured: this.measuredTicks() }
+          : { at: performance.now(), ...t },
+      );
     };
     sample();
     this.timer = setInterval(sample, this.everyMs);
@@ -666,7 +689,7 @@ export class BusyTimeline {
   stop(): void {
     clearInterval(this.timer);
     const t = machineTicks();
-    if (t) this.samples.push({ at: performance.now(), ...t });
+    if (t) this.samples.push({ at: performance.now(), ...t, ...(this.pids.length ? { measured: this.measuredTicks() } : {}) });
   }
 
   busy(from: number, to: number): number {
@@ -679,6 +702,24 @@ export class BusyTimeline {
     while (j < s.length - 1 && s[j]!.total === s[i]!.total) j++; // no tick counted yet
     const total = s[j]!.total - s[i]!.total;
     return total > 0 ? (s[j]!.busy - s[i]!.busy) / total : Number.NaN;
+  }
+
+  /** The share of all CPUs busy with processes other than the measured ones between two times (NaN without `measured`). */
+  outside(from: number, to: number): number {
+    const s = this.samples.filter((x) => x.measured !== undefined);
+    let i = -1;
+    while (i + 1 < s.length && s[i + 1]!.at <= from) i++;
+    const j = s.findIndex((x) => x.at >= to);
+    if (i < 0 || j < 0) return Number.NaN;
+    const total = s[j]!.total - s[i]!.total;
+    if (total <= 0) return Number.NaN;
+    return Math.max(0, s[j]!.busy - s[i]!.busy - (s[j]!.measured! - s[i]!.measured!)) / total;
+  }
+
+  private measuredTicks(): number {
+    let sum = 0;
+    for (const pid of this.pids) sum += procTicks(pid);
+    return sum;
   }
 }
 
