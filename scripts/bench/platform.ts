@@ -656,13 +656,17 @@ function procTicks(pid: number): number {
  * all CPUs that other processes of the machine used in that span (about 100 ms granular): a job of
  * the machine's own (seen here: RabbitMQ starting an Erlang VM every 60 s, over one CPU for 0.3 s)
  * takes the CPUs from the platform, and the turns that wait through it are no fault of its own.
+ * The pids are asked for again every second (a pool opens new PostgreSQL backends): a process
+ * found then counts with all of its CPU time, as it started since.
  */
 export class BusyTimeline {
   private readonly samples: { at: number; busy: number; total: number; measured?: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly everyMs: number;
   private readonly measured: (() => number[]) | undefined;
-  private pids: number[] = [];
+  /** The measured processes' CPU ticks at their last reading, and the sum of what they used since `start()`. */
+  private readonly last = new Map<number, number>();
+  private used = 0;
 
   constructor(everyMs = 20, measured?: () => number[]) {
     this.everyMs = everyMs;
@@ -671,15 +675,17 @@ export class BusyTimeline {
 
   start(): void {
     this.samples.length = 0;
-    this.pids = this.measured?.() ?? [];
+    this.last.clear();
+    this.used = 0;
+    for (const pid of this.measured?.() ?? []) this.last.set(pid, procTicks(pid));
     let n = 0;
     const sample = (): void => {
       const t = machineTicks();
       if (!t) return;
+      const k = n++;
+      if (k % 50 === 49) for (const pid of this.measured?.() ?? []) if (!this.last.has(pid)) this.last.set(pid, 0);
       this.samples.push(
-        n++ % 5 === 0 && this.pids.length
-          ? { at: performance.now(), ...t, measured: this.measuredTicks() }
-          : { at: performance.now(), ...t },
+        k % 5 === 0 && this.measured ? { at: performance.now(), ...t, measured: this.measuredTicks() } : { at: performance.now(), ...t },
       );
     };
     sample();
@@ -689,7 +695,7 @@ export class BusyTimeline {
   stop(): void {
     clearInterval(this.timer);
     const t = machineTicks();
-    if (t) this.samples.push({ at: performance.now(), ...t, ...(this.pids.length ? { measured: this.measuredTicks() } : {}) });
+    if (t) this.samples.push({ at: performance.now(), ...t, ...(this.measured ? { measured: this.measuredTicks() } : {}) });
   }
 
   busy(from: number, to: number): number {
@@ -706,20 +712,37 @@ export class BusyTimeline {
 
   /** The share of all CPUs busy with processes other than the measured ones between two times (NaN without `measured`). */
   outside(from: number, to: number): number {
+    const w = this.measuredWindow(from, to);
+    return w && w.total > 0 ? Math.max(0, w.busy - w.measured) / w.total : Number.NaN;
+  }
+
+  /** CPU ms the measured processes used between two times (widened to the measured samples around them; NaN without). */
+  measuredMs(from: number, to: number): number {
+    const w = this.measuredWindow(from, to);
+    return w ? (w.measured * 1000) / ticksPerSecond() : Number.NaN;
+  }
+
+  /** Machine ticks (busy, total) and the measured processes' ticks from the last measured sample at or before `from` to the first at or after `to`. */
+  private measuredWindow(from: number, to: number): { busy: number; total: number; measured: number } | undefined {
     const s = this.samples.filter((x) => x.measured !== undefined);
     let i = -1;
     while (i + 1 < s.length && s[i + 1]!.at <= from) i++;
     const j = s.findIndex((x) => x.at >= to);
-    if (i < 0 || j < 0) return Number.NaN;
-    const total = s[j]!.total - s[i]!.total;
-    if (total <= 0) return Number.NaN;
-    return Math.max(0, s[j]!.busy - s[i]!.busy - (s[j]!.measured! - s[i]!.measured!)) / total;
+    if (i < 0 || j < 0) return undefined;
+    return { busy: s[j]!.busy - s[i]!.busy, total: s[j]!.total - s[i]!.total, measured: s[j]!.measured! - s[i]!.measured! };
   }
 
+  /** What the measured processes used since `start()` (a process that exited stops counting). */
   private measuredTicks(): number {
-    let sum = 0;
-    for (const pid of this.pids) sum += procTicks(pid);
-    return sum;
+    for (const [pid, before] of this.last) {
+      const now = procTicks(pid);
+      if (now === 0) this.last.delete(pid);
+      else {
+        this.used += now - before;
+        this.last.set(pid, now);
+      }
+    }
+    return this.used;
   }
 }
 
