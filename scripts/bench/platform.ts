@@ -528,6 +528,34 @@ function sampleDiff(after: ProcSample, before: ProcSample | undefined): ProcSamp
   return { cpu: d('cpu'), sys: d('sys'), waitMs: d('waitMs'), reads: d('reads'), writes: d('writes') };
 }
 
+/**
+ * A server's processes, cheap to ask for again: its root processes (named `prefix`, with a parent
+ * of another name: PostgreSQL's postmaster, redis-server) are found by a scan of /proc once, and
+ * their children (PostgreSQL's backends, which a pool opens and closes) are read from /proc at
+ * every call; a scan again only when a root is gone. Without /proc/<pid>/task/<pid>/children (a
+ * kernel built without it), every call scans.
+ */
+export function processFamily(prefix: string): () => number[] {
+  let roots: number[] = [];
+  const named = (pid: number): boolean => readProc(pid, 'comm')?.startsWith(prefix) === true;
+  const parentOf = (pid: number): number =>
+    Number(
+      readProc(pid, 'stat')
+        ?.slice(readProc(pid, 'stat')!.lastIndexOf(')') + 2)
+        .split(' ')[1],
+    );
+  return () => {
+    if (!roots.length || roots.some((pid) => !named(pid))) roots = pidsByName(prefix).filter((pid) => !named(parentOf(pid)));
+    const out: number[] = [];
+    for (const root of roots) {
+      const children = readProc(root, `task/${root}/children`);
+      if (children === undefined) return pidsByName(prefix);
+      out.push(root, ...children.trim().split(/\s+/).filter(Boolean).map(Number));
+    }
+    return out;
+  };
+}
+
 /** Pids whose command name (/proc/<pid>/comm) starts with `prefix` (e.g. the PostgreSQL server's). */
 export function pidsByName(prefix: string): number[] {
   const out: number[] = [];
@@ -627,22 +655,23 @@ export function procDetailPerOp(detail: Record<string, ProcSample>, ops: number)
 }
 
 /** The machine's busy and total CPU time so far (/proc/stat's first line, in ticks); undefined off Linux. */
-function machineTicks(): { busy: number; total: number } | undefined {
+function machineTicks(): { busy: number; total: number; processes: number } | undefined {
   try {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
     const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user … steal (guest time is in user)
     const idle = fields[3]! + (fields[4] ?? 0); // idle + iowait
-    return { busy: total - idle, total };
+    // what processes were charged (user, nice, system); irq, softirq and steal are no process's
+    return { busy: total - idle, total, processes: fields[0]! + fields[1]! + fields[2]! };
   } catch {
     return undefined;
   }
 }
 
-/** CPU ticks (utime + stime, in /proc/stat's unit) a process used so far; 0 once it is gone. */
-function procTicks(pid: number): number {
+/** A process's CPU ticks so far (utime + stime, in /proc/stat's unit) and when it started (to tell a reused pid); undefined once it is gone. */
+function procTicks(pid: number): { ticks: number; started: string } | undefined {
   const stat = readProc(pid, 'stat');
   const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields ? Number(fields[11]) + Number(fields[12]) : 0;
+  return fields ? { ticks: Number(fields[11]) + Number(fields[12]), started: fields[19]! } : undefined;
 }
 
 /**
@@ -652,20 +681,21 @@ function procTicks(pid: number): number {
  * (NaN outside it, or off Linux): what the machine was doing while one turn waited for its first token.
  *
  * With `measured` (the pids of the processes under test: services, PostgreSQL, Redis, the load
- * generator), every fifth sample also reads their CPU time, and `outside(from, to)` is the share of
- * all CPUs that other processes of the machine used in that span (about 100 ms granular): a job of
- * the machine's own (seen here: RabbitMQ starting an Erlang VM every 60 s, over one CPU for 0.3 s)
- * takes the CPUs from the platform, and the turns that wait through it are no fault of its own.
- * The pids are asked for again every second (a pool opens new PostgreSQL backends): a process
- * found then counts with all of its CPU time, as it started since.
+ * generator; asked for again at each reading, so it should be cheap: `processFamily`), every fifth
+ * sample also reads their CPU time, and `outside(from, to)` is the share of all CPUs that other
+ * processes of the machine were charged in that span: a job of the machine's own (seen here:
+ * RabbitMQ starting an Erlang VM every 60 s, over one CPU for 0.3 s) takes the CPUs from the
+ * platform, and the turns that wait through it are no fault of its own. Interrupts and steal are
+ * no process's and are left out of it. A process that appears between two readings counts from
+ * its start; one that exits loses what it used since the last reading (at most five samples).
  */
 export class BusyTimeline {
-  private readonly samples: { at: number; busy: number; total: number; measured?: number }[] = [];
+  private readonly samples: { at: number; busy: number; total: number; processes: number; measured?: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly everyMs: number;
   private readonly measured: (() => number[]) | undefined;
-  /** The measured processes' CPU ticks at their last reading, and the sum of what they used since `start()`. */
-  private readonly last = new Map<number, number>();
+  /** The measured processes' CPU ticks at their last reading (and start time), and what they used since `start()`. */
+  private readonly last = new Map<number, { ticks: number; started: string }>();
   private used = 0;
 
   constructor(everyMs = 20, measured?: () => number[]) {
@@ -677,16 +707,16 @@ export class BusyTimeline {
     this.samples.length = 0;
     this.last.clear();
     this.used = 0;
-    for (const pid of this.measured?.() ?? []) this.last.set(pid, procTicks(pid));
+    for (const pid of this.measured?.() ?? []) {
+      const now = procTicks(pid);
+      if (now) this.last.set(pid, now);
+    }
     let n = 0;
     const sample = (): void => {
       const t = machineTicks();
       if (!t) return;
-      const k = n++;
-      if (k % 50 === 49) for (const pid of this.measured?.() ?? []) if (!this.last.has(pid)) this.last.set(pid, 0);
-      this.samples.push(
-        k % 5 === 0 && this.measured ? { at: performance.now(), ...t, measured: this.measuredTicks() } : { at: performance.now(), ...t },
-      );
+      const at = performance.now();
+      this.samples.push(n++ % 5 === 0 && this.measured ? { at, ...t, measured: this.measuredTicks() } : { at, ...t });
     };
     sample();
     this.timer = setInterval(sample, this.everyMs);
@@ -710,10 +740,14 @@ export class BusyTimeline {
     return total > 0 ? (s[j]!.busy - s[i]!.busy) / total : Number.NaN;
   }
 
-  /** The share of all CPUs busy with processes other than the measured ones between two times (NaN without `measured`). */
+  /**
+   * The share of all CPUs charged to processes other than the measured ones between two times (NaN
+   * without `measured`). Not clipped at 0: the two sources' ticks are read a little apart, and a
+   * mean over many windows should keep both signs of that noise.
+   */
   outside(from: number, to: number): number {
     const w = this.measuredWindow(from, to);
-    return w && w.total > 0 ? Math.max(0, w.busy - w.measured) / w.total : Number.NaN;
+    return w && w.total > 0 ? (w.processes - w.measured) / w.total : Number.NaN;
   }
 
   /** CPU ms the measured processes used between two times (widened to the measured samples around them; NaN without). */
@@ -722,26 +756,34 @@ export class BusyTimeline {
     return w ? (w.measured * 1000) / ticksPerSecond() : Number.NaN;
   }
 
-  /** Machine ticks (busy, total) and the measured processes' ticks from the last measured sample at or before `from` to the first at or after `to`. */
-  private measuredWindow(from: number, to: number): { busy: number; total: number; measured: number } | undefined {
+  /** CPU ms all processes of the machine were charged in the same window as `measuredMs`. */
+  processesMs(from: number, to: number): number {
+    const w = this.measuredWindow(from, to);
+    return w ? (w.processes * 1000) / ticksPerSecond() : Number.NaN;
+  }
+
+  /** Machine ticks and the measured processes' ticks from the last measured sample at or before `from` to the first at or after `to`. */
+  private measuredWindow(from: number, to: number): { processes: number; total: number; measured: number } | undefined {
     const s = this.samples.filter((x) => x.measured !== undefined);
     let i = -1;
     while (i + 1 < s.length && s[i + 1]!.at <= from) i++;
     const j = s.findIndex((x) => x.at >= to);
     if (i < 0 || j < 0) return undefined;
-    return { busy: s[j]!.busy - s[i]!.busy, total: s[j]!.total - s[i]!.total, measured: s[j]!.measured! - s[i]!.measured! };
+    return { processes: s[j]!.processes - s[i]!.processes, total: s[j]!.total - s[i]!.total, measured: s[j]!.measured! - s[i]!.measured! };
   }
 
-  /** What the measured processes used since `start()` (a process that exited stops counting). */
+  /** What the measured processes used since `start()`: each counted from its last reading, a new (or reused) pid from its start. */
   private measuredTicks(): number {
-    for (const [pid, before] of this.last) {
+    const seen = new Set<number>();
+    for (const pid of this.measured?.() ?? []) {
+      seen.add(pid);
       const now = procTicks(pid);
-      if (now === 0) this.last.delete(pid);
-      else {
-        this.used += now - before;
-        this.last.set(pid, now);
-      }
+      if (!now) continue;
+      const before = this.last.get(pid);
+      this.used += now.ticks - (before && before.started === now.started ? before.ticks : 0);
+      this.last.set(pid, now);
     }
+    for (const pid of this.last.keys()) if (!seen.has(pid)) this.last.delete(pid);
     return this.used;
   }
 }
@@ -785,9 +827,9 @@ export function platformCpuGroups(p: Platform, extra: Record<string, () => numbe
     ...extra,
   };
   if (process.env.BENCH_DATABASE_URL && /@(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_DATABASE_URL))
-    groups.postgres = () => pidsByName('postgres');
+    groups.postgres = processFamily('postgres');
   if (process.env.BENCH_REDIS_URL && /\/\/(127\.0\.0\.1|localhost)[:/]/.test(process.env.BENCH_REDIS_URL))
-    groups.redis = () => pidsByName('redis-server');
+    groups.redis = processFamily('redis-server');
   return groups;
 }
 

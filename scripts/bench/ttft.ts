@@ -304,7 +304,7 @@ try {
               )
                 .map(
                   (k) =>
-                    `${{ slowest: 'slowest 1%', fastHalf: 'fastest half', phase: 'the whole phase' }[k]} ${pc(round.busy![k].busy)} (${pc(round.busy![k].outside)})`,
+                    `${{ slowest: 'slowest 1%', fastHalf: 'fastest half', phase: 'the whole phase' }[k]} ${pc(round.busy![k].busy)} (${pc(Math.max(0, round.busy![k].outside))})`,
                 )
                 .join(', ')}`
             : ''),

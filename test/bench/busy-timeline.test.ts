@@ -11,42 +11,68 @@ import { BusyTimeline } from '../../scripts/bench/platform.ts';
 
 const onLinux = process.platform === 'linux';
 
+/** A child that burns `ms` of CPU, then says how much it used in all and waits to be told to exit. */
+async function burner(ms: number): Promise<{ pid: number; reported: number; exit: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const used = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+       while (used() < ${ms}) {}
+       console.log(used());
+       process.stdin.resume();`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+  return {
+    pid: child.pid!,
+    reported: Number(String(line).trim()),
+    exit: async () => {
+      child.stdin!.end();
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** Waits until a measured sample after `at` was taken (a window ends at the first measured sample after it). */
+async function sampledAfter(timeline: BusyTimeline, from: number, at: number): Promise<void> {
+  while (!Number.isFinite(timeline.measuredMs(from, at))) await new Promise((r) => setTimeout(r, 20));
+}
+
 describe.skipIf(!onLinux)('BusyTimeline', () => {
   it("counts a measured process's CPU time, found after the start, as the process itself reports it", async () => {
     const pids: number[] = [];
     const timeline = new BusyTimeline(2, () => pids);
     timeline.start(); // its first sample: the window starts there
     const from = performance.now();
-    // burns 300 ms of CPU, says how much it used in all, then waits to be told to exit
-    const child = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const used = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-         while (used() < 300) {}
-         console.log(used());
-         process.stdin.resume();`,
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    pids.push(child.pid!);
-    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-    const reported = Number(String(line).trim());
-    // the list is asked for again every 50 samples: wait until the child was found and read (a
-    // window ends at a measured sample after it: hence one that ended 50 ms ago)
-    while (!(timeline.measuredMs(from, performance.now() - 50) > 0)) await new Promise((r) => setTimeout(r, 20));
+    const child = await burner(300);
+    pids.push(child.pid); // listed only once it has burned its CPU: it counts from its start
     const to = performance.now();
-    timeline.stop(); // its last sample closes the window
-    child.stdin!.end();
-    await once(child, 'exit');
-    const measured = timeline.measuredMs(from, to);
-    expect(reported).toBeGreaterThanOrEqual(300);
+    await sampledAfter(timeline, from, to);
+    timeline.stop();
+    await child.exit();
+    expect(child.reported).toBeGreaterThanOrEqual(300);
     // /proc counts in ticks of 10 ms; the child used a little more after it reported
-    expect(measured).toBeGreaterThanOrEqual(reported - 20);
-    expect(measured).toBeLessThanOrEqual(reported + 40);
-    const outside = timeline.outside(from, to);
-    expect(outside).toBeGreaterThanOrEqual(0);
-    expect(outside).toBeLessThanOrEqual(1);
+    const measured = timeline.measuredMs(from, to);
+    expect(measured).toBeGreaterThanOrEqual(child.reported - 20);
+    expect(measured).toBeLessThanOrEqual(child.reported + 40);
+  });
+
+  it('a process outside the measured ones shows in outside(), a measured one does not', async () => {
+    const pids: number[] = [];
+    const timeline = new BusyTimeline(2, () => pids);
+    timeline.start();
+    const from = performance.now();
+    const outsider = await burner(300);
+    const to = performance.now();
+    await sampledAfter(timeline, from, to);
+    timeline.stop();
+    await outsider.exit();
+    // everything the machine's processes were charged, less the measured (none): the outsider's CPU at least
+    expect(timeline.processesMs(from, to) - timeline.measuredMs(from, to)).toBeGreaterThanOrEqual(outsider.reported - 20);
+    expect(timeline.measuredMs(from, to)).toBe(0);
+    expect(timeline.outside(from, to)).toBeGreaterThan(0);
   });
 
   it('without measured processes, outside() and measuredMs() are not a number', () => {

@@ -27,8 +27,9 @@ export const runtimeSettings = defineSettings({
   /** Estimated tokens of history sent to the LLM with each call (oldest turns are left out first). */
   historyTokenBudget: setting.int({ min: 256, max: 2_000_000, fallback: 16_000 }),
   /**
-   * Shortest time between two token frames of an answer (seconds): the first token leaves at once,
-   * the tokens that come sooner after a frame leave together in the next one. 0: a frame per token.
+   * How long an answer's tokens are gathered into one frame at most (seconds): the first token
+   * leaves at once, the tokens that come within the interval after a frame leave together in the
+   * next one, at the runtime's shared frame tick (token-frames.ts). 0: a frame per token.
    */
   tokenFrameInterval: setting.number({ min: 0, max: 1, fallback: 0.03 }),
   /** LLM calls one inbound message may cause (agent hops, refused tools) before the turn stops. */

@@ -48,12 +48,21 @@ export class FrameClock {
     };
   }
 
+  /** Every waiter is called, even after one of them threw (the first error is thrown once all have run). */
   private readonly tick = (): void => {
     this.timer = undefined;
     const due = this.waiting;
     this.waiting = new Set();
-    for (const fn of due) fn();
+    let failed: { err: unknown } | undefined;
+    for (const fn of due) {
+      try {
+        fn();
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
     this.onTick?.(due.size);
+    if (failed) throw failed.err;
   };
 }
 

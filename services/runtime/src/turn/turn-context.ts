@@ -40,7 +40,7 @@ export interface ConversationServices {
   approvalTimeoutMs: number;
   historyTokenBudget: number;
   maxStepsPerTurn: number;
-  /** The tick the answers' gathered tokens leave at (token-frames.ts): its interval is the shortest time between two token frames of an answer; 0: a frame per token. */
+  /** The tick the answers' gathered tokens leave at (token-frames.ts): its interval is the longest a gathered token waits for its frame; 0: a frame per token. */
   frameClock: FrameClock;
   /** The same stores on another database (a turn's, whose writes its lease fences: fenced-db.ts), with the fence its one-statement writes carry. */
   storesOn: (db: Database, fence: WriteFence) => TurnStores;

@@ -189,4 +189,19 @@ describe('TokenFrames', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect([a.sent, b.sent]).toEqual([['a1 ', 'a2 '], ['b1 ']]);
   });
+
+  it('a waiter that throws at a tick does not keep the others from theirs', () => {
+    const ticks: number[] = [];
+    const clock = new FrameClock(30, (n) => ticks.push(n));
+    const called: string[] = [];
+    clock.atNextTick(() => called.push('a'), 10);
+    clock.atNextTick(() => {
+      throw new Error('bug');
+    }, 10);
+    clock.atNextTick(() => called.push('c'), 10);
+    expect(() => vi.advanceTimersByTime(10)).toThrow('bug');
+    expect(called).toEqual(['a', 'c']);
+    expect(ticks).toEqual([3]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });
