@@ -58,6 +58,11 @@ export interface DatabaseOptions {
    */
   shareEmbedded?: boolean;
   poolMax: number;
+  /**
+   * How long a connection may stay idle before it is closed, for connections beyond the pool's
+   * size only (ms, default 30 s): once opened, `poolMax` connections stay open (see openDatabase).
+   */
+  idleTimeoutMs?: number;
   logger: Logger;
   metrics: ServiceMetrics;
   /** Bounded name for metric labels (e.g. "runtime"). */
@@ -208,7 +213,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolMax,
-    idleTimeoutMillis: 30_000,
+    // A connection once opened stays open (pg-pool closes idle ones only above `min`): a pool that
+    // shrank after a quiet spell made the next burst open new server backends, each planning its
+    // statements again; measured in bench:ttft, the open-model round that followed 30 quiet seconds
+    // had its slowest turns bunched at the moment the idle connections closed (14 runs of 14), and
+    // none there with the pool kept (2 of 2).
+    idleTimeoutMillis: opts.idleTimeoutMs ?? 30_000,
+    min: opts.poolMax,
     connectionTimeoutMillis: 10_000,
     application_name: `codelab-${opts.service}`,
     // (an `options` parameter in the URL wins; the embedded engine ignores it)

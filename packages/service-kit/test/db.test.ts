@@ -270,6 +270,39 @@ describe('db', () => {
       }
     });
 
+    it('keeps the connections it opened through quiet spells longer than the idle timeout', async () => {
+      const db = await openDatabase({
+        service: 'svc',
+        url: inject('databaseUrl'),
+        poolMax: 2,
+        idleTimeoutMs: 20,
+        logger: silentLogger(),
+        metrics: new ServiceMetrics('svc'),
+      });
+      let opened = 0;
+      let closed = 0;
+      db.pool.on('connect', () => opened++);
+      db.pool.on('remove', () => closed++);
+      /** Both connections out of the pool at once, then back. */
+      const useBoth = async (): Promise<void> => {
+        const [a, b] = await Promise.all([db.pool.connect(), db.pool.connect()]);
+        await Promise.all([a.query('SELECT 1'), b.query('SELECT 1')]);
+        a.release();
+        b.release();
+      };
+      try {
+        await useBoth();
+        expect([opened, closed]).toEqual([2, 0]);
+        // ten idle timeouts: a pool without a minimum has closed both by then (pg-pool's timer per idle client)
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect([db.pool.totalCount, closed]).toEqual([2, 0]);
+        await useBoth();
+        expect([opened, closed]).toEqual([2, 0]); // the same connections again, none opened anew
+      } finally {
+        await db.close();
+      }
+    });
+
     it('stops answering ping once closed', async () => {
       const db = await open();
       await db.ping();
