@@ -31,7 +31,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
-import { CpuMeter, cpuPerOp, result, startService, type Proc } from './platform.ts';
+import { CpuMeter, cpuPerOp, metricSum, result, scrape, startService, type Proc } from './platform.ts';
 import { reportTarget } from './targets.ts';
 import { pct } from './timing.ts';
 
@@ -243,6 +243,14 @@ try {
   // a core is the bottleneck), and what the proxy costs per 1,000 tokens beside the mock and client.
   const meter = new CpuMeter({ mock: () => [mock.pid], proxy: () => [proxy.pid] });
   const cpu = { direct: { cpu: {} as Record<string, number>, wallMs: 0 }, proxy: { cpu: {} as Record<string, number>, wallMs: 0 } };
+  // Socket writes per stream (llm_proxy_stream_writes) of the mock and the proxy inside the windows:
+  // how many tokens leave in one write on each hop.
+  const writes = { direct: { mock: [0, 0], proxy: [0, 0] }, proxy: { mock: [0, 0], proxy: [0, 0] } };
+  const writeTotals = async (): Promise<Record<'mock' | 'proxy', number[]>> => {
+    const [m, p] = await Promise.all([scrape(mock.url), scrape(proxy.url)]);
+    const of = (t: string) => [metricSum(t, 'llm_proxy_stream_writes_sum') || 0, metricSum(t, 'llm_proxy_stream_writes_count') || 0];
+    return { mock: of(m), proxy: of(p) };
+  };
   for (let r = 0; r < LOOP_ROUNDS; r++) {
     const round = { direct: { tps: 0, ttft: [] as number[] }, proxy: { tps: 0, ttft: [] as number[] } };
     const roundOverhead: Buckets = new Map();
@@ -250,6 +258,8 @@ try {
       // The proxy's histogram, scraped at the window's edges while the streams run.
       let opening: Promise<Buckets> | undefined;
       let closing: Promise<Buckets> | undefined;
+      let writesOpen: ReturnType<typeof writeTotals> | undefined;
+      let writesClose: ReturnType<typeof writeTotals> | undefined;
       const res = await closedLoop(side === 'proxy' ? proxy.url : mock.url, LOOP_STREAMS, SECONDS, (edge) => {
         if (edge === 'open') meter.start();
         else {
@@ -257,6 +267,8 @@ try {
           for (const [k, v] of Object.entries(m.cpu)) cpu[side].cpu[k] = (cpu[side].cpu[k] ?? 0) + v;
           cpu[side].wallMs += m.wallMs;
         }
+        if (edge === 'open') writesOpen = writeTotals();
+        else writesClose = writeTotals();
         if (side !== 'proxy') return;
         if (edge === 'open') opening = overheadBuckets(proxy.url);
         else closing = overheadBuckets(proxy.url);
@@ -265,6 +277,9 @@ try {
         if (!opening || !closing) throw new Error('the proxy was not scraped at both edges of the window');
         bucketDiff(await opening, await closing, roundOverhead);
       }
+      if (!writesOpen || !writesClose) throw new Error('the socket writes were not scraped at both edges of the window');
+      const [wo, wc] = await Promise.all([writesOpen, writesClose]);
+      for (const k of ['mock', 'proxy'] as const) for (const i of [0, 1]) writes[side][k][i]! += wc[k][i]! - wo[k][i]!;
       const acc = loop[side];
       acc.ttft.push(...res.ttft);
       acc.tokens += res.tokens;
@@ -298,7 +313,14 @@ try {
       .filter(([, v]) => v > 0)
       .map(([k, v]) => `${k} ${((v / wallMs) * 100).toFixed(0)}%`)
       .join(', ');
-    console.log(`        | ${side}: CPU per 1,000 tokens ${cpuPerOp(c, loop[side].tokens / 1000)}; busy (of one core): ${busy}`);
+    const perStream = (k: 'mock' | 'proxy'): string => {
+      const [sum, count] = writes[side][k];
+      return count ? (sum! / count).toFixed(1) : '-';
+    };
+    console.log(
+      `        | ${side}: CPU per 1,000 tokens ${cpuPerOp(c, loop[side].tokens / 1000)}; busy (of one core): ${busy}; ` +
+        `socket writes per ${WORDS}-token stream: mock ${perStream('mock')}${side === 'proxy' ? `, proxy ${perStream('proxy')}` : ''}`,
+    );
   }
   console.log(
     `goal: proxy tokens/s >= ${TOKENS_TARGET * 100}% of direct at ${LOOP_STREAMS} streams in flight (closed loop): ${ratio >= TOKENS_TARGET ? 'met' : 'MISSED'}; ` +

@@ -26,6 +26,9 @@ import {
   histMeanMs,
   metricSum,
   platformCpuGroups,
+  procDetailPerOp,
+  addDetail,
+  type ProcSample,
   result,
   scrape,
   startNode,
@@ -59,6 +62,8 @@ interface Totals {
   p50: number[];
   p99: number[];
   cpu: Record<string, number>;
+  /** Per process: kernel share, run-queue wait, read and write system calls (CpuMeter's detail). */
+  detail: Record<string, ProcSample>;
   /** The runtime's database queries during the runs, and their mean duration in each run. */
   queries: number;
   queryMs: number[];
@@ -134,7 +139,7 @@ try {
   for (const t of targets) checkLoad(await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: 2 }));
 
   const totals = new Map<string, Totals>(
-    targets.map((t) => [t.key, { ok: 0, seconds: 0, p50: [], p99: [], cpu: {}, queries: 0, queryMs: [] }]),
+    targets.map((t) => [t.key, { ok: 0, seconds: 0, p50: [], p99: [], cpu: {}, detail: {}, queries: 0, queryMs: [] }]),
   );
   const perRound: Record<string, number>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -146,7 +151,7 @@ try {
       const res: LoadResult = checkLoad(
         await load({ name: t.name, url: t.url, headers: t.headers, connections: CONNECTIONS, seconds: SECONDS }),
       );
-      const { cpu } = meter.stop();
+      const { cpu, detail } = meter.stop();
       const metricsAfter = await scrape(platform.runtime.url);
       const acc = totals.get(t.key)!;
       acc.queries +=
@@ -158,6 +163,7 @@ try {
       acc.p50.push(res.p50);
       acc.p99.push(res.p99);
       for (const [k, ms] of Object.entries(cpu)) acc.cpu[k] = (acc.cpu[k] ?? 0) + ms;
+      addDetail(acc.detail, detail);
       rates[t.key] = res.rps;
       console.log(
         `  round ${r + 1}: ${t.name.padEnd(46)} ${res.rps.toFixed(0).padStart(6)} req/s  p50 ${f2(res.p50)} ms  p99 ${f2(res.p99)} ms`,
@@ -168,19 +174,33 @@ try {
 
   const rps = (key: string): number => totals.get(key)!.ok / totals.get(key)!.seconds;
   console.log(`\n${'target'.padEnd(46)}   req/s   p50 ms   p99 ms (median over rounds) | CPU ms per request, by process`);
-  for (const t of targets) {
-    const acc = totals.get(t.key)!;
-    // each reference's own process (and PostgreSQL for fastify + pg), the platform's processes for the rest
-    const shown = (k: string): boolean =>
+  // each reference's own process (and PostgreSQL for fastify + pg), the platform's processes for the rest
+  const shownFor =
+    (t: Target) =>
+    (k: string): boolean =>
       t.key === 'fastify'
         ? k === 'hello-fastify' || k === 'client'
         : t.key === 'fastify-pg'
           ? k === 'fastify-pg' || k === 'postgres' || k === 'client'
           : !(k in references);
-    const cpu = Object.fromEntries(Object.entries(acc.cpu).filter(([k]) => shown(k)));
+  for (const t of targets) {
+    const acc = totals.get(t.key)!;
+    const cpu = Object.fromEntries(Object.entries(acc.cpu).filter(([k]) => shownFor(t)(k)));
     console.log(
       `${t.name.padEnd(46)} ${rps(t.key).toFixed(0).padStart(7)} ${f2(median(acc.p50)).padStart(8)} ${f2(median(acc.p99)).padStart(8)} | ${cpuPerOp(cpu, acc.ok)}`,
     );
+  }
+  // What a request costs the kernel: a loopback write wakes the reader and carries the data
+  // across, so each hop's system calls weigh as much as its JavaScript.
+  console.log(
+    "\nper request and process: the kernel's share of its CPU, its wait for a CPU, and its read and write system calls " +
+      '(/proc/<pid>/io; PostgreSQL reads with recv(), which is not counted there)',
+  );
+  for (const t of targets) {
+    const acc = totals.get(t.key)!;
+    const shown = shownFor(t);
+    const detail = Object.fromEntries(Object.entries(acc.detail).filter(([k]) => shown(k) && (acc.cpu[k] ?? 0) / acc.ok >= 0.002));
+    console.log(`  ${t.name}: ${procDetailPerOp(detail, acc.ok)}`);
   }
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   const ratioPg = rps('gateway') / rps('fastify-pg');

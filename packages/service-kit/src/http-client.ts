@@ -72,6 +72,16 @@ export function isJsonType(type: string | undefined): boolean {
   return type !== undefined && /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type);
 }
 
+/** One call on its way: what `begin` prepared. */
+interface Call {
+  started: number;
+  headers: Record<string, string>;
+  body: string | undefined;
+  path: string;
+  labels: { service: string; peer: string; method: string; route: string };
+  span: ReturnType<typeof startClientSpan>;
+}
+
 export class PeerClient {
   readonly peer: string;
   readonly baseUrl: string;
@@ -94,6 +104,83 @@ export class PeerClient {
   }
 
   async request(req: PeerRequest): Promise<PeerResponse> {
+    const call = this.begin(req);
+    try {
+      const res = await this.pool.request({
+        method: req.method,
+        path: call.path,
+        headers: call.headers,
+        body: call.body,
+        signal: req.signal,
+      });
+      if (call.span) res.body.once('close', () => endClientSpan(call.span!, res.statusCode, res.body.errored));
+      this.answered(call, res.statusCode);
+      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+    } catch (err) {
+      throw this.failed(call, err as Error, req.signal);
+    }
+  }
+
+  /**
+   * Request and read the answer whole, as the bytes that came, with its content type (a relay sends
+   * a JSON answer on as it came: not decoded, parsed, encoded again). The body is gathered by a
+   * dispatch handler, without the body stream `request` answers with (a Readable and its events,
+   * per call). A failure while the body comes (the peer breaks off, or is silent past the body
+   * timeout) is a PeerUnavailableError too.
+   */
+  bytes(req: PeerRequest): Promise<{ statusCode: number; contentType: string | undefined; body: Buffer }> {
+    const call = this.begin(req);
+    const { signal } = req;
+    return new Promise((resolve, reject) => {
+      let statusCode: number | undefined;
+      let contentType: string | undefined;
+      const chunks: Buffer[] = [];
+      let controller: Dispatcher.DispatchController | undefined;
+      const onAbort = (): void => controller?.abort(signal!.reason as Error);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const fail = (err: Error): void => {
+        signal?.removeEventListener('abort', onAbort);
+        if (statusCode === undefined) return reject(this.failed(call, err, signal));
+        // the answer had started: its status was counted; the span ends with the error
+        if (call.span) endClientSpan(call.span, statusCode, err);
+        reject(signal?.aborted ? err : new PeerUnavailableError(this.peer, err));
+      };
+      if (signal?.aborted) return fail(signal.reason as Error);
+      this.pool.dispatch(
+        { method: req.method, path: call.path, headers: call.headers, body: call.body ?? null },
+        {
+          onRequestStart: (c) => {
+            controller = c;
+            if (signal?.aborted) c.abort(signal.reason as Error); // aborted while it waited for a connection
+          },
+          onResponseStart: (_c, status, headers) => {
+            statusCode = status;
+            const type = headers['content-type'];
+            contentType = typeof type === 'string' ? type : undefined;
+            this.answered(call, status);
+          },
+          onResponseData: (_c, chunk) => {
+            chunks.push(chunk);
+          },
+          onResponseEnd: () => {
+            signal?.removeEventListener('abort', onAbort);
+            if (call.span) endClientSpan(call.span, statusCode, undefined);
+            resolve({ statusCode: statusCode!, contentType, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+          },
+          onResponseError: (_c, err) => fail(err),
+        },
+      );
+    });
+  }
+
+  /** Request and read the answer whole as text (`bytes`, decoded as UTF-8), with its content type. */
+  async text(req: PeerRequest): Promise<{ statusCode: number; contentType: string | undefined; text: string }> {
+    const { statusCode, contentType, body } = await this.bytes(req);
+    return { statusCode, contentType, text: body.toString() };
+  }
+
+  /** What every call starts with: its headers (the internal key, a JSON body's type), body, path with query, metric labels, span. */
+  private begin(req: PeerRequest): Call {
     const started = performance.now();
     const headers: Record<string, string> = { ...req.headers };
     if (this.opts.internalApiKey) headers[INTERNAL_AUTH_HEADER] = this.opts.internalApiKey;
@@ -107,42 +194,30 @@ export class PeerClient {
     const qs = search.toString();
     const labels = { service: this.opts.metrics.service, peer: this.peer, method: req.method, route: req.route };
     const span = startClientSpan(this.peer, this.url, req.method, req.route, req.path, headers);
-    try {
-      const res = await this.pool.request({
-        method: req.method,
-        path: qs ? `${req.path}?${qs}` : req.path,
-        headers,
-        body,
-        signal: req.signal,
-      });
-      if (span) res.body.once('close', () => endClientSpan(span, res.statusCode, res.body.errored));
-      ServiceMetrics.observe(
-        this.opts.metrics.clientDuration,
-        { ...labels, status_code: String(res.statusCode) },
-        (performance.now() - started) / 1000,
-        activeTraceIds(),
-      );
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body };
-    } catch (err) {
-      const e = err as Error;
-      const aborted = e.name === 'AbortError' || req.signal?.aborted === true;
-      ServiceMetrics.observe(
-        this.opts.metrics.clientDuration,
-        { ...labels, status_code: aborted ? 'aborted' : 'error' },
-        (performance.now() - started) / 1000,
-        activeTraceIds(),
-      );
-      if (span) endClientSpan(span, undefined, e);
-      if (aborted) throw e;
-      throw new PeerUnavailableError(this.peer, e);
-    }
+    return { started, headers, body, path: qs ? `${req.path}?${qs}` : req.path, labels, span };
   }
 
-  /** Request and read the answer as text, with its content type (a relay sends a JSON answer on as it came, unparsed). */
-  async text(req: PeerRequest): Promise<{ statusCode: number; contentType: string | undefined; text: string }> {
-    const res = await this.request(req);
-    const type = res.headers['content-type'];
-    return { statusCode: res.statusCode, contentType: typeof type === 'string' ? type : undefined, text: await res.body.text() };
+  /** The answer's headers came: http_client_request_duration_seconds with its status. */
+  private answered(call: Call, statusCode: number): void {
+    ServiceMetrics.observe(
+      this.opts.metrics.clientDuration,
+      { ...call.labels, status_code: String(statusCode) },
+      (performance.now() - call.started) / 1000,
+      activeTraceIds(),
+    );
+  }
+
+  /** No answer came: counted as `aborted` or `error`, the span ended; the caller's abort as it is, anything else a PeerUnavailableError. */
+  private failed(call: Call, e: Error, signal: AbortSignal | undefined): Error {
+    const aborted = e.name === 'AbortError' || signal?.aborted === true;
+    ServiceMetrics.observe(
+      this.opts.metrics.clientDuration,
+      { ...call.labels, status_code: aborted ? 'aborted' : 'error' },
+      (performance.now() - call.started) / 1000,
+      activeTraceIds(),
+    );
+    if (call.span) endClientSpan(call.span, undefined, e);
+    return aborted ? e : new PeerUnavailableError(this.peer, e);
   }
 
   /** Request and parse a JSON answer (any status). */

@@ -247,6 +247,133 @@ describe('http-client', () => {
       }
     });
 
+    describe('reads the body whole without a body stream', () => {
+      let odd: FastifyInstance;
+      let url: string;
+      let hold: () => void = () => undefined;
+      beforeAll(async () => {
+        odd = Fastify({ forceCloseConnections: true });
+        // a long answer in many writes, multi-byte characters split across them
+        odd.get('/long', async (_request, reply) => {
+          const text = JSON.stringify({ words: Array.from({ length: 4000 }, (_, i) => `wört-${i}-€`) });
+          const bytes = Buffer.from(text);
+          reply.hijack();
+          reply.raw.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+          for (let i = 0; i < bytes.length; i += 1001) {
+            reply.raw.write(bytes.subarray(i, i + 1001));
+            await new Promise((r) => setImmediate(r));
+          }
+          reply.raw.end();
+        });
+        // headers and half a body, then the connection is cut
+        odd.get('/broken', async (_request, reply) => {
+          reply.hijack();
+          reply.raw.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+          reply.raw.write('{"half":');
+          await new Promise((r) => setImmediate(r));
+          reply.raw.destroy();
+        });
+        // headers, then silence until released
+        odd.get('/stalls', async (_request, reply) => {
+          reply.hijack();
+          reply.raw.writeHead(200, { 'content-type': 'application/json' });
+          reply.raw.write('{"started":');
+          await new Promise<void>((r) => (hold = r));
+          reply.raw.end('true}');
+        });
+        url = await listen(odd);
+      });
+      afterAll(async () => {
+        hold();
+        await odd.close();
+      });
+
+      it('gathers a body sent in many writes, characters split across them included', async () => {
+        const metrics = new ServiceMetrics('gateway');
+        const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics });
+        try {
+          const answer = await c.text({ method: 'GET', path: '/long', route: '/long' });
+          expect(answer.statusCode).toBe(200);
+          expect(answer.contentType).toBe('application/json; charset=utf-8');
+          const words = (JSON.parse(answer.text) as { words: string[] }).words;
+          expect(words).toHaveLength(4000);
+          expect(words[3999]).toBe('wört-3999-€');
+          const { body } = await metrics.render(undefined);
+          expect(value(body, 'http_client_request_duration_seconds_count', { route: '/long', status_code: '200' })).toBe(1);
+        } finally {
+          await c.close();
+        }
+      });
+
+      it('a peer that breaks off its body is unavailable (its status counted once)', async () => {
+        const metrics = new ServiceMetrics('gateway');
+        const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics });
+        try {
+          const error = await c.text({ method: 'GET', path: '/broken', route: '/broken' }).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(PeerUnavailableError);
+          expect({ peer: (error as PeerUnavailableError).peer, timeout: (error as PeerUnavailableError).timeout }).toEqual({
+            peer: 'runtime',
+            timeout: false,
+          });
+          const { body } = await metrics.render(undefined);
+          expect(
+            find(body, 'http_client_request_duration_seconds_count', { route: '/broken' }).map((s) => [s.labels.status_code, s.value]),
+          ).toEqual([['200', 1]]);
+        } finally {
+          await c.close();
+        }
+      });
+
+      it('a body silent past the body timeout is a timeout', async () => {
+        const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics: new ServiceMetrics('gateway'), bodyTimeoutMs: 200 });
+        try {
+          const error = await c.text({ method: 'GET', path: '/stalls', route: '/stalls' }).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(PeerUnavailableError);
+          expect((error as PeerUnavailableError).timeout).toBe(true);
+          expect((error as Error).message).toMatch(/^runtime did not answer in time: /);
+        } finally {
+          await c.close();
+        }
+      });
+
+      it('an abort by the caller, before the answer or while its body comes, ends the call with the abort reason', async () => {
+        const metrics = new ServiceMetrics('gateway');
+        const c = new PeerClient({ peer: 'runtime', baseUrl: `${base}/`, internalApiKey: TEST_INTERNAL_KEY, metrics });
+        const d = new PeerClient({ peer: 'runtime', baseUrl: url, metrics });
+        try {
+          const early = new AbortController();
+          const pending = c.text({ method: 'GET', path: '/slow', route: '/slow', signal: early.signal }).catch((e: unknown) => e);
+          early.abort(new Error('client disconnected'));
+          expect(((await pending) as Error).message).toBe('client disconnected');
+          const before = new AbortController();
+          before.abort();
+          expect(
+            ((await c.text({ method: 'GET', path: '/slow', route: '/slow', signal: before.signal }).catch((e: unknown) => e)) as Error)
+              .name,
+          ).toBe('AbortError');
+          // headers came, the body has not ended: the abort still ends the call
+          const late = new AbortController();
+          const started = d.text({ method: 'GET', path: '/stalls', route: '/stalls', signal: late.signal }).catch((e: unknown) => e);
+          await expect
+            .poll(async () =>
+              value((await metrics.render(undefined)).body, 'http_client_request_duration_seconds_count', { route: '/stalls' }),
+            )
+            .toBe(1);
+          late.abort(new Error('gone'));
+          const error = await started;
+          expect(error).not.toBeInstanceOf(PeerUnavailableError);
+          expect((error as Error).message).toBe('gone');
+          const { body } = await metrics.render(undefined);
+          expect(
+            find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
+          ).toEqual([['aborted', 2]]);
+        } finally {
+          await c.close();
+          await d.close();
+        }
+      });
+    });
+
     it.each([
       ['application/json', true],
       ['application/json; charset=utf-8', true],

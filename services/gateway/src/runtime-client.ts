@@ -47,20 +47,21 @@ export class RuntimeClient {
   }
 
   /**
-   * Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer. A JSON body
-   * is sent on as the runtime wrote it (not parsed and serialized again); anything else is parsed
-   * as JSON or answered as ERR_BAD_UPSTREAM_BODY.
+   * Relays a REST call: the runtime's status and body, or 502/504 when it cannot answer (also when it
+   * breaks off its body). A JSON body is sent on as the runtime wrote it, byte for byte (not decoded,
+   * parsed and serialized again); anything else is parsed as JSON or answered as ERR_BAD_UPSTREAM_BODY.
    */
   async relay(reply: FastifyReply, caller: Caller, req: PeerRequest): Promise<FastifyReply> {
-    let answer: Awaited<ReturnType<PeerClient['text']>>;
+    let answer: Awaited<ReturnType<PeerClient['bytes']>>;
     try {
-      answer = await this.rest.text({ ...req, headers: { ...req.headers, ...callerHeaders(caller) } });
+      answer = await this.rest.bytes({ ...req, headers: { ...req.headers, ...callerHeaders(caller) } });
     } catch (err) {
       throw unavailable(err);
     }
-    const { statusCode, contentType, text } = answer;
-    if (text && isJsonType(contentType)) return reply.status(statusCode).type(contentType!).send(text);
-    return reply.status(statusCode).send(parseAnswer(text));
+    const { statusCode, contentType, body } = answer;
+    // the bytes as they came: no decoding, and the socket takes them without encoding a string
+    if (body.length && isJsonType(contentType)) return reply.status(statusCode).type(contentType!).send(body);
+    return reply.status(statusCode).send(parseAnswer(body.toString()));
   }
 
   /**
