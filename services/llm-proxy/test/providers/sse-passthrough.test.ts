@@ -67,6 +67,17 @@ describe('SsePassthrough', () => {
     expect(f.text).toBe(`${ev(tricky)}: "error": heartbeat\n\n`);
   });
 
+  it('finds each marker past look-alikes of the pieces it is searched by (terror, reason, misusage)', () => {
+    const lookalikes = { ...chunk({ content: 'a' }, null, 'm'), terror: 'x', reason: 'y', misusage: {} };
+    const f = new SsePassthrough('m', 'm', true).forward(
+      ev(lookalikes) + ev(chunk({}, 'length', 'm')) + ev(usage('m')) + ev({ error: { message: 'late' } }) + 'data: [DONE]\n\n',
+    );
+    expect([f.finish, f.usage?.total_tokens, f.error, f.done]).toEqual(['length', 5, 'late', false]);
+    expect(datas(f.text)).toEqual([lookalikes, chunk({}, 'length', 'm'), usage('m')]);
+    const quiet = new SsePassthrough('m', 'm', true).forward(ev(lookalikes));
+    expect([quiet.finish, quiet.usage, quiet.error, quiet.done, quiet.events]).toEqual([undefined, undefined, undefined, false, 1]);
+  });
+
   it('reports an event that is not JSON where it must parse one', () => {
     const f = new SsePassthrough('m', 'm', true).forward('data: {"usage":{ broken\n\n');
     expect(f.text).toBe('');
