@@ -146,30 +146,35 @@ export class PeerClient {
         reject(signal?.aborted ? err : new PeerUnavailableError(this.peer, err));
       };
       if (signal?.aborted) return fail(signal.reason as Error);
-      this.pool.dispatch(
-        { method: req.method, path: call.path, headers: call.headers, body: call.body ?? null },
-        {
-          onRequestStart: (c) => {
-            controller = c;
-            if (signal?.aborted) c.abort(signal.reason as Error); // aborted while it waited for a connection
+      // (a request undici refuses outright, e.g. a header it cannot send, throws here: a failed call too)
+      try {
+        this.pool.dispatch(
+          { method: req.method, path: call.path, headers: call.headers, body: call.body ?? null },
+          {
+            onRequestStart: (c) => {
+              controller = c;
+              if (signal?.aborted) c.abort(signal.reason as Error); // aborted while it waited for a connection
+            },
+            onResponseStart: (_c, status, headers) => {
+              statusCode = status;
+              const type = headers['content-type'];
+              contentType = typeof type === 'string' ? type : undefined;
+              this.answered(call, status);
+            },
+            onResponseData: (_c, chunk) => {
+              chunks.push(chunk);
+            },
+            onResponseEnd: () => {
+              signal?.removeEventListener('abort', onAbort);
+              if (call.span) endClientSpan(call.span, statusCode, undefined);
+              resolve({ statusCode: statusCode!, contentType, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+            },
+            onResponseError: (_c, err) => fail(err),
           },
-          onResponseStart: (_c, status, headers) => {
-            statusCode = status;
-            const type = headers['content-type'];
-            contentType = typeof type === 'string' ? type : undefined;
-            this.answered(call, status);
-          },
-          onResponseData: (_c, chunk) => {
-            chunks.push(chunk);
-          },
-          onResponseEnd: () => {
-            signal?.removeEventListener('abort', onAbort);
-            if (call.span) endClientSpan(call.span, statusCode, undefined);
-            resolve({ statusCode: statusCode!, contentType, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
-          },
-          onResponseError: (_c, err) => fail(err),
-        },
-      );
+        );
+      } catch (err) {
+        fail(err as Error);
+      }
     });
   }
 

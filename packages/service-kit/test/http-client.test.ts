@@ -324,6 +324,23 @@ describe('http-client', () => {
         }
       });
 
+      it('a request undici refuses to send (a header with a line break) is a failed call, counted as an error', async () => {
+        const metrics = new ServiceMetrics('gateway');
+        const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics });
+        try {
+          const error = await c
+            .bytes({ method: 'GET', path: '/long', route: '/long', headers: { 'x-bad': 'a\r\nb' } })
+            .catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(PeerUnavailableError);
+          const { body } = await metrics.render(undefined);
+          expect(
+            find(body, 'http_client_request_duration_seconds_count', { route: '/long' }).map((s) => [s.labels.status_code, s.value]),
+          ).toEqual([['error', 1]]);
+        } finally {
+          await c.close();
+        }
+      });
+
       it('a body silent past the body timeout is a timeout', async () => {
         const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics: new ServiceMetrics('gateway'), bodyTimeoutMs: 200 });
         try {
