@@ -132,49 +132,58 @@ export class PeerClient {
     const call = this.begin(req);
     const { signal } = req;
     return new Promise((resolve, reject) => {
+      /** The call ended (answered, failed or aborted): whatever undici reports after that is ignored. */
+      let settled = false;
       let statusCode: number | undefined;
       let contentType: string | undefined;
       const chunks: Buffer[] = [];
       let controller: Dispatcher.DispatchController | undefined;
-      const onAbort = (): void => controller?.abort(signal!.reason as Error);
-      signal?.addEventListener('abort', onAbort, { once: true });
       const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
         signal?.removeEventListener('abort', onAbort);
         if (statusCode === undefined) return reject(this.failed(call, err, signal));
         // the answer had started: its status was counted; the span ends with the error
         if (call.span) endClientSpan(call.span, statusCode, err);
-        reject(signal?.aborted ? err : new PeerUnavailableError(this.peer, err));
+        reject(signal?.aborted ? (signal.reason as Error) : new PeerUnavailableError(this.peer, err));
+      };
+      // Before undici starts the request (it waits for a free connection), there is nothing to abort
+      // yet: the call ends now, and the request is aborted when it starts (onRequestStart).
+      const onAbort = (): void => {
+        if (controller) controller.abort(signal!.reason as Error);
+        else fail(signal!.reason as Error);
       };
       if (signal?.aborted) return fail(signal.reason as Error);
-      // (a request undici refuses outright, e.g. a header it cannot send, throws here: a failed call too)
-      try {
-        this.pool.dispatch(
-          { method: req.method, path: call.path, headers: call.headers, body: call.body ?? null },
-          {
-            onRequestStart: (c) => {
-              controller = c;
-              if (signal?.aborted) c.abort(signal.reason as Error); // aborted while it waited for a connection
-            },
-            onResponseStart: (_c, status, headers) => {
-              statusCode = status;
-              const type = headers['content-type'];
-              contentType = typeof type === 'string' ? type : undefined;
-              this.answered(call, status);
-            },
-            onResponseData: (_c, chunk) => {
-              chunks.push(chunk);
-            },
-            onResponseEnd: () => {
-              signal?.removeEventListener('abort', onAbort);
-              if (call.span) endClientSpan(call.span, statusCode, undefined);
-              resolve({ statusCode: statusCode!, contentType, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
-            },
-            onResponseError: (_c, err) => fail(err),
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // (undici reports a request it refuses outright, e.g. a header it cannot send, to onResponseError)
+      this.pool.dispatch(
+        { method: req.method, path: call.path, headers: call.headers, body: call.body ?? null },
+        {
+          onRequestStart: (c) => {
+            controller = c;
+            if (signal?.aborted) c.abort(signal.reason as Error);
           },
-        );
-      } catch (err) {
-        fail(err as Error);
-      }
+          onResponseStart: (_c, status, headers) => {
+            if (status < 200 || settled) return; // an informational answer (103 Early Hints): the real one follows
+            statusCode = status;
+            const type = headers['content-type'];
+            contentType = typeof type === 'string' ? type : undefined;
+            this.answered(call, status);
+          },
+          onResponseData: (_c, chunk) => {
+            if (!settled) chunks.push(chunk);
+          },
+          onResponseEnd: () => {
+            if (settled) return;
+            const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+            settled = true;
+            signal?.removeEventListener('abort', onAbort);
+            if (call.span) endClientSpan(call.span, statusCode, undefined);
+            resolve({ statusCode: statusCode!, contentType, body });
+          },
+          onResponseError: (_c, err) => fail(err),
+        },
+      );
     });
   }
 
@@ -222,7 +231,9 @@ export class PeerClient {
       activeTraceIds(),
     );
     if (call.span) endClientSpan(call.span, undefined, e);
-    return aborted ? e : new PeerUnavailableError(this.peer, e);
+    if (!aborted) return new PeerUnavailableError(this.peer, e);
+    // the caller's abort, with its reason (not what it caused: a connect cut short, say)
+    return signal?.aborted ? (signal.reason as Error) : e;
   }
 
   /** Request and parse a JSON answer (any status). */

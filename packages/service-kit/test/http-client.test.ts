@@ -251,6 +251,9 @@ describe('http-client', () => {
       let odd: FastifyInstance;
       let url: string;
       let hold: () => void = () => undefined;
+      let release: () => void = () => undefined;
+      /** Requests /held has received. */
+      let heldCalls = 0;
       beforeAll(async () => {
         odd = Fastify({ forceCloseConnections: true });
         // a long answer in many writes, multi-byte characters split across them
@@ -264,6 +267,17 @@ describe('http-client', () => {
             await new Promise((r) => setImmediate(r));
           }
           reply.raw.end();
+        });
+        // an informational answer (103 Early Hints) before the real one
+        odd.get('/hinted', async (_request, reply) => {
+          reply.raw.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+          return reply.type('application/json').send('{"hinted":true}');
+        });
+        // held until the test lets it go
+        odd.get('/held', async (_request, reply) => {
+          heldCalls++;
+          await new Promise<void>((r) => (release = r));
+          return reply.type('application/json').send('{"held":true}');
         });
         // headers and half a body, then the connection is cut
         odd.get('/broken', async (_request, reply) => {
@@ -285,6 +299,7 @@ describe('http-client', () => {
       });
       afterAll(async () => {
         hold();
+        release();
         await odd.close();
       });
 
@@ -336,6 +351,48 @@ describe('http-client', () => {
           expect(
             find(body, 'http_client_request_duration_seconds_count', { route: '/long' }).map((s) => [s.labels.status_code, s.value]),
           ).toEqual([['error', 1]]);
+        } finally {
+          await c.close();
+        }
+      });
+
+      it('answers the final status after an informational one, counted once', async () => {
+        const metrics = new ServiceMetrics('gateway');
+        const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics });
+        try {
+          const answer = await c.bytes({ method: 'GET', path: '/hinted', route: '/hinted' });
+          expect([answer.statusCode, answer.contentType, answer.body.toString()]).toEqual([
+            200,
+            'application/json; charset=utf-8',
+            '{"hinted":true}',
+          ]);
+          const { body } = await metrics.render(undefined);
+          expect(
+            find(body, 'http_client_request_duration_seconds_count', { route: '/hinted' }).map((s) => [s.labels.status_code, s.value]),
+          ).toEqual([['200', 1]]);
+        } finally {
+          await c.close();
+        }
+      });
+
+      it('an abort while the call waits for a connection ends it at once, with the reason', async () => {
+        const metrics = new ServiceMetrics('gateway');
+        const c = new PeerClient({ peer: 'runtime', baseUrl: url, metrics, connections: 1 });
+        try {
+          // the one connection is busy until `release`
+          const busy = c.bytes({ method: 'GET', path: '/held', route: '/held' });
+          await expect.poll(() => heldCalls).toBe(1);
+          const queued = new AbortController();
+          const waiting = c.bytes({ method: 'GET', path: '/hinted', route: '/hinted', signal: queued.signal }).catch((e: unknown) => e);
+          queued.abort(new Error('gave up waiting'));
+          // settles while the connection is still held (before the fix it waited for `release`)
+          expect(((await waiting) as Error).message).toBe('gave up waiting');
+          release();
+          expect((await busy).body.toString()).toBe('{"held":true}');
+          const { body } = await metrics.render(undefined);
+          expect(
+            find(body, 'http_client_request_duration_seconds_count', { route: '/hinted' }).map((s) => [s.labels.status_code, s.value]),
+          ).toEqual([['aborted', 1]]);
         } finally {
           await c.close();
         }

@@ -14,6 +14,8 @@ describe('RuntimeClient.relay', () => {
   let runtime: FastifyInstance;
   let gateway: Service;
   let client: RuntimeClient;
+  /** Gives up on a silent body after 300 ms (only /stalls goes through it: the others have a patient client). */
+  let impatient: RuntimeClient;
   let gatewayUrl: string;
   let release: () => void = () => undefined;
   /** What the runtime wrote on /json: odd spacing and characters a re-serialization would change. */
@@ -47,15 +49,22 @@ describe('RuntimeClient.relay', () => {
       logger: silentLogger(),
       fastify: { forceCloseConnections: true },
     });
-    client = new RuntimeClient({
-      baseUrl: runtimeUrl,
-      internalApiKey: TEST_INTERNAL_KEY,
-      metrics: new ServiceMetrics('gateway'),
-      requestTimeoutMs: 300,
-      streamIdleTimeoutMs: 300,
-    });
+    const runtimeClient = (timeoutMs: number) =>
+      new RuntimeClient({
+        baseUrl: runtimeUrl,
+        internalApiKey: TEST_INTERNAL_KEY,
+        metrics: new ServiceMetrics('gateway'),
+        requestTimeoutMs: timeoutMs,
+        streamIdleTimeoutMs: timeoutMs,
+      });
+    client = runtimeClient(30_000);
+    impatient = runtimeClient(300);
     gateway.app.get<{ Params: { what: string } }>('/relay/:what', (request, reply) =>
-      client.relay(reply, 'user-1', { method: 'GET', path: `/${request.params.what}`, route: `/${request.params.what}` }),
+      (request.params.what === 'stalls' ? impatient : client).relay(reply, 'user-1', {
+        method: 'GET',
+        path: `/${request.params.what}`,
+        route: `/${request.params.what}`,
+      }),
     );
     await gateway.app.listen({ host: '127.0.0.1', port: 0 });
     gatewayUrl = `http://127.0.0.1:${(gateway.app.server.address() as { port: number }).port}`;
@@ -63,6 +72,7 @@ describe('RuntimeClient.relay', () => {
   afterAll(async () => {
     release();
     await client.close();
+    await impatient.close();
     await gateway.app.close();
     await runtime.close();
   });
