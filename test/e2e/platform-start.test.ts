@@ -120,9 +120,15 @@ describe('npm start (scripts/start.ts) on embedded defaults', () => {
       const password = (await readFile(path.join(dataDir, 'auth', 'admin-password'), 'utf8')).trim();
       expect(launcher.output()).not.toContain(password);
 
-      // The gateway starts once auth answers: it never finds auth unreachable at start.
+      // The gateway starts once auth answers: it never finds auth unreachable at start. (A service
+      // writes its log lines in batches of up to 25 ms, so its "listening" line may come after the
+      // launcher's banner: the start-up is what came before both.)
+      await expect.poll(() => launcher.output().includes('gateway listening')).toBe(true);
       const out = launcher.output();
-      const startUp = out.slice(0, out.indexOf('CodeLab Platform is up'));
+      const startUp = out.slice(
+        0,
+        Math.max(out.indexOf('CodeLab Platform is up'), out.indexOf('gateway listening') + 'gateway listening'.length),
+      );
       expect(startUp.indexOf('auth listening')).toBeGreaterThan(-1);
       expect(startUp.indexOf('auth listening')).toBeLessThan(startUp.indexOf('gateway listening'));
       expect(startUp).not.toMatch(/^gateway\s*\|.*(WARN|ERROR)/m);
