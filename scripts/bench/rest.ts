@@ -199,6 +199,7 @@ try {
   for (const t of targets) {
     const acc = totals.get(t.key)!;
     const shown = shownFor(t);
+    // (a process that did next to nothing for this target, e.g. the idle auth service, is left out)
     const detail = Object.fromEntries(Object.entries(acc.detail).filter(([k]) => shown(k) && (acc.cpu[k] ?? 0) / acc.ok >= 0.002));
     console.log(`  ${t.name}: ${procDetailPerOp(detail, acc.ok)}`);
   }

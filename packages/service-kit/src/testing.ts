@@ -5,6 +5,7 @@
  * fails the test, so CI always proves the real thing.
  */
 import { execFileSync } from 'node:child_process';
+import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pg from 'pg';
@@ -100,6 +101,35 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (${last})`);
+}
+
+/**
+ * Routes of a peer that fails after its headers, for a client's tests: `GET /broken` sends its
+ * headers and part of a JSON body, then cuts the connection; `GET /stalls` sends its headers and
+ * part of a body, then nothing until `release()` (for afterAll) ends every one waiting.
+ */
+export function misbehavingRoutes(app: FastifyInstance): { release(): void } {
+  const stalled = new Set<() => void>();
+  app.get('/broken', async (_request, reply) => {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+    reply.raw.write('{"half":');
+    await new Promise((r) => setImmediate(r));
+    reply.raw.destroy();
+  });
+  app.get('/stalls', async (_request, reply) => {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'application/json' });
+    reply.raw.write('{"started":');
+    await new Promise<void>((r) => stalled.add(r));
+    reply.raw.end('true}');
+  });
+  return {
+    release: () => {
+      for (const r of stalled) r();
+      stalled.clear();
+    },
+  };
 }
 
 /** Runs one statement on its own connection to `url`. */

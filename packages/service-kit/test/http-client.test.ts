@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isJsonType, parseAnswer, PeerClient, PeerUnavailableError } from '../src/http-client.ts';
 import { ServiceMetrics } from '../src/metrics.ts';
 import { createService, type Service } from '../src/service.ts';
-import { freePort, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { freePort, misbehavingRoutes, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 
 async function listen(app: FastifyInstance): Promise<string> {
@@ -250,7 +250,7 @@ describe('http-client', () => {
     describe('reads the body whole without a body stream', () => {
       let odd: FastifyInstance;
       let url: string;
-      let hold: () => void = () => undefined;
+      let misbehaving: { release(): void } | undefined;
       let release: () => void = () => undefined;
       /** Requests /held has received. */
       let heldCalls = 0;
@@ -279,26 +279,11 @@ describe('http-client', () => {
           await new Promise<void>((r) => (release = r));
           return reply.type('application/json').send('{"held":true}');
         });
-        // headers and half a body, then the connection is cut
-        odd.get('/broken', async (_request, reply) => {
-          reply.hijack();
-          reply.raw.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
-          reply.raw.write('{"half":');
-          await new Promise((r) => setImmediate(r));
-          reply.raw.destroy();
-        });
-        // headers, then silence until released
-        odd.get('/stalls', async (_request, reply) => {
-          reply.hijack();
-          reply.raw.writeHead(200, { 'content-type': 'application/json' });
-          reply.raw.write('{"started":');
-          await new Promise<void>((r) => (hold = r));
-          reply.raw.end('true}');
-        });
+        misbehaving = misbehavingRoutes(odd);
         url = await listen(odd);
       });
       afterAll(async () => {
-        hold();
+        misbehaving?.release();
         release();
         await odd.close();
       });

@@ -7,7 +7,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createService, ServiceMetrics, type Service } from '@codelab/service-kit';
-import { silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { misbehavingRoutes, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { RuntimeClient } from '../../src/runtime-client.ts';
 
 describe('RuntimeClient.relay', () => {
@@ -17,7 +17,7 @@ describe('RuntimeClient.relay', () => {
   /** Gives up on a silent body after 300 ms (only /stalls goes through it: the others have a patient client). */
   let impatient: RuntimeClient;
   let gatewayUrl: string;
-  let release: () => void = () => undefined;
+  let misbehaving: { release(): void } | undefined;
   /** What the runtime wrote on /json: odd spacing and characters a re-serialization would change. */
   const written = '{ "title":"Grüße \\u00e9 ✓",  "n" :1.50,"nested":{"a":[1, 2]} }';
 
@@ -25,20 +25,7 @@ describe('RuntimeClient.relay', () => {
     runtime = Fastify({ forceCloseConnections: true });
     runtime.get('/json', async (_request, reply) => reply.status(207).type('application/json; charset=utf-8').send(written));
     runtime.get('/plain', async (_request, reply) => reply.status(500).type('text/plain').send('the runtime fell over'));
-    runtime.get('/broken', async (_request, reply) => {
-      reply.hijack();
-      reply.raw.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' });
-      reply.raw.write('{"sessions":[');
-      await new Promise((r) => setImmediate(r));
-      reply.raw.destroy();
-    });
-    runtime.get('/stalls', async (_request, reply) => {
-      reply.hijack();
-      reply.raw.writeHead(200, { 'content-type': 'application/json' });
-      reply.raw.write('{"sessions":[');
-      await new Promise<void>((r) => (release = r));
-      reply.raw.end(']}');
-    });
+    misbehaving = misbehavingRoutes(runtime);
     await runtime.listen({ host: '127.0.0.1', port: 0 });
     const runtimeUrl = `http://127.0.0.1:${(runtime.server.address() as { port: number }).port}`;
 
@@ -70,7 +57,7 @@ describe('RuntimeClient.relay', () => {
     gatewayUrl = `http://127.0.0.1:${(gateway.app.server.address() as { port: number }).port}`;
   });
   afterAll(async () => {
-    release();
+    misbehaving?.release();
     await client.close();
     await impatient.close();
     await gateway.app.close();
