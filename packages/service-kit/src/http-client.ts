@@ -31,6 +31,7 @@ export interface PeerRequest {
   /** Route template for the metric label, e.g. "/sessions/:id/history". */
   route: string;
   query?: Record<string, string | number | boolean | undefined>;
+  /** Sent as JSON; a Buffer is JSON already encoded, sent as it is. */
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
@@ -76,7 +77,7 @@ export function isJsonType(type: string | undefined): boolean {
 interface Call {
   started: number;
   headers: Record<string, string>;
-  body: string | undefined;
+  body: string | Buffer | undefined;
   path: string;
   labels: { service: string; peer: string; method: string; route: string };
   span: ReturnType<typeof startClientSpan>;
@@ -198,9 +199,9 @@ export class PeerClient {
     const started = performance.now();
     const headers: Record<string, string> = { ...req.headers };
     if (this.opts.internalApiKey) headers[INTERNAL_AUTH_HEADER] = this.opts.internalApiKey;
-    let body: string | undefined;
+    let body: string | Buffer | undefined;
     if (req.body !== undefined) {
-      body = JSON.stringify(req.body);
+      body = Buffer.isBuffer(req.body) ? req.body : JSON.stringify(req.body);
       headers['content-type'] ??= 'application/json';
     }
     const search = new URLSearchParams();

@@ -205,12 +205,18 @@ describe('http-client', () => {
   });
 
   describe('PeerClient.json', () => {
-    it('sends a JSON body and parses the JSON answer', async () => {
+    it('sends a JSON body (an object, or a Buffer of JSON as it is) and parses the JSON answer', async () => {
       const { client: c } = client();
       try {
         expect(await c.json({ method: 'POST', path: '/things', route: '/things', body: { name: 'ada', n: [1, 2] } })).toEqual({
           statusCode: 201,
           body: { got: { name: 'ada', n: [1, 2] }, contentType: 'application/json' },
+        });
+        // a Buffer is JSON encoded already: sent as it is
+        const encoded = Buffer.from(JSON.stringify({ name: 'grace' }));
+        expect(await c.json({ method: 'POST', path: '/things', route: '/things', body: encoded })).toEqual({
+          statusCode: 201,
+          body: { got: { name: 'grace' }, contentType: 'application/json' },
         });
       } finally {
         await c.close();

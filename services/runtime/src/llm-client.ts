@@ -122,12 +122,30 @@ export class LlmClient {
   /**
    * Streams one chat completion. The span `chat {model}` covers the whole stream. `tools` are
    * OpenAI function specs; `extra` more request fields (e.g. the classifier's temperature).
+   *
+   * The request is encoded here, when the call is made: the stream keeps its bytes (outside the
+   * JavaScript heap), not the prompt's objects. A prompt carries the session's history; objects
+   * kept for a whole answer outlive the garbage collector's young generation, and a runtime that
+   * promoted every turn's history into the old one paid for it with full collections, each a
+   * stall of every turn in flight (bench:ttft's open rounds).
    */
-  async *streamChat(
+  streamChat(
     messages: ChatMessage[],
     signal?: AbortSignal,
     opts: { tools?: unknown[]; extra?: Record<string, unknown> } = {},
   ): AsyncGenerator<LlmEvent> {
+    const body = {
+      ...opts.extra,
+      model: this.opts.model,
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(opts.tools?.length ? { tools: opts.tools } : {}),
+    };
+    return this.stream(Buffer.from(JSON.stringify(body)), signal);
+  }
+
+  private async *stream(body: Buffer, signal: AbortSignal | undefined): AsyncGenerator<LlmEvent> {
     const model = this.opts.model;
     const span = startSpan(tracer, `chat ${model}`, { kind: SpanKind.CLIENT }, () => ({
       'gen_ai.operation.name': 'chat',
@@ -147,14 +165,7 @@ export class LlmClient {
           path: '/v1/chat/completions',
           route: '/v1/chat/completions',
           ...(this.writeInterval ? { headers: this.writeInterval } : {}),
-          body: {
-            ...opts.extra,
-            model,
-            messages,
-            stream: true,
-            stream_options: { include_usage: true },
-            ...(opts.tools?.length ? { tools: opts.tools } : {}),
-          },
+          body,
           ...(signal ? { signal } : {}),
         }),
       );

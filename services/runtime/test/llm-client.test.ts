@@ -3,15 +3,23 @@
  * their streamed pieces, usage, and every kind of upstream failure as LlmError (never text).
  */
 import { createServer } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceMetrics, type Service } from '@codelab/service-kit';
 import { freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { mockReply } from '@codelab/llm-proxy/mock-llm';
-import { MAX_WRITE_INTERVAL_MS, WRITE_INTERVAL_HEADER } from '@codelab/protocol';
+import { MAX_WRITE_INTERVAL_MS, WRITE_INTERVAL_HEADER, type ChatMessage } from '@codelab/protocol';
 import { LLM_FAILURE_TEXT, LlmClient, LlmError, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
 import { startMockLlm } from './routes/fixture.ts';
+
+/** A full garbage collection on demand (V8's `gc`, exposed for this test's process). */
+function collectGarbage(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
 
 describe('LlmClient', () => {
   let llm: Service;
@@ -161,6 +169,46 @@ describe('LlmClient', () => {
         await new Promise((resolve) => server.close(resolve));
       }
     });
+  });
+
+  it('keeps no object of the prompt while the answer streams (it is sent as encoded when the call is made)', async () => {
+    // A prompt carries the session's history: kept for a whole answer, it outlived the collector's
+    // young generation on every turn (bench:ttft's open rounds stalled on the full collections).
+    const gc = collectGarbage();
+    let finish = (): void => undefined;
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }] })}\n\n`);
+      finish = () => res.end(`data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const c = clientFor(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      // (made in a function of its own: nothing of this test's frame refers to the prompt)
+      const start = () => {
+        const prompt: ChatMessage[] = [
+          { role: 'system', content: 'You are a helper.' },
+          { role: 'user', content: 'a long history' },
+        ];
+        return { prompt: new WeakRef(prompt), events: c.streamChat(prompt) };
+      };
+      const { prompt, events } = start();
+      const first = await events.next();
+      expect(first.value).toEqual({ kind: 'token', token: 'hi' });
+      // the answer is still streaming: its prompt is gone once the collector has run
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+      expect(prompt.deref()).toBeUndefined();
+      finish();
+      const rest: LlmEvent[] = [];
+      for await (const ev of { [Symbol.asyncIterator]: () => events }) rest.push(ev);
+      expect(rest.at(-1)).toEqual({ kind: 'finish', reason: 'stop' });
+    } finally {
+      await c.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('reports an unreachable proxy as LlmError', async () => {

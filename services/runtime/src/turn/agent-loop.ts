@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
-import type { ToolCall } from '@codelab/protocol';
+import type { ChatMessage, ToolCall } from '@codelab/protocol';
 import { startSpan } from '@codelab/service-kit';
 import { refusal, type AgentDefinition, type AgentType } from '../agents/definitions.ts';
 import { classificationMessages, classifyByKeywords, parseClassification, type Classification } from '../agents/router.ts';
@@ -265,14 +265,22 @@ const RETRY_HINT: Record<TurnTrigger, string> = {
   answer: 'your answer is kept, send a message to continue.',
 };
 
-/** One LLM call for `agent`: tokens stream to the IDE as they come. */
-async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigger): Promise<Step> {
+/** What an LLM call of `agent` sends: its system prompt and as much of the session's history as the budget allows. */
+async function prompt(t: TurnContext, agent: AgentDefinition): Promise<ChatMessage[]> {
   const { services } = t;
-  t.steps++;
   // the turn's first call has the history its lease's statement read (session-lease.ts)
   const history = t.takeHistory() ?? (await services.sessions.messages(t.sessionId));
   const { messages, dropped } = buildPrompt(agent.systemPrompt, history, services.historyTokenBudget);
   if (dropped > 0) services.metrics.historyTrimmed.inc();
+  return messages;
+}
+
+/** One LLM call for `agent`: tokens stream to the IDE as they come. */
+async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigger): Promise<Step> {
+  const { services } = t;
+  t.steps++;
+  // (the prompt is encoded by streamChat at once: this step keeps no history while the answer streams)
+  const events = services.llm.streamChat(await prompt(t, agent), t.signal, { tools: toolSpecs(agent.allowedTools) });
   const started = performance.now();
   let content = '';
   let calls: ToolCall[] = [];
@@ -297,7 +305,7 @@ async function llmStep(t: TurnContext, agent: AgentDefinition, after: TurnTrigge
     (n) => services.metrics.answerFrameTokens.observe(n),
   );
   try {
-    for await (const ev of services.llm.streamChat(messages, t.signal, { tools: toolSpecs(agent.allowedTools) })) {
+    for await (const ev of events) {
       if (ev.kind === 'token') {
         content += ev.token;
         await tokens.push(ev.token);

@@ -97,7 +97,10 @@ export class TurnContext {
     this.fence = lease && { token: lease.token, onRefused: () => lease.lose() };
     this.seq = lastSeq;
     this.agent = currentAgent;
+    // the turn holds the history until its first LLM call only: the lease lives as long as the
+    // turn, and a history kept by it would outlive the garbage collector's young generation
     this.history = lease?.session.history;
+    if (lease) delete lease.session.history;
   }
 
   /** The history read with the lease, once (the turn's first LLM call); later calls read it again. */

@@ -9,6 +9,7 @@ import { ServiceMetrics, type Database, type Service } from '@codelab/service-ki
 import { createRuntimeMetrics } from '../../src/metrics.ts';
 import { SessionStore } from '../../src/store/sessions.ts';
 import { historyAfterTake, SessionLeases } from '../../src/turn/session-lease.ts';
+import { TurnContext } from '../../src/turn/turn-context.ts';
 import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixture.ts';
 
 describe('historyAfterTake', () => {
@@ -114,6 +115,19 @@ describe('the history read with a turn lease, on PostgreSQL', () => {
     expect(lease?.session.message_stored).toBe(true);
     expect(lease!.session.history).toEqual(await store.messages(sessionId));
     expect(lease!.session.history!.map((m) => m.content)).toEqual(['first question', 'first answer', 'second question']);
+    await lease!.release();
+  });
+
+  it("is the turn's once it starts: the lease keeps none for the rest of the turn", async () => {
+    // (the lease lives as long as the turn; a history it kept would outlive the collector's young generation)
+    const { sessionId, sub } = await sessionWithHistory();
+    const lease = await leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
+    const read = lease!.session.history;
+    const noop = () => undefined;
+    const t = new TurnContext({} as never, sessionId, 'c-1', 'ask', 0, new AbortController().signal, {} as never, noop as never, lease);
+    expect(lease!.session.history).toBeUndefined();
+    expect(t.takeHistory()).toBe(read);
+    expect(t.takeHistory()).toBeUndefined(); // the turn's later LLM calls read it again
     await lease!.release();
   });
 
