@@ -172,6 +172,26 @@ function slowestArrivals(timeline: Arrival[]): string {
   return slow.map((a) => `${(a.atMs / 1000).toFixed(2)} s: ${a.ttftMs.toFixed(0)}`).join(', ');
 }
 
+/**
+ * The full (mark-compact) collections of each service between two scrapes (the kit's
+ * nodejs_gc_duration_seconds{kind="major"}: their pauses), and the time of all its collections. A
+ * full collection of a service under load was the open rounds' stall: every bunch of the slowest
+ * 1% that was traced fell on one (BENCH_NODE_ARGS=--trace-gc, `npm run bench:gc`), its turns waiting
+ * some 20-40 ms, longer than the pause itself (the marking before it runs beside the turns).
+ */
+function fullCollections(a: Scrapes, b: Scrapes): string {
+  const d = (before: string, after: string, name: string, match = ''): number =>
+    (metricSum(after, name, match) || 0) - (metricSum(before, name, match) || 0);
+  return (['runtime', 'gateway', 'llm'] as const)
+    .map((k) => {
+      const full = d(a[k], b[k], 'nodejs_gc_duration_seconds_count', 'kind="major"');
+      const fullMs = d(a[k], b[k], 'nodejs_gc_duration_seconds_sum', 'kind="major"') * 1000;
+      const allMs = d(a[k], b[k], 'nodejs_gc_duration_seconds_sum') * 1000;
+      return `${k === 'llm' ? 'llm-proxy' : k} ${full} full (pauses ${full ? f1(fullMs / full) : '-'} ms mean), ${f1(allMs)} ms in all collections`;
+    })
+    .join('; ');
+}
+
 let platform: Platform | undefined;
 let clients: FrameClient[] = [];
 const agent = new Agent({ connections: 4096, pipelining: 1, keepAliveTimeout: 60_000 });
@@ -380,6 +400,7 @@ try {
         `gateway ${f1(open.peaks.lagGateway)} ms, runtime db requests waiting ${open.peaks.pending}`,
     );
     console.log(`per turn and process (open): ${procDetailPerOp(open.detail, openTurns)}`);
+    console.log(`garbage collection (open phases): ${fullCollections(open.before!, open.after!)}`);
   } else console.log('open model: not measured (BENCH_OPEN_ROUNDS=0)');
 
   const perService = serverCpu
