@@ -8,6 +8,8 @@ import { execFileSync } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
 
@@ -74,6 +76,15 @@ export function missingServer(what: string, envVar: string, value: string | null
 }
 
 /** A free TCP port on loopback (for spawned services). */
+/**
+ * A full garbage collection on demand (V8's `gc`, exposed in this process): for tests that a stream
+ * keeps no object it should not (a WeakRef to it is empty once the collector has run).
+ */
+export function collectGarbage(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
 export async function freePort(): Promise<number> {
   const net = await import('node:net');
   return new Promise((resolve, reject) => {

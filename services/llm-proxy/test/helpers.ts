@@ -12,7 +12,11 @@ export interface RunningProxy {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
-export async function startProxy(env: Record<string, string> = {}): Promise<RunningProxy> {
+/** `beforeListen`: what a test adds to the app before it starts (a hook, say). */
+export async function startProxy(
+  env: Record<string, string> = {},
+  opts: { beforeListen?: (app: Service['app']) => void } = {},
+): Promise<RunningProxy> {
   const config = readLlmProxyConfig({
     LLM_PROXY__INTERNAL_API_KEY: TEST_INTERNAL_KEY,
     LLM_PROXY__MOCK_TTFT_MS: '0',
@@ -20,6 +24,7 @@ export async function startProxy(env: Record<string, string> = {}): Promise<Runn
     ...env,
   });
   const service = await buildApp(config, { logger: silentLogger() });
+  opts.beforeListen?.(service.app);
   const url = await listen(service, { host: '127.0.0.1', port: 0 });
   return {
     service,

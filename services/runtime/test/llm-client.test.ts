@@ -3,23 +3,15 @@
  * their streamed pieces, usage, and every kind of upstream failure as LlmError (never text).
  */
 import { createServer } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceMetrics, type Service } from '@codelab/service-kit';
-import { freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
+import { collectGarbage, freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { mockReply } from '@codelab/llm-proxy/mock-llm';
 import { MAX_WRITE_INTERVAL_MS, WRITE_INTERVAL_HEADER, type ChatMessage } from '@codelab/protocol';
 import { LLM_FAILURE_TEXT, LlmClient, LlmError, type LlmEvent } from '../src/llm-client.ts';
 import { createRuntimeMetrics } from '../src/metrics.ts';
 import { startMockLlm } from './routes/fixture.ts';
-
-/** A full garbage collection on demand (V8's `gc`, exposed for this test's process). */
-function collectGarbage(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
 
 describe('LlmClient', () => {
   let llm: Service;

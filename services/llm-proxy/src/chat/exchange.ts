@@ -3,7 +3,6 @@
  * share it, and what either does with a provider's `cut` event.
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
-import type { ChatCompletionRequest } from '@codelab/protocol';
 import type { ProviderEvent } from '../providers/provider.ts';
 import type { Answer } from './answer.ts';
 import type { ChatTelemetry } from './telemetry.ts';
@@ -11,7 +10,10 @@ import type { ChatTelemetry } from './telemetry.ts';
 export type CutEvent = Extract<ProviderEvent, { type: 'cut' }>;
 
 export interface ChatExchange {
-  request: ChatCompletionRequest;
+  /** The model the client asked for (the completion's `model`). */
+  model: string;
+  /** The client asked for the usage chunk (`stream_options.include_usage`). */
+  includeUsage: boolean;
   reply: FastifyReply;
   log: FastifyBaseLogger;
   providerName: string;

@@ -36,5 +36,5 @@ export async function replyJson(x: ChatExchange): Promise<FastifyReply | undefin
     return undefined;
   }
   telemetry.finish('ok');
-  return reply.send(answer.completion(x.request.model));
+  return reply.send(answer.completion(x.model));
 }

@@ -20,7 +20,7 @@ export async function streamSse(x: ChatExchange): Promise<void> {
   const { answer, telemetry, reply, clientGone } = x;
   const res = reply.raw;
   const sse = startSse(reply, {}, { flushHeaders: false });
-  const includeUsage = x.request.stream_options?.include_usage === true;
+  const includeUsage = x.includeUsage;
   const interval = x.writeIntervalMs;
   if (interval > 0) telemetry.writeInterval(interval);
   /** Socket writes so far: the first output's, then one per batch flushed on its own (the end's comes last). */

@@ -33,7 +33,8 @@ export class ChatTelemetry {
   /** The request's `model` label (a configured public name, or `other`). */
   readonly model: string;
   private readonly deps: ChatTelemetryDeps;
-  private readonly request: ChatCompletionRequest;
+  /** The `stream` label: the client asked for a stream. */
+  private readonly streamed: string;
   private readonly answer: Answer;
   private readonly span: Span;
   private readonly started = performance.now();
@@ -46,7 +47,7 @@ export class ChatTelemetry {
   /** Starts the clock and the span. */
   constructor(deps: ChatTelemetryDeps, request: ChatCompletionRequest, answer: Answer) {
     this.deps = deps;
-    this.request = request;
+    this.streamed = String(request.stream === true);
     this.answer = answer;
     this.model = deps.metrics.modelLabel(request.model);
     this.span = startSpan(tracer, `chat ${request.model}`, { kind: SpanKind.INTERNAL }, () => ({
@@ -120,7 +121,7 @@ export class ChatTelemetry {
     this.ended = true;
     const { metrics, captureMessageContent } = this.deps;
     const { model, provider } = this.labels;
-    const stream = String(this.request.stream === true);
+    const stream = this.streamed;
     const { answer, span } = this;
     metrics.requests.inc({ model, provider, stream, outcome });
     metrics.duration.observe({ model, provider, stream, outcome }, (performance.now() - this.started) / 1000);

@@ -64,6 +64,16 @@ const INJECTED_DISCONNECT: ProviderEvent = {
   },
 };
 
+/** What a request's answer will be (`MockProvider.plan`). */
+interface MockPlan {
+  model: string;
+  script: MockScript;
+  content: string[];
+  toolDeltas: ToolCallDelta[];
+  maxTokens: number | undefined;
+  promptTokens: number;
+}
+
 export class MockProvider implements Provider {
   readonly name = 'mock' as const;
   readonly semconvName = 'codelab.mock';
@@ -115,10 +125,21 @@ export class MockProvider implements Provider {
     let firstChunkMs: number | undefined;
     const started = performance.now();
     const self = this;
+    const { signal } = call;
+    // Everything the answer needs is read from the request now: the stream keeps none of it (the
+    // request carries the whole prompt, and what a stream keeps outlives the young generation).
+    let plan: MockPlan | undefined;
+    let refused: unknown;
+    try {
+      plan = this.plan(call);
+    } catch (err) {
+      refused = err; // (thrown by the stream, as every error before its first output)
+    }
     async function* run(): AsyncGenerator<ProviderEvent, void, undefined> {
-      const { request, signal } = call;
-      const script = self.script(call);
-      if (script.error && (script.error.model === undefined || script.error.model === request.model)) {
+      if (!plan) throw refused;
+      const { model, script, content, toolDeltas, maxTokens, promptTokens } = plan;
+      plan = undefined;
+      if (script.error && (script.error.model === undefined || script.error.model === model)) {
         const key = script.errorKey ?? '';
         const seen = self.errorCounts.get(key) ?? 0;
         if (script.error.times === undefined || seen < script.error.times) {
@@ -141,12 +162,10 @@ export class MockProvider implements Provider {
           id,
           object: 'chat.completion.chunk',
           created,
-          model: request.model,
+          model,
           choices: [{ index: 0, delta, finish_reason: finish }],
         },
       });
-      const { content, toolDeltas } = self.answer(request, script);
-      const maxTokens = request.max_completion_tokens ?? request.max_tokens;
       const parts: (string | ToolCallDelta)[] = [...content, ...toolDeltas];
       const limited = maxTokens !== undefined && parts.length > maxTokens ? parts.slice(0, maxTokens) : parts;
       const finish = limited.length < parts.length ? 'length' : toolDeltas.length ? 'tool_calls' : 'stop';
@@ -170,20 +189,35 @@ export class MockProvider implements Provider {
         yield typeof part === 'string' ? chunk({ content: part }) : chunk({ tool_calls: [part] });
       }
       yield chunk({}, finish);
-      const prompt = countPromptTokens(request.messages);
       yield {
         type: 'chunk',
         chunk: {
           id,
           object: 'chat.completion.chunk',
           created,
-          model: request.model,
+          model,
           choices: [],
-          usage: { prompt_tokens: prompt, completion_tokens: limited.length, total_tokens: prompt + limited.length },
+          usage: { prompt_tokens: promptTokens, completion_tokens: limited.length, total_tokens: promptTokens + limited.length },
         },
       };
     }
-    return { events: run(), upstreamTtftMs: () => firstChunkMs, upstreamModel: () => call.route.targets[0] };
+    const target = call.route.targets[0];
+    return { events: run(), upstreamTtftMs: () => firstChunkMs, upstreamModel: () => target };
+  }
+
+  /** What a request's answer will be, read from the request once (its script and tokens, the prompt's size). */
+  private plan(call: ProviderCall): MockPlan {
+    const { request } = call;
+    const script = this.script(call);
+    const { content, toolDeltas } = this.answer(request, script);
+    return {
+      model: request.model,
+      script,
+      content,
+      toolDeltas,
+      maxTokens: request.max_completion_tokens ?? request.max_tokens,
+      promptTokens: countPromptTokens(request.messages),
+    };
   }
 
   /** Content tokens and tool-call deltas of the answer. */

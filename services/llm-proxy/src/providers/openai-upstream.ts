@@ -12,6 +12,7 @@ import { openAIErrorOf, readOpenAIErrorBody, type ChatCompletionChunk } from '@c
 import type { LlmProxyConfig } from '../config.ts';
 import { errorForStatus, OpenAIError } from '../errors.ts';
 import type { LlmProxyMetrics } from '../metrics.ts';
+import type { ModelRoute } from '../model-map.ts';
 import { BREAKER_STATE_VALUE, CircuitBreaker, type BreakerPermit } from '../resilience/circuit-breaker.ts';
 import { backoffMs, isRetryableStatus } from '../resilience/retry.ts';
 import type { Provider, ProviderCall, ProviderEvent, ProviderStream } from './provider.ts';
@@ -52,6 +53,38 @@ function retryAfterOf(headers: Record<string, string | string[] | undefined>): n
   const v = headers['retry-after'];
   const n = Number(Array.isArray(v) ? v[0] : v);
   return Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * A request as the attempts send it: its body encoded once, when the stream starts, and kept as
+ * bytes (each target gets it with its own model name in front), with the few fields read later.
+ * The stream keeps no object of the request: it carries the whole prompt, and what a stream keeps
+ * for its whole answer outlives the garbage collector's young generation.
+ */
+interface UpstreamCall {
+  route: ModelRoute;
+  signal: AbortSignal;
+  /** The model the client asked for (the name its chunks carry). */
+  publicModel: string;
+  /** The client asked for a stream, and for its usage chunk. */
+  stream: boolean;
+  includeUsage: boolean;
+  /** The upstream request for `target`: always streaming, with usage. */
+  bodyFor(target: string): Buffer;
+}
+
+function upstreamCall({ request, route, signal }: ProviderCall): UpstreamCall {
+  const { model: _model, ...rest } = request;
+  // `{"model":…,` + the rest of the object: the prompt is encoded once, however many attempts
+  const tail = Buffer.from(JSON.stringify({ ...rest, stream: true, stream_options: { include_usage: true } }).slice(1));
+  return {
+    route,
+    signal,
+    publicModel: request.model,
+    stream: request.stream === true,
+    includeUsage: request.stream_options?.include_usage === true,
+    bodyFor: (target) => Buffer.concat([Buffer.from(`{"model":${JSON.stringify(target)},`), tail]),
+  };
 }
 
 export class OpenAIUpstreamProvider implements Provider {
@@ -108,7 +141,8 @@ export class OpenAIUpstreamProvider implements Provider {
     return b;
   }
 
-  stream(call: ProviderCall): ProviderStream {
+  stream(request: ProviderCall): ProviderStream {
+    const call = upstreamCall(request);
     let firstChunkMs: number | undefined;
     let answered: string | undefined;
     const self = this;
@@ -178,7 +212,7 @@ export class OpenAIUpstreamProvider implements Provider {
    * time of the first output and the stream from there on.
    */
   private async attempt(
-    call: ProviderCall,
+    call: UpstreamCall,
     target: string,
     deadline: AbortSignal,
     permit: BreakerPermit,
@@ -203,7 +237,7 @@ export class OpenAIUpstreamProvider implements Provider {
     };
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (cfg.litellmApiKey) headers.authorization = `Bearer ${cfg.litellmApiKey}`;
-    const body = { ...call.request, model: target, stream: true, stream_options: { include_usage: true } };
+    const body = call.bodyFor(target);
 
     const classify = (err: unknown): Failure => {
       const reason = ac.signal.aborted ? ac.signal.reason : undefined;
@@ -320,13 +354,10 @@ export class OpenAIUpstreamProvider implements Provider {
     const firstAt = performance.now();
     const idleMs = cfg.idleTimeout * 1000;
     arm('idle', idleMs);
-    const publicModel = call.request.model;
+    const { publicModel } = call;
     // A streaming client gets the upstream's text as it is; a non-streaming answer (or one whose
     // content the span records) needs every chunk decoded.
-    const passthrough =
-      call.request.stream === true && !cfg.captureMessageContent
-        ? new SsePassthrough(target, publicModel, call.request.stream_options?.include_usage === true)
-        : undefined;
+    const passthrough = call.stream && !cfg.captureMessageContent ? new SsePassthrough(target, publicModel, call.includeUsage) : undefined;
     const brokeOff = (): OpenAIError => new OpenAIError('LLMP_ERR_UPSTREAM_ERROR', `Upstream ${target} ended its stream before [DONE].`);
     async function* events(): AsyncGenerator<ProviderEvent, void, undefined> {
       try {

@@ -20,6 +20,10 @@ export type ProviderEvent =
   | { type: 'cut'; outcome: string; cut(response: ServerResponse): Promise<void> };
 
 export interface ProviderCall {
+  /**
+   * Read while `stream` is called, not later: the stream keeps none of it (it carries the whole
+   * prompt, and what a stream keeps for its whole answer outlives the young generation).
+   */
   request: ChatCompletionRequest;
   route: ModelRoute;
   headers: Record<string, string | string[] | undefined>;

@@ -78,18 +78,16 @@ function writeIntervalOf(value: string | string[] | undefined): number {
 
 export function registerChatCompletions(app: FastifyInstance, { config, metrics, provider, modelMap, limiter }: ChatCompletionsDeps): void {
   app.post<{ Body: ChatCompletionRequest }>('/v1/chat/completions', { schema: { body: chatRequestSchema } }, async (request, reply) => {
-    const body = request.body;
-    const route = modelMap.get(body.model);
+    // what is read of the request after the provider took it (the prompt is not kept: below)
+    const { model, stream: streamed } = request.body;
+    const includeUsage = request.body.stream_options?.include_usage === true;
+    const route = modelMap.get(model);
     if (!route) {
-      throw new OpenAIError(
-        'LLMP_ERR_MODEL_NOT_FOUND',
-        `The model '${body.model}' does not exist or you do not have access to it.`,
-        'model',
-      );
+      throw new OpenAIError('LLMP_ERR_MODEL_NOT_FOUND', `The model '${model}' does not exist or you do not have access to it.`, 'model');
     }
     const writeIntervalMs = writeIntervalOf(request.headers[WRITE_INTERVAL_HEADER]);
     const answer = new Answer();
-    const telemetry = new ChatTelemetry({ metrics, provider, captureMessageContent: config.captureMessageContent }, body, answer);
+    const telemetry = new ChatTelemetry({ metrics, provider, captureMessageContent: config.captureMessageContent }, request.body, answer);
     const abort = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
@@ -108,7 +106,11 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
       return failBeforeOutput(err);
     }
     metrics.inflight.inc({ model: telemetry.model });
-    const stream = provider.stream({ request: body, route, headers: request.headers, signal: abort.signal });
+    const stream = provider.stream({ request: request.body, route, headers: request.headers, signal: abort.signal });
+    // The provider has read the request: its prompt goes now. Fastify's request lives as long as
+    // the answer, and a prompt kept for a whole answer outlives the young generation: every one
+    // would be promoted, and collected later by full collections that stall every stream.
+    (request as { body: unknown }).body = undefined;
     telemetry.providerStream(stream);
     try {
       let first: ProviderEvent[];
@@ -122,7 +124,8 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
         return reply.hijack();
       }
       const exchange: ChatExchange = {
-        request: body,
+        model,
+        includeUsage,
         reply,
         log: request.log,
         providerName: provider.name,
@@ -133,7 +136,7 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
         telemetry,
         writeIntervalMs,
       };
-      return body.stream === true ? await streamSse(exchange) : await replyJson(exchange);
+      return streamed === true ? await streamSse(exchange) : await replyJson(exchange);
     } finally {
       await stream.events.return(undefined).catch(() => undefined);
       metrics.inflight.dec({ model: telemetry.model });
