@@ -4,8 +4,8 @@
  * project, network, subnet and nginx port, random secrets in the environment (what `.env` holds for
  * a user), and small helpers to reach it through nginx and to look inside its containers.
  */
-import { createServer } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
+import { freePort } from '@codelab/service-kit/testing';
 import { FrameClient } from '../helpers/stack.ts';
 import { compose, dockerBuild, dockerOk, exec, IMAGES, uniqueName, waitFor, type Result } from './docker.ts';
 
@@ -30,17 +30,6 @@ export async function buildImages(context?: string): Promise<number> {
     if (r.code !== 0) throw new Error(`docker build --target ${service} exited ${r.code}:\n${r.stderr.slice(-4000)}`);
   }
   return (Date.now() - started) / 1000;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Secrets {
@@ -83,9 +72,13 @@ export class ComposeStack {
     this.ws = `ws://127.0.0.1:${port}`;
   }
 
-  /** A stack not started yet (`up()` starts it); `files`: Compose files other than docker-compose.yml alone. */
-  static async create(extraEnv: Record<string, string> = {}, files?: string[]): Promise<ComposeStack> {
-    return new ComposeStack(uniqueName('cl'), await freePort(), extraEnv, files);
+  /**
+   * A stack not started yet (`up()` starts it); `files`: Compose files other than docker-compose.yml
+   * alone; `port`: nginx's host port (a free one by default; a caller that publishes more ports takes
+   * them all from one `freePorts`, so that none repeats).
+   */
+  static async create(extraEnv: Record<string, string> = {}, files?: string[], port?: number): Promise<ComposeStack> {
+    return new ComposeStack(uniqueName('cl'), port ?? (await freePort()), extraEnv, files);
   }
 
   compose(args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Result> {

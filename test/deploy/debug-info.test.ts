@@ -18,7 +18,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { commonSettings, envName, type SettingSpec } from '@codelab/service-kit';
-import { findProgram, freePort, missingProgram } from '@codelab/service-kit/testing';
+import { findProgram, freePort, freePorts, missingProgram } from '@codelab/service-kit/testing';
 import { authSettings } from '@codelab/auth/config';
 import { gatewaySettings } from '@codelab/gateway/config';
 import { llmProxySettings } from '@codelab/llm-proxy/config';
@@ -115,13 +115,8 @@ describe('scripts/debug-info.sh', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'codelab-debug-info-'));
-    ports = {
-      gateway: await freePort(),
-      runtime: await freePort(),
-      'llm-proxy': await freePort(),
-      auth: await freePort(),
-      web: await freePort(),
-    };
+    const [gateway, runtime, llmProxy, auth, web] = (await freePorts(5)) as [number, number, number, number, number];
+    ports = { gateway, runtime, 'llm-proxy': llmProxy, auth, web };
     launcher = runProcess(['scripts/start.ts'], {
       ...platformEnv(),
       ...Object.fromEntries(SERVICES.map(([name, prefix]) => [`${prefix}__VERSION`, versions[name]])),

@@ -21,7 +21,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '@codelab/service-kit/testing';
+import { freePorts } from '@codelab/service-kit/testing';
 import { INTERNAL_AUTH_HEADER } from '@codelab/service-kit';
 import { ComposeStack, buildImages, imageTag, SERVICE_IMAGES } from './compose-stack.ts';
 import { docker, dockerMissing, dockerOk, ensureStandIns, foundInImages, runCommand, waitFor } from './docker.ts';
@@ -76,18 +76,20 @@ describe.skipIf(missing)('faults on the running stack, under load, with alerts',
     await ensureStandIns();
     await buildImages();
     await receiver.start();
-    const prometheusPort = await freePort();
+    // every host port the stack publishes, all different
+    const [prometheusPort, alertmanagerPort, nginxPort] = await freePorts(3);
     const overlay = writeObservabilityOverlay(dir, {
       scale: SCALE,
       receiverPort: receiver.port,
-      prometheusPort,
-      alertmanagerPort: await freePort(),
+      prometheusPort: prometheusPort!,
+      alertmanagerPort: alertmanagerPort!,
     });
     prometheusUrl = `http://127.0.0.1:${prometheusPort}`;
-    stack = await ComposeStack.create({ ...overlay.env, GATEWAY__AGENT_STREAM_TIMEOUT: String(STREAM_SILENCE_SECONDS) }, [
-      ...overlay.files,
-      writeLlmUpstreamOverlay(dir),
-    ]);
+    stack = await ComposeStack.create(
+      { ...overlay.env, GATEWAY__AGENT_STREAM_TIMEOUT: String(STREAM_SILENCE_SECONDS) },
+      [...overlay.files, writeLlmUpstreamOverlay(dir)],
+      nginxPort,
+    );
     const seconds = await stack.up(SERVICES_UP);
     process.stderr.write(`faults: stack up in ${seconds.toFixed(1)} s\n`);
     token = await stack.adminToken();

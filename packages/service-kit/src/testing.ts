@@ -75,7 +75,6 @@ export function missingServer(what: string, envVar: string, value: string | null
   return true;
 }
 
-/** A free TCP port on loopback (for spawned services). */
 /**
  * A full garbage collection on demand (V8's `gc`, exposed in this process): for tests that a stream
  * keeps no object it should not (a WeakRef to it is empty once the collector has run).
@@ -85,16 +84,33 @@ export function collectGarbage(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
+/** A free TCP port on loopback (for spawned services). */
 export async function freePort(): Promise<number> {
+  const [port] = await freePorts(1);
+  return port!;
+}
+
+/**
+ * `n` free TCP ports on loopback, all different: held open together until each is known (ports
+ * taken one after the other may repeat, each being free again once its probe closed — a Compose
+ * stack whose nginx and Prometheus got the same host port failed to start).
+ */
+export async function freePorts(n: number): Promise<number[]> {
   const net = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  const servers = Array.from({ length: n }, () => net.createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (srv) =>
+          new Promise<number>((resolve, reject) => {
+            srv.once('error', reject);
+            srv.listen(0, '127.0.0.1', () => resolve((srv.address() as { port: number }).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((resolve) => (srv.listening ? srv.close(resolve) : resolve(undefined)))));
+  }
 }
 
 /** Polls `url` until it answers 200, or throws after `timeoutMs`. */

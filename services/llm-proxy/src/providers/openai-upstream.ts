@@ -141,8 +141,8 @@ export class OpenAIUpstreamProvider implements Provider {
     return b;
   }
 
-  stream(request: ProviderCall): ProviderStream {
-    const call = upstreamCall(request);
+  stream(given: ProviderCall): ProviderStream {
+    const call = upstreamCall(given);
     let firstChunkMs: number | undefined;
     let answered: string | undefined;
     const self = this;
