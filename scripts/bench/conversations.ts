@@ -23,6 +23,7 @@ import {
   histMeanMs,
   histPctMs,
   isMain,
+  metricDelta,
   metricSum,
   scrape,
   startPlatform,
@@ -110,10 +111,8 @@ export async function scrapeAll(platform: Platform): Promise<Scrapes> {
 
 /** Where a turn's time goes between two scrapes, from the services' own histograms (means; p99 as a bucket bound). */
 export function whereTimeGoes(a: Scrapes, b: Scrapes, turns: number): string {
-  const delta = (before: string, after: string, name: string): number => metricSum(after, name) - metricSum(before, name);
   const ms = (n: number): string => (Number.isFinite(n) ? `${f1(n)} ms` : 'n/a');
-  const queries =
-    metricSum(b.runtime, 'db_client_operation_duration_seconds_count') - metricSum(a.runtime, 'db_client_operation_duration_seconds_count');
+  const queries = metricDelta(a.runtime, b.runtime, 'db_client_operation_duration_seconds_count');
   return [
     `gateway TTFT (frame in → first token out) mean ${ms(histMeanMs(a.gateway, b.gateway, 'gateway_turn_time_to_first_token_seconds'))}, p99 <= ${ms(histPctMs(a.gateway, b.gateway, 'gateway_turn_time_to_first_token_seconds', 99))}`,
     // until response headers, waiting for a free pooled connection included (PeerClient: 64 per peer)
@@ -124,7 +123,7 @@ export function whereTimeGoes(a: Scrapes, b: Scrapes, turns: number): string {
     `llm-proxy TTFT ${ms(histMeanMs(a.llm, b.llm, 'gen_ai_server_time_to_first_token_seconds'))}`,
     `runtime db: ${f1(queries / turns)} queries per turn, mean ${ms(histMeanMs(a.runtime, b.runtime, 'db_client_operation_duration_seconds'))}`,
     // token frames, and how many answers' frames left together at each tick of the runtime's frame clock (one frame-log pipeline)
-    `token frames ${f1(delta(a.runtime, b.runtime, 'runtime_answer_frame_tokens_count') / turns)} per turn, ${f1(histMean(a.runtime, b.runtime, 'runtime_frame_tick_answers'))} answers per frame tick`,
+    `token frames ${f1(metricDelta(a.runtime, b.runtime, 'runtime_answer_frame_tokens_count') / turns)} per turn, ${f1(histMean(a.runtime, b.runtime, 'runtime_frame_tick_answers'))} answers per frame tick`,
   ].join('; ');
 }
 

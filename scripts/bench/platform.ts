@@ -445,6 +445,11 @@ export function buckets(text: string, name: string, match = ''): Map<number, num
   return out;
 }
 
+/** How much a counter (its series matching `match`, summed) grew between two scrapes; a series a scrape lacks counts 0. */
+export function metricDelta(before: string, after: string, name: string, match = ''): number {
+  return (metricSum(after, name, match) || 0) - (metricSum(before, name, match) || 0);
+}
+
 /** Mean (ms) of a histogram between two scrapes. */
 export function histMeanMs(before: string, after: string, name: string, match = ''): number {
   return histMean(before, after, name, match) * 1000;
@@ -452,9 +457,8 @@ export function histMeanMs(before: string, after: string, name: string, match = 
 
 /** Mean of a histogram's observations between two scrapes (in its own unit); NaN when there were none. */
 export function histMean(before: string, after: string, name: string, match = ''): number {
-  const d = (suffix: string) => (metricSum(after, `${name}_${suffix}`, match) || 0) - (metricSum(before, `${name}_${suffix}`, match) || 0);
-  const count = d('count');
-  return count > 0 ? d('sum') / count : NaN;
+  const count = metricDelta(before, after, `${name}_count`, match);
+  return count > 0 ? metricDelta(before, after, `${name}_sum`, match) / count : NaN;
 }
 
 /** Upper bound (ms) of the bucket holding percentile p of the observations between two scrapes. */

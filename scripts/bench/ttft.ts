@@ -42,7 +42,7 @@ import {
   CpuMeter,
   cpuPerOp,
   CPUS,
-  metricSum,
+  metricDelta,
   platformCpuGroups,
   procDetailPerOp,
   type ProcSample,
@@ -174,19 +174,17 @@ function slowestArrivals(timeline: Arrival[]): string {
 
 /**
  * The full (mark-compact) collections of each service between two scrapes (the kit's
- * nodejs_gc_duration_seconds{kind="major"}: their pauses), and the time of all its collections. A
- * full collection of a service under load was the open rounds' stall: every bunch of the slowest
- * 1% that was traced fell on one (BENCH_NODE_ARGS=--trace-gc, `npm run bench:gc`), its turns waiting
- * some 20-40 ms, longer than the pause itself (the marking before it runs beside the turns).
+ * nodejs_gc_duration_seconds{kind="major"}: their pauses), and the time of all its collections.
+ * The open rounds' slowest turns bunch on collections (traced with BENCH_NODE_ARGS=--trace-gc,
+ * `npm run bench:gc`): a full collection holds the turns in flight 20-40 ms, longer than its pause
+ * (the marking before it runs beside them); a scavenge 4-12 ms in each process a turn crosses.
  */
 function fullCollections(a: Scrapes, b: Scrapes): string {
-  const d = (before: string, after: string, name: string, match = ''): number =>
-    (metricSum(after, name, match) || 0) - (metricSum(before, name, match) || 0);
   return (['runtime', 'gateway', 'llm'] as const)
     .map((k) => {
-      const full = d(a[k], b[k], 'nodejs_gc_duration_seconds_count', 'kind="major"');
-      const fullMs = d(a[k], b[k], 'nodejs_gc_duration_seconds_sum', 'kind="major"') * 1000;
-      const allMs = d(a[k], b[k], 'nodejs_gc_duration_seconds_sum') * 1000;
+      const full = metricDelta(a[k], b[k], 'nodejs_gc_duration_seconds_count', 'kind="major"');
+      const fullMs = metricDelta(a[k], b[k], 'nodejs_gc_duration_seconds_sum', 'kind="major"') * 1000;
+      const allMs = metricDelta(a[k], b[k], 'nodejs_gc_duration_seconds_sum') * 1000;
       return `${k === 'llm' ? 'llm-proxy' : k} ${full} full (pauses ${full ? f1(fullMs / full) : '-'} ms mean), ${f1(allMs)} ms in all collections`;
     })
     .join('; ');
@@ -363,9 +361,7 @@ try {
   const cpuPerTurn = serverCpu.reduce((a, [, ms]) => a + ms, 0) / turns;
   const commitsPerTurn = commits ? closed.writeCommits / turns : NaN;
   const statementsPerTurn =
-    (metricSum(closed.after!.runtime, 'db_client_operation_duration_seconds_count') -
-      metricSum(closed.before!.runtime, 'db_client_operation_duration_seconds_count')) /
-    turns;
+    metricDelta(closed.before!.runtime, closed.after!.runtime, 'db_client_operation_duration_seconds_count') / turns;
   console.log(
     `capacity (closed model, ${s.conversations} conversations): ${f1(capacity)} turns/s; server CPU per turn ${cpuPerTurn.toFixed(2)} ms = ` +
       `${f1(cpuPerTurn / helloRef.cpuMsPerRequest)} bare fastify hello-world requests; database: ${Number.isFinite(commitsPerTurn) ? `${commitsPerTurn.toFixed(2)} write commits per turn (transaction ids given out), ` : ''}` +

@@ -6,6 +6,12 @@ import { createService, type Service } from '../src/service.ts';
 import { freePort, misbehavingRoutes, silentLogger, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { find, value } from './prom-text.ts';
 
+/** The calls `metrics` counted for `route`: [status_code, count] per status (http_client_request_duration_seconds). */
+async function counted(metrics: ServiceMetrics, route: string): Promise<[string | undefined, number][]> {
+  const { body } = await metrics.render(undefined);
+  return find(body, 'http_client_request_duration_seconds_count', { route }).map((s) => [s.labels.status_code, s.value]);
+}
+
 async function listen(app: FastifyInstance): Promise<string> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
@@ -145,10 +151,7 @@ describe('http-client', () => {
         const error = await c.request({ method: 'GET', path: '/slow', route: '/slow', signal: controller.signal }).catch((e: unknown) => e);
         expect(error).not.toBeInstanceOf(PeerUnavailableError);
         expect((error as Error).name).toBe('AbortError');
-        const { body } = await metrics.render(undefined);
-        expect(
-          find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
-        ).toEqual([['aborted', 1]]);
+        expect(await counted(metrics, '/slow')).toEqual([['aborted', 1]]);
       } finally {
         await c.close();
       }
@@ -164,10 +167,7 @@ describe('http-client', () => {
         const error = await c.request({ method: 'GET', path: '/slow', route: '/slow', signal: controller.signal }).catch((e: unknown) => e);
         expect(error).not.toBeInstanceOf(PeerUnavailableError);
         expect((error as Error).message).toBe('client disconnected');
-        const { body } = await metrics.render(undefined);
-        expect(
-          find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
-        ).toEqual([['aborted', 1]]);
+        expect(await counted(metrics, '/slow')).toEqual([['aborted', 1]]);
       } finally {
         await c.close();
       }
@@ -321,10 +321,7 @@ describe('http-client', () => {
             peer: 'runtime',
             timeout: false,
           });
-          const { body } = await metrics.render(undefined);
-          expect(
-            find(body, 'http_client_request_duration_seconds_count', { route: '/broken' }).map((s) => [s.labels.status_code, s.value]),
-          ).toEqual([['200', 1]]);
+          expect(await counted(metrics, '/broken')).toEqual([['200', 1]]);
         } finally {
           await c.close();
         }
@@ -338,10 +335,7 @@ describe('http-client', () => {
             .bytes({ method: 'GET', path: '/long', route: '/long', headers: { 'x-bad': 'a\r\nb' } })
             .catch((e: unknown) => e);
           expect(error).toBeInstanceOf(PeerUnavailableError);
-          const { body } = await metrics.render(undefined);
-          expect(
-            find(body, 'http_client_request_duration_seconds_count', { route: '/long' }).map((s) => [s.labels.status_code, s.value]),
-          ).toEqual([['error', 1]]);
+          expect(await counted(metrics, '/long')).toEqual([['error', 1]]);
         } finally {
           await c.close();
         }
@@ -357,10 +351,7 @@ describe('http-client', () => {
             'application/json; charset=utf-8',
             '{"hinted":true}',
           ]);
-          const { body } = await metrics.render(undefined);
-          expect(
-            find(body, 'http_client_request_duration_seconds_count', { route: '/hinted' }).map((s) => [s.labels.status_code, s.value]),
-          ).toEqual([['200', 1]]);
+          expect(await counted(metrics, '/hinted')).toEqual([['200', 1]]);
         } finally {
           await c.close();
         }
@@ -380,10 +371,7 @@ describe('http-client', () => {
           expect(((await waiting) as Error).message).toBe('gave up waiting');
           release();
           expect((await busy).body.toString()).toBe('{"held":true}');
-          const { body } = await metrics.render(undefined);
-          expect(
-            find(body, 'http_client_request_duration_seconds_count', { route: '/hinted' }).map((s) => [s.labels.status_code, s.value]),
-          ).toEqual([['aborted', 1]]);
+          expect(await counted(metrics, '/hinted')).toEqual([['aborted', 1]]);
         } finally {
           await c.close();
         }
@@ -428,10 +416,7 @@ describe('http-client', () => {
           const error = await started;
           expect(error).not.toBeInstanceOf(PeerUnavailableError);
           expect((error as Error).message).toBe('gone');
-          const { body } = await metrics.render(undefined);
-          expect(
-            find(body, 'http_client_request_duration_seconds_count', { route: '/slow' }).map((s) => [s.labels.status_code, s.value]),
-          ).toEqual([['aborted', 2]]);
+          expect(await counted(metrics, '/slow')).toEqual([['aborted', 2]]);
         } finally {
           await c.close();
           await d.close();

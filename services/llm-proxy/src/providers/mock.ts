@@ -138,7 +138,6 @@ export class MockProvider implements Provider {
     async function* run(): AsyncGenerator<ProviderEvent, void, undefined> {
       if (!plan) throw refused;
       const { model, script, content, toolDeltas, maxTokens, promptTokens } = plan;
-      plan = undefined;
       if (script.error && (script.error.model === undefined || script.error.model === model)) {
         const key = script.errorKey ?? '';
         const seen = self.errorCounts.get(key) ?? 0;

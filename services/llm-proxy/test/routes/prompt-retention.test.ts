@@ -31,8 +31,8 @@ describe('the prompt while the answer streams', () => {
       },
     );
     try {
-      // five tokens 150 ms apart: the answer streams for most of a second
-      const res = await chat(proxy.url, { stream: true, messages: user('a long history [[mock:words 5]] [[mock:token_delay 150]]') });
+      // tokens 30 s apart: the answer is still streaming when the collector runs, however slow the machine
+      const res = await chat(proxy.url, { stream: true, messages: user('a long history [[mock:words 3]] [[mock:token_delay 30000]]') });
       expect(res.status).toBe(200);
       const reader = res.body!.getReader();
       const decoder = new TextDecoder();
@@ -45,13 +45,8 @@ describe('the prompt while the answer streams', () => {
       expect(requests).toHaveLength(1);
       gc();
       expect(requests[0]!.deref()).toBeUndefined();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += decoder.decode(value, { stream: true });
-      }
-      expect(text).toContain('"content":"w4"');
-      expect(text.trim().endsWith('data: [DONE]')).toBe(true);
+      expect(text).not.toContain('[DONE]');
+      await reader.cancel(); // (the client leaves: the proxy ends the stream)
     } finally {
       await proxy.close();
     }
