@@ -122,6 +122,8 @@ export function whereTimeGoes(a: Scrapes, b: Scrapes, turns: number): string {
     `runtime → LLM first chunk ${ms(histMeanMs(a.runtime, b.runtime, 'gen_ai_client_operation_time_to_first_chunk_seconds'))}`,
     `llm-proxy TTFT ${ms(histMeanMs(a.llm, b.llm, 'gen_ai_server_time_to_first_token_seconds'))}`,
     `runtime db: ${f1(queries / turns)} queries per turn, mean ${ms(histMeanMs(a.runtime, b.runtime, 'db_client_operation_duration_seconds'))}`,
+    // histories read with the turn's lease: only the messages after those kept from the session's last turn (history-cache.ts)
+    `history read after the kept messages ${f1((100 * metricDelta(a.runtime, b.runtime, 'runtime_history_reads_total', 'read="after_kept"')) / Math.max(1, metricDelta(a.runtime, b.runtime, 'runtime_history_reads_total')))}% of turns`,
     // token frames, and how many answers' frames left together at each tick of the runtime's frame clock (one frame-log pipeline)
     `token frames ${f1(metricDelta(a.runtime, b.runtime, 'runtime_answer_frame_tokens_count') / turns)} per turn, ${f1(histMean(a.runtime, b.runtime, 'runtime_frame_tick_answers'))} answers per frame tick`,
   ].join('; ');

@@ -24,6 +24,7 @@ import { startApprovalExpiry } from './turn/approval-expiry.ts';
 import { MemoryFrameLog, RedisFrameLog, type FrameLog } from './turn/frame-log.ts';
 import { InterruptedTurns } from './turn/interrupted-turns.ts';
 import { RunningTurns } from './turn/running-turns.ts';
+import { HistoryCache } from './turn/history-cache.ts';
 import { SessionLeases } from './turn/session-lease.ts';
 import { FrameClock } from './turn/token-frames.ts';
 import type { ConversationServices } from './turn/turn-context.ts';
@@ -110,6 +111,10 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     onRenew: (sessionId, token) => frameLog.setRunning(sessionId, true, token),
     reserveSeqs: frameLog.shared ? 0 : 1000,
     onTakeover: (sessionId, prev) => interrupted!.closeTakenOver(sessionId, prev),
+    historyCache: new HistoryCache(config.historyCacheMb * 1024 * 1024, {
+      bytes: metrics.historyCacheBytes,
+      sessions: metrics.historyCacheSessions,
+    }),
   });
   interrupted = new InterruptedTurns({ leases, frameLog, metrics, logger, leaseTtlMs });
   const services: ConversationServices = {

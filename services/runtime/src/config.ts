@@ -27,6 +27,11 @@ export const runtimeSettings = defineSettings({
   /** Estimated tokens of history sent to the LLM with each call (oldest turns are left out first). */
   historyTokenBudget: setting.int({ min: 256, max: 2_000_000, fallback: 16_000 }),
   /**
+   * Memory (MB, estimated) for the histories of recent sessions, kept between their turns so that a
+   * turn reads only the messages stored since (turn/history-cache.ts); 0: every turn reads the whole history.
+   */
+  historyCacheMb: setting.number({ min: 0, max: 65_536, fallback: 64 }),
+  /**
    * How long an answer's tokens are gathered into one frame at most (seconds): the first token
    * leaves at once, the tokens that come within the interval after a frame leave together in the
    * next one, at the runtime's shared frame tick (token-frames.ts). 0: a frame per token.

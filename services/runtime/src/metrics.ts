@@ -83,6 +83,16 @@ export function createRuntimeMetrics(m: ServiceMetrics) {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     }),
     historyTrimmed: m.counter({ name: 'runtime_history_trimmed_total', help: 'LLM calls whose history was cut to the token budget' }),
+    historyReads: m.counter({
+      name: 'runtime_history_reads_total',
+      help: "Histories read with a turn's lease, by read: after_kept (only the messages after those kept from the session's last turn here), whole, not_current (the turn's first LLM call reads it again)",
+      labelNames: ['read'],
+    }),
+    historyCacheBytes: m.gauge({
+      name: 'runtime_history_cache_bytes',
+      help: 'Estimated memory of the session histories kept between turns (AGENT_RUNTIME__HISTORY_CACHE_MB)',
+    }),
+    historyCacheSessions: m.gauge({ name: 'runtime_history_cache_sessions', help: 'Sessions whose history is kept between turns' }),
     sessionLockWait: m.histogram({
       name: 'runtime_session_lock_wait_seconds',
       help: 'Time a turn waited for its session lease (another turn of the session, on any instance)',

@@ -285,16 +285,22 @@ export class SessionStore {
   }
 }
 
+/** A message's own columns (a HistoryRow but `edits`). */
+export const MESSAGE_COLUMNS = 'id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at';
+
+/** The session's edited tool calls (`ToolCallEdit[]`, NULL for none): a scalar subquery of session `$1`. */
+export const SESSION_EDITS = `(SELECT json_agg(json_build_object('call_id', call_id, 'arguments', arguments, 'final_arguments', final_arguments))
+   FROM tool_calls
+   WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments)`;
+
 /**
- * A session's history as one statement reads it (`messages`, and the statement that takes a turn's
- * lease: turn/session-lease.ts): the messages, and on each row the session's edited calls, a
- * subquery PostgreSQL runs once (an InitPlan) whose answer is NULL in the usual case of none.
+ * A session's history as one statement reads it (`messages`; the statement that takes a turn's
+ * lease reads the same columns: turn/session-lease.ts): the messages, and on each row the
+ * session's edited calls, a subquery PostgreSQL runs once (an InitPlan) whose answer is NULL in
+ * the usual case of none.
  * Approve also records final_arguments (unchanged): only a real change is an edit. `$1` is the session.
  */
-export const HISTORY_COLUMNS = `id, seq, role, content, name, tool_call_id, tool_calls, token_count, created_at,
-  (SELECT json_agg(json_build_object('call_id', call_id, 'arguments', arguments, 'final_arguments', final_arguments))
-   FROM tool_calls
-   WHERE session_id = $1 AND decision = 'edit' AND final_arguments IS NOT NULL AND final_arguments <> arguments) AS edits`;
+export const HISTORY_COLUMNS = `${MESSAGE_COLUMNS}, ${SESSION_EDITS} AS edits`;
 
 /** A row of HISTORY_COLUMNS: a message's empty columns are NULL. */
 export type HistoryRow = Omit<StoredMessage, 'name' | 'tool_call_id' | 'tool_calls' | 'token_count'> & {

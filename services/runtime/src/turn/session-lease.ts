@@ -26,7 +26,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database, Queryable } from '@codelab/service-kit';
 import type { RuntimeMetrics } from '../metrics.ts';
-import { HISTORY_COLUMNS, historyOf, type HistoryRow, type StoredMessage } from '../store/sessions.ts';
+import { applyEdits, MESSAGE_COLUMNS, SESSION_EDITS, type HistoryRow, type StoredMessage } from '../store/sessions.ts';
+import type { HistoryCache } from './history-cache.ts';
 import { OPEN_STATUSES } from '../store/tool-calls.ts';
 
 const OPEN_LIST = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
@@ -131,7 +132,8 @@ const TURN_OWNER = /:turn:(\d+)$/;
 
 /**
  * A row of the statement that takes a lease: the lease's columns, and with a user message one of
- * the session's messages (HISTORY_COLUMNS; a row without one for an empty history).
+ * the session's messages it read (MESSAGE_COLUMNS, and the session's edits on every row; a row
+ * without a message when it read none).
  */
 type TakeRow = {
   owner: string;
@@ -155,15 +157,23 @@ type TakeRow = {
  * The row's frame number changes with every turn that ends, so the read is current when the frame
  * number it saw (`snapshot_frame_seq`) is the locked row's, no lapsed turn was taken over, and the
  * messages it read are all but the one it stored.
+ *
+ * `kept`: the session's messages 1..n this runtime kept from its last turn (history-cache.ts); the
+ * statement then read only the messages after them. `rows` of the answer: messages 1..the stored
+ * one, without edits (for the cache); `history`: the same with the session's edits applied.
  */
 export function historyAfterTake(
   rows: readonly TakeRow[],
   stored: { id: string; content: string; createdAt: Date },
-): StoredMessage[] | undefined {
+  kept: readonly HistoryRow[] = [],
+): { history: StoredMessage[]; rows: HistoryRow[]; read: HistoryRow[] } | undefined {
   const first = rows[0];
   if (!first || first.prev_owner !== null || first.snapshot_frame_seq !== first.frame_seq) return undefined;
-  const read = rows.filter((r): r is TakeRow & HistoryRow => r.id != null).map(messageOf);
-  if (read.length !== first.message_count - 1) return undefined;
+  const read: HistoryRow[] = [];
+  for (const r of rows) if (r.id != null) read.push(messageOf(r as TakeRow & HistoryRow));
+  // numbers run without gaps: the read continues the kept ones and ends just before the stored message
+  if (kept.length + read.length !== first.message_count - 1) return undefined;
+  if (read.length > 0 && (read[0]!.seq !== kept.length + 1 || read.at(-1)!.seq !== first.message_count - 1)) return undefined;
   const message: HistoryRow = {
     id: stored.id,
     seq: first.message_count,
@@ -174,28 +184,27 @@ export function historyAfterTake(
     tool_calls: null,
     token_count: null,
     created_at: stored.createdAt,
-    edits: first.edits ?? null,
+    edits: null,
   };
-  return historyOf([...read, message]);
+  read.push(message);
+  const all = kept.length ? [...kept, ...read] : read;
+  return { history: applyEdits(all as StoredMessage[], first.edits ?? []), rows: all, read };
 }
 
-/** A row's message: the row without the lease's columns. */
+/** A row's message: the message's columns only (edits are the session's, applied to the whole history). */
 function messageOf(row: TakeRow & HistoryRow): HistoryRow {
-  const {
-    owner: _owner,
-    current_agent: _agent,
-    frame_seq: _frameSeq,
-    prev_owner: _prevOwner,
-    closed_interrupted: _closed,
-    open_tool_calls: _open,
-    stored: _stored,
-    token: _token,
-    message_count: _count,
-    message_created_at: _created,
-    snapshot_frame_seq: _snapshot,
-    ...message
-  } = row;
-  return message;
+  return {
+    id: row.id,
+    seq: row.seq,
+    role: row.role,
+    content: row.content,
+    name: row.name,
+    tool_call_id: row.tool_call_id,
+    tool_calls: row.tool_calls,
+    token_count: row.token_count,
+    created_at: row.created_at,
+    edits: null,
+  };
 }
 
 interface Taken {
@@ -217,6 +226,8 @@ export interface SessionLeasesOptions {
   reserveSeqs?: number;
   /** A lapsed turn lease was taken over: close its turn; answers the session's frame number after it. */
   onTakeover?: (sessionId: string, prev: TakenOver) => Promise<number>;
+  /** The sessions' histories kept between turns: the statement reads only the messages after them. */
+  historyCache?: HistoryCache;
 }
 
 export class SessionLeases {
@@ -247,8 +258,11 @@ export class SessionLeases {
     const text = opts.userMessage;
     const messageId = randomUUID();
     // The CTE locks the free row and reads what the lease was (RETURNING shows only new values).
-    // With a user message it also reads the session's history, a row per message (the lease's
-    // columns on each; one row with no message for an empty history), for the turn's first LLM call.
+    // With a user message it also reads the session's history for the turn's first LLM call: the
+    // messages after those this runtime kept from the session's last turn (all of them when none),
+    // a row per message (the lease's columns and the session's edits on each; one row with no
+    // message when there is none to read).
+    const kept = text === undefined ? [] : (this.opts.historyCache?.get(sessionId) ?? []);
     const { rows } = await this.db.query<TakeRow>(
       `WITH prev AS (
          SELECT id, lease_owner, lease_until, frame_seq FROM sessions
@@ -279,15 +293,26 @@ export class SessionLeases {
          (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored
        FROM taken`
            : `,
-       history AS (SELECT ${HISTORY_COLUMNS} FROM messages WHERE session_id = $1)
+       history AS (SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND seq > $10)
        SELECT taken.owner, taken.current_agent, taken.frame_seq, taken.prev_owner, taken.closed_interrupted, taken.token,
          (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored, taken.message_count,
          (SELECT created_at FROM msg) AS message_created_at,
-         (SELECT frame_seq FROM sessions WHERE id = $1) AS snapshot_frame_seq, history.*
+         (SELECT frame_seq FROM sessions WHERE id = $1) AS snapshot_frame_seq, ${SESSION_EDITS} AS edits, history.*
        FROM taken LEFT JOIN history ON true
        ORDER BY history.seq`
        }`,
-      [sessionId, owner, this.opts.ttlMs, caller ?? null, reserve, turn, text ?? null, messageId, text ? text.trim().slice(0, 500) : null],
+      [
+        sessionId,
+        owner,
+        this.opts.ttlMs,
+        caller ?? null,
+        reserve,
+        turn,
+        text ?? null,
+        messageId,
+        text ? text.trim().slice(0, 500) : null,
+        ...(text === undefined ? [] : [kept.length]),
+      ],
     );
     const row = rows[0];
     if (!row) return undefined;
@@ -303,8 +328,13 @@ export class SessionLeases {
       reserved: Number(row.frame_seq) + reserve,
     };
     if (text !== undefined && row.stored && row.message_created_at) {
-      const history = historyAfterTake(rows, { id: messageId, content: text, createdAt: row.message_created_at });
-      if (history) taken.session.history = history;
+      const read = historyAfterTake(rows, { id: messageId, content: text, createdAt: row.message_created_at }, kept);
+      const cache = this.opts.historyCache;
+      if (read) {
+        taken.session.history = read.history;
+        cache?.keep(sessionId, read.rows, read.read);
+      } else cache?.forget(sessionId);
+      this.opts.metrics.historyReads.inc({ read: !read ? 'not_current' : kept.length ? 'after_kept' : 'whole' });
     }
     const dead = row.prev_owner ? TURN_OWNER.exec(row.prev_owner) : null;
     if ((dead || row.closed_interrupted) && this.opts.onTakeover) {

@@ -12,6 +12,7 @@ import { buildApp as buildLlmProxy } from '@codelab/llm-proxy/app';
 import { readLlmProxyConfig } from '@codelab/llm-proxy/config';
 import { buildApp } from '../../src/app.ts';
 import { readRuntimeConfig } from '../../src/config.ts';
+import type { NewToolCall } from '../../src/store/tool-calls.ts';
 
 export const KEY = { 'x-internal-auth': TEST_INTERNAL_KEY };
 
@@ -60,3 +61,17 @@ export async function createSession(service: Service, headers: Record<string, st
 }
 
 export const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** A write_file call of the coder that needs approval, queued (as a turn inserts it: ToolCallStore.insertBatch). */
+export function queuedWrite(callId: string, args: Record<string, unknown>, position = 0): NewToolCall {
+  return {
+    callId,
+    position,
+    agent: 'coder',
+    toolName: 'write_file',
+    arguments: args,
+    requiresApproval: true,
+    approvalReason: null,
+    status: 'queued',
+  };
+}

@@ -9,7 +9,7 @@ import { applyEdits, historyMessage, SessionStore, summaryOf, toChatMessage, typ
 import { AgentContextStore } from '../../src/store/agent-context.ts';
 import { ToolCallStore } from '../../src/store/tool-calls.ts';
 import { buildPrompt } from '../../src/turn/history.ts';
-import { openTestDb, startRuntime } from '../routes/fixture.ts';
+import { openTestDb, queuedWrite, startRuntime } from '../routes/fixture.ts';
 
 const proposed = { path: 'c.py', content: 'B' };
 const edited = { path: 'c2.py', content: 'EDITED' };
@@ -112,28 +112,7 @@ describe('SessionStore', () => {
     const calls = new ToolCallStore(db);
     await store.append(id, { role: 'user', content: 'go' });
     await store.append(id, { role: 'assistant', content: '', tool_calls: [call('e1', proposed), call('a1', proposed)] });
-    await calls.insertBatch(id, randomUUID(), [
-      {
-        callId: 'e1',
-        position: 0,
-        agent: 'coder',
-        toolName: 'write_file',
-        arguments: proposed,
-        requiresApproval: true,
-        approvalReason: null,
-        status: 'queued',
-      },
-      {
-        callId: 'a1',
-        position: 1,
-        agent: 'coder',
-        toolName: 'write_file',
-        arguments: proposed,
-        requiresApproval: true,
-        approvalReason: null,
-        status: 'queued',
-      },
-    ]);
+    await calls.insertBatch(id, randomUUID(), [queuedWrite('e1', proposed), queuedWrite('a1', proposed, 1)]);
     for (const c of ['e1', 'a1']) await calls.markSent(id, c, 60_000);
     await calls.transition(id, 'e1', ['pending_approval'], 'approved', { decision: 'edit', finalArguments: edited });
     await calls.transition(id, 'a1', ['pending_approval'], 'approved', { decision: 'approve', finalArguments: proposed });

@@ -4,13 +4,16 @@
  * read gives, the stored message last, and it must not be used when a turn ended while the
  * statement waited for the session row (its read then predates that turn's writes).
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ServiceMetrics, type Database, type Service } from '@codelab/service-kit';
 import { createRuntimeMetrics } from '../../src/metrics.ts';
-import { SessionStore } from '../../src/store/sessions.ts';
+import { SessionStore, type StoredMessage } from '../../src/store/sessions.ts';
+import { ToolCallStore } from '../../src/store/tool-calls.ts';
+import { HistoryCache } from '../../src/turn/history-cache.ts';
 import { historyAfterTake, SessionLeases } from '../../src/turn/session-lease.ts';
 import { TurnContext } from '../../src/turn/turn-context.ts';
-import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixture.ts';
+import { createSession, newUser, openTestDb, queuedWrite, startRuntime } from '../routes/fixture.ts';
 
 describe('historyAfterTake', () => {
   const stored = { id: 'm3', content: 'third', createdAt: new Date('2026-01-01T00:00:03Z') };
@@ -43,7 +46,7 @@ describe('historyAfterTake', () => {
   });
 
   it('is what the statement read, with the message it stored last', () => {
-    const history = historyAfterTake([row(message(1, 'user', 'first')), row(message(2, 'assistant', 'answer'))], stored);
+    const history = historyAfterTake([row(message(1, 'user', 'first')), row(message(2, 'assistant', 'answer'))], stored)?.history;
     expect(history?.map((m) => [m.seq, m.role, m.content])).toEqual([
       [1, 'user', 'first'],
       [2, 'assistant', 'answer'],
@@ -54,7 +57,7 @@ describe('historyAfterTake', () => {
   });
 
   it('is the stored message alone for a session without history (one row with no message)', () => {
-    expect(historyAfterTake([row({ message_count: 1, id: null })], stored)).toEqual([
+    expect(historyAfterTake([row({ message_count: 1, id: null })], stored)?.history).toEqual([
       {
         id: 'm3',
         seq: 1,
@@ -79,6 +82,30 @@ describe('historyAfterTake', () => {
     expect(historyAfterTake(two({ prev_owner: 'rt-1:abc:turn:5' }), stored)).toBeUndefined(); // a lapsed turn taken over
     expect(historyAfterTake(two({ message_count: 4 }), stored)).toBeUndefined(); // a message came meanwhile
     expect(historyAfterTake([], stored)).toBeUndefined();
+  });
+
+  it('continues the messages kept from the last turn: the read must start right after them and reach the stored one', () => {
+    const kept = [message(1, 'user', 'first')];
+    const read = historyAfterTake([row(message(2, 'assistant', 'answer'))], stored, kept);
+    expect(read?.history.map((m) => m.content)).toEqual(['first', 'answer', 'third']);
+    expect(read?.rows[0]).toBe(kept[0]); // the kept row itself, not read again
+    expect(read?.read.map((m) => m.seq)).toEqual([2, 3]);
+    // nothing read after the kept ones: the stored message follows them
+    expect(historyAfterTake([row({ message_count: 2, id: null })], stored, kept)?.history.map((m) => m.seq)).toEqual([1, 2]);
+    // a gap or an overlap between what was kept and what was read: not used
+    expect(historyAfterTake([row({ ...message(3, 'assistant', 'x'), message_count: 3 })], stored, kept)).toBeUndefined();
+    expect(historyAfterTake([row(message(1, 'user', 'first')), row(message(2, 'assistant', 'a'))], stored, kept)).toBeUndefined();
+    expect(historyAfterTake([row({ message_count: 3, id: null })], stored, kept)).toBeUndefined(); // message 2 is missing
+  });
+
+  it("applies the session's edits (read every turn) to kept rows as well", () => {
+    const call = { id: 'c1', type: 'function', function: { name: 'write_file', arguments: '{"path":"a"}' } };
+    const kept = [{ ...message(1, 'assistant', ''), tool_calls: [call] }];
+    const edits = [{ call_id: 'c1', arguments: { path: 'a' }, final_arguments: { path: 'b' } }];
+    const read = historyAfterTake([row({ ...message(2, 'assistant', 'done'), edits })], stored, kept);
+    expect(read?.history[0]?.tool_calls).toEqual([{ ...call, function: { ...call.function, arguments: '{"path":"b"}' } }]);
+    expect(read?.history[0]?.original_tool_calls).toEqual([call]);
+    expect(read?.rows[0]?.tool_calls).toEqual([call]); // what is kept stays as stored
   });
 });
 
@@ -118,6 +145,82 @@ describe('the history read with a turn lease, on PostgreSQL', () => {
     await lease!.release();
   });
 
+  /** Leases of another runtime instance, which keeps histories between turns; and the rows its lease statements read. */
+  const keeping = () => {
+    const cache = new HistoryCache(1 << 20);
+    const metrics = createRuntimeMetrics(new ServiceMetrics('lease-history-cache-test'));
+    const read: number[] = [];
+    const counting: Database = Object.create(db, {
+      query: {
+        value: async (...args: Parameters<Database['query']>) => {
+          const r = await db.query(...args);
+          if (String(args[0]).includes('history AS')) read.push(r.rows.filter((row) => (row as { id?: unknown }).id != null).length);
+          return r;
+        },
+      },
+    });
+    const reads = async (kind: string) => (await metrics.historyReads.get()).values.find((v) => v.labels.read === kind)?.value ?? 0;
+    return { cache, read, reads, leases: new SessionLeases(counting, { ttlMs: 60_000, metrics, historyCache: cache }) };
+  };
+
+  it("reads only the messages stored since the last turn on this instance, another instance's among them", async () => {
+    const { sessionId, sub } = await sessionWithHistory();
+    const here = keeping();
+    const first = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
+    const firstHistory = first!.session.history!;
+    await store.append(sessionId, { role: 'assistant', content: 'second answer' });
+    await first!.release();
+    // a turn on another instance (its own leases) in between
+    const elsewhere = await leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'third question' });
+    await store.append(sessionId, { role: 'assistant', content: 'third answer' });
+    await elsewhere!.release();
+
+    const second = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'fourth question' });
+    expect(second!.session.history).toEqual(await store.messages(sessionId));
+    expect(second!.session.history!.map((m) => m.content)).toEqual([
+      'first question',
+      'first answer',
+      'second question',
+      'second answer',
+      'third question',
+      'third answer',
+      'fourth question',
+    ]);
+    expect(second!.session.history![0]).toBe(firstHistory[0]); // kept, not read again
+    expect(here.read).toEqual([2, 3]); // the first turn read the two messages before it, the second the three since
+    expect([await here.reads('whole'), await here.reads('after_kept')]).toEqual([1, 1]);
+    await second!.release();
+  });
+
+  it('applies an edit made after the history was kept', async () => {
+    const { sessionId, sub } = await sessionWithHistory();
+    const here = keeping();
+    const proposed = { path: 'a.txt', content: 'x' };
+    const call = { id: 'e1', type: 'function', function: { name: 'write_file', arguments: JSON.stringify(proposed) } };
+    await store.append(sessionId, { role: 'user', content: 'write it' });
+    await store.append(sessionId, { role: 'assistant', content: '', tool_calls: [call] });
+    const first = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'go on' });
+    await first!.release();
+    // the call is edited and answered (as a turn does it) after its message was kept
+    const calls = new ToolCallStore(db);
+    await calls.insertBatch(sessionId, randomUUID(), [queuedWrite('e1', proposed)]);
+    await calls.markSent(sessionId, 'e1', 60_000);
+    await calls.transition(sessionId, 'e1', ['pending_approval'], 'approved', {
+      decision: 'edit',
+      finalArguments: { path: 'b.txt', content: 'x' },
+    });
+    await calls.transition(sessionId, 'e1', ['approved'], 'completed', { completed: true });
+    await store.append(sessionId, { role: 'tool', content: 'ok', tool_call_id: 'e1', name: 'write_file' });
+    const second = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'thanks' });
+    const whole = await store.messages(sessionId);
+    // (a whole read carries the session's edits on every row as well, the lease's rows not: they may be kept)
+    const fields = (m: StoredMessage) => ({ ...m, edits: undefined });
+    expect(second!.session.history!.map(fields)).toEqual(whole.map(fields));
+    expect(JSON.parse((whole[3]!.tool_calls![0] as typeof call).function.arguments)).toEqual({ path: 'b.txt', content: 'x' });
+    expect(await here.reads('after_kept')).toBe(1);
+    await second!.release();
+  });
+
   it("is the turn's once it starts: the lease keeps none for the rest of the turn", async () => {
     // (the lease lives as long as the turn; a history it kept would outlive the collector's young generation)
     const { sessionId, sub } = await sessionWithHistory();
@@ -152,7 +255,8 @@ describe('the history read with a turn lease, on PostgreSQL', () => {
           `INSERT INTO messages (id, session_id, seq, role, content) VALUES (gen_random_uuid(), $1, 3, 'assistant', 'late answer')`,
           [sessionId],
         );
-      const taking = leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
+      const here = keeping();
+      const taking = here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
       const waiting = async (): Promise<number> =>
         (
           await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))', [
@@ -164,6 +268,8 @@ describe('the history read with a turn lease, on PostgreSQL', () => {
       const lease = await taking;
       expect(lease?.session.message_stored).toBe(true);
       expect(lease!.session.history).toBeUndefined(); // the turn's first LLM call reads it again
+      expect(await here.reads('not_current')).toBe(1);
+      expect(here.cache.get(sessionId)).toEqual([]); // nothing kept of it for the next turn either
       expect((await store.messages(sessionId)).map((m) => m.content)).toEqual(
         answered
           ? ['first question', 'first answer', 'late answer', 'second question']
