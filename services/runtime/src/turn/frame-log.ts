@@ -255,7 +255,8 @@ return 1
 interface FencedCommands {
   codelabFencedAppend(...args: string[]): unknown;
   codelabFencedRunning(...args: string[]): unknown;
-  codelabAppendOnce(...args: string[]): Promise<unknown>;
+  codelabAppendOnce(...args: string[]): unknown;
+  codelabClaim(...args: string[]): unknown;
 }
 
 /**
@@ -288,6 +289,7 @@ export class RedisFrameLog implements FrameLog {
     redis.defineCommand('codelabFencedAppend', { numberOfKeys: 2, lua: FENCED_APPEND });
     redis.defineCommand('codelabFencedRunning', { numberOfKeys: 2, lua: FENCED_RUNNING });
     redis.defineCommand('codelabAppendOnce', { numberOfKeys: 1, lua: APPEND_ONCE });
+    redis.defineCommand('codelabClaim', { numberOfKeys: 1, lua: CLAIM });
   }
 
   private failed = (err: unknown): void => {
@@ -297,9 +299,11 @@ export class RedisFrameLog implements FrameLog {
 
   /**
    * Commands of this event-loop turn, sent as one pipeline in order (frames before the flag that
-   * ends a turn). Each adds exactly one command; `onReply` gets its reply.
+   * ends a turn). Each adds exactly one command; `onReply` gets its reply. A command with `onError`
+   * is a caller's (`ask`): its failure is the caller's to handle; the others' failures are counted
+   * and logged here (a frame the log could not keep).
    */
-  private batch: { cmd: (p: ChainableCommander) => void; onReply?: (reply: unknown) => void }[] = [];
+  private batch: { cmd: (p: ChainableCommander) => void; onReply?: (reply: unknown) => void; onError?: (err: Error) => void }[] = [];
   private readonly touched = new Set<string>();
   /** The last pipeline sent: Redis answers pipelines in order, so it settles after every earlier one. */
   private sent: Promise<void> = Promise.resolve();
@@ -307,7 +311,12 @@ export class RedisFrameLog implements FrameLog {
   /** Resolves once the current batch was handed to the connection. */
   private handedOff: Promise<void> = Promise.resolve();
 
-  private queue(cmd: (p: ChainableCommander) => void, key?: string, onReply?: (reply: unknown) => void): Promise<void> {
+  private queue(
+    cmd: (p: ChainableCommander) => void,
+    key?: string,
+    onReply?: (reply: unknown) => void,
+    onError?: (err: Error) => void,
+  ): Promise<void> {
     if (!this.batch.length) {
       this.handedOff = new Promise<void>((resolve) =>
         setImmediate(() => {
@@ -316,9 +325,20 @@ export class RedisFrameLog implements FrameLog {
         }),
       );
     }
-    this.batch.push(onReply ? { cmd, onReply } : { cmd });
+    this.batch.push(onError ? { cmd, onReply, onError } : onReply ? { cmd, onReply } : { cmd });
     if (key) this.touched.add(key);
     return this.handedOff;
+  }
+
+  /**
+   * A command whose reply the caller waits for, in the pipeline of this event-loop turn: a turn's
+   * first steps (`claim`, `tail`) and its last (`appendOnce`) share one socket write, and Redis one
+   * read, with the frames and flags of every other turn at that moment, instead of a round trip each.
+   */
+  private ask<T>(cmd: (p: ChainableCommander) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      void this.queue(cmd, undefined, (reply) => resolve(reply as T), reject);
+    });
   }
 
   flush(): Promise<void> {
@@ -333,14 +353,23 @@ export class RedisFrameLog implements FrameLog {
     this.sent = context
       .with(ROOT_CONTEXT, () => p.exec())
       .then((results) => {
-        const failed = results?.find(([err]) => err)?.[0];
-        if (failed) this.failed(failed);
-        batch.forEach(({ onReply }, i) => {
-          const [err, reply] = results?.[i] ?? [];
-          if (onReply && !err) onReply(reply);
+        let failed: Error | undefined;
+        batch.forEach(({ onReply, onError }, i) => {
+          const [err, reply] = results?.[i] ?? [new Error('Redis answered no reply to the command')];
+          if (!err) onReply?.(reply);
+          else if (onError) onError(err);
+          else failed ??= err;
         });
+        if (failed) this.failed(failed);
       })
-      .catch(this.failed);
+      .catch((err: Error) => {
+        let counted = false;
+        for (const { onError } of batch) {
+          if (onError) onError(err);
+          else counted = true;
+        }
+        if (counted) this.failed(err);
+      });
     return this.sent;
   }
 
@@ -369,18 +398,20 @@ export class RedisFrameLog implements FrameLog {
   }
 
   async claim(sessionId: string, token: string): Promise<void> {
-    await this.redis.eval(CLAIM, 1, claimKey(sessionId), token, String(this.opts.retentionSeconds));
+    await this.ask((p) => (p as unknown as FencedCommands).codelabClaim(claimKey(sessionId), token, String(this.opts.retentionSeconds)));
   }
 
   async appendOnce(sessionId: string, frame: LoggedFrame): Promise<boolean> {
-    await this.flush(); // after what this instance appended before
-    const added = await (this.redis as unknown as FencedCommands).codelabAppendOnce(
-      framesKey(sessionId),
-      String(frame.seq),
-      frame.data,
-      frame.final ? '1' : '0',
-      String(this.opts.maxFrames),
-      String(this.opts.retentionSeconds),
+    // in order after what this instance appended before: the same connection, a later pipeline or later in this one
+    const added = await this.ask((p) =>
+      (p as unknown as FencedCommands).codelabAppendOnce(
+        framesKey(sessionId),
+        String(frame.seq),
+        frame.data,
+        frame.final ? '1' : '0',
+        String(this.opts.maxFrames),
+        String(this.opts.retentionSeconds),
+      ),
     );
     return added === 1;
   }
@@ -400,7 +431,7 @@ export class RedisFrameLog implements FrameLog {
   }
 
   async tail(sessionId: string): Promise<LogTail | undefined> {
-    const [entry] = await this.redis.xrevrange(framesKey(sessionId), '+', '-', 'COUNT', 1);
+    const [entry] = await this.ask<[string, string[]][]>((p) => p.xrevrange(framesKey(sessionId), '+', '-', 'COUNT', 1));
     if (!entry) return undefined;
     const f = fieldsOf(entry[1]);
     return { seq: Number(f.seq ?? 0), final: f.final === '1' };

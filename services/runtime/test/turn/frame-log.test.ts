@@ -332,3 +332,54 @@ describe.skipIf(kinds[1]!.skip)('RedisFrameLog retention', () => {
     }
   });
 });
+
+describe.skipIf(kinds[1]!.skip)('RedisFrameLog pipelines', () => {
+  const open = (redis: Redis, onError: () => void = () => undefined) =>
+    new RedisFrameLog(redis, { maxFrames: 100, retentionSeconds: 600, runningTtlMs: 60_000, logger: silentLogger(), onError });
+
+  it("sends a turn's first steps with the frames of the moment in one pipeline, each caller getting its own reply", async () => {
+    const redis = new Redis(redisUrl!);
+    redisClients.push(redis);
+    const log = open(redis);
+    const sessionId = `fl-${randomUUID()}`;
+    await appendAll(log, sessionId, 1, 2, true);
+    // what goes to Redis: socket writes of the client's connection
+    let writes = 0;
+    const socket = redis.stream;
+    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+    socket.write = ((...args: unknown[]) => {
+      writes++;
+      return write(...args);
+    }) as typeof socket.write;
+    let refused = 0;
+    const [, tail, , unknown] = await Promise.all([
+      log.claim(sessionId, '7'),
+      log.tail(sessionId),
+      log.append(sessionId, frame(3), { token: '7', onRefused: () => refused++ }),
+      log.tail(`fl-${randomUUID()}`),
+    ]);
+    expect([tail, unknown]).toEqual([{ seq: 2, final: true }, undefined]);
+    expect(writes).toBe(1);
+    // the closing frame goes after what this instance appended before, once
+    expect(await log.appendOnce(sessionId, frame(4, true))).toBe(true);
+    expect(await log.appendOnce(sessionId, frame(4, true))).toBe(false);
+    expect(await collect(log.follow(sessionId, 0, new AbortController().signal))).toEqual([1, 2, 3, 4]);
+    expect(refused).toBe(0);
+  });
+
+  it("rejects a caller's command that failed; only frames the log could not keep count as its errors", async () => {
+    // nothing listens there, no offline queue: every command fails at once
+    const redis = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
+    redis.on('error', () => undefined);
+    redisClients.push(redis);
+    let errors = 0;
+    const log = open(redis, () => errors++);
+    await expect(log.claim('s', '1')).rejects.toThrow();
+    await expect(log.tail('s')).rejects.toThrow();
+    await expect(log.appendOnce('s', frame(1, true))).rejects.toThrow();
+    expect(errors).toBe(0);
+    await log.append('s', frame(1));
+    await log.flush();
+    expect(errors).toBe(1);
+  });
+});
