@@ -66,7 +66,7 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS || 4);
 const REST_CONNECTIONS = Number(process.env.BENCH_REST_CONNECTIONS || 8);
 const CONVERSATIONS = Number(process.env.BENCH_CONVERSATIONS || 16);
 const WORDS = Number(process.env.BENCH_WORDS || 20);
-/** A conversation moves to a new session after this many turns (the runtime reads a session's whole history every turn). */
+/** A conversation moves to a new session after this many turns (every window's turns alike: sessions of the same lengths). */
 const TURNS_PER_SESSION = Number(process.env.BENCH_TURNS_PER_SESSION || 10);
 const SCRAPE_SECONDS = Number(process.env.BENCH_SCRAPE_INTERVAL || 5);
 const LIMIT = 20;
