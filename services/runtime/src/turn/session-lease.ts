@@ -159,8 +159,10 @@ type TakeRow = {
  * messages it read are all but the one it stored.
  *
  * `kept`: the session's messages 1..n this runtime kept from its last turn (history-cache.ts); the
- * statement then read only the messages after them. `rows` of the answer: messages 1..the stored
- * one, without edits (for the cache); `history`: the same with the session's edits applied.
+ * statement then read only message n (the last kept: still the same message, by its id, or nothing
+ * kept is used: a database restored under a running runtime, say) and the ones after it. `rows` of
+ * the answer: messages 1..the stored one, without edits (for the cache); `history`: the same with
+ * the session's edits applied.
  */
 export function historyAfterTake(
   rows: readonly TakeRow[],
@@ -171,6 +173,11 @@ export function historyAfterTake(
   if (!first || first.prev_owner !== null || first.snapshot_frame_seq !== first.frame_seq) return undefined;
   const read: HistoryRow[] = [];
   for (const r of rows) if (r.id != null) read.push(messageOf(r as TakeRow & HistoryRow));
+  const last = kept.at(-1);
+  if (last) {
+    if (read[0]?.seq !== last.seq || read[0].id !== last.id) return undefined;
+    read.shift();
+  }
   // numbers run without gaps: the read continues the kept ones and ends just before the stored message
   if (kept.length + read.length !== first.message_count - 1) return undefined;
   if (read.length > 0 && (read[0]!.seq !== kept.length + 1 || read.at(-1)!.seq !== first.message_count - 1)) return undefined;
@@ -261,7 +268,7 @@ export class SessionLeases {
     // With a user message it also reads the session's history for the turn's first LLM call: the
     // messages after those this runtime kept from the session's last turn (all of them when none),
     // a row per message (the lease's columns and the session's edits on each; one row with no
-    // message when there is none to read).
+    // message when there is none to read). The last kept message is read again, to check it is the same.
     const kept = text === undefined ? [] : (this.opts.historyCache?.get(sessionId) ?? []);
     const { rows } = await this.db.query<TakeRow>(
       `WITH prev AS (
@@ -293,7 +300,7 @@ export class SessionLeases {
          (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored
        FROM taken`
            : `,
-       history AS (SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND seq > $10)
+       history AS (SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND seq >= $10)
        SELECT taken.owner, taken.current_agent, taken.frame_seq, taken.prev_owner, taken.closed_interrupted, taken.token,
          (SELECT n FROM open) AS open_tool_calls, EXISTS (SELECT 1 FROM msg) AS stored, taken.message_count,
          (SELECT created_at FROM msg) AS message_created_at,

@@ -84,25 +84,31 @@ describe('historyAfterTake', () => {
     expect(historyAfterTake([], stored)).toBeUndefined();
   });
 
-  it('continues the messages kept from the last turn: the read must start right after them and reach the stored one', () => {
+  it('continues the messages kept from the last turn: the last kept one read again (the same), then up to the stored one', () => {
     const kept = [message(1, 'user', 'first')];
-    const read = historyAfterTake([row(message(2, 'assistant', 'answer'))], stored, kept);
+    const read = historyAfterTake([row(message(1, 'user', 'first')), row(message(2, 'assistant', 'answer'))], stored, kept);
     expect(read?.history.map((m) => m.content)).toEqual(['first', 'answer', 'third']);
-    expect(read?.rows[0]).toBe(kept[0]); // the kept row itself, not read again
+    expect(read?.rows[0]).toBe(kept[0]); // the kept row itself, not the one read again
     expect(read?.read.map((m) => m.seq)).toEqual([2, 3]);
-    // nothing read after the kept ones: the stored message follows them
-    expect(historyAfterTake([row({ message_count: 2, id: null })], stored, kept)?.history.map((m) => m.seq)).toEqual([1, 2]);
-    // a gap or an overlap between what was kept and what was read: not used
-    expect(historyAfterTake([row({ ...message(3, 'assistant', 'x'), message_count: 3 })], stored, kept)).toBeUndefined();
-    expect(historyAfterTake([row(message(1, 'user', 'first')), row(message(2, 'assistant', 'a'))], stored, kept)).toBeUndefined();
-    expect(historyAfterTake([row({ message_count: 3, id: null })], stored, kept)).toBeUndefined(); // message 2 is missing
+    // nothing stored after the kept ones: the stored message follows them
+    expect(historyAfterTake([row({ ...message(1, 'user', 'first'), message_count: 2 })], stored, kept)?.history.map((m) => m.seq)).toEqual([
+      1, 2,
+    ]);
+    // a gap after the kept ones, a missing message, or no kept message read: not used
+    expect(historyAfterTake([row(message(1, 'user', 'first')), row(message(3, 'assistant', 'x'))], stored, kept)).toBeUndefined();
+    expect(historyAfterTake([row(message(1, 'user', 'first'))], stored, kept)).toBeUndefined();
+    expect(historyAfterTake([row(message(2, 'assistant', 'a'))], stored, kept)).toBeUndefined();
+    // the database's message 1 is another one than the kept one (a restored database, say): not used
+    expect(
+      historyAfterTake([row({ ...message(1, 'user', 'first'), id: 'other' }), row(message(2, 'assistant', 'a'))], stored, kept),
+    ).toBeUndefined();
   });
 
   it("applies the session's edits (read every turn) to kept rows as well", () => {
     const call = { id: 'c1', type: 'function', function: { name: 'write_file', arguments: '{"path":"a"}' } };
     const kept = [{ ...message(1, 'assistant', ''), tool_calls: [call] }];
     const edits = [{ call_id: 'c1', arguments: { path: 'a' }, final_arguments: { path: 'b' } }];
-    const read = historyAfterTake([row({ ...message(2, 'assistant', 'done'), edits })], stored, kept);
+    const read = historyAfterTake([row({ ...kept[0]!, edits }), row({ ...message(2, 'assistant', 'done'), edits })], stored, kept);
     expect(read?.history[0]?.tool_calls).toEqual([{ ...call, function: { ...call.function, arguments: '{"path":"b"}' } }]);
     expect(read?.history[0]?.original_tool_calls).toEqual([call]);
     expect(read?.rows[0]?.tool_calls).toEqual([call]); // what is kept stays as stored
@@ -187,7 +193,7 @@ describe('the history read with a turn lease, on PostgreSQL', () => {
       'fourth question',
     ]);
     expect(second!.session.history![0]).toBe(firstHistory[0]); // kept, not read again
-    expect(here.read).toEqual([2, 3]); // the first turn read the two messages before it, the second the three since
+    expect(here.read).toEqual([2, 4]); // the first turn read the two messages before it, the second its last kept one and the three since
     expect([await here.reads('whole'), await here.reads('after_kept')]).toEqual([1, 1]);
     await second!.release();
   });
@@ -219,6 +225,39 @@ describe('the history read with a turn lease, on PostgreSQL', () => {
     expect(JSON.parse((whole[3]!.tool_calls![0] as typeof call).function.arguments)).toEqual({ path: 'b.txt', content: 'x' });
     expect(await here.reads('after_kept')).toBe(1);
     await second!.release();
+  });
+
+  it("reads the whole history again when the last kept message is not the database's any more (a restored database)", async () => {
+    const { sessionId, sub } = await sessionWithHistory();
+    const here = keeping();
+    const first = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'second question' });
+    await first!.release();
+    // message 3 (the last kept) replaced by another one under the runtime's feet
+    await db.query(`UPDATE messages SET id = gen_random_uuid(), content = 'restored question' WHERE session_id = $1 AND seq = 3`, [
+      sessionId,
+    ]);
+    const second = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'third question' });
+    expect(second!.session.history).toBeUndefined(); // the turn's first LLM call reads it whole
+    expect(await here.reads('not_current')).toBe(1);
+    expect(here.cache.get(sessionId)).toEqual([]);
+    expect((await store.messages(sessionId)).map((m) => m.content)).toEqual([
+      'first question',
+      'first answer',
+      'restored question',
+      'third question',
+    ]);
+    await second!.release();
+    // the turn after reads it whole, and keeps it again
+    const third = await here.leases.tryAcquire(sessionId, sub, { turn: true, userMessage: 'fourth question' });
+    expect(third!.session.history!.map((m) => m.content)).toEqual([
+      'first question',
+      'first answer',
+      'restored question',
+      'third question',
+      'fourth question',
+    ]);
+    expect(here.cache.get(sessionId)).toHaveLength(5);
+    await third!.release();
   });
 
   it("is the turn's once it starts: the lease keeps none for the rest of the turn", async () => {
