@@ -7,9 +7,10 @@
  * Keeping them is safe because messages are never changed once stored and their numbers (`seq`)
  * run 1, 2, 3… without gaps (a message takes `message_count + 1` in the statement that bumps it):
  * a session's messages 1..n are the same on every instance forever. Whatever another instance
- * stored after them is read by number (`seq > n`), and the lease statement checks it got all of
- * them (`historyAfterTake`). Edits people made to tool calls are not part of the rows: they are
- * read every turn and applied on top (store/sessions.ts `applyEdits`).
+ * stored after them is read by number (`seq >= n`: the last kept one again, whose id must still be
+ * the database's, which a restored database would not pass), and the lease statement checks it got
+ * all of them (`historyAfterTake`). Edits people made to tool calls are not part of the rows: they
+ * are read every turn and applied on top (store/sessions.ts `applyEdits`).
  *
  * Bounded by an estimate of the bytes it holds (AGENT_RUNTIME__HISTORY_CACHE_MB): the sessions
  * used least recently go first; a history larger than the whole budget is not kept.
