@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@codelab/service-kit/testing';
-import { axeViolations, launchChromium, noChromium, signIn } from '../helpers/browser.ts';
+import { appeared, axeViolations, launchChromium, noChromium, signIn } from '../helpers/browser.ts';
 import { REPO_ROOT, runProcess } from '../helpers/processes.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -314,7 +314,7 @@ describe.skipIf(noChromium)('the web console (npm start, headless Chromium)', { 
     await page.getByTestId('signin-username').fill('admin');
     await page.getByTestId('signin-password').fill(adminPassword);
     await page.getByTestId('signin-submit').click();
-    await page.getByTestId('docs-content').waitFor();
+    await appeared(page, 'docs-content');
     await expect.poll(async () => page.locator('#codelabtargetdown').count()).toBe(1);
     // scrolled to it: the runbook's heading at the top of the screen
     await expect

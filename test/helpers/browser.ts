@@ -22,6 +22,27 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 /**
+ * How long a view may take to appear after a click at most: an upper bound, not a pace (the suite
+ * runs beside Docker stacks on two cores: a view that took 1.5 s alone once took over 30 s there).
+ */
+const APPEAR_TIMEOUT_MS = 90_000;
+
+/**
+ * Waits for the element `testId` to be visible; when it never is, fails with what the page showed
+ * instead (its address and text: a sign-in error, say), not only that the wait ran out.
+ */
+export async function appeared(page: Page, testId: string, timeoutMs = APPEAR_TIMEOUT_MS): Promise<void> {
+  try {
+    await page.getByTestId(testId).waitFor({ timeout: timeoutMs });
+  } catch (err) {
+    const text = await page.evaluate(() => document.body.textContent ?? '').catch((e: unknown) => `(unreadable: ${(e as Error).message})`);
+    throw new Error(`${testId} did not appear at ${page.url()}; the page showed: ${text.replace(/\s+/g, ' ').slice(0, 800)}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
  * Opens `url` in a new tab, signs in with the console's form and waits for the conversations list;
  * fails on a page error. `prepare` runs on the tab before it opens the page (a fake clock, listeners).
  */
@@ -40,7 +61,7 @@ export async function signIn(
   await page.getByTestId('signin-username').fill(username);
   await page.getByTestId('signin-password').fill(password);
   await page.getByTestId('signin-submit').click();
-  await page.getByTestId('new-conversation').waitFor();
+  await appeared(page, 'new-conversation');
   if (errors.length > 0) throw new Error(`errors on the page while signing in: ${errors.join('; ')}`);
   return page;
 }
