@@ -51,7 +51,11 @@ describe('an edited approval, as the LLM and the history see it', () => {
   let recorder: Awaited<ReturnType<typeof startRecorder>>;
   beforeAll(async () => {
     recorder = await startRecorder();
-    stack = await startStack({ databaseUrl: inject('databaseUrl'), env: { runtime: { AGENT_RUNTIME__LLM_PROXY_URL: recorder.url } } });
+    // the recorder speaks HTTP/1.1 only: the runtime's setting for an LLM URL that is not the llm-proxy
+    stack = await startStack({
+      databaseUrl: inject('databaseUrl'),
+      env: { runtime: { AGENT_RUNTIME__LLM_PROXY_URL: recorder.url, AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS: '0' } },
+    });
     recorder.target.url = stack.url.llm;
     token = await stack.token();
   });

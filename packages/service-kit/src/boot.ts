@@ -16,6 +16,7 @@ import { startTracing, shutdownTracing } from './tracing.ts';
 
 export { commonSettings, ConfigError, defineSettings, readConfig, setting } from './config.ts';
 export type { SettingSpec } from './config.ts';
+export { H2C_MAX_STREAMS } from './h2c.ts';
 
 interface BootConfig {
   version: string;

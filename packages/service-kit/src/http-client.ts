@@ -7,6 +7,8 @@
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { INTERNAL_AUTH_HEADER } from './internal-auth.ts';
 import { endClientSpan, startClientSpan } from './http-spans.ts';
+import { H2C_MAX_STREAMS } from './h2c.ts';
+import { H2cPool } from './h2c-pool.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { activeTraceIds } from './trace-context.ts';
 
@@ -23,7 +25,20 @@ export interface PeerOptions {
   headersTimeoutMs?: number;
   /** Longest silence between body chunks (ms); 0 disables. */
   bodyTimeoutMs?: number;
+  /**
+   * Speak HTTP/2 without TLS (h2c, prior knowledge) to a peer that is one of ours (h2c.ts), up to
+   * this many calls on one connection at once (0 or absent: HTTP/1.1, a connection per call in
+   * flight). Streams sharing a connection share its socket writes and reads: the frames of many
+   * streams leave in one write. A connection is retired (gracefully: its calls finish) after
+   * H2C_CONNECTION_TTL_MS, so that callers spread again over the peer's replicas, which a load
+   * balancer in between assigns per connection. `connections` bounds the connections. An https
+   * peer negotiates its protocol as usual.
+   */
+  h2cStreams?: number;
 }
+
+/** How long an h2c connection takes new calls (ms): then it finishes its calls and a new one (maybe to another replica) takes over. */
+export const H2C_CONNECTION_TTL_MS = 60_000;
 
 export interface PeerRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -87,7 +102,7 @@ export class PeerClient {
   readonly peer: string;
   readonly baseUrl: string;
   private readonly url: URL;
-  private readonly pool: Pool;
+  private readonly pool: Dispatcher;
   private readonly opts: PeerOptions;
 
   constructor(opts: PeerOptions) {
@@ -95,13 +110,21 @@ export class PeerClient {
     this.peer = opts.peer;
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.url = new URL(this.baseUrl);
-    this.pool = new Pool(this.baseUrl, {
-      connections: opts.connections ?? 64,
-      keepAliveTimeout: 30_000,
+    const timeouts = {
       connectTimeout: opts.connectTimeoutMs ?? 5_000,
       headersTimeout: opts.headersTimeoutMs ?? 30_000,
       bodyTimeout: opts.bodyTimeoutMs ?? 60_000,
-    });
+    };
+    if (opts.h2cStreams) {
+      const pool = new H2cPool(this.baseUrl, {
+        streams: Math.min(opts.h2cStreams, H2C_MAX_STREAMS),
+        connections: opts.connections ?? 64,
+        ttlMs: H2C_CONNECTION_TTL_MS,
+        client: { ...timeouts, keepAliveTimeout: 30_000 },
+      });
+      opts.metrics.watchH2cPool(opts.peer, () => pool.stats);
+      this.pool = pool;
+    } else this.pool = new Pool(this.baseUrl, { ...timeouts, connections: opts.connections ?? 64, keepAliveTimeout: 30_000 });
   }
 
   async request(req: PeerRequest): Promise<PeerResponse> {

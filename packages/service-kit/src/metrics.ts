@@ -67,6 +67,8 @@ export class ServiceMetrics {
   /** Outbound calls to other services and upstreams (peer is a bounded service name). */
   readonly clientDuration: client.Histogram<'service' | 'peer' | 'method' | 'route' | 'status_code'>;
   private renderQueue: Promise<unknown> = Promise.resolve();
+  /** The h2c pools of this process's PeerClients (http-client.ts), read when the metrics are scraped. */
+  private readonly h2cPools: { peer: string; stats: () => { connections: number; running: number; retiring: number } }[] = [];
 
   constructor(service: string) {
     this.service = service;
@@ -95,6 +97,41 @@ export class ServiceMetrics {
       buckets: HTTP_DURATION_BUCKETS,
       enableExemplars: true,
     });
+  }
+
+  /**
+   * Reports an h2c pool of outbound connections (h2c-pool.ts) as `http_client_h2c_connections{peer,state}`
+   * (`live`: taking new calls; `retiring`: told to go away or past their time, finishing their calls)
+   * and `http_client_h2c_streams{peer}` (calls running on them), read at each scrape.
+   */
+  watchH2cPool(peer: string, stats: () => { connections: number; running: number; retiring: number }): void {
+    if (this.h2cPools.length === 0) {
+      const pools = this.h2cPools;
+      const service = this.service;
+      const sum = (peerName: string, key: 'connections' | 'running' | 'retiring'): number =>
+        pools.filter((p) => p.peer === peerName).reduce((n, p) => n + p.stats()[key], 0);
+      const peers = (): Set<string> => new Set(pools.map((p) => p.peer));
+      this.gauge({
+        name: 'http_client_h2c_connections',
+        help: 'Outbound HTTP/2 (h2c) connections to other services: live ones take new calls, retiring ones finish theirs',
+        labelNames: ['service', 'peer', 'state'],
+        collect() {
+          for (const p of peers()) {
+            this.set({ service, peer: p, state: 'live' }, sum(p, 'connections'));
+            this.set({ service, peer: p, state: 'retiring' }, sum(p, 'retiring'));
+          }
+        },
+      });
+      this.gauge({
+        name: 'http_client_h2c_streams',
+        help: 'Outbound calls running on HTTP/2 (h2c) connections to other services',
+        labelNames: ['service', 'peer'],
+        collect() {
+          for (const p of peers()) this.set({ service, peer: p }, sum(p, 'running'));
+        },
+      });
+    }
+    this.h2cPools.push({ peer, stats });
   }
 
   /**

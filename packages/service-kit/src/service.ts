@@ -19,6 +19,7 @@ import { activeTraceIds, fallbackTraceIds, type TraceIds } from './trace-context
 import { endServerSpan, startServerSpan, type ServerSpan } from './http-spans.ts';
 import { tracingEnabled } from './tracing.ts';
 import { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
+import { createH2cCapableServer } from './h2c.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -107,6 +108,8 @@ export function createService(opts: ServiceOptions): Service {
     loggerInstance: logger,
     logController: new OneLinePerRequest(),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    // HTTP/1.1, and h2c on the same port for the peers that stream turns over it (h2c.ts)
+    serverFactory: createH2cCapableServer,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();

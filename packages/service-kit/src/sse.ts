@@ -96,28 +96,36 @@ export function startSse(reply: FastifyReply, extraHeaders: Record<string, strin
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
-    connection: 'keep-alive',
+    // HTTP/2 has no connection headers (node refuses them): its streams share a connection anyway
+    ...(reply.request.raw.httpVersionMajor === 2 ? {} : { connection: 'keep-alive' }),
     'x-accel-buffering': 'no',
     ...extraHeaders,
   });
   if (flushHeaders) res.flushHeaders();
-  const onClose = (): void => {
-    if (!res.writableFinished) abort.abort(new Error('client disconnected'));
-  };
-  res.on('close', onClose);
+  // closed: the response ended or the client went away. Asked of the response's events and its
+  // `writableEnded` (our end), which both protocols have: an HTTP/2 response has no `destroyed`, and
+  // its `writableFinished` turns true when the client resets the stream
+  let gone = false;
+  const closed = new Promise<void>((resolve) => {
+    res.once('close', () => {
+      gone = true;
+      if (!res.writableEnded) abort.abort(new Error('client disconnected'));
+      resolve();
+    });
+  });
   const write = async (text: string): Promise<void> => {
-    if (res.destroyed || res.writableEnded) return;
-    if (!res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (gone || res.writableEnded) return;
+    if (!res.write(text) && !gone) await Promise.race([once(res, 'drain'), closed]);
   };
   return {
     send: (data, event) => write(`${event ? `event: ${event}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`),
     raw: write,
     comment: (text) => write(`: ${text}\n\n`),
     end: (last) => {
-      if (!res.writableEnded) last && !res.destroyed ? res.end(last) : res.end();
+      if (!res.writableEnded) last && !gone ? res.end(last) : res.end();
     },
     get closed() {
-      return abort.signal.aborted || res.destroyed;
+      return abort.signal.aborted || gone;
     },
     signal: abort.signal,
   };

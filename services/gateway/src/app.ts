@@ -34,6 +34,7 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
     requestTimeoutMs: config.requestTimeout * 1000,
     streamIdleTimeoutMs: config.agentStreamTimeout * 1000,
     streamConnections: config.agentStreamConnections,
+    streamH2cStreams: config.agentStreamH2cStreams,
   });
   app.addHook('onClose', () => runtime.close());
   service.addReadinessCheck('runtime', () => runtime.checkHealth());

@@ -1,4 +1,4 @@
-import { commonSettings, ConfigError, defineSettings, readConfig, setting } from '@codelab/service-kit/boot';
+import { commonSettings, ConfigError, defineSettings, H2C_MAX_STREAMS, readConfig, setting } from '@codelab/service-kit/boot';
 
 export const gatewaySettings = defineSettings({
   ...commonSettings({ port: 8000 }),
@@ -32,8 +32,14 @@ export const gatewaySettings = defineSettings({
   wsCloseTimeout: setting.number({ min: 0.05, max: 3600, fallback: 20 }),
   /** Longest silence from the runtime during a turn (seconds; the runtime sends keep-alives). */
   agentStreamTimeout: setting.number({ min: 1, max: 3600, fallback: 60 }),
-  /** Connections to the runtime for turn streams: each running turn holds one, so this bounds the turns in flight. */
+  /** Connections to the runtime for turn streams (with AGENT_STREAM_H2C_STREAMS: their product bounds the turns in flight). */
   agentStreamConnections: setting.int({ min: 1, max: 65_536, fallback: 1024 }),
+  /**
+   * Turn streams one connection to the runtime carries at once, over HTTP/2 without TLS (h2c): the
+   * frames of the streams sharing it leave and arrive in one socket write and read. 0: HTTP/1.1, a
+   * connection per turn (for a proxy in between that speaks only HTTP/1.1).
+   */
+  agentStreamH2cStreams: setting.int({ min: 0, max: H2C_MAX_STREAMS, fallback: 32 }),
   /** Timeout of proxied REST calls (seconds). */
   requestTimeout: setting.number({ min: 1, max: 300, fallback: 30 }),
 });

@@ -33,16 +33,19 @@ export class RuntimeClient {
     requestTimeoutMs: number;
     streamIdleTimeoutMs: number;
     streamConnections?: number;
+    /** Turn streams per connection over h2c (PeerOptions.h2cStreams); 0 or absent: HTTP/1.1. */
+    streamH2cStreams?: number;
   }) {
     this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs;
     const common = { peer: 'runtime', baseUrl: opts.baseUrl, internalApiKey: opts.internalApiKey, metrics: opts.metrics };
     this.rest = new PeerClient({ ...common, headersTimeoutMs: opts.requestTimeoutMs, bodyTimeoutMs: opts.requestTimeoutMs });
-    // a turn holds its stream connection until its final frame: as many as turns may run at once
+    // a turn holds its stream (an HTTP/1.1 connection, or one of an h2c connection's streams) until its final frame
     this.stream = new PeerClient({
       ...common,
       headersTimeoutMs: opts.streamIdleTimeoutMs,
       bodyTimeoutMs: opts.streamIdleTimeoutMs,
       connections: opts.streamConnections,
+      h2cStreams: opts.streamH2cStreams,
     });
   }
 

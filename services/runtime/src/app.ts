@@ -69,6 +69,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     firstByteTimeoutMs: config.llmFirstByteTimeout * 1000,
     idleTimeoutMs: config.llmIdleTimeout * 1000,
     connections: config.llmProxyConnections,
+    h2cStreams: config.llmProxyH2cStreams,
     // the turn's tokens leave in frames of this interval: the llm-proxy may send them so too
     writeIntervalMs: config.tokenFrameInterval * 1000,
     serviceMetrics: service.metrics,

@@ -1,4 +1,4 @@
-import { commonSettings, defineSettings, readConfig, setting } from '@codelab/service-kit/boot';
+import { commonSettings, defineSettings, H2C_MAX_STREAMS, readConfig, setting } from '@codelab/service-kit/boot';
 
 export const runtimeSettings = defineSettings({
   ...commonSettings({ port: 8001 }),
@@ -9,8 +9,14 @@ export const runtimeSettings = defineSettings({
   redisUrl: setting.url({ protocols: ['redis:', 'rediss:'], secret: true }),
   llmProxyUrl: setting.url({ fallback: 'http://127.0.0.1:8002' }),
   llmModel: setting.string({ fallback: 'fake-llm' }),
-  /** Connections to the llm-proxy: each streaming LLM call holds one, so this bounds the LLM calls in flight. */
+  /** Connections to the llm-proxy (with LLM_PROXY_H2C_STREAMS: their product bounds the LLM calls in flight). */
   llmProxyConnections: setting.int({ min: 1, max: 65_536, fallback: 1024 }),
+  /**
+   * LLM calls one connection to the llm-proxy carries at once, over HTTP/2 without TLS (h2c): the
+   * chunks of the calls sharing it arrive in one socket read. 0: HTTP/1.1, a connection per call
+   * (for an LLM_PROXY_URL that is not this platform's llm-proxy, or a proxy that speaks only HTTP/1.1).
+   */
+  llmProxyH2cStreams: setting.int({ min: 0, max: H2C_MAX_STREAMS, fallback: 32 }),
   /** Longest wait for the LLM's response headers, and then for each next chunk (seconds). */
   llmFirstByteTimeout: setting.number({ min: 0.1, max: 3600, fallback: 60 }),
   llmIdleTimeout: setting.number({ min: 0.1, max: 3600, fallback: 120 }),

@@ -81,8 +81,10 @@ export interface LlmClientOptions {
   model: string;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
-  /** Keep-alive connections to the llm-proxy (each streaming call holds one). */
+  /** Keep-alive connections to the llm-proxy (over HTTP/1.1 each streaming call holds one). */
   connections?: number;
+  /** LLM calls per connection over h2c (PeerOptions.h2cStreams); 0 or absent: HTTP/1.1. */
+  h2cStreams?: number;
   /**
    * After the first output, the llm-proxy writes at most this often (ms; WRITE_INTERVAL_HEADER):
    * the turn gathers tokens into frames at this interval anyway. 0: every chunk as it comes.
@@ -112,6 +114,7 @@ export class LlmClient {
       bodyTimeoutMs: opts.idleTimeoutMs,
       // a stream holds its connection for the whole answer: as many as turns may run at once
       connections: opts.connections,
+      h2cStreams: opts.h2cStreams,
     });
   }
 

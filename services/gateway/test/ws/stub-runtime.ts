@@ -8,6 +8,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { AgentStreamRequest, StreamChunk } from '@codelab/protocol';
+import { createH2cCapableServer } from '@codelab/service-kit';
 
 export interface StubTurn {
   sessionId: string;
@@ -40,7 +41,8 @@ export async function answerTurn(turn: StubTurn): Promise<void> {
 }
 
 export class StubRuntime {
-  readonly app: FastifyInstance = Fastify();
+  // HTTP/1.1 and h2c on one port, as the real runtime's (the gateway streams turns over h2c)
+  readonly app: FastifyInstance = Fastify({ serverFactory: createH2cCapableServer });
   readonly sessions = new Map<string, StubSession>();
   /** Every call the gateway made, in order. */
   readonly calls: { method: string; url: string; body?: unknown }[] = [];

@@ -90,7 +90,8 @@ export function registerChatCompletions(app: FastifyInstance, { config, metrics,
     const telemetry = new ChatTelemetry({ metrics, provider, captureMessageContent: config.captureMessageContent }, request.body, answer);
     const abort = new AbortController();
     reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
+      // (not `writableFinished`: an HTTP/2 response's turns true when the client resets the stream)
+      if (!reply.raw.writableEnded) abort.abort(new Error('client disconnected'));
     });
     /** Before any output: the error handler answers the error's status; a client that left gets nothing. */
     const failBeforeOutput = (err: unknown) => {

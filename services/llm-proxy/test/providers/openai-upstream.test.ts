@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { parseSse } from '@codelab/service-kit';
+import { parseSse, PeerClient, ServiceMetrics } from '@codelab/service-kit';
 import { freePort, TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { chat, startProxy, until, user, type RunningProxy } from '../helpers.ts';
 
@@ -281,5 +281,33 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     expect(performance.now() - aborted).toBeLessThan(500);
     await until(async () => (await proxy.metric('llm_proxy_requests_total', { outcome: 'client_disconnected' })) === 1);
     expect(await proxy.metric('llm_proxy_inflight_requests')).toBe(0);
+  });
+
+  it('aborts the upstream request when a client over h2c (the runtime) leaves its stream', async () => {
+    const { proxy } = await startFront();
+    const before = await seen('client_disconnected');
+    const client = new PeerClient({
+      peer: 'llm-proxy',
+      baseUrl: proxy.url,
+      internalApiKey: TEST_INTERNAL_KEY,
+      metrics: new ServiceMetrics('h2c-caller'),
+      h2cStreams: 8,
+    });
+    const ac = new AbortController();
+    const res = await client.request({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      route: '/v1/chat/completions',
+      body: { model: 'fake-llm', stream: true, messages: user('[[mock:words 500]][[mock:token_delay 20]]') },
+      signal: ac.signal,
+    });
+    expect(res.statusCode).toBe(200);
+    const reader = res.body[Symbol.asyncIterator]();
+    await reader.next();
+    ac.abort();
+    await until(async () => (await seen('client_disconnected')) > before, 10_000);
+    await until(async () => (await proxy.metric('llm_proxy_requests_total', { outcome: 'client_disconnected' })) === 1, 10_000);
+    expect(await proxy.metric('llm_proxy_inflight_requests')).toBe(0);
+    await client.close();
   });
 });

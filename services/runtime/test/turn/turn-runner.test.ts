@@ -8,11 +8,11 @@
  * used twice. Run with the frame log in memory (two turns on one instance) and in Redis (two
  * instances). Nothing waits for a fixed time: the test opens the LLM's gates and waits for frames.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { listen, parseSse, type Database, type Service } from '@codelab/service-kit';
+import { createH2cCapableServer, listen, parseSse, type Database, type Service } from '@codelab/service-kit';
 import { missingServer } from '@codelab/service-kit/testing';
 import { createSession, newUser, openTestDb, startRuntime } from '../routes/fixture.ts';
 
@@ -28,7 +28,8 @@ class ScriptedLlm {
   private readonly gates = new Map<string, { open: () => void; opened: Promise<void> }>();
 
   constructor() {
-    this.server = createServer((req, res) => {
+    // HTTP/1.1 and h2c on one port, as the real llm-proxy's (the runtime calls it over h2c)
+    this.server = createH2cCapableServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
