@@ -18,6 +18,10 @@
  *
  *   BENCH_ROUNDS=20 BENCH_WORDS=100 BENCH_LEVELS=1,50,200 BENCH_SECONDS=8 BENCH_LOOP_STREAMS=200 npm run bench:llm-proxy
  *
+ * The client calls both sides over h2c, 32 streams a connection, as the runtime calls the llm-proxy
+ * (AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS); BENCH_PROTOCOL=http1 makes it a keep-alive HTTP/1.1
+ * connection per stream. The proxy calls its upstream over HTTP/1.1 (a provider's API) either way.
+ *
  * BENCH_LOOP_ROUNDS sets the closed loop's rounds (default BENCH_ROUNDS, at most 5).
  *
  * The closed loop also prints each process's CPU per 1,000 tokens inside the windows and how busy
@@ -29,7 +33,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
+import { H2C_CONNECTION_TTL_MS, H2cPool } from '@codelab/service-kit';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { CpuMeter, cpuPerOp, metricSum, result, scrape, startService, type Proc } from './platform.ts';
 import { reportTarget } from './targets.ts';
@@ -47,7 +52,17 @@ const SETTLE_MS = 1000;
 /** The targets (scripts/bench/targets.ts). */
 const TOKENS_TARGET = 0.85;
 const OVERHEAD_TARGET_MS = 0.5;
+/** How the client reaches both sides: h2c as the runtime calls the llm-proxy (AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS), or http1. */
+const PROTOCOL = process.env.BENCH_PROTOCOL === 'http1' ? 'http1' : 'h2c';
 const agent = new Agent({ connections: 1024, keepAliveTimeout: 30_000, pipelining: 1 });
+const h2cPools = new Map<string, H2cPool>();
+/** The client's connections to `url`: the runtime's h2c pool (32 streams a connection), or keep-alive HTTP/1.1. */
+function dispatcherFor(url: string): Dispatcher {
+  if (PROTOCOL === 'http1') return agent;
+  let pool = h2cPools.get(url);
+  if (!pool) h2cPools.set(url, (pool = new H2cPool(url, { streams: 32, connections: 1024, ttlMs: H2C_CONNECTION_TTL_MS, client: {} })));
+  return pool;
+}
 
 interface Sample {
   /** performance.now() when the request was sent. */
@@ -65,7 +80,7 @@ async function stream(url: string, onTokens?: (count: number, at: number) => voi
   const started = performance.now();
   const res = await request(`${url}/v1/chat/completions`, {
     method: 'POST',
-    dispatcher: agent,
+    dispatcher: dispatcherFor(url),
     headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_INTERNAL_KEY}` },
     body,
   });
@@ -73,14 +88,19 @@ async function stream(url: string, onTokens?: (count: number, at: number) => voi
   let first = 0;
   let tokens = 0;
   let done = false;
+  // a chunk may end inside a marker (over h2c a DATA frame ends anywhere): the search runs on the
+  // last 11 characters of what came before and the chunk, and counts a marker once the character
+  // after it came
+  let carry = '';
   for await (const chunk of res.body) {
-    const text = (chunk as Buffer).toString('latin1');
+    const text = carry + (chunk as Buffer).toString('latin1');
     let inChunk = 0;
     let i = -1;
-    while ((i = text.indexOf('"content":"', i + 1)) >= 0) {
+    while ((i = text.indexOf('"content":"', i + 1)) >= 0 && i + 11 < text.length) {
       if (text[i + 11] === '"') continue; // the empty opener
       inChunk++;
     }
+    carry = text.slice(-11);
     if (inChunk) {
       const now = performance.now();
       if (!first) first = now;
@@ -188,7 +208,7 @@ try {
   });
   procs.push(proxy);
   console.log(
-    `mock upstream ${mock.url}, proxy ${proxy.url}; ${WORDS} tokens per stream, ${ROUNDS} rounds per level (after 3 warm-up rounds)`,
+    `mock upstream ${mock.url}, proxy ${proxy.url}; ${WORDS} tokens per stream, ${ROUNDS} rounds per level (after 3 warm-up rounds); the client speaks ${PROTOCOL} to both (BENCH_PROTOCOL=h2c|http1; the proxy to its upstream: HTTP/1.1)`,
   );
   console.log('streams | direct TTFT p50 / p99 ms | proxy TTFT p50 / p99 ms | added p50 / p99 ms | direct tok/s | proxy tok/s | ratio');
   for (const n of LEVELS) {
@@ -349,5 +369,5 @@ try {
   );
 } finally {
   for (const p of procs) await p.stop();
-  await agent.close();
+  await Promise.all([agent.close(), ...[...h2cPools.values()].map((p) => p.close())]);
 }
