@@ -2,7 +2,9 @@
  * A dropped client resumes on another gateway instance without missing a frame, while its turn
  * keeps running and is stored; a `cancel` frame stops a running turn. Two gateways; with Redis (CI)
  * also two runtimes sharing the frame log, so the resumed client reads a turn that runs on the
- * other runtime.
+ * other runtime. The services stream to each other over h2c (GATEWAY__AGENT_STREAM_H2C_STREAMS,
+ * AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS): a gateway leaving a turn's stream resets an HTTP/2 stream,
+ * which the runtime's SSE writer must see (this test hung at frame 9 before sse.ts knew).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
@@ -19,7 +21,10 @@ describe('resume and cancel over real services', () => {
       databaseUrl: inject('databaseUrl'),
       runtimes: redisUrl ? 2 : 1,
       gateways: 2,
-      env: { runtime: redisUrl ? { AGENT_RUNTIME__REDIS_URL: redisUrl } : {} },
+      env: {
+        runtime: { AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS: '32', ...(redisUrl ? { AGENT_RUNTIME__REDIS_URL: redisUrl } : {}) },
+        gateway: { GATEWAY__AGENT_STREAM_H2C_STREAMS: '32' },
+      },
     });
     token = await stack.token();
   });
