@@ -181,7 +181,7 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
 
     await new Promise((r) => setTimeout(r, 350));
     const okBefore = await seen('ok');
-    const probe = sdk.chat.completions.create({ model: 'fake-llm', messages: user('probe [[mock:ttft 200]]') });
+    const probe = sdk.chat.completions.create({ model: 'fake-llm', messages: user('probe [[mock:ttft 3000]]') });
     await until(async () => (await upstream.metric('llm_proxy_inflight_requests')) > 0);
     expect(await state()).toBe(1);
     const others = await Promise.all([1, 2, 3].map(() => chat(proxy.url, { messages: user('not now') })));
