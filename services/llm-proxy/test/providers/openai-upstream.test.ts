@@ -160,14 +160,30 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
   });
 
   it('opens the breaker after the configured failures, lets one probe through half-open, and closes on its success', async () => {
-    const { sdk, proxy } = await startFront({
-      LLM_PROXY__MAX_RETRIES: '0',
-      LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '3',
-      LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.3',
-    });
+    // the probe is held at its upstream until the test has seen other calls refused meanwhile
+    let reached!: () => void;
+    const probeReached = new Promise<void>((r) => (reached = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const gated = await startProxy(
+      {},
+      {
+        beforeListen: (app) =>
+          app.addHook('preHandler', async (req) => {
+            if (!JSON.stringify(req.body ?? '').includes('probe')) return;
+            reached();
+            await gate;
+          }),
+      },
+    );
+    proxies.push(gated);
+    const { sdk, proxy } = await startFront(
+      { LLM_PROXY__MAX_RETRIES: '0', LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '3', LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.3' },
+      gated.url,
+    );
     const state = () => proxy.metric('llm_proxy_circuit_breaker_state', { upstream: 'fake-llm' });
+    const gatedSeen = (outcome: string) => gated.metric('llm_proxy_requests_total', { outcome });
     const failing = user('boom [[mock:error 500]]');
-    const before = await seen('internal_error');
     for (let i = 0; i < 3; i++) {
       const err = await sdk.chat.completions.create({ model: 'fake-llm', messages: failing }).catch((e: unknown) => e);
       expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
@@ -177,17 +193,19 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     expect(refused.status).toBe(503);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(await refused.json()).toMatchObject({ error: { code: 'upstream_unavailable' } });
-    expect((await seen('internal_error')) - before).toBe(3);
+    expect(await gatedSeen('internal_error')).toBe(3);
 
+    // the reset timeout is a lower bound: waiting longer changes nothing
     await new Promise((r) => setTimeout(r, 350));
-    const okBefore = await seen('ok');
-    const probe = sdk.chat.completions.create({ model: 'fake-llm', messages: user('probe [[mock:ttft 3000]]') });
-    await until(async () => (await upstream.metric('llm_proxy_inflight_requests')) > 0);
+    const probe = sdk.chat.completions.create({ model: 'fake-llm', messages: user('probe') });
+    await probeReached;
     expect(await state()).toBe(1);
     const others = await Promise.all([1, 2, 3].map(() => chat(proxy.url, { messages: user('not now') })));
     expect(others.map((r) => r.status)).toEqual([503, 503, 503]);
-    await probe;
-    expect((await seen('ok')) - okBefore).toBe(1);
+    expect(await gatedSeen('ok')).toBe(0);
+    release();
+    expect((await probe).choices[0]!.message.content).toBeTruthy();
+    await until(async () => (await gatedSeen('ok')) === 1);
     expect(await state()).toBe(0);
     expect(
       (await sdk.chat.completions.create({ model: 'fake-llm', messages: user('closed again') })).choices[0]!.message.content,
