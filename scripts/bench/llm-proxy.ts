@@ -34,7 +34,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
-import { H2C_CONNECTION_TTL_MS, H2cPool } from '@codelab/service-kit';
+import { H2C_CONNECTION_TTL_MS, H2C_PING_INTERVAL_MS, H2cPool } from '@codelab/service-kit';
 import { TEST_INTERNAL_KEY } from '@codelab/service-kit/testing';
 import { CpuMeter, cpuPerOp, metricSum, result, scrape, startService, type Proc } from './platform.ts';
 import { reportTarget } from './targets.ts';
@@ -60,7 +60,17 @@ const h2cPools = new Map<string, H2cPool>();
 function dispatcherFor(url: string): Dispatcher {
   if (PROTOCOL === 'http1') return agent;
   let pool = h2cPools.get(url);
-  if (!pool) h2cPools.set(url, (pool = new H2cPool(url, { streams: 32, connections: 1024, ttlMs: H2C_CONNECTION_TTL_MS, client: {} })));
+  if (!pool)
+    h2cPools.set(
+      url,
+      (pool = new H2cPool(url, {
+        streams: 32,
+        connections: 1024,
+        ttlMs: H2C_CONNECTION_TTL_MS,
+        client: {},
+        pingIntervalMs: H2C_PING_INTERVAL_MS,
+      })),
+    );
   return pool;
 }
 

@@ -508,7 +508,7 @@ function readProc(pid: number, file: string): string | undefined {
   }
 }
 
-function procSample(pid: number): ProcSample {
+export function procSample(pid: number): ProcSample {
   const stat = readProc(pid, 'stat');
   // after the command name: field 3 (state) first, so utime (field 14) and stime (field 15) are at 11 and 12
   const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -13,9 +13,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createService, PeerClient, ServiceMetrics, startSse } from '@codelab/service-kit';
 import { silentLogger } from '@codelab/service-kit/testing';
+import { procSample } from './platform.ts';
 
 const STREAMS = Number(process.env.BENCH_STREAMS || 100);
 const FRAMES = Number(process.env.BENCH_FRAMES || 13);
@@ -28,12 +28,8 @@ const frame = JSON.stringify({ type: 'assistant_message', token: 'three words he
 
 /** CPU ms (user + system) and system calls (reads + writes) of a process so far. */
 function usage(pid: number): { cpu: number; syscalls: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-  const syscalls = Number(/syscr: (\d+)/.exec(io)?.[1]) + Number(/syscw: (\d+)/.exec(io)?.[1]);
-  return { cpu: (ticks * 1000) / 100, syscalls };
+  const p = procSample(pid);
+  return { cpu: p.cpu, syscalls: p.reads + p.writes };
 }
 
 async function serve(): Promise<void> {

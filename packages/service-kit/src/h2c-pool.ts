@@ -11,6 +11,14 @@
  * than `ttlMs` is retired the same way, so that calls spread again over replicas that a load
  * balancer in between assigns per connection.
  *
+ * A connection can also stall without breaking: a network partition drops its packets, and TCP
+ * retransmits them with a backoff that reaches minutes, long after the network healed. Over
+ * HTTP/1.1 the call that times out takes its connection with it; here one connection carries many
+ * calls, so a call that times out (no headers, or silence in the body, in time) or fails on its
+ * socket retires its connection: the next calls go to a new one. And every connection is PINGed
+ * every `pingIntervalMs`: one whose last PING is unanswered at the next is reset (undici), so an
+ * idle stalled connection is gone before a call would wait on it.
+ *
  * A call goes to the oldest live connection with a free stream; with none, to a new connection
  * (up to `connections`), else to the least busy one, which queues it.
  */
@@ -25,6 +33,8 @@ export interface H2cPoolOptions {
   ttlMs: number;
   /** The undici Client options of each connection (timeouts); h2c is set here. */
   client: Client.Options;
+  /** How often each connection is PINGed: one that leaves a PING unanswered until the next is reset (ms). */
+  pingIntervalMs: number;
 }
 
 interface Connection {
@@ -52,6 +62,12 @@ const CALLBACKS = [
   'onResponseStarted',
 ] as const;
 const ENDS = new Set<string>(['onResponseEnd', 'onResponseError', 'onComplete', 'onError']);
+const FAILS = new Set<string>(['onResponseError', 'onError']);
+/**
+ * Failures of a call that say its connection may be stalled (undici's error codes): no headers or
+ * a silent body in time, the socket failed. A call its caller aborted says nothing of the connection.
+ */
+const STALLED = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET']);
 
 export class H2cPool extends Dispatcher {
   private readonly origin: string;
@@ -91,6 +107,9 @@ export class H2cPool extends Dispatcher {
               ended = true;
               conn.running--;
               this.running--;
+              // (onResponseError's error is its second argument, onError's its first)
+              const err = FAILS.has(name) ? args.find((a) => a instanceof Error) : undefined;
+              if (STALLED.has((err as { code?: string } | undefined)?.code ?? '')) this.retire(conn);
             }
             return fn.apply(handler, args);
           }
@@ -113,7 +132,7 @@ export class H2cPool extends Dispatcher {
       ...this.opts.client,
       allowH2: true,
       useH2c: true,
-      h2Options: { useH2c: true, maxConcurrentStreams: this.opts.streams },
+      h2Options: { useH2c: true, maxConcurrentStreams: this.opts.streams, pingInterval: this.opts.pingIntervalMs },
     } as Client.Options);
     const conn: Connection = { client, born: Date.now(), running: 0 };
     // told to go away, or broken: no new calls; the running ones finish or fail on their own

@@ -39,6 +39,11 @@ export interface PeerOptions {
 
 /** How long an h2c connection takes new calls (ms): then it finishes its calls and a new one (maybe to another replica) takes over. */
 export const H2C_CONNECTION_TTL_MS = 60_000;
+/**
+ * How often an h2c connection is PINGed (ms): a stalled one (a partition) is reset within two
+ * intervals even when no call on it times out. One 17-byte frame each way per connection.
+ */
+export const H2C_PING_INTERVAL_MS = 10_000;
 
 export interface PeerRequest {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -120,6 +125,7 @@ export class PeerClient {
         streams: Math.min(opts.h2cStreams, H2C_MAX_STREAMS),
         connections: opts.connections ?? 64,
         ttlMs: H2C_CONNECTION_TTL_MS,
+        pingIntervalMs: H2C_PING_INTERVAL_MS,
         client: { ...timeouts, keepAliveTimeout: 30_000 },
       });
       opts.metrics.watchH2cPool(opts.peer, () => pool.stats);

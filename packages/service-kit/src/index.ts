@@ -35,7 +35,7 @@ export { startTracing, shutdownTracing, tracingEnabled, tracingRequested } from 
 export { activeTraceIds, fallbackTraceIds, parseTraceparent } from './trace-context.ts';
 export type { TraceIds } from './trace-context.ts';
 export { checkInternalKey, INTERNAL_AUTH_HEADER } from './internal-auth.ts';
-export { H2C_CONNECTION_TTL_MS, isJsonType, parseAnswer, PeerClient, PeerUnavailableError } from './http-client.ts';
+export { H2C_CONNECTION_TTL_MS, H2C_PING_INTERVAL_MS, isJsonType, parseAnswer, PeerClient, PeerUnavailableError } from './http-client.ts';
 export { createH2cCapableServer, H2C_MAX_STREAMS, isH2cPreface } from './h2c.ts';
 export { H2cPool } from './h2c-pool.ts';
 export type { PeerOptions, PeerRequest, PeerResponse } from './http-client.ts';

@@ -3,7 +3,8 @@
  * calls: both protocols answer on one port, an SSE response streams over h2c, calls share a
  * connection up to the streams a client allows, bytes of the preface arriving apart still make an
  * h2c connection, shutdown is graceful for running streams, and the client's pool (h2c-pool.ts)
- * sends no new call on a connection told to go away or past its time.
+ * sends no new call on a connection told to go away, past its time, whose call timed out, or
+ * stalled (a PING unanswered).
  */
 import net from 'node:net';
 import http2 from 'node:http2';
@@ -40,6 +41,11 @@ async function start(): Promise<{ svc: Service; url: string; sessions: Set<unkno
     const stream = (request.raw as unknown as { stream?: { session: unknown } }).stream;
     if (stream) sessions.add(stream.session);
     return { version: request.raw.httpVersion };
+  });
+  // headers only when the test releases it
+  svc.app.get('/silent', async () => {
+    await gate.promise;
+    return { late: true };
   });
   svc.app.post('/echo', async (request) => ({ version: request.raw.httpVersion, body: request.body }));
   // an SSE answer: one event at once, the second and the end when the test releases it
@@ -232,7 +238,7 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
 
   it('closes gracefully: a running h2c stream finishes; the client sends no new call on the closing connection', async () => {
     const { svc, url, release } = await start();
-    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 60_000, client: {} });
+    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 60_000, client: {}, pingIntervalMs: 60_000 });
     cleanup.push(() => pool.destroy());
     const res = await pool.request({ method: 'GET', path: '/events' });
     const text = res.body.text();
@@ -252,7 +258,7 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
 
   it('retires a connection after its time: new calls go to a new connection, the old one finishes its stream', async () => {
     const { url, sessions, release } = await start();
-    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 0, client: {} });
+    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 0, client: {}, pingIntervalMs: 60_000 });
     cleanup.push(() => pool.destroy());
     const first = await pool.request({ method: 'GET', path: '/events' });
     const text = first.body.text();
@@ -264,5 +270,67 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
     release();
     expect(await text).toBe('data: {"n":1,"version":"2.0"}\n\ndata: {"n":2}\n\n');
     await vi.waitFor(() => expect(pool.stats).toEqual({ connections: 1, running: 0, retiring: 0 }));
+  });
+  it('retires a connection whose call timed out: the next call goes to a new connection', async () => {
+    const { url, sessions, release } = await start();
+    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 60_000, client: { headersTimeout: 300 }, pingIntervalMs: 60_000 });
+    cleanup.push(() => pool.destroy());
+    expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
+    await expect(pool.request({ method: 'GET', path: '/silent' })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+    expect(pool.stats.connections).toBe(0);
+    expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
+    expect(sessions.size).toBe(2);
+    release();
+    // a call its caller aborts says nothing of the connection: it stays
+    const leave = new AbortController();
+    const aborted = pool.request({ method: 'GET', path: '/silent', signal: leave.signal });
+    leave.abort();
+    await expect(aborted).rejects.toThrow();
+    expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
+    expect(sessions.size).toBe(2);
+    expect(pool.stats.connections).toBe(1);
+  });
+
+  it('resets an idle connection that stalls (its PING unanswered), and the next call goes to a new one', async () => {
+    const { url, sessions } = await start();
+    // a relay between pool and service that can stop forwarding, as a partition does
+    let frozen = false;
+    const relays = new Set<net.Socket>();
+    const relay = net.createServer((inbound) => {
+      const outbound = net.connect(Number(new URL(url).port), '127.0.0.1');
+      relays.add(inbound).add(outbound);
+      inbound.on('data', (d) => frozen || outbound.write(d));
+      outbound.on('data', (d) => frozen || inbound.write(d));
+      for (const [a, b] of [
+        [inbound, outbound],
+        [outbound, inbound],
+      ] as const) {
+        a.on('close', () => b.destroy());
+        a.on('error', () => b.destroy());
+      }
+    });
+    relay.listen(0, '127.0.0.1');
+    await once(relay, 'listening');
+    cleanup.push(async () => {
+      for (const s of relays) s.destroy();
+      relay.close();
+    });
+    const relayUrl = `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    // (kept alive longer than the test: only the PING can end it)
+    const pool = new H2cPool(relayUrl, {
+      streams: 8,
+      connections: 4,
+      ttlMs: 60_000,
+      client: { keepAliveTimeout: 60_000 },
+      pingIntervalMs: 100,
+    });
+    cleanup.push(() => pool.destroy());
+    expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
+    expect(pool.stats.connections).toBe(1);
+    frozen = true;
+    await vi.waitFor(() => expect(pool.stats.connections).toBe(0), { timeout: 10_000 });
+    frozen = false;
+    expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
+    expect(sessions.size).toBe(2);
   });
 });
