@@ -109,6 +109,8 @@ export class PeerClient {
   private readonly url: URL;
   private readonly pool: Dispatcher;
   private readonly opts: PeerOptions;
+  /** Stops reporting the h2c pool's gauges (when closed). */
+  private readonly unwatch: () => void = () => undefined;
 
   constructor(opts: PeerOptions) {
     this.opts = opts;
@@ -128,7 +130,7 @@ export class PeerClient {
         pingIntervalMs: H2C_PING_INTERVAL_MS,
         client: { ...timeouts, keepAliveTimeout: 30_000 },
       });
-      opts.metrics.watchH2cPool(opts.peer, () => pool.stats);
+      this.unwatch = opts.metrics.watchH2cPool(opts.peer, () => pool.stats);
       this.pool = pool;
     } else this.pool = new Pool(this.baseUrl, { ...timeouts, connections: opts.connections ?? 64, keepAliveTimeout: 30_000 });
   }
@@ -280,6 +282,7 @@ export class PeerClient {
   }
 
   close(): Promise<void> {
+    this.unwatch();
     return this.pool.close();
   }
 }

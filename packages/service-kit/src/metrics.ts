@@ -69,6 +69,7 @@ export class ServiceMetrics {
   private renderQueue: Promise<unknown> = Promise.resolve();
   /** The h2c pools of this process's PeerClients (http-client.ts), read when the metrics are scraped. */
   private readonly h2cPools: { peer: string; stats: () => { connections: number; running: number; retiring: number } }[] = [];
+  private h2cGauges = false;
 
   constructor(service: string) {
     this.service = service;
@@ -102,10 +103,12 @@ export class ServiceMetrics {
   /**
    * Reports an h2c pool of outbound connections (h2c-pool.ts) as `http_client_h2c_connections{peer,state}`
    * (`live`: taking new calls; `retiring`: told to go away or past their time, finishing their calls)
-   * and `http_client_h2c_streams{peer}` (calls running on them), read at each scrape.
+   * and `http_client_h2c_streams{peer}` (calls running on them), read at each scrape. Answers the
+   * function that stops reporting it (its client closed).
    */
-  watchH2cPool(peer: string, stats: () => { connections: number; running: number; retiring: number }): void {
-    if (this.h2cPools.length === 0) {
+  watchH2cPool(peer: string, stats: () => { connections: number; running: number; retiring: number }): () => void {
+    if (!this.h2cGauges) {
+      this.h2cGauges = true;
       const pools = this.h2cPools;
       const service = this.service;
       const sum = (peerName: string, key: 'connections' | 'running' | 'retiring'): number =>
@@ -116,6 +119,7 @@ export class ServiceMetrics {
         help: 'Outbound HTTP/2 (h2c) connections to other services: live ones take new calls, retiring ones finish theirs',
         labelNames: ['service', 'peer', 'state'],
         collect() {
+          this.reset();
           for (const p of peers()) {
             this.set({ service, peer: p, state: 'live' }, sum(p, 'connections'));
             this.set({ service, peer: p, state: 'retiring' }, sum(p, 'retiring'));
@@ -127,11 +131,17 @@ export class ServiceMetrics {
         help: 'Outbound calls running on HTTP/2 (h2c) connections to other services',
         labelNames: ['service', 'peer'],
         collect() {
+          this.reset();
           for (const p of peers()) this.set({ service, peer: p }, sum(p, 'running'));
         },
       });
     }
-    this.h2cPools.push({ peer, stats });
+    const entry = { peer, stats };
+    this.h2cPools.push(entry);
+    return () => {
+      const at = this.h2cPools.indexOf(entry);
+      if (at >= 0) this.h2cPools.splice(at, 1);
+    };
   }
 
   /**

@@ -181,6 +181,14 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
     await Promise.all(streams.map((s) => s.body.text()));
     body = await scrape();
     expect(value(body, 'http_client_h2c_streams', labels)).toBe(0);
+    // a second client to the same peer adds to the same series; a closed client leaves them
+    const second = peer(url, 8, metrics);
+    await (await second.request({ method: 'GET', path: '/version', route: '/version' })).body.json();
+    expect(value(await scrape(), 'http_client_h2c_connections', { ...labels, state: 'live' })).toBe(2);
+    await client.close();
+    expect(value(await scrape(), 'http_client_h2c_connections', { ...labels, state: 'live' })).toBe(1);
+    await second.close();
+    expect(await scrape()).not.toMatch(/^http_client_h2c_(connections|streams)\{/m);
   });
 
   it('takes a connection for h2c when the preface arrives in pieces, and for HTTP/1.1 when it stops matching', async () => {
