@@ -18,9 +18,9 @@
  *
  *   BENCH_ROUNDS=20 BENCH_WORDS=100 BENCH_LEVELS=1,50,200 BENCH_SECONDS=8 BENCH_LOOP_STREAMS=200 npm run bench:llm-proxy
  *
- * The client calls both sides as the runtime calls the llm-proxy by default: a keep-alive HTTP/1.1
- * connection per stream; BENCH_PROTOCOL=h2c over h2c, 32 streams a connection
- * (AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS=32). The proxy calls its upstream over HTTP/1.1 either way.
+ * The client calls both sides as the runtime calls the llm-proxy by default: over h2c, 32 streams a
+ * connection (AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS=32); BENCH_PROTOCOL=http1 over a keep-alive
+ * HTTP/1.1 connection per stream. The proxy calls its upstream over HTTP/1.1 either way.
  *
  * BENCH_LOOP_ROUNDS sets the closed loop's rounds (default BENCH_ROUNDS, at most 5).
  *
@@ -52,8 +52,8 @@ const SETTLE_MS = 1000;
 /** The targets (scripts/bench/targets.ts). */
 const TOKENS_TARGET = 0.85;
 const OVERHEAD_TARGET_MS = 0.5;
-/** How the client reaches both sides: http1 as the runtime calls the llm-proxy by default, or h2c (AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS). */
-const PROTOCOL = process.env.BENCH_PROTOCOL === 'h2c' ? 'h2c' : 'http1';
+/** How the client reaches both sides: h2c as the runtime calls the llm-proxy by default (AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS), or http1. */
+const PROTOCOL = process.env.BENCH_PROTOCOL === 'http1' ? 'http1' : 'h2c';
 const agent = new Agent({ connections: 1024, keepAliveTimeout: 30_000, pipelining: 1 });
 const h2cPools = new Map<string, H2cPool>();
 /** The client's connections to `url`: the runtime's h2c pool (32 streams a connection), or keep-alive HTTP/1.1. */

@@ -2,9 +2,10 @@
  * A dropped client resumes on another gateway instance without missing a frame, while its turn
  * keeps running and is stored; a `cancel` frame stops a running turn. Two gateways; with Redis (CI)
  * also two runtimes sharing the frame log, so the resumed client reads a turn that runs on the
- * other runtime. The services stream to each other over h2c (GATEWAY__AGENT_STREAM_H2C_STREAMS,
- * AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS): a gateway leaving a turn's stream resets an HTTP/2 stream,
- * which the runtime's SSE writer must see (this test hung at frame 9 before sse.ts knew).
+ * other runtime. Both ways the services can stream to each other: over h2c (the default of
+ * GATEWAY__AGENT_STREAM_H2C_STREAMS and AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS), where a gateway
+ * leaving a turn's stream resets an HTTP/2 stream, which the runtime's SSE writer must see (this
+ * test hung at frame 9 before sse.ts knew), and over HTTP/1.1 (both settings 0).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
@@ -12,7 +13,10 @@ import { FrameClient, startStack, type Stack } from '../helpers/stack.ts';
 
 type Frame = Record<string, unknown>;
 
-describe('resume and cancel over real services', () => {
+describe.each([
+  ['h2c', '32'],
+  ['HTTP/1.1', '0'],
+])('resume and cancel over real services, streaming to each other over %s', (_protocol, h2cStreams) => {
   let stack: Stack;
   let token: string;
   const redisUrl = inject('redisUrl');
@@ -22,8 +26,8 @@ describe('resume and cancel over real services', () => {
       runtimes: redisUrl ? 2 : 1,
       gateways: 2,
       env: {
-        runtime: { AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS: '32', ...(redisUrl ? { AGENT_RUNTIME__REDIS_URL: redisUrl } : {}) },
-        gateway: { GATEWAY__AGENT_STREAM_H2C_STREAMS: '32' },
+        runtime: { AGENT_RUNTIME__LLM_PROXY_H2C_STREAMS: h2cStreams, ...(redisUrl ? { AGENT_RUNTIME__REDIS_URL: redisUrl } : {}) },
+        gateway: { GATEWAY__AGENT_STREAM_H2C_STREAMS: h2cStreams },
       },
     });
     token = await stack.token();

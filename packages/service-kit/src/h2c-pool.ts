@@ -21,8 +21,13 @@
  *
  * A call goes to the oldest live connection with a free stream; with none, to a new connection
  * (up to `connections`), else to the least busy one, which queues it.
+ *
+ * A peer that turns out to speak only HTTP/1.1 (it answers the HTTP/2 preface with a 400: another
+ * program at a URL set for one of ours) before any answer came over h2c: the pool speaks HTTP/1.1 to
+ * it from then on (an undici Pool, `connections` at most), the calls that failed on the preface
+ * included (the peer never read them as requests), and `onHttp1` is told once.
  */
-import { Client, Dispatcher } from 'undici';
+import { Client, Dispatcher, Pool } from 'undici';
 
 export interface H2cPoolOptions {
   /** Calls one connection carries at once. */
@@ -35,6 +40,8 @@ export interface H2cPoolOptions {
   client: Client.Options;
   /** How often each connection is PINGed: one that leaves a PING unanswered until the next is reset (ms). */
   pingIntervalMs: number;
+  /** Called once if the peer speaks only HTTP/1.1 and the pool falls back to it. */
+  onHttp1?: () => void;
 }
 
 interface Connection {
@@ -63,6 +70,7 @@ const CALLBACKS = [
 ] as const;
 const ENDS = new Set<string>(['onResponseEnd', 'onResponseError', 'onComplete', 'onError']);
 const FAILS = new Set<string>(['onResponseError', 'onError']);
+const STARTS = new Set<string>(['onResponseStart', 'onHeaders']);
 /**
  * Failures of a call that say its connection may be stalled (undici's error codes): no headers or
  * a silent body in time, the socket failed. A call its caller aborted says nothing of the connection.
@@ -78,6 +86,10 @@ export class H2cPool extends Dispatcher {
   private closed = false;
   /** Calls running, on every connection (retiring ones too). */
   private running = 0;
+  /** An answer came over h2c: the peer speaks it (no fallback to HTTP/1.1 then). */
+  private spokeH2c = false;
+  /** The peer speaks only HTTP/1.1: every call goes here. */
+  private http1: Pool | undefined;
 
   constructor(origin: string, opts: H2cPoolOptions) {
     super();
@@ -92,30 +104,53 @@ export class H2cPool extends Dispatcher {
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (this.closed) throw new Error('the pool is closed');
+    if (this.http1) return this.http1.dispatch(options, handler);
     const conn = this.pick();
     conn.running++;
     this.running++;
     let ended = false;
+    let answered = false;
     // the handler's callbacks, called on the handler itself; the call's end frees its stream
     const wrapped: Record<string, unknown> = {};
     for (const name of CALLBACKS) {
       const fn = (handler as Record<string, unknown>)[name] as ((...a: unknown[]) => unknown) | undefined;
       if (typeof fn !== 'function') continue;
-      wrapped[name] = ENDS.has(name)
-        ? (...args: unknown[]) => {
-            if (!ended) {
-              ended = true;
-              conn.running--;
-              this.running--;
-              // (onResponseError's error is its second argument, onError's its first)
-              const err = FAILS.has(name) ? args.find((a) => a instanceof Error) : undefined;
-              if (STALLED.has((err as { code?: string } | undefined)?.code ?? '')) this.retire(conn);
+      if (STARTS.has(name)) {
+        wrapped[name] = (...args: unknown[]) => {
+          answered = true;
+          this.spokeH2c = true;
+          return fn.apply(handler, args);
+        };
+      } else if (ENDS.has(name)) {
+        wrapped[name] = (...args: unknown[]) => {
+          if (!ended) {
+            ended = true;
+            conn.running--;
+            this.running--;
+            // (onResponseError's error is its second argument, onError's its first)
+            const err = FAILS.has(name) ? args.find((a) => a instanceof Error) : undefined;
+            const code = (err as { code?: string } | undefined)?.code ?? '';
+            if (STALLED.has(code)) this.retire(conn);
+            // the HTTP/2 preface refused before anything came over h2c: the call again over HTTP/1.1
+            if (code === 'ERR_HTTP2_ERROR' && !answered && !this.spokeH2c && !this.closed) {
+              return this.fallBackToHttp1().dispatch(options, handler);
             }
-            return fn.apply(handler, args);
           }
-        : fn.bind(handler);
+          return fn.apply(handler, args);
+        };
+      } else wrapped[name] = fn.bind(handler);
     }
     return conn.client.dispatch(options, wrapped as Dispatcher.DispatchHandler);
+  }
+
+  /** The HTTP/1.1 pool every call goes to from now on; the h2c connections are closed. */
+  private fallBackToHttp1(): Pool {
+    if (!this.http1) {
+      this.http1 = new Pool(this.origin, { ...this.opts.client, connections: this.opts.connections });
+      for (const conn of [...this.live]) this.retire(conn);
+      this.opts.onHttp1?.();
+    }
+    return this.http1;
   }
 
   private pick(): Connection {
@@ -161,7 +196,7 @@ export class H2cPool extends Dispatcher {
   override close(callback?: () => void): Promise<void> | void {
     this.closed = true;
     for (const conn of [...this.live]) this.retire(conn);
-    const closed = Promise.all(this.retiring.values()).then(() => undefined);
+    const closed = Promise.all([...this.retiring.values(), this.http1?.close()]).then(() => undefined);
     if (!callback) return closed;
     void closed.then(callback);
   }
@@ -175,7 +210,9 @@ export class H2cPool extends Dispatcher {
     const err = typeof a === 'function' ? null : (a ?? null);
     const callback = typeof a === 'function' ? a : b;
     const clients = [...this.live.splice(0).map((c) => c.client), ...this.retiring.keys()];
-    const destroyed = Promise.all(clients.map((c) => c.destroy(err).catch(() => undefined))).then(() => undefined);
+    const destroyed = Promise.all([...clients, ...(this.http1 ? [this.http1] : [])].map((c) => c.destroy(err).catch(() => undefined))).then(
+      () => undefined,
+    );
     if (!callback) return destroyed;
     void destroyed.then(callback);
   }

@@ -32,9 +32,12 @@ export interface PeerOptions {
    * streams leave in one write. A connection is retired (gracefully: its calls finish) after
    * H2C_CONNECTION_TTL_MS, so that callers spread again over the peer's replicas, which a load
    * balancer in between assigns per connection. `connections` bounds the connections. An https
-   * peer negotiates its protocol as usual.
+   * peer negotiates its protocol as usual; a peer that refuses the HTTP/2 preface (it speaks only
+   * HTTP/1.1) is called over HTTP/1.1 from then on, and `log` is told.
    */
   h2cStreams?: number;
+  /** Where the client says what the operator should know (a peer that does not speak h2c). */
+  log?: { warn(obj: object, msg: string): void };
 }
 
 /** How long an h2c connection takes new calls (ms): then it finishes its calls and a new one (maybe to another replica) takes over. */
@@ -128,6 +131,11 @@ export class PeerClient {
         connections: opts.connections ?? 64,
         ttlMs: H2C_CONNECTION_TTL_MS,
         pingIntervalMs: H2C_PING_INTERVAL_MS,
+        onHttp1: () =>
+          opts.log?.warn(
+            { peer: opts.peer, url: this.baseUrl },
+            'the peer refused HTTP/2 (h2c): it is called over HTTP/1.1 from now on; set its *_H2C_STREAMS setting to 0 for a peer that is not one of ours',
+          ),
         client: { ...timeouts, keepAliveTimeout: 30_000 },
       });
       this.unwatch = opts.metrics.watchH2cPool(opts.peer, () => pool.stats);

@@ -341,4 +341,67 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
     expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
     expect(sessions.size).toBe(2);
   });
+  it('falls back to HTTP/1.1 for a peer that refuses the HTTP/2 preface: every call answered, the fallback told once', async () => {
+    const { default: http } = await import('node:http');
+    const versions: string[] = [];
+    const plain = http.createServer((req, res) => {
+      versions.push(req.httpVersion);
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d));
+      req.on('end', () => res.end(JSON.stringify({ version: req.httpVersion, body })));
+    });
+    plain.listen(0, '127.0.0.1');
+    await once(plain, 'listening');
+    cleanup.push(async () => plain.close());
+    const url = `http://127.0.0.1:${(plain.address() as net.AddressInfo).port}`;
+    const warned: unknown[] = [];
+    const client = new PeerClient({
+      peer: 'plain',
+      baseUrl: url,
+      metrics: new ServiceMetrics('h2c-fallback-client'),
+      h2cStreams: 8,
+      log: { warn: (obj) => warned.push(obj) },
+    });
+    cleanup.push(() => client.close());
+    // the first calls at once (on the refused connection), with bodies, through both client paths
+    const answers = await Promise.all([
+      client.request({ method: 'POST', path: '/a', route: '/a', body: { n: 1 } }).then((r) => r.body.json()),
+      client.text({ method: 'POST', path: '/b', route: '/b', body: { n: 2 } }).then((r) => JSON.parse(r.text) as unknown),
+      client.text({ method: 'GET', path: '/c', route: '/c' }).then((r) => JSON.parse(r.text) as unknown),
+    ]);
+    expect(answers).toEqual([
+      { version: '1.1', body: '{"n":1}' },
+      { version: '1.1', body: '{"n":2}' },
+      { version: '1.1', body: '' },
+    ]);
+    expect(await (await client.request({ method: 'GET', path: '/d', route: '/d' })).body.json()).toEqual({ version: '1.1', body: '' });
+    expect(warned).toEqual([{ peer: 'plain', url }]);
+    // each request reached the server once
+    expect(versions).toEqual(['1.1', '1.1', '1.1', '1.1']);
+  });
+
+  it('does not fall back once the peer has answered over h2c: a later refusal is an error of that call', async () => {
+    const { svc, url } = await start();
+    let fellBack = false;
+    const pool = new H2cPool(url, {
+      streams: 8,
+      connections: 4,
+      ttlMs: 60_000,
+      client: {},
+      pingIntervalMs: 60_000,
+      onHttp1: () => (fellBack = true),
+    });
+    cleanup.push(() => pool.destroy());
+    expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
+    // the same port now served by a program that speaks only HTTP/1.1
+    await svc.app.close();
+    const { default: http } = await import('node:http');
+    const plain = http.createServer((_req, res) => res.end('{}'));
+    plain.listen(Number(new URL(url).port), '127.0.0.1');
+    await once(plain, 'listening');
+    cleanup.push(async () => plain.close());
+    await vi.waitFor(() => expect(pool.stats.connections).toBe(0));
+    await expect(pool.request({ method: 'GET', path: '/version' })).rejects.toMatchObject({ code: 'ERR_HTTP2_ERROR' });
+    expect(fellBack).toBe(false);
+  });
 });

@@ -35,6 +35,7 @@ export async function buildApp(config: GatewayConfig, deps: { logger?: Logger } 
     streamIdleTimeoutMs: config.agentStreamTimeout * 1000,
     streamConnections: config.agentStreamConnections,
     streamH2cStreams: config.agentStreamH2cStreams,
+    log: logger,
   });
   app.addHook('onClose', () => runtime.close());
   service.addReadinessCheck('runtime', () => runtime.checkHealth());

@@ -37,11 +37,9 @@ export const gatewaySettings = defineSettings({
   /**
    * Turn streams one connection to the runtime carries at once, over HTTP/2 without TLS (h2c): the
    * frames of the streams sharing it leave and arrive in one socket write and read. 0: HTTP/1.1, a
-   * connection per turn, the default: an h2c connection that a network partition stalls keeps
-   * taking new turns after the heal (the fault suite's partition did not recover in 180 s), until
-   * the pool retires a connection whose calls time out.
+   * connection per turn.
    */
-  agentStreamH2cStreams: setting.int({ min: 0, max: H2C_MAX_STREAMS, fallback: 0 }),
+  agentStreamH2cStreams: setting.int({ min: 0, max: H2C_MAX_STREAMS, fallback: 32 }),
   /** Timeout of proxied REST calls (seconds). */
   requestTimeout: setting.number({ min: 1, max: 300, fallback: 30 }),
 });

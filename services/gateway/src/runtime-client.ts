@@ -5,7 +5,15 @@
  * to that user.
  */
 import type { FastifyReply } from 'fastify';
-import { isJsonType, parseAnswer, PeerClient, PeerUnavailableError, type PeerRequest, type ServiceMetrics } from '@codelab/service-kit';
+import {
+  isJsonType,
+  parseAnswer,
+  PeerClient,
+  PeerUnavailableError,
+  type PeerOptions,
+  type PeerRequest,
+  type ServiceMetrics,
+} from '@codelab/service-kit';
 import {
   CALLER_HEADER,
   type AgentStreamRequest,
@@ -35,6 +43,8 @@ export class RuntimeClient {
     streamConnections?: number;
     /** Turn streams per connection over h2c (PeerOptions.h2cStreams); 0 or absent: HTTP/1.1. */
     streamH2cStreams?: number;
+    /** Where a runtime that does not speak h2c is reported. */
+    log?: PeerOptions['log'];
   }) {
     this.streamIdleTimeoutMs = opts.streamIdleTimeoutMs;
     const common = { peer: 'runtime', baseUrl: opts.baseUrl, internalApiKey: opts.internalApiKey, metrics: opts.metrics };
@@ -46,6 +56,7 @@ export class RuntimeClient {
       bodyTimeoutMs: opts.streamIdleTimeoutMs,
       connections: opts.streamConnections,
       h2cStreams: opts.streamH2cStreams,
+      log: opts.log,
     });
   }
 

@@ -74,6 +74,7 @@ export async function buildApp(config: RuntimeConfig, deps: { logger?: Logger } 
     writeIntervalMs: config.tokenFrameInterval * 1000,
     serviceMetrics: service.metrics,
     metrics,
+    log: logger,
   });
   app.addHook('onClose', () => llm.close());
   service.addReadinessCheck('llm-proxy', () => llm.checkHealth());

@@ -14,10 +14,10 @@ export const runtimeSettings = defineSettings({
   /**
    * LLM calls one connection to the llm-proxy carries at once, over HTTP/2 without TLS (h2c): the
    * chunks of the calls sharing it arrive in one socket read. 0: HTTP/1.1, a connection per call
-   * (for an LLM_PROXY_URL that is not this platform's llm-proxy, or a proxy that speaks only HTTP/1.1),
-   * the default for now (as GATEWAY__AGENT_STREAM_H2C_STREAMS: a stalled connection is not retired yet).
+   * (for an LLM_PROXY_URL that is not this platform's llm-proxy; one that refuses h2c is called over
+   * HTTP/1.1 anyway, with a warning).
    */
-  llmProxyH2cStreams: setting.int({ min: 0, max: H2C_MAX_STREAMS, fallback: 0 }),
+  llmProxyH2cStreams: setting.int({ min: 0, max: H2C_MAX_STREAMS, fallback: 32 }),
   /** Longest wait for the LLM's response headers, and then for each next chunk (seconds). */
   llmFirstByteTimeout: setting.number({ min: 0.1, max: 3600, fallback: 60 }),
   llmIdleTimeout: setting.number({ min: 0.1, max: 3600, fallback: 120 }),

@@ -7,7 +7,15 @@
  * `userText`, one readable sentence per kind of failure (LLM_FAILURE_TEXT).
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import { PeerClient, PeerUnavailableError, sseEventsIn, sseRuns, startSpan, type ServiceMetrics } from '@codelab/service-kit';
+import {
+  PeerClient,
+  PeerUnavailableError,
+  sseEventsIn,
+  sseRuns,
+  startSpan,
+  type PeerOptions,
+  type ServiceMetrics,
+} from '@codelab/service-kit';
 import {
   MAX_WRITE_INTERVAL_MS,
   openAIErrorOf,
@@ -92,6 +100,8 @@ export interface LlmClientOptions {
   writeIntervalMs?: number;
   serviceMetrics: ServiceMetrics;
   metrics: RuntimeMetrics;
+  /** Where a peer that does not speak h2c is reported. */
+  log?: PeerOptions['log'];
 }
 
 export class LlmClient {
@@ -115,6 +125,7 @@ export class LlmClient {
       // a stream holds its connection for the whole answer: as many as turns may run at once
       connections: opts.connections,
       h2cStreams: opts.h2cStreams,
+      log: opts.log,
     });
   }
 
