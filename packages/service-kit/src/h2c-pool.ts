@@ -25,7 +25,8 @@
  * A peer that turns out to speak only HTTP/1.1 (it answers the HTTP/2 preface with a 400: another
  * program at a URL set for one of ours) before any answer came over h2c: the pool speaks HTTP/1.1 to
  * it from then on (an undici Pool, `connections` at most), the calls that failed on the preface
- * included (the peer never read them as requests), and `onHttp1` is told once.
+ * included (the peer never read them as requests; a call whose body was a stream cannot be sent
+ * again and fails), and `onHttp1` is told once.
  */
 import { Client, Dispatcher, Pool } from 'undici';
 
@@ -76,6 +77,11 @@ const STARTS = new Set<string>(['onResponseStart', 'onHeaders']);
  * a silent body in time, the socket failed. A call its caller aborted says nothing of the connection.
  */
 const STALLED = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET']);
+
+/** A request body that can be sent a second time (not a stream, which the first attempt read). */
+function resendable(body: Dispatcher.DispatchOptions['body']): boolean {
+  return body == null || typeof body === 'string' || body instanceof Uint8Array;
+}
 
 export class H2cPool extends Dispatcher {
   private readonly origin: string;
@@ -133,7 +139,8 @@ export class H2cPool extends Dispatcher {
             if (STALLED.has(code)) this.retire(conn);
             // the HTTP/2 preface refused before anything came over h2c: the call again over HTTP/1.1
             if (code === 'ERR_HTTP2_ERROR' && !answered && !this.spokeH2c && !this.closed) {
-              return this.fallBackToHttp1().dispatch(options, handler);
+              const pool = this.fallBackToHttp1();
+              if (resendable(options.body)) return pool.dispatch(options, handler);
             }
           }
           return fn.apply(handler, args);

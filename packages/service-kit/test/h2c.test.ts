@@ -7,7 +7,9 @@
  * stalled (a PING unanswered).
  */
 import net from 'node:net';
+import http from 'node:http';
 import http2 from 'node:http2';
+import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '@codelab/service-kit/testing';
@@ -281,10 +283,13 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
   });
   it('retires a connection whose call timed out: the next call goes to a new connection', async () => {
     const { url, sessions, release } = await start();
-    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 60_000, client: { headersTimeout: 300 }, pingIntervalMs: 60_000 });
+    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 60_000, client: {}, pingIntervalMs: 60_000 });
     cleanup.push(() => pool.destroy());
     expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
-    await expect(pool.request({ method: 'GET', path: '/silent' })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+    // (only this call has a short headers timeout: the route answers only when released)
+    await expect(pool.request({ method: 'GET', path: '/silent', headersTimeout: 300 })).rejects.toMatchObject({
+      code: 'UND_ERR_HEADERS_TIMEOUT',
+    });
     expect(pool.stats.connections).toBe(0);
     expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
     expect(sessions.size).toBe(2);
@@ -341,8 +346,8 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
     expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
     expect(sessions.size).toBe(2);
   });
+
   it('falls back to HTTP/1.1 for a peer that refuses the HTTP/2 preface: every call answered, the fallback told once', async () => {
-    const { default: http } = await import('node:http');
     const versions: string[] = [];
     const plain = http.createServer((req, res) => {
       versions.push(req.httpVersion);
@@ -378,6 +383,15 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
     expect(warned).toEqual([{ peer: 'plain', url }]);
     // each request reached the server once
     expect(versions).toEqual(['1.1', '1.1', '1.1', '1.1']);
+
+    // a call whose body was a stream (read by the refused attempt) is not sent again: it fails, the next goes over HTTP/1.1
+    const pool = new H2cPool(url, { streams: 8, connections: 4, ttlMs: 60_000, client: {}, pingIntervalMs: 60_000 });
+    cleanup.push(() => pool.destroy());
+    await expect(pool.request({ method: 'POST', path: '/e', body: Readable.from(['x']) })).rejects.toMatchObject({
+      code: 'ERR_HTTP2_ERROR',
+    });
+    expect(await (await pool.request({ method: 'POST', path: '/f', body: 'y' })).body.json()).toEqual({ version: '1.1', body: 'y' });
+    expect(versions).toEqual(['1.1', '1.1', '1.1', '1.1', '1.1']);
   });
 
   it('does not fall back once the peer has answered over h2c: a later refusal is an error of that call', async () => {
@@ -395,7 +409,6 @@ describe('a service port speaks HTTP/1.1 and h2c', () => {
     expect(await (await pool.request({ method: 'GET', path: '/version' })).body.json()).toEqual({ version: '2.0' });
     // the same port now served by a program that speaks only HTTP/1.1
     await svc.app.close();
-    const { default: http } = await import('node:http');
     const plain = http.createServer((_req, res) => res.end('{}'));
     plain.listen(Number(new URL(url).port), '127.0.0.1');
     await once(plain, 'listening');

@@ -178,7 +178,8 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     );
     proxies.push(gated);
     const { sdk, proxy } = await startFront(
-      { LLM_PROXY__MAX_RETRIES: '0', LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '3', LLM_PROXY__BREAKER_RESET_TIMEOUT: '0.3' },
+      // open for 2 s: the refused call below must come within it (a local call; 0.3 s was a pace assumption)
+      { LLM_PROXY__MAX_RETRIES: '0', LLM_PROXY__BREAKER_FAILURE_THRESHOLD: '3', LLM_PROXY__BREAKER_RESET_TIMEOUT: '2' },
       gated.url,
     );
     const state = () => proxy.metric('llm_proxy_circuit_breaker_state', { upstream: 'fake-llm' });
@@ -196,7 +197,7 @@ describe('upstream mode (openai provider) in front of a mock llm-proxy', () => {
     expect(await gatedSeen('internal_error')).toBe(3);
 
     // the reset timeout is a lower bound: waiting longer changes nothing
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 2050));
     const probe = sdk.chat.completions.create({ model: 'fake-llm', messages: user('probe') });
     await probeReached;
     expect(await state()).toBe(1);
